@@ -1,0 +1,291 @@
+"""BrokerActor: submits each client order id at most once, after the journal holds
+``order_submitting``, and turns the venue's ordered event stream into journaled order events.
+
+After a restart it rebuilds its orders from the journal, resumes the venue stream from the cursor
+committed with the last events it journaled, and asks the venue about every order still in
+``pending_submit`` or ``unknown`` before closing any of them. It never guesses an outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from tradeplane.actors.common import (
+    ROLE_BROKER,
+    ROLE_JOURNAL,
+    ROLE_RISK,
+    DeathWatch,
+    Outbox,
+    Peers,
+    call_journal,
+    query_journal,
+    spawn,
+    strategy_role,
+)
+from tradeplane.actors.records import order_record
+from tradeplane.actors.venue import LocalVenueClient, RayVenueClient, VenueClient, open_sim_venue
+from tradeplane.config.models import Mode, TradeplaneConfig
+from tradeplane.core.clock import SystemClock
+from tradeplane.core.errors import TransientError
+from tradeplane.core.execution import ExecutionCore, OrderEvent
+from tradeplane.core.model import CancelOrder, Envelope, Fill, SubmitOrder
+from tradeplane.core.orders import OrderStatus
+from tradeplane.journal.records import JournalRecord, StateWrite
+from tradeplane.venues.sim import VenueOrderRequest
+
+CURSOR_SCOPE, CURSOR_KEY = "broker", "venue_cursor"
+LATENCY_SAMPLES = 100_000
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    idx = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[idx]
+
+
+@ray.remote
+class BrokerActor(DeathWatch):
+    def __init__(self, cfg: TradeplaneConfig, run_id: str) -> None:
+        self.cfg = cfg
+        self.deployment = cfg.deployment.name
+        self.run_id = run_id
+        self.mode = cfg.deployment.mode
+        self.peers = Peers(self.deployment)
+        self.outbox = Outbox(self.peers, inflight_limit=cfg.supervisor.inflight_limit)
+        self.core = ExecutionCore(SystemClock())
+        self.venue: VenueClient
+        if self.mode is Mode.SHADOW:
+            shadow_db = Path(cfg.deployment.resolved_state_dir()) / "shadow" / "venue.db"
+            self.venue = LocalVenueClient(open_sim_venue(shadow_db, cfg.venue.sim))
+        else:
+            self.venue = RayVenueClient(self.peers)
+        self.cursor = 0
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._in_submit: set[str] = set()
+        self._ready = asyncio.Event()
+        self.latencies_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        self.submits = 0
+        self.venue_errors = 0
+        self.last_error: str | None = None
+        self.restored_open = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def ready(self) -> dict[str, Any]:
+        if not self._ready.is_set():
+            await self._restore()
+            spawn(self.tasks, self._stream_loop())
+            spawn(self.tasks, self._resolve_loop())
+            self._ready.set()
+        return {"open_orders": len(self.core.orders.open_orders()), "cursor": self.cursor}
+
+    async def _restore(self) -> None:
+        rows = await query_journal(self.peers, "orders")
+        fills = await query_journal(self.peers, "fills")
+        by_order: dict[str, list[str]] = {}
+        for f in fills:
+            by_order.setdefault(f["client_order_id"], []).append(f["fill_id"])
+        for r in rows:
+            r["fill_ids"] = by_order.get(r["client_order_id"], [])
+        self.core.restore(rows)
+        cursor = await query_journal(self.peers, "get_state", scope=CURSOR_SCOPE, key=CURSOR_KEY)
+        self.cursor = int(cursor["seq"]) if cursor else 0
+        self.restored_open = len(self.core.orders.open_orders())
+
+    async def rewire(self, role: str | None = None) -> int:
+        self.peers.forget(role)
+        return self.outbox.resend(role)
+
+    # -- commands ------------------------------------------------------------------------------
+
+    async def submit(self, cmd: SubmitOrder) -> bool:
+        """Returns False for a client order id already known (never sent twice)."""
+        await self._ready.wait()
+        coid = cmd.intent.client_order_id
+        begun = self.core.begin_submit(cmd)
+        if begun is None:
+            existing = self.core.orders.get(coid)
+            if existing is not None and existing.is_terminal:
+                self.outbox.send_nowait(ROLE_RISK, "on_order_events", [], [coid])
+            return False
+        self._in_submit.add(coid)
+        try:
+            # Durable before anything leaves: a crash after this line is resolved by asking.
+            await call_journal(self.peers, [order_record(self.deployment, begun)])
+            intent = cmd.intent
+            if intent.bar_recv_ts is not None:
+                self.latencies_ms.append((time.time() - intent.bar_recv_ts) * 1000.0)
+            req = VenueOrderRequest(
+                client_order_id=coid,
+                symbol=intent.symbol,
+                side=intent.side,
+                quantity=intent.quantity,
+                order_type=intent.order_type,
+                limit_price=intent.limit_price,
+            )
+            self.submits += 1
+            try:
+                await self.venue.submit(req)
+            except TransientError as exc:
+                self.venue_errors += 1
+                self.last_error = str(exc)
+                await self._journal_events([self.core.unknown(coid, f"SUBMIT_UNCONFIRMED: {exc}")])
+                return True
+            await self._journal_events([self.core.submitted(coid)])
+            if self.core.take_deferred_cancel(coid):
+                await self._send_cancel(coid)
+            return True
+        finally:
+            self._in_submit.discard(coid)
+
+    async def cancel(self, cmd: CancelOrder) -> bool:
+        await self._ready.wait()
+        return await self._send_cancel(cmd.client_order_id)
+
+    async def _send_cancel(self, coid: str) -> bool:
+        event, send_now = self.core.request_cancel(coid)
+        if event is not None:
+            await self._journal_events([event])
+        if not send_now:
+            return event is not None
+        try:
+            await self.venue.cancel(coid)
+        except TransientError as exc:
+            self.venue_errors += 1
+            self.last_error = str(exc)
+        return True
+
+    async def on_bars(self, envelope: Envelope) -> None:
+        """Shadow mode: the in-process venue matches against the live bars."""
+        self.venue.on_bars(envelope.payload)
+
+    # -- venue stream --------------------------------------------------------------------------
+
+    async def _stream_loop(self) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                events = await self.venue.events_since(self.cursor, 500, 1.0)
+                backoff = 0.05
+            except TransientError as exc:
+                self.last_error = str(exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            if not events:
+                continue
+            order_events: list[tuple[OrderEvent, int]] = []
+            for ev in events:
+                order_events.extend((oe, ev.seq) for oe in self.core.apply_venue_event(ev))
+            last = events[-1].seq
+            records = [
+                order_record(self.deployment, oe, venue_seq=seq)
+                for oe, seq in order_events
+                if oe.kind != "order_fill_duplicate"
+            ]
+            cursor = StateWrite(CURSOR_SCOPE, CURSOR_KEY, {"seq": last}, time.time())
+            # Records and cursor commit together: a restart resumes exactly after them.
+            await call_journal(self.peers, records, [cursor], retry_s=3600.0)
+            self.cursor = last
+            self._notify([oe for oe, _ in order_events])
+
+    def _notify(self, events: list[OrderEvent]) -> None:
+        fills: list[Fill] = [e.fill for e in events if e.kind == "order_filled" and e.fill]
+        closed = [e.order.client_order_id for e in events if e.order.is_terminal]
+        if fills or closed:
+            self.outbox.send_nowait(ROLE_RISK, "on_order_events", fills, closed)
+        by_strategy: dict[str, list[Fill]] = {}
+        for f in fills:
+            by_strategy.setdefault(f.strategy, []).append(f)
+        for strategy, strategy_fills in by_strategy.items():
+            self.outbox.send_nowait(strategy_role(strategy), "on_fills", strategy_fills)
+
+    async def _journal_events(self, events: list[OrderEvent | None]) -> None:
+        real = [e for e in events if e is not None]
+        if not real:
+            return
+        records: list[JournalRecord] = [order_record(self.deployment, e) for e in real]
+        await call_journal(self.peers, records)
+        self._notify(real)
+
+    # -- resolving what a crash or timeout left open ---------------------------------------------
+
+    async def _resolve_loop(self) -> None:
+        grace = self.cfg.supervisor.unconfirmed_grace_s
+        while True:
+            await asyncio.sleep(0.25)
+            now = time.time()
+            pending = [
+                o
+                for status in (OrderStatus.PENDING_SUBMIT, OrderStatus.UNKNOWN)
+                for o in self.core.orders.in_status(status)
+                if o.client_order_id not in self._in_submit
+            ]
+            for order in pending:
+                try:
+                    seen = await self.venue.order(order.client_order_id)
+                except TransientError:
+                    break
+                if seen is not None:
+                    continue  # the venue has it; its events arrive on the stream
+                if now - order.updated_ts < grace:
+                    continue
+                await self._journal_events(
+                    [self.core.close_unconfirmed(order.client_order_id, "NOT_RECEIVED_BY_VENUE")]
+                )
+
+    # -- observation ---------------------------------------------------------------------------
+
+    async def heartbeat(self) -> dict[str, Any]:
+        lat = sorted(self.latencies_ms)
+        return {
+            "role": ROLE_BROKER,
+            "ts": time.time(),
+            "mode": self.mode.value,
+            "connected": self.venue.connected,
+            "ready": self._ready.is_set(),
+            "cursor": self.cursor,
+            "orders": len(self.core.orders),
+            "open_orders": len(self.core.orders.open_orders()),
+            "submits": self.submits,
+            "duplicates_blocked": self.core.duplicates_blocked,
+            "unmatched_venue_events": self.core.unmatched_events,
+            "venue_errors": self.venue_errors,
+            "last_error": self.last_error,
+            "restored_open_orders": self.restored_open,
+            "tick_to_order_ms": {
+                "n": len(lat),
+                "p50": percentile(lat, 0.50),
+                "p95": percentile(lat, 0.95),
+                "p99": percentile(lat, 0.99),
+            },
+            "outbox": self.outbox.stats(),
+        }
+
+    async def latency_samples(self, clear: bool = False) -> list[float]:
+        out = list(self.latencies_ms)
+        if clear:
+            self.latencies_ms.clear()
+        return out
+
+    async def drain(self, timeout_s: float = 10.0) -> bool:
+        """Wait until no submit is half done and the journal has every order event."""
+        deadline = time.monotonic() + timeout_s
+        while self._in_submit and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return not self._in_submit
+
+    async def close(self) -> None:
+        for t in list(self.tasks):
+            t.cancel()
+        self.venue.close()
+
+
+__all__ = ["ROLE_JOURNAL", "BrokerActor"]

@@ -1,0 +1,260 @@
+"""Plumbing shared by the actor shells: names, peer lookup, and at-least-once delivery.
+
+Delivery between actors is at-least-once with idempotent receivers: a sender keeps each message
+until the receiving actor has acknowledged it (its method returned) and resends what a dead
+receiver never acknowledged once the supervisor says the peer is back. Every receiver
+de-duplicates (bars by open time, intents and orders by id, fills by fill id, journal records by
+event id), so a resend can never double anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+
+NAMESPACE = "tradeplane"
+log = logging.getLogger("tradeplane.actors")
+
+ROLE_JOURNAL = "journal"
+ROLE_VENUE = "venue"
+ROLE_BROKER = "broker"
+ROLE_RISK = "risk"
+ROLE_FEED = "feed"
+ROLE_SUPERVISOR = "supervisor"
+STRATEGY_PREFIX = "strategy/"
+
+
+def actor_name(deployment: str, role: str) -> str:
+    return f"{deployment}/{role}"
+
+
+def strategy_role(strategy: str) -> str:
+    return f"{STRATEGY_PREFIX}{strategy}"
+
+
+def child_options(deployment: str, role: str, **extra: Any) -> dict[str, Any]:
+    """Children are detached and named so a supervisor crash does not take the pipeline down;
+    Ray's own restarts are off so the supervisor's policy decides."""
+    opts: dict[str, Any] = {
+        "name": actor_name(deployment, role),
+        "namespace": NAMESPACE,
+        "lifetime": "detached",
+        "max_restarts": 0,
+        "max_task_retries": 0,
+        "num_cpus": 0,
+        "max_concurrency": 1000,
+    }
+    opts.update(extra)
+    return opts
+
+
+class Peers:
+    """Handles to sibling actors by role, looked up by name and refreshed after a restart."""
+
+    def __init__(self, deployment: str) -> None:
+        self.deployment = deployment
+        self._handles: dict[str, Any] = {}
+
+    def get(self, role: str) -> Any | None:
+        handle = self._handles.get(role)
+        if handle is None:
+            try:
+                handle = ray.get_actor(actor_name(self.deployment, role), namespace=NAMESPACE)
+            except ValueError:
+                return None
+            self._handles[role] = handle
+        return handle
+
+    def forget(self, role: str | None = None) -> None:
+        if role is None:
+            self._handles.clear()
+        else:
+            self._handles.pop(role, None)
+
+
+@dataclass(slots=True)
+class _Message:
+    role: str
+    method: str
+    args: tuple[Any, ...]
+
+
+class Outbox:
+    """Fire-and-forget sends that survive a receiver's death.
+
+    ``inflight_limit`` bounds unacknowledged messages per receiver: past it ``send`` waits
+    (backpressure) and the wait is counted, so memory does not grow without bound.
+    """
+
+    def __init__(self, peers: Peers, *, inflight_limit: int = 256, retry_limit: int = 50_000):
+        self.peers = peers
+        self.inflight_limit = inflight_limit
+        self._inflight: dict[str, int] = {}
+        self._retry: dict[str, deque[_Message]] = {}
+        self._retry_limit = retry_limit
+        self._space: dict[str, asyncio.Event] = {}
+        self.sent = 0
+        self.failed = 0
+        self.dropped = 0
+        self.backpressure_waits = 0
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def inflight(self, role: str | None = None) -> int:
+        if role is not None:
+            return self._inflight.get(role, 0)
+        return sum(self._inflight.values())
+
+    def pending_retries(self) -> int:
+        return sum(len(q) for q in self._retry.values())
+
+    async def send(self, role: str, method: str, *args: Any) -> None:
+        while self._inflight.get(role, 0) >= self.inflight_limit:
+            self.backpressure_waits += 1
+            event = self._space.setdefault(role, asyncio.Event())
+            event.clear()
+            await event.wait()
+        self.send_nowait(role, method, *args)
+
+    def send_nowait(self, role: str, method: str, *args: Any) -> None:
+        msg = _Message(role, method, args)
+        if self._retry.get(role):
+            self._park(msg)  # keep order: older undelivered messages go first
+            return
+        self._dispatch(msg)
+
+    def _dispatch(self, msg: _Message) -> None:
+        handle = self.peers.get(msg.role)
+        if handle is None:
+            self._park(msg)
+            return
+        try:
+            ref = getattr(handle, msg.method).remote(*msg.args)
+        except RayActorError:
+            self.peers.forget(msg.role)
+            self._park(msg)
+            return
+        self.sent += 1
+        self._inflight[msg.role] = self._inflight.get(msg.role, 0) + 1
+        task = asyncio.get_running_loop().create_task(self._await(msg, ref))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _await(self, msg: _Message, ref: Any) -> None:
+        try:
+            await ref
+        except (RayActorError, GetTimeoutError):
+            self.failed += 1
+            self.peers.forget(msg.role)
+            self._park(msg)
+        except RayTaskError as exc:
+            # The receiver raised: it is alive but refused; resending would loop forever.
+            self.failed += 1
+            log.error("%s.%s raised: %s", msg.role, msg.method, exc)
+        finally:
+            self._inflight[msg.role] -= 1
+            event = self._space.get(msg.role)
+            if event is not None:
+                event.set()
+
+    def _park(self, msg: _Message) -> None:
+        queue = self._retry.setdefault(msg.role, deque())
+        if len(queue) >= self._retry_limit:
+            queue.popleft()
+            self.dropped += 1
+        queue.append(msg)
+
+    def resend(self, role: str | None = None) -> int:
+        """Re-dispatch parked messages, oldest first (called when a peer is back)."""
+        roles = [role] if role is not None else list(self._retry)
+        count = 0
+        for r in roles:
+            self.peers.forget(r)
+            queue = self._retry.pop(r, deque())
+            while queue:
+                msg = queue.popleft()
+                if self.peers.get(r) is None:
+                    queue.appendleft(msg)
+                    self._retry[r] = queue
+                    break
+                self._dispatch(msg)
+                count += 1
+        return count
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "sent": self.sent,
+            "failed": self.failed,
+            "dropped": self.dropped,
+            "inflight": self.inflight(),
+            "pending_retries": self.pending_retries(),
+            "backpressure_waits": self.backpressure_waits,
+        }
+
+
+class DeathWatch:
+    """Mixin: a call that never returns while the actor lives, so its caller learns of the
+    actor's death the moment Ray does (no polling delay)."""
+
+    _never: asyncio.Event | None = None
+
+    async def wait_for_death(self) -> None:
+        if self._never is None:
+            self._never = asyncio.Event()
+        await self._never.wait()
+
+
+async def call_journal(
+    peers: Peers,
+    records: list[Any],
+    state: list[Any] | None = None,
+    *,
+    retry_s: float = 30.0,
+) -> list[int]:
+    """Append and wait for the commit, retrying across a journal restart (appends are idempotent
+    by event id). Raises ``OperationalError`` when the journal stays away for ``retry_s``."""
+    from tradeplane.core.errors import OperationalError
+
+    deadline = asyncio.get_running_loop().time() + retry_s
+    delay = 0.05
+    while True:
+        handle = peers.get(ROLE_JOURNAL)
+        if handle is not None:
+            try:
+                seqs: list[int] = await handle.append.remote(records, state or [])
+                return seqs
+            except RayActorError:
+                peers.forget(ROLE_JOURNAL)
+        if asyncio.get_running_loop().time() >= deadline:
+            raise OperationalError(f"journal unavailable for {retry_s:.0f}s")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+async def query_journal(peers: Peers, name: str, *, retry_s: float = 30.0, **kwargs: Any) -> Any:
+    from tradeplane.core.errors import OperationalError
+
+    deadline = asyncio.get_running_loop().time() + retry_s
+    while True:
+        handle = peers.get(ROLE_JOURNAL)
+        if handle is not None:
+            try:
+                return await handle.query.remote(name, **kwargs)
+            except RayActorError:
+                peers.forget(ROLE_JOURNAL)
+        if asyncio.get_running_loop().time() >= deadline:
+            raise OperationalError(f"journal unavailable for {retry_s:.0f}s")
+        await asyncio.sleep(0.1)
+
+
+def spawn(tasks: set[asyncio.Task[Any]], coro: Any) -> asyncio.Task[Any]:
+    """Start a background task and keep a reference so it is not garbage-collected."""
+    task = asyncio.get_running_loop().create_task(coro)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return task

@@ -1,0 +1,229 @@
+"""FeedActor: produces closed bars and pushes them to every subscriber.
+
+The sim source is paced by the configured speed and continues the simulator's exact sequence
+after a restart (its snapshot is journaled), so bars a restarted feed sends again are identical
+and dropped by their receivers. Recent bars are kept per symbol so a restarted strategy can
+replay what it missed. Pushes go through an ``Outbox``: a slow subscriber makes the feed wait
+(counted as backpressure) instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+
+import ray
+
+from tradeplane.actors.common import (
+    ROLE_FEED,
+    ROLE_JOURNAL,
+    DeathWatch,
+    Outbox,
+    Peers,
+    query_journal,
+    spawn,
+)
+from tradeplane.actors.records import event_record
+from tradeplane.config.models import TradeplaneConfig
+from tradeplane.core.errors import InvalidMarketData
+from tradeplane.core.model import Bar, Envelope
+from tradeplane.journal.records import JournalRecord, StateWrite
+from tradeplane.venues.sim import MarketSimulator
+
+FEED_SCOPE, SIM_KEY = "feed", "sim"
+SNAPSHOT_EVERY_S = 1.0
+
+
+def sim_start(now: float, interval_s: int, history_bars: int) -> datetime:
+    aligned = int(now // interval_s) * interval_s
+    return datetime.fromtimestamp(aligned - history_bars * interval_s, tz=UTC)
+
+
+@ray.remote
+class FeedActor(DeathWatch):
+    def __init__(
+        self, cfg: TradeplaneConfig, run_id: str, subscribers: dict[str, list[str] | None]
+    ) -> None:
+        self.cfg = cfg
+        self.deployment = cfg.deployment.name
+        self.sim_cfg = cfg.venue.sim
+        self.subscribers = subscribers  # role -> symbols it wants (None: all)
+        self.peers = Peers(self.deployment)
+        self.outbox = Outbox(self.peers, inflight_limit=cfg.supervisor.inflight_limit)
+        self.sim: MarketSimulator | None = None
+        self.ring: dict[str, deque[Bar]] = {
+            s: deque(maxlen=max(1, cfg.supervisor.replay_bars)) for s in cfg.venue.symbols
+        }
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._stream: asyncio.Task[Any] | None = None
+        self.streaming = False
+        self.started_ts: float | None = None
+        self.last_bar_recv_ts: float | None = None
+        self.bars = 0
+        self.rejected_bars = 0
+        self.lagging_ticks = 0
+        self._last_snapshot = 0.0
+        self._summary_due = 0.0
+        self._summary: dict[str, dict[str, Any]] = {}
+
+    async def ready(self) -> dict[str, Any]:
+        if self.sim is None:
+            snap = await query_journal(self.peers, "get_state", scope=FEED_SCOPE, key=SIM_KEY)
+            if snap:
+                self.sim = MarketSimulator.restore(snap)
+            else:
+                self.sim = MarketSimulator(
+                    list(self.sim_cfg.symbols),
+                    seed=self.sim_cfg.seed,
+                    start=sim_start(
+                        time.time(), self.sim_cfg.bar_interval_s, self.sim_cfg.history_bars
+                    ),
+                    interval_s=self.sim_cfg.bar_interval_s,
+                    initial_prices=self.sim_cfg.initial_prices,
+                )
+        return {"next_ts": self.sim.next_ts.isoformat()}
+
+    async def rewire(self, role: str | None = None) -> int:
+        self.peers.forget(role)
+        return self.outbox.resend(role)
+
+    async def start_streaming(self) -> bool:
+        if self._stream is None or self._stream.done():
+            self.streaming = True
+            self.started_ts = time.time()
+            self._stream = spawn(self.tasks, self._run())
+        return True
+
+    async def stop_streaming(self) -> dict[str, Any]:
+        self.streaming = False
+        if self._stream is not None:
+            self._stream.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stream
+        self._journal_snapshot(force=True)
+        return {"bars": self.bars}
+
+    async def _run(self) -> None:
+        assert self.sim is not None
+        period = self.sim_cfg.bar_interval_s / self.sim_cfg.speed
+        due = time.monotonic()
+        while self.streaming:
+            await self._publish(self.sim.next_bars())
+            due += period
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                if delay < -10 * period:
+                    # Far behind (backpressure or a stall): do not burst to catch up.
+                    self.lagging_ticks += 1
+                    due = time.monotonic()
+                await asyncio.sleep(0)
+
+    async def _publish(self, bars: list[Bar]) -> None:
+        recv = time.time()
+        good: list[Bar] = []
+        for bar in bars:
+            try:
+                bar.__post_init__()  # bars from any source are checked again at the edge
+            except InvalidMarketData as exc:
+                self.rejected_bars += 1
+                self.outbox.send_nowait(
+                    ROLE_JOURNAL,
+                    "append",
+                    [event_record(self.deployment, "bar_rejected", recv, {"reason": str(exc)})],
+                    [],
+                )
+                continue
+            good.append(bar)
+            self.ring[bar.symbol].append(bar)
+        if not good:
+            return
+        self.bars += len(good)
+        self.last_bar_recv_ts = recv
+        for role, symbols in self.subscribers.items():
+            subset = good if symbols is None else [b for b in good if b.symbol in symbols]
+            if not subset:
+                continue
+            env = Envelope(
+                event_id=f"bars/{subset[0].ts.isoformat()}",
+                kind="bars",
+                ts_event=subset[0].ts_epoch,
+                ts_recv=recv,
+                payload=subset,
+                deployment=self.deployment,
+            )
+            await self.outbox.send(role, "on_bars", env)
+        self._journal_bars(good, recv)
+        self._journal_snapshot()
+
+    def _journal_bars(self, bars: list[Bar], recv: float) -> None:
+        if self.cfg.journal.bars == "all":
+            records = [
+                event_record(
+                    self.deployment,
+                    "bar",
+                    recv,
+                    {
+                        "symbol": b.symbol,
+                        "ts": b.ts.isoformat(),
+                        "open": b.open,
+                        "high": b.high,
+                        "low": b.low,
+                        "close": b.close,
+                        "volume": b.volume,
+                    },
+                    event_id=f"bar/{b.symbol}/{b.ts.isoformat()}",
+                )
+                for b in bars
+            ]
+            self.outbox.send_nowait(ROLE_JOURNAL, "append", records, [])
+            return
+        for b in bars:
+            s = self._summary.setdefault(b.symbol, {"bars": 0})
+            s.update(bars=s["bars"] + 1, last_ts=b.ts.isoformat(), close=b.close)
+        if recv >= self._summary_due:
+            self._summary_due = recv + self.cfg.journal.bar_summary_interval_s
+            record: JournalRecord = event_record(
+                self.deployment, "bar_summary", recv, {"symbols": self._summary}
+            )
+            self.outbox.send_nowait(ROLE_JOURNAL, "append", [record], [])
+            self._summary = {}
+
+    def _journal_snapshot(self, force: bool = False) -> None:
+        now = time.time()
+        if self.sim is None or (not force and now - self._last_snapshot < SNAPSHOT_EVERY_S):
+            return
+        self._last_snapshot = now
+        self.outbox.send_nowait(
+            ROLE_JOURNAL, "append", [], [StateWrite(FEED_SCOPE, SIM_KEY, self.sim.snapshot(), now)]
+        )
+
+    async def bars_since(self, symbols: list[str], since: dict[str, str]) -> list[Bar]:
+        """Bars kept in memory newer than ``since[symbol]`` (all kept bars when absent)."""
+        out: list[Bar] = []
+        for symbol in symbols:
+            cutoff = since.get(symbol)
+            cut = datetime.fromisoformat(cutoff) if cutoff else None
+            out.extend(b for b in self.ring.get(symbol, ()) if cut is None or b.ts > cut)
+        out.sort(key=lambda b: (b.ts, b.symbol))
+        return out
+
+    async def heartbeat(self) -> dict[str, Any]:
+        return {
+            "role": ROLE_FEED,
+            "ts": time.time(),
+            "streaming": self.streaming,
+            "started_ts": self.started_ts,
+            "last_bar_recv_ts": self.last_bar_recv_ts,
+            "bars": self.bars,
+            "rejected_bars": self.rejected_bars,
+            "lagging_ticks": self.lagging_ticks,
+            "next_ts": self.sim.next_ts.isoformat() if self.sim else None,
+            "outbox": self.outbox.stats(),
+            "inflight": {role: self.outbox.inflight(role) for role in self.subscribers},
+        }

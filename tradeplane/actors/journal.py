@@ -1,0 +1,171 @@
+"""JournalActor: the single writer of a deployment's record, batching appends (group commit).
+
+``append`` returns only after the batch holding the records is committed (and fsynced when
+configured), so a sender's outbox keeps the records until they are safe. Every SQLite call runs on
+one dedicated thread, so the event loop keeps accepting appends while a batch commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import ray
+
+from tradeplane.actors.common import DeathWatch
+from tradeplane.config.models import JournalConfig
+from tradeplane.journal import queries
+from tradeplane.journal.records import JournalRecord, StateWrite
+from tradeplane.journal.store import JournalStore
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Pending:
+    records: Sequence[JournalRecord]
+    state: Sequence[StateWrite]
+    done: asyncio.Future[list[int]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class JournalCore:
+    """Batching policy, separate from Ray so it can be exercised directly."""
+
+    def __init__(self, store_factory: Callable[[], JournalStore], cfg: JournalConfig) -> None:
+        self.cfg = cfg
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="journal")
+        self.store: JournalStore = self._thread.submit(store_factory).result()
+        self._queue: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.records = 0
+        self.last_commit_ms = 0.0
+        self.max_commit_ms = 0.0
+        self.errors = 0
+
+    async def run_on_store(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    def submit(self, records: Sequence[JournalRecord], state: Sequence[StateWrite]) -> _Pending:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._writer())
+        pending = _Pending(records, state)
+        self._queue.append(pending)
+        self._wake.set()
+        return pending
+
+    async def _writer(self) -> None:
+        delay_s = self.cfg.batch_max_delay_ms / 1000.0
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if delay_s and sum(len(p.records) for p in self._queue) < self.cfg.batch_max_records:
+                await asyncio.sleep(delay_s)
+            while self._queue:
+                batch: list[_Pending] = []
+                count = 0
+                while self._queue and (not batch or count < self.cfg.batch_max_records):
+                    p = self._queue.pop(0)
+                    batch.append(p)
+                    count += len(p.records)
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        records = [r for p in batch for r in p.records]
+        state = [s for p in batch for s in p.state]
+        t0 = time.perf_counter()
+        try:
+            seqs = await self.run_on_store(self.store.commit, records, state)
+        except Exception as exc:  # a failed commit must reach every waiting caller
+            self.errors += 1
+            for p in batch:
+                if not p.done.done():
+                    p.done.set_exception(exc)
+            return
+        elapsed = (time.perf_counter() - t0) * 1000
+        self.last_commit_ms, self.max_commit_ms = elapsed, max(self.max_commit_ms, elapsed)
+        self.batches += 1
+        self.records += len(records)
+        i = 0
+        for p in batch:
+            n = len(p.records)
+            if not p.done.done():
+                p.done.set_result(seqs[i : i + n])
+            i += n
+
+    async def flush(self) -> None:
+        while self._queue:
+            await asyncio.gather(*(p.done for p in list(self._queue)), return_exceptions=True)
+
+    def close(self) -> None:
+        self._thread.submit(self.store.close).result()
+        self._thread.shutdown(wait=True)
+
+
+@ray.remote
+class JournalActor(DeathWatch):
+    def __init__(self, deployment: str, state_dir: str, cfg: JournalConfig) -> None:
+        self.deployment = deployment
+        self.state_dir = Path(state_dir)
+        self.cfg = cfg
+        # Opening here makes a locked, corrupted or foreign state dir fail the actor's creation,
+        # which the supervisor reports instead of trading on.
+        self.core = JournalCore(
+            lambda: JournalStore.open(self.state_dir, deployment, fsync=cfg.fsync), cfg
+        )
+        self.started_ts = time.time()
+
+    async def ready(self) -> dict[str, Any]:
+        return {"last_seq": self.core.store.last_seq, "state_dir": str(self.state_dir)}
+
+    async def append(
+        self,
+        records: Sequence[JournalRecord],
+        state: Sequence[StateWrite] = (),
+    ) -> list[int]:
+        """Acknowledged only once committed (and fsynced when configured); concurrent calls
+        share one commit, so this stays cheap."""
+        pending = self.core.submit(records, state)
+        return await pending.done
+
+    async def flush(self) -> int:
+        await self.core.flush()
+        return self.core.store.last_seq
+
+    async def query(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Run a read from ``tradeplane.journal.queries`` on the writer's connection."""
+        if name.startswith("_") or not hasattr(queries, name):
+            raise ValueError(f"no journal query named {name!r}")
+        fn = getattr(queries, name)
+        return await self.core.run_on_store(lambda: fn(self.core.store.conn, *args, **kwargs))
+
+    async def heartbeat(self) -> dict[str, Any]:
+        return {
+            "role": "journal",
+            "ts": time.time(),
+            "last_seq": self.core.store.last_seq,
+            "batches": self.core.batches,
+            "records": self.core.records,
+            "queued": len(self.core._queue),
+            "last_commit_ms": round(self.core.last_commit_ms, 3),
+            "max_commit_ms": round(self.core.max_commit_ms, 3),
+            "errors": self.core.errors,
+            "paths": {
+                "db": str(self.core.store.db_path),
+                "jsonl": str(self.core.store.jsonl_path),
+            },
+        }
+
+    async def close(self) -> int:
+        await self.core.flush()
+        seq = self.core.store.last_seq
+        self.core.close()
+        return seq

@@ -1,0 +1,102 @@
+"""Builders for the journal records every actor writes, so kinds and ids stay consistent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tradeplane.core.execution import OrderEvent, order_event_data
+from tradeplane.core.ids import unique_event_id
+from tradeplane.core.model import Intent, OrderDenied
+from tradeplane.journal.records import JournalRecord
+
+
+def intent_record(intent: Intent, extra: dict[str, Any] | None = None) -> JournalRecord:
+    data: dict[str, Any] = {
+        "intent_id": intent.intent_id,
+        "client_order_id": intent.client_order_id,
+        "strategy": intent.strategy,
+        "symbol": intent.symbol,
+        "side": intent.side.value,
+        "quantity": intent.quantity,
+        "order_type": intent.order_type.value,
+        "limit_price": intent.limit_price,
+        "trigger": intent.trigger,
+        "ts": intent.ts,
+    }
+    if extra:
+        data.update(extra)
+    return JournalRecord(
+        event_id=f"intent/{intent.intent_id}",
+        kind="intent",
+        ts=intent.ts,
+        deployment=intent.deployment,
+        data=data,
+        strategy=intent.strategy,
+        intent_id=intent.intent_id,
+        client_order_id=intent.client_order_id,
+        traceparent=intent.traceparent,
+    )
+
+
+def denial_record(denial: OrderDenied) -> JournalRecord:
+    i = denial.intent
+    return JournalRecord(
+        event_id=f"order_denied/{i.intent_id}",
+        kind="order_denied",
+        ts=denial.ts,
+        deployment=i.deployment,
+        data={
+            "reason": denial.reason,
+            "message": denial.message,
+            "figures": dict(denial.figures),
+            "symbol": i.symbol,
+            "side": i.side.value,
+            "quantity": i.quantity,
+            "limit_price": i.limit_price,
+        },
+        strategy=i.strategy,
+        intent_id=i.intent_id,
+        client_order_id=i.client_order_id,
+        traceparent=i.traceparent,
+    )
+
+
+def order_record(deployment: str, ev: OrderEvent, *, venue_seq: int | None = None) -> JournalRecord:
+    o = ev.order
+    if ev.fill is not None:
+        event_id = f"{ev.kind}/{ev.fill.fill_id}"
+    elif venue_seq is not None:
+        event_id = f"{ev.kind}/{o.client_order_id}/v{venue_seq}"
+    elif ev.kind in ("order_submitting", "order_submitted"):
+        event_id = f"{ev.kind}/{o.client_order_id}"
+    else:
+        event_id = f"{ev.kind}/{o.client_order_id}/{unique_event_id('x')[2:]}"
+    return JournalRecord(
+        event_id=event_id,
+        kind=ev.kind,
+        ts=ev.ts,
+        deployment=deployment,
+        data=order_event_data(ev),
+        strategy=o.strategy,
+        intent_id=o.intent_id,
+        client_order_id=o.client_order_id,
+    )
+
+
+def event_record(
+    deployment: str,
+    kind: str,
+    ts: float,
+    data: dict[str, Any],
+    *,
+    strategy: str | None = None,
+    event_id: str | None = None,
+) -> JournalRecord:
+    return JournalRecord(
+        event_id=event_id or unique_event_id(kind),
+        kind=kind,
+        ts=ts,
+        deployment=deployment,
+        data=data,
+        strategy=strategy,
+    )

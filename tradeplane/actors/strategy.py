@@ -1,0 +1,255 @@
+"""StrategyActor: runs one user strategy over its bars and sends its intents to risk.
+
+On start it restores its last snapshot, remembers every intent the journal holds for it (so a
+snapshot older than the crash cannot lead to a second submission), applies fills it missed, calls
+``on_start``, and replays the bars it missed from the feed. Replayed bars re-derive the same intent
+ids, which are never emitted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import types
+from collections import deque
+from typing import Any
+
+import ray
+
+from tradeplane.actors.common import (
+    ROLE_FEED,
+    ROLE_JOURNAL,
+    ROLE_RISK,
+    DeathWatch,
+    Outbox,
+    Peers,
+    query_journal,
+    strategy_role,
+)
+from tradeplane.actors.records import event_record, intent_record
+from tradeplane.config.models import StrategyConfig, TradeplaneConfig
+from tradeplane.core.clock import SystemClock
+from tradeplane.core.errors import StrategyError
+from tradeplane.core.model import Bar, Envelope, Fill, Side
+from tradeplane.core.strategy import Emitted, Strategy, StrategyRunner
+from tradeplane.journal.records import StateWrite
+
+SNAPSHOT_SCOPE = "strategy_snapshot"
+
+
+def load_strategy_class(source: str, filename: str, class_name: str) -> type[Strategy]:
+    """Compile a strategy file's source (sent as text, so it runs on any node)."""
+    module = types.ModuleType(f"tradeplane_user_{class_name}")
+    module.__file__ = filename
+    exec(compile(source, filename, "exec"), module.__dict__)
+    cls = module.__dict__.get(class_name)
+    if not isinstance(cls, type) or not issubclass(cls, Strategy):
+        raise StrategyError(f"{filename}: {class_name} is not a tradeplane.Strategy subclass")
+    return cls
+
+
+@ray.remote
+class StrategyActor(DeathWatch):
+    def __init__(
+        self, cfg: TradeplaneConfig, strategy_cfg: StrategyConfig, source: str, run_id: str
+    ) -> None:
+        self.cfg = cfg
+        self.scfg = strategy_cfg
+        self.deployment = cfg.deployment.name
+        self.role = strategy_role(strategy_cfg.name)
+        self.peers = Peers(self.deployment)
+        self.outbox = Outbox(self.peers, inflight_limit=cfg.supervisor.inflight_limit)
+        cls = load_strategy_class(source, str(strategy_cfg.path), strategy_cfg.class_name)
+        self.runner = StrategyRunner(
+            cls(**strategy_cfg.params),
+            deployment=self.deployment,
+            name=strategy_cfg.name,
+            run_id=run_id,
+            clock=SystemClock(),
+            starting_cash=strategy_cfg.capital,
+            symbols=cfg.strategy_symbols(strategy_cfg),
+        )
+        self._ready = asyncio.Event()
+        self._last_snapshot = 0.0
+        self.recent_intents: deque[dict[str, Any]] = deque(maxlen=20)
+        self.errors: deque[str] = deque(maxlen=20)
+        self.replayed_bars = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def ready(self) -> dict[str, Any]:
+        if self._ready.is_set():
+            return self._summary()
+        name = self.scfg.name
+        snap = await query_journal(self.peers, "get_state", scope=SNAPSHOT_SCOPE, key=name)
+        if snap:
+            self.runner.restore(snap)
+        journaled = await query_journal(self.peers, "intents", strategy=name)
+        self.runner.remember_intents(row["intent_id"] for row in journaled)
+        missed = [f for f in await query_journal(self.peers, "fills", strategy=name)]
+        out = Emitted()
+        for row in missed:
+            out.extend(self._guard(lambda r=row: self.runner.on_fill(_fill_from_row(r, name))))
+        out.extend(self._guard(self.runner.start))
+        await self._emit(out, force_snapshot=True)
+        self._ready.set()
+        await self._replay_missed_bars()
+        return self._summary()
+
+    async def _replay_missed_bars(self) -> None:
+        feed = self.peers.get(ROLE_FEED)
+        if feed is None:
+            return
+        since = {s: t.isoformat() for s, t in self.runner.last_bar_ts.items()}
+        try:
+            bars: list[Bar] = await asyncio.wait_for(
+                feed.bars_since.remote(list(self.runner.symbols), since), 10.0
+            )
+        except (ray.exceptions.RayActorError, TimeoutError):
+            return
+        if bars:
+            self.replayed_bars += len(bars)
+            await self._on_bars(bars, None)
+
+    async def rewire(self, role: str | None = None) -> int:
+        self.peers.forget(role)
+        return self.outbox.resend(role)
+
+    async def stop(self) -> dict[str, Any]:
+        await self._ready.wait()
+        await self._emit(self._guard(self.runner.stop), force_snapshot=True)
+        return self._summary()
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    async def on_bars(self, envelope: Envelope) -> None:
+        await self._ready.wait()
+        await self._on_bars(envelope.payload, envelope.ts_recv)
+
+    async def _on_bars(self, bars: list[Bar], recv_ts: float | None) -> None:
+        out = self._guard(lambda: self.runner.on_bars(bars, recv_ts))
+        await self._emit(out)
+
+    async def on_fills(self, fills: list[Fill]) -> None:
+        await self._ready.wait()
+        out = Emitted()
+        for fill in fills:
+            out.extend(self._guard(lambda f=fill: self.runner.on_fill(f)))
+        await self._emit(out, force_snapshot=True)
+
+    def _guard(self, call: Any) -> Emitted:
+        """A raising strategy callback is journaled; the strategy keeps its other callbacks."""
+        try:
+            result: Emitted = call()
+            return result
+        except StrategyError as exc:
+            self.errors.append(str(exc))
+            self.outbox.send_nowait(
+                ROLE_JOURNAL,
+                "append",
+                [
+                    event_record(
+                        self.deployment,
+                        "strategy_error",
+                        time.time(),
+                        {"error": str(exc)},
+                        strategy=self.scfg.name,
+                    )
+                ],
+                [],
+            )
+            return Emitted()
+
+    async def _emit(self, out: Emitted, *, force_snapshot: bool = False) -> None:
+        now = time.time()
+        records = []
+        for intent in out.intents:
+            records.append(intent_record(intent))
+            self.recent_intents.append(
+                {
+                    "intent_id": intent.intent_id,
+                    "symbol": intent.symbol,
+                    "side": intent.side.value,
+                    "quantity": intent.quantity,
+                    "limit_price": intent.limit_price,
+                    "ts": intent.ts,
+                }
+            )
+        state: list[StateWrite] = []
+        if out or force_snapshot or now - self._last_snapshot >= self.scfg.snapshot_interval_s:
+            try:
+                state.append(
+                    StateWrite(SNAPSHOT_SCOPE, self.scfg.name, self.runner.snapshot(), now)
+                )
+                self._last_snapshot = now
+            except StrategyError as exc:
+                self.errors.append(str(exc))
+        if records or state:
+            # Journal first (same caller, so the journal sees it before risk can act on it).
+            self.outbox.send_nowait(ROLE_JOURNAL, "append", records, state)
+        if out:
+            first = out.intents[0].intent_id if out.intents else f"cancel-{now}"
+            env = Envelope(
+                event_id=f"intents/{self.scfg.name}/{first}",
+                kind="intents",
+                ts_event=now,
+                ts_recv=now,
+                payload=[*out.intents, *out.cancels],
+                deployment=self.deployment,
+                strategy=self.scfg.name,
+            )
+            await self.outbox.send(ROLE_RISK, "on_intents", env)
+
+    # -- observation ---------------------------------------------------------------------------
+
+    def _summary(self) -> dict[str, Any]:
+        p = self.runner.portfolio
+        return {
+            "strategy": self.scfg.name,
+            "positions": {
+                s: {
+                    "quantity": pos.quantity,
+                    "avg_price": pos.avg_price,
+                    "realized_pnl": pos.realized_pnl,
+                }
+                for s, pos in p.positions().items()
+            },
+            "pnl": p.summary(),
+            "stats": {
+                "bars": self.runner.stats.bars,
+                "duplicate_bars": self.runner.stats.duplicate_bars,
+                "out_of_order_bars": self.runner.stats.out_of_order_bars,
+                "intents": self.runner.stats.intents,
+                "replayed_intents": self.runner.stats.replayed_intents,
+                "replayed_bars": self.replayed_bars,
+                "errors": self.runner.stats.errors,
+            },
+        }
+
+    async def heartbeat(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "ts": time.time(),
+            "ready": self._ready.is_set(),
+            **self._summary(),
+            "recent_intents": list(self.recent_intents),
+            "recent_errors": list(self.errors),
+            "outbox": self.outbox.stats(),
+        }
+
+
+def _fill_from_row(row: dict[str, Any], strategy: str) -> Fill:
+    return Fill(
+        fill_id=row["fill_id"],
+        client_order_id=row["client_order_id"],
+        intent_id=row["intent_id"],
+        strategy=strategy,
+        symbol=row["symbol"],
+        side=Side(row["side"]),
+        quantity=float(row["quantity"]),
+        price=float(row["price"]),
+        fee=float(row["fee"]),
+        ts=float(row["ts"]),
+        venue_order_id=row.get("venue_order_id"),
+        liquidity=row.get("liquidity") or "taker",
+    )

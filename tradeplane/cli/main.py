@@ -1,0 +1,216 @@
+"""The ``tradeplane`` command."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from tradeplane.cli import render
+from tradeplane.config.loading import ConfigError, load_config
+from tradeplane.core.errors import OperationalError
+
+app = typer.Typer(
+    name="tradeplane",
+    help="A supervised runtime that carries a trading strategy from shadow to paper to live.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+ConfigArg = Annotated[Path, typer.Argument(help="Deployment config (TOML).")]
+StateDirOpt = Annotated[
+    Path | None, typer.Option("--state-dir", help="Override the config's state dir.")
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option("--address", help="Ray cluster to attach to (`auto` or host:port)."),
+]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _load(config: Path, state_dir: Path | None) -> Any:
+    try:
+        return load_config(config, state_dir=state_dir)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def run(
+    config: ConfigArg,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Seconds to run; default until Ctrl-C.")
+    ] = None,
+    address: AddressOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Deploy CONFIG, show a live table every second, stop cleanly at the end or on Ctrl-C."""
+    from tradeplane.supervisor import deployment
+
+    cfg = _load(config, state_dir)
+    name = cfg.deployment.name
+    console.print(
+        f"starting [bold]{name}[/] ({cfg.deployment.mode.value}, venue "
+        f"{cfg.venue.kind}); state dir {cfg.deployment.resolved_state_dir()}"
+    )
+    deployment.connect(address)
+    try:
+        sup = deployment.deploy(cfg)
+    except (OperationalError, RuntimeError) as exc:
+        _fail(str(exc), 1)
+    except Exception as exc:  # a Ray error carrying the child's start-up failure
+        _fail(f"deployment failed to start: {exc}", 1)
+    stop_requested = False
+
+    def _on_signal(signum: int, frame: Any) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    import ray
+
+    deadline = None if duration is None else time.monotonic() + duration
+    status: dict[str, Any] = {}
+    with Live(console=console, refresh_per_second=2, transient=False) as live:
+        while not stop_requested and (deadline is None or time.monotonic() < deadline):
+            try:
+                status = ray.get(sup.status.remote(), timeout=5)
+                live.update(render.live_view(status))
+            except Exception as exc:  # keep showing; the supervisor may be restarting
+                live.update(render.header({"deployment": name, "health": "?", "reason": str(exc)}))
+            if status.get("phase") == "failed":
+                break
+            time.sleep(1.0)
+    console.print("stopping: draining the pipeline and flushing the journal ...")
+    summary = deployment.stop(name, reason="duration reached" if not stop_requested else "signal")
+    _print_summary(summary)
+    failed = status.get("phase") == "failed"
+    if address is None:
+        ray.shutdown()
+    raise typer.Exit(1 if failed else 0)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    console.print(render.strategies_table(summary))
+    console.print(render.orders_line(summary))
+    paths = (summary.get("journal") or {}).get("paths") or {}
+    console.print(f"health at stop: {summary.get('health')} ({summary.get('reason')})")
+    console.print(f"journal: {paths.get('jsonl', summary.get('state_dir'))}")
+    console.print(f"record:  {paths.get('db', '-')}")
+
+
+@app.command()
+def up(config: ConfigArg, address: AddressOpt = "auto", state_dir: StateDirOpt = None) -> None:
+    """Deploy CONFIG on a running Ray cluster; return once it is ready."""
+    from tradeplane.supervisor import deployment
+
+    cfg = _load(config, state_dir)
+    deployment.connect(address or "auto")
+    try:
+        deployment.deploy(cfg)
+    except Exception as exc:
+        _fail(str(exc), 1)
+    status = deployment.status(cfg.deployment.name) or {}
+    console.print(f"{cfg.deployment.name}: {status.get('health')} ({status.get('reason')})")
+
+
+@app.command("ls")
+def list_deployments(address: AddressOpt = "auto") -> None:
+    """List deployments running on the cluster."""
+    from tradeplane.supervisor import deployment
+
+    deployment.connect(address or "auto")
+    names = deployment.list_deployments()
+    if not names:
+        console.print("no deployments running")
+    for name in names:
+        try:
+            s = deployment.status(name, timeout_s=5) or {}
+            console.print(f"{name}\t{s.get('health')}\t{s.get('mode')}\t{s.get('state_dir')}")
+        except Exception as exc:
+            console.print(f"{name}\t?\t{type(exc).__name__}")
+
+
+@app.command()
+def status(
+    name: Annotated[str, typer.Argument(help="Deployment name.")],
+    state_dir: StateDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    address: AddressOpt = None,
+    tail: Annotated[int, typer.Option("--tail", help="Journal lines to show.")] = 10,
+) -> None:
+    """Show a deployment: live from its supervisor, or from its state dir when stopped."""
+    from tradeplane.cli.offline import offline_status
+
+    live: dict[str, Any] | None = None
+    if address or state_dir is None:
+        live = _live_status(name, address or "auto")
+    directory = state_dir or (Path(live["state_dir"]) if live else Path(".tradeplane") / name)
+    try:
+        snapshot = offline_status(directory, tail=tail)
+    except OperationalError as exc:
+        if live is None:
+            _fail(str(exc), 1)
+        snapshot = {"error": str(exc)}
+    result = {"live": live, "state": snapshot}
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+        return
+    if live is not None:
+        console.print(render.live_view(live))
+    else:
+        console.print(f"[bold]{name}[/] is not running; from {directory}:")
+        console.print(
+            f"last phase: {snapshot.get('run', {}).get('phase', '-')}, "
+            f"health: {snapshot.get('health', {}).get('health', '-')}"
+        )
+        console.print(render.strategies_table({"strategies": snapshot.get("strategies", {})}))
+        console.print(render.orders_line({"orders": snapshot.get("orders", {})}))
+    console.print(render.journal_tail_table(snapshot.get("tail", [])))
+
+
+def _live_status(name: str, address: str) -> dict[str, Any] | None:
+    from tradeplane.supervisor import deployment
+
+    try:
+        deployment.connect(address)
+    except Exception:
+        return None  # no cluster: the deployment is not running
+    try:
+        return deployment.status(name)
+    except Exception:
+        return None
+
+
+@app.command()
+def down(
+    name: Annotated[str, typer.Argument(help="Deployment name.")], address: AddressOpt = "auto"
+) -> None:
+    """Stop a deployment cleanly (drain, flush, journal deployment_stopped)."""
+    from tradeplane.supervisor import deployment
+
+    deployment.connect(address or "auto")
+    try:
+        summary = deployment.stop(name)
+    except OperationalError as exc:
+        _fail(str(exc), 1)
+    _print_summary(summary)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,146 @@
+"""Turn status dicts into rich renderables. Pure formatting: no Ray, no IO."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+HEALTH_STYLE = {
+    "ok": "bold green",
+    "ready": "green",
+    "waiting_for_data": "yellow",
+    "starting": "yellow",
+    "recovering": "bold yellow",
+    "feed_silent": "bold red",
+    "broker_disconnected": "bold red",
+    "idle_market_closed": "cyan",
+    "stopped": "dim",
+    "failed": "bold red",
+}
+
+
+def fmt_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
+
+
+def fmt_num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def header(status: dict[str, Any]) -> Table:
+    t = Table.grid(padding=(0, 2))
+    health = status.get("health", "?")
+    t.add_row(
+        Text(f"{status.get('deployment')}", style="bold"),
+        Text(health, style=HEALTH_STYLE.get(health, "")),
+        f"mode {status.get('mode')}",
+        f"venue {status.get('venue')}",
+        f"last bar {fmt_age(status.get('last_bar_age_s'))}",
+        f"up {fmt_age(status.get('uptime_s'))}",
+    )
+    t.add_row(Text(str(status.get("reason", "")), style="dim"), "", "", "", "", "")
+    return t
+
+
+def strategies_table(status: dict[str, Any]) -> Table:
+    t = Table(title="strategies", expand=True)
+    for col in ("strategy", "symbol", "qty", "avg", "realized", "equity", "total P&L", "intents"):
+        t.add_column(col, justify="right" if col not in ("strategy", "symbol") else "left")
+    for name, beat in sorted(status.get("strategies", {}).items()):
+        pnl = beat.get("pnl", {})
+        stats = beat.get("stats", {})
+        positions = beat.get("positions", {}) or {"-": {}}
+        first = True
+        for symbol, pos in sorted(positions.items()):
+            t.add_row(
+                name if first else "",
+                symbol,
+                fmt_num(pos.get("quantity"), 2),
+                fmt_num(pos.get("avg_price"), 2),
+                fmt_num(pos.get("realized_pnl")),
+                fmt_num(pnl.get("equity")) if first else "",
+                fmt_num(pnl.get("total_pnl")) if first else "",
+                str(stats.get("intents", 0)) if first else "",
+            )
+            first = False
+    return t
+
+
+def intents_table(status: dict[str, Any], limit: int = 8) -> Table:
+    t = Table(title="recent intents", expand=True)
+    for col in ("age", "strategy", "symbol", "side", "qty", "limit", "intent id"):
+        t.add_column(col)
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for name, beat in status.get("strategies", {}).items():
+        rows.extend((name, i) for i in beat.get("recent_intents", []))
+    rows.sort(key=lambda r: r[1].get("ts", 0), reverse=True)
+    now = time.time()
+    for name, i in rows[:limit]:
+        t.add_row(
+            fmt_age(now - i.get("ts", now)),
+            name,
+            i.get("symbol", ""),
+            i.get("side", ""),
+            fmt_num(i.get("quantity"), 2),
+            fmt_num(i.get("limit_price")),
+            i.get("intent_id", ""),
+        )
+    return t
+
+
+def orders_line(status: dict[str, Any]) -> Text:
+    counts = status.get("orders", {}) or {}
+    broker = status.get("broker", {}) or {}
+    risk = status.get("risk", {}) or {}
+    lat = broker.get("tick_to_order_ms") or {}
+    parts = [f"{k} {v}" for k, v in sorted(counts.items())] or ["no orders yet"]
+    denied = sum((risk.get("denied") or {}).values())
+    parts.append(f"denied {denied}")
+    if lat.get("p50") is not None:
+        parts.append(f"tick-to-order p50 {lat['p50']:.2f}ms p99 {lat['p99']:.2f}ms")
+    return Text("orders: " + ", ".join(parts))
+
+
+def children_table(status: dict[str, Any]) -> Table:
+    t = Table(title="actors", expand=True)
+    for col in ("actor", "state", "restarts", "heartbeat"):
+        t.add_column(col)
+    for role, c in status.get("children", {}).items():
+        t.add_row(
+            role, c.get("state", ""), str(c.get("restarts", 0)), fmt_age(c.get("heartbeat_age_s"))
+        )
+    return t
+
+
+def live_view(status: dict[str, Any]) -> Group:
+    return Group(
+        header(status),
+        orders_line(status),
+        strategies_table(status),
+        intents_table(status),
+        children_table(status),
+    )
+
+
+def journal_tail_table(lines: list[dict[str, Any]]) -> Table:
+    t = Table(title="journal tail", expand=True)
+    for col in ("seq", "ts", "kind", "strategy", "client order id", "detail"):
+        t.add_column(col)
+    for line in lines:
+        data = line.get("data") or {}
+        detail = data.get("reason") or data.get("status") or data.get("health") or ""
+        t.add_row(
+            str(line.get("seq")),
+            str(line.get("ts", ""))[11:23],
+            line.get("kind", ""),
+            line.get("strategy") or "",
+            line.get("client_order_id") or "",
+            str(detail),
+        )
+    return t

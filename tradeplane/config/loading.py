@@ -1,0 +1,110 @@
+"""Load a deployment config: TOML file, then ``.env``, then the environment.
+
+Errors name the field's dotted path and the file, so a bad config fails at load, not at trade.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from tradeplane.config.models import TradeplaneConfig
+from tradeplane.core.errors import OperationalError
+
+
+class ConfigError(OperationalError):
+    """A config that cannot be used; the message names the file and the field."""
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse KEY=VALUE lines (optional ``export``, quotes, # comments). Values never logged."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key.replace("_", "").isalnum():
+            raise ConfigError(f"{path}:{lineno}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def environment(config_dir: Path | None = None) -> dict[str, str]:
+    """``.env`` (cwd, then the config's folder) overlaid by the process environment."""
+    merged: dict[str, str] = {}
+    for folder in (config_dir, Path.cwd()):
+        if folder is not None:
+            merged.update(read_dotenv(folder / ".env"))
+    merged.update(os.environ)
+    return merged
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid config {source}:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(
+    data: Mapping[str, Any], *, source: str = "<memory>", base_dir: Path | None = None
+) -> TradeplaneConfig:
+    try:
+        cfg = TradeplaneConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+    if base_dir is not None:
+        strategies = tuple(
+            s.model_copy(update={"path": (base_dir / s.path).resolve()})
+            if not s.path.is_absolute()
+            else s
+            for s in cfg.strategies
+        )
+        cfg = cfg.model_copy(update={"strategies": strategies})
+    return cfg
+
+
+def load_config(
+    path: Path | str,
+    *,
+    state_dir: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> TradeplaneConfig:
+    """Load ``path``; ``state_dir`` (the CLI's ``--state-dir``) overrides the file's."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+    env = environment(path.parent) if env is None else env
+    override = state_dir or env.get("TRADEPLANE_STATE_DIR")
+    if override:
+        raw.setdefault("deployment", {})
+        if isinstance(raw["deployment"], dict):
+            raw["deployment"]["state_dir"] = str(override)
+    cfg = parse_config(raw, source=str(path), base_dir=path.parent.resolve())
+    for s in cfg.strategies:
+        if not s.path.is_file():
+            raise ConfigError(
+                f"invalid config {path}:\n  strategies.{s.name}.path: no file {s.path}"
+            )
+    # Pin the state dir to an absolute path so every actor, whatever its cwd, agrees on it.
+    dep = cfg.deployment.model_copy(update={"state_dir": cfg.deployment.resolved_state_dir()})
+    return cfg.model_copy(update={"deployment": dep, "source_path": path.resolve()})

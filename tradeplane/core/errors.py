@@ -1,0 +1,43 @@
+"""Errors classified by how the system reacts to them (see DEVELOPERS brief).
+
+- ``TransientError``: retry with backoff.
+- ``OperationalError``: halt and tell the operator.
+- ``StrategyError``: isolate the strategy that raised.
+- ``InvariantError``: crash the actor so the supervisor restarts it.
+"""
+
+from __future__ import annotations
+
+
+class TradeplaneError(Exception):
+    """Base of every error raised on purpose by tradeplane."""
+
+
+class TransientError(TradeplaneError):
+    """A fault expected to clear by itself; the caller retries with backoff."""
+
+
+class OperationalError(TradeplaneError):
+    """A fault an operator must look at; the component halts and says why."""
+
+
+class StrategyError(TradeplaneError):
+    """User strategy code raised; that strategy is isolated, others keep running."""
+
+
+class InvariantError(TradeplaneError):
+    """Something that must never happen did; the actor crashes and is restarted."""
+
+
+class IllegalTransition(InvariantError):
+    """A state machine was asked to move along an edge its table does not have."""
+
+    def __init__(self, machine: str, current: str, requested: str) -> None:
+        super().__init__(f"{machine}: illegal transition {current} -> {requested}")
+        self.machine = machine
+        self.current = current
+        self.requested = requested
+
+
+class InvalidMarketData(TradeplaneError):
+    """A bar or price failed validation; it is rejected with this reason and never used."""

@@ -1,0 +1,204 @@
+"""Domain values that cross actor boundaries. Immutable, picklable, validated on creation.
+
+Prices and quantities are floats validated to be finite; every message is wrapped in an
+``Envelope`` carrying its id, timestamps and the W3C traceparent of the span that caused it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from tradeplane.core.errors import InvalidMarketData
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+def _finite_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise InvalidMarketData(f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise InvalidMarketData(f"{name} must be finite, got {value}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise InvalidMarketData(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """A closed OHLCV bar. ``ts`` is the bar's open time, timezone-aware UTC."""
+
+    symbol: str
+    ts: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+    def __post_init__(self) -> None:
+        if not self.symbol:
+            raise InvalidMarketData("bar symbol is empty")
+        if self.ts.tzinfo is None or self.ts.utcoffset() is None:
+            raise InvalidMarketData(f"bar ts must be timezone-aware, got {self.ts!r}")
+        for name in ("open", "high", "low", "close"):
+            _finite_positive(f"{self.symbol} {name}", getattr(self, name))
+        _finite_positive(f"{self.symbol} volume", self.volume, allow_zero=True)
+        if self.high < max(self.open, self.close, self.low) or self.low > min(
+            self.open, self.close
+        ):
+            raise InvalidMarketData(
+                f"{self.symbol} bar at {self.ts.isoformat()} is inconsistent: "
+                f"o={self.open} h={self.high} l={self.low} c={self.close}"
+            )
+
+    @property
+    def ts_epoch(self) -> float:
+        return self.ts.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A strategy's wish to trade. Ids are deterministic: see ``tradeplane.core.ids``."""
+
+    intent_id: str
+    client_order_id: str
+    deployment: str
+    strategy: str
+    symbol: str
+    side: Side
+    quantity: float
+    order_type: OrderType
+    limit_price: float | None
+    ts: float
+    trigger: str
+    bar_recv_ts: float | None = None
+    traceparent: str | None = None
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.quantity) or self.quantity <= 0:
+            raise ValueError(f"intent quantity must be finite and > 0, got {self.quantity}")
+        if self.order_type is OrderType.LIMIT:
+            if self.limit_price is None or not math.isfinite(self.limit_price):
+                raise ValueError("a limit intent needs a finite limit_price")
+            if self.limit_price <= 0:
+                raise ValueError(f"limit_price must be > 0, got {self.limit_price}")
+        elif self.limit_price is not None:
+            raise ValueError("a market intent takes no limit_price")
+
+
+@dataclass(frozen=True, slots=True)
+class CancelIntent:
+    """A strategy's wish to cancel the order its earlier intent produced."""
+
+    intent_id: str
+    client_order_id: str
+    strategy: str
+    ts: float
+    traceparent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOrder:
+    """Command from risk to broker: send this order, at most once per client order id."""
+
+    intent: Intent
+    approved_ts: float
+    reference_price: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    client_order_id: str
+    strategy: str
+    reason: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDenied:
+    """Event: risk refused an intent. ``reason`` is a standard code, ``figures`` what tripped it."""
+
+    intent: Intent
+    reason: str
+    message: str
+    figures: dict[str, float | str | None] = field(default_factory=dict)
+    ts: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    fill_id: str
+    client_order_id: str
+    intent_id: str
+    strategy: str
+    symbol: str
+    side: Side
+    quantity: float
+    price: float
+    fee: float
+    ts: float
+    venue_order_id: str | None = None
+    liquidity: str = "taker"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.quantity) and self.quantity > 0):
+            raise ValueError(f"fill quantity must be finite and > 0, got {self.quantity}")
+        if not (math.isfinite(self.price) and self.price > 0):
+            raise ValueError(f"fill price must be finite and > 0, got {self.price}")
+        if not math.isfinite(self.fee):
+            raise ValueError("fill fee must be finite")
+
+    @property
+    def signed_quantity(self) -> float:
+        return self.side.sign * self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A net position: signed quantity (short < 0), average entry price, realized P&L."""
+
+    symbol: str
+    quantity: float
+    avg_price: float
+    realized_pnl: float = 0.0
+
+    def market_value(self, price: float) -> float:
+        return self.quantity * price
+
+    def unrealized_pnl(self, price: float) -> float:
+        return self.quantity * (price - self.avg_price)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Every message between actors: id, kind, event/receive times, payload, trace context."""
+
+    event_id: str
+    kind: str
+    ts_event: float
+    ts_recv: float
+    payload: Any
+    traceparent: str | None = None
+    deployment: str | None = None
+    strategy: str | None = None
+    intent_id: str | None = None
+    client_order_id: str | None = None

@@ -1,0 +1,290 @@
+"""The strategy contract users subclass, and the pure runner that drives it.
+
+A strategy sees only closed bars, in order, once each. What it asks for becomes ``Intent``s with
+deterministic ids (see ``ids``), so replaying bars after a restart cannot submit twice. Its
+``ctx.state`` dict is saved in snapshots and given back after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tradeplane.core import ids
+from tradeplane.core.clock import Clock, utc_from_ts
+from tradeplane.core.errors import StrategyError
+from tradeplane.core.model import Bar, CancelIntent, Fill, Intent, OrderType, Position, Side
+from tradeplane.core.portfolio import VirtualPortfolio
+
+SNAPSHOT_VERSION = 1
+REMEMBERED_INTENTS = 20_000
+
+
+class Strategy:
+    """Subclass this. Every hook is optional; ``ctx`` is a ``StrategyContext``."""
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+
+    def on_start(self, ctx: StrategyContext) -> None:
+        pass
+
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
+        pass
+
+    def on_fill(self, fill: Fill, ctx: StrategyContext) -> None:
+        pass
+
+    def on_stop(self, ctx: StrategyContext) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class Emitted:
+    intents: list[Intent] = field(default_factory=list)
+    cancels: list[CancelIntent] = field(default_factory=list)
+
+    def extend(self, other: Emitted) -> None:
+        self.intents.extend(other.intents)
+        self.cancels.extend(other.cancels)
+
+    def __bool__(self) -> bool:
+        return bool(self.intents or self.cancels)
+
+
+@dataclass(slots=True)
+class RunnerStats:
+    bars: int = 0
+    duplicate_bars: int = 0
+    out_of_order_bars: int = 0
+    foreign_bars: int = 0
+    intents: int = 0
+    replayed_intents: int = 0
+    errors: int = 0
+
+
+class StrategyContext:
+    """What a strategy may see and do. Only valid inside a hook call."""
+
+    def __init__(self, runner: StrategyRunner) -> None:
+        self._runner = runner
+
+    @property
+    def strategy(self) -> str:
+        return self._runner.name
+
+    @property
+    def now(self) -> datetime:
+        return utc_from_ts(self._runner.clock.now())
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self._runner.state
+
+    @property
+    def positions(self) -> dict[str, Position]:
+        return self._runner.portfolio.positions()
+
+    def position(self, symbol: str) -> Position:
+        return self._runner.portfolio.position(symbol)
+
+    @property
+    def cash(self) -> float:
+        return self._runner.portfolio.cash
+
+    @property
+    def equity(self) -> float:
+        return self._runner.portfolio.equity
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self._runner.symbols
+
+    def submit(
+        self,
+        symbol: str,
+        quantity: float,
+        side: str | Side = "buy",
+        limit_price: float | None = None,
+    ) -> str:
+        """Ask to trade; returns the intent id (the client order id is derived from it)."""
+        return self._runner.emit_intent(symbol, quantity, Side(side), limit_price)
+
+    def cancel(self, intent_id: str) -> None:
+        self._runner.emit_cancel(intent_id)
+
+
+class StrategyRunner:
+    """Drives one strategy: validates and de-duplicates bars, collects intents, snapshots."""
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        *,
+        deployment: str,
+        name: str,
+        run_id: str,
+        clock: Clock,
+        starting_cash: float,
+        symbols: Iterable[str],
+    ) -> None:
+        self.strategy = strategy
+        self.deployment = deployment
+        self.name = name
+        self.run_id = run_id
+        self.clock = clock
+        self.symbols = tuple(symbols)
+        self.portfolio = VirtualPortfolio(starting_cash)
+        self.state: dict[str, Any] = {}
+        self.stats = RunnerStats()
+        self.last_bar_ts: dict[str, datetime] = {}
+        self._recent_intents: deque[str] = deque(maxlen=REMEMBERED_INTENTS)
+        self._recent_set: set[str] = set()
+        self._ctx = StrategyContext(self)
+        self._trigger: str | None = None
+        self._ordinal = 0
+        self._bar_recv_ts: float | None = None
+        self._pending = Emitted()
+        self.started = False
+
+    # -- hooks -------------------------------------------------------------------------------
+
+    def start(self) -> Emitted:
+        self.started = True
+        return self._call("on_start", ids.start_trigger(self.run_id), None)
+
+    def stop(self) -> Emitted:
+        return self._call("on_stop", ids.stop_trigger(self.run_id), None)
+
+    def on_bars(self, bars: Iterable[Bar], recv_ts: float | None = None) -> Emitted:
+        """Feed closed bars; a bar not newer than the last one seen for its symbol is dropped."""
+        out = Emitted()
+        wanted = set(self.symbols)
+        for bar in bars:
+            if bar.symbol not in wanted:
+                self.stats.foreign_bars += 1
+                continue
+            last = self.last_bar_ts.get(bar.symbol)
+            if last is not None and bar.ts <= last:
+                if bar.ts == last:
+                    self.stats.duplicate_bars += 1
+                else:
+                    self.stats.out_of_order_bars += 1
+                continue
+            self.last_bar_ts[bar.symbol] = bar.ts
+            self.portfolio.mark(bar.symbol, bar.close)
+            self.stats.bars += 1
+            out.extend(self._call("on_bar", ids.bar_trigger(bar.symbol, bar.ts), bar, recv_ts))
+        return out
+
+    def on_fill(self, fill: Fill) -> Emitted:
+        if not self.portfolio.apply_fill(fill):
+            return Emitted()
+        return self._call("on_fill", ids.fill_trigger(fill.fill_id), fill)
+
+    def _call(self, hook: str, trigger: str, arg: Any, recv_ts: float | None = None) -> Emitted:
+        self._trigger, self._ordinal, self._bar_recv_ts = trigger, 0, recv_ts
+        self._pending = Emitted()
+        try:
+            fn = getattr(self.strategy, hook)
+            if arg is None:
+                fn(self._ctx)
+            else:
+                fn(arg, self._ctx)
+        except Exception as exc:
+            self.stats.errors += 1
+            self._pending = Emitted()  # a failed callback emits nothing
+            raise StrategyError(f"{self.name}.{hook} raised {type(exc).__name__}: {exc}") from exc
+        finally:
+            self._trigger = None
+        emitted, self._pending = self._pending, Emitted()
+        for intent in emitted.intents:
+            self._remember(intent.intent_id)
+        return emitted
+
+    # -- emission ----------------------------------------------------------------------------
+
+    def emit_intent(
+        self, symbol: str, quantity: float, side: Side, limit_price: float | None
+    ) -> str:
+        if self._trigger is None:
+            raise StrategyError("submit() is only valid inside a strategy hook")
+        if symbol not in self.symbols:
+            raise StrategyError(f"{self.name} may not trade {symbol!r}: not in its symbols")
+        iid = ids.intent_id(self.deployment, self.name, self._trigger, self._ordinal)
+        self._ordinal += 1
+        if iid in self._recent_set:
+            self.stats.replayed_intents += 1
+            return iid  # already emitted before a restart: never emit twice
+        intent = Intent(
+            intent_id=iid,
+            client_order_id=ids.client_order_id(iid),
+            deployment=self.deployment,
+            strategy=self.name,
+            symbol=symbol,
+            side=side,
+            quantity=float(quantity),
+            order_type=OrderType.MARKET if limit_price is None else OrderType.LIMIT,
+            limit_price=None if limit_price is None else float(limit_price),
+            ts=self.clock.now(),
+            trigger=self._trigger,
+            bar_recv_ts=self._bar_recv_ts,
+        )
+        self._pending.intents.append(intent)
+        self.stats.intents += 1
+        return iid
+
+    def emit_cancel(self, intent_id: str) -> None:
+        if self._trigger is None:
+            raise StrategyError("cancel() is only valid inside a strategy hook")
+        self._pending.cancels.append(
+            CancelIntent(intent_id, ids.client_order_id(intent_id), self.name, self.clock.now())
+        )
+
+    def _remember(self, intent_id: str) -> None:
+        if len(self._recent_intents) == self._recent_intents.maxlen:
+            self._recent_set.discard(self._recent_intents[0])
+        self._recent_intents.append(intent_id)
+        self._recent_set.add(intent_id)
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        try:
+            state = json.loads(json.dumps(self.state))
+        except (TypeError, ValueError) as exc:
+            raise StrategyError(f"{self.name}: ctx.state is not JSON-serialisable: {exc}") from exc
+        return {
+            "version": SNAPSHOT_VERSION,
+            "strategy": self.name,
+            "state": state,
+            "last_bar_ts": {s: t.isoformat() for s, t in self.last_bar_ts.items()},
+            "recent_intents": list(self._recent_intents),
+            "portfolio": self.portfolio.snapshot(),
+            "started": self.started,
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        if snap.get("version") != SNAPSHOT_VERSION or snap.get("strategy") != self.name:
+            raise StrategyError(
+                f"snapshot for {snap.get('strategy')!r} v{snap.get('version')} "
+                f"cannot restore {self.name!r} v{SNAPSHOT_VERSION}"
+            )
+        self.state = dict(snap["state"])
+        self.last_bar_ts = {s: datetime.fromisoformat(t) for s, t in snap["last_bar_ts"].items()}
+        self._recent_intents.clear()
+        self._recent_set.clear()
+        for iid in snap["recent_intents"]:
+            self._remember(iid)
+        self.portfolio = VirtualPortfolio.restore(snap["portfolio"])
+        self.started = bool(snap.get("started", False))
+
+    def remember_intents(self, intent_ids: Iterable[str]) -> None:
+        """Intents the journal holds that a stale snapshot may not (emitted after it was taken)."""
+        for iid in intent_ids:
+            if iid not in self._recent_set:
+                self._remember(iid)

@@ -1,0 +1,194 @@
+"""Read functions over a journal database connection (the writer's or a read-only reader's).
+
+Each function runs short statements and fetches everything it reads, so no read transaction is
+left open to hold back the writer's WAL checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+from tradeplane.core.orders import OPEN_STATUSES
+from tradeplane.core.portfolio import VirtualPortfolio
+
+_OPEN = tuple(sorted(s.value for s in OPEN_STATUSES))
+
+
+def _rows(conn: sqlite3.Connection, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+    cur = conn.execute(sql, tuple(params))
+    cols = [c[0] for c in cur.description]
+    return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def tail(conn: sqlite3.Connection, n: int) -> list[dict[str, Any]]:
+    """The last ``n`` journal lines, parsed, oldest first."""
+    rows = conn.execute(
+        "SELECT line FROM events ORDER BY seq DESC LIMIT ?", (max(0, n),)
+    ).fetchall()
+    return [json.loads(r[0]) for r in reversed(rows)]
+
+
+def events(
+    conn: sqlite3.Connection,
+    kinds: Iterable[str] | None = None,
+    since_seq: int = 0,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Parsed journal lines with seq > ``since_seq`` (optionally of ``kinds``), oldest first."""
+    sql = "SELECT line FROM events WHERE seq > ?"
+    params: list[Any] = [since_seq]
+    if kinds is not None:
+        kind_list = list(kinds)
+        sql += f" AND kind IN ({_marks(len(kind_list))})"
+        params += kind_list
+    sql += " ORDER BY seq"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return [json.loads(r[0]) for r in conn.execute(sql, params).fetchall()]
+
+
+def events_for(
+    conn: sqlite3.Connection, *, intent_id: str | None = None, client_order_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Every journal line about one intent and/or order, oldest first (for ``trace``)."""
+    clauses, params = [], []
+    if intent_id is not None:
+        clauses.append("intent_id = ?")
+        params.append(intent_id)
+    if client_order_id is not None:
+        clauses.append("client_order_id = ?")
+        params.append(client_order_id)
+    if not clauses:
+        return []
+    sql = f"SELECT line FROM events WHERE {' OR '.join(clauses)} ORDER BY seq"
+    return [json.loads(r[0]) for r in conn.execute(sql, params).fetchall()]
+
+
+def orders(
+    conn: sqlite3.Connection, *, strategy: str | None = None, open_only: bool = False
+) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM orders WHERE 1"
+    params: list[Any] = []
+    if strategy is not None:
+        sql += " AND strategy = ?"
+        params.append(strategy)
+    if open_only:
+        sql += f" AND status IN ({_marks(len(_OPEN))})"
+        params += _OPEN
+    return _rows(conn, sql + " ORDER BY seq", params)
+
+
+def order_counts_by_status(conn: sqlite3.Connection, strategy: str | None = None) -> dict[str, int]:
+    if strategy is None:
+        rows = conn.execute("SELECT status, count(*) FROM orders GROUP BY status")
+    else:
+        rows = conn.execute(
+            "SELECT status, count(*) FROM orders WHERE strategy = ? GROUP BY status", (strategy,)
+        )
+    return dict(rows.fetchall())
+
+
+def fills(
+    conn: sqlite3.Connection,
+    *,
+    strategy: str | None = None,
+    client_order_id: str | None = None,
+    since_seq: int = 0,
+) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM fills WHERE seq > ?"
+    params: list[Any] = [since_seq]
+    if strategy is not None:
+        sql += " AND strategy = ?"
+        params.append(strategy)
+    if client_order_id is not None:
+        sql += " AND client_order_id = ?"
+        params.append(client_order_id)
+    return _rows(conn, sql + " ORDER BY seq", params)
+
+
+def positions(
+    conn: sqlite3.Connection, *, strategy: str | None = None
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Net positions per (strategy, symbol) from the fills in journal order.
+
+    The arithmetic is the virtual portfolio's, so the journal and a strategy's own books agree:
+    signed quantity (short < 0), average entry price, realized P&L (before fees) and fees.
+    Flat positions stay in the result because their realized P&L still matters.
+    """
+    sql = "SELECT strategy, symbol, side, quantity, price, fee FROM fills"
+    params: tuple[Any, ...] = ()
+    if strategy is not None:
+        sql += " WHERE strategy = ?"
+        params = (strategy,)
+    books: dict[str, VirtualPortfolio] = {}
+    totals: dict[tuple[str, str], list[float]] = {}  # [fill count, fees]
+    for strat, symbol, side, qty, price, fee in conn.execute(sql + " ORDER BY seq", params):
+        strat = strat or ""
+        signed = qty if side == "buy" else -qty
+        books.setdefault(strat, VirtualPortfolio(0.0)).apply(symbol, signed, price, fee or 0.0)
+        t = totals.setdefault((strat, symbol), [0, 0.0])
+        t[0] += 1
+        t[1] += fee or 0.0
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for (strat, symbol), (n, fees) in totals.items():
+        pos = books[strat].position(symbol)
+        out[(strat, symbol)] = {
+            "strategy": strat,
+            "symbol": symbol,
+            "quantity": pos.quantity,
+            "avg_price": pos.avg_price,
+            "realized_pnl": pos.realized_pnl,
+            "fees": fees,
+            "fills": int(n),
+        }
+    return out
+
+
+def intents(
+    conn: sqlite3.Connection, *, strategy: str | None = None, undecided_only: bool = False
+) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM intents WHERE 1"
+    params: list[Any] = []
+    if strategy is not None:
+        sql += " AND strategy = ?"
+        params.append(strategy)
+    if undecided_only:
+        sql += " AND decision IS NULL"
+    return _rows(conn, sql + " ORDER BY seq", params)
+
+
+def get_state(conn: sqlite3.Connection, scope: str, key: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT data FROM state WHERE scope = ? AND key = ?", (scope, key)
+    ).fetchone()
+    return None if row is None else json.loads(row[0])
+
+
+def states(conn: sqlite3.Connection, scope: str) -> dict[str, dict[str, Any]]:
+    rows = conn.execute("SELECT key, data FROM state WHERE scope = ? ORDER BY key", (scope,))
+    return {k: json.loads(d) for k, d in rows.fetchall()}
+
+
+def counts_by_kind(conn: sqlite3.Connection) -> dict[str, int]:
+    return dict(conn.execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall())
+
+
+def meta(conn: sqlite3.Connection) -> dict[str, Any]:
+    out: dict[str, Any] = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    for key in ("last_seq", "schema_version"):
+        if key in out:
+            out[key] = int(out[key])
+    return out
+
+
+def last_seq(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT max(seq) FROM events").fetchone()
+    return int(row[0] or 0)

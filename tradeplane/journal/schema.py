@@ -1,0 +1,355 @@
+"""SQLite schema of the journal database and the projections events apply to it.
+
+``events`` is the record (each row holds the exact JSONL line); ``intents``, ``orders``,
+``fills`` and ``state`` are projections updated in the same transaction as the event, so they
+can never disagree with the record after a crash.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from tradeplane.journal.records import JournalRecord, StateWrite, dumps_payload
+
+FORMAT = "tradeplane-journal"
+SCHEMA_VERSION = 1
+TABLES = frozenset({"meta", "events", "intents", "orders", "fills", "state"})
+
+DDL = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    ts REAL NOT NULL,
+    deployment TEXT NOT NULL,
+    strategy TEXT,
+    intent_id TEXT,
+    client_order_id TEXT,
+    line TEXT NOT NULL
+);
+CREATE INDEX events_kind ON events (kind, seq);
+CREATE INDEX events_intent ON events (intent_id) WHERE intent_id IS NOT NULL;
+CREATE INDEX events_order ON events (client_order_id) WHERE client_order_id IS NOT NULL;
+CREATE TABLE intents (
+    intent_id TEXT PRIMARY KEY,
+    strategy TEXT,
+    symbol TEXT,
+    side TEXT,
+    quantity REAL,
+    order_type TEXT,
+    limit_price REAL,
+    ts REAL,
+    client_order_id TEXT,
+    trigger TEXT,
+    traceparent TEXT,
+    decision TEXT CHECK (decision IS NULL OR decision IN ('approved', 'denied')),
+    reason TEXT,
+    seq INTEGER NOT NULL
+);
+CREATE INDEX intents_strategy ON intents (strategy, decision);
+CREATE TABLE orders (
+    client_order_id TEXT PRIMARY KEY,
+    intent_id TEXT,
+    strategy TEXT,
+    symbol TEXT,
+    side TEXT,
+    quantity REAL,
+    order_type TEXT,
+    limit_price REAL,
+    status TEXT NOT NULL,
+    filled_quantity REAL NOT NULL DEFAULT 0,
+    avg_fill_price REAL NOT NULL DEFAULT 0,
+    fees REAL NOT NULL DEFAULT 0,
+    venue_order_id TEXT,
+    reason TEXT,
+    created_ts REAL,
+    updated_ts REAL,
+    seq INTEGER NOT NULL
+);
+CREATE INDEX orders_status ON orders (status);
+CREATE INDEX orders_strategy ON orders (strategy, status);
+CREATE TABLE fills (
+    fill_id TEXT PRIMARY KEY,
+    client_order_id TEXT,
+    intent_id TEXT,
+    strategy TEXT,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    quantity REAL NOT NULL,
+    price REAL NOT NULL,
+    fee REAL NOT NULL DEFAULT 0,
+    ts REAL,
+    liquidity TEXT,
+    venue_order_id TEXT,
+    seq INTEGER NOT NULL
+);
+CREATE INDEX fills_seq ON fills (seq);
+CREATE INDEX fills_order ON fills (client_order_id);
+CREATE INDEX fills_strategy ON fills (strategy, seq);
+CREATE TABLE state (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    data TEXT NOT NULL,
+    ts REAL NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+"""
+
+INSERT_EVENT = (
+    "INSERT INTO events (seq, event_id, kind, ts, deployment, strategy, intent_id,"
+    " client_order_id, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+UPSERT_STATE = (
+    "INSERT INTO state (scope, key, data, ts) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (scope, key) DO UPDATE SET data = excluded.data, ts = excluded.ts"
+)
+UPSERT_META = (
+    "INSERT INTO meta (key, value) VALUES (?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+
+ORDER_STATUS_KINDS = frozenset(
+    {
+        "order_submitted",
+        "order_accepted",
+        "order_partially_filled",
+        "order_pending_cancel",
+        "order_cancelled",
+        "order_rejected",
+        "order_expired",
+        "order_unknown",
+    }
+)
+
+
+def state_params(write: StateWrite) -> tuple[str, str, str, float]:
+    for name in ("scope", "key"):
+        value = getattr(write, name)
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"state write: {name} must be a non-empty string, got {value!r}")
+    if not isinstance(write.data, dict):
+        raise ValueError(f"state write {write.scope}/{write.key}: data must be a dict")
+    data = dumps_payload(write.data, kind=f"state {write.scope}/{write.key}")
+    return write.scope, write.key, data, float(write.ts)
+
+
+# --- projections ------------------------------------------------------------------------------
+# Values from ``data`` are coerced to plain str/float so enum members or ints bind cleanly.
+
+
+def _s(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _f(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _required(record: JournalRecord, name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(
+            f"journal {record.kind!r} {record.event_id!r}: needs {name} (record field or data)"
+        )
+    return value
+
+
+def _intent_id(record: JournalRecord) -> str:
+    return _required(record, "intent_id", record.intent_id or record.data.get("intent_id"))
+
+
+def _order_id(record: JournalRecord) -> str:
+    coid = record.client_order_id or record.data.get("client_order_id")
+    return _required(record, "client_order_id", coid)
+
+
+def _upsert_intent(
+    conn: sqlite3.Connection,
+    record: JournalRecord,
+    seq: int,
+    decision: str | None,
+    reason: str | None,
+) -> None:
+    """Insert the intent from whatever fields the event carries; a later decision only updates.
+
+    A decision event for an intent that was never journaled still leaves a row, so the
+    projection never silently loses a decision.
+    """
+    d = record.data
+    conn.execute(
+        "INSERT INTO intents (intent_id, strategy, symbol, side, quantity, order_type,"
+        " limit_price, ts, client_order_id, trigger, traceparent, decision, reason, seq)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (intent_id) DO UPDATE SET"
+        " decision = coalesce(excluded.decision, decision),"
+        " reason = coalesce(excluded.reason, reason)",
+        (
+            _intent_id(record),
+            record.strategy or _s(d.get("strategy")),
+            _s(d.get("symbol")),
+            _s(d.get("side")),
+            _f(d.get("quantity")),
+            _s(d.get("order_type")),
+            _f(d.get("limit_price")),
+            _f(d.get("ts", record.ts)),
+            record.client_order_id or _s(d.get("client_order_id")),
+            _s(d.get("trigger")),
+            record.traceparent or _s(d.get("traceparent")),
+            decision,
+            reason,
+            seq,
+        ),
+    )
+
+
+def _intent(conn: sqlite3.Connection, record: JournalRecord, seq: int) -> None:
+    _upsert_intent(conn, record, seq, None, None)
+
+
+def _order_denied(conn: sqlite3.Connection, record: JournalRecord, seq: int) -> None:
+    _upsert_intent(conn, record, seq, "denied", _s(record.data.get("reason")))
+
+
+def _order_submitting(conn: sqlite3.Connection, record: JournalRecord, seq: int) -> None:
+    d = record.data
+    coid = _order_id(record)
+    conn.execute(
+        "INSERT INTO orders (client_order_id, intent_id, strategy, symbol, side, quantity,"
+        " order_type, limit_price, status, created_ts, updated_ts, seq)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending_submit', ?, ?, ?)"
+        " ON CONFLICT (client_order_id) DO NOTHING",
+        (
+            coid,
+            record.intent_id or _s(d.get("intent_id")),
+            record.strategy or _s(d.get("strategy")),
+            _s(d.get("symbol")),
+            _s(d.get("side")),
+            _f(d.get("quantity")),
+            _s(d.get("order_type")),
+            _f(d.get("limit_price")),
+            record.ts,
+            record.ts,
+            seq,
+        ),
+    )
+    if record.intent_id or d.get("intent_id"):
+        _upsert_intent(conn, record, seq, "approved", None)
+
+
+def _ensure_order(conn: sqlite3.Connection, record: JournalRecord, coid: str, seq: int) -> None:
+    """An update for an order the journal never saw submitted (e.g. found by reconciliation)
+    still gets a row, so every order the venue reports is visible in ``orders``."""
+    d = record.data
+    conn.execute(
+        "INSERT INTO orders (client_order_id, intent_id, strategy, symbol, side, quantity,"
+        " order_type, limit_price, status, created_ts, updated_ts, seq)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'unknown', ?, ?, ?)"
+        " ON CONFLICT (client_order_id) DO NOTHING",
+        (
+            coid,
+            record.intent_id or _s(d.get("intent_id")),
+            record.strategy or _s(d.get("strategy")),
+            _s(d.get("symbol")),
+            _s(d.get("side")),
+            _f(d.get("quantity")),
+            _s(d.get("order_type")),
+            _f(d.get("limit_price")),
+            record.ts,
+            record.ts,
+            seq,
+        ),
+    )
+
+
+def _order_status(conn: sqlite3.Connection, record: JournalRecord, seq: int) -> None:
+    coid = _order_id(record)
+    status = record.kind.removeprefix("order_")
+    d = record.data
+    params = (status, _s(d.get("venue_order_id")), _s(d.get("reason")), record.ts, seq, coid)
+    sql = (
+        "UPDATE orders SET status = ?, venue_order_id = coalesce(?, venue_order_id),"
+        " reason = coalesce(?, reason), updated_ts = ?, seq = ? WHERE client_order_id = ?"
+    )
+    if conn.execute(sql, params).rowcount == 0:
+        _ensure_order(conn, record, coid, seq)
+        conn.execute(sql, params)
+
+
+def _order_filled(conn: sqlite3.Connection, record: JournalRecord, seq: int) -> None:
+    d = record.data
+    coid = _order_id(record)
+    fill = d.get("fill")
+    if fill is not None:
+        if not isinstance(fill, dict):
+            raise ValueError(
+                f"journal 'order_filled' {record.event_id!r}: data.fill must be a dict"
+            )
+        fill_id = _required(record, "data.fill.fill_id", fill.get("fill_id"))
+        cur = conn.execute(
+            "INSERT INTO fills (fill_id, client_order_id, intent_id, strategy, symbol, side,"
+            " quantity, price, fee, ts, liquidity, venue_order_id, seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fill_id) DO NOTHING",
+            (
+                fill_id,
+                coid,
+                record.intent_id or _s(fill.get("intent_id") or d.get("intent_id")),
+                record.strategy or _s(fill.get("strategy") or d.get("strategy")),
+                _s(fill.get("symbol")),
+                _s(fill.get("side")),
+                _f(fill.get("quantity")),
+                _f(fill.get("price")),
+                _f(fill.get("fee")) or 0.0,
+                _f(fill.get("ts", record.ts)),
+                _s(fill.get("liquidity")),
+                _s(fill.get("venue_order_id")),
+                seq,
+            ),
+        )
+        if cur.rowcount == 0:
+            return  # a duplicate fill must not move the order's cumulative figures
+    venue_order_id = d.get("venue_order_id") or (fill or {}).get("venue_order_id")
+    params = (
+        _s(d.get("status")),
+        _f(d.get("filled_quantity")),
+        _f(d.get("avg_fill_price")),
+        _f(d.get("fees")),
+        _s(venue_order_id),
+        record.ts,
+        seq,
+        coid,
+    )
+    sql = (
+        "UPDATE orders SET status = coalesce(?, status),"
+        " filled_quantity = coalesce(?, filled_quantity),"
+        " avg_fill_price = coalesce(?, avg_fill_price), fees = coalesce(?, fees),"
+        " venue_order_id = coalesce(?, venue_order_id), updated_ts = ?, seq = ?"
+        " WHERE client_order_id = ?"
+    )
+    if conn.execute(sql, params).rowcount == 0:
+        _ensure_order(conn, record, coid, seq)
+        conn.execute(sql, params)
+
+
+def _health_changed(conn: sqlite3.Connection, record: JournalRecord, seq: int) -> None:
+    component = _required(record, "data.component", record.data.get("component"))
+    data = dumps_payload(record.data, kind=record.kind)
+    conn.execute(UPSERT_STATE, ("health", component, data, record.ts))
+
+
+PROJECTIONS: dict[str, Callable[[sqlite3.Connection, JournalRecord, int], None]] = {
+    "intent": _intent,
+    "order_denied": _order_denied,
+    "order_submitting": _order_submitting,
+    "order_filled": _order_filled,
+    "health_changed": _health_changed,
+    **dict.fromkeys(ORDER_STATUS_KINDS, _order_status),
+}
+
+
+def project(conn: sqlite3.Connection, record: JournalRecord, seq: int) -> None:
+    """Apply one event to the projections; unknown kinds are journaled with no projection."""
+    fn = PROJECTIONS.get(record.kind)
+    if fn is not None:
+        fn(conn, record, seq)

@@ -1,0 +1,486 @@
+"""SupervisorActor: creates the deployment's children, watches them, restarts the dead, derives
+health and journals every change. One detached named actor per deployment.
+
+Death is noticed the moment Ray knows it (a never-returning call per child), hangs by heartbeat
+timeout. Restarts follow dependency order and the restart policy; when the policy gives up the
+deployment stops feeding bars and goes to ``failed`` (fail closed). Ray restarts the supervisor
+itself; a restarted supervisor re-attaches to its children by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import ray
+
+from tradeplane.actors.common import (
+    ROLE_BROKER,
+    ROLE_FEED,
+    ROLE_JOURNAL,
+    ROLE_RISK,
+    STRATEGY_PREFIX,
+    DeathWatch,
+    Outbox,
+    Peers,
+    call_journal,
+    spawn,
+)
+from tradeplane.actors.records import event_record
+from tradeplane.config.models import TradeplaneConfig
+from tradeplane.core.health import Health, HealthFacts, HealthReading, Phase
+from tradeplane.core.watchdog import Lifecycle, RestartPolicy
+from tradeplane.journal.records import JournalRecord, StateWrite
+from tradeplane.supervisor.adapter import ChildAdapter, ChildGone, RayChildAdapter
+from tradeplane.supervisor.core import SupervisorCore
+from tradeplane.supervisor.specs import ChildSpec, child_specs
+
+log = logging.getLogger("tradeplane.supervisor")
+RUN_SCOPE, RUN_KEY = "supervisor", "run"
+
+
+class Supervisor:
+    """The supervision logic over an adapter; the Ray actor below is a thin shell around it."""
+
+    def __init__(
+        self, cfg: TradeplaneConfig, run_id: str, sources: dict[str, str], adapter: ChildAdapter
+    ) -> None:
+        self.cfg = cfg
+        self.run_id = run_id
+        self.deployment = cfg.deployment.name
+        self.specs: dict[str, ChildSpec] = {s.role: s for s in child_specs(cfg, run_id, sources)}
+        sup = cfg.supervisor
+        self.core = SupervisorCore(
+            list(self.specs),
+            RestartPolicy(sup.max_restarts, sup.restart_window_s, sup.restart_cooldown_s),
+            heartbeat_timeout_s=sup.heartbeat_timeout_s,
+            feed_silence_s=sup.feed_silence_s,
+        )
+        self.adapter = adapter
+        self.peers = Peers(self.deployment)
+        self.outbox = Outbox(self.peers)
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.watchers: dict[str, asyncio.Task[Any]] = {}
+        self.wake = asyncio.Event()
+        self.reading = HealthReading(Health.STARTING, "deploying actors")
+        self.started_ts = time.time()
+        self.loop_task: asyncio.Task[Any] | None = None
+        self.restart_log: list[dict[str, Any]] = []
+        self._restarting: set[str] = set()
+
+    # -- journal -------------------------------------------------------------------------------
+
+    def journal(
+        self, kind: str, data: dict[str, Any], state: list[StateWrite] | None = None
+    ) -> None:
+        record: JournalRecord = event_record(self.deployment, kind, time.time(), data)
+        self.outbox.send_nowait(ROLE_JOURNAL, "append", [record], state or [])
+
+    def _run_state(self) -> StateWrite:
+        return StateWrite(
+            RUN_SCOPE, RUN_KEY, {"run_id": self.run_id, "phase": self.core.phase.value}, time.time()
+        )
+
+    # -- deploy --------------------------------------------------------------------------------
+
+    async def deploy(self) -> dict[str, Any]:
+        timeout = self.cfg.supervisor.startup_timeout_s
+        try:
+            for role in self.specs:
+                await self._create_and_ready(role, timeout)
+        except Exception as exc:
+            self.core.failure = f"start-up failed: {exc}"
+            self.core.set_phase(Phase.FAILED)
+            await self._observe()
+            await self._kill_all()
+            raise
+        self.core.set_phase(Phase.READY)
+        await call_journal(
+            self.peers,
+            [
+                event_record(
+                    self.deployment,
+                    "deployment_started",
+                    time.time(),
+                    {
+                        "run_id": self.run_id,
+                        "mode": self.cfg.deployment.mode.value,
+                        "venue": self.cfg.venue.kind,
+                        "strategies": [s.name for s in self.cfg.strategies],
+                        "symbols": list(self.cfg.venue.symbols),
+                        "risk_limits_disabled": [
+                            k for k, v in self.cfg.risk.model_dump().items() if v is None
+                        ],
+                    },
+                )
+            ],
+            [self._run_state()],
+        )
+        self._start_loop()
+        await self._observe()
+        return self.status()
+
+    async def _create_and_ready(self, role: str, timeout_s: float) -> None:
+        self.adapter.create(self.specs[role])
+        try:
+            await self.adapter.call(role, "ready", timeout_s=timeout_s)
+        except (ChildGone, TimeoutError) as exc:
+            cause = await asyncio.wait_for(self.adapter.wait_for_death(role), 5.0)
+            raise RuntimeError(f"{role} did not become ready: {cause or exc}") from exc
+        self.core.running(role)
+        self._watch(role)
+
+    async def start_feed(self) -> dict[str, Any]:
+        await self.adapter.call(ROLE_FEED, "start_streaming", timeout_s=10.0)
+        self.core.set_phase(Phase.RUNNING)
+        self.journal("feed_started", {}, [self._run_state()])
+        await self._observe()
+        return self.status()
+
+    async def reattach(self) -> bool:
+        """After Ray restarted this actor: adopt the children that are still alive by name."""
+        if not self.adapter.attach(ROLE_JOURNAL):
+            return False
+        try:
+            run = await self.adapter.call(
+                ROLE_JOURNAL, "query", "get_state", RUN_SCOPE, RUN_KEY, timeout_s=10.0
+            )
+        except (ChildGone, TimeoutError):
+            return False
+        if (
+            not run
+            or run.get("run_id") != self.run_id
+            or run.get("phase") not in (Phase.READY.value, Phase.RUNNING.value)
+        ):
+            return False  # a fresh deployment (or one already over): nothing to adopt
+        for role in self.specs:
+            if self.adapter.attach(role):
+                self.core.running(role)
+                self._watch(role)
+            else:
+                self.core.on_death(role, time.time(), "not found on re-attach")
+        self.core.set_phase(Phase.READY)
+        self.core.set_phase(Phase.RUNNING)
+        self.journal("supervisor_reattached", {"run_id": self.run_id})
+        self._start_loop()
+        return True
+
+    # -- monitoring ----------------------------------------------------------------------------
+
+    def _watch(self, role: str) -> None:
+        old = self.watchers.pop(role, None)
+        if old is not None:
+            old.cancel()
+        self.watchers[role] = spawn(self.tasks, self._watch_one(role))
+
+    async def _watch_one(self, role: str) -> None:
+        cause = await self.adapter.wait_for_death(role)
+        await self._on_death(role, cause)
+
+    def _start_loop(self) -> None:
+        if self.loop_task is None or self.loop_task.done():
+            self.loop_task = spawn(self.tasks, self._loop())
+
+    async def _loop(self) -> None:
+        interval = self.cfg.supervisor.monitor_interval_s
+        while self.core.phase in (Phase.READY, Phase.RUNNING):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), interval)
+            self.wake.clear()
+            try:
+                await self._tick()
+            except Exception:  # the loop must survive any one bad tick
+                log.exception("supervisor tick failed")
+
+    async def _tick(self) -> None:
+        now = time.time()
+        running = [r for r, c in self.core.children.items() if c.state is Lifecycle.RUNNING]
+        timeout = min(self.cfg.supervisor.heartbeat_timeout_s, 2.0)
+        results = await asyncio.gather(
+            *(self.adapter.call(r, "heartbeat", timeout_s=timeout) for r in running),
+            return_exceptions=True,
+        )
+        for role, result in zip(running, results, strict=True):
+            if isinstance(result, dict):
+                self.core.on_heartbeat(role, result, now)
+            elif isinstance(result, TimeoutError) and self.core.on_heartbeat_missed(role, now):
+                await self.adapter.kill(role)  # hung: the death watch restarts it
+        await self._observe()
+
+    async def _observe(self) -> None:
+        feed = self.core.children.get(ROLE_FEED)
+        broker = self.core.children.get(ROLE_BROKER)
+        fb = feed.last_heartbeat if feed else {}
+        bb = broker.last_heartbeat if broker else {}
+        facts = HealthFacts(
+            phase=self.core.phase,
+            now=time.time(),
+            children_down=self.core.down() if self.core.phase is not Phase.STARTING else (),
+            feed_started=bool(fb.get("streaming")),
+            last_bar_recv_ts=fb.get("last_bar_recv_ts"),
+            feed_started_ts=fb.get("started_ts"),
+            broker_connected=bool(bb.get("connected", True)),
+            feed_silence_s=self.cfg.supervisor.feed_silence_s,
+        )
+        self.reading, change = self.core.observe_health(facts)
+        if change is not None:
+            self.journal(
+                "health_changed",
+                {
+                    "component": "deployment",
+                    "previous": change.previous.value,
+                    "health": change.current.value,
+                    "reason": change.reason,
+                },
+            )
+
+    # -- recovery ------------------------------------------------------------------------------
+
+    async def _on_death(self, role: str, cause: str) -> None:
+        decision = self.core.on_death(role, time.time(), cause)
+        self.wake.set()
+        if decision is None:
+            return
+        self.journal("actor_died", {"role": role, "cause": cause, "attempt": decision.attempt})
+        await self._observe()
+        if not decision.restart:
+            await self._fail(decision.reason)
+            return
+        if decision.delay_s:
+            await asyncio.sleep(decision.delay_s)
+        await self._restart(role, cause)
+
+    async def _restart(self, role: str, cause: str) -> None:
+        started = time.time()
+        try:
+            await self.adapter.kill(role)  # frees the name if the old process lingers
+            await self._create_and_ready(role, self.cfg.supervisor.startup_timeout_s)
+        except Exception as exc:
+            self.journal("actor_restart_failed", {"role": role, "error": str(exc)[:500]})
+            # Count it as another death: the policy decides whether to try again.
+            self.core.children[role].state = Lifecycle.RUNNING
+            await self._on_death(role, f"restart failed: {exc}")
+            return
+        for other in self.specs:
+            if other != role and self.core.children[other].state is Lifecycle.RUNNING:
+                self.adapter.send(other, "rewire", role)
+        self.outbox.resend(role)
+        took = time.time() - started
+        self.restart_log.append({"role": role, "cause": cause, "ts": started, "took_s": took})
+        del self.restart_log[:-50]
+        self.journal(
+            "actor_restarted",
+            {
+                "role": role,
+                "cause": cause,
+                "took_s": round(took, 3),
+                "restarts": self.core.children[role].restarts,
+            },
+        )
+        self.wake.set()
+
+    async def _fail(self, reason: str) -> None:
+        """Fail closed: no more bars, so no more intents; then say why."""
+        with contextlib.suppress(Exception):
+            await self.adapter.call(ROLE_FEED, "stop_streaming", timeout_s=5.0)
+        self.core.set_phase(Phase.FAILED)
+        self.journal("deployment_failed", {"reason": reason}, [self._run_state()])
+        await self._observe()
+
+    # -- stop ----------------------------------------------------------------------------------
+
+    async def stop(self, reason: str = "operator") -> dict[str, Any]:
+        if self.core.phase is Phase.STOPPED:
+            return self.status()
+        self.core.set_phase(Phase.STOPPING)
+        calls = [(ROLE_FEED, "stop_streaming")]
+        for role in self.specs:
+            if role.startswith(STRATEGY_PREFIX):
+                calls.append((role, "stop"))
+        for role, method in calls:
+            with contextlib.suppress(Exception):
+                await self.adapter.call(role, method, timeout_s=10.0)
+        await self._drain()
+        with contextlib.suppress(Exception):
+            await self.adapter.call(ROLE_BROKER, "drain", timeout_s=15.0)
+        await self._drain()
+        summary = await self.status_with_orders()
+        self.core.set_phase(Phase.STOPPED)
+        await self._observe()
+        summary.update(phase=self.core.phase.value, health=self.reading.health.value)
+        with contextlib.suppress(Exception):
+            await call_journal(
+                self.peers,
+                [
+                    event_record(
+                        self.deployment,
+                        "deployment_stopped",
+                        time.time(),
+                        {
+                            "reason": reason,
+                            "run_id": self.run_id,
+                            "orders": summary.get("orders", {}),
+                        },
+                    )
+                ],
+                [self._run_state()],
+                retry_s=10.0,
+            )
+            await self.adapter.call(ROLE_JOURNAL, "close", timeout_s=15.0)
+        await self._kill_all()
+        return summary
+
+    async def _drain(self, timeout_s: float = 10.0) -> None:
+        """Wait until every child has delivered what it holds (outboxes empty)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            busy = False
+            for role in self.specs:
+                if role == ROLE_JOURNAL:
+                    continue
+                try:
+                    beat = await self.adapter.call(role, "heartbeat", timeout_s=2.0)
+                except (ChildGone, TimeoutError):
+                    continue
+                box = beat.get("outbox", {})
+                if box.get("inflight") or box.get("pending_retries"):
+                    busy = True
+            if not busy and not self.outbox.inflight():
+                return
+            await asyncio.sleep(0.05)
+
+    async def _kill_all(self) -> None:
+        for task in list(self.watchers.values()):
+            task.cancel()
+        for role in reversed(list(self.specs)):
+            with contextlib.suppress(Exception):
+                await self.adapter.kill(role)
+            child = self.core.children[role]
+            if child.state is not Lifecycle.STOPPED:
+                with contextlib.suppress(Exception):
+                    if child.state is not Lifecycle.STOPPING:
+                        child.move(Lifecycle.STOPPING)
+                    child.move(Lifecycle.STOPPED)
+
+    # -- status --------------------------------------------------------------------------------
+
+    async def status_with_orders(self) -> dict[str, Any]:
+        status = self.status()
+        if self.core.children[ROLE_JOURNAL].state is Lifecycle.RUNNING:
+            with contextlib.suppress(Exception):
+                status["orders"] = await self.adapter.call(
+                    ROLE_JOURNAL, "query", "order_counts_by_status", timeout_s=2.0
+                )
+        return status
+
+    def status(self) -> dict[str, Any]:
+        now = time.time()
+        children = self.core.children
+        feed = children[ROLE_FEED].last_heartbeat if ROLE_FEED in children else {}
+        strategies = {
+            role[len(STRATEGY_PREFIX) :]: c.last_heartbeat
+            for role, c in children.items()
+            if role.startswith(STRATEGY_PREFIX)
+        }
+        broker = children[ROLE_BROKER].last_heartbeat if ROLE_BROKER in children else {}
+        journal = children[ROLE_JOURNAL].last_heartbeat if ROLE_JOURNAL in children else {}
+        return {
+            "deployment": self.deployment,
+            "run_id": self.run_id,
+            "mode": self.cfg.deployment.mode.value,
+            "venue": self.cfg.venue.kind,
+            "state_dir": str(self.cfg.deployment.resolved_state_dir()),
+            "phase": self.core.phase.value,
+            "health": self.reading.health.value,
+            "reason": self.core.failure or self.reading.reason,
+            "last_bar_age_s": self.reading.last_bar_age_s,
+            "uptime_s": now - self.started_ts,
+            "children": {
+                role: {
+                    "state": c.state.value,
+                    "restarts": c.restarts,
+                    "heartbeat_age_s": None
+                    if c.last_heartbeat_ts is None
+                    else now - c.last_heartbeat_ts,
+                    "last_error": c.last_error,
+                }
+                for role, c in children.items()
+            },
+            "feed": {
+                k: feed.get(k)
+                for k in ("bars", "rejected_bars", "next_ts", "inflight", "lagging_ticks", "outbox")
+            },
+            "broker": {
+                k: broker.get(k)
+                for k in (
+                    "connected",
+                    "orders",
+                    "open_orders",
+                    "submits",
+                    "duplicates_blocked",
+                    "tick_to_order_ms",
+                    "venue_errors",
+                    "last_error",
+                )
+            },
+            "risk": {
+                k: children[ROLE_RISK].last_heartbeat.get(k)
+                for k in ("approved", "denied", "recent_denials")
+            },
+            "journal": {
+                k: journal.get(k) for k in ("last_seq", "paths", "last_commit_ms", "max_commit_ms")
+            },
+            "strategies": strategies,
+            "restarts": list(self.restart_log),
+            "health_history": [
+                {"from": h.previous.value, "to": h.current.value, "reason": h.reason, "ts": h.ts}
+                for h in self.core.health.history[-10:]
+            ],
+        }
+
+
+@ray.remote
+class SupervisorActor(DeathWatch):
+    def __init__(self, cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> None:
+        self.sup = Supervisor(cfg, run_id, sources, RayChildAdapter(cfg.deployment.name))
+        self._deploying = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # If Ray restarted us while the deployment ran, its children are still there.
+        spawn(self._tasks, self._maybe_reattach())
+
+    async def _maybe_reattach(self) -> None:
+        await asyncio.sleep(0)
+        if not self._deploying:
+            await self.sup.reattach()
+
+    async def deploy(self) -> dict[str, Any]:
+        self._deploying = True
+        return await self.sup.deploy()
+
+    async def start_feed(self) -> dict[str, Any]:
+        return await self.sup.start_feed()
+
+    async def status(self) -> dict[str, Any]:
+        return await self.sup.status_with_orders()
+
+    async def stop(self, reason: str = "operator") -> dict[str, Any]:
+        return await self.sup.stop(reason)
+
+    async def kill_child(self, role: str) -> None:
+        """For tests and chaos: ``ray.kill`` one child; the death watch restarts it."""
+        handle = (
+            self.sup.adapter.handles.get(role)
+            if isinstance(self.sup.adapter, RayChildAdapter)
+            else None
+        )
+        if handle is not None:
+            ray.kill(handle, no_restart=True)
+
+    async def heartbeat(self) -> dict[str, Any]:
+        return {"role": "supervisor", "ts": time.time(), "phase": self.sup.core.phase.value}
+
+
+__all__ = ["ROLE_RISK", "Supervisor", "SupervisorActor"]

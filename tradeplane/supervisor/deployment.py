@@ -1,0 +1,125 @@
+"""Create, find and stop deployments from a driver process (the CLI, tests, benchmarks)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from typing import Any
+
+import ray
+
+from tradeplane.actors.common import NAMESPACE, ROLE_SUPERVISOR, actor_name
+from tradeplane.config.models import TradeplaneConfig
+from tradeplane.core.errors import OperationalError
+from tradeplane.supervisor.actor import SupervisorActor
+from tradeplane.supervisor.specs import child_specs, read_sources
+
+LOOPBACK = "127.0.0.1"
+
+
+def connect(address: str | None = None, *, num_cpus: int | None = None) -> None:
+    """Attach to ``address`` (``auto`` or host:port), or start a private Ray bound to loopback."""
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if address:
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
+        return
+    ray.init(
+        _node_ip_address=LOOPBACK,
+        include_dashboard=False,
+        namespace=NAMESPACE,
+        num_cpus=num_cpus,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
+
+
+def supervisor_name(deployment: str) -> str:
+    return actor_name(deployment, ROLE_SUPERVISOR)
+
+
+def find_supervisor(deployment: str) -> Any | None:
+    try:
+        return ray.get_actor(supervisor_name(deployment), namespace=NAMESPACE)
+    except ValueError:
+        return None
+
+
+def list_deployments() -> list[str]:
+    suffix = f"/{ROLE_SUPERVISOR}"
+    names = ray.util.list_named_actors(all_namespaces=True)
+    out = []
+    for entry in names:
+        if isinstance(entry, dict):
+            if entry.get("namespace") != NAMESPACE:
+                continue
+            name = entry.get("name", "")
+        else:
+            name = entry
+        if name.endswith(suffix):
+            out.append(name[: -len(suffix)])
+    return sorted(out)
+
+
+def leftover_children(cfg: TradeplaneConfig) -> list[str]:
+    names = []
+    for spec in child_specs(cfg, "probe", {s.name: "" for s in cfg.strategies}):
+        try:
+            ray.get_actor(actor_name(cfg.deployment.name, spec.role), namespace=NAMESPACE)
+            names.append(spec.role)
+        except ValueError:
+            pass
+    return names
+
+
+def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float = 120.0) -> Any:
+    """Create the supervisor, deploy every child, start the feed; returns the supervisor."""
+    name = cfg.deployment.name
+    if find_supervisor(name) is not None:
+        raise OperationalError(f"deployment {name!r} is already running (tradeplane down {name})")
+    leftovers = leftover_children(cfg)
+    if leftovers:
+        raise OperationalError(
+            f"deployment {name!r} has actors left from an earlier run: {', '.join(leftovers)}; "
+            f"run `tradeplane down {name}` first"
+        )
+    run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+    sup = SupervisorActor.options(  # type: ignore[attr-defined]
+        name=supervisor_name(name),
+        namespace=NAMESPACE,
+        lifetime="detached",
+        max_restarts=-1,
+        max_task_retries=0,
+        num_cpus=0,
+        max_concurrency=1000,
+    ).remote(cfg, run_id, read_sources(cfg))
+    try:
+        ray.get(sup.deploy.remote(), timeout=timeout_s)
+        if start_feed:
+            ray.get(sup.start_feed.remote(), timeout=30)
+    except Exception:
+        ray.kill(sup, no_restart=True)
+        raise
+    return sup
+
+
+def status(deployment: str, timeout_s: float = 10.0) -> dict[str, Any] | None:
+    sup = find_supervisor(deployment)
+    if sup is None:
+        return None
+    result: dict[str, Any] = ray.get(sup.status.remote(), timeout=timeout_s)
+    return result
+
+
+def stop(deployment: str, *, reason: str = "operator", timeout_s: float = 120.0) -> dict[str, Any]:
+    sup = find_supervisor(deployment)
+    if sup is None:
+        raise OperationalError(f"no running deployment named {deployment!r}")
+    try:
+        summary: dict[str, Any] = ray.get(sup.stop.remote(reason), timeout=timeout_s)
+    finally:
+        ray.kill(sup, no_restart=True)
+    return summary

@@ -1,0 +1,82 @@
+"""What a deployment is made of: its children in dependency order and how to create each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tradeplane.actors.broker import BrokerActor
+from tradeplane.actors.common import (
+    ROLE_BROKER,
+    ROLE_FEED,
+    ROLE_JOURNAL,
+    ROLE_RISK,
+    ROLE_VENUE,
+    child_options,
+    strategy_role,
+)
+from tradeplane.actors.feed import FeedActor
+from tradeplane.actors.journal import JournalActor
+from tradeplane.actors.risk import RiskActor
+from tradeplane.actors.strategy import StrategyActor
+from tradeplane.actors.venue import SimVenueActor
+from tradeplane.config.models import Mode, TradeplaneConfig
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    role: str
+    actor_class: Any
+    args: tuple[Any, ...]
+    options: dict[str, Any]
+
+    def create(self) -> Any:
+        return self.actor_class.options(**self.options).remote(*self.args)
+
+
+def uses_venue_actor(cfg: TradeplaneConfig) -> bool:
+    return cfg.venue.kind == "sim" and cfg.deployment.mode is not Mode.SHADOW
+
+
+def child_specs(cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> list[ChildSpec]:
+    dep = cfg.deployment.name
+    state_dir = str(cfg.deployment.resolved_state_dir())
+    specs = [
+        ChildSpec(
+            ROLE_JOURNAL,
+            JournalActor,
+            (dep, state_dir, cfg.journal),
+            child_options(dep, ROLE_JOURNAL),
+        ),
+    ]
+    subscribers: dict[str, list[str] | None] = {ROLE_RISK: None}
+    if uses_venue_actor(cfg):
+        specs.append(
+            ChildSpec(
+                ROLE_VENUE,
+                SimVenueActor,
+                (dep, state_dir, cfg.venue.sim),
+                child_options(dep, ROLE_VENUE),
+            )
+        )
+        subscribers[ROLE_VENUE] = None
+    if cfg.deployment.mode is Mode.SHADOW:
+        subscribers[ROLE_BROKER] = None
+    specs.append(
+        ChildSpec(ROLE_BROKER, BrokerActor, (cfg, run_id), child_options(dep, ROLE_BROKER))
+    )
+    specs.append(ChildSpec(ROLE_RISK, RiskActor, (cfg, run_id), child_options(dep, ROLE_RISK)))
+    for s in cfg.strategies:
+        role = strategy_role(s.name)
+        opts = child_options(dep, role, **({"resources": dict(s.resources)} if s.resources else {}))
+        specs.append(ChildSpec(role, StrategyActor, (cfg, s, sources[s.name], run_id), opts))
+        subscribers[role] = list(cfg.strategy_symbols(s))
+    specs.append(
+        ChildSpec(ROLE_FEED, FeedActor, (cfg, run_id, subscribers), child_options(dep, ROLE_FEED))
+    )
+    return specs
+
+
+def read_sources(cfg: TradeplaneConfig) -> dict[str, str]:
+    """Strategy files are read once by the deployer and shipped as text to any node."""
+    return {s.name: s.path.read_text(encoding="utf-8") for s in cfg.strategies}

@@ -1,0 +1,523 @@
+"""Paper matching engine: fills resting orders against closed bars. Pure core, injected clock.
+
+Orders only ever fill on a bar that arrives after they were submitted: a market order takes the
+next bar's open (plus slippage), a limit order fills when the bar trades through its price. The
+engine remembers every client order id it has ever seen so a repeated submit is refused rather
+than traded twice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+from tradeplane.core.clock import Clock
+from tradeplane.core.model import Bar, OrderType, Side
+
+WORKING_STATUSES = frozenset({"accepted", "partially_filled"})
+TERMINAL_STATUSES = frozenset({"filled", "cancelled", "rejected", "expired"})
+STAT_NAMES = ("submits", "duplicate_submits", "rejects", "fills", "cancels")
+VENUE_ORDER_PREFIX = "SIM-"
+
+# Quantities closer than this (relative) to the ordered amount count as completely filled, so
+# float dust never leaves an order working forever.
+_QTY_REL_EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrderRequest:
+    client_order_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    order_type: OrderType
+    limit_price: float | None = None
+
+    def __post_init__(self) -> None:
+        # Enum fields are a programming contract (a typo is a bug, not a venue reject); numbers
+        # are validated by the engine and rejected the way a real venue would.
+        object.__setattr__(self, "side", Side(self.side))
+        object.__setattr__(self, "order_type", OrderType(self.order_type))
+
+
+@dataclass(frozen=True, slots=True)
+class VenueFill:
+    fill_id: str
+    client_order_id: str
+    venue_order_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    price: float
+    fee: float
+    ts: float
+    liquidity: str  # "maker" | "taker"
+
+    @property
+    def signed_quantity(self) -> float:
+        return self.side.sign * self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrderState:
+    client_order_id: str
+    venue_order_id: str | None
+    symbol: str
+    side: Side
+    quantity: float
+    order_type: OrderType
+    limit_price: float | None
+    status: str  # accepted | partially_filled | filled | cancelled | rejected | expired
+    filled_quantity: float
+    avg_fill_price: float
+    fees: float
+    reason: str | None
+    created_ts: float
+    updated_ts: float
+
+    @property
+    def is_working(self) -> bool:
+        return self.status in WORKING_STATUSES
+
+    @property
+    def remaining_quantity(self) -> float:
+        return max(0.0, self.quantity - self.filled_quantity)
+
+
+@dataclass(frozen=True, slots=True)
+class VenueEvent:
+    seq: int
+    kind: str  # order_accepted | order_rejected | order_cancelled | order_filled | cancel_rejected
+    client_order_id: str
+    venue_order_id: str | None
+    ts: float
+    reason: str | None = None
+    fill: VenueFill | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VenuePosition:
+    symbol: str
+    quantity: float  # signed, short < 0
+    avg_price: float
+
+
+@dataclass(slots=True)
+class EngineChanges:
+    """What changed since the last ``take_changes``; with the events (which carry the fills)
+    this is exactly what a store must write."""
+
+    orders: dict[str, VenueOrderState]  # latest state per client order id
+    positions: dict[str, VenuePosition]  # quantity 0 = position closed
+    last_prices: dict[str, float]
+    last_seq: int
+    order_counter: int
+    stats: dict[str, int]
+
+
+@dataclass(slots=True)
+class EngineState:
+    """Everything needed to rebuild an engine; events are kept by whoever persists them."""
+
+    orders: list[VenueOrderState]
+    fills: list[VenueFill]  # in the order they happened
+    positions: dict[str, VenuePosition]
+    last_prices: dict[str, float]
+    last_seq: int
+    order_counter: int
+    stats: dict[str, int]
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _as_float(value: Any) -> float:
+    """A rejected request still leaves a record; anything that is not a number becomes NaN."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return math.nan
+
+
+def apply_fill_to_position(
+    position: VenuePosition | None, symbol: str, signed_qty: float, price: float
+) -> VenuePosition:
+    """Net a fill into a position; reducing keeps the entry price, a flip restarts it."""
+    qty = position.quantity if position else 0.0
+    avg = position.avg_price if position else 0.0
+    new_qty = qty + signed_qty
+    if abs(new_qty) <= _QTY_REL_EPS * max(abs(qty), abs(signed_qty)):
+        return VenuePosition(symbol, 0.0, 0.0)
+    if qty == 0.0 or (qty > 0) == (signed_qty > 0):
+        avg = (avg * abs(qty) + price * abs(signed_qty)) / abs(new_qty)
+    elif (new_qty > 0) != (qty > 0):
+        avg = price
+    return VenuePosition(symbol, new_qty, avg)
+
+
+class _SymbolBook:
+    """Working orders of one symbol, in arrival order (time priority within a bar).
+
+    Tracks the most aggressive buy and sell prices so a bar that reaches neither (the common
+    case, thousands of times a second) is dismissed without looking at each order.
+    """
+
+    __slots__ = ("_reach_stale", "ask_reach", "bid_reach", "orders")
+
+    def __init__(self) -> None:
+        self.orders: dict[str, VenueOrderState] = {}
+        self.bid_reach = -math.inf  # a bar with low <= this may fill a buy
+        self.ask_reach = math.inf  # a bar with high >= this may fill a sell
+        self._reach_stale = False
+
+    def put(self, order: VenueOrderState) -> None:
+        """Add or update; an update keeps the order's place in the queue."""
+        self.orders[order.client_order_id] = order
+        if order.side is Side.BUY:
+            self.bid_reach = max(self.bid_reach, _reach(order))
+        else:
+            self.ask_reach = min(self.ask_reach, _reach(order))
+
+    def remove(self, order: VenueOrderState) -> None:
+        if self.orders.pop(order.client_order_id, None) is not None:
+            self._reach_stale = True  # recomputed lazily: several orders often leave per bar
+
+    def may_trade(self, low: float, high: float) -> bool:
+        if self._reach_stale:
+            buys = [_reach(o) for o in self.orders.values() if o.side is Side.BUY]
+            sells = [_reach(o) for o in self.orders.values() if o.side is Side.SELL]
+            self.bid_reach = max(buys, default=-math.inf)
+            self.ask_reach = min(sells, default=math.inf)
+            self._reach_stale = False
+        return low <= self.bid_reach or high >= self.ask_reach
+
+
+def _reach(order: VenueOrderState) -> float:
+    """The price a bar must touch for ``order`` to trade; market orders trade on any bar."""
+    if order.limit_price is not None:
+        return order.limit_price
+    return math.inf if order.side is Side.BUY else -math.inf
+
+
+class PaperMatchingEngine:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        taker_fee_bps: float = 5.0,
+        maker_fee_bps: float = 2.0,
+        slippage_bps: float = 1.0,
+        max_participation: float | None = None,
+        keep_events: int | None = None,
+    ) -> None:
+        """``keep_events`` bounds the in-memory event history (None = keep all); a persistent
+        store answers ``events_since`` from disk and keeps none here."""
+        for name, value in (
+            ("taker_fee_bps", taker_fee_bps),
+            ("maker_fee_bps", maker_fee_bps),
+            ("slippage_bps", slippage_bps),
+        ):
+            if not _is_real(value) or not 0 <= value < 1e4:
+                raise ValueError(f"{name} must be finite and in [0, 10000), got {value!r}")
+        if max_participation is not None and not (
+            _is_real(max_participation) and 0 < max_participation <= 1
+        ):
+            raise ValueError(
+                f"max_participation must be in (0, 1] or None, got {max_participation!r}"
+            )
+        self._clock = clock
+        self._taker_fee = taker_fee_bps / 1e4
+        self._maker_fee = maker_fee_bps / 1e4
+        self._slippage = slippage_bps / 1e4
+        self._max_participation = max_participation
+        self._orders: dict[str, VenueOrderState] = {}
+        self._working: dict[str, _SymbolBook] = {}
+        self._fills: dict[str, list[VenueFill]] = {}
+        self._positions: dict[str, VenuePosition] = {}
+        self._last_prices: dict[str, float] = {}
+        if keep_events is not None and keep_events < 0:
+            raise ValueError(f"keep_events must be >= 0 or None, got {keep_events}")
+        self._keep_events = keep_events
+        # Contiguous by seq: events_since can index instead of scanning.
+        self._events: list[VenueEvent] = []
+        self._fill_log: list[VenueFill] = []
+        self._seq = 0
+        self._order_counter = 0
+        self._stats = dict.fromkeys(STAT_NAMES, 0)
+        # Unsaved changes, handed to the store by take_changes().
+        self._touched: dict[str, VenueOrderState] = {}
+        self._touched_positions: dict[str, VenuePosition] = {}
+        self._dirty_prices: set[str] = set()
+
+    def submit(self, req: VenueOrderRequest) -> list[VenueEvent]:
+        self._stats["submits"] += 1
+        now = self._clock.now()
+        duplicate = req.client_order_id in self._orders
+        reason = "DUPLICATE_CLIENT_ORDER_ID" if duplicate else self._validate(req)
+        if duplicate or reason == "INVALID_CLIENT_ORDER_ID":
+            # Leave no record: the original must stay untouched, and a blank id has no key.
+            self._stats["duplicate_submits"] += int(duplicate)
+            self._stats["rejects"] += 1
+            return [self._emit("order_rejected", str(req.client_order_id), None, now, reason)]
+        venue_order_id = None
+        if reason is None:
+            self._order_counter += 1
+            venue_order_id = f"{VENUE_ORDER_PREFIX}{self._order_counter:06d}"
+        order = VenueOrderState(
+            client_order_id=req.client_order_id,
+            venue_order_id=venue_order_id,
+            symbol=req.symbol,
+            side=req.side,
+            quantity=_as_float(req.quantity),
+            order_type=req.order_type,
+            limit_price=None if req.limit_price is None else _as_float(req.limit_price),
+            status="rejected" if reason else "accepted",
+            filled_quantity=0.0,
+            avg_fill_price=0.0,
+            fees=0.0,
+            reason=reason,
+            created_ts=now,
+            updated_ts=now,
+        )
+        self._store(order)
+        if reason is not None:
+            self._stats["rejects"] += 1
+            return [self._emit("order_rejected", order.client_order_id, None, now, reason)]
+        return [self._emit("order_accepted", order.client_order_id, order.venue_order_id, now)]
+
+    def cancel(self, client_order_id: str) -> list[VenueEvent]:
+        now = self._clock.now()
+        order = self._orders.get(client_order_id)
+        if order is None or order.status not in WORKING_STATUSES:
+            reason = "UNKNOWN_ORDER" if order is None else f"ORDER_ALREADY_{order.status.upper()}"
+            venue_order_id = None if order is None else order.venue_order_id
+            return [self._emit("cancel_rejected", client_order_id, venue_order_id, now, reason)]
+        self._store(
+            replace(order, status="cancelled", reason="CANCELLED_BY_CLIENT", updated_ts=now)
+        )
+        self._stats["cancels"] += 1
+        return [self._emit("order_cancelled", client_order_id, order.venue_order_id, now)]
+
+    def on_bar(self, bar: Bar) -> list[VenueEvent]:
+        symbol = bar.symbol
+        self._last_prices[symbol] = bar.close
+        self._dirty_prices.add(symbol)
+        book = self._working.get(symbol)
+        if book is None or not book.may_trade(bar.low, bar.high):
+            return []
+        events: list[VenueEvent] = []
+        cap = None if self._max_participation is None else self._max_participation * bar.volume
+        if cap is not None and cap <= 0:
+            return events
+        low, high, buy = bar.low, bar.high, Side.BUY
+        # Inline screen: a full book is scanned on every bar while a market order waits.
+        reached = [
+            o
+            for o in book.orders.values()
+            if o.limit_price is None
+            or (o.limit_price >= low if o.side is buy else o.limit_price <= high)
+        ]
+        for order in reached:
+            quote = self._match(order, bar)
+            if quote is None:
+                continue
+            price, liquidity = quote
+            remaining = order.quantity - order.filled_quantity
+            quantity = remaining if cap is None else min(remaining, cap)
+            if quantity <= 0:
+                continue
+            events.append(self._fill(order, quantity, price, liquidity))
+        return events
+
+    def order(self, client_order_id: str) -> VenueOrderState | None:
+        return self._orders.get(client_order_id)
+
+    def open_orders(self) -> list[VenueOrderState]:
+        return [o for book in self._working.values() for o in book.orders.values()]
+
+    def positions(self) -> dict[str, VenuePosition]:
+        return dict(self._positions)
+
+    def fills_for(self, client_order_id: str) -> list[VenueFill]:
+        return list(self._fills.get(client_order_id, ()))
+
+    def last_price(self, symbol: str) -> float | None:
+        return self._last_prices.get(symbol)
+
+    def events_since(self, seq: int, limit: int = 1000) -> list[VenueEvent]:
+        """Events with seq > ``seq`` still held in memory (see ``keep_events``), ascending."""
+        if limit <= 0 or not self._events:
+            return []
+        start = max(0, seq + 1 - self._events[0].seq)
+        return self._events[start : start + limit]
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return dict(self._stats)
+
+    def take_changes(self) -> EngineChanges:
+        """Hand over (and forget) everything changed since the previous call."""
+        changes = EngineChanges(
+            orders=self._touched,
+            positions=self._touched_positions,
+            last_prices={s: self._last_prices[s] for s in self._dirty_prices},
+            last_seq=self._seq,
+            order_counter=self._order_counter,
+            stats=dict(self._stats),
+        )
+        self._touched, self._touched_positions, self._dirty_prices = {}, {}, set()
+        return changes
+
+    @property
+    def has_unsaved_prices(self) -> bool:
+        return bool(self._dirty_prices)
+
+    def export_state(self) -> EngineState:
+        return EngineState(
+            orders=list(self._orders.values()),
+            fills=list(self._fill_log),
+            positions=dict(self._positions),
+            last_prices=dict(self._last_prices),
+            last_seq=self._seq,
+            order_counter=self._order_counter,
+            stats=dict(self._stats),
+        )
+
+    def import_state(self, state: EngineState) -> None:
+        """Replace all state with ``state``; only valid on a fresh engine."""
+        if self._seq or self._orders:
+            raise RuntimeError("import_state needs a fresh engine")
+        for fill in state.fills:
+            self._fills.setdefault(fill.client_order_id, []).append(fill)
+        for order in state.orders:
+            self._store(order)
+        self._touched = {}
+        self._fill_log = list(state.fills)
+        self._positions = {s: p for s, p in state.positions.items() if p.quantity != 0.0}
+        self._last_prices = dict(state.last_prices)
+        self._seq = state.last_seq
+        self._order_counter = state.order_counter
+        self._stats = {name: int(state.stats.get(name, 0)) for name in STAT_NAMES}
+
+    @staticmethod
+    def _validate(req: VenueOrderRequest) -> str | None:
+        if not req.client_order_id or not isinstance(req.client_order_id, str):
+            return "INVALID_CLIENT_ORDER_ID"
+        if not req.symbol or not isinstance(req.symbol, str):
+            return "INVALID_SYMBOL"
+        if not _is_real(req.quantity) or req.quantity <= 0:
+            return "INVALID_QUANTITY"
+        if req.order_type is OrderType.LIMIT:
+            if not _is_real(req.limit_price) or req.limit_price is None or req.limit_price <= 0:
+                return "INVALID_PRICE"
+        elif req.limit_price is not None:
+            return "INVALID_PRICE"
+        return None
+
+    def _match(self, order: VenueOrderState, bar: Bar) -> tuple[float, str] | None:
+        """Price and liquidity at which ``order`` trades on ``bar``, or None if it does not."""
+        if order.order_type is OrderType.MARKET:
+            adverse = 1.0 + self._slippage if order.side is Side.BUY else 1.0 - self._slippage
+            return bar.open * adverse, "taker"
+        limit = order.limit_price
+        assert limit is not None  # validated on submit
+        if order.side is Side.BUY:
+            if bar.low > limit:
+                return None
+            # Opening below the bid means the order crossed on arrival: it took liquidity.
+            return (bar.open, "taker") if bar.open < limit else (limit, "maker")
+        if bar.high < limit:
+            return None
+        return (bar.open, "taker") if bar.open > limit else (limit, "maker")
+
+    def _fill(
+        self, order: VenueOrderState, quantity: float, price: float, liquidity: str
+    ) -> VenueEvent:
+        now = self._clock.now()
+        assert order.venue_order_id is not None
+        filled = order.filled_quantity + quantity
+        done = order.quantity - filled <= _QTY_REL_EPS * order.quantity
+        if done:
+            quantity = order.quantity - order.filled_quantity
+            filled = order.quantity
+        fee_rate = self._taker_fee if liquidity == "taker" else self._maker_fee
+        fills = self._fills.setdefault(order.client_order_id, [])
+        fill = VenueFill(
+            f"{order.venue_order_id}-{len(fills) + 1}",
+            order.client_order_id,
+            order.venue_order_id,
+            order.symbol,
+            order.side,
+            quantity,
+            price,
+            quantity * price * fee_rate,
+            now,
+            liquidity,
+        )
+        fills.append(fill)
+        self._fill_log.append(fill)
+        self._store(
+            replace(
+                order,
+                status="filled" if done else "partially_filled",
+                filled_quantity=filled,
+                avg_fill_price=(order.avg_fill_price * order.filled_quantity + price * quantity)
+                / filled,
+                fees=order.fees + fill.fee,
+                updated_ts=now,
+            )
+        )
+        position = apply_fill_to_position(
+            self._positions.get(order.symbol), order.symbol, fill.signed_quantity, price
+        )
+        if position.quantity == 0.0:
+            self._positions.pop(order.symbol, None)
+        else:
+            self._positions[order.symbol] = position
+        self._touched_positions[order.symbol] = position
+        self._stats["fills"] += 1
+        return self._emit(
+            "order_filled", order.client_order_id, order.venue_order_id, now, None, fill
+        )
+
+    def _book(self, symbol: str) -> _SymbolBook:
+        book = self._working.get(symbol)
+        if book is None:
+            book = self._working[symbol] = _SymbolBook()
+        return book
+
+    def _store(self, order: VenueOrderState) -> None:
+        """Record the latest state of ``order`` and keep the working-order index in step."""
+        self._orders[order.client_order_id] = order
+        self._touched[order.client_order_id] = order
+        if order.status in WORKING_STATUSES:
+            self._book(order.symbol).put(order)
+            return
+        book = self._working.get(order.symbol)
+        if book is not None:
+            book.remove(order)
+            if not book.orders:
+                del self._working[order.symbol]
+
+    def _emit(
+        self,
+        kind: str,
+        client_order_id: str,
+        venue_order_id: str | None,
+        ts: float,
+        reason: str | None = None,
+        fill: VenueFill | None = None,
+    ) -> VenueEvent:
+        self._seq += 1
+        event = VenueEvent(self._seq, kind, client_order_id, venue_order_id, ts, reason, fill)
+        if self._keep_events != 0:
+            self._events.append(event)
+            if self._keep_events is not None and len(self._events) > 2 * self._keep_events:
+                # Trim in batches so the cost is amortised, not paid on every event.
+                del self._events[: len(self._events) - self._keep_events]
+        return event
