@@ -11,6 +11,7 @@ PYTEST_ARGS ?=
 
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export RAY_USAGE_STATS_ENABLED := 0
+export RAY_worker_niceness := 0
 
 .PHONY: help setup run test test-unit test-integration bench lint fmt clean distclean
 

@@ -20,10 +20,11 @@ from tradeplane.actors.common import (
     ROLE_BROKER,
     ROLE_JOURNAL,
     ROLE_RISK,
-    DeathWatch,
     Outbox,
     Peers,
+    SupervisedActor,
     call_journal,
+    process_info,
     query_journal,
     spawn,
     strategy_role,
@@ -51,7 +52,7 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
 
 
 @ray.remote
-class BrokerActor(DeathWatch):
+class BrokerActor(SupervisedActor):
     def __init__(self, cfg: TradeplaneConfig, run_id: str) -> None:
         self.cfg = cfg
         self.deployment = cfg.deployment.name
@@ -71,6 +72,8 @@ class BrokerActor(DeathWatch):
         self._in_submit: set[str] = set()
         self._ready = asyncio.Event()
         self.latencies_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        # Per stage (bar->intent, intent->approved, approved->broker, broker->journaled), ms.
+        self.stages_ms: deque[tuple[float, float, float, float]] = deque(maxlen=LATENCY_SAMPLES)
         self.submits = 0
         self.venue_errors = 0
         self.last_error: str | None = None
@@ -99,15 +102,12 @@ class BrokerActor(DeathWatch):
         self.cursor = int(cursor["seq"]) if cursor else 0
         self.restored_open = len(self.core.orders.open_orders())
 
-    async def rewire(self, role: str | None = None) -> int:
-        self.peers.forget(role)
-        return self.outbox.resend(role)
-
     # -- commands ------------------------------------------------------------------------------
 
     async def submit(self, cmd: SubmitOrder) -> bool:
         """Returns False for a client order id already known (never sent twice)."""
         await self._ready.wait()
+        entered = time.time()
         coid = cmd.intent.client_order_id
         begun = self.core.begin_submit(cmd)
         if begun is None:
@@ -121,7 +121,16 @@ class BrokerActor(DeathWatch):
             await call_journal(self.peers, [order_record(self.deployment, begun)])
             intent = cmd.intent
             if intent.bar_recv_ts is not None:
-                self.latencies_ms.append((time.time() - intent.bar_recv_ts) * 1000.0)
+                sent = time.time()
+                self.latencies_ms.append((sent - intent.bar_recv_ts) * 1000.0)
+                self.stages_ms.append(
+                    (
+                        (intent.ts - intent.bar_recv_ts) * 1000.0,
+                        (cmd.approved_ts - intent.ts) * 1000.0,
+                        (entered - cmd.approved_ts) * 1000.0,
+                        (sent - entered) * 1000.0,
+                    )
+                )
             req = VenueOrderRequest(
                 client_order_id=coid,
                 symbol=intent.symbol,
@@ -248,6 +257,7 @@ class BrokerActor(DeathWatch):
         return {
             "role": ROLE_BROKER,
             "ts": time.time(),
+            "process": process_info(),
             "mode": self.mode.value,
             "connected": self.venue.connected,
             "ready": self._ready.is_set(),
@@ -269,10 +279,14 @@ class BrokerActor(DeathWatch):
             "outbox": self.outbox.stats(),
         }
 
-    async def latency_samples(self, clear: bool = False) -> list[float]:
-        out = list(self.latencies_ms)
+    async def latency_samples(self, clear: bool = False) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {
+            "total_ms": list(self.latencies_ms),
+            "stages_ms": list(self.stages_ms),
+        }
         if clear:
             self.latencies_ms.clear()
+            self.stages_ms.clear()
         return out
 
     async def drain(self, timeout_s: float = 10.0) -> bool:

@@ -197,16 +197,25 @@ class Outbox:
         }
 
 
-class DeathWatch:
-    """Mixin: a call that never returns while the actor lives, so its caller learns of the
-    actor's death the moment Ray does (no polling delay)."""
+class SupervisedActor:
+    """Base of every child actor: what the supervisor calls on all of them."""
 
     _never: asyncio.Event | None = None
 
     async def wait_for_death(self) -> None:
+        """Never returns while the actor lives, so the caller learns of its death the moment
+        Ray does (no polling delay)."""
         if self._never is None:
             self._never = asyncio.Event()
         await self._never.wait()
+
+    async def rewire(self, role: str | None = None) -> int:
+        """A sibling was restarted: drop its stale handle and resend what it never got."""
+        peers: Peers | None = getattr(self, "peers", None)
+        outbox: Outbox | None = getattr(self, "outbox", None)
+        if peers is not None:
+            peers.forget(role)
+        return outbox.resend(role) if outbox is not None else 0
 
 
 async def call_journal(
@@ -258,3 +267,18 @@ def spawn(tasks: set[asyncio.Task[Any]], coro: Any) -> asyncio.Task[Any]:
     tasks.add(task)
     task.add_done_callback(tasks.discard)
     return task
+
+
+_PROCESS: Any = None
+
+
+def process_info() -> dict[str, Any]:
+    """pid and resident memory of this actor's process, for heartbeats and benchmarks."""
+    global _PROCESS
+    import os
+
+    import psutil
+
+    if _PROCESS is None:
+        _PROCESS = psutil.Process(os.getpid())
+    return {"pid": _PROCESS.pid, "rss_bytes": _PROCESS.memory_info().rss}

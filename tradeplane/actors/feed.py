@@ -21,9 +21,10 @@ import ray
 from tradeplane.actors.common import (
     ROLE_FEED,
     ROLE_JOURNAL,
-    DeathWatch,
     Outbox,
     Peers,
+    SupervisedActor,
+    process_info,
     query_journal,
     spawn,
 )
@@ -44,7 +45,7 @@ def sim_start(now: float, interval_s: int, history_bars: int) -> datetime:
 
 
 @ray.remote
-class FeedActor(DeathWatch):
+class FeedActor(SupervisedActor):
     def __init__(
         self, cfg: TradeplaneConfig, run_id: str, subscribers: dict[str, list[str] | None]
     ) -> None:
@@ -86,10 +87,6 @@ class FeedActor(DeathWatch):
                     initial_prices=self.sim_cfg.initial_prices,
                 )
         return {"next_ts": self.sim.next_ts.isoformat()}
-
-    async def rewire(self, role: str | None = None) -> int:
-        self.peers.forget(role)
-        return self.outbox.resend(role)
 
     async def start_streaming(self) -> bool:
         if self._stream is None or self._stream.done():
@@ -217,6 +214,7 @@ class FeedActor(DeathWatch):
         return {
             "role": ROLE_FEED,
             "ts": time.time(),
+            "process": process_info(),
             "streaming": self.streaming,
             "started_ts": self.started_ts,
             "last_bar_recv_ts": self.last_bar_recv_ts,

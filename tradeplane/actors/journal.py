@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import ray
 
-from tradeplane.actors.common import DeathWatch
+from tradeplane.actors.common import SupervisedActor, process_info
 from tradeplane.config.models import JournalConfig
 from tradeplane.journal import queries
 from tradeplane.journal.records import JournalRecord, StateWrite
@@ -111,7 +111,7 @@ class JournalCore:
 
 
 @ray.remote
-class JournalActor(DeathWatch):
+class JournalActor(SupervisedActor):
     def __init__(self, deployment: str, state_dir: str, cfg: JournalConfig) -> None:
         self.deployment = deployment
         self.state_dir = Path(state_dir)
@@ -151,6 +151,7 @@ class JournalActor(DeathWatch):
         return {
             "role": "journal",
             "ts": time.time(),
+            "process": process_info(),
             "last_seq": self.core.store.last_seq,
             "batches": self.core.batches,
             "records": self.core.records,

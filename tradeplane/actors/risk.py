@@ -17,9 +17,10 @@ from tradeplane.actors.common import (
     ROLE_BROKER,
     ROLE_JOURNAL,
     ROLE_RISK,
-    DeathWatch,
     Outbox,
     Peers,
+    SupervisedActor,
+    process_info,
     query_journal,
 )
 from tradeplane.actors.records import denial_record
@@ -40,7 +41,7 @@ DECIDED_MEMORY = 50_000
 
 
 @ray.remote
-class RiskActor(DeathWatch):
+class RiskActor(SupervisedActor):
     def __init__(self, cfg: TradeplaneConfig, run_id: str) -> None:
         self.cfg = cfg
         self.deployment = cfg.deployment.name
@@ -74,10 +75,6 @@ class RiskActor(DeathWatch):
                     self._remember(row["intent_id"])
             self._ready.set()
         return {"positions": len(self.engine._positions), "working": len(self.engine._working)}
-
-    async def rewire(self, role: str | None = None) -> int:
-        self.peers.forget(role)
-        return self.outbox.resend(role)
 
     async def on_bars(self, envelope: Envelope) -> None:
         for bar in envelope.payload:
@@ -126,6 +123,7 @@ class RiskActor(DeathWatch):
         return {
             "role": ROLE_RISK,
             "ts": time.time(),
+            "process": process_info(),
             "ready": self._ready.is_set(),
             "approved": self.engine.approved,
             "denied": dict(self.engine.denied),

@@ -20,9 +20,10 @@ from tradeplane.actors.common import (
     ROLE_FEED,
     ROLE_JOURNAL,
     ROLE_RISK,
-    DeathWatch,
     Outbox,
     Peers,
+    SupervisedActor,
+    process_info,
     query_journal,
     strategy_role,
 )
@@ -49,7 +50,7 @@ def load_strategy_class(source: str, filename: str, class_name: str) -> type[Str
 
 
 @ray.remote
-class StrategyActor(DeathWatch):
+class StrategyActor(SupervisedActor):
     def __init__(
         self, cfg: TradeplaneConfig, strategy_cfg: StrategyConfig, source: str, run_id: str
     ) -> None:
@@ -110,10 +111,6 @@ class StrategyActor(DeathWatch):
         if bars:
             self.replayed_bars += len(bars)
             await self._on_bars(bars, None)
-
-    async def rewire(self, role: str | None = None) -> int:
-        self.peers.forget(role)
-        return self.outbox.resend(role)
 
     async def stop(self) -> dict[str, Any]:
         await self._ready.wait()
@@ -230,6 +227,7 @@ class StrategyActor(DeathWatch):
         return {
             "role": self.role,
             "ts": time.time(),
+            "process": process_info(),
             "ready": self._ready.is_set(),
             **self._summary(),
             "recent_intents": list(self.recent_intents),

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import ray
 
-from tradeplane.actors.common import ROLE_VENUE, DeathWatch, Peers
+from tradeplane.actors.common import ROLE_VENUE, Peers, SupervisedActor, process_info
 from tradeplane.config.models import SimVenueConfig
 from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import TransientError
@@ -76,7 +76,7 @@ class StreamingSimVenue:
 
 
 @ray.remote
-class SimVenueActor(DeathWatch):
+class SimVenueActor(SupervisedActor):
     def __init__(self, deployment: str, state_dir: str, cfg: SimVenueConfig) -> None:
         self.deployment = deployment
         self.sim = StreamingSimVenue(open_sim_venue(Path(state_dir) / "venue" / "sim.db", cfg))
@@ -112,6 +112,7 @@ class SimVenueActor(DeathWatch):
         return {
             "role": ROLE_VENUE,
             "ts": time.time(),
+            "process": process_info(),
             "last_seq": self.sim.venue.last_seq,
             "bars": self.sim.bars,
             "stats": dict(self.sim.venue.stats),

@@ -118,8 +118,9 @@ class JournalConfig(_Model):
     """fsync every batch (durable against power loss, not only process crash). Default true."""
     batch_max_records: int = Field(default=512, ge=1, le=100_000)
     """Most records written in one transaction. Default 512."""
-    batch_max_delay_ms: float = Field(default=2.0, ge=0, le=1000)
-    """How long a write may wait for others to share its transaction. Default 2 ms."""
+    batch_max_delay_ms: float = Field(default=0.0, ge=0, le=1000)
+    """Extra wait for other writes to share a transaction. Default 0: appends that arrive while
+    a commit runs share the next one anyway (group commit), so waiting only adds latency."""
     bars: Literal["all", "summary"] = "summary"
     """Journal every bar (``all``) or a per-symbol summary every ``bar_summary_interval_s``.
     Default ``summary``."""

@@ -155,6 +155,23 @@ def _check_str(kind: str, name: str, value: Any, *, optional: bool) -> None:
 
 
 def validate_record(record: JournalRecord) -> None:
+    # Fast path first: this runs for every record of every batch.
+    if (
+        type(record.kind) is str
+        and type(record.event_id) is str
+        and type(record.deployment) is str
+        and record.kind
+        and record.event_id
+        and record.deployment
+        and all(
+            v is None or (type(v) is str and v)
+            for v in (record.strategy, record.intent_id, record.client_order_id, record.traceparent)
+        )
+        and type(record.ts) in (float, int)
+        and math.isfinite(record.ts)
+        and type(record.data) is dict
+    ):
+        return
     kind = record.kind if isinstance(record.kind, str) else repr(record.kind)
     _check_str(kind, "kind", record.kind, optional=False)
     _check_str(kind, "event_id", record.event_id, optional=False)
@@ -176,39 +193,21 @@ def encode_line(record: JournalRecord, seq: int, prev_hash: str) -> tuple[str, s
     ``canonical_json`` of the whole object (a test holds it to that) at half the cost.
     """
     validate_record(record)
-    if not isinstance(seq, int) or seq < 1:
+    if type(seq) is not int or seq < 1:
         raise ValueError(f"seq must be a positive int, got {seq!r}")
     d = _scalar_json
     head = (
-        '{"client_order_id":'
-        + d(record.client_order_id)
-        + ',"data":'
-        + dumps_payload(record.data, kind=record.kind)
-        + ',"deployment":'
-        + d(record.deployment)
-        + ',"event_id":'
-        + d(record.event_id)
-        + ","
+        f'{{"client_order_id":{d(record.client_order_id)}'
+        f',"data":{dumps_payload(record.data, kind=record.kind)}'
+        f',"deployment":{d(record.deployment)},"event_id":{d(record.event_id)},'
     )
     tail = (
-        '"intent_id":'
-        + d(record.intent_id)
-        + ',"kind":'
-        + d(record.kind)
-        + ',"prev":"'
-        + prev_hash
-        + '","seq":'
-        + str(seq)
-        + ',"strategy":'
-        + d(record.strategy)
-        + ',"traceparent":'
-        + d(record.traceparent)
-        + ',"ts":"'
-        + iso_utc(record.ts)
-        + '"}'
+        f'"intent_id":{d(record.intent_id)},"kind":{d(record.kind)},"prev":"{prev_hash}"'
+        f',"seq":{seq},"strategy":{d(record.strategy)},"traceparent":{d(record.traceparent)}'
+        f',"ts":"{iso_utc(record.ts)}"}}'
     )
-    digest = hashlib.sha256((prev_hash + "\n" + head + tail).encode()).hexdigest()
-    return head + '"hash":"' + digest + '",' + tail, digest
+    digest = hashlib.sha256(f"{prev_hash}\n{head}{tail}".encode()).hexdigest()
+    return f'{head}"hash":"{digest}",{tail}', digest
 
 
 # --- verification -----------------------------------------------------------------------------
@@ -216,6 +215,22 @@ def encode_line(record: JournalRecord, seq: int, prev_hash: str) -> tuple[str, s
 _HASH_KEY = b',"hash":"'
 _PREV_KEY = b',"prev":"'
 _SEQ_KEY = b'","seq":'
+_NO_FIELDS = "no hash/prev/seq fields in place"
+_BAD_SEQ = "seq is not an integer"
+_INCOMPLETE = "incomplete last line (no trailing newline): a torn or ongoing write"
+
+
+def line_anchor(line: bytes) -> tuple[int, str] | None:
+    """(seq - 1, prev) a well-formed line claims: where a segment starting at it continues from."""
+    i = line.rfind(_HASH_KEY)
+    j = line.find(_PREV_KEY, i)
+    if i < 0 or j < 0 or not line.startswith(_SEQ_KEY, j + 73):
+        return None
+    try:
+        seq = int(line[j + 81 : line.find(b",", j + 81)])
+    except ValueError:
+        return None
+    return seq - 1, line[j + 9 : j + 73].decode("ascii", "replace")
 
 
 class LineChecker:
@@ -252,51 +267,71 @@ class LineChecker:
         return False
 
     def feed(self, lines: Iterable[bytes], first_lineno: int) -> bool:
-        """Check consecutive lines (no trailing newline); False at the first bad one."""
+        """Check consecutive newline-terminated lines; False at the first bad one.
+
+        This loop is the verifier's hot path: it works on bytes, compares in place with
+        ``startswith``, and counts lines by seq (each good line is exactly one more) instead of
+        keeping a counter. A line without its newline fails the hash (its body is taken as all
+        but the last byte) and is explained as incomplete.
+        """
         sha = hashlib.sha256
-        seq = self.last_seq
+        deep = self.deep
+        start_seq = seq = self.last_seq
         prev = self.last_hash.encode()
-        lineno = first_lineno - 1
-        good = 0
+        line = b""
         try:
             for line in lines:
-                lineno += 1
                 i = line.rfind(_HASH_KEY)
-                j = line.rfind(_PREV_KEY)
+                j = line.find(_PREV_KEY, i)
                 if (
                     i < 0
-                    or j < i
-                    or line[i + 73 : i + 75] != b'",'
-                    or line[j + 73 : j + 81] != _SEQ_KEY
+                    or j < 0
+                    or not line.startswith(b'",', i + 73)
+                    or not line.startswith(_SEQ_KEY, j + 73)
                 ):
-                    return self.fail(
-                        lineno, self._explain(line, "no hash/prev/seq fields in place")
+                    return self._fail_line(first_lineno + seq - start_seq, line, _NO_FIELDS)
+                if not line.startswith(prev, j + 9):
+                    return self._fail_line(
+                        first_lineno + seq - start_seq,
+                        line,
+                        f"prev does not link to the previous line's hash (after seq {seq})",
                     )
-                if line[j + 9 : j + 73] != prev:
-                    return self.fail(
-                        lineno, f"prev does not link to the previous line's hash (after seq {seq})"
-                    )
-                k = line.find(b",", j + 81)
                 try:
-                    s = int(line[j + 81 : k])
+                    s = int(line[j + 81 : line.find(b",", j + 81)])
                 except ValueError:
-                    return self.fail(lineno, self._explain(line, "seq is not an integer"))
+                    return self._fail_line(first_lineno + seq - start_seq, line, _BAD_SEQ)
                 if s != seq + 1:
-                    return self.fail(lineno, f"seq {s} where {seq + 1} was expected")
+                    return self._fail_line(
+                        first_lineno + seq - start_seq,
+                        line,
+                        f"seq {s} where {seq + 1} was expected",
+                    )
                 h = line[i + 9 : i + 73]
-                if sha(prev + b"\n" + line[: i + 1] + line[i + 75 :]).hexdigest().encode() != h:
-                    return self.fail(lineno, self._explain(line, f"hash mismatch at seq {s}"))
-                if self.deep:
-                    reason = _deep_check(line, s)
+                hasher = sha(prev)
+                hasher.update(b"\n")
+                hasher.update(line[: i + 1])
+                hasher.update(line[i + 75 : -1])
+                if hasher.hexdigest().encode() != h:
+                    return self._fail_line(
+                        first_lineno + seq - start_seq, line, f"hash mismatch at seq {s}"
+                    )
+                if deep:
+                    reason = _deep_check(line[:-1], s)
                     if reason:
-                        return self.fail(lineno, reason)
+                        return self._fail_line(first_lineno + seq - start_seq, line, reason)
                 seq, prev = s, h
-                good += 1
             return True
         finally:
-            self.lines += good
+            self.lines += seq - start_seq
             self.last_seq = seq
             self.last_hash = prev.decode()
+
+    def _fail_line(self, lineno: int, line: bytes, reason: str) -> bool:
+        if not line.endswith(b"\n"):
+            return self.fail(lineno, _INCOMPLETE)
+        if reason in (_NO_FIELDS, _BAD_SEQ) or reason.startswith("hash mismatch"):
+            reason = self._explain(line, reason)
+        return self.fail(lineno, reason)
 
     @staticmethod
     def _explain(line: bytes, reason: str) -> str:
@@ -342,8 +377,8 @@ def verify_lines(
     checker = LineChecker(deep=deep, start_seq=start_seq, start_hash=start_hash)
     for lineno, text in lines:
         raw = text.encode() if isinstance(text, str) else text
-        if raw.endswith(b"\n"):
-            raw = raw[:-1]
+        if not raw.endswith(b"\n"):
+            raw += b"\n"
         if not checker.feed((raw,), lineno):
             break
     return checker.result()

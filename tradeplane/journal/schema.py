@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from tradeplane.core.errors import OperationalError
 from tradeplane.journal.records import JournalRecord, StateWrite, dumps_payload
 
 FORMAT = "tradeplane-journal"
 SCHEMA_VERSION = 1
 TABLES = frozenset({"meta", "events", "intents", "orders", "fills", "state"})
 
+# Statements are split on ";" (so no ";" inside comments).
 DDL = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE events (
@@ -49,7 +52,8 @@ CREATE TABLE intents (
     reason TEXT,
     seq INTEGER NOT NULL
 );
-CREATE INDEX intents_strategy ON intents (strategy, decision);
+-- Undecided intents are what recovery looks for (decided ones leave this small index).
+CREATE INDEX intents_undecided ON intents (seq) WHERE decision IS NULL;
 CREATE TABLE orders (
     client_order_id TEXT PRIMARY KEY,
     intent_id TEXT,
@@ -70,7 +74,6 @@ CREATE TABLE orders (
     seq INTEGER NOT NULL
 );
 CREATE INDEX orders_status ON orders (status);
-CREATE INDEX orders_strategy ON orders (strategy, status);
 CREATE TABLE fills (
     fill_id TEXT PRIMARY KEY,
     client_order_id TEXT,
@@ -88,7 +91,6 @@ CREATE TABLE fills (
 );
 CREATE INDEX fills_seq ON fills (seq);
 CREATE INDEX fills_order ON fills (client_order_id);
-CREATE INDEX fills_strategy ON fills (strategy, seq);
 CREATE TABLE state (
     scope TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -134,6 +136,40 @@ def state_params(write: StateWrite) -> tuple[str, str, str, float]:
         raise ValueError(f"state write {write.scope}/{write.key}: data must be a dict")
     data = dumps_payload(write.data, kind=f"state {write.scope}/{write.key}")
     return write.scope, write.key, data, float(write.ts)
+
+
+def check_meta(conn: sqlite3.Connection, db_path: Path, deployment: str | None) -> dict[str, str]:
+    """The database must be a tradeplane journal of a known schema (and of ``deployment``)."""
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "meta" not in tables:
+            raise OperationalError(
+                f"{db_path} is not a tradeplane journal (no meta table; tables: "
+                f"{sorted(tables) or 'none'}): refusing to start"
+            )
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError as exc:
+        raise OperationalError(f"{db_path} cannot be read as a journal: {exc}") from exc
+    if meta.get("format") != FORMAT:
+        raise OperationalError(
+            f"{db_path} is not a tradeplane journal (format {meta.get('format')!r}): "
+            "refusing to start"
+        )
+    version = meta.get("schema_version", "")
+    if version != str(SCHEMA_VERSION):
+        raise OperationalError(
+            f"{db_path} has journal schema version {version!r}; this tradeplane reads "
+            f"{SCHEMA_VERSION}: refusing to start"
+        )
+    if deployment is not None and meta.get("deployment") != deployment:
+        raise OperationalError(
+            f"{db_path} belongs to deployment {meta.get('deployment')!r}, not {deployment!r}: "
+            "refusing to start (each deployment needs its own state_dir)"
+        )
+    missing = TABLES - tables
+    if missing:
+        raise OperationalError(f"{db_path} is a damaged journal: missing tables {sorted(missing)}")
+    return meta
 
 
 # --- projections ------------------------------------------------------------------------------

@@ -10,8 +10,6 @@ never re-reads the file.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import logging
 import os
@@ -23,122 +21,13 @@ from pathlib import Path
 from types import TracebackType
 
 from tradeplane.core.errors import OperationalError, TransientError
-from tradeplane.journal import schema
+from tradeplane.journal import files, schema
+from tradeplane.journal.files import write_all
 from tradeplane.journal.records import GENESIS_HASH, JournalRecord, StateWrite, encode_line
 
 log = logging.getLogger(__name__)
 
-DB_NAME = "journal.db"
-JSONL_NAME = "journal.jsonl"
-LOCK_NAME = "journal.lock"
-FILE_MODE = 0o600
-DIR_MODE = 0o700
-_TAIL_CHUNK = 64 * 1024
-_REAPPEND_BATCH = 10_000
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-def _fsync_file(fd: int) -> None:
-    # fdatasync also flushes the size change an append makes; macOS has only fsync.
-    (getattr(os, "fdatasync", None) or os.fsync)(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _open_private(path: Path, flags: int) -> int:
-    fd = os.open(path, flags | os.O_CLOEXEC, FILE_MODE)
-    try:
-        if stat.S_IMODE(os.fstat(fd).st_mode) != FILE_MODE:
-            os.fchmod(fd, FILE_MODE)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def prepare_state_dir(state_dir: Path) -> Path:
-    state_dir = Path(state_dir)
-    if not state_dir.exists():
-        state_dir.mkdir(mode=DIR_MODE, parents=True)
-        os.chmod(state_dir, DIR_MODE)  # mkdir's mode is filtered by the umask
-    elif not state_dir.is_dir():
-        raise OperationalError(f"state dir {state_dir} exists and is not a directory")
-    return state_dir
-
-
-def check_sqlite_header(db_path: Path) -> None:
-    """Fail closed on a file that is not SQLite or is shorter than its header says.
-
-    The size check is skipped while a non-empty ``-wal`` exists: after a crash mid-checkpoint
-    the database file may legitimately lag until SQLite replays the WAL.
-    """
-    size = db_path.stat().st_size
-    if size == 0:
-        return
-    with open(db_path, "rb") as f:
-        header = f.read(100)
-    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        raise OperationalError(
-            f"{db_path} is not a SQLite database (unrecognised header): refusing to start; "
-            "restore the state dir from a backup or point state_dir elsewhere"
-        )
-    wal = db_path.with_name(db_path.name + "-wal")
-    if wal.exists() and wal.stat().st_size > 0:
-        return
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    header_size_valid = pages > 0 and header[24:28] == header[92:96]
-    if (
-        page_size < 512
-        or page_size & (page_size - 1)
-        or size % page_size
-        or (header_size_valid and size < pages * page_size)
-    ):
-        raise OperationalError(
-            f"{db_path} is truncated or damaged ({size} bytes; header says {pages} pages of "
-            f"{page_size} bytes): refusing to start; restore it from a backup"
-        )
-
-
-def check_meta(conn: sqlite3.Connection, db_path: Path, deployment: str | None) -> dict[str, str]:
-    """The database must be a tradeplane journal of a known schema (and of ``deployment``)."""
-    try:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if "meta" not in tables:
-            raise OperationalError(
-                f"{db_path} is not a tradeplane journal (no meta table; tables: "
-                f"{sorted(tables) or 'none'}): refusing to start"
-            )
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    except sqlite3.DatabaseError as exc:
-        raise OperationalError(f"{db_path} cannot be read as a journal: {exc}") from exc
-    if meta.get("format") != schema.FORMAT:
-        raise OperationalError(
-            f"{db_path} is not a tradeplane journal (format {meta.get('format')!r}): "
-            "refusing to start"
-        )
-    version = meta.get("schema_version", "")
-    if version != str(schema.SCHEMA_VERSION):
-        raise OperationalError(
-            f"{db_path} has journal schema version {version!r}; this tradeplane reads "
-            f"{schema.SCHEMA_VERSION}: refusing to start"
-        )
-    if deployment is not None and meta.get("deployment") != deployment:
-        raise OperationalError(
-            f"{db_path} belongs to deployment {meta.get('deployment')!r}, not {deployment!r}: "
-            "refusing to start (each deployment needs its own state_dir)"
-        )
-    missing = schema.TABLES - tables
-    if missing:
-        raise OperationalError(f"{db_path} is a damaged journal: missing tables {sorted(missing)}")
-    return meta
+_REAPPEND_BATCH = 10_000  # lines per write when re-appending from the database
 
 
 class JournalStore:
@@ -176,17 +65,17 @@ class JournalStore:
     def open(cls, state_dir: Path, deployment: str, *, fsync: bool = True) -> JournalStore:
         if not isinstance(deployment, str) or not deployment:
             raise ValueError("deployment must be a non-empty string")
-        state_dir = prepare_state_dir(Path(state_dir))
-        lock_fd = _acquire_lock(state_dir / LOCK_NAME)
+        state_dir = files.prepare_state_dir(Path(state_dir))
+        lock_fd = files.acquire_lock(state_dir / files.LOCK_NAME)
         conn: sqlite3.Connection | None = None
         jsonl_fd: int | None = None
         try:
             conn = _open_db(state_dir, deployment, fsync)
-            last_seq, last_hash = _check_record(conn, state_dir / DB_NAME)
+            last_seq, last_hash = _check_record(conn, state_dir / files.DB_NAME)
             jsonl_fd, size = _open_and_repair_jsonl(conn, state_dir, last_seq, fsync)
             for suffix in ("-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
-                    os.chmod(state_dir / (DB_NAME + suffix), FILE_MODE)
+                    os.chmod(state_dir / (files.DB_NAME + suffix), files.FILE_MODE)
             return cls(
                 state_dir, deployment, fsync, lock_fd, conn, jsonl_fd, last_seq, last_hash, size
             )
@@ -210,11 +99,11 @@ class JournalStore:
 
     @property
     def db_path(self) -> Path:
-        return self.state_dir / DB_NAME
+        return self.state_dir / files.DB_NAME
 
     @property
     def jsonl_path(self) -> Path:
-        return self.state_dir / JSONL_NAME
+        return self.state_dir / files.JSONL_NAME
 
     @property
     def closed(self) -> bool:
@@ -230,6 +119,7 @@ class JournalStore:
         with self._mutex:
             if self._closed:
                 raise OperationalError(f"journal {self.state_dir} is closed")
+            records = list(records)
             for r in records:
                 if r.deployment != self.deployment:
                     raise ValueError(
@@ -318,9 +208,9 @@ class JournalStore:
                 os.ftruncate(fd, self._jsonl_size)
                 self._jsonl_size += _reappend_from_db(self.conn, fd, self._jsonl_seq)
             else:
-                self._jsonl_size += _write_all(fd, ("\n".join(new_lines) + "\n").encode())
+                self._jsonl_size += write_all(fd, ("\n".join(new_lines) + "\n").encode())
             if self.fsync:
-                _fsync_file(fd)
+                files.fsync_file(fd)
         except OSError as exc:
             self._jsonl_dirty = True
             raise TransientError(
@@ -359,36 +249,21 @@ class JournalStore:
 # --- helpers for open -------------------------------------------------------------------------
 
 
-def _acquire_lock(lock_path: Path) -> int:
-    fd = _open_private(lock_path, os.O_RDWR | os.O_CREAT)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
-        os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            who = f"pid {holder}" if holder else "another writer"
-            raise OperationalError(
-                f"state dir {lock_path.parent} is in use: {lock_path} is locked by {who}; "
-                "only one journal writer may run per state dir"
-            ) from exc
-        raise
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
-
-
 def _connect(db_path: Path, fsync: bool) -> sqlite3.Connection:
     # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in commit).
     conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 5000")
     conn.execute(f"PRAGMA synchronous = {'FULL' if fsync else 'NORMAL'}")
+    # A large page cache keeps the event_id index hot as the journal grows (random-key inserts),
+    # and the WAL is trimmed after checkpoints instead of staying at its high-water mark.
+    conn.execute("PRAGMA cache_size = -65536")
+    conn.execute("PRAGMA journal_size_limit = 67108864")
     return conn
 
 
 def _open_db(state_dir: Path, deployment: str, fsync: bool) -> sqlite3.Connection:
-    db_path = state_dir / DB_NAME
-    jsonl_path = state_dir / JSONL_NAME
+    db_path = state_dir / files.DB_NAME
+    jsonl_path = state_dir / files.JSONL_NAME
     created = not db_path.exists()
     if created and jsonl_path.exists() and jsonl_path.stat().st_size > 0:
         raise OperationalError(
@@ -397,11 +272,11 @@ def _open_db(state_dir: Path, deployment: str, fsync: bool) -> sqlite3.Connectio
         )
     if created:
         # Created 0600 before SQLite sees it: SQLite gives -wal and -shm the database's mode.
-        os.close(_open_private(db_path, os.O_RDWR | os.O_CREAT | os.O_EXCL))
+        os.close(files.open_private(db_path, os.O_RDWR | os.O_CREAT | os.O_EXCL))
     else:
-        check_sqlite_header(db_path)
-        if stat.S_IMODE(db_path.stat().st_mode) != FILE_MODE:
-            os.chmod(db_path, FILE_MODE)
+        files.check_sqlite_header(db_path)
+        if stat.S_IMODE(db_path.stat().st_mode) != files.FILE_MODE:
+            os.chmod(db_path, files.FILE_MODE)
     conn = _connect(db_path, fsync)
     try:
         try:
@@ -418,9 +293,9 @@ def _open_db(state_dir: Path, deployment: str, fsync: bool) -> sqlite3.Connectio
                 )
             _initialise(conn, deployment)
             if created:
-                _fsync_dir(state_dir)
+                files.fsync_dir(state_dir)
         else:
-            check_meta(conn, db_path, deployment)
+            schema.check_meta(conn, db_path, deployment)
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
     except BaseException:
@@ -470,65 +345,46 @@ def _check_record(conn: sqlite3.Connection, db_path: Path) -> tuple[int, str]:
     return seq, last_hash
 
 
-def _write_all(fd: int, data: bytes) -> int:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-    return len(data)
-
-
 def _reappend_from_db(conn: sqlite3.Connection, fd: int, after_seq: int) -> int:
     written = 0
     cur = conn.execute("SELECT line FROM events WHERE seq > ? ORDER BY seq", (after_seq,))
     while rows := cur.fetchmany(_REAPPEND_BATCH):
-        written += _write_all(fd, "".join(r[0] + "\n" for r in rows).encode())
+        written += write_all(fd, "".join(r[0] + "\n" for r in rows).encode())
     return written
-
-
-def _last_line_start(fd: int, end: int) -> int:
-    """Offset where the line ending at ``end`` (exclusive of its newline) starts; reads backwards
-    in chunks so only the tail of a big file is touched."""
-    pos = end
-    while pos > 0:
-        start = max(0, pos - _TAIL_CHUNK)
-        chunk = os.pread(fd, pos - start, start)
-        nl = chunk.rfind(b"\n")
-        if nl >= 0:
-            return start + nl + 1
-        pos = start
-    return 0
 
 
 def _open_and_repair_jsonl(
     conn: sqlite3.Connection, state_dir: Path, db_seq: int, fsync: bool
 ) -> tuple[int, int]:
     """Bring journal.jsonl in line with the database (the record); returns (fd, size)."""
-    path = state_dir / JSONL_NAME
+    path = state_dir / files.JSONL_NAME
     created = not path.exists()
-    fd = _open_private(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+    fd = files.open_private(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
     try:
         size = os.fstat(fd).st_size
-        changed = False
+        # Decide everything before changing anything: a refusal must leave the file as found.
+        cut = size
         if size and os.pread(fd, 1, size - 1) != b"\n":
-            cut = _last_line_start(fd, size)
+            cut = files.last_line_start(fd, size)
+        file_seq = 0
+        if cut:
+            start = files.last_line_start(fd, cut - 1)
+            last = os.pread(fd, cut - 1 - start, start)
+            file_seq = _check_last_line(conn, path, last, start, db_seq)
+        changed = cut != size or file_seq < db_seq
+        if cut != size:
             log.warning(
                 "%s: cutting a torn last line (%d bytes at offset %d)", path, size - cut, cut
             )
             os.ftruncate(fd, cut)
-            size, changed = cut, True
-        file_seq = 0
-        if size:
-            start = _last_line_start(fd, size - 1)
-            last = os.pread(fd, size - 1 - start, start)
-            file_seq = _check_last_line(conn, path, last, start, db_seq)
+            size = cut
         if file_seq < db_seq:
             log.warning("%s: re-appending seq %d..%d from the database", path, file_seq + 1, db_seq)
             size += _reappend_from_db(conn, fd, file_seq)
-            changed = True
         if changed and fsync:
-            _fsync_file(fd)
+            files.fsync_file(fd)
         if created and fsync:
-            _fsync_dir(state_dir)
+            files.fsync_dir(state_dir)
         return fd, size
     except BaseException:
         os.close(fd)

@@ -23,9 +23,9 @@ from tradeplane.actors.common import (
     ROLE_JOURNAL,
     ROLE_RISK,
     STRATEGY_PREFIX,
-    DeathWatch,
     Outbox,
     Peers,
+    SupervisedActor,
     call_journal,
     spawn,
 )
@@ -264,10 +264,13 @@ class Supervisor:
             self.core.children[role].state = Lifecycle.RUNNING
             await self._on_death(role, f"restart failed: {exc}")
             return
-        for other in self.specs:
-            if other != role and self.core.children[other].state is Lifecycle.RUNNING:
-                self.adapter.send(other, "rewire", role)
-        self.outbox.resend(role)
+        try:
+            for other in self.specs:
+                if other != role and self.core.children[other].state is Lifecycle.RUNNING:
+                    self.adapter.send(other, "rewire", role)
+            self.outbox.resend(role)
+        except Exception:  # telling siblings is best effort; their retries cover a miss
+            log.exception("rewiring after %s restart failed", role)
         took = time.time() - started
         self.restart_log.append({"role": role, "cause": cause, "ts": started, "took_s": took})
         del self.restart_log[:-50]
@@ -443,7 +446,7 @@ class Supervisor:
 
 
 @ray.remote
-class SupervisorActor(DeathWatch):
+class SupervisorActor(SupervisedActor):
     def __init__(self, cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> None:
         self.sup = Supervisor(cfg, run_id, sources, RayChildAdapter(cfg.deployment.name))
         self._deploying = False

@@ -24,8 +24,13 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    # Ray runs workers at nice 15 by default: a trading pipeline must not yield to every other
+    # process on the box. (A `ray start` cluster needs the same variable; see ops/.)
+    os.environ.setdefault("RAY_worker_niceness", "0")
     if address:
-        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(
+            address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING
+        )
         return
     ray.init(
         _node_ip_address=LOOPBACK,

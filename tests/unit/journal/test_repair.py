@@ -69,9 +69,28 @@ def test_a_torn_tail_of_zero_bytes_is_cut(state_dir: Path) -> None:
 def test_jsonl_with_more_lines_than_the_db_is_refused(state_dir: Path, tmp_path: Path) -> None:
     longer = make(tmp_path / "other", 12)
     make(state_dir, 10)
-    (state_dir / "journal.jsonl").write_bytes(longer)
+    found = longer + b'{"torn'
+    (state_dir / "journal.jsonl").write_bytes(found)
     with pytest.raises(OperationalError, match=r"journal\.jsonl.*seq 12.*more lines"):
         JournalStore.open(state_dir, DEPLOYMENT)
+    assert (state_dir / "journal.jsonl").read_bytes() == found  # refused before any repair
+
+
+def test_open_reads_only_the_tail_of_the_jsonl(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    size = len(make(state_dir, 3000))
+    read: list[int] = []
+    real_pread = os.pread
+
+    def counting_pread(fd: int, n: int, offset: int) -> bytes:
+        read.append(n)
+        return real_pread(fd, n, offset)
+
+    monkeypatch.setattr(os, "pread", counting_pread)
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        assert store.last_seq == 3000
+    assert 0 < sum(read) <= 2 * 64 * 1024 < size
 
 
 def test_jsonl_whose_last_line_disagrees_with_the_db_is_refused(state_dir: Path) -> None:
@@ -120,7 +139,7 @@ def test_verify_reports_a_torn_last_line(state_dir: Path) -> None:
 def test_failed_append_is_repaired_by_the_next_commit(
     state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_write_all = store_module._write_all
+    real_write_all = store_module.write_all
 
     def torn_write(fd: int, data: bytes) -> int:
         os.write(fd, data[: len(data) // 2])
@@ -128,11 +147,11 @@ def test_failed_append_is_repaired_by_the_next_commit(
 
     with JournalStore.open(state_dir, DEPLOYMENT) as store:
         store.commit(notes(3))
-        monkeypatch.setattr(store_module, "_write_all", torn_write)
+        monkeypatch.setattr(store_module, "write_all", torn_write)
         with pytest.raises(TransientError, match="repaired"):
             store.commit(notes(3, start=3))
         assert store.last_seq == 6  # the batch is in the record
-        monkeypatch.setattr(store_module, "_write_all", real_write_all)
+        monkeypatch.setattr(store_module, "write_all", real_write_all)
         assert store.commit(notes(3, start=3)) == [4, 5, 6]  # the idempotent retry
         assert store.commit(notes(1, start=6)) == [7]
     result = verify_journal(state_dir / "journal.jsonl", deep=True)

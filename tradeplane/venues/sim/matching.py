@@ -159,45 +159,52 @@ def apply_fill_to_position(
 class _SymbolBook:
     """Working orders of one symbol, in arrival order (time priority within a bar).
 
-    Tracks the most aggressive buy and sell prices so a bar that reaches neither (the common
-    case, thousands of times a second) is dismissed without looking at each order.
+    Tracks the highest buy limit, the lowest sell limit and how many market orders wait, so a
+    bar that can fill nothing (the common case, thousands of times a second) is dismissed
+    without looking at each order.
     """
 
-    __slots__ = ("_reach_stale", "ask_reach", "bid_reach", "orders")
+    __slots__ = ("_stale", "ask_reach", "bid_reach", "market_orders", "orders")
 
     def __init__(self) -> None:
         self.orders: dict[str, VenueOrderState] = {}
-        self.bid_reach = -math.inf  # a bar with low <= this may fill a buy
-        self.ask_reach = math.inf  # a bar with high >= this may fill a sell
-        self._reach_stale = False
+        self.market_orders = 0
+        self.bid_reach = -math.inf  # a bar with low <= this may fill a buy limit
+        self.ask_reach = math.inf  # a bar with high >= this may fill a sell limit
+        self._stale = False
 
     def put(self, order: VenueOrderState) -> None:
         """Add or update; an update keeps the order's place in the queue."""
+        is_new = order.client_order_id not in self.orders
         self.orders[order.client_order_id] = order
-        if order.side is Side.BUY:
-            self.bid_reach = max(self.bid_reach, _reach(order))
+        limit = order.limit_price
+        if not is_new:
+            return
+        if limit is None:
+            self.market_orders += 1
+        elif order.side is Side.BUY:
+            self.bid_reach = max(self.bid_reach, limit)
         else:
-            self.ask_reach = min(self.ask_reach, _reach(order))
+            self.ask_reach = min(self.ask_reach, limit)
 
     def remove(self, order: VenueOrderState) -> None:
-        if self.orders.pop(order.client_order_id, None) is not None:
-            self._reach_stale = True  # recomputed lazily: several orders often leave per bar
+        if self.orders.pop(order.client_order_id, None) is None:
+            return
+        limit = order.limit_price
+        if limit is None:
+            self.market_orders -= 1
+        elif limit >= self.bid_reach if order.side is Side.BUY else limit <= self.ask_reach:
+            self._stale = True  # recomputed lazily: several orders often leave on one bar
 
     def may_trade(self, low: float, high: float) -> bool:
-        if self._reach_stale:
-            buys = [_reach(o) for o in self.orders.values() if o.side is Side.BUY]
-            sells = [_reach(o) for o in self.orders.values() if o.side is Side.SELL]
-            self.bid_reach = max(buys, default=-math.inf)
-            self.ask_reach = min(sells, default=math.inf)
-            self._reach_stale = False
-        return low <= self.bid_reach or high >= self.ask_reach
-
-
-def _reach(order: VenueOrderState) -> float:
-    """The price a bar must touch for ``order`` to trade; market orders trade on any bar."""
-    if order.limit_price is not None:
-        return order.limit_price
-    return math.inf if order.side is Side.BUY else -math.inf
+        if self._stale:
+            limits = [
+                (o.side, o.limit_price) for o in self.orders.values() if o.limit_price is not None
+            ]
+            self.bid_reach = max((p for side, p in limits if side is Side.BUY), default=-math.inf)
+            self.ask_reach = min((p for side, p in limits if side is Side.SELL), default=math.inf)
+            self._stale = False
+        return self.market_orders > 0 or low <= self.bid_reach or high >= self.ask_reach
 
 
 class PaperMatchingEngine:

@@ -142,9 +142,12 @@ class SimVenueStore:
     @classmethod
     def open(cls, path: Path) -> SimVenueStore:
         path = Path(path)
-        if not path.parent.exists():
+        try:
             path.parent.mkdir(parents=True, mode=0o700)
-            path.parent.chmod(0o700)
+        except FileExistsError:
+            pass  # an existing directory keeps the permissions its owner chose
+        else:
+            path.parent.chmod(0o700)  # mkdir's mode is filtered through the umask
         if not path.exists():
             _create(path)
         _check_header(path)

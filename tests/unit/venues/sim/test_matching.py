@@ -142,6 +142,20 @@ def test_after_best_order_leaves_then_deeper_order_is_not_filled_by_a_bar_above_
     assert only(eng.on_bar(bar(91.0, 92.0, 89.0, 90.0, minute=1))).client_order_id == "deep"
 
 
+def test_after_market_order_and_best_sell_leave_then_remaining_limits_screened_correctly() -> None:
+    eng = engine()
+    eng.submit(limit("deep-buy", Side.BUY, 1.0, 90.0))
+    eng.submit(limit("near-sell", Side.SELL, 1.0, 101.0))
+    eng.submit(limit("far-sell", Side.SELL, 1.0, 110.0))
+    eng.submit(market("mkt", Side.BUY, 1.0))
+    filled = eng.on_bar(bar(100.0, 102.0, 99.0, 100.0))
+    assert [e.client_order_id for e in filled] == ["near-sell", "mkt"]
+    assert eng.on_bar(bar(100.0, 109.0, 91.0, 100.0, minute=1)) == []
+    late = eng.on_bar(bar(100.0, 111.0, 89.0, 100.0, minute=2))
+    assert [e.client_order_id for e in late] == ["deep-buy", "far-sell"]
+    assert eng.open_orders() == []
+
+
 def test_several_orders_filled_by_one_bar_then_in_arrival_order() -> None:
     eng = engine()
     eng.submit(limit("b", Side.BUY, 1.0, 95.0))

@@ -1,0 +1,270 @@
+"""Pipeline benchmark: tick-to-order latency, sustained bars/s, RSS growth. JSON lines out.
+
+Run with ``make bench`` (or ``python bench/pipeline.py --quick`` for a short smoke run). Each
+figure is printed beside the floor measured in the same Ray instance: three chained no-op actor
+hops, so a slow machine is visible as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from tradeplane.config.loading import parse_config
+from tradeplane.config.models import TradeplaneConfig
+from tradeplane.supervisor import deployment
+
+HERE = Path(__file__).resolve().parent
+TARGETS = {"p99_tick_to_order_ms": 5.0, "sustained_bars_per_s": 5000.0, "rss_growth_mib": 25.0}
+
+
+def emit(record: dict[str, Any]) -> None:
+    record.setdefault("ts", time.time())
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))]
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    return {
+        "n": len(values),
+        "p50": pct(values, 0.5),
+        "p95": pct(values, 0.95),
+        "p99": pct(values, 0.99),
+        "max": max(values) if values else None,
+    }
+
+
+# -- the floor: three chained no-op hops -------------------------------------------------------
+
+
+@ray.remote(num_cpus=0)
+class _Hop:
+    def __init__(self, nxt: Any) -> None:
+        self.nxt = nxt
+        self.lat: list[float] = []
+
+    async def on(self, t0: float) -> None:
+        if self.nxt is None:
+            self.lat.append((time.time() - t0) * 1000.0)
+        else:
+            self.nxt.on.remote(t0)
+
+    async def take(self) -> list[float]:
+        out, self.lat = self.lat, []
+        return out
+
+
+@ray.remote(num_cpus=0)
+class _Pacer:
+    async def run(self, first: Any, rate_per_s: float, duration_s: float) -> int:
+        period, n = 1.0 / rate_per_s, 0
+        due = time.monotonic()
+        end = due + duration_s
+        while time.monotonic() < end:
+            first.on.remote(time.time())
+            n += 1
+            due += period
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+        return n
+
+
+def measure_floor(rate_per_s: float, duration_s: float) -> dict[str, Any]:
+    c = _Hop.remote(None)
+    b = _Hop.remote(c)
+    a = _Hop.remote(b)
+    pacer = _Pacer.remote()
+    ray.get(pacer.run.remote(a, rate_per_s, 1.0))
+    time.sleep(0.3)
+    ray.get(c.take.remote())
+    ray.get(pacer.run.remote(a, rate_per_s, duration_s))
+    time.sleep(0.5)
+    lat = ray.get(c.take.remote())
+    for h in (a, b, c, pacer):
+        ray.kill(h)
+    return summary(lat)
+
+
+# -- deployments -------------------------------------------------------------------------------
+
+
+def bench_config(
+    name: str, state_dir: Path, *, symbols: int, speed: float, strategy: str, every: int = 32
+) -> TradeplaneConfig:
+    syms = [f"S{i:03d}" for i in range(symbols)]
+    return parse_config(
+        {
+            "deployment": {"name": name, "mode": "paper", "state_dir": str(state_dir)},
+            "venue": {
+                "kind": "sim",
+                "sim": {"symbols": syms, "seed": 11, "speed": speed, "history_bars": 0},
+            },
+            "journal": {"bars": "summary", "fsync": True},
+            "supervisor": {"feed_silence_s": 30.0, "inflight_limit": 64},
+            "strategies": [
+                {
+                    "name": "bench",
+                    "path": str(HERE / "strategies" / "pinger.py"),
+                    "class_name": strategy,
+                    "params": {"every": every},
+                }
+            ],
+        },
+        source="bench",
+    )
+
+
+def heartbeats(sup: Any) -> dict[str, Any]:
+    status: dict[str, Any] = ray.get(sup.status.remote(), timeout=10)
+    return status
+
+
+def broker_handle(name: str) -> Any:
+    return ray.get_actor(f"{name}/broker", namespace="tradeplane")
+
+
+def feed_handle(name: str) -> Any:
+    return ray.get_actor(f"{name}/feed", namespace="tradeplane")
+
+
+def total_rss(name: str) -> int:
+    total = 0
+    for role in ("journal", "venue", "broker", "risk", "strategy/bench", "feed"):
+        h = ray.get_actor(f"{name}/{role}", namespace="tradeplane")
+        total += ray.get(h.heartbeat.remote(), timeout=10)["process"]["rss_bytes"]
+    return total
+
+
+def measure_latency(
+    tmp: Path, *, symbols: int, ticks_per_s: float, duration_s: float, every: int
+) -> dict[str, Any]:
+    name = "bench-latency"
+    cfg = bench_config(
+        name, tmp / name, symbols=symbols, speed=60.0 * ticks_per_s, strategy="Pinger", every=every
+    )
+    deployment.deploy(cfg)
+    try:
+        broker = broker_handle(name)
+        time.sleep(3.0)  # warm-up: first calls resolve handles and fill caches
+        ray.get(broker.latency_samples.remote(clear=True))
+        feed = feed_handle(name)
+        bars0 = ray.get(feed.heartbeat.remote())["bars"]
+        time.sleep(duration_s)
+        bars1 = ray.get(feed.heartbeat.remote())
+        samples = ray.get(broker.latency_samples.remote(clear=True))
+        stages = samples["stages_ms"]
+        names = ("bar_to_intent", "intent_to_approved", "approved_to_broker", "broker_to_sent")
+        return {
+            "tick_to_order_ms": summary(samples["total_ms"]),
+            "stages_ms": {n: summary([s[i] for s in stages]) for i, n in enumerate(names)},
+            "bars_per_s": (bars1["bars"] - bars0) / duration_s,
+            "backpressure_waits": bars1["outbox"]["backpressure_waits"],
+        }
+    finally:
+        deployment.stop(name)
+
+
+def measure_throughput_and_memory(tmp: Path, *, symbols: int, total_bars: int) -> dict[str, Any]:
+    """Unpaced feed (backpressure is the only brake): the rate it sustains, and RSS growth."""
+    name = "bench-throughput"
+    cfg = bench_config(name, tmp / name, symbols=symbols, speed=1e9, strategy="Idle")
+    deployment.deploy(cfg)
+    try:
+        feed = feed_handle(name)
+        time.sleep(3.0)
+        warm = ray.get(feed.heartbeat.remote())["bars"]
+        rss0 = total_rss(name)
+        t0 = time.monotonic()
+        windows: list[float] = []
+        last_bars, last_t = warm, t0
+        inflight_max = 0
+        while True:
+            time.sleep(2.0)
+            beat = ray.get(feed.heartbeat.remote())
+            now = time.monotonic()
+            windows.append((beat["bars"] - last_bars) / (now - last_t))
+            last_bars, last_t = beat["bars"], now
+            inflight_max = max(inflight_max, max(beat["inflight"].values() or [0]))
+            if beat["bars"] - warm >= total_bars:
+                break
+        elapsed = time.monotonic() - t0
+        rss1 = total_rss(name)
+        return {
+            "bars": last_bars - warm,
+            "seconds": elapsed,
+            "sustained_bars_per_s": (last_bars - warm) / elapsed,
+            "min_window_bars_per_s": min(windows),
+            "max_inflight_per_subscriber": inflight_max,
+            "inflight_limit": cfg.supervisor.inflight_limit,
+            "rss_start_mib": rss0 / 2**20,
+            "rss_end_mib": rss1 / 2**20,
+            "rss_growth_mib": (rss1 - rss0) / 2**20,
+        }
+    finally:
+        deployment.stop(name)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="short run (smoke test, not a result)")
+    ap.add_argument("--symbols", type=int, default=32)
+    ap.add_argument("--ticks-per-s", type=float, default=100.0)
+    ap.add_argument("--duration-s", type=float, default=60.0)
+    ap.add_argument("--memory-bars", type=int, default=360_000)
+    ap.add_argument("--every", type=int, default=32, help="Pinger trades 1 in N bars per symbol")
+    args = ap.parse_args()
+    if args.quick:
+        args.duration_s, args.memory_bars = 5.0, 20_000
+    deployment.connect(None)
+    with tempfile.TemporaryDirectory(prefix="tradeplane-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        floor = measure_floor(args.ticks_per_s, min(args.duration_s, 20.0))
+        emit({"bench": "floor_three_noop_hops", "rate_per_s": args.ticks_per_s, "ms": floor})
+        lat = measure_latency(
+            tmp,
+            symbols=args.symbols,
+            ticks_per_s=args.ticks_per_s,
+            duration_s=args.duration_s,
+            every=args.every,
+        )
+        emit(
+            {
+                "bench": "tick_to_order",
+                "symbols": args.symbols,
+                "ticks_per_s": args.ticks_per_s,
+                "duration_s": args.duration_s,
+                **lat,
+                "floor_ms": floor,
+                "target_p99_ms": TARGETS["p99_tick_to_order_ms"],
+            }
+        )
+        thr = measure_throughput_and_memory(tmp, symbols=args.symbols, total_bars=args.memory_bars)
+        emit(
+            {
+                "bench": "throughput_and_memory",
+                "symbols": args.symbols,
+                **thr,
+                "target_bars_per_s": TARGETS["sustained_bars_per_s"],
+                "target_rss_growth_mib": TARGETS["rss_growth_mib"],
+            }
+        )
+    ray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,33 @@
+"""Test strategy: trades on most bars so a short run produces many orders and fills.
+
+Market orders alternate buy and sell every ``every`` bars per symbol; every ``limit_every`` bars
+it also rests a limit order away from the market and cancels it on the next bar.
+"""
+
+from tradeplane import Bar, Strategy, StrategyContext
+
+
+class Flipper(Strategy):
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
+        every = int(self.params.get("every", 1))
+        limit_every = int(self.params.get("limit_every", 0))
+        qty = float(self.params.get("quantity", 1))
+        n = ctx.state.setdefault("n", {})
+        k = n[bar.symbol] = n.get(bar.symbol, 0) + 1
+        resting = ctx.state.setdefault("resting", {})
+        if resting.get(bar.symbol):
+            ctx.cancel(resting.pop(bar.symbol))
+        if k % every == 0:
+            ctx.submit(bar.symbol, qty, "buy" if (k // every) % 2 else "sell")
+        if limit_every and k % limit_every == 0:
+            resting[bar.symbol] = ctx.submit(bar.symbol, qty, "buy", limit_price=bar.close * 0.9)
+
+
+class Crasher(Flipper):
+    """Raises on every ``crash_every``-th bar: its other callbacks must go on."""
+
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
+        super().on_bar(bar, ctx)
+        seen = ctx.state["n"][bar.symbol]
+        if seen % int(self.params.get("crash_every", 5)) == 0:
+            raise ValueError(f"planned failure at bar {seen}")
