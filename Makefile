@@ -38,7 +38,8 @@ test-unit: $(STAMP) ## Run only the pure unit tests (no Ray)
 test-integration: $(STAMP) ## Run only the integration tests (real Ray on loopback)
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
-bench: $(STAMP) ## Run the benchmarks; JSON lines on stdout
+bench: $(STAMP) ## Run the benchmarks (several minutes); JSON lines on stdout
+	$(BIN)/python bench/sim.py
 	$(BIN)/python bench/pipeline.py
 
 lint: $(STAMP) ## ruff, ruff format --check and mypy

@@ -172,6 +172,7 @@ def measure_latency(
             "tick_to_order_ms": summary(samples["total_ms"]),
             "stages_ms": {n: summary([s[i] for s in stages]) for i, n in enumerate(names)},
             "bars_per_s": (bars1["bars"] - bars0) / duration_s,
+            "orders_per_s": len(samples["total_ms"]) / duration_s,
             "backpressure_waits": bars1["outbox"]["backpressure_waits"],
         }
     finally:
@@ -225,7 +226,12 @@ def main() -> int:
     ap.add_argument("--ticks-per-s", type=float, default=100.0)
     ap.add_argument("--duration-s", type=float, default=60.0)
     ap.add_argument("--memory-bars", type=int, default=360_000)
-    ap.add_argument("--every", type=int, default=32, help="Pinger trades 1 in N bars per symbol")
+    ap.add_argument(
+        "--every",
+        type=int,
+        default=320,
+        help="Pinger trades 1 in N bars per symbol (320 at 100 ticks x 32 symbols: 10 orders/s)",
+    )
     args = ap.parse_args()
     if args.quick:
         args.duration_s, args.memory_bars = 5.0, 20_000

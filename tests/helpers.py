@@ -27,5 +27,7 @@ def eventually(
         except AssertionError as exc:
             last = exc
         if time.monotonic() >= deadline:
-            raise AssertionError(f"not true within {timeout_s}s{': ' + what if what else ''}; last={last!r}")
+            raise AssertionError(
+                f"not true within {timeout_s}s{': ' + what if what else ''}; last={last!r}"
+            )
         time.sleep(interval_s)

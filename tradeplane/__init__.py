@@ -1,5 +1,13 @@
 """tradeplane: a supervised runtime that carries a trading strategy from shadow to paper to live."""
 
+import os as _os
+
+# Ray reads this when it is first imported: at 0 a single-node cluster binds 127.0.0.1 only
+# (Ray's default on Linux is every interface). Multi-node operators set it to 1 explicitly.
+_os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# Ray runs workers at nice 15 by default; a trading pipeline must not yield to everything else.
+_os.environ.setdefault("RAY_worker_niceness", "0")
+
 from tradeplane.core.model import Bar, Fill, Position, Side
 from tradeplane.core.strategy import Strategy, StrategyContext
 

@@ -41,13 +41,20 @@ def make_config(
     name = f"it{os.getpid()}-{next(_names)}"
     raw: dict[str, Any] = {
         "deployment": {"name": name, "mode": mode, "state_dir": str(state_dir)},
-        "venue": {"kind": "sim", "sim": {"symbols": list(symbols), "speed": speed,
-                                         "history_bars": 0, "seed": 3}},
+        "venue": {
+            "kind": "sim",
+            "sim": {"symbols": list(symbols), "speed": speed, "history_bars": 0, "seed": 3},
+        },
         "supervisor": {"feed_silence_s": 10.0},
-        "strategies": strategies or [{
-            "name": "flip", "path": str(HERE / "strategies" / "flipper.py"),
-            "class_name": "Flipper", "params": {"every": 1, "limit_every": 3},
-        }],
+        "strategies": strategies
+        or [
+            {
+                "name": "flip",
+                "path": str(HERE / "strategies" / "flipper.py"),
+                "class_name": "Flipper",
+                "params": {"every": 1, "limit_every": 3},
+            }
+        ],
     }
     for key, value in sections.items():
         raw.setdefault(key, {}).update(value)

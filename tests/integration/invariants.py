@@ -96,7 +96,9 @@ def check(state_dir: Path, *, venue_stats: dict[str, int] | None = None) -> Repo
         if vo["status"] in TERMINAL and jo["status"] != vo["status"]:
             rep.fail(f"{coid}: venue {vo['status']} but journal {jo['status']}")
         if abs(float(vo["filled_quantity"]) - float(jo["filled_quantity"] or 0)) > 1e-9:
-            rep.fail(f"{coid}: filled venue {vo['filled_quantity']} journal {jo['filled_quantity']}")
+            rep.fail(
+                f"{coid}: filled venue {vo['filled_quantity']} journal {jo['filled_quantity']}"
+            )
     venue_coids = {vo["client_order_id"] for vo in v_orders}
     for coid, jo in orders.items():
         if coid not in venue_coids and jo["status"] not in ("rejected",):

@@ -35,8 +35,11 @@ def test_bars_to_fills_land_in_journal_with_matching_ids(tmp_path: Path) -> None
     deployment.deploy(cfg)
     try:
         eventually(lambda: status(name)["health"] == "ok", what="health ok")
-        eventually(lambda: journal_counts(tmp_path / "state").get("order_filled", 0) >= 20,
-                   timeout_s=60, what="20 fills journaled")
+        eventually(
+            lambda: journal_counts(tmp_path / "state").get("order_filled", 0) >= 20,
+            timeout_s=60,
+            what="20 fills journaled",
+        )
         live = status(name)
         assert live["children"]["broker"]["state"] == "running"
         assert live["strategies"]["flip"]["stats"]["bars"] > 0
@@ -47,8 +50,16 @@ def test_bars_to_fills_land_in_journal_with_matching_ids(tmp_path: Path) -> None
     assert rep.problems == []
     assert rep.fills >= 20 and rep.orders <= rep.intents
     kinds = rep.kinds
-    for kind in ("deployment_started", "intent", "order_submitting", "order_accepted",
-                 "order_filled", "order_cancelled", "health_changed", "deployment_stopped"):
+    for kind in (
+        "deployment_started",
+        "intent",
+        "order_submitting",
+        "order_accepted",
+        "order_filled",
+        "order_cancelled",
+        "health_changed",
+        "deployment_stopped",
+    ):
         assert kinds.get(kind, 0) > 0, f"no {kind} in journal: {kinds}"
     with JournalReader.open(tmp_path / "state") as j:
         filled = [o for o in j.orders() if o["status"] == "filled"]
@@ -66,8 +77,11 @@ def test_shadow_mode_then_virtual_fills_and_no_venue_actor(tmp_path: Path) -> No
     name = cfg.deployment.name
     deployment.deploy(cfg)
     try:
-        eventually(lambda: journal_counts(tmp_path / "state").get("order_filled", 0) >= 5,
-                   timeout_s=60, what="virtual fills")
+        eventually(
+            lambda: journal_counts(tmp_path / "state").get("order_filled", 0) >= 5,
+            timeout_s=60,
+            what="virtual fills",
+        )
         assert "venue" not in status(name)["children"]
         with pytest.raises(ValueError):
             ray.get_actor(f"{name}/venue", namespace="tradeplane")
@@ -82,8 +96,11 @@ def test_risk_limit_then_order_denied_journaled_with_reason(tmp_path: Path) -> N
     name = cfg.deployment.name
     deployment.deploy(cfg)
     try:
-        eventually(lambda: journal_counts(tmp_path / "state").get("order_denied", 0) >= 3,
-                   timeout_s=60, what="denials")
+        eventually(
+            lambda: journal_counts(tmp_path / "state").get("order_denied", 0) >= 3,
+            timeout_s=60,
+            what="denials",
+        )
     finally:
         deployment.stop(name)
     with JournalReader.open(tmp_path / "state") as j:
@@ -102,11 +119,17 @@ def test_killed_strategy_restarts_without_resubmitting(tmp_path: Path) -> None:
         eventually(lambda: journal_counts(state).get("order_submitting", 0) >= 10, timeout_s=60)
         strategy = ray.get_actor(f"{name}/strategy/flip", namespace="tradeplane")
         ray.kill(strategy, no_restart=True)
-        eventually(lambda: journal_counts(state).get("actor_restarted", 0) >= 1, timeout_s=30,
-                   what="strategy restarted")
+        eventually(
+            lambda: journal_counts(state).get("actor_restarted", 0) >= 1,
+            timeout_s=30,
+            what="strategy restarted",
+        )
         before = journal_counts(state).get("order_submitting", 0)
-        eventually(lambda: journal_counts(state).get("order_submitting", 0) >= before + 10,
-                   timeout_s=60, what="orders flow again after the restart")
+        eventually(
+            lambda: journal_counts(state).get("order_submitting", 0) >= before + 10,
+            timeout_s=60,
+            what="orders flow again after the restart",
+        )
         live = ray.get(sup.status.remote())
         assert live["children"]["strategy/flip"]["restarts"] == 1
         assert live["health"] == "ok"

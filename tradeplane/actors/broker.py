@@ -70,6 +70,7 @@ class BrokerActor(SupervisedActor):
         self.cursor = 0
         self.tasks: set[asyncio.Task[Any]] = set()
         self._in_submit: set[str] = set()
+        self._unjournaled: list[OrderEvent] = []
         self._ready = asyncio.Event()
         self.latencies_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         # Per stage (bar->intent, intent->approved, approved->broker, broker->journaled), ms.
@@ -147,7 +148,11 @@ class BrokerActor(SupervisedActor):
                 self.last_error = str(exc)
                 await self._journal_events([self.core.unknown(coid, f"SUBMIT_UNCONFIRMED: {exc}")])
                 return True
-            await self._journal_events([self.core.submitted(coid)])
+            submitted = self.core.submitted(coid)
+            if submitted is not None:
+                # Not worth a journal round trip of its own: it rides with the next stream commit
+                # (within a second); the venue's own events for the order follow it there.
+                self._unjournaled.append(submitted)
             if self.core.take_deferred_cancel(coid):
                 await self._send_cancel(coid)
             return True
@@ -188,31 +193,38 @@ class BrokerActor(SupervisedActor):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
-            if not events:
+            pending, self._unjournaled = self._unjournaled, []
+            if not events and not pending:
                 continue
-            order_events: list[tuple[OrderEvent, int]] = []
+            order_events: list[tuple[OrderEvent, int | None]] = [(p, None) for p in pending]
             for ev in events:
                 order_events.extend((oe, ev.seq) for oe in self.core.apply_venue_event(ev))
-            last = events[-1].seq
-            records = [
-                order_record(self.deployment, oe, venue_seq=seq)
-                for oe, seq in order_events
-                if oe.kind != "order_fill_duplicate"
-            ]
-            cursor = StateWrite(CURSOR_SCOPE, CURSOR_KEY, {"seq": last}, time.time())
+            journaled = [(oe, seq) for oe, seq in order_events if oe.kind != "order_fill_duplicate"]
+            records = [order_record(self.deployment, oe, venue_seq=seq) for oe, seq in journaled]
+            state = []
+            if events:
+                last = events[-1].seq
+                state.append(StateWrite(CURSOR_SCOPE, CURSOR_KEY, {"seq": last}, time.time()))
             # Records and cursor commit together: a restart resumes exactly after them.
-            await call_journal(self.peers, records, [cursor], retry_s=3600.0)
-            self.cursor = last
-            self._notify([oe for oe, _ in order_events])
+            seqs = await call_journal(self.peers, records, state, retry_s=3600.0)
+            if events:
+                self.cursor = events[-1].seq
+            self._notify([oe for oe, _ in journaled], seqs)
 
-    def _notify(self, events: list[OrderEvent]) -> None:
-        fills: list[Fill] = [e.fill for e in events if e.kind == "order_filled" and e.fill]
+    def _notify(self, events: list[OrderEvent], seqs: list[int] | None = None) -> None:
+        """Tell risk (exposure) and each strategy (``on_fill``, with the fill's journal seq)."""
+        seq_of = seqs or [0] * len(events)
+        fills = [
+            (q, e.fill)
+            for e, q in zip(events, seq_of, strict=True)
+            if e.kind == "order_filled" and e.fill is not None
+        ]
         closed = [e.order.client_order_id for e in events if e.order.is_terminal]
         if fills or closed:
-            self.outbox.send_nowait(ROLE_RISK, "on_order_events", fills, closed)
-        by_strategy: dict[str, list[Fill]] = {}
-        for f in fills:
-            by_strategy.setdefault(f.strategy, []).append(f)
+            self.outbox.send_nowait(ROLE_RISK, "on_order_events", [f for _, f in fills], closed)
+        by_strategy: dict[str, list[tuple[int, Fill]]] = {}
+        for q, f in fills:
+            by_strategy.setdefault(f.strategy, []).append((q, f))
         for strategy, strategy_fills in by_strategy.items():
             self.outbox.send_nowait(strategy_role(strategy), "on_fills", strategy_fills)
 
@@ -221,8 +233,8 @@ class BrokerActor(SupervisedActor):
         if not real:
             return
         records: list[JournalRecord] = [order_record(self.deployment, e) for e in real]
-        await call_journal(self.peers, records)
-        self._notify(real)
+        seqs = await call_journal(self.peers, records)
+        self._notify(real, seqs)
 
     # -- resolving what a crash or timeout left open ---------------------------------------------
 

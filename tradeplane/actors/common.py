@@ -209,6 +209,26 @@ class SupervisedActor:
             self._never = asyncio.Event()
         await self._never.wait()
 
+    async def ping(self, sent_ts: float) -> float:
+        """One-way delivery delay of this call in seconds (same host clock): a latency probe."""
+        import time
+
+        return time.time() - sent_ts
+
+    async def probe(self, role: str, count: int = 50, gap_s: float = 0.01) -> list[float]:
+        """One-way delays (ms) of ``count`` pings from this actor to a sibling: latency probe."""
+        import time
+
+        peers = getattr(self, "peers", None)
+        handle = peers.get(role) if peers is not None else None
+        if handle is None:
+            return []
+        out = []
+        for _ in range(count):
+            out.append(await handle.ping.remote(time.time()) * 1000.0)
+            await asyncio.sleep(gap_s)
+        return out
+
     async def rewire(self, role: str | None = None) -> int:
         """A sibling was restarted: drop its stale handle and resend what it never got."""
         peers: Peers | None = getattr(self, "peers", None)

@@ -36,6 +36,7 @@ from tradeplane.core.strategy import Emitted, Strategy, StrategyRunner
 from tradeplane.journal.records import StateWrite
 
 SNAPSHOT_SCOPE = "strategy_snapshot"
+REPLAY_MARGIN_S = 60.0  # clock noise between a snapshot and the intents journaled after it
 
 
 def load_strategy_class(source: str, filename: str, class_name: str) -> type[Strategy]:
@@ -85,12 +86,18 @@ class StrategyActor(SupervisedActor):
         snap = await query_journal(self.peers, "get_state", scope=SNAPSHOT_SCOPE, key=name)
         if snap:
             self.runner.restore(snap)
-        journaled = await query_journal(self.peers, "intents", strategy=name)
+        # Intents emitted after the snapshot are in the journal (they were written with or
+        # after it): remember them so replayed bars cannot emit them again.
+        since = (snap["taken_ts"] - REPLAY_MARGIN_S) if snap else None
+        journaled = await query_journal(self.peers, "intents", strategy=name, since_ts=since)
         self.runner.remember_intents(row["intent_id"] for row in journaled)
-        missed = [f for f in await query_journal(self.peers, "fills", strategy=name)]
+        missed = await query_journal(
+            self.peers, "fills", strategy=name, since_seq=self.runner.fill_seq
+        )
         out = Emitted()
         for row in missed:
-            out.extend(self._guard(lambda r=row: self.runner.on_fill(_fill_from_row(r, name))))
+            fill = _fill_from_row(row, name)
+            out.extend(self._guard(lambda f=fill, q=row["seq"]: self.runner.on_fill(f, q)))
         out.extend(self._guard(self.runner.start))
         await self._emit(out, force_snapshot=True)
         self._ready.set()
@@ -127,11 +134,12 @@ class StrategyActor(SupervisedActor):
         out = self._guard(lambda: self.runner.on_bars(bars, recv_ts))
         await self._emit(out)
 
-    async def on_fills(self, fills: list[Fill]) -> None:
+    async def on_fills(self, fills: list[tuple[int, Fill]]) -> None:
+        """Fills with their journal seq, in journal order."""
         await self._ready.wait()
         out = Emitted()
-        for fill in fills:
-            out.extend(self._guard(lambda f=fill: self.runner.on_fill(f)))
+        for seq, fill in fills:
+            out.extend(self._guard(lambda f=fill, q=seq: self.runner.on_fill(f, q or None)))
         await self._emit(out, force_snapshot=True)
 
     def _guard(self, call: Any) -> Emitted:

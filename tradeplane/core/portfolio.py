@@ -8,12 +8,16 @@ selling short raises cash and the negative quantity carries the liability.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 from tradeplane.core.model import Fill, Position
 
 _EPS = 1e-12
+# Fill ids remembered to drop a fill delivered twice in quick succession. Older duplicates are
+# stopped upstream (the strategy's journal-seq watermark), so the memory stays bounded.
+REMEMBERED_FILL_IDS = 4096
 
 
 @dataclass(slots=True)
@@ -33,15 +37,22 @@ class VirtualPortfolio:
         self._books: dict[str, _Book] = {}
         self._marks: dict[str, float] = {}
         self._fill_ids: set[str] = set()
+        self._fill_order: deque[str] = deque()
 
     def apply_fill(self, fill: Fill) -> bool:
         """Apply a fill once; a repeated fill id changes nothing and returns False."""
         if fill.fill_id in self._fill_ids:
             return False
-        self._fill_ids.add(fill.fill_id)
+        self._remember_fill(fill.fill_id)
         self.apply(fill.symbol, fill.signed_quantity, fill.price, fill.fee)
         self._marks.setdefault(fill.symbol, fill.price)
         return True
+
+    def _remember_fill(self, fill_id: str) -> None:
+        self._fill_ids.add(fill_id)
+        self._fill_order.append(fill_id)
+        if len(self._fill_order) > REMEMBERED_FILL_IDS:
+            self._fill_ids.discard(self._fill_order.popleft())
 
     def apply(self, symbol: str, signed_qty: float, price: float, fee: float = 0.0) -> None:
         book = self._books.setdefault(symbol, _Book())
@@ -118,7 +129,6 @@ class VirtualPortfolio:
             "fees": self.fees,
             "books": {s: [b.quantity, b.avg_price, b.realized_pnl] for s, b in self._books.items()},
             "marks": dict(self._marks),
-            "fill_ids": sorted(self._fill_ids),
         }
 
     @classmethod
@@ -128,7 +138,6 @@ class VirtualPortfolio:
         p.fees = float(data["fees"])
         p._books = {s: _Book(*map(float, v)) for s, v in data["books"].items()}
         p._marks = {s: float(v) for s, v in data["marks"].items()}
-        p._fill_ids = set(data.get("fill_ids", []))
         return p
 
     def summary(self) -> dict[str, float]:

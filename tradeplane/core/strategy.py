@@ -20,7 +20,10 @@ from tradeplane.core.errors import StrategyError
 from tradeplane.core.model import Bar, CancelIntent, Fill, Intent, OrderType, Position, Side
 from tradeplane.core.portfolio import VirtualPortfolio
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+# Intent ids remembered in memory to refuse a replayed intent. Not part of the snapshot: after a
+# restart they come back from the journal (see ``remember_intents``), which holds every intent
+# the snapshot could have seen, so the snapshot stays small however long the run.
 REMEMBERED_INTENTS = 20_000
 
 
@@ -142,6 +145,7 @@ class StrategyRunner:
         self.state: dict[str, Any] = {}
         self.stats = RunnerStats()
         self.last_bar_ts: dict[str, datetime] = {}
+        self.fill_seq = 0  # highest journal seq of a fill applied (0: none / unknown)
         self._recent_intents: deque[str] = deque(maxlen=REMEMBERED_INTENTS)
         self._recent_set: set[str] = set()
         self._ctx = StrategyContext(self)
@@ -181,7 +185,13 @@ class StrategyRunner:
             out.extend(self._call("on_bar", ids.bar_trigger(bar.symbol, bar.ts), bar, recv_ts))
         return out
 
-    def on_fill(self, fill: Fill) -> Emitted:
+    def on_fill(self, fill: Fill, journal_seq: int | None = None) -> Emitted:
+        """Apply a fill once. ``journal_seq`` (its sequence in the journal) lets a restarted
+        strategy skip every fill its snapshot already holds, however many there were."""
+        if journal_seq is not None:
+            if journal_seq <= self.fill_seq:
+                return Emitted()
+            self.fill_seq = journal_seq
         if not self.portfolio.apply_fill(fill):
             return Emitted()
         return self._call("on_fill", ids.fill_trigger(fill.fill_id), fill)
@@ -263,7 +273,8 @@ class StrategyRunner:
             "strategy": self.name,
             "state": state,
             "last_bar_ts": {s: t.isoformat() for s, t in self.last_bar_ts.items()},
-            "recent_intents": list(self._recent_intents),
+            "fill_seq": self.fill_seq,
+            "taken_ts": self.clock.now(),
             "portfolio": self.portfolio.snapshot(),
             "started": self.started,
         }
@@ -276,10 +287,7 @@ class StrategyRunner:
             )
         self.state = dict(snap["state"])
         self.last_bar_ts = {s: datetime.fromisoformat(t) for s, t in snap["last_bar_ts"].items()}
-        self._recent_intents.clear()
-        self._recent_set.clear()
-        for iid in snap["recent_intents"]:
-            self._remember(iid)
+        self.fill_seq = int(snap.get("fill_seq", 0))
         self.portfolio = VirtualPortfolio.restore(snap["portfolio"])
         self.started = bool(snap.get("started", False))
 

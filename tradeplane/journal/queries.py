@@ -153,10 +153,17 @@ def positions(
 
 
 def intents(
-    conn: sqlite3.Connection, *, strategy: str | None = None, undecided_only: bool = False
+    conn: sqlite3.Connection,
+    *,
+    strategy: str | None = None,
+    undecided_only: bool = False,
+    since_ts: float | None = None,
 ) -> list[dict[str, Any]]:
     sql = "SELECT * FROM intents WHERE 1"
     params: list[Any] = []
+    if since_ts is not None:
+        sql += " AND ts >= ?"
+        params.append(since_ts)
     if strategy is not None:
         sql += " AND strategy = ?"
         params.append(strategy)

@@ -124,9 +124,15 @@ class JournalReader:
         return queries.positions(self.conn, strategy=strategy)
 
     def intents(
-        self, *, strategy: str | None = None, undecided_only: bool = False
+        self,
+        *,
+        strategy: str | None = None,
+        undecided_only: bool = False,
+        since_ts: float | None = None,
     ) -> list[dict[str, Any]]:
-        return queries.intents(self.conn, strategy=strategy, undecided_only=undecided_only)
+        return queries.intents(
+            self.conn, strategy=strategy, undecided_only=undecided_only, since_ts=since_ts
+        )
 
     def get_state(self, scope: str, key: str) -> dict[str, Any] | None:
         return queries.get_state(self.conn, scope, key)

@@ -23,15 +23,17 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> None:
     """Attach to ``address`` (``auto`` or host:port), or start a private Ray bound to loopback."""
     if ray.is_initialized():
         return
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    # Ray runs workers at nice 15 by default: a trading pipeline must not yield to every other
-    # process on the box. (A `ray start` cluster needs the same variable; see ops/.)
-    os.environ.setdefault("RAY_worker_niceness", "0")
     if address:
         ray.init(
             address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING
         )
         return
+    if os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "1":
+        # tradeplane/__init__ sets the loopback default before Ray is imported; if something
+        # imported Ray first, enforce it here (Ray consults this flag when it picks addresses).
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
     ray.init(
         _node_ip_address=LOOPBACK,
         include_dashboard=False,

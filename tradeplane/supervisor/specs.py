@@ -49,7 +49,11 @@ def child_specs(cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> 
             child_options(dep, ROLE_JOURNAL),
         ),
     ]
-    subscribers: dict[str, list[str] | None] = {ROLE_RISK: None}
+    # Strategies first: the feed pushes in this order and they are on the tick-to-order path.
+    subscribers: dict[str, list[str] | None] = {
+        strategy_role(s.name): list(cfg.strategy_symbols(s)) for s in cfg.strategies
+    }
+    subscribers[ROLE_RISK] = None
     if uses_venue_actor(cfg):
         specs.append(
             ChildSpec(
@@ -70,7 +74,6 @@ def child_specs(cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> 
         role = strategy_role(s.name)
         opts = child_options(dep, role, **({"resources": dict(s.resources)} if s.resources else {}))
         specs.append(ChildSpec(role, StrategyActor, (cfg, s, sources[s.name], run_id), opts))
-        subscribers[role] = list(cfg.strategy_symbols(s))
     specs.append(
         ChildSpec(ROLE_FEED, FeedActor, (cfg, run_id, subscribers), child_options(dep, ROLE_FEED))
     )

@@ -47,7 +47,7 @@ def test_bad_value_then_error_names_the_field(over: dict[str, object], field: st
 
 def test_strategy_symbol_not_offered_then_error_names_strategy() -> None:
     bad = minimal(strategies=[{"name": "a", "path": "x", "class_name": "A", "symbols": ["ZZZ"]}])
-    with pytest.raises(ConfigError, match="strategies.a.symbols"):
+    with pytest.raises(ConfigError, match=r"strategies\.a\.symbols"):
         parse_config(bad)
 
 
@@ -64,28 +64,36 @@ def test_config_is_frozen() -> None:
 
 def test_missing_strategy_file_then_error_names_path(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
-    f.write_text('[deployment]\nname="t"\n[[strategies]]\nname="a"\npath="nope.py"\nclass_name="A"\n')
-    with pytest.raises(ConfigError, match="strategies.a.path"):
+    f.write_text(
+        '[deployment]\nname="t"\n[[strategies]]\nname="a"\npath="nope.py"\nclass_name="A"\n'
+    )
+    with pytest.raises(ConfigError, match=r"strategies\.a\.path"):
         load_config(f)
 
 
 def test_invalid_toml_then_error_names_file(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
     f.write_text("[deployment\n")
-    with pytest.raises(ConfigError, match="c.toml"):
+    with pytest.raises(ConfigError, match=r"c\.toml"):
         load_config(f)
 
 
 def test_dotenv_parses_quotes_export_and_comments(tmp_path: Path) -> None:
     f = tmp_path / ".env"
-    f.write_text('# c\nexport A=1\nB="two words"\nC=\'x\'\n')
+    f.write_text("# c\nexport A=1\nB=\"two words\"\nC='x'\n")
     assert read_dotenv(f) == {"A": "1", "B": "two words", "C": "x"}
 
 
 def test_every_field_has_a_docstring() -> None:
     from tradeplane.config import models
 
-    for model in (models.DeploymentConfig, models.SimVenueConfig, models.RiskConfig,
-                  models.JournalConfig, models.SupervisorConfig, models.StrategyConfig):
+    for model in (
+        models.DeploymentConfig,
+        models.SimVenueConfig,
+        models.RiskConfig,
+        models.JournalConfig,
+        models.SupervisorConfig,
+        models.StrategyConfig,
+    ):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no docstring"

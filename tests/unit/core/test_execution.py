@@ -64,9 +64,13 @@ def test_fill_events_then_partial_then_filled_with_fill_record() -> None:
     submit(core)
     core.submitted("tpa")
     core.apply_venue_event(VEvent(1, "order_accepted", "tpa"))
-    (e1,) = core.apply_venue_event(VEvent(2, "order_filled", "tpa", fill=VFill("V1-1", "V1", 4, 10, 0.1, 2)))
+    (e1,) = core.apply_venue_event(
+        VEvent(2, "order_filled", "tpa", fill=VFill("V1-1", "V1", 4, 10, 0.1, 2))
+    )
     assert e1.order.status is S.PARTIALLY_FILLED and e1.fill and e1.fill.intent_id == "a"
-    (e2,) = core.apply_venue_event(VEvent(3, "order_filled", "tpa", fill=VFill("V1-2", "V1", 6, 11, 0.1, 3)))
+    (e2,) = core.apply_venue_event(
+        VEvent(3, "order_filled", "tpa", fill=VFill("V1-2", "V1", 6, 11, 0.1, 3))
+    )
     assert e2.order.status is S.FILLED
     data = order_event_data(e2)
     assert data["status"] == "filled" and data["fill"]["fill_id"] == "V1-2"

@@ -13,8 +13,12 @@ from tradeplane.core.health import (
 
 def facts(**kw: object) -> HealthFacts:
     base: dict[str, object] = dict(
-        phase=Phase.RUNNING, now=1000.0, feed_started=True, last_bar_recv_ts=999.0,
-        feed_started_ts=900.0, feed_silence_s=30.0,
+        phase=Phase.RUNNING,
+        now=1000.0,
+        feed_started=True,
+        last_bar_recv_ts=999.0,
+        feed_started_ts=900.0,
+        feed_silence_s=30.0,
     )
     base.update(kw)
     return HealthFacts(**base)  # type: ignore[arg-type]
@@ -55,8 +59,12 @@ def test_market_closed_then_idle_not_silent() -> None:
 
 @pytest.mark.parametrize(
     ("phase", "expected"),
-    [(Phase.STARTING, Health.STARTING), (Phase.READY, Health.READY),
-     (Phase.STOPPED, Health.STOPPED), (Phase.FAILED, Health.FAILED)],
+    [
+        (Phase.STARTING, Health.STARTING),
+        (Phase.READY, Health.READY),
+        (Phase.STOPPED, Health.STOPPED),
+        (Phase.FAILED, Health.FAILED),
+    ],
 )
 def test_phase_decides_health_outside_running(phase: Phase, expected: Health) -> None:
     assert derive_health(facts(phase=phase)).health is expected

@@ -10,8 +10,18 @@ def test_same_inputs_then_same_intent_id() -> None:
 
 def test_any_input_differs_then_intent_id_differs() -> None:
     base = ids.intent_id("d", "s", "t", 0)
-    assert len({base, ids.intent_id("d2", "s", "t", 0), ids.intent_id("d", "s2", "t", 0),
-                ids.intent_id("d", "s", "t2", 0), ids.intent_id("d", "s", "t", 1)}) == 5
+    assert (
+        len(
+            {
+                base,
+                ids.intent_id("d2", "s", "t", 0),
+                ids.intent_id("d", "s2", "t", 0),
+                ids.intent_id("d", "s", "t2", 0),
+                ids.intent_id("d", "s", "t", 1),
+            }
+        )
+        == 5
+    )
 
 
 def test_client_order_id_is_derived_and_reversible() -> None:

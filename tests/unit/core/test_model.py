@@ -49,8 +49,16 @@ def test_bar_with_string_price_then_rejected_with_type() -> None:
 
 def _intent(**kw: object) -> Intent:
     fields: dict[str, object] = dict(
-        intent_id="i", client_order_id="tpi", deployment="d", strategy="s", symbol="AAA",
-        side=Side.BUY, quantity=1.0, order_type=OrderType.MARKET, limit_price=None, ts=0.0,
+        intent_id="i",
+        client_order_id="tpi",
+        deployment="d",
+        strategy="s",
+        symbol="AAA",
+        side=Side.BUY,
+        quantity=1.0,
+        order_type=OrderType.MARKET,
+        limit_price=None,
+        ts=0.0,
         trigger="t",
     )
     fields.update(kw)

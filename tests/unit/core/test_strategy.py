@@ -28,7 +28,11 @@ class EveryBar(Strategy):
 
 def runner(strategy: Strategy | None = None, **kw: object) -> StrategyRunner:
     opts: dict[str, object] = dict(
-        deployment="d", name="s", run_id="r1", clock=ManualClock(), starting_cash=1000.0,
+        deployment="d",
+        name="s",
+        run_id="r1",
+        clock=ManualClock(),
+        starting_cash=1000.0,
         symbols=["AAA", "BBB"],
     )
     opts.update(kw)
@@ -161,3 +165,45 @@ def test_limit_submit_then_limit_intent_and_cancel_emitted() -> None:
     out = runner(Quoter()).on_bars(bars("AAA", 1))
     assert out.intents[0].limit_price == 11.5 and out.intents[0].side is Side.SELL
     assert out.cancels[0].client_order_id == out.intents[0].client_order_id
+
+
+def test_fill_at_or_below_snapshot_watermark_then_skipped_after_restart() -> None:
+    calls: list[str] = []
+
+    class Watcher(Strategy):
+        def on_fill(self, fill: Fill, ctx: StrategyContext) -> None:
+            calls.append(fill.fill_id)
+
+    first = runner(Watcher())
+    f1 = Fill("f1", "c", "i", "s", "AAA", Side.BUY, 1, 10.0, 0.0, 0.0)
+    f2 = Fill("f2", "c", "i", "s", "AAA", Side.BUY, 1, 10.0, 0.0, 0.0)
+    first.on_fill(f1, 7)
+    snap = first.snapshot()
+    second = runner(Watcher())
+    second.restore(snap)
+    second.on_fill(f1, 7)  # the journal replays every fill after the snapshot's watermark ...
+    second.on_fill(f2, 9)  # ... and only the new one is applied
+    assert calls == ["f1", "f2"]
+    assert second.portfolio.position("AAA").quantity == 2
+
+
+def test_snapshot_size_does_not_grow_with_intents() -> None:
+    import json
+
+    r = runner()
+    r.on_bars(bars("AAA", 10))
+    small = len(json.dumps(r.snapshot()))
+    r.on_bars(bars("AAA", 2000, start=10))
+    # state["seen"] and two timestamps change; thousands of intents add nothing
+    assert len(json.dumps(r.snapshot())) < small + 64
+
+
+def test_snapshot_size_does_not_grow_with_fills() -> None:
+    import json
+
+    r = runner()
+    r.on_fill(Fill("f0", "c", "i", "s", "AAA", Side.BUY, 1, 10.0, 0.0, 0.0), 1)
+    small = len(json.dumps(r.snapshot()))
+    for n in range(1, 3000):
+        r.on_fill(Fill(f"f{n}", "c", "i", "s", "AAA", Side.BUY, 1, 10.0, 0.0, 0.0), n + 1)
+    assert len(json.dumps(r.snapshot())) < small + 64

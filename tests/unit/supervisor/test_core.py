@@ -9,8 +9,9 @@ ROLES = ["journal", "venue", "broker", "risk", "strategy/a", "feed"]
 
 
 def core(max_restarts: int = 2) -> SupervisorCore:
-    c = SupervisorCore(ROLES, RestartPolicy(max_restarts, 60.0), heartbeat_timeout_s=5.0,
-                       feed_silence_s=30.0)
+    c = SupervisorCore(
+        ROLES, RestartPolicy(max_restarts, 60.0), heartbeat_timeout_s=5.0, feed_silence_s=30.0
+    )
     for r in ROLES:
         c.running(r)
     c.set_phase(Phase.READY)
@@ -25,8 +26,12 @@ def test_supervisor_core_imports_no_ray() -> None:
     import tradeplane.supervisor.core
 
     tree = ast.parse(inspect.getsource(tradeplane.supervisor.core))
-    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)
-             for a in n.names} | {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    names = {
+        a.name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import | ast.ImportFrom)
+        for a in n.names
+    } | {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not any(str(m).startswith("ray") for m in names)
 
 
@@ -62,7 +67,10 @@ def test_death_while_stopping_then_no_restart() -> None:
 
 def test_restart_order_follows_dependencies() -> None:
     assert core().restart_order(["feed", "strategy/a", "journal", "broker"]) == [
-        "journal", "broker", "strategy/a", "feed"
+        "journal",
+        "broker",
+        "strategy/a",
+        "feed",
     ]
 
 

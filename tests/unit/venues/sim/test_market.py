@@ -4,7 +4,6 @@ import itertools
 import json
 import math
 import statistics
-import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -158,13 +157,3 @@ def test_invalid_arguments_then_value_error(kwargs: dict[str, object], message: 
     args: dict[str, object] = {"symbols": ["A"], "seed": 1, "start": START, **kwargs}
     with pytest.raises(ValueError, match=message):
         MarketSimulator(**args)  # type: ignore[arg-type]
-
-
-def test_generation_is_fast_enough_for_backtests() -> None:
-    # Lenient on purpose (about 10x below the measured rate) so a busy machine does not flake.
-    sim = MarketSimulator([f"S{i}" for i in range(10)], seed=1, start=START)
-    began = time.perf_counter()
-    for _ in range(2_000):
-        sim.next_bars()
-    elapsed = time.perf_counter() - began
-    assert 20_000 / elapsed > 10_000
