@@ -24,9 +24,17 @@ def ray_session() -> Iterator[None]:
     from tradeplane.supervisor import deployment
 
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    deployment.connect(None)
+    # A custom resource lets placement tests pin strategy actors as a multi-node cluster would.
+    deployment.connect(None, resources={"tp_strategy_slot": 4})
     yield
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_address(ray_session: None) -> str:
+    import ray
+
+    return str(ray.get_runtime_context().gcs_address)
 
 
 def make_config(

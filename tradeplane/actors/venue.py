@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,6 +47,8 @@ class StreamingSimVenue:
         self.venue = venue
         self._changed = asyncio.Event()
         self.bars = 0
+        self.stale_bars = 0
+        self._last_bar_ts: dict[str, datetime] = {}
 
     def submit(self, req: VenueOrderRequest) -> list[VenueEvent]:
         return self._wake(self.venue.submit(req))
@@ -55,6 +58,13 @@ class StreamingSimVenue:
 
     def on_bars(self, bars: list[Bar]) -> None:
         for bar in bars:
+            last = self._last_bar_ts.get(bar.symbol)
+            if last is not None and bar.ts <= last:
+                # A restarted feed re-sends identical bars; matching one twice would fill
+                # resting orders against a price that has passed.
+                self.stale_bars += 1
+                continue
+            self._last_bar_ts[bar.symbol] = bar.ts
             self.bars += 1
             self._wake(self.venue.on_bar(bar))
 
@@ -115,6 +125,7 @@ class SimVenueActor(SupervisedActor):
             "process": process_info(),
             "last_seq": self.sim.venue.last_seq,
             "bars": self.sim.bars,
+            "stale_bars": self.sim.stale_bars,
             "stats": dict(self.sim.venue.stats),
             "open_orders": len(self.sim.venue.open_orders()),
         }

@@ -67,22 +67,25 @@ def run(
         f"starting [bold]{name}[/] ({cfg.deployment.mode.value}, venue "
         f"{cfg.venue.kind}); state dir {cfg.deployment.resolved_state_dir()}"
     )
-    deployment.connect(address)
-    try:
-        sup = deployment.deploy(cfg)
-    except (OperationalError, RuntimeError) as exc:
-        _fail(str(exc), 1)
-    except Exception as exc:  # a Ray error carrying the child's start-up failure
-        _fail(f"deployment failed to start: {exc}", 1)
     stop_requested = False
 
     def _on_signal(signum: int, frame: Any) -> None:
         nonlocal stop_requested
         stop_requested = True
 
+    # Installed before deploying: Ctrl-C during start-up must stop what was started, not leave
+    # a half-deployed pipeline behind.
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    deployment.connect(address)
     import ray
+
+    try:
+        sup = deployment.deploy(cfg)
+    except (OperationalError, RuntimeError) as exc:
+        _fail(str(exc), 1)
+    except Exception as exc:  # a Ray error carrying the child's start-up failure
+        _fail(f"deployment failed to start: {exc}", 1)
 
     deadline = None if duration is None else time.monotonic() + duration
     status: dict[str, Any] = {}

@@ -172,7 +172,9 @@ class Supervisor:
 
     def _watch(self, role: str) -> None:
         old = self.watchers.pop(role, None)
-        if old is not None:
+        # During a restart the old watcher is the task doing the restart: cancelling it would
+        # abort the restart at its next await. Its actor is dead, so it ends by itself.
+        if old is not None and old is not asyncio.current_task():
             old.cancel()
         self.watchers[role] = spawn(self.tasks, self._watch_one(role))
 
@@ -265,12 +267,15 @@ class Supervisor:
             await self._on_death(role, f"restart failed: {exc}")
             return
         try:
+            if role == ROLE_FEED and self.core.phase is Phase.RUNNING:
+                # Back to the desired state, not just alive: a running deployment streams.
+                await self.adapter.call(ROLE_FEED, "start_streaming", timeout_s=10.0)
             for other in self.specs:
                 if other != role and self.core.children[other].state is Lifecycle.RUNNING:
                     self.adapter.send(other, "rewire", role)
             self.outbox.resend(role)
-        except Exception:  # telling siblings is best effort; their retries cover a miss
-            log.exception("rewiring after %s restart failed", role)
+        except Exception:  # best effort: retries and the next tick cover a miss
+            log.exception("resuming after %s restart failed", role)
         took = time.time() - started
         self.restart_log.append({"role": role, "cause": cause, "ts": started, "took_s": took})
         del self.restart_log[:-50]

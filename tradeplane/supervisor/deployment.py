@@ -19,11 +19,17 @@ from tradeplane.supervisor.specs import child_specs, read_sources
 LOOPBACK = "127.0.0.1"
 
 
-def connect(address: str | None = None, *, num_cpus: int | None = None) -> None:
+def connect(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    resources: dict[str, float] | None = None,
+) -> None:
     """Attach to ``address`` (``auto`` or host:port), or start a private Ray bound to loopback."""
     if ray.is_initialized():
         return
     if address:
+        _use_cluster_token()
         ray.init(
             address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING
         )
@@ -39,9 +45,22 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> None:
         include_dashboard=False,
         namespace=NAMESPACE,
         num_cpus=num_cpus,
+        resources=resources,
         log_to_driver=False,
         logging_level=logging.WARNING,
     )
+
+
+def _use_cluster_token() -> None:
+    """Attaching to a cluster that has token auth (Ray's default since 2.5x) needs the client to
+    opt in; do so whenever a token is available, so operators never have to disable auth."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token auth
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def supervisor_name(deployment: str) -> str:
