@@ -18,6 +18,7 @@ from typing import Any
 
 from tradeplane.core.errors import OperationalError
 from tradeplane.core.model import OrderType, Side
+from tradeplane.journal.files import fsync_dir
 from tradeplane.venues.sim.matching import (
     EngineChanges,
     EngineState,
@@ -446,12 +447,4 @@ def _create(path: Path) -> None:
         pass
     finally:
         staging.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
