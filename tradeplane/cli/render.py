@@ -107,6 +107,20 @@ def orders_line(status: dict[str, Any]) -> Text:
     return Text("orders: " + ", ".join(parts))
 
 
+def feed_line(status: dict[str, Any]) -> Text:
+    """Bars, what is still in flight per subscriber, and how often the feed had to wait."""
+    feed = status.get("feed", {}) or {}
+    outbox = feed.get("outbox") or {}
+    inflight = feed.get("inflight") or {}
+    busiest = max(inflight.values()) if inflight else 0
+    return Text(
+        f"feed: bars {feed.get('bars', 0) or 0:,}, rejected {feed.get('rejected_bars', 0) or 0}, "
+        f"in flight (max per subscriber) {busiest}, "
+        f"backpressure waits {outbox.get('backpressure_waits', 0)}, "
+        f"lagging ticks {feed.get('lagging_ticks', 0) or 0}"
+    )
+
+
 def children_table(status: dict[str, Any]) -> Table:
     t = Table(title="actors", expand=True)
     for col in ("actor", "state", "restarts", "heartbeat"):
@@ -122,6 +136,7 @@ def live_view(status: dict[str, Any]) -> Group:
     return Group(
         header(status),
         orders_line(status),
+        feed_line(status),
         strategies_table(status),
         intents_table(status),
         children_table(status),

@@ -318,7 +318,11 @@ class Supervisor:
         summary = await self.status_with_orders()
         self.core.set_phase(Phase.STOPPED)
         await self._observe()
-        summary.update(phase=self.core.phase.value, health=self.reading.health.value)
+        summary.update(
+            phase=self.core.phase.value,
+            health=self.reading.health.value,
+            reason=self.core.failure or self.reading.reason,
+        )
         with contextlib.suppress(Exception):
             await call_journal(
                 self.peers,
