@@ -18,7 +18,6 @@ import ray
 
 from tradeplane.actors.common import (
     ROLE_BROKER,
-    ROLE_JOURNAL,
     ROLE_RISK,
     Outbox,
     Peers,
@@ -312,6 +311,3 @@ class BrokerActor(SupervisedActor):
         for t in list(self.tasks):
             t.cancel()
         self.venue.close()
-
-
-__all__ = ["ROLE_JOURNAL", "BrokerActor"]

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
@@ -104,6 +107,7 @@ class Outbox:
         self.dropped = 0
         self.backpressure_waits = 0
         self.tasks: set[asyncio.Task[None]] = set()
+        self._retrying: set[str] = set()
 
     def inflight(self, role: str | None = None) -> int:
         if role is not None:
@@ -168,6 +172,23 @@ class Outbox:
             queue.popleft()
             self.dropped += 1
         queue.append(msg)
+        if msg.role not in self._retrying:
+            # The supervisor's rewire usually resends first; this loop covers a call that fails
+            # after the rewire came, which would otherwise hold every later message back.
+            self._retrying.add(msg.role)
+            task = asyncio.get_running_loop().create_task(self._retry_until_empty(msg.role))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _retry_until_empty(self, role: str, first_delay_s: float = 0.25) -> None:
+        delay = first_delay_s
+        try:
+            while self._retry.get(role):
+                await asyncio.sleep(delay)
+                self.resend(role)
+                delay = min(delay * 2, 5.0)
+        finally:
+            self._retrying.discard(role)
 
     def resend(self, role: str | None = None) -> int:
         """Re-dispatch parked messages, oldest first (called when a peer is back)."""
@@ -211,14 +232,10 @@ class SupervisedActor:
 
     async def ping(self, sent_ts: float) -> float:
         """One-way delivery delay of this call in seconds (same host clock): a latency probe."""
-        import time
-
         return time.time() - sent_ts
 
     async def probe(self, role: str, count: int = 50, gap_s: float = 0.01) -> list[float]:
         """One-way delays (ms) of ``count`` pings from this actor to a sibling: latency probe."""
-        import time
-
         peers = getattr(self, "peers", None)
         handle = peers.get(role) if peers is not None else None
         if handle is None:
@@ -295,10 +312,6 @@ _PROCESS: Any = None
 def process_info() -> dict[str, Any]:
     """pid and resident memory of this actor's process, for heartbeats and benchmarks."""
     global _PROCESS
-    import os
-
-    import psutil
-
     if _PROCESS is None:
         _PROCESS = psutil.Process(os.getpid())
     return {"pid": _PROCESS.pid, "rss_bytes": _PROCESS.memory_info().rss}

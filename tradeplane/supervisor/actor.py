@@ -210,6 +210,9 @@ class Supervisor:
                 self.core.on_heartbeat(role, result, now)
             elif isinstance(result, TimeoutError) and self.core.on_heartbeat_missed(role, now):
                 await self.adapter.kill(role)  # hung: the death watch restarts it
+        if self.core.feed_should_start(ROLE_FEED):
+            with contextlib.suppress(ChildGone, TimeoutError):
+                await self.adapter.call(ROLE_FEED, "start_streaming", timeout_s=10.0)
         await self._observe()
 
     async def _observe(self) -> None:
@@ -266,16 +269,15 @@ class Supervisor:
             self.core.children[role].state = Lifecycle.RUNNING
             await self._on_death(role, f"restart failed: {exc}")
             return
+        # Siblings resend what the dead actor never got; the next tick brings the newcomer to
+        # the desired state (a restarted feed is told to stream there).
         try:
-            if role == ROLE_FEED and self.core.phase is Phase.RUNNING:
-                # Back to the desired state, not just alive: a running deployment streams.
-                await self.adapter.call(ROLE_FEED, "start_streaming", timeout_s=10.0)
             for other in self.specs:
                 if other != role and self.core.children[other].state is Lifecycle.RUNNING:
                     self.adapter.send(other, "rewire", role)
             self.outbox.resend(role)
-        except Exception:  # best effort: retries and the next tick cover a miss
-            log.exception("resuming after %s restart failed", role)
+        except Exception:  # best effort: each outbox also retries on its own
+            log.exception("rewiring after %s restart failed", role)
         took = time.time() - started
         self.restart_log.append({"role": role, "cause": cause, "ts": started, "took_s": took})
         del self.restart_log[:-50]
@@ -481,18 +483,5 @@ class SupervisorActor(SupervisedActor):
     async def stop(self, reason: str = "operator") -> dict[str, Any]:
         return await self.sup.stop(reason)
 
-    async def kill_child(self, role: str) -> None:
-        """For tests and chaos: ``ray.kill`` one child; the death watch restarts it."""
-        handle = (
-            self.sup.adapter.handles.get(role)
-            if isinstance(self.sup.adapter, RayChildAdapter)
-            else None
-        )
-        if handle is not None:
-            ray.kill(handle, no_restart=True)
-
     async def heartbeat(self) -> dict[str, Any]:
         return {"role": "supervisor", "ts": time.time(), "phase": self.sup.core.phase.value}
-
-
-__all__ = ["ROLE_RISK", "Supervisor", "SupervisorActor"]

@@ -107,6 +107,18 @@ class SupervisorCore:
             self.failure = decision.reason
         return decision
 
+    def feed_should_start(self, feed_role: str) -> bool:
+        """Desired vs observed: a running deployment's feed streams. True when it says it
+        does not (a restarted feed, or a start that failed)."""
+        feed = self.children.get(feed_role)
+        return (
+            self.phase is Phase.RUNNING
+            and feed is not None
+            and feed.state is Lifecycle.RUNNING
+            and bool(feed.last_heartbeat)
+            and not feed.last_heartbeat.get("streaming")
+        )
+
     def down(self) -> tuple[str, ...]:
         return tuple(c.role for c in self.children.values() if c.state is not Lifecycle.RUNNING)
 

@@ -97,3 +97,28 @@ def test_stopped_deployment_cannot_run_again() -> None:
     c.set_phase(Phase.STOPPED)
     with pytest.raises(IllegalTransition):
         c.set_phase(Phase.RUNNING)
+
+
+def test_running_feed_reporting_not_streaming_then_should_start() -> None:
+    c = core()
+    c.on_heartbeat("feed", {"streaming": False}, 1.0)
+    assert c.feed_should_start("feed")
+    c.on_heartbeat("feed", {"streaming": True}, 2.0)
+    assert not c.feed_should_start("feed")
+
+
+def test_feed_not_started_while_ready_or_failed_or_without_a_heartbeat() -> None:
+    fresh = core()
+    assert not fresh.feed_should_start("feed")  # no heartbeat yet: nothing observed
+    ready = SupervisorCore(
+        ROLES, RestartPolicy(2, 60.0), heartbeat_timeout_s=5.0, feed_silence_s=30.0
+    )
+    for r in ROLES:
+        ready.running(r)
+    ready.set_phase(Phase.READY)
+    ready.on_heartbeat("feed", {"streaming": False}, 1.0)
+    assert not ready.feed_should_start("feed")
+    failed = core()
+    failed.on_heartbeat("feed", {"streaming": False}, 1.0)
+    failed.set_phase(Phase.FAILED)
+    assert not failed.feed_should_start("feed")
