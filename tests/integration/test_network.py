@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import eventually
 from tests.integration.conftest import make_config
-from tradeplane.supervisor import deployment
+from tests.integration.harness import live_status, running
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
@@ -30,13 +30,9 @@ def ray_listeners() -> list[tuple[str, int, str]]:
 
 
 def test_ray_and_every_actor_listen_on_loopback_only(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path / "state")
-    deployment.deploy(cfg)
-    try:
-        eventually(lambda: (deployment.status(cfg.deployment.name) or {}).get("health") == "ok")
+    with running(make_config(tmp_path / "state")) as run:
+        eventually(lambda: live_status(run.name).get("health") == "ok")
         listeners = ray_listeners()
         assert any("FeedActor" in cmd or "ray::" in cmd for _, _, cmd in listeners)
         exposed = [entry for entry in listeners if entry[0] not in LOOPBACK]
         assert exposed == [], f"listening beyond loopback: {exposed}"
-    finally:
-        deployment.stop(cfg.deployment.name)

@@ -3,50 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 import ray
 
 from tests.helpers import eventually
 from tests.integration.conftest import make_config
+from tests.integration.harness import live_status, running, wait_for_kind
 from tests.integration.invariants import check
 from tradeplane.journal.reader import JournalReader
-from tradeplane.supervisor import deployment
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
 
-def journal_counts(state_dir: Path) -> dict[str, int]:
-    try:
-        with JournalReader.open(state_dir) as j:
-            return j.counts_by_kind()
-    except Exception:
-        return {}
-
-
-def status(name: str) -> dict[str, Any]:
-    return deployment.status(name) or {}
-
-
 def test_bars_to_fills_land_in_journal_with_matching_ids(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path / "state")
-    name = cfg.deployment.name
-    deployment.deploy(cfg)
-    try:
-        eventually(lambda: status(name)["health"] == "ok", what="health ok")
-        eventually(
-            lambda: journal_counts(tmp_path / "state").get("order_filled", 0) >= 20,
-            timeout_s=60,
-            what="20 fills journaled",
-        )
-        live = status(name)
+    state = tmp_path / "state"
+    with running(make_config(state)) as run:
+        eventually(lambda: live_status(run.name).get("health") == "ok", what="health ok")
+        wait_for_kind(state, "order_filled", 20)
+        live = live_status(run.name)
         assert live["children"]["broker"]["state"] == "running"
         assert live["strategies"]["flip"]["stats"]["bars"] > 0
-    finally:
-        summary = deployment.stop(name)
-    assert summary["health"] == "stopped"
-    rep = check(tmp_path / "state")
+    assert run.summary["health"] == "stopped"
+    rep = check(state)
     assert rep.problems == []
     assert rep.fills >= 20 and rep.orders <= rep.intents
     kinds = rep.kinds
@@ -61,7 +40,7 @@ def test_bars_to_fills_land_in_journal_with_matching_ids(tmp_path: Path) -> None
         "deployment_stopped",
     ):
         assert kinds.get(kind, 0) > 0, f"no {kind} in journal: {kinds}"
-    with JournalReader.open(tmp_path / "state") as j:
+    with JournalReader.open(state) as j:
         filled = [o for o in j.orders() if o["status"] == "filled"]
         for o in filled[:10]:
             (intent,) = [i for i in j.intents() if i["intent_id"] == o["intent_id"]]
@@ -73,37 +52,21 @@ def test_bars_to_fills_land_in_journal_with_matching_ids(tmp_path: Path) -> None
 
 
 def test_shadow_mode_then_virtual_fills_and_no_venue_actor(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path / "state", mode="shadow")
-    name = cfg.deployment.name
-    deployment.deploy(cfg)
-    try:
-        eventually(
-            lambda: journal_counts(tmp_path / "state").get("order_filled", 0) >= 5,
-            timeout_s=60,
-            what="virtual fills",
-        )
-        assert "venue" not in status(name)["children"]
+    state = tmp_path / "state"
+    with running(make_config(state, mode="shadow")) as run:
+        wait_for_kind(state, "order_filled", 5)
+        assert "venue" not in live_status(run.name)["children"]
         with pytest.raises(ValueError):
-            ray.get_actor(f"{name}/venue", namespace="tradeplane")
-    finally:
-        deployment.stop(name)
-    assert not (tmp_path / "state" / "venue").exists()
-    assert (tmp_path / "state" / "shadow" / "venue.db").exists()
+            ray.get_actor(f"{run.name}/venue", namespace="tradeplane")
+    assert not (state / "venue").exists()
+    assert (state / "shadow" / "venue.db").exists()
 
 
 def test_risk_limit_then_order_denied_journaled_with_reason(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path / "state", risk={"max_order_value": 1.0})
-    name = cfg.deployment.name
-    deployment.deploy(cfg)
-    try:
-        eventually(
-            lambda: journal_counts(tmp_path / "state").get("order_denied", 0) >= 3,
-            timeout_s=60,
-            what="denials",
-        )
-    finally:
-        deployment.stop(name)
-    with JournalReader.open(tmp_path / "state") as j:
+    state = tmp_path / "state"
+    with running(make_config(state, risk={"max_order_value": 1.0})):
+        wait_for_kind(state, "order_denied", 3)
+    with JournalReader.open(state) as j:
         denied = j.events(kinds=["order_denied"])
         assert {d["data"]["reason"] for d in denied} == {"MAX_ORDER_VALUE"}
         assert all(d["data"]["figures"]["limit"] == 1.0 for d in denied)
@@ -112,29 +75,17 @@ def test_risk_limit_then_order_denied_journaled_with_reason(tmp_path: Path) -> N
 
 def test_killed_strategy_restarts_without_resubmitting(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    cfg = make_config(state)
-    name = cfg.deployment.name
-    sup = deployment.deploy(cfg)
-    try:
-        eventually(lambda: journal_counts(state).get("order_submitting", 0) >= 10, timeout_s=60)
-        strategy = ray.get_actor(f"{name}/strategy/flip", namespace="tradeplane")
-        ray.kill(strategy, no_restart=True)
-        eventually(
-            lambda: journal_counts(state).get("actor_restarted", 0) >= 1,
-            timeout_s=30,
-            what="strategy restarted",
+    with running(make_config(state)) as run:
+        wait_for_kind(state, "order_submitting", 10)
+        ray.kill(
+            ray.get_actor(f"{run.name}/strategy/flip", namespace="tradeplane"), no_restart=True
         )
-        before = journal_counts(state).get("order_submitting", 0)
-        eventually(
-            lambda: journal_counts(state).get("order_submitting", 0) >= before + 10,
-            timeout_s=60,
-            what="orders flow again after the restart",
-        )
-        live = ray.get(sup.status.remote())
+        wait_for_kind(state, "actor_restarted", 1, timeout_s=30)
+        before = wait_for_kind(state, "order_submitting", 0)
+        wait_for_kind(state, "order_submitting", before + 10)  # orders flow again
+        live = ray.get(run.supervisor.status.remote())
         assert live["children"]["strategy/flip"]["restarts"] == 1
         assert live["health"] == "ok"
-    finally:
-        deployment.stop(name)
     rep = check(state)
     assert rep.problems == []
     assert rep.venue_duplicate_submits == 0

@@ -104,7 +104,7 @@ def test_strategy_with_resources_then_placed_on_that_resource(tmp_path: Path) ->
     import ray
 
     from tests.integration.conftest import HERE, make_config
-    from tradeplane.supervisor import deployment
+    from tests.integration.harness import running
 
     cfg = make_config(
         tmp_path / "s",
@@ -117,11 +117,8 @@ def test_strategy_with_resources_then_placed_on_that_resource(tmp_path: Path) ->
             }
         ],
     )
-    deployment.deploy(cfg)
-    try:
+    with running(cfg):
         eventually(
             lambda: ray.available_resources().get("tp_strategy_slot") == 3.0,
             what="the strategy actor holds one tp_strategy_slot",
         )
-    finally:
-        deployment.stop(cfg.deployment.name)

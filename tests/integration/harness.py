@@ -1,0 +1,56 @@
+"""What integration tests do around a deployment: run it, wait on its journal, read its status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import eventually
+from tradeplane.config.models import TradeplaneConfig
+from tradeplane.journal.reader import JournalReader
+from tradeplane.supervisor import deployment
+
+
+@dataclass
+class Running:
+    supervisor: Any
+    name: str
+    state_dir: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def running(cfg: TradeplaneConfig) -> Iterator[Running]:
+    """Deploy ``cfg``; always stop it afterwards, keeping the stop summary."""
+    run = Running(deployment.deploy(cfg), cfg.deployment.name, cfg.deployment.resolved_state_dir())
+    try:
+        yield run
+    finally:
+        run.summary = deployment.stop(run.name)
+
+
+def journal_counts(state_dir: Path) -> dict[str, int]:
+    try:
+        with JournalReader.open(state_dir) as j:
+            return j.counts_by_kind()
+    except Exception:  # not created yet, or mid-start
+        return {}
+
+
+def wait_for_kind(state_dir: Path, kind: str, at_least: int, timeout_s: float = 60.0) -> int:
+    eventually(
+        lambda: journal_counts(state_dir).get(kind, 0) >= at_least,
+        timeout_s=timeout_s,
+        what=f"{at_least} x {kind} journaled",
+    )
+    return journal_counts(state_dir).get(kind, 0)
+
+
+def live_status(name: str) -> dict[str, Any]:
+    try:
+        return deployment.status(name, timeout_s=5) or {}
+    except Exception:  # the supervisor may be restarting
+        return {}
