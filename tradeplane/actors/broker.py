@@ -53,6 +53,7 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
 @ray.remote
 class BrokerActor(SupervisedActor):
     def __init__(self, cfg: TradeplaneConfig, run_id: str) -> None:
+        self.protect_secrets(cfg)
         self.cfg = cfg
         self.deployment = cfg.deployment.name
         self.run_id = run_id
@@ -78,6 +79,13 @@ class BrokerActor(SupervisedActor):
         self.venue_errors = 0
         self.last_error: str | None = None
         self.restored_open = 0
+        # How each order a crash or timeout left in submitting/unknown was settled (for the
+        # start-up reconciliation report).
+        self.resolutions: deque[dict[str, Any]] = deque(maxlen=1000)
+        self._reported: set[str] = set()
+        self.trading_state = "active"
+        self.kill_switch: dict[str, Any] | None = None
+        self.blocked_by_kill_switch = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -98,6 +106,10 @@ class BrokerActor(SupervisedActor):
         for r in rows:
             r["fill_ids"] = by_order.get(r["client_order_id"], [])
         self.core.restore(rows)
+        kill = await query_journal(self.peers, "get_state", scope="risk", key="kill_switch")
+        if kill and kill.get("active"):
+            # Until risk says which: the strictest, so nothing queued slips out.
+            self.trading_state, self.kill_switch = "halted", kill
         cursor = await query_journal(self.peers, "get_state", scope=CURSOR_SCOPE, key=CURSOR_KEY)
         self.cursor = int(cursor["seq"]) if cursor else 0
         self.restored_open = len(self.core.orders.open_orders())
@@ -120,6 +132,11 @@ class BrokerActor(SupervisedActor):
             # Durable before anything leaves: a crash after this line is resolved by asking.
             await call_journal(self.peers, [order_record(self.deployment, begun)])
             intent = cmd.intent
+            if self._held_back(cmd):
+                self.blocked_by_kill_switch += 1
+                reason = f"TRADING_{self.trading_state.upper()}: kill switch active"
+                await self._journal_events([self.core.close_unconfirmed(coid, reason)])
+                return True
             if intent.bar_recv_ts is not None:
                 sent = time.time()
                 self.latencies_ms.append((sent - intent.bar_recv_ts) * 1000.0)
@@ -157,6 +174,16 @@ class BrokerActor(SupervisedActor):
             return True
         finally:
             self._in_submit.discard(coid)
+
+    def _held_back(self, cmd: SubmitOrder) -> bool:
+        """Halt means halt: an order approved before the kill switch tripped, still queued here,
+        leaves only if it is a flatten, or only reduces while trading is REDUCING."""
+        if self.trading_state == "active" or cmd.flatten:
+            return False
+        return not (self.trading_state == "reducing" and cmd.reduces_position)
+
+    async def set_trading_state(self, state: str, kill_switch: dict[str, Any] | None) -> None:
+        self.trading_state, self.kill_switch = state, kill_switch
 
     async def cancel(self, cmd: CancelOrder) -> bool:
         await self._ready.wait()
@@ -200,6 +227,11 @@ class BrokerActor(SupervisedActor):
                 order_events.extend((oe, ev.seq) for oe in self.core.apply_venue_event(ev))
             journaled = [(oe, seq) for oe, seq in order_events if oe.kind != "order_fill_duplicate"]
             records = [order_record(self.deployment, oe, venue_seq=seq) for oe, seq in journaled]
+            rejected = [
+                oe.order.client_order_id
+                for oe, seq in journaled
+                if seq is not None and oe.kind == "order_rejected"
+            ]
             state = []
             if events:
                 last = events[-1].seq
@@ -208,9 +240,14 @@ class BrokerActor(SupervisedActor):
             seqs = await call_journal(self.peers, records, state, retry_s=3600.0)
             if events:
                 self.cursor = events[-1].seq
-            self._notify([oe for oe, _ in journaled], seqs)
+            self._notify([oe for oe, _ in journaled], seqs, rejected)
 
-    def _notify(self, events: list[OrderEvent], seqs: list[int] | None = None) -> None:
+    def _notify(
+        self,
+        events: list[OrderEvent],
+        seqs: list[int] | None = None,
+        venue_rejected: list[str] | None = None,
+    ) -> None:
         """Tell risk (exposure) and each strategy (``on_fill``, with the fill's journal seq)."""
         seq_of = seqs or [0] * len(events)
         fills = [
@@ -220,7 +257,9 @@ class BrokerActor(SupervisedActor):
         ]
         closed = [e.order.client_order_id for e in events if e.order.is_terminal]
         if fills or closed:
-            self.outbox.send_nowait(ROLE_RISK, "on_order_events", [f for _, f in fills], closed)
+            self.outbox.send_nowait(
+                ROLE_RISK, "on_order_events", [f for _, f in fills], closed, venue_rejected or []
+            )
         by_strategy: dict[str, list[tuple[int, Fill]]] = {}
         for q, f in fills:
             by_strategy.setdefault(f.strategy, []).append((q, f))
@@ -238,28 +277,87 @@ class BrokerActor(SupervisedActor):
     # -- resolving what a crash or timeout left open ---------------------------------------------
 
     async def _resolve_loop(self) -> None:
-        grace = self.cfg.supervisor.unconfirmed_grace_s
         while True:
             await asyncio.sleep(0.25)
-            now = time.time()
-            pending = [
-                o
-                for status in (OrderStatus.PENDING_SUBMIT, OrderStatus.UNKNOWN)
-                for o in self.core.orders.in_status(status)
-                if o.client_order_id not in self._in_submit
-            ]
-            for order in pending:
-                try:
-                    seen = await self.venue.order(order.client_order_id)
-                except TransientError:
-                    break
-                if seen is not None:
-                    continue  # the venue has it; its events arrive on the stream
-                if now - order.updated_ts < grace:
-                    continue
-                await self._journal_events(
-                    [self.core.close_unconfirmed(order.client_order_id, "NOT_RECEIVED_BY_VENUE")]
-                )
+            await self._resolve_once()
+
+    async def _resolve_once(self) -> list[str]:
+        """Ask the venue about every order in submitting/unknown; close those it never saw once
+        the grace period has passed. Returns those still waiting for an answer."""
+        grace = self.cfg.supervisor.unconfirmed_grace_s
+        now = time.time()
+        pending = [
+            o
+            for status in (OrderStatus.PENDING_SUBMIT, OrderStatus.UNKNOWN)
+            for o in self.core.orders.in_status(status)
+            if o.client_order_id not in self._in_submit
+        ]
+        waiting: list[str] = []
+        for order in pending:
+            coid = order.client_order_id
+            try:
+                seen = await self.venue.order(coid)
+            except TransientError:
+                return [o.client_order_id for o in pending]
+            if seen is not None:  # the venue has it; its events arrive on the stream
+                self._resolved(coid, f"found at venue ({seen.status})", order.status.value)
+                continue
+            if now - order.updated_ts < grace:
+                waiting.append(coid)
+                continue
+            event = self.core.close_unconfirmed(coid, "NOT_RECEIVED_BY_VENUE")
+            await self._journal_events([event])
+            if event is not None:
+                self._resolved(coid, "rejected NOT_RECEIVED_BY_VENUE", order.status.value)
+        return waiting
+
+    def _resolved(self, coid: str, outcome: str, was: str) -> None:
+        if coid not in self._reported:
+            self._reported.add(coid)
+            self.resolutions.append(
+                {"client_order_id": coid, "was": was, "outcome": outcome, "ts": time.time()}
+            )
+
+    async def reconcile_inputs(self, timeout_s: float = 30.0) -> dict[str, Any]:
+        """For the start-up reconciliation: settle every order left in submitting/unknown by
+        asking the venue (never guessing), catch the event stream up with the venue, then report
+        the venue's live positions and open orders."""
+        await self._ready.wait()
+        deadline = time.monotonic() + timeout_s
+        while await self._resolve_once():
+            if time.monotonic() > deadline:
+                raise TransientError("orders in submitting/unknown still unanswered by the venue")
+            await asyncio.sleep(0.1)
+        target = await self.venue.last_seq()
+        while self.cursor < target:
+            if time.monotonic() > deadline:
+                raise TransientError(f"event stream at {self.cursor}, venue at {target}")
+            await asyncio.sleep(0.02)
+        positions = await self.venue.positions()
+        open_orders = await self.venue.open_orders()
+        return {
+            "positions": positions,
+            "open_orders": open_orders,
+            "resolutions": list(self.resolutions),
+            "cursor": self.cursor,
+        }
+
+    async def live_holdings(self) -> dict[str, Any]:
+        """The venue's positions and open orders as it reports them now (read-only)."""
+        return {
+            "positions": await self.venue.positions(),
+            "open_orders": await self.venue.open_orders(),
+        }
+
+    async def cancel_all(self, reason: str = "operator") -> dict[str, Any]:
+        """Cancel every open order (kill switch, operator); returns how many were asked."""
+        await self._ready.wait()
+        coids = [o.client_order_id for o in self.core.orders.open_orders()]
+        sent = 0
+        for coid in coids:
+            if await self._send_cancel(coid):
+                sent += 1
+        return {"open": len(coids), "cancel_requested": sent, "reason": reason}
 
     # -- observation ---------------------------------------------------------------------------
 
@@ -281,6 +379,8 @@ class BrokerActor(SupervisedActor):
             "venue_errors": self.venue_errors,
             "last_error": self.last_error,
             "restored_open_orders": self.restored_open,
+            "trading_state": self.trading_state,
+            "blocked_by_kill_switch": self.blocked_by_kill_switch,
             "tick_to_order_ms": {
                 "n": len(lat),
                 "p50": percentile(lat, 0.50),

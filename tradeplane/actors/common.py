@@ -29,6 +29,7 @@ ROLE_VENUE = "venue"
 ROLE_BROKER = "broker"
 ROLE_RISK = "risk"
 ROLE_FEED = "feed"
+ROLE_RECONCILER = "reconciler"
 ROLE_SUPERVISOR = "supervisor"
 STRATEGY_PREFIX = "strategy/"
 
@@ -222,6 +223,22 @@ class SupervisedActor:
     """Base of every child actor: what the supervisor calls on all of them."""
 
     _never: asyncio.Event | None = None
+
+    @staticmethod
+    def protect_secrets(cfg: Any) -> int:
+        """Call first in ``__init__``: register ``cfg``'s secret values with this worker
+        process's redactor and redact its logs, so nothing it journals or logs carries them.
+        ``cfg`` is a ``TradeplaneConfig`` (or any config model). Returns how many values were
+        new; with none, nothing is installed and redaction costs nothing."""
+        from tradeplane.config.loading import secret_values
+        from tradeplane.core.redact import install_log_redaction, register_secrets
+
+        values = secret_values(cfg)
+        if not values:
+            return 0
+        fresh = register_secrets(values)
+        install_log_redaction()
+        return fresh
 
     async def wait_for_death(self) -> None:
         """Never returns while the actor lives, so the caller learns of its death the moment

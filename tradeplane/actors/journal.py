@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from typing import Any, TypeVar
 import ray
 
 from tradeplane.actors.common import SupervisedActor, process_info
-from tradeplane.config.models import JournalConfig
+from tradeplane.config.models import JournalConfig, TradeplaneConfig
+from tradeplane.core.redact import REDACTOR, Redactor
 from tradeplane.journal import queries
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.journal.store import JournalStore
@@ -110,9 +112,34 @@ class JournalCore:
         self._thread.shutdown(wait=True)
 
 
+def redact_batch(
+    redactor: Redactor, records: Sequence[JournalRecord], state: Sequence[StateWrite]
+) -> tuple[Sequence[JournalRecord], Sequence[StateWrite]]:
+    """The batch with secrets masked in every record's data and every state value; records
+    that carry none are passed through as they are."""
+    out_records = list(records)
+    for i, r in enumerate(out_records):
+        data = redactor.redact_obj(r.data)
+        if data is not r.data:
+            out_records[i] = dataclasses.replace(r, data=data)
+    out_state = list(state)
+    for i, w in enumerate(out_state):
+        data = redactor.redact_obj(w.data)
+        if data is not w.data:
+            out_state[i] = dataclasses.replace(w, data=data)
+    return out_records, out_state
+
+
 @ray.remote
 class JournalActor(SupervisedActor):
-    def __init__(self, deployment: str, state_dir: str, cfg: JournalConfig) -> None:
+    def __init__(
+        self, deployment: str, state_dir: str, cfg: JournalConfig | TradeplaneConfig
+    ) -> None:
+        # Given the whole deployment config, the journal learns its secrets and masks them in
+        # everything it commits (invariant 8); given only the journal section it cannot.
+        if isinstance(cfg, TradeplaneConfig):
+            self.protect_secrets(cfg)
+            cfg = cfg.journal
         self.deployment = deployment
         self.state_dir = Path(state_dir)
         self.cfg = cfg
@@ -132,7 +159,9 @@ class JournalActor(SupervisedActor):
         state: Sequence[StateWrite] = (),
     ) -> list[int]:
         """Acknowledged only once committed (and fsynced when configured); concurrent calls
-        share one commit, so this stays cheap."""
+        share one commit, so this stays cheap. Secrets this process knows are masked first."""
+        if REDACTOR.active:
+            records, state = redact_batch(REDACTOR, records, state)
         pending = self.core.submit(records, state)
         return await pending.done
 

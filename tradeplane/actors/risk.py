@@ -1,14 +1,22 @@
-"""RiskActor: approves intents into ``SubmitOrder`` commands or journals ``order_denied``.
+"""RiskActor: approves intents into ``SubmitOrder`` commands or journals ``order_denied``, and
+runs the kill switch.
 
-It restores exposure from the journal on start (net positions from fills, working orders from open
-orders), so a restarted risk actor does not forget what is already at the venue.
+The risk engine is evaluated on every mark, so a daily loss or drawdown trips the kill switch
+without waiting for an order. Its state (trading state, kill switch, daily counters, rate
+windows, high-water mark) lives in the journal's state table: kill-switch changes are committed
+durably before anything acts on them; the rest is written whenever it changed, at most once a
+second, and counters are re-derived from the journal's orders on restart, so a restarted actor
+resumes with the same figures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 import ray
@@ -20,12 +28,16 @@ from tradeplane.actors.common import (
     Outbox,
     Peers,
     SupervisedActor,
+    call_journal,
     process_info,
     query_journal,
+    spawn,
 )
-from tradeplane.actors.records import denial_record
+from tradeplane.actors.records import denial_record, event_record, intent_record
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.clock import SystemClock
+from tradeplane.core.errors import OperationalError
+from tradeplane.core.flatten import cash_flow_from_positions, flatten_intents
 from tradeplane.core.model import (
     CancelIntent,
     CancelOrder,
@@ -35,76 +47,206 @@ from tradeplane.core.model import (
     OrderDenied,
     Side,
 )
-from tradeplane.core.risk import RiskEngine, RiskLimits
+from tradeplane.core.risk import (
+    KillSwitchActivated,
+    KillSwitchCleared,
+    KillSwitchPolicy,
+    RiskDayRolledOver,
+    RiskEngine,
+    RiskLimits,
+)
+from tradeplane.core.session import make_calendar
+from tradeplane.journal.records import JournalRecord, StateWrite
 
+log = logging.getLogger("tradeplane.risk")
 DECIDED_MEMORY = 50_000
+STATE_SCOPE, STATE_KEY, KILL_KEY = "risk", "state", "kill_switch"
+RECONCILIATION_SCOPE, RECONCILIATION_KEY = "reconciliation", "last"
+PERSIST_INTERVAL_S = 1.0
+# The feed sends a bar to the strategies and to risk separately; an intent can arrive before
+# risk has seen its symbol's first bar. It waits this long for that mark instead of being denied.
+FIRST_MARK_WAIT_S = 2.0
+
+
+def starting_equity(cfg: TradeplaneConfig) -> float:
+    return cfg.risk.resolved_starting_equity([s.capital for s in cfg.strategies])
+
+
+def kill_switch_state(
+    active: bool, reason: str, source: str, ts: float, **extra: Any
+) -> StateWrite:
+    """The operator-facing record of the kill switch; authoritative on start (the CLI writes it
+    directly when the deployment is not running)."""
+    value = {"active": active, "reason": reason, "source": source, "ts": ts, **extra}
+    return StateWrite(STATE_SCOPE, KILL_KEY, value, ts)
 
 
 @ray.remote
 class RiskActor(SupervisedActor):
     def __init__(self, cfg: TradeplaneConfig, run_id: str) -> None:
         self.cfg = cfg
+        self.run_id = run_id
         self.deployment = cfg.deployment.name
         self.peers = Peers(self.deployment)
         self.outbox = Outbox(self.peers, inflight_limit=cfg.supervisor.inflight_limit)
         self.engine = RiskEngine(
-            RiskLimits(
-                max_order_value=cfg.risk.max_order_value,
-                max_position_value=cfg.risk.max_position_value,
-            ),
+            RiskLimits.from_config(cfg.risk),
             clock=SystemClock(),
+            calendar=make_calendar(cfg.session.calendar),
+            starting_equity=starting_equity(cfg),
+            policy=KillSwitchPolicy.from_config(cfg.risk),
         )
         self._decided: deque[str] = deque(maxlen=DECIDED_MEMORY)
         self._decided_set: set[str] = set()
         self._ready = asyncio.Event()
+        self._persisted_version = -1
+        self._acting = asyncio.Lock()
+        self._deciding = asyncio.Lock()  # intents are decided in the order they arrive
+        self._first_mark: dict[str, asyncio.Event] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
         self.replayed = 0
         self.recent_denials: deque[dict[str, Any]] = deque(maxlen=20)
+        self.kill_switch_actions: deque[dict[str, Any]] = deque(maxlen=20)
+
+    # -- start-up ------------------------------------------------------------------------------
 
     async def ready(self) -> dict[str, Any]:
         if not self._ready.is_set():
-            positions: dict[str, float] = {}
-            for (_strategy, symbol), p in (await query_journal(self.peers, "positions")).items():
-                positions[symbol] = positions.get(symbol, 0.0) + float(p["quantity"])
-            working: dict[str, tuple[str, float]] = {}
-            for o in await query_journal(self.peers, "orders", open_only=True):
-                remaining = float(o["quantity"]) - float(o["filled_quantity"] or 0.0)
-                working[o["client_order_id"]] = (o["symbol"], Side(o["side"]).sign * remaining)
-            self.engine.restore(positions, working)
-            for row in await query_journal(self.peers, "intents"):
-                if row.get("decision"):
-                    self._remember(row["intent_id"])
+            await self._restore()
+            spawn(self.tasks, self._persist_loop())
+            self._tell_broker_trading_state()
             self._ready.set()
-        return {"positions": len(self.engine._positions), "working": len(self.engine._working)}
+        return {"summary": self.engine.summary()}
+
+    async def _restore(self) -> None:
+        rows = await query_journal(self.peers, "positions")
+        positions: dict[str, float] = {}
+        for (_strategy, symbol), p in rows.items():
+            positions[symbol] = positions.get(symbol, 0.0) + float(p["quantity"])
+        working: dict[str, tuple[str, float]] = {}
+        for o in await query_journal(self.peers, "orders", open_only=True):
+            remaining = float(o["quantity"]) - float(o["filled_quantity"] or 0.0)
+            working[o["client_order_id"]] = (o["symbol"], Side(o["side"]).sign * remaining)
+        self.engine.restore(positions, working, cash_flow=cash_flow_from_positions(rows.values()))
+        snapshot = await query_journal(self.peers, "get_state", scope=STATE_SCOPE, key=STATE_KEY)
+        if snapshot:
+            try:
+                self.engine.restore_state(snapshot)
+            except ValueError as exc:
+                raise OperationalError(
+                    f"risk state in {self.cfg.deployment.resolved_state_dir()}/journal.db "
+                    f"(state {STATE_SCOPE}/{STATE_KEY}) is unusable, refusing to start: {exc}"
+                ) from exc
+        # Orders are journaled before they leave, so the journal is the floor for the counters.
+        since = time.time() - 86_400 * 2
+        self.engine.restore_order_history(
+            [
+                float(o["created_ts"])
+                for o in await query_journal(self.peers, "orders")
+                if o.get("created_ts") is not None and float(o["created_ts"]) >= since
+            ]
+        )
+        kill = await query_journal(self.peers, "get_state", scope=STATE_SCOPE, key=KILL_KEY)
+        if kill is not None:
+            self._apply_persisted_kill_switch(kill)
+        for row in await query_journal(self.peers, "intents"):
+            if row.get("decision"):
+                self._remember(row["intent_id"])
+        last = await query_journal(
+            self.peers, "get_state", scope=RECONCILIATION_SCOPE, key=RECONCILIATION_KEY
+        )
+        # A restart inside a run that already reconciled trades at once; a new start waits.
+        self.engine.set_reconciling(not (last and last.get("run_id") == self.run_id))
+
+    def _apply_persisted_kill_switch(self, kill: dict[str, Any]) -> None:
+        active = bool(kill.get("active"))
+        if active and not self.engine.kill_switch_active:
+            self.engine.activate_kill_switch(
+                str(kill.get("reason") or "restored"), source=str(kill.get("source") or "operator")
+            )
+        elif not active and self.engine.kill_switch_active:
+            self.engine.clear_kill_switch(str(kill.get("reason") or "cleared"), source="operator")
+
+    async def end_reconciliation(
+        self, positions: dict[str, float] | None = None, external_orders: list[Any] | None = None
+    ) -> dict[str, Any]:
+        """The reconciler is done: adopt the venue's holdings when told to, then trade."""
+        await self._ready.wait()
+        if positions is not None:
+            working = {
+                o["client_order_id"] or f"venue:{o.get('venue_order_id')}": (
+                    o["symbol"],
+                    Side(o["side"]).sign * float(o["remaining"]),
+                )
+                for o in (external_orders or [])
+            }
+            self.engine.adopt(positions, working)
+        self.engine.set_reconciling(False)
+        return self.engine.summary()
+
+    # -- market data and intents ---------------------------------------------------------------
 
     async def on_bars(self, envelope: Envelope) -> None:
+        events: list[Any] = []
         for bar in envelope.payload:
-            self.engine.mark(bar.symbol, bar.close)
+            events.extend(self.engine.mark(bar.symbol, bar.close))
+            waiting = self._first_mark.pop(bar.symbol, None)
+            if waiting is not None:
+                waiting.set()
+        if events:
+            await self._act(events)
 
     async def on_intents(self, envelope: Envelope) -> None:
         await self._ready.wait()
-        for item in envelope.payload:
-            if isinstance(item, CancelIntent):
-                self.outbox.send_nowait(
-                    ROLE_BROKER,
-                    "cancel",
-                    CancelOrder(item.client_order_id, item.strategy, "strategy", item.ts),
-                )
-                continue
-            self._decide(item)
+        async with self._deciding:
+            for item in envelope.payload:
+                await self._on_intent(item)
 
-    def _decide(self, intent: Intent) -> None:
+    async def _on_intent(self, item: Intent | CancelIntent) -> None:
+        if isinstance(item, CancelIntent):
+            self.outbox.send_nowait(
+                ROLE_BROKER,
+                "cancel",
+                CancelOrder(item.client_order_id, item.strategy, "strategy", item.ts),
+            )
+            return
+        await self._await_first_mark(item.symbol)
+        await self._decide(item)
+
+    async def _await_first_mark(self, symbol: str) -> None:
+        if self.engine.price(symbol) is not None:
+            return
+        event = self._first_mark.setdefault(symbol, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), FIRST_MARK_WAIT_S)
+
+    async def _decide(self, intent: Intent, *, flatten: bool = False) -> None:
         if intent.intent_id in self._decided_set:
             self.replayed += 1  # a replay after a restart: already approved or denied
             return
-        decision = self.engine.check(intent)
+        if not flatten:  # a flatten runs inside _act already: no re-entry
+            events = self.engine.roll_day_if_due()
+            if events:
+                await self._act(events)
+        position = self.engine.position(intent.symbol)
+        signed = intent.side.sign * intent.quantity
+        reduces = position * signed < 0 and abs(signed) <= abs(position) + 1e-12
+        decision = self.engine.check(intent, flatten=flatten)
         self._remember(intent.intent_id)
+        tripped = [] if flatten else self.engine.drain_events()
+        if tripped:  # the check itself found a loss limit crossed: act before anything else
+            await self._act(tripped)
         if isinstance(decision, OrderDenied):
             self.recent_denials.append(
                 {"intent_id": intent.intent_id, "reason": decision.reason, "ts": decision.ts}
             )
-            self.outbox.send_nowait(ROLE_JOURNAL, "append", [denial_record(decision)], [])
+            self.outbox.send_nowait(
+                ROLE_JOURNAL, "append", [denial_record(decision)], self._state_writes()
+            )
             return
-        self.outbox.send_nowait(ROLE_BROKER, "submit", decision)
+        self.outbox.send_nowait(
+            ROLE_BROKER, "submit", replace(decision, reduces_position=reduces, flatten=flatten)
+        )
 
     def _remember(self, intent_id: str) -> None:
         if len(self._decided) == self._decided.maxlen:
@@ -112,12 +254,131 @@ class RiskActor(SupervisedActor):
         self._decided.append(intent_id)
         self._decided_set.add(intent_id)
 
-    async def on_order_events(self, fills: list[Fill], closed: list[str]) -> None:
+    async def on_order_events(
+        self, fills: list[Fill], closed: list[str], venue_rejected: list[str] | None = None
+    ) -> None:
         await self._ready.wait()
+        events: list[Any] = []
         for fill in fills:
-            self.engine.on_fill(fill)
+            events.extend(self.engine.on_fill(fill))
         for coid in closed:
             self.engine.on_order_closed(coid)
+        for coid in venue_rejected or []:
+            events.extend(self.engine.on_venue_rejection(coid))
+        if events:
+            await self._act(events)
+
+    # -- kill switch, rollover and operator commands -------------------------------------------
+
+    async def _act(self, events: list[Any]) -> None:
+        """Journal each risk event durably with the state it leads to, then carry it out."""
+        async with self._acting:
+            if any(isinstance(ev, KillSwitchActivated | KillSwitchCleared) for ev in events):
+                # First, before the journal round trip: a submit already queued at the broker
+                # must meet the new state before it reaches the venue.
+                self._tell_broker_trading_state()
+            now = time.time()
+            records: list[JournalRecord] = []
+            writes: list[StateWrite] = []
+            for ev in events:
+                data = ev.to_dict()
+                if isinstance(ev, KillSwitchActivated):
+                    records.append(
+                        event_record(self.deployment, "kill_switch_activated", now, data)
+                    )
+                    writes.append(
+                        kill_switch_state(True, ev.reason, ev.source, now, figures=ev.figures)
+                    )
+                elif isinstance(ev, KillSwitchCleared):
+                    records.append(event_record(self.deployment, "kill_switch_cleared", now, data))
+                    writes.append(kill_switch_state(False, ev.reason, ev.source, now))
+                elif isinstance(ev, RiskDayRolledOver):
+                    records.append(event_record(self.deployment, "risk_day_rolled_over", now, data))
+            writes.extend(self._state_writes(force=True))
+            await call_journal(self.peers, records, writes, retry_s=3600.0)
+            for ev in events:
+                if isinstance(ev, KillSwitchActivated):
+                    log.warning("kill switch activated (%s): %s", ev.source, ev.reason)
+                    await self._on_kill_switch(ev)
+
+    async def _on_kill_switch(self, ev: KillSwitchActivated) -> None:
+        action: dict[str, Any] = {"ts": time.time(), "reason": ev.reason, "source": ev.source}
+        if ev.cancel_orders or ev.flatten:
+            self.outbox.send_nowait(ROLE_BROKER, "cancel_all", f"kill switch: {ev.reason}")
+            action["cancel_all"] = True
+        if ev.flatten:
+            action["flatten_orders"] = await self._flatten(f"kill-{ev.ts}", ev.reason)
+        self.kill_switch_actions.append(action)
+
+    async def _flatten(self, request_id: str, reason: str) -> int:
+        rows = await query_journal(self.peers, "positions")
+        intents = flatten_intents(self.deployment, rows, request_id=request_id, ts=time.time())
+        if intents:
+            await call_journal(
+                self.peers,
+                [intent_record(i, {"source": "flatten", "reason": reason}) for i in intents],
+            )
+        for intent in intents:
+            await self._decide(intent, flatten=True)
+        return len(intents)
+
+    async def kill_switch(
+        self, active: bool, reason: str, source: str = "operator"
+    ) -> dict[str, Any]:
+        await self._ready.wait()
+        if active:
+            events = self.engine.activate_kill_switch(reason, source=source)
+        else:
+            events = self.engine.clear_kill_switch(reason, source=source)
+        if events:
+            await self._act(events)
+        return self.engine.summary()
+
+    async def flatten(self, reason: str = "operator") -> dict[str, Any]:
+        """Cancel every working order, then close every position with market orders."""
+        await self._ready.wait()
+        self.outbox.send_nowait(ROLE_BROKER, "cancel_all", f"flatten: {reason}")
+        sent = await self._flatten(f"op-{time.time():.6f}", reason)
+        record = event_record(
+            self.deployment, "flatten_requested", time.time(), {"reason": reason, "orders": sent}
+        )
+        await call_journal(self.peers, [record])
+        return {"orders": sent, "reason": reason}
+
+    def _tell_broker_trading_state(self) -> None:
+        self.outbox.send_nowait(
+            ROLE_BROKER,
+            "set_trading_state",
+            self.engine.trading_state.value,
+            self.engine.summary().get("kill_switch"),
+        )
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def _state_writes(self, *, force: bool = False) -> list[StateWrite]:
+        version = self.engine.state_version
+        if not force and version == self._persisted_version:
+            return []
+        self._persisted_version = version
+        return [StateWrite(STATE_SCOPE, STATE_KEY, self.engine.export_state(), time.time())]
+
+    async def _persist_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PERSIST_INTERVAL_S)
+            try:
+                events = self.engine.roll_day_if_due()
+                if events:
+                    await self._act(events)
+                writes = self._state_writes()
+                if writes:
+                    self.outbox.send_nowait(ROLE_JOURNAL, "append", [], writes)
+            except Exception:  # the loop must outlive one bad round
+                log.exception("persisting risk state failed")
+
+    async def persist(self) -> int:
+        """Write the risk state now (the supervisor calls this when stopping)."""
+        await call_journal(self.peers, [], self._state_writes(force=True))
+        return self.engine.state_version
 
     async def heartbeat(self) -> dict[str, Any]:
         return {
@@ -129,5 +390,7 @@ class RiskActor(SupervisedActor):
             "denied": dict(self.engine.denied),
             "replayed_intents": self.replayed,
             "recent_denials": list(self.recent_denials),
+            "risk": self.engine.summary(),
+            "kill_switch_actions": list(self.kill_switch_actions),
             "outbox": self.outbox.stats(),
         }

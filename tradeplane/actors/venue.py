@@ -118,6 +118,9 @@ class SimVenueActor(SupervisedActor):
     async def stats(self) -> dict[str, int]:
         return dict(self.sim.venue.stats)
 
+    async def last_seq(self) -> int:
+        return self.sim.venue.last_seq
+
     async def heartbeat(self) -> dict[str, Any]:
         return {
             "role": ROLE_VENUE,
@@ -143,6 +146,7 @@ class VenueClient(Protocol):
     async def open_orders(self) -> list[VenueOrderState]: ...
     async def positions(self) -> dict[str, VenuePosition]: ...
     async def events_since(self, seq: int, limit: int, wait_s: float) -> list[VenueEvent]: ...
+    async def last_seq(self) -> int: ...
     def on_bars(self, bars: list[Bar]) -> None: ...
     @property
     def connected(self) -> bool: ...
@@ -176,6 +180,9 @@ class LocalVenueClient:
 
     async def events_since(self, seq: int, limit: int, wait_s: float) -> list[VenueEvent]:
         return await self.sim.events_since(seq, limit, wait_s)
+
+    async def last_seq(self) -> int:
+        return self.sim.venue.last_seq
 
     def on_bars(self, bars: list[Bar]) -> None:
         self.sim.on_bars(bars)
@@ -236,6 +243,10 @@ class RayVenueClient:
         result: list[VenueEvent] = await self._call(
             "events_since", seq, limit, wait_s, timeout_s=wait_s + self.call_timeout_s
         )
+        return result
+
+    async def last_seq(self) -> int:
+        result: int = await self._call("last_seq")
         return result
 
     def on_bars(self, bars: list[Bar]) -> None:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.live import Live
 
-from tradeplane.cli import render
+from tradeplane.cli import output, render
+from tradeplane.cli.journal_cmd import journal_app
 from tradeplane.config.loading import ConfigError, load_config
 from tradeplane.core.errors import OperationalError
 
@@ -24,8 +23,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
+app.add_typer(journal_app, name="journal", help="Verify, tail and export a deployment's journal.")
+console, err = output.console, output.err  # both mask secrets (tradeplane.cli.output)
 
 ConfigArg = Annotated[Path, typer.Argument(help="Deployment config (TOML).")]
 StateDirOpt = Annotated[
@@ -44,7 +43,9 @@ def _fail(message: str, code: int = 2) -> None:
 
 def _load(config: Path, state_dir: Path | None) -> Any:
     try:
-        return load_config(config, state_dir=state_dir)
+        cfg = load_config(config, state_dir=state_dir)
+        output.protect(cfg)
+        return cfg
     except ConfigError as exc:
         _fail(str(exc))
 
@@ -172,7 +173,7 @@ def status(
         snapshot = {"error": str(exc)}
     result = {"live": live, "state": snapshot}
     if as_json:
-        sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+        output.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
         return
     if live is not None:
         console.print(render.live_view(live))
@@ -182,8 +183,12 @@ def status(
             f"last phase: {snapshot.get('run', {}).get('phase', '-')}, "
             f"health: {snapshot.get('health', {}).get('health', '-')}"
         )
+        console.print(render.persisted_risk_text(snapshot))
         console.print(render.strategies_table({"strategies": snapshot.get("strategies", {})}))
         console.print(render.orders_line({"orders": snapshot.get("orders", {})}))
+    if "error" not in snapshot:
+        console.print(render.reconciliation_text(snapshot.get("reconciliation")))
+        console.print(render.open_orders_table(snapshot.get("open_orders", [])))
     console.print(render.journal_tail_table(snapshot.get("tail", [])))
 
 
@@ -198,6 +203,144 @@ def _live_status(name: str, address: str) -> dict[str, Any] | None:
         return deployment.status(name)
     except Exception:
         return None
+
+
+def _state_dir_for(name: str, state_dir: Path | None, config: Path | None) -> Path:
+    if state_dir is not None:
+        return state_dir.expanduser().resolve()
+    if config is not None:
+        return Path(_load(config, None).deployment.resolved_state_dir())
+    return (Path(".tradeplane") / name).resolve()
+
+
+NameArg = Annotated[str, typer.Argument(help="Deployment name.")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (journaled with the command).")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="Deployment config (to find its state dir).")
+]
+
+
+@app.command("kill-switch")
+def kill_switch(
+    action: Annotated[str, typer.Argument(help="on | off")],
+    name: NameArg,
+    reason: ReasonOpt,
+    address: AddressOpt = None,
+    state_dir: StateDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Activate or clear the kill switch; works on a running and on a stopped deployment."""
+    from tradeplane.cli import operator
+
+    if action not in ("on", "off"):
+        _fail(f"expected 'on' or 'off', got {action!r}")
+    if not reason.strip():
+        _fail("--reason must say why")
+    active = action == "on"
+    sup = operator.find_running(name, address)
+    try:
+        if sup is not None:
+            summary = operator.call_running(sup, "kill_switch", active, reason)
+            console.print(
+                f"{name}: kill switch {'ACTIVE' if active else 'cleared'}; trading state "
+                f"{summary.get('trading_state')}"
+            )
+            return
+        directory = _state_dir_for(name, state_dir, config)
+        result = operator.set_kill_switch_offline(directory, name, active=active, reason=reason)
+    except OperationalError as exc:
+        _fail(str(exc), 1)
+    console.print(
+        f"{name} is not running: kill switch {'ACTIVE' if active else 'cleared'} in {directory} "
+        f"(journal seq {result['journal_seq']}); the next start honours it"
+    )
+
+
+@app.command()
+def flatten(name: NameArg, reason: ReasonOpt = "operator", address: AddressOpt = None) -> None:
+    """Cancel every working order and close every position with market orders."""
+    from tradeplane.cli import operator
+
+    sup = operator.find_running(name, address)
+    if sup is None:
+        _fail(f"no running deployment named {name!r} (flatten needs the venue connection)", 1)
+    result = operator.call_running(sup, "flatten", reason)
+    console.print(f"{name}: cancel-all sent; {result.get('orders', 0)} flatten order(s) submitted")
+
+
+@app.command("cancel-all")
+def cancel_all(name: NameArg, reason: ReasonOpt = "operator", address: AddressOpt = None) -> None:
+    """Cancel every open order of the deployment."""
+    from tradeplane.cli import operator
+
+    sup = operator.find_running(name, address)
+    if sup is None:
+        _fail(f"no running deployment named {name!r} (cancel-all needs the venue connection)", 1)
+    result = operator.call_running(sup, "cancel_all", reason)
+    console.print(
+        f"{name}: {result.get('cancel_requested', 0)} cancel(s) sent for "
+        f"{result.get('open', 0)} open order(s)"
+    )
+
+
+@app.command()
+def preflight(
+    venue: Annotated[str, typer.Argument(help="Venue to check: sim (ib, okx, binance to come).")],
+    config: Annotated[Path, typer.Option("--config", help="Deployment config (TOML).")],
+    state_dir: StateDirOpt = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings count as failures.")] = False,
+    require_market_open: Annotated[
+        bool, typer.Option("--require-market-open", help="Fail when the session is closed.")
+    ] = False,
+    address: AddressOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Is the deployment ready to trade? Read-only; exit 0 only when ready."""
+    from tradeplane.cli import operator
+    from tradeplane.cli.preflight import run_preflight
+
+    cfg = _load(config, state_dir)
+    running = operator.find_running(cfg.deployment.name, address)
+    result = run_preflight(
+        cfg, venue, strict=strict, require_market_open=require_market_open, running=running
+    )
+    if as_json:
+        output.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    else:
+        console.print(render.preflight_table(result.to_dict()))
+        if result.ready:
+            console.print(f"[bold green]READY[/] {cfg.deployment.name} on {venue}")
+        else:
+            console.print(f"[bold red]NOT READY[/] {cfg.deployment.name}:")
+            for reason in result.reasons:
+                console.print(f"  - {reason}")
+    raise typer.Exit(0 if result.ready else 1)
+
+
+@app.command("reconcile")
+def reconcile_cmd(
+    example: Annotated[
+        bool, typer.Option("--example", help="Show a clean and a mismatched report (sim venue).")
+    ] = False,
+) -> None:
+    """Reconciliation reports. ``--example`` runs a credential-free demonstration offline."""
+    import tempfile
+
+    from tradeplane.cli.reconcile_example import run_example
+
+    if not example:
+        _fail(
+            "a deployment reconciles at every start (see `tradeplane status`); "
+            "preview with `tradeplane preflight`, or run `tradeplane reconcile --example`"
+        )
+    with tempfile.TemporaryDirectory(prefix="tp-reconcile-") as tmp:
+        clean, mismatched = run_example(Path(tmp))
+    console.print("[bold]1. journal and venue agree[/]")
+    for line in clean.lines():
+        console.print(f"  {line}")
+    console.print("[bold]2. after the venue drifted (manual order, manual fill, silent cancel)[/]")
+    for line in mismatched.lines():
+        console.print(f"  {line}")
 
 
 @app.command()

@@ -24,6 +24,9 @@ def offline_status(state_dir: Path, *, tail: int = 10) -> dict[str, Any]:
             "orders": reader.order_counts_by_status(),
             "open_orders": reader.orders(open_only=True),
             "strategies": strategies,
+            "risk_state": reader.get_state("risk", "state") or {},
+            "kill_switch": reader.get_state("risk", "kill_switch") or {"active": False},
+            "reconciliation": reader.get_state("reconciliation", "last"),
             "tail": reader.tail(tail),
             "last_seq": reader.meta().get("last_seq"),
         }

@@ -132,9 +132,100 @@ def children_table(status: dict[str, Any]) -> Table:
     return t
 
 
+def risk_line(summary: dict[str, Any] | None) -> Text:
+    """Trading state, kill switch and the day's figures from the risk engine's summary."""
+    if not summary:
+        return Text("risk: -")
+    kill = summary.get("kill_switch") or {}
+    state = str(summary.get("trading_state", "?"))
+    style = "bold green" if state == "active" else "bold red"
+    text = Text("risk: ")
+    text.append(state.upper(), style=style)
+    if kill.get("active"):
+        text.append(f" KILL SWITCH ({kill.get('source')}: {kill.get('reason')})", style="bold red")
+    drawdown = summary.get("drawdown_pct")
+    text.append(
+        f" | equity {fmt_num(summary.get('equity'))}, day P&L {fmt_num(summary.get('daily_pnl'))}"
+        f", drawdown {fmt_num(drawdown)}%, orders today {summary.get('orders_today', 0)}"
+        f", risk day {summary.get('risk_day', '-')} (rolls {summary.get('next_boundary', '-')})"
+    )
+    return text
+
+
+def persisted_risk_text(snapshot: dict[str, Any]) -> Text:
+    """The risk state as last written to the journal (deployment stopped)."""
+    state = snapshot.get("risk_state") or {}
+    kill = snapshot.get("kill_switch") or {}
+    text = Text("risk (persisted): ")
+    trading = str(state.get("trading_state", "active"))
+    text.append(trading.upper(), style="bold green" if trading == "active" else "bold red")
+    if kill.get("active"):
+        text.append(f" KILL SWITCH ({kill.get('source')}: {kill.get('reason')})", style="bold red")
+    text.append(
+        f" | risk day {state.get('risk_day', '-')}, orders today {state.get('orders_today', 0)}"
+        f", day start equity {fmt_num(state.get('day_start_equity'))}"
+        f", high-water mark {fmt_num(state.get('high_water_mark'))}"
+    )
+    return text
+
+
+def reconciliation_text(rec: dict[str, Any] | None) -> Text:
+    if not rec:
+        return Text("reconciliation: none yet")
+    when = rec.get("checked_at")
+    stamp = "-" if when is None else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(when)))
+    verdict = "clean" if rec.get("clean") else f"MISMATCH ({rec.get('action')})"
+    text = Text(
+        f"reconciliation at {stamp} UTC: {verdict}", style="" if rec.get("clean") else "bold yellow"
+    )
+    for line in rec.get("lines") or []:
+        text.append("\n  " + str(line))
+    return text
+
+
+def open_orders_table(rows: list[dict[str, Any]], limit: int = 20) -> Table:
+    t = Table(title=f"open orders ({len(rows)})", expand=True)
+    for col in (
+        "client order id",
+        "strategy",
+        "symbol",
+        "side",
+        "qty",
+        "filled",
+        "limit",
+        "status",
+    ):
+        t.add_column(col)
+    for r in rows[:limit]:
+        t.add_row(
+            str(r.get("client_order_id")),
+            str(r.get("strategy") or ""),
+            str(r.get("symbol")),
+            str(r.get("side")),
+            fmt_num(r.get("quantity"), 4),
+            fmt_num(r.get("filled_quantity"), 4),
+            fmt_num(r.get("limit_price")),
+            str(r.get("status")),
+        )
+    return t
+
+
+def preflight_table(result: dict[str, Any]) -> Table:
+    marks = {"ok": ("ok", "green"), "warn": ("WARN", "yellow"), "fail": ("FAIL", "bold red")}
+    t = Table(title=f"preflight {result.get('deployment')} on {result.get('venue')}", expand=True)
+    t.add_column("check")
+    t.add_column("")
+    t.add_column("detail", overflow="fold")
+    for c in result.get("checks", []):
+        label, style = marks.get(c["status"], (c["status"], ""))
+        t.add_row(c["name"], Text(label, style=style), c["detail"])
+    return t
+
+
 def live_view(status: dict[str, Any]) -> Group:
     return Group(
         header(status),
+        risk_line((status.get("risk") or {}).get("risk")),
         orders_line(status),
         feed_line(status),
         strategies_table(status),

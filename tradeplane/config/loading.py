@@ -11,10 +11,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import OperationalError
+from tradeplane.core.redact import Redactor
+
+CREDENTIAL_ENV = {
+    "api_key": "TRADEPLANE_API_KEY",
+    "api_secret": "TRADEPLANE_API_SECRET",
+    "passphrase": "TRADEPLANE_API_PASSPHRASE",
+    "account_id": "TRADEPLANE_ACCOUNT_ID",
+}
+"""``venue.credentials`` field -> the environment (or ``.env``) variable it comes from."""
+_INLINE_CREDENTIAL = "credentials come from the environment or .env, never the config file"
 
 
 class ConfigError(OperationalError):
@@ -53,7 +63,55 @@ def environment(config_dir: Path | None = None) -> dict[str, str]:
     return merged
 
 
+def credential_values(env: Mapping[str, str]) -> dict[str, str]:
+    """The credentials set (non-empty) in ``env``, by ``venue.credentials`` field."""
+    return {field: env[var] for field, var in CREDENTIAL_ENV.items() if env.get(var)}
+
+
+def secret_values(cfg: BaseModel) -> list[str]:
+    """Plain values of every non-empty secret field in ``cfg`` (to register for redaction)."""
+    out: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretStr | SecretBytes):
+            plain = value.get_secret_value()
+            plain = plain.decode(errors="replace") if isinstance(plain, bytes) else plain
+            if plain:
+                out.append(plain)
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+
+    walk(cfg)
+    return list(dict.fromkeys(out))
+
+
+def _refuse_inline_credentials(raw: Mapping[str, Any], source: str) -> None:
+    """A config file never carries credentials: name each one written there (not its value)."""
+    venue = raw.get("venue")
+    if not isinstance(venue, dict) or "credentials" not in venue:
+        return
+    creds = venue["credentials"]
+    if isinstance(creds, dict) and not creds:
+        return
+    fields = sorted(creds) if isinstance(creds, dict) else []
+    lines = [f"invalid config {source}:"]
+    for field in fields or [""]:
+        loc = f"venue.credentials.{field}" if field else "venue.credentials"
+        var = CREDENTIAL_ENV.get(field)
+        lines.append(f"  {loc}: {_INLINE_CREDENTIAL}" + (f" (set {var})" if var else ""))
+    raise ConfigError("\n".join(lines))
+
+
 def _format_errors(exc: ValidationError, source: str) -> str:
+    """One line per error: the field's dotted path and pydantic's message, never the input
+    value (pydantic's own ``str(exc)`` prints inputs, which may be secrets)."""
     lines = [f"invalid config {source}:"]
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
@@ -94,12 +152,21 @@ def load_config(
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML in {path}: {exc}") from None
     env = environment(path.parent) if env is None else env
+    _refuse_inline_credentials(raw, str(path))
     override = state_dir or env.get("TRADEPLANE_STATE_DIR")
     if override:
         raw.setdefault("deployment", {})
         if isinstance(raw["deployment"], dict):
             raw["deployment"]["state_dir"] = str(override)
-    cfg = parse_config(raw, source=str(path), base_dir=path.parent.resolve())
+    creds = credential_values(env)
+    if creds:
+        raw.setdefault("venue", {})
+        if isinstance(raw["venue"], dict):
+            raw["venue"]["credentials"] = creds
+    try:
+        cfg = parse_config(raw, source=str(path), base_dir=path.parent.resolve())
+    except ConfigError as exc:  # a message that quotes a credential must not carry it on
+        raise ConfigError(Redactor(creds.values()).redact(str(exc))) from None
     for s in cfg.strategies:
         if not s.path.is_file():
             raise ConfigError(

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -92,12 +93,29 @@ class SimVenueConfig(_Model):
         return v
 
 
+class CredentialsConfig(_Model):
+    """Venue credentials. Set ONLY from the environment or ``.env`` (``TRADEPLANE_API_KEY``,
+    ``TRADEPLANE_API_SECRET``, ``TRADEPLANE_API_PASSPHRASE``, ``TRADEPLANE_ACCOUNT_ID``); a
+    config file that writes them is refused. Masked in repr, dumps and errors."""
+
+    api_key: SecretStr | None = None
+    """API key, from ``TRADEPLANE_API_KEY``. Default unset."""
+    api_secret: SecretStr | None = None
+    """API secret, from ``TRADEPLANE_API_SECRET``. Default unset."""
+    passphrase: SecretStr | None = None
+    """API passphrase (venues that have one), from ``TRADEPLANE_API_PASSPHRASE``. Default unset."""
+    account_id: SecretStr | None = None
+    """Account id, from ``TRADEPLANE_ACCOUNT_ID``. Default unset."""
+
+
 class VenueConfig(_Model):
     kind: Literal["sim"] = "sim"
     """Which venue: ``sim`` (built-in simulator, offline). Real venues come with their adapters.
     Default ``sim``."""
     sim: SimVenueConfig = SimVenueConfig()
     """Simulated venue settings (used when kind is ``sim``)."""
+    credentials: CredentialsConfig = CredentialsConfig()
+    """Credentials, from the environment or ``.env`` only (never the config file)."""
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -108,9 +126,120 @@ class RiskConfig(_Model):
     max_order_value: float | None = Field(default=None, gt=0)
     """Largest notional (quantity x price) of one order, account currency; unset = no limit.
     Default unset."""
+    max_order_quantity: float | None = Field(default=None, gt=0)
+    """Largest quantity of one order; unset = no limit. Default unset."""
     max_position_value: float | None = Field(default=None, gt=0)
     """Largest absolute notional of one symbol's position after the order, including working
     orders; unset = no limit. Default unset."""
+    max_position_quantity: float | None = Field(default=None, gt=0)
+    """Largest absolute quantity of one symbol's position after the order, including working
+    orders; unset = no limit. Default unset."""
+    max_gross_exposure: float | None = Field(default=None, gt=0)
+    """Largest sum over symbols of |position incl. same-side working| x price, account currency;
+    unset = no limit. Default unset."""
+    max_positions: int | None = Field(default=None, ge=1)
+    """Most symbols with a position (or working order) at once; unset = no limit. Default unset."""
+    max_orders_per_second: int | None = Field(default=None, ge=1)
+    """Most orders approved in any 1 s; unset = no limit. Default unset."""
+    max_orders_per_minute: int | None = Field(default=None, ge=1)
+    """Most orders approved in any 60 s; unset = no limit. Default unset."""
+    max_daily_loss: float | None = Field(default=None, gt=0)
+    """Loss from the risk day's start equity, account currency, that trips the kill switch;
+    unset = no limit. Default unset."""
+    max_drawdown_pct: float | None = Field(default=None, gt=0, le=100)
+    """Drawdown from the equity high-water mark, in percent (0-100], that trips the kill switch;
+    unset = no limit. Default unset."""
+    max_price_deviation_pct: float | None = Field(default=None, gt=0)
+    """Largest distance of a limit price from the last price, in percent (fat-finger check);
+    unset = no check. Default unset."""
+    max_data_staleness_s: float | None = Field(default=None, gt=0)
+    """Oldest acceptable age of the symbol's last price, in seconds; unset = no check.
+    Default unset."""
+    duplicate_order_window_s: float | None = Field(default=None, gt=0)
+    """Deny an order identical (strategy, symbol, side, quantity, type, limit price) to one
+    approved within this many seconds; unset = no check. Default unset."""
+    allowed_symbols: tuple[str, ...] | None = None
+    """Only these symbols may be traded; unset = all. Default unset."""
+    blocked_symbols: tuple[str, ...] = ()
+    """These symbols may not be traded. Default empty."""
+    kill_switch_cancel_orders: bool = True
+    """Cancel working orders when the kill switch trips. Default true."""
+    kill_switch_flatten: bool = False
+    """Flatten positions when the kill switch trips. Default false."""
+    kill_switch_allow_reducing: bool = True
+    """With the kill switch active, still allow orders that reduce a position (state
+    ``reducing``); false halts everything but the flatten (state ``halted``). Default true."""
+    max_venue_rejections: int | None = Field(default=None, ge=1)
+    """This many venue rejections within ``venue_rejection_window_s`` trip the kill switch;
+    unset = off. Default unset."""
+    venue_rejection_window_s: float = Field(default=60.0, gt=0)
+    """Window over which venue rejections are counted, in seconds. Default 60."""
+    starting_equity: float | None = Field(default=None, gt=0)
+    """Account equity, account currency, that daily loss and drawdown are measured from;
+    unset = the sum of the strategies' capital. Default unset."""
+
+    LIMIT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "max_order_value",
+        "max_order_quantity",
+        "max_position_value",
+        "max_position_quantity",
+        "max_gross_exposure",
+        "max_positions",
+        "max_orders_per_second",
+        "max_orders_per_minute",
+        "max_daily_loss",
+        "max_drawdown_pct",
+        "max_price_deviation_pct",
+        "max_data_staleness_s",
+        "duplicate_order_window_s",
+        "allowed_symbols",
+        "blocked_symbols",
+        "max_venue_rejections",
+    )
+
+    @field_validator("allowed_symbols", "blocked_symbols")
+    @classmethod
+    def _symbols_ok(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is None:
+            return v
+        if any(not s or s != s.strip() for s in v):
+            raise ValueError("symbols must be non-empty and without surrounding spaces")
+        if len(set(v)) != len(v):
+            raise ValueError("symbols must be unique")
+        return v
+
+    @model_validator(mode="after")
+    def _symbol_lists_consistent(self) -> RiskConfig:
+        if self.allowed_symbols is not None and not self.allowed_symbols:
+            raise ValueError("allowed_symbols: empty list allows nothing; leave unset to allow all")
+        both = set(self.allowed_symbols or ()) & set(self.blocked_symbols)
+        if both:
+            raise ValueError(f"blocked_symbols: {sorted(both)} also in allowed_symbols")
+        return self
+
+    def disabled_limits(self) -> list[str]:
+        """Names of the limits that are unset (off); journaled at start."""
+        return [n for n in self.LIMIT_FIELDS if getattr(self, n) in (None, ())]
+
+    def resolved_starting_equity(self, strategy_capitals: Iterable[float]) -> float:
+        """``starting_equity``, or the sum of the strategies' capital when unset."""
+        if self.starting_equity is not None:
+            return self.starting_equity
+        return float(sum(strategy_capitals))
+
+
+class SessionConfig(_Model):
+    calendar: str = "24/7"
+    """Trading calendar: ``"24/7"`` (always open, risk day rolls at 00:00 UTC) or an
+    exchange_calendars code such as ``"XNYS"`` (risk day rolls at each session close).
+    Default ``"24/7"``."""
+
+    @field_validator("calendar")
+    @classmethod
+    def _calendar_known(cls, v: str) -> str:
+        from tradeplane.core.session import validate_calendar_name
+
+        return validate_calendar_name(v)
 
 
 class JournalConfig(_Model):
@@ -155,6 +284,10 @@ class SupervisorConfig(_Model):
     unconfirmed_grace_s: float = Field(default=2.0, ge=0)
     """How long the broker waits for the venue to show an order left in submitting by a crash
     before it closes it. Default 2."""
+    fail_on_reconciliation_mismatch: bool = False
+    """Stop the start (health ``failed``, the report as the reason) when the start-up
+    reconciliation finds any difference. Off: the mismatch is logged and journaled and the
+    venue's holdings are adopted. Default false."""
 
 
 class StrategyConfig(_Model):
@@ -191,6 +324,8 @@ class TradeplaneConfig(_Model):
     """Where bars come from and orders go."""
     risk: RiskConfig = RiskConfig()
     """Pre-trade limits."""
+    session: SessionConfig = SessionConfig()
+    """Trading calendar: market hours and when the risk day rolls over."""
     journal: JournalConfig = JournalConfig()
     """Journal durability and batching."""
     supervisor: SupervisorConfig = SupervisorConfig()

@@ -123,6 +123,10 @@ class SubmitOrder:
     intent: Intent
     approved_ts: float
     reference_price: float | None
+    reduces_position: bool = False
+    """At approval the order only reduced the position: it may still leave while REDUCING."""
+    flatten: bool = False
+    """Risk's own flatten order: it may leave in any trading state."""
 
 
 @dataclass(frozen=True, slots=True)

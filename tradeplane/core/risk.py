@@ -1,157 +1,448 @@
 """Pre-trade risk: turns an intent into a ``SubmitOrder`` or an ``OrderDenied`` with a reason code.
 
-Exposure counts what is filled plus what is still working, so a burst of intents cannot slip past
-a position limit before the first fill arrives.
+Pure: no Ray, no IO, time from the injected clock. Besides the pre-trade checks
+(``risk_checks``) the engine keeps the account's equity from fills and marks and evaluates the kill
+switch on *every* mark and fill, not only at submit; it rolls the risk day over by the session
+calendar inside a long-running process; and it exports/restores its state for restarts.
+
+Order of checks: reconciling -> symbol allowed/blocked -> duplicate intent -> trading state ->
+price known / stale -> price deviation -> order qty/value -> position qty/value -> gross exposure
+-> number of positions -> daily loss / drawdown -> rate limits -> duplicate order window.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
+import math
+from collections import deque
+from typing import Any
 
 from tradeplane.core.clock import Clock
 from tradeplane.core.model import Fill, Intent, OrderDenied, SubmitOrder
+from tradeplane.core.risk_book import EPS, Book, Working
+from tradeplane.core.risk_checks import DupKey, PreTradeChecks, dup_key
+from tradeplane.core.risk_state import KillRecord, PersistentRiskState
+from tradeplane.core.risk_types import (
+    TRADING_STATES,
+    DenyReason,
+    Figures,
+    KillSwitchActivated,
+    KillSwitchCleared,
+    KillSwitchPolicy,
+    RiskDayRolledOver,
+    RiskEvent,
+    RiskLimits,
+    TradingState,
+)
+from tradeplane.core.session import SessionCalendar, iso_utc, make_calendar
+
+__all__ = [
+    "DenyReason",
+    "KillSwitchActivated",
+    "KillSwitchCleared",
+    "KillSwitchPolicy",
+    "RiskDayRolledOver",
+    "RiskEngine",
+    "RiskEvent",
+    "RiskLimits",
+    "TradingState",
+]
+
+RECENT_ORDER_IDS = 50_000
 
 
-class DenyReason(StrEnum):
-    MAX_ORDER_VALUE = "MAX_ORDER_VALUE"
-    MAX_POSITION_VALUE = "MAX_POSITION_VALUE"
-    NO_PRICE = "NO_PRICE"
-    DUPLICATE_INTENT = "DUPLICATE_INTENT"
-
-
-@dataclass(frozen=True, slots=True)
-class RiskLimits:
-    max_order_value: float | None = None
-    max_position_value: float | None = None
-
-    def disabled(self) -> list[str]:
-        return [name for name in self.__slots__ if getattr(self, name) is None]
-
-
-@dataclass(slots=True)
-class _Working:
-    symbol: str
-    signed_remaining: float
-
-
-Check = Callable[[Intent, float], OrderDenied | None]
-
-
-class RiskEngine:
-    def __init__(self, limits: RiskLimits, *, clock: Clock) -> None:
+class RiskEngine(PreTradeChecks, PersistentRiskState):
+    def __init__(
+        self,
+        limits: RiskLimits,
+        *,
+        clock: Clock,
+        calendar: SessionCalendar | None = None,
+        starting_equity: float = 0.0,
+        policy: KillSwitchPolicy | None = None,
+    ) -> None:
+        if not math.isfinite(starting_equity) or starting_equity < 0:
+            raise ValueError(f"starting_equity must be finite and >= 0, got {starting_equity}")
         self.limits = limits
         self.clock = clock
-        self._positions: dict[str, float] = {}  # net signed quantity over all strategies
-        self._prices: dict[str, float] = {}
-        self._working: dict[str, _Working] = {}  # client order id -> remaining signed quantity
-        self._checks: list[Check] = [self._check_order_value, self._check_position_value]
+        self.calendar = calendar or make_calendar()
+        self.starting_equity = float(starting_equity)
+        self.policy = policy or KillSwitchPolicy()
+        self.book = Book()
+        self.state = TradingState.ACTIVE
         self.approved = 0
         self.denied: dict[str, int] = {}
+        self._kill: KillRecord | None = None
+        self._reconciling = False
+        now = clock.now()
+        self._risk_day = self.calendar.risk_day(now)
+        self._next_boundary = self.calendar.next_boundary(now)
+        self._day_start_equity: float | None = None
+        self._daily_realized = 0.0
+        self._orders_today = 0
+        self._hwm: float | None = None
+        self._approvals: deque[float] = deque()  # approval times within the rate window
+        self._duplicates: dict[DupKey, float] = {}  # order key -> last approval time
+        self._rejections: deque[float] = deque()  # venue rejection times within their window
+        self._recent_ids: deque[str] = deque(maxlen=RECENT_ORDER_IDS)
+        self._recent_id_set: set[str] = set()
+        self._breached: set[str] = set()  # loss limits beyond their limit at the last evaluation
+        self._pending: list[RiskEvent] = []
+        self._version = 0
+        self._state_restored = False
+        self._cash_flow_from_journal = False
+        self._pending.extend(self._evaluate())
 
     # -- facts ---------------------------------------------------------------------------------
 
-    def mark(self, symbol: str, price: float) -> None:
-        self._prices[symbol] = price
+    def mark(self, symbol: str, price: float) -> list[RiskEvent]:
+        """A new price; returns rollover / kill-switch events it caused."""
+        events = self.roll_day_if_due()
+        self.book.mark(symbol, price, self.clock.now())
+        return events + self._evaluate()
 
-    def price(self, symbol: str) -> float | None:
-        return self._prices.get(symbol)
-
-    def on_fill(self, fill: Fill) -> None:
-        self._positions[fill.symbol] = self._positions.get(fill.symbol, 0.0) + fill.signed_quantity
-        w = self._working.get(fill.client_order_id)
-        if w is not None:
-            sign = 1.0 if w.signed_remaining > 0 else -1.0
-            w.signed_remaining = sign * max(0.0, abs(w.signed_remaining) - fill.quantity)
+    def on_fill(self, fill: Fill) -> list[RiskEvent]:
+        events = self.roll_day_if_due()
+        self._daily_realized += self.book.apply_fill(fill)
+        self._bump()
+        return events + self._evaluate()
 
     def on_order_closed(self, client_order_id: str) -> None:
         """The order reached a terminal state: it no longer counts as working exposure."""
-        self._working.pop(client_order_id, None)
+        self.book.close_order(client_order_id)
 
-    def restore(self, positions: dict[str, float], working: dict[str, tuple[str, float]]) -> None:
-        """Resume from the journal: net positions and the still-working orders."""
-        self._positions = dict(positions)
-        self._working = {coid: _Working(sym, qty) for coid, (sym, qty) in working.items()}
+    def on_venue_rejection(self, client_order_id: str) -> list[RiskEvent]:
+        """A venue rejected an order: ``max_venue_rejections`` in the window trips the switch."""
+        now = self.clock.now()
+        window = self.policy.venue_rejection_window_s
+        self._rejections.append(now)
+        while self._rejections and self._rejections[0] <= now - window:
+            self._rejections.popleft()
+        self._bump()
+        limit = self.policy.max_venue_rejections
+        if limit is None or len(self._rejections) < limit:
+            return []
+        figures: Figures = {
+            "count": len(self._rejections),
+            "limit": limit,
+            "window_s": window,
+            "last_client_order_id": client_order_id,
+        }
+        self._rejections.clear()
+        return self.activate_kill_switch("max_venue_rejections", source="risk", figures=figures)
+
+    def set_reconciling(self, reconciling: bool) -> None:
+        """While true every intent is denied ``RECONCILING`` (the broker is resyncing)."""
+        self._reconciling = reconciling
+
+    @property
+    def reconciling(self) -> bool:
+        return self._reconciling
+
+    # -- views ---------------------------------------------------------------------------------
+
+    def price(self, symbol: str) -> float | None:
+        return self.book.prices.get(symbol)
 
     def position(self, symbol: str) -> float:
-        return self._positions.get(symbol, 0.0)
+        return self.book.position(symbol)
 
     def working_quantity(self, symbol: str, side: float = 0.0) -> float:
         """Net working quantity, or only the working quantity on ``side``'s sign when given."""
-        return sum(
-            w.signed_remaining
-            for w in self._working.values()
-            if w.symbol == symbol and (side == 0.0 or (w.signed_remaining > 0) == (side > 0))
-        )
+        return self.book.working_quantity(symbol, side)
+
+    @property
+    def _positions(self) -> dict[str, float]:  # read by the current RiskActor
+        return self.book.positions
+
+    @property
+    def _working(self) -> dict[str, Working]:  # read by the current RiskActor
+        return self.book.working
+
+    @property
+    def trading_state(self) -> TradingState:
+        return self.state
+
+    @property
+    def kill_switch_active(self) -> bool:
+        return self._kill is not None
+
+    @property
+    def state_version(self) -> int:
+        """Increases whenever anything in ``export_state()`` changes."""
+        return self._version
+
+    @property
+    def risk_day(self) -> str:
+        return self._risk_day
+
+    def equity(self) -> float | None:
+        return self.book.equity(self.starting_equity)
+
+    def _loss_figures(self) -> tuple[float | None, float | None, float | None]:
+        equity = self.equity()
+        if equity is None:
+            return None, None, None
+        loss = None if self._day_start_equity is None else self._day_start_equity - equity
+        hwm = self._hwm
+        drawdown = None if hwm is None or hwm <= 0 else max(0.0, (hwm - equity) / hwm * 100.0)
+        return equity, loss, drawdown
+
+    def _kill_reason(self) -> str | None:
+        return self._kill.reason if self._kill else None
+
+    def drain_events(self) -> list[RiskEvent]:
+        """Events raised inside ``check`` (rollover, kill switch), oldest first. ``mark``,
+        ``on_fill`` and ``roll_day_if_due`` hand them back too, so none is lost."""
+        out = list(self._pending)
+        self._pending.clear()
+        return out
 
     # -- decision ------------------------------------------------------------------------------
 
-    def check(self, intent: Intent) -> SubmitOrder | OrderDenied:
-        if intent.client_order_id in self._working:
-            return self._deny(intent, DenyReason.DUPLICATE_INTENT, "intent already approved", {})
-        price = intent.limit_price or self._prices.get(intent.symbol)
-        if price is None:
+    def check(self, intent: Intent, *, flatten: bool = False) -> SubmitOrder | OrderDenied:
+        """Approve or deny. ``flatten`` marks the engine's own flatten order: it passes in any
+        trading state as long as it only reduces the position, with only the price check."""
+        self._pending.extend(self.roll_day_if_due())
+        if self._reconciling:
             return self._deny(
-                intent, DenyReason.NO_PRICE, f"no price seen yet for {intent.symbol}", {}
+                intent,
+                DenyReason.RECONCILING,
+                "the broker is reconciling with the venue: no new orders until it is done",
+                {"trading_state": self.state.value},
             )
-        for check in self._checks:
-            denial = check(intent, price)
+        signed = float(intent.side.sign * intent.quantity)
+        if flatten:
+            denial = self._check_flatten(intent, signed)
             if denial is not None:
-                self.denied[denial.reason] = self.denied.get(denial.reason, 0) + 1
                 return denial
-        self._working[intent.client_order_id] = _Working(
-            intent.symbol, intent.side.sign * intent.quantity
+            price, denial = self._resolve_price(intent, only_known=True)
+            return denial or self._approve(intent, price)
+        denial = self._check_symbol(intent)
+        if denial is None and self._is_duplicate_intent(intent):
+            denial = self._deny(
+                intent,
+                DenyReason.DUPLICATE_INTENT,
+                f"intent {intent.client_order_id} already approved",
+                {"client_order_id": intent.client_order_id},
+            )
+        denial = denial or self._check_trading_state(intent, signed)
+        if denial is not None:
+            return denial
+        price, denial = self._resolve_price(intent)
+        denial = (
+            denial
+            or self._check_order_size(intent, price)
+            or self._check_position(intent, price, signed)
+            or self._check_gross(intent, price, signed)
+            or self._check_positions_count(intent, signed)
+            or self._check_loss_and_trip(intent, signed)
+            or self._check_rate(intent)
+            or self._check_duplicate(intent)
         )
+        return denial or self._approve(intent, price)
+
+    def _is_duplicate_intent(self, intent: Intent) -> bool:
+        coid = intent.client_order_id
+        return coid in self.book.working or coid in self._recent_id_set
+
+    def _check_loss_and_trip(self, intent: Intent, signed: float) -> OrderDenied | None:
+        denial = self._check_loss(intent, signed)
+        if denial is not None and denial.reason != DenyReason.NO_PRICE:
+            daily = denial.reason == DenyReason.MAX_DAILY_LOSS
+            name = "max_daily_loss" if daily else "max_drawdown"
+            self._pending.extend(self.activate_kill_switch(name, "risk", dict(denial.figures)))
+        return denial
+
+    def _approve(self, intent: Intent, price: float) -> SubmitOrder:
+        now = self.clock.now()
+        coid = intent.client_order_id
+        self.book.add_working(coid, intent.symbol, float(intent.side.sign * intent.quantity))
+        self._approvals.append(now)
+        self._orders_today += 1
+        self._duplicates[dup_key(intent)] = now
+        self._prune_duplicates(now)
+        if len(self._recent_ids) == self._recent_ids.maxlen:
+            self._recent_id_set.discard(self._recent_ids[0])
+        self._recent_ids.append(coid)
+        self._recent_id_set.add(coid)
         self.approved += 1
-        return SubmitOrder(intent=intent, approved_ts=self.clock.now(), reference_price=price)
+        self._bump()
+        return SubmitOrder(intent=intent, approved_ts=now, reference_price=price)
 
-    def _deny(
+    def _prune_duplicates(self, now: float) -> None:
+        window = self.limits.duplicate_order_window_s or 0.0
+        for key in [k for k, ts in self._duplicates.items() if now - ts >= window]:
+            del self._duplicates[key]
+
+    # -- kill switch and P&L -------------------------------------------------------------------
+
+    def activate_kill_switch(
+        self, reason: str, source: str = "operator", figures: Figures | None = None
+    ) -> list[RiskEvent]:
+        """Trip the kill switch (idempotent: already active -> no event)."""
+        if self._kill is not None:
+            return []
+        now = self.clock.now()
+        target = self.policy.tripped_state
+        self.state = TRADING_STATES.check(self.state, target)
+        self._kill = KillRecord(reason, source, now, dict(figures or {}))
+        self._bump()
+        return [
+            KillSwitchActivated(
+                reason=reason,
+                source=source,
+                figures=dict(figures or {}),
+                ts=now,
+                trading_state=target,
+                cancel_orders=self.policy.cancel_orders,
+                flatten=self.policy.flatten,
+            )
+        ]
+
+    def clear_kill_switch(self, reason: str, source: str = "operator") -> list[RiskEvent]:
+        """Clear the kill switch: trading is ACTIVE again; nothing else is re-based."""
+        if self._kill is None:
+            return []
+        self.state = TRADING_STATES.check(self.state, TradingState.ACTIVE)
+        self._kill = None
+        self._bump()
+        return [KillSwitchCleared(reason=reason, source=source, ts=self.clock.now())]
+
+    def _evaluate(self) -> list[RiskEvent]:
+        """Update the high-water mark and trip the kill switch when a loss limit is crossed."""
+        equity = self.equity()
+        if equity is None:
+            return []
+        if self._hwm is None or equity > self._hwm:
+            self._hwm = equity
+            self._bump()
+        if self._day_start_equity is None:
+            self._day_start_equity = equity
+            self._bump()
+        _, loss, drawdown = self._loss_figures()
+        events: list[RiskEvent] = []
+        for name, value, limit, figure in (
+            ("max_daily_loss", loss, self.limits.max_daily_loss, "daily_loss"),
+            ("max_drawdown", drawdown, self.limits.max_drawdown_pct, "drawdown_pct"),
+        ):
+            beyond = limit is not None and value is not None and value >= limit
+            if not beyond:
+                self._breached.discard(name)
+            elif name not in self._breached:  # crossed since the last evaluation
+                self._breached.add(name)
+                figures: Figures = {figure: value, "limit": limit, "equity": equity}
+                if name == "max_drawdown":
+                    figures["high_water_mark"] = self._hwm
+                else:
+                    figures["day_start_equity"] = self._day_start_equity
+                events += self.activate_kill_switch(name, "risk", figures)
+        return events
+
+    # -- risk day ------------------------------------------------------------------------------
+
+    def roll_day_if_due(self) -> list[RiskEvent]:
+        """Reset the daily counters when the clock has passed the risk day's boundary.
+
+        Also hands back events still pending from ``check`` (as ``drain_events`` does)."""
+        events = self.drain_events()
+        now = self.clock.now()
+        if now < self._next_boundary:
+            return events
+        previous = self._risk_day
+        equity, loss, _ = self._loss_figures()
+        figures: Figures = {
+            "orders": self._orders_today,
+            "day_start_equity": self._day_start_equity,
+            "equity": equity,
+            "daily_loss": loss,
+            "daily_realized_pnl": self._daily_realized,
+        }
+        self._start_day(now)
+        self._day_start_equity = equity
+        return [*events, RiskDayRolledOver(previous, self._risk_day, figures, now)]
+
+    def _start_day(self, now: float) -> None:
+        self._risk_day = self.calendar.risk_day(now)
+        self._next_boundary = self.calendar.next_boundary(now)
+        self._orders_today = 0
+        self._daily_realized = 0.0
+        self._day_start_equity = None
+        self._breached.discard("max_daily_loss")
+        self._bump()
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def _bump(self) -> None:
+        self._version += 1
+
+    def restore(
         self,
-        intent: Intent,
-        reason: DenyReason,
-        message: str,
-        figures: dict[str, float | str | None],
-    ) -> OrderDenied:
-        self.denied[reason] = self.denied.get(reason, 0) + 1
-        return OrderDenied(intent, reason.value, message, figures, self.clock.now())
+        positions: dict[str, float],
+        working: dict[str, tuple[str, float]],
+        cash_flow: float | None = None,
+    ) -> None:
+        """Resume from the journal: net positions, still-working orders and (optionally) the cash
+        flow of all fills, which wins over the one in a restored risk state. Without a restored
+        risk state the day's start equity (and, without a cash flow, the high-water mark) are
+        re-based at the next complete mark."""
+        self.book.restore(positions, working, cash_flow)
+        self._cash_flow_from_journal = self._cash_flow_from_journal or cash_flow is not None
+        if not self._state_restored:
+            self._day_start_equity = None
+            if cash_flow is None:
+                self._hwm = None
+        self._bump()
 
-    def _check_order_value(self, intent: Intent, price: float) -> OrderDenied | None:
-        limit = self.limits.max_order_value
-        value = intent.quantity * price
-        if limit is None or value <= limit:
-            return None
-        return OrderDenied(
-            intent,
-            DenyReason.MAX_ORDER_VALUE,
-            f"order value {value:.2f} exceeds max_order_value {limit:.2f}",
-            {"order_value": value, "limit": limit, "price": price},
-            self.clock.now(),
-        )
+    def adopt(self, positions: dict[str, float], working: dict[str, tuple[str, float]]) -> None:
+        """After reconciliation, take the venue's positions and working orders as the truth.
 
-    def _check_position_value(self, intent: Intent, price: float) -> OrderDenied | None:
-        limit = self.limits.max_position_value
-        if limit is None:
-            return None
-        # Worst case: every working order on the same side fills. An order that does not
-        # increase that exposure (a reduction) is never denied by this limit.
-        signed = intent.side.sign * intent.quantity
-        before = self.position(intent.symbol) + self.working_quantity(intent.symbol, side=signed)
-        after = before + signed
-        if abs(after) <= abs(before):
-            return None
-        value = abs(after) * price
-        if value <= limit:
-            return None
-        return OrderDenied(
-            intent,
-            DenyReason.MAX_POSITION_VALUE,
-            f"position value after order {value:.2f} exceeds max_position_value {limit:.2f}",
-            {
-                "position_value_after": value,
-                "limit": limit,
-                "price": price,
-                "position": self.position(intent.symbol),
+        Each difference is booked at the symbol's last mark, as if traded there, so adopting
+        neither makes nor loses equity. Without a mark for a changed symbol, the day's start
+        equity and the high-water mark are re-based at the next complete mark instead."""
+        rebase = False
+        for sym in set(positions) | set(self.book.positions):
+            delta = positions.get(sym, 0.0) - self.book.position(sym)
+            if abs(delta) <= EPS:
+                continue
+            price = self.book.prices.get(sym)
+            if price is None:
+                rebase = True
+            else:
+                self.book.cash_flow -= delta * price
+        self.book.restore(positions, working, None)
+        if rebase:
+            self._day_start_equity = None
+            self._hwm = None
+            self._breached.clear()
+        self._bump()
+
+    # -- status --------------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe figures for ``status``."""
+        equity, loss, drawdown = self._loss_figures()
+        kill = self._kill
+        return {
+            "trading_state": self.state.value,
+            "reconciling": self._reconciling,
+            "kill_switch": {
+                "active": kill is not None,
+                "reason": kill.reason if kill else None,
+                "source": kill.source if kill else None,
+                "ts": kill.ts if kill else None,
+                "figures": dict(kill.figures) if kill else {},
             },
-            self.clock.now(),
-        )
+            "equity": equity,
+            "daily_pnl": None if loss is None else -loss,
+            "daily_realized_pnl": self._daily_realized,
+            "daily_loss_limit": self.limits.max_daily_loss,
+            "drawdown_pct": drawdown,
+            "drawdown_limit_pct": self.limits.max_drawdown_pct,
+            "high_water_mark": self._hwm,
+            "orders_today": self._orders_today,
+            "risk_day": self._risk_day,
+            "next_boundary": iso_utc(self._next_boundary),
+            "unmarked_symbols": self.book.unmarked(),
+            "approved": self.approved,
+            "denied": dict(self.denied),
+        }

@@ -21,6 +21,7 @@ from tradeplane.actors.common import (
     ROLE_BROKER,
     ROLE_FEED,
     ROLE_JOURNAL,
+    ROLE_RECONCILER,
     ROLE_RISK,
     STRATEGY_PREFIX,
     Outbox,
@@ -31,12 +32,14 @@ from tradeplane.actors.common import (
 )
 from tradeplane.actors.records import event_record
 from tradeplane.config.models import TradeplaneConfig
+from tradeplane.core.errors import OperationalError
 from tradeplane.core.health import Health, HealthFacts, HealthReading, Phase
 from tradeplane.core.watchdog import Lifecycle, RestartPolicy
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.supervisor.adapter import ChildAdapter, ChildGone, RayChildAdapter
 from tradeplane.supervisor.core import SupervisorCore
 from tradeplane.supervisor.specs import ChildSpec, child_specs
+from tradeplane.supervisor.status import build_status
 
 log = logging.getLogger("tradeplane.supervisor")
 RUN_SCOPE, RUN_KEY = "supervisor", "run"
@@ -70,6 +73,7 @@ class Supervisor:
         self.loop_task: asyncio.Task[Any] | None = None
         self.restart_log: list[dict[str, Any]] = []
         self._restarting: set[str] = set()
+        self.reconciliation: dict[str, Any] | None = None
 
     # -- journal -------------------------------------------------------------------------------
 
@@ -91,10 +95,27 @@ class Supervisor:
         try:
             for role in self.specs:
                 await self._create_and_ready(role, timeout)
+            await self._reconcile(timeout)
         except Exception as exc:
-            self.core.failure = f"start-up failed: {exc}"
+            if self.core.failure is None:
+                self.core.failure = f"start-up failed: {exc}"
             self.core.set_phase(Phase.FAILED)
             await self._observe()
+            with contextlib.suppress(Exception):
+                await call_journal(
+                    self.peers,
+                    [
+                        event_record(
+                            self.deployment,
+                            "deployment_failed",
+                            time.time(),
+                            {"reason": self.core.failure, "run_id": self.run_id},
+                        )
+                    ],
+                    [self._run_state()],
+                    retry_s=5.0,
+                )
+                await self._settle_outbox(5.0)
             await self._kill_all()
             raise
         self.core.set_phase(Phase.READY)
@@ -111,9 +132,9 @@ class Supervisor:
                         "venue": self.cfg.venue.kind,
                         "strategies": [s.name for s in self.cfg.strategies],
                         "symbols": list(self.cfg.venue.symbols),
-                        "risk_limits_disabled": [
-                            k for k, v in self.cfg.risk.model_dump().items() if v is None
-                        ],
+                        "risk_limits_disabled": self.cfg.risk.disabled_limits(),
+                        "session_calendar": self.cfg.session.calendar,
+                        "reconciliation": (self.reconciliation or {}).get("summary"),
                     },
                 )
             ],
@@ -122,6 +143,33 @@ class Supervisor:
         self._start_loop()
         await self._observe()
         return self.status()
+
+    async def _reconcile(self, timeout_s: float) -> None:
+        """Before the first bar: the journal against the venue. A mismatch either stops the
+        start (configured) or the venue's holdings are adopted by risk."""
+        result = await self.adapter.call(ROLE_RECONCILER, "run", timeout_s, timeout_s=timeout_s)
+        self.reconciliation = {k: result.get(k) for k in ("summary", "action", "lines")} | {
+            "clean": result["report"]["clean"],
+            "checked_at": result["report"]["checked_at"],
+        }
+        if result["action"] == "block_start":
+            self.core.failure = f"reconciliation mismatch: {result['summary']}"
+            raise OperationalError(
+                self.core.failure
+                + " (fail_on_reconciliation_mismatch is set; `tradeplane status` shows the report)"
+            )
+        await self.adapter.call(
+            ROLE_RISK,
+            "end_reconciliation",
+            result["adopt_positions"],
+            result["external_orders"],
+            timeout_s=timeout_s,
+        )
+
+    async def _settle_outbox(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.outbox.inflight() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     async def _create_and_ready(self, role: str, timeout_s: float) -> None:
         self.adapter.create(self.specs[role])
@@ -300,6 +348,30 @@ class Supervisor:
         self.journal("deployment_failed", {"reason": reason}, [self._run_state()])
         await self._observe()
 
+    # -- operator commands ---------------------------------------------------------------------
+
+    async def kill_switch(self, active: bool, reason: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.adapter.call(
+            ROLE_RISK, "kill_switch", active, reason, "operator", timeout_s=30.0
+        )
+        return result
+
+    async def flatten(self, reason: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.adapter.call(
+            ROLE_RISK, "flatten", reason, timeout_s=30.0
+        )
+        return result
+
+    async def cancel_all(self, reason: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.adapter.call(
+            ROLE_BROKER, "cancel_all", reason, timeout_s=30.0
+        )
+        await call_journal(
+            self.peers,
+            [event_record(self.deployment, "cancel_all_requested", time.time(), result)],
+        )
+        return result
+
     # -- stop ----------------------------------------------------------------------------------
 
     async def stop(self, reason: str = "operator") -> dict[str, Any]:
@@ -310,6 +382,7 @@ class Supervisor:
         for role in self.specs:
             if role.startswith(STRATEGY_PREFIX):
                 calls.append((role, "stop"))
+        calls.append((ROLE_RISK, "persist"))
         for role, method in calls:
             with contextlib.suppress(Exception):
                 await self.adapter.call(role, method, timeout_s=10.0)
@@ -391,74 +464,13 @@ class Supervisor:
         return status
 
     def status(self) -> dict[str, Any]:
-        now = time.time()
-        children = self.core.children
-        feed = children[ROLE_FEED].last_heartbeat if ROLE_FEED in children else {}
-        strategies = {
-            role[len(STRATEGY_PREFIX) :]: c.last_heartbeat
-            for role, c in children.items()
-            if role.startswith(STRATEGY_PREFIX)
-        }
-        broker = children[ROLE_BROKER].last_heartbeat if ROLE_BROKER in children else {}
-        journal = children[ROLE_JOURNAL].last_heartbeat if ROLE_JOURNAL in children else {}
-        return {
-            "deployment": self.deployment,
-            "run_id": self.run_id,
-            "mode": self.cfg.deployment.mode.value,
-            "venue": self.cfg.venue.kind,
-            "state_dir": str(self.cfg.deployment.resolved_state_dir()),
-            "phase": self.core.phase.value,
-            "health": self.reading.health.value,
-            "reason": self.core.failure or self.reading.reason,
-            "last_bar_age_s": self.reading.last_bar_age_s,
-            "uptime_s": now - self.started_ts,
-            "children": {
-                role: {
-                    "state": c.state.value,
-                    "restarts": c.restarts,
-                    "heartbeat_age_s": None
-                    if c.last_heartbeat_ts is None
-                    else now - c.last_heartbeat_ts,
-                    "last_error": c.last_error,
-                }
-                for role, c in children.items()
-            },
-            "feed": {
-                k: feed.get(k)
-                for k in ("bars", "rejected_bars", "next_ts", "inflight", "lagging_ticks", "outbox")
-            },
-            "broker": {
-                k: broker.get(k)
-                for k in (
-                    "connected",
-                    "orders",
-                    "open_orders",
-                    "submits",
-                    "duplicates_blocked",
-                    "tick_to_order_ms",
-                    "venue_errors",
-                    "last_error",
-                )
-            },
-            "risk": {
-                k: children[ROLE_RISK].last_heartbeat.get(k)
-                for k in ("approved", "denied", "recent_denials")
-            },
-            "journal": {
-                k: journal.get(k) for k in ("last_seq", "paths", "last_commit_ms", "max_commit_ms")
-            },
-            "strategies": strategies,
-            "restarts": list(self.restart_log),
-            "health_history": [
-                {"from": h.previous.value, "to": h.current.value, "reason": h.reason, "ts": h.ts}
-                for h in self.core.health.history[-10:]
-            ],
-        }
+        return build_status(self)
 
 
 @ray.remote
 class SupervisorActor(SupervisedActor):
     def __init__(self, cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> None:
+        self.protect_secrets(cfg)
         self.sup = Supervisor(cfg, run_id, sources, RayChildAdapter(cfg.deployment.name))
         self._deploying = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -482,6 +494,22 @@ class SupervisorActor(SupervisedActor):
 
     async def stop(self, reason: str = "operator") -> dict[str, Any]:
         return await self.sup.stop(reason)
+
+    async def kill_switch(self, active: bool, reason: str) -> dict[str, Any]:
+        return await self.sup.kill_switch(active, reason)
+
+    async def flatten(self, reason: str) -> dict[str, Any]:
+        return await self.sup.flatten(reason)
+
+    async def cancel_all(self, reason: str) -> dict[str, Any]:
+        return await self.sup.cancel_all(reason)
+
+    async def venue_holdings(self) -> dict[str, Any]:
+        """For ``preflight`` while running: the venue's holdings, asked through the broker."""
+        result: dict[str, Any] = await self.sup.adapter.call(
+            ROLE_BROKER, "live_holdings", timeout_s=10.0
+        )
+        return result
 
     async def heartbeat(self) -> dict[str, Any]:
         return {"role": "supervisor", "ts": time.time(), "phase": self.sup.core.phase.value}

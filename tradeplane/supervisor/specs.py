@@ -10,6 +10,7 @@ from tradeplane.actors.common import (
     ROLE_BROKER,
     ROLE_FEED,
     ROLE_JOURNAL,
+    ROLE_RECONCILER,
     ROLE_RISK,
     ROLE_VENUE,
     child_options,
@@ -17,10 +18,11 @@ from tradeplane.actors.common import (
 )
 from tradeplane.actors.feed import FeedActor
 from tradeplane.actors.journal import JournalActor
+from tradeplane.actors.reconciler import ReconcilerActor
 from tradeplane.actors.risk import RiskActor
 from tradeplane.actors.strategy import StrategyActor
 from tradeplane.actors.venue import SimVenueActor
-from tradeplane.config.models import Mode, TradeplaneConfig
+from tradeplane.config.models import CredentialsConfig, Mode, TradeplaneConfig
 
 
 @dataclass(frozen=True)
@@ -38,14 +40,23 @@ def uses_venue_actor(cfg: TradeplaneConfig) -> bool:
     return cfg.venue.kind == "sim" and cfg.deployment.mode is not Mode.SHADOW
 
 
+def without_credentials(cfg: TradeplaneConfig) -> TradeplaneConfig:
+    """What children that never talk to the venue get: no credentials (strategy code included)."""
+    venue = cfg.venue.model_copy(update={"credentials": CredentialsConfig()})
+    return cfg.model_copy(update={"venue": venue})
+
+
 def child_specs(cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> list[ChildSpec]:
+    """Credentials go only to the broker (which holds the venue connection) and the journal
+    (which masks them); every other child gets the config without them."""
     dep = cfg.deployment.name
+    public = without_credentials(cfg)
     state_dir = str(cfg.deployment.resolved_state_dir())
     specs = [
         ChildSpec(
             ROLE_JOURNAL,
             JournalActor,
-            (dep, state_dir, cfg.journal),
+            (dep, state_dir, cfg),  # the whole config: it masks the secrets
             child_options(dep, ROLE_JOURNAL),
         ),
     ]
@@ -69,13 +80,23 @@ def child_specs(cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> 
     specs.append(
         ChildSpec(ROLE_BROKER, BrokerActor, (cfg, run_id), child_options(dep, ROLE_BROKER))
     )
-    specs.append(ChildSpec(ROLE_RISK, RiskActor, (cfg, run_id), child_options(dep, ROLE_RISK)))
+    specs.append(ChildSpec(ROLE_RISK, RiskActor, (public, run_id), child_options(dep, ROLE_RISK)))
+    specs.append(
+        ChildSpec(
+            ROLE_RECONCILER,
+            ReconcilerActor,
+            (public, run_id),
+            child_options(dep, ROLE_RECONCILER),
+        )
+    )
     for s in cfg.strategies:
         role = strategy_role(s.name)
         opts = child_options(dep, role, **({"resources": dict(s.resources)} if s.resources else {}))
-        specs.append(ChildSpec(role, StrategyActor, (cfg, s, sources[s.name], run_id), opts))
+        specs.append(ChildSpec(role, StrategyActor, (public, s, sources[s.name], run_id), opts))
     specs.append(
-        ChildSpec(ROLE_FEED, FeedActor, (cfg, run_id, subscribers), child_options(dep, ROLE_FEED))
+        ChildSpec(
+            ROLE_FEED, FeedActor, (public, run_id, subscribers), child_options(dep, ROLE_FEED)
+        )
     )
     return specs
 

@@ -31,3 +31,25 @@ class Crasher(Flipper):
         seen = ctx.state["n"][bar.symbol]
         if seen % int(self.params.get("crash_every", 5)) == 0:
             raise ValueError(f"planned failure at bar {seen}")
+
+
+class BuyOnce(Strategy):
+    """Buys ``quantity`` of each symbol on its first bar, then only watches. With
+    ``limit_fraction`` the buy is a limit order that far below the market: it rests."""
+
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
+        bought = ctx.state.setdefault("bought", [])
+        if bar.symbol not in bought:
+            bought.append(bar.symbol)
+            fraction = self.params.get("limit_fraction")
+            limit = None if fraction is None else round(bar.close * float(fraction), 2)
+            ctx.submit(
+                bar.symbol, float(self.params.get("quantity", 100)), "buy", limit_price=limit
+            )
+
+
+class Accumulator(Strategy):
+    """Buys on every bar: each order increases the position (what a kill switch must stop)."""
+
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
+        ctx.submit(bar.symbol, float(self.params.get("quantity", 1)), "buy")

@@ -91,9 +91,126 @@ def test_every_field_has_a_docstring() -> None:
         models.DeploymentConfig,
         models.SimVenueConfig,
         models.RiskConfig,
+        models.SessionConfig,
         models.JournalConfig,
         models.SupervisorConfig,
         models.StrategyConfig,
     ):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no docstring"
+
+
+# -- risk and session ------------------------------------------------------------------------
+
+RISK_FLOATS = (
+    "max_order_value",
+    "max_order_quantity",
+    "max_position_value",
+    "max_position_quantity",
+    "max_gross_exposure",
+    "max_daily_loss",
+    "max_drawdown_pct",
+    "max_price_deviation_pct",
+    "max_data_staleness_s",
+    "duplicate_order_window_s",
+    "venue_rejection_window_s",
+    "starting_equity",
+)
+RISK_INTS = (
+    "max_positions",
+    "max_orders_per_second",
+    "max_orders_per_minute",
+    "max_venue_rejections",
+)
+
+
+@pytest.mark.parametrize("name", RISK_FLOATS + RISK_INTS)
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), -1, 0])
+def test_risk_limit_nan_inf_negative_or_zero_then_error_names_the_field(
+    name: str, value: float
+) -> None:
+    with pytest.raises(ConfigError, match=rf"risk\.{name}"):
+        parse_config(minimal(risk={name: value}))
+
+
+def test_drawdown_over_100_pct_then_error_names_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"risk\.max_drawdown_pct"):
+        parse_config(minimal(risk={"max_drawdown_pct": 100.5}))
+    assert parse_config(minimal(risk={"max_drawdown_pct": 100})).risk.max_drawdown_pct == 100
+
+
+def test_fractional_order_rate_then_error_names_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"risk\.max_orders_per_second"):
+        parse_config(minimal(risk={"max_orders_per_second": 1.5}))
+
+
+@pytest.mark.parametrize(
+    ("risk", "match"),
+    [
+        ({"allowed_symbols": []}, "allowed_symbols"),
+        ({"allowed_symbols": ["AAA", "AAA"]}, r"risk\.allowed_symbols"),
+        ({"blocked_symbols": [""]}, r"risk\.blocked_symbols"),
+        ({"allowed_symbols": ["AAA"], "blocked_symbols": ["AAA"]}, "blocked_symbols"),
+        ({"kill_switch_flatten": "maybe"}, r"risk\.kill_switch_flatten"),
+    ],
+)
+def test_bad_symbol_lists_or_flags_then_error(risk: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse_config(minimal(risk=risk))
+
+
+def test_risk_defaults_are_all_limits_off_and_a_reducing_kill_switch() -> None:
+    from tradeplane.config.models import RiskConfig
+
+    r = RiskConfig()
+    assert r.kill_switch_cancel_orders and not r.kill_switch_flatten
+    assert r.kill_switch_allow_reducing and r.venue_rejection_window_s == 60
+    assert set(r.disabled_limits()) == set(RiskConfig.LIMIT_FIELDS)
+    assert "max_daily_loss" not in RiskConfig(max_daily_loss=5).disabled_limits()
+    assert "blocked_symbols" not in RiskConfig(blocked_symbols=("X",)).disabled_limits()
+
+
+def test_risk_config_maps_onto_engine_limits_and_policy() -> None:
+    from tradeplane.core.risk import KillSwitchPolicy, RiskLimits, TradingState
+
+    cfg = parse_config(
+        minimal(
+            risk={
+                "max_daily_loss": 500,
+                "max_orders_per_second": 3,
+                "allowed_symbols": ["AAA"],
+                "kill_switch_allow_reducing": False,
+                "max_venue_rejections": 4,
+            }
+        )
+    )
+    limits = RiskLimits.from_config(cfg.risk)
+    assert limits.max_daily_loss == 500 and limits.max_orders_per_second == 3
+    assert limits.allowed_symbols == ("AAA",)
+    policy = KillSwitchPolicy.from_config(cfg.risk)
+    assert policy.tripped_state is TradingState.HALTED and policy.max_venue_rejections == 4
+
+
+def test_starting_equity_defaults_to_the_strategies_capital() -> None:
+    cfg = parse_config(minimal())
+    assert cfg.risk.resolved_starting_equity(s.capital for s in cfg.strategies) == 100_000
+    cfg = parse_config(minimal(risk={"starting_equity": 5000}))
+    assert cfg.risk.resolved_starting_equity([1.0]) == 5000
+
+
+def test_every_risk_and_session_field_docstring_states_its_default() -> None:
+    from tradeplane.config.models import RiskConfig, SessionConfig
+
+    for model in (RiskConfig, SessionConfig):
+        for name, field in model.model_fields.items():
+            assert "Default" in (field.description or ""), f"{model.__name__}.{name}"
+
+
+def test_session_calendar_defaults_to_24_7_and_accepts_an_exchange_code() -> None:
+    assert parse_config(minimal()).session.calendar == "24/7"
+    assert parse_config(minimal(session={"calendar": "XNYS"})).session.calendar == "XNYS"
+
+
+def test_unknown_session_calendar_then_error_names_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"session\.calendar.*unknown calendar 'NYSEX'"):
+        parse_config(minimal(session={"calendar": "NYSEX"}))

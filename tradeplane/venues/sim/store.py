@@ -20,6 +20,7 @@ from tradeplane.core.errors import OperationalError
 from tradeplane.core.model import OrderType, Side
 from tradeplane.journal.files import fsync_dir
 from tradeplane.venues.sim.matching import (
+    WORKING_STATUSES,
     EngineChanges,
     EngineState,
     VenueEvent,
@@ -356,6 +357,40 @@ class SimVenueStore:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def check_file(path: Path) -> None:
+    """The checks ``SimVenueStore.open`` makes before SQLite touches a file (header, size), for
+    readers that open the database themselves. Reads the first page only; never writes."""
+    _check_header(path)
+
+
+def read_working_state(
+    conn: sqlite3.Connection, path: Path
+) -> tuple[dict[str, VenuePosition], list[VenueOrderState]]:
+    """Positions and working orders through a connection the caller opened read-only (or to a
+    private copy), after the same format checks ``open`` makes. ``path`` names the file in
+    messages. Reads only what a snapshot needs, not the whole fill history ``load`` builds."""
+    conn.row_factory = sqlite3.Row
+    store = SimVenueStore(path, conn)
+    store._check_format()
+    working = sorted(WORKING_STATUSES)
+    try:
+        positions = {
+            r["symbol"]: VenuePosition(r["symbol"], r["quantity"], r["avg_price"])
+            for r in conn.execute("SELECT symbol, quantity, avg_price FROM positions")
+        }
+        orders = [
+            _order_from_row(r)
+            for r in conn.execute(
+                f"SELECT {_ORDER_COLUMNS} FROM orders "
+                f"WHERE status IN ({', '.join('?' * len(working))}) ORDER BY rowid",
+                working,
+            )
+        ]
+    except (sqlite3.Error, KeyError, ValueError) as exc:
+        raise store._fail(f"could not be read ({type(exc).__name__}: {exc})") from exc
+    return positions, orders
 
 
 def _connect(path: Path) -> sqlite3.Connection:

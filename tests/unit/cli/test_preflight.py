@@ -1,0 +1,85 @@
+"""preflight on a real state dir (journal + sim venue files), no Ray: read-only verdicts."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tradeplane.cli.operator import set_kill_switch_offline
+from tradeplane.cli.preflight import run_preflight
+from tradeplane.config.loading import parse_config
+from tradeplane.config.models import TradeplaneConfig
+from tradeplane.journal.store import JournalStore
+
+STRATEGY = Path(__file__).resolve().parents[3] / "examples" / "sma_cross.py"
+SATURDAY_NOON_UTC = datetime(2026, 11, 21, 12, 0, tzinfo=UTC).timestamp()
+TUESDAY_16_UTC = datetime(2026, 11, 24, 16, 0, tzinfo=UTC).timestamp()  # 11:00 New York
+
+
+def config(state_dir: Path, **sections: dict[str, Any]) -> TradeplaneConfig:
+    raw: dict[str, Any] = {
+        "deployment": {"name": "pf", "state_dir": str(state_dir)},
+        "strategies": [{"name": "s", "path": str(STRATEGY), "class_name": "SmaCross"}],
+    }
+    raw.update(sections)
+    return parse_config(raw)
+
+
+def statuses(result: Any) -> dict[str, str]:
+    return {c.name: c.status for c in result.checks}
+
+
+def test_fresh_deployment_then_ready_and_nothing_written(tmp_path: Path) -> None:
+    result = run_preflight(config(tmp_path / "state"), "sim")
+    assert result.ready, result.reasons
+    assert not (tmp_path / "state").exists()
+
+
+def test_venue_other_than_configured_then_not_ready(tmp_path: Path) -> None:
+    result = run_preflight(config(tmp_path / "state"), "okx")
+    assert not result.ready and "not 'okx'" in result.reasons[0]
+
+
+def test_kill_switch_active_then_not_ready_with_the_reason(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    JournalStore.open(state, "pf").close()
+    set_kill_switch_offline(state, "pf", active=True, reason="desk halt")
+    result = run_preflight(config(state), "sim")
+    assert not result.ready
+    assert any("kill switch" in r and "desk halt" in r for r in result.reasons)
+    set_kill_switch_offline(state, "pf", active=False, reason="resume")
+    assert run_preflight(config(state), "sim").ready
+
+
+def test_require_market_open_on_a_closed_exchange_then_not_ready(tmp_path: Path) -> None:
+    cfg = config(tmp_path / "state", session={"calendar": "XNYS"})
+    closed = run_preflight(cfg, "sim", require_market_open=True, now=SATURDAY_NOON_UTC)
+    assert not closed.ready and statuses(closed)["session"] == "fail"
+    assert run_preflight(cfg, "sim", now=SATURDAY_NOON_UTC).ready  # closed is fine unless asked
+    assert run_preflight(cfg, "sim", require_market_open=True, now=TUESDAY_16_UTC).ready
+
+
+def test_warning_when_strict_then_not_ready(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    JournalStore.open(state, "pf").close()
+    os.chmod(state / "journal.db", 0o644)
+    lenient = run_preflight(config(state), "sim")
+    assert lenient.ready and statuses(lenient)["state dir"] == "warn"
+    assert not run_preflight(config(state), "sim", strict=True).ready
+
+
+def test_broken_hash_chain_then_not_ready_naming_the_line(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    set_up = JournalStore.open(state, "pf")
+    set_up.close()
+    set_kill_switch_offline(state, "pf", active=False, reason="a line")
+    set_kill_switch_offline(state, "pf", active=False, reason="another line")
+    jsonl = state / "journal.jsonl"
+    lines = jsonl.read_text().splitlines(keepends=True)
+    lines[0] = lines[0].replace("a line", "A LINE")
+    jsonl.write_text("".join(lines))
+    result = run_preflight(config(state), "sim")
+    assert not result.ready
+    assert any("line 1" in r for r in result.reasons), result.reasons

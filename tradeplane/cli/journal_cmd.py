@@ -1,0 +1,432 @@
+"""``tradeplane journal verify|tail|export``: a deployment's journal, read-only.
+
+Every command opens the SQLite record read-only and reads ``journal.jsonl`` without locks, so it
+works the same on a stopped deployment and beside a running one, and never blocks its writer.
+The journal is found by deployment NAME (``.tradeplane/NAME``), ``--config FILE`` (the config's
+state dir) or ``--state-dir DIR``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Annotated, Any, NoReturn
+
+import typer
+from rich.markup import escape
+
+from tradeplane.cli.output import console, err, protect, stdout
+from tradeplane.config.loading import ConfigError, load_config
+from tradeplane.core.errors import OperationalError
+from tradeplane.core.redact import REDACTOR
+from tradeplane.journal.reader import JournalReader, verify_journal
+from tradeplane.journal.records import VerifyResult
+
+journal_app = typer.Typer(
+    help="Verify, tail and export a deployment's journal (read-only; safe while it runs).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+NameArg = Annotated[
+    str | None,
+    typer.Argument(help="Deployment name: its journal is in .tradeplane/NAME by default."),
+]
+StateDirOpt = Annotated[
+    Path | None, typer.Option("--state-dir", help="The deployment's state dir (holds journal.db).")
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="Deployment config (TOML): use its state dir."),
+]
+KindOpt = Annotated[
+    list[str] | None,
+    typer.Option("--kind", "-k", help="Only events of this kind (repeat for several)."),
+]
+
+# Waiting out a writer caught mid-append: it commits to journal.db first and appends to
+# journal.jsonl right after, so a line seen short (or missing) now is normally there at once.
+_SETTLE_ATTEMPTS = 50
+_SETTLE_DELAY_S = 0.05
+_SETTLE_STABLE = 2  # checks without growth before a short file is taken as it is
+_PAGE = 5000
+_sleep = time.sleep  # the follow loop's wait (tests replace it)
+
+
+class ExportFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+CSV_COLUMNS = (
+    "seq",
+    "ts",
+    "kind",
+    "deployment",
+    "strategy",
+    "symbol",
+    "intent_id",
+    "client_order_id",
+    "event_id",
+    "traceparent",
+    "data",
+)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def resolve_state_dir(
+    name: str | None, state_dir: Path | None, config: Path | None
+) -> tuple[Path, str | None]:
+    """The journal's state dir and the deployment it must belong to (None: any).
+
+    ``--state-dir`` wins (over the config's state dir, as everywhere); NAME alone means
+    ``.tradeplane/NAME``; NAME beside ``--state-dir`` or ``--config`` is checked against it.
+    """
+    if config is not None:
+        try:
+            cfg = load_config(config, state_dir=state_dir)
+        except ConfigError as exc:
+            _fail(str(exc))
+        protect(cfg)
+        if name is not None and name != cfg.deployment.name:
+            _fail(f"{config} is deployment {cfg.deployment.name!r}, not {name!r}")
+        return cfg.deployment.resolved_state_dir(), cfg.deployment.name
+    if state_dir is not None:
+        return state_dir, name
+    if name is not None:
+        return Path(".tradeplane") / name, name
+    _fail("which deployment? give its NAME, --state-dir DIR or --config FILE")
+
+
+def _open(state_dir: Path, deployment: str | None) -> JournalReader:
+    try:
+        return JournalReader.open(state_dir, deployment=deployment)
+    except OperationalError as exc:
+        _fail(str(exc), 1)
+
+
+# --- verify ---------------------------------------------------------------------------------
+
+
+def _agreement(reader: JournalReader, result: VerifyResult, db_seq_before: int) -> str | None:
+    """Why the verified JSONL disagrees with the record, or None.
+
+    ``db_seq_before`` was read before the file was: lines committed since may not be in the
+    file yet, but every line the record had then must be, and each line in the file must be the
+    record's line of that seq.
+    """
+    db_seq = reader.last_seq
+    if result.last_seq > db_seq:
+        return (
+            f"journal.jsonl line {result.last_seq}: seq {result.last_seq} is not in journal.db, "
+            f"which ends at seq {db_seq}"
+        )
+    if result.last_seq < db_seq_before:
+        return (
+            f"journal.jsonl line {result.last_seq + 1}: missing; journal.db has seq "
+            f"{result.last_seq + 1}..{db_seq} (an append lost after a crash? the next start "
+            "re-appends it from journal.db)"
+        )
+    if result.last_seq == 0:
+        return None
+    row = reader.events(since_seq=result.last_seq - 1, limit=1)
+    if not row or row[0].get("hash") != result.last_hash:
+        return (
+            f"journal.jsonl line {result.last_seq}: hash differs from journal.db's seq "
+            f"{result.last_seq}: the file is not this record's journal"
+        )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    result: VerifyResult
+    problem: str | None  # how the file disagrees with journal.db, if it does
+    db_seq: int  # journal.db's last seq when the (last) check began
+    elapsed_s: float  # of the last check
+
+
+def _verify_settled(
+    reader: JournalReader, path: Path, *, deep: bool, workers: int | None
+) -> _Checked:
+    """Verify; when the file ends short (a torn last line, or behind journal.db) and is still
+    growing, a writer was caught mid-append: check again once it has moved on."""
+    size, still = -1, 0
+    for _ in range(_SETTLE_ATTEMPTS):
+        db_seq = reader.last_seq
+        t0 = time.perf_counter()
+        result = verify_journal(path, deep=deep, workers=workers)
+        elapsed = time.perf_counter() - t0
+        torn = not result.ok and (result.reason or "").startswith("incomplete last line")
+        behind = result.ok and result.last_seq < db_seq
+        if not (torn or behind):
+            break
+        new_size = path.stat().st_size
+        still = still + 1 if new_size == size else 0
+        if still >= _SETTLE_STABLE:
+            break  # not growing: no writer is finishing it
+        size = new_size
+        time.sleep(_SETTLE_DELAY_S)
+    problem = _agreement(reader, result, db_seq) if result.ok else None
+    return _Checked(result, problem, db_seq, elapsed)
+
+
+@journal_app.command()
+def verify(
+    name: NameArg = None,
+    state_dir: StateDirOpt = None,
+    config: ConfigOpt = None,
+    deep: Annotated[
+        bool, typer.Option("--deep", help="Also parse every line and check its JSON form.")
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Processes for a big file; default by size."),
+    ] = None,
+) -> None:
+    """Check journal.jsonl's lines and hash chain against journal.db; exit 1 at a bad line."""
+    directory, deployment = resolve_state_dir(name, state_dir, config)
+    with _open(directory, deployment) as reader:
+        path = reader.jsonl_path
+        try:
+            checked = _verify_settled(reader, path, deep=deep, workers=workers)
+        except OperationalError as exc:
+            _fail(str(exc), 1)
+    result, problem, db_seq, elapsed = (
+        checked.result,
+        checked.problem,
+        checked.db_seq,
+        checked.elapsed_s,
+    )
+    rate = result.lines / elapsed if elapsed > 0 else float("inf")
+    console.print(
+        f"{escape(str(path))}: {result.lines:,} lines checked in {elapsed:.2f}s "
+        f"({rate:,.0f} lines/s){' (deep)' if deep else ''}",
+        soft_wrap=True,
+        highlight=False,
+    )
+    if not result.ok:
+        console.print(
+            f"[bold red]FAILED[/] journal.jsonl line {result.first_bad_line}: "
+            f"{escape(result.reason or '?')}",
+            soft_wrap=True,
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    if problem is not None:
+        console.print(f"[bold red]FAILED[/] {escape(problem)}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1)
+    console.print(
+        f"[bold green]OK[/] hash chain intact to seq {result.last_seq}; agrees with journal.db "
+        f"(seq {db_seq} when the check began)",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+# --- tail -----------------------------------------------------------------------------------
+
+
+def _last_events(
+    reader: JournalReader, n: int, kinds: list[str] | None, last: int
+) -> list[dict[str, Any]]:
+    """The last ``n`` events (of ``kinds``) up to seq ``last``, oldest first."""
+    if n <= 0:
+        return []
+    if not kinds:  # seqs are gap-free from 1
+        return reader.events(since_seq=max(0, last - n), limit=min(n, last))
+    window = max(4 * n, 256)  # look back in growing windows instead of reading every event
+    while True:
+        since = max(0, last - window)
+        found = [e for e in reader.events(kinds, since_seq=since) if e["seq"] <= last]
+        if len(found) >= n or since == 0:
+            return found[-n:]
+        window *= 4
+
+
+def _symbol(data: dict[str, Any]) -> str | None:
+    symbol = data.get("symbol")
+    if symbol is None and isinstance(data.get("fill"), dict):
+        symbol = data["fill"].get("symbol")
+    return symbol if isinstance(symbol, str) else None
+
+
+_SHOWN = ("symbol", "strategy", "client_order_id", "intent_id", "traceparent")
+
+
+def _short(data: Any, width: int = 80) -> str:
+    if isinstance(data, dict):  # scalars first: the nested detail is what gets cut
+        items = [(k, v) for k, v in data.items() if k not in _SHOWN]
+        data = dict(sorted(items, key=lambda kv: isinstance(kv[1], dict | list)))
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_event(event: dict[str, Any]) -> str:
+    """One journal event as a line: seq, time, kind, strategy, symbol, client order id, data."""
+    raw = event.get("data")
+    data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    ts = str(event.get("ts") or "-")
+    if len(ts) == 27 and ts.endswith("Z"):  # microseconds -> milliseconds
+        ts = ts[:23] + "Z"
+    cells = [
+        f"{event.get('seq', '-'):>8}",
+        ts,
+        f"{event.get('kind', '-'):<22}",
+        f"{event.get('strategy') or '-':<12}",
+        f"{_symbol(data) or '-':<10}",
+        f"{event.get('client_order_id') or '-':<18}",
+        _short(event.get("data")),
+    ]
+    return " ".join(cells)
+
+
+def _emit(events: list[dict[str, Any]], as_json: bool) -> None:
+    for event in events:
+        if as_json:
+            stdout.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
+        else:
+            console.print(format_event(event), markup=False, highlight=False, soft_wrap=True)
+    stdout.flush()  # promptly, also into a pipe (`tail --follow | grep`)
+
+
+@journal_app.command()
+def tail(
+    name: NameArg = None,
+    state_dir: StateDirOpt = None,
+    config: ConfigOpt = None,
+    n: Annotated[int, typer.Option("-n", "--lines", min=0, help="How many events.")] = 20,
+    kinds: KindOpt = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events until Ctrl-C.")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.05, help="Seconds between polls with --follow.")
+    ] = 0.5,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON journal line each.")] = False,
+) -> None:
+    """Show the last N events: seq, time, kind, strategy, symbol, client order id, data."""
+    directory, deployment = resolve_state_dir(name, state_dir, config)
+    with _open(directory, deployment) as reader:
+        seen = reader.last_seq
+        _emit(_last_events(reader, n, kinds, seen), as_json)
+        if not follow:
+            return
+        try:
+            while True:
+                _sleep(interval)
+                while batch := reader.events(kinds or None, since_seq=seen, limit=_PAGE):
+                    _emit(batch, as_json)
+                    seen = batch[-1]["seq"]
+        except KeyboardInterrupt:
+            return
+
+
+# --- export ---------------------------------------------------------------------------------
+
+
+def _pages(
+    reader: JournalReader, kinds: list[str] | None, since_seq: int, until_seq: int
+) -> Iterator[list[dict[str, Any]]]:
+    cursor = since_seq
+    while cursor < until_seq:
+        page = [
+            e for e in reader.events(kinds, since_seq=cursor, limit=_PAGE) if e["seq"] <= until_seq
+        ]
+        if not page:
+            return
+        yield page
+        cursor = page[-1]["seq"]
+
+
+def _csv_row(event: dict[str, Any]) -> list[Any]:
+    raw = event.get("data")
+    data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    row = {k: event.get(k) for k in CSV_COLUMNS}
+    row["symbol"] = _symbol(data)
+    row["data"] = json.dumps(event.get("data"), sort_keys=True, ensure_ascii=False, default=str)
+    return ["" if row[k] is None else row[k] for k in CSV_COLUMNS]
+
+
+@contextlib.contextmanager
+def atomic_private_file(path: Path) -> Iterator[IO[str]]:
+    """A text file that appears at ``path`` complete or not at all, mode 0600: written to a
+    private temp file beside it, fsynced, then renamed over ``path``."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@journal_app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (replaced atomically).")],
+    name: NameArg = None,
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="jsonl or csv.")] = (
+        ExportFormat.JSONL
+    ),
+    kinds: KindOpt = None,
+    since_seq: Annotated[
+        int, typer.Option("--since-seq", min=0, help="Only events after this seq.")
+    ] = 0,
+    state_dir: StateDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write events to a file (0600, replaced atomically) as journal JSON lines or CSV."""
+    if out.is_dir():
+        _fail(f"--out {out} is a directory")
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        _fail(f"--out {out}: no directory {out.parent}")
+    directory, deployment = resolve_state_dir(name, state_dir, config)
+    count = 0
+    with _open(directory, deployment) as reader:
+        until = reader.last_seq  # a consistent cut while a writer appends
+        with atomic_private_file(out) as f:
+            writer = csv.writer(f) if fmt is ExportFormat.CSV else None
+            if writer is not None:
+                writer.writerow(CSV_COLUMNS)
+            for page in _pages(reader, kinds or None, since_seq, until):
+                page = REDACTOR.redact_obj(page)
+                if writer is not None:
+                    writer.writerows(_csv_row(e) for e in page)
+                else:
+                    f.writelines(
+                        json.dumps(e, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                        + "\n"
+                        for e in page
+                    )
+                count += len(page)
+    console.print(
+        f"exported {count:,} event{'s' if count != 1 else ''} (seq {since_seq + 1}..{until}) "
+        f"to {escape(str(out))} as {fmt.value}",
+        soft_wrap=True,
+        highlight=False,
+    )

@@ -1,0 +1,66 @@
+"""Operator commands that act on a deployment: kill switch, flatten, cancel-all.
+
+A running deployment is reached through its supervisor on the Ray cluster. The kill switch also
+works on a stopped deployment: it is written straight into the state dir's journal (taking the
+single-writer lock), so the next start comes up with it active.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from tradeplane.actors.records import event_record
+from tradeplane.core.errors import OperationalError
+from tradeplane.journal.files import DB_NAME
+from tradeplane.journal.records import StateWrite
+from tradeplane.journal.store import JournalStore
+
+KILL_SCOPE, KILL_KEY = "risk", "kill_switch"
+
+
+def find_running(name: str, address: str | None) -> Any | None:
+    """The deployment's supervisor handle, or None when no cluster or no such deployment."""
+    from tradeplane.supervisor import deployment
+
+    try:
+        deployment.connect(address or "auto")
+    except Exception:
+        return None
+    return deployment.find_supervisor(name)
+
+
+def call_running(sup: Any, method: str, *args: Any, timeout_s: float = 60.0) -> Any:
+    import ray
+
+    return ray.get(getattr(sup, method).remote(*args), timeout=timeout_s)
+
+
+def set_kill_switch_offline(
+    state_dir: Path, name: str, *, active: bool, reason: str
+) -> dict[str, Any]:
+    """Write the kill switch into a stopped deployment's journal (durable, hash-chained)."""
+    if not (state_dir / DB_NAME).is_file():
+        raise OperationalError(
+            f"no journal at {state_dir / DB_NAME}: is {name!r} the deployment's name "
+            f"(or pass --state-dir)?"
+        )
+    try:
+        store = JournalStore.open(state_dir, name)
+    except OperationalError as exc:
+        raise OperationalError(
+            f"{exc}\nthe deployment seems to be running but is not reachable through Ray: "
+            f"pass --address of its cluster"
+        ) from exc
+    now = time.time()
+    kind = "kill_switch_activated" if active else "kill_switch_cleared"
+    value = {"active": active, "reason": reason, "source": "operator", "ts": now, "offline": True}
+    try:
+        seqs = store.commit(
+            [event_record(name, kind, now, dict(value))],
+            [StateWrite(KILL_SCOPE, KILL_KEY, value, now)],
+        )
+    finally:
+        store.close()
+    return {"kill_switch": value, "journal_seq": seqs[-1] if seqs else None}

@@ -1,0 +1,296 @@
+"""``tradeplane preflight``: is this deployment ready to trade? Read-only, safe while it runs.
+
+Each check is ``ok``, ``warn`` or ``fail``; the deployment is ready when nothing failed (and,
+with ``--strict``, nothing warned). Nothing here writes: the journal is opened read-only, the sim
+venue's database read-only (or, while the deployment runs, its broker is asked), and the
+reconciliation is a preview that journals nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tradeplane.config.models import Mode, TradeplaneConfig
+from tradeplane.core.errors import OperationalError
+from tradeplane.core.reconcile import Holdings, expected_from_journal, reconcile
+from tradeplane.core.session import make_calendar
+from tradeplane.journal.files import DB_NAME, JSONL_NAME
+from tradeplane.journal.reader import JournalReader, verify_journal
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PreflightResult:
+    deployment: str
+    venue: str
+    strict: bool
+    checks: list[Check]
+
+    @property
+    def ready(self) -> bool:
+        bad = (FAIL, WARN) if self.strict else (FAIL,)
+        return not any(c.status in bad for c in self.checks)
+
+    @property
+    def reasons(self) -> list[str]:
+        bad = (FAIL, WARN) if self.strict else (FAIL,)
+        return [f"{c.name}: {c.detail}" for c in self.checks if c.status in bad]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "deployment": self.deployment,
+            "venue": self.venue,
+            "strict": self.strict,
+            "ready": self.ready,
+            "reasons": self.reasons,
+            "checks": [asdict(c) for c in self.checks],
+        }
+
+
+def venue_db_path(cfg: TradeplaneConfig) -> Path:
+    state_dir = Path(cfg.deployment.resolved_state_dir())
+    if cfg.deployment.mode is Mode.SHADOW:
+        return state_dir / "shadow" / "venue.db"
+    return state_dir / "venue" / "sim.db"
+
+
+def run_preflight(
+    cfg: TradeplaneConfig,
+    venue: str,
+    *,
+    strict: bool = False,
+    require_market_open: bool = False,
+    running: Any | None = None,
+    now: float | None = None,
+) -> PreflightResult:
+    """``running`` is the deployment's supervisor handle when it is up (asked, never changed)."""
+    now = time.time() if now is None else now
+    checks: list[Check] = []
+    name = cfg.deployment.name
+    state_dir = Path(cfg.deployment.resolved_state_dir())
+    if venue != cfg.venue.kind:
+        checks.append(
+            Check("venue", FAIL, f"config {name!r} trades on {cfg.venue.kind!r}, not {venue!r}")
+        )
+        return PreflightResult(name, venue, strict, checks)
+    checks.append(_running_check(running))
+    checks.extend(_paths_checks(state_dir))
+    reader = _open_reader(state_dir, checks)
+    try:
+        live = _venue_check(cfg, running, checks)
+        checks.append(_balance_check(cfg, reader))
+        checks.append(_kill_switch_check(reader))
+        checks.append(_reconciliation_check(cfg, reader, live, now))
+        checks.append(_last_reconciliation_check(reader))
+    finally:
+        if reader is not None:
+            reader.close()
+    checks.append(_session_check(cfg, now, require_market_open))
+    disabled = cfg.risk.disabled_limits()
+    checks.append(
+        Check(
+            "risk limits",
+            OK,
+            f"{len(disabled)} disabled: {', '.join(disabled)}" if disabled else "all set",
+            {"disabled": disabled},
+        )
+    )
+    return PreflightResult(name, venue, strict, checks)
+
+
+def _running_check(running: Any | None) -> Check:
+    if running is None:
+        return Check("deployment", OK, "not running")
+    try:
+        import ray
+
+        status = ray.get(running.status.remote(), timeout=10)
+    except Exception as exc:
+        return Check("deployment", FAIL, f"running but not answering: {type(exc).__name__}")
+    detail = f"running: phase {status.get('phase')}, health {status.get('health')}"
+    healthy = status.get("health") in ("ok", "ready", "waiting_for_data", "idle_market_closed")
+    return Check("deployment", OK if healthy else FAIL, detail + f" ({status.get('reason')})")
+
+
+def _paths_checks(state_dir: Path) -> list[Check]:
+    out: list[Check] = []
+    if not state_dir.exists():
+        parent = state_dir.parent
+        while not parent.exists():
+            parent = parent.parent
+        writable = os.access(parent, os.W_OK)
+        return [
+            Check(
+                "state dir",
+                OK if writable else FAIL,
+                f"{state_dir} does not exist yet (created 0700 on first start)"
+                if writable
+                else f"{state_dir} cannot be created: {parent} is not writable",
+            )
+        ]
+    loose = []
+    for path in [state_dir, *sorted(p for p in state_dir.rglob("*") if p.is_file())]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            loose.append(f"{path.relative_to(state_dir.parent)} {oct(mode)}")
+    writable = os.access(state_dir, os.W_OK)
+    detail = f"{state_dir} ({'writable' if writable else 'NOT writable'})"
+    status = OK if writable else FAIL
+    if loose:
+        status = FAIL if status == FAIL else WARN
+        detail += f"; readable by others: {', '.join(loose[:5])}"
+    out.append(Check("state dir", status, detail))
+    return out
+
+
+def _open_reader(state_dir: Path, checks: list[Check]) -> JournalReader | None:
+    db = state_dir / DB_NAME
+    if not db.exists():
+        checks.append(Check("journal", OK, "no journal yet (fresh deployment)"))
+        return None
+    try:
+        reader = JournalReader.open(state_dir)
+    except OperationalError as exc:
+        checks.append(Check("journal", FAIL, str(exc)))
+        return None
+    jsonl = state_dir / JSONL_NAME
+    try:
+        result = verify_journal(jsonl)
+    except OperationalError as exc:
+        checks.append(Check("journal", FAIL, str(exc)))
+        return reader
+    if not result.ok:
+        checks.append(
+            Check("journal", FAIL, f"{jsonl} line {result.first_bad_line}: {result.reason}")
+        )
+        return reader
+    checks.append(
+        Check(
+            "journal",
+            OK,
+            f"{result.lines} lines, hash chain intact; record at seq {reader.last_seq}",
+            {"lines": result.lines, "last_seq": reader.last_seq},
+        )
+    )
+    return reader
+
+
+def _venue_check(
+    cfg: TradeplaneConfig, running: Any | None, checks: list[Check]
+) -> Holdings | None:
+    from tradeplane.venues.sim.snapshot import holdings_from_venue, read_sim_holdings
+
+    if running is not None:
+        try:
+            import ray
+
+            raw = ray.get(running.venue_holdings.remote(), timeout=15)
+            live = holdings_from_venue(raw["positions"], raw["open_orders"])
+        except Exception as exc:
+            checks.append(Check("venue", FAIL, f"running deployment's venue: {exc}"))
+            return None
+        checks.append(Check("venue", OK, _holdings_text("connected (via the broker)", live)))
+        return live
+    path = venue_db_path(cfg)
+    if not path.exists():
+        checks.append(Check("venue", OK, f"sim venue: no state yet at {path} (starts flat)"))
+        return Holdings(positions={}, open_orders=())
+    try:
+        live = read_sim_holdings(path)
+    except OperationalError as exc:
+        checks.append(Check("venue", FAIL, str(exc)))
+        return None
+    checks.append(Check("venue", OK, _holdings_text(f"sim venue at {path}", live)))
+    return live
+
+
+def _holdings_text(prefix: str, live: Holdings) -> str:
+    return f"{prefix}: {len(live.positions)} position(s), {len(live.open_orders)} open order(s)"
+
+
+def _balance_check(cfg: TradeplaneConfig, reader: JournalReader | None) -> Check:
+    base = cfg.risk.resolved_starting_equity([s.capital for s in cfg.strategies])
+    state = reader.get_state("risk", "state") if reader is not None else None
+    detail = f"starting equity {base:,.2f} (sim venue keeps no cash account)"
+    data: dict[str, Any] = {"starting_equity": base}
+    if state:
+        data["risk_state"] = {
+            k: state.get(k) for k in ("risk_day", "day_start_equity", "high_water_mark")
+        }
+        hwm = state.get("high_water_mark")
+        if hwm is not None:
+            detail += f"; high-water mark {float(hwm):,.2f}, risk day {state.get('risk_day')}"
+    return Check("balances", OK, detail, data)
+
+
+def _kill_switch_check(reader: JournalReader | None) -> Check:
+    kill = reader.get_state("risk", "kill_switch") if reader is not None else None
+    if kill and kill.get("active"):
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(kill.get("ts") or 0)))
+        return Check(
+            "kill switch",
+            FAIL,
+            f"ACTIVE since {since} UTC ({kill.get('source')}: {kill.get('reason')}); clear with "
+            f"`tradeplane kill-switch off NAME --reason ...`",
+            dict(kill),
+        )
+    return Check("kill switch", OK, "off")
+
+
+def _reconciliation_check(
+    cfg: TradeplaneConfig, reader: JournalReader | None, live: Holdings | None, now: float
+) -> Check:
+    if live is None:
+        return Check("reconciliation", FAIL, "venue holdings unavailable: cannot compare")
+    if reader is None:
+        expected = Holdings(positions={}, open_orders=())
+    else:
+        expected = expected_from_journal(reader.positions(), reader.orders(open_only=True))
+    report = reconcile(expected, live, checked_at=now, venue=cfg.venue.kind)
+    if report.clean:
+        return Check("reconciliation", OK, "preview clean", report.to_dict())
+    blocks = cfg.supervisor.fail_on_reconciliation_mismatch
+    action = "start would be blocked" if blocks else "start would adopt the venue's holdings"
+    return Check(
+        "reconciliation",
+        FAIL if blocks else WARN,
+        f"preview: {report.summary()} ({action})",
+        report.to_dict(),
+    )
+
+
+def _last_reconciliation_check(reader: JournalReader | None) -> Check:
+    last = reader.get_state("reconciliation", "last") if reader is not None else None
+    if not last:
+        return Check("last reconciliation", OK, "none yet")
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(last.get("checked_at") or 0)))
+    verdict = "clean" if last.get("clean") else f"mismatch, {last.get('action')}"
+    return Check("last reconciliation", OK, f"{when} UTC: {verdict}", dict(last))
+
+
+def _session_check(cfg: TradeplaneConfig, now: float, require_open: bool) -> Check:
+    calendar = make_calendar(cfg.session.calendar)
+    info = calendar.describe(now)
+    is_open = bool(info.get("is_open"))
+    detail = (
+        f"{cfg.session.calendar}: {'open' if is_open else 'closed'}; risk day "
+        f"{info.get('risk_day')}, next boundary {info.get('next_boundary')}"
+    )
+    if not is_open and info.get("next_open"):
+        detail += f", next open {info.get('next_open')}"
+    status = FAIL if (require_open and not is_open) else OK
+    return Check("session", status, detail, info)

@@ -1,0 +1,168 @@
+"""Values of the risk core: reason codes, trading states, limits, kill-switch policy and events.
+
+Import them from ``tradeplane.core.risk``; this module only keeps that one under its size budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from tradeplane.core.statemachine import TransitionTable
+
+if TYPE_CHECKING:
+    from tradeplane.config.models import RiskConfig
+
+Figures = dict[str, float | str | None]
+
+
+class DenyReason(StrEnum):
+    """Standard reason codes of an ``OrderDenied``."""
+
+    RECONCILING = "RECONCILING"
+    SYMBOL_NOT_ALLOWED = "SYMBOL_NOT_ALLOWED"
+    SYMBOL_BLOCKED = "SYMBOL_BLOCKED"
+    DUPLICATE_INTENT = "DUPLICATE_INTENT"
+    TRADING_HALTED = "TRADING_HALTED"
+    REDUCING_ONLY = "REDUCING_ONLY"
+    NO_PRICE = "NO_PRICE"
+    STALE_DATA = "STALE_DATA"
+    PRICE_DEVIATION = "PRICE_DEVIATION"
+    MAX_ORDER_QUANTITY = "MAX_ORDER_QUANTITY"
+    MAX_ORDER_VALUE = "MAX_ORDER_VALUE"
+    MAX_POSITION_QUANTITY = "MAX_POSITION_QUANTITY"
+    MAX_POSITION_VALUE = "MAX_POSITION_VALUE"
+    MAX_GROSS_EXPOSURE = "MAX_GROSS_EXPOSURE"
+    MAX_POSITIONS = "MAX_POSITIONS"
+    MAX_DAILY_LOSS = "MAX_DAILY_LOSS"
+    MAX_DRAWDOWN = "MAX_DRAWDOWN"
+    RATE_LIMIT = "RATE_LIMIT"
+    DUPLICATE_ORDER = "DUPLICATE_ORDER"
+
+
+class TradingState(StrEnum):
+    """ACTIVE trades; REDUCING only lets exposure shrink; HALTED lets only the flatten through."""
+
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"
+
+
+TRADING_STATES: TransitionTable[TradingState] = TransitionTable(
+    "trading_state",
+    {
+        TradingState.ACTIVE: frozenset({TradingState.REDUCING, TradingState.HALTED}),
+        TradingState.REDUCING: frozenset({TradingState.ACTIVE, TradingState.HALTED}),
+        TradingState.HALTED: frozenset({TradingState.ACTIVE, TradingState.REDUCING}),
+    },
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    """Pre-trade limits; ``None`` (or an empty block list) switches a limit off."""
+
+    max_order_value: float | None = None
+    max_order_quantity: float | None = None
+    max_position_value: float | None = None
+    max_position_quantity: float | None = None
+    max_gross_exposure: float | None = None
+    max_positions: int | None = None
+    max_orders_per_second: int | None = None
+    max_orders_per_minute: int | None = None
+    max_daily_loss: float | None = None
+    max_drawdown_pct: float | None = None
+    max_price_deviation_pct: float | None = None
+    max_data_staleness_s: float | None = None
+    duplicate_order_window_s: float | None = None
+    allowed_symbols: tuple[str, ...] | None = None
+    blocked_symbols: tuple[str, ...] = ()
+
+    def disabled(self) -> list[str]:
+        """Names of the limits that are off."""
+        return [f.name for f in fields(self) if getattr(self, f.name) in (None, ())]
+
+    @classmethod
+    def from_config(cls, cfg: RiskConfig) -> RiskLimits:
+        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitchPolicy:
+    """What tripping the kill switch does, and what trips it besides loss limits."""
+
+    cancel_orders: bool = True
+    flatten: bool = False
+    allow_reducing: bool = True
+    max_venue_rejections: int | None = None
+    venue_rejection_window_s: float = 60.0
+
+    @property
+    def tripped_state(self) -> TradingState:
+        return TradingState.REDUCING if self.allow_reducing else TradingState.HALTED
+
+    @classmethod
+    def from_config(cls, cfg: RiskConfig) -> KillSwitchPolicy:
+        return cls(
+            cancel_orders=cfg.kill_switch_cancel_orders,
+            flatten=cfg.kill_switch_flatten,
+            allow_reducing=cfg.kill_switch_allow_reducing,
+            max_venue_rejections=cfg.max_venue_rejections,
+            venue_rejection_window_s=cfg.venue_rejection_window_s,
+        )
+
+
+def _event_dict(kind: str, event: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": kind}
+    for f in fields(event):
+        v = getattr(event, f.name)
+        out[f.name] = str(v) if isinstance(v, StrEnum) else dict(v) if isinstance(v, dict) else v
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitchActivated:
+    """Event: the kill switch tripped (or an operator pulled it)."""
+
+    kind: ClassVar[str] = "kill_switch_activated"
+    reason: str
+    source: str
+    figures: Figures
+    ts: float
+    trading_state: TradingState
+    cancel_orders: bool
+    flatten: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return _event_dict(self.kind, self)
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitchCleared:
+    """Event: the kill switch was cleared; trading is active again."""
+
+    kind: ClassVar[str] = "kill_switch_cleared"
+    reason: str
+    source: str
+    ts: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return _event_dict(self.kind, self)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskDayRolledOver:
+    """Event: a new risk day began; daily counters were reset (the kill switch was not)."""
+
+    kind: ClassVar[str] = "risk_day_rolled_over"
+    previous_day: str
+    day: str
+    figures: Figures
+    ts: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return _event_dict(self.kind, self)
+
+
+RiskEvent = KillSwitchActivated | KillSwitchCleared | RiskDayRolledOver

@@ -1,0 +1,85 @@
+"""The supervisor's status: what ``tradeplane status`` and the live view show of a running
+deployment, assembled from the children's last heartbeats (no calls, so it never blocks)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from tradeplane.actors.common import (
+    ROLE_BROKER,
+    ROLE_FEED,
+    ROLE_JOURNAL,
+    ROLE_RISK,
+    STRATEGY_PREFIX,
+)
+
+if TYPE_CHECKING:
+    from tradeplane.supervisor.actor import Supervisor
+
+
+def build_status(sup: Supervisor) -> dict[str, Any]:
+    now = time.time()
+    children = sup.core.children
+    feed = children[ROLE_FEED].last_heartbeat if ROLE_FEED in children else {}
+    strategies = {
+        role[len(STRATEGY_PREFIX) :]: c.last_heartbeat
+        for role, c in children.items()
+        if role.startswith(STRATEGY_PREFIX)
+    }
+    broker = children[ROLE_BROKER].last_heartbeat if ROLE_BROKER in children else {}
+    journal = children[ROLE_JOURNAL].last_heartbeat if ROLE_JOURNAL in children else {}
+    return {
+        "deployment": sup.deployment,
+        "run_id": sup.run_id,
+        "mode": sup.cfg.deployment.mode.value,
+        "venue": sup.cfg.venue.kind,
+        "state_dir": str(sup.cfg.deployment.resolved_state_dir()),
+        "phase": sup.core.phase.value,
+        "health": sup.reading.health.value,
+        "reason": sup.core.failure or sup.reading.reason,
+        "last_bar_age_s": sup.reading.last_bar_age_s,
+        "uptime_s": now - sup.started_ts,
+        "children": {
+            role: {
+                "state": c.state.value,
+                "restarts": c.restarts,
+                "heartbeat_age_s": None
+                if c.last_heartbeat_ts is None
+                else now - c.last_heartbeat_ts,
+                "last_error": c.last_error,
+            }
+            for role, c in children.items()
+        },
+        "feed": {
+            k: feed.get(k)
+            for k in ("bars", "rejected_bars", "next_ts", "inflight", "lagging_ticks", "outbox")
+        },
+        "broker": {
+            k: broker.get(k)
+            for k in (
+                "connected",
+                "orders",
+                "open_orders",
+                "submits",
+                "duplicates_blocked",
+                "tick_to_order_ms",
+                "venue_errors",
+                "last_error",
+            )
+        },
+        "risk": {
+            k: children[ROLE_RISK].last_heartbeat.get(k)
+            for k in ("approved", "denied", "recent_denials", "risk", "kill_switch_actions")
+        },
+        "reconciliation": sup.reconciliation,
+        "journal": {
+            k: journal.get(k) for k in ("last_seq", "paths", "last_commit_ms", "max_commit_ms")
+        },
+        "strategies": strategies,
+        "restarts": list(sup.restart_log),
+        "health_history": [
+            {"from": h.previous.value, "to": h.current.value, "reason": h.reason, "ts": h.ts}
+            for h in sup.core.health.history[-10:]
+        ],
+    }
