@@ -209,3 +209,99 @@ def test_corrupted_journal_then_start_refused_naming_the_file(tmp_path: Path) ->
     db.write_bytes(bytes(raw))
     with pytest.raises(Exception, match=r"journal\.db"):
         deployment.deploy(cfg)
+
+
+def crash_left_order_submitting(state: Path, name: str) -> str:
+    """What a broker killed between journaling ``order_submitting`` and calling the venue
+    leaves behind: an order the journal has and the venue never saw."""
+    from tradeplane.actors.records import order_record
+    from tradeplane.core import ids
+    from tradeplane.core.clock import SystemClock
+    from tradeplane.core.execution import ExecutionCore
+    from tradeplane.core.model import Intent, SubmitOrder
+    from tradeplane.journal.store import JournalStore
+
+    iid = ids.intent_id(name, "flip", "crash-test", 0)
+    intent = Intent(
+        iid,
+        ids.client_order_id(iid),
+        name,
+        "flip",
+        "AAA",
+        Side.BUY,
+        3.0,
+        OrderType.MARKET,
+        None,
+        0.0,
+        "crash-test",
+    )
+    event = ExecutionCore(SystemClock()).begin_submit(SubmitOrder(intent, 0.0, 100.0))
+    assert event is not None
+    with JournalStore.open(state, name) as store:
+        store.commit([order_record(name, event)], [])
+    return intent.client_order_id
+
+
+def test_order_left_submitting_by_a_crash_then_resolved_by_asking_the_venue_at_start(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    cfg = make_config(state)
+    with running(cfg):
+        wait_for_kind(state, "order_filled", 1)
+    coid = crash_left_order_submitting(state, cfg.deployment.name)
+    with running(cfg) as run:
+        eventually(lambda: live_status(run.name).get("health") == "ok")
+    report = events(state, "reconciliation")[-1]["data"]
+    (resolved,) = report["unknown_outcomes_resolved"]
+    assert resolved["client_order_id"] == coid
+    assert resolved["outcome"] == "rejected NOT_RECEIVED_BY_VENUE"
+    assert report["clean"] is True  # settled by asking, so nothing is left to differ
+    with JournalReader.open(state) as j:
+        (order,) = [o for o in j.orders() if o["client_order_id"] == coid]
+    assert order["status"] == "rejected" and order["reason"] == "NOT_RECEIVED_BY_VENUE"
+
+
+def venue_positions(state: Path) -> dict[str, float]:
+    from tradeplane.venues.sim.snapshot import read_sim_holdings
+
+    return {s: q for s, q in read_sim_holdings(state / "venue" / "sim.db").positions.items() if q}
+
+
+def test_flatten_and_cancel_all_then_venue_flat_with_no_open_orders(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    cfg = make_config(
+        state,
+        strategies=[
+            strategy("once", "BuyOnce", ["AAA"], quantity=10),
+            strategy("rest", "BuyOnce", ["BBB"], quantity=5, limit_fraction=0.5),
+        ],
+    )
+    with running(cfg) as run:
+        wait_for_kind(state, "order_filled", 1)
+        wait_for_kind(state, "order_accepted", 2)
+        result = cli.invoke(app, ["cancel-all", run.name, "--reason", "test"])
+        assert result.exit_code == 0 and "1 cancel(s) sent" in result.output, result.output
+        wait_for_kind(state, "order_cancelled", 1)
+        result = cli.invoke(app, ["flatten", run.name, "--reason", "end of test"])
+        assert result.exit_code == 0 and "1 flatten order(s)" in result.output, result.output
+        wait_for_kind(state, "order_filled", 2)
+    assert venue_positions(state) == {}
+    with JournalReader.open(state) as j:
+        assert j.orders(open_only=True) == []
+        assert all(abs(p["quantity"]) < 1e-9 for p in j.positions().values())
+
+
+def test_kill_switch_configured_to_flatten_then_positions_closed(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    cfg = make_config(
+        state,
+        strategies=[strategy("once", "BuyOnce", ["AAA", "BBB"], quantity=10)],
+        risk={"kill_switch_flatten": True},
+    )
+    with running(cfg) as run:
+        wait_for_kind(state, "order_filled", 2)
+        cli.invoke(app, ["kill-switch", "on", run.name, "--reason", "flatten test"])
+        wait_for_kind(state, "order_filled", 4)
+        eventually(lambda: risk_summary(run.name).get("trading_state") == "reducing")
+    assert venue_positions(state) == {}

@@ -23,6 +23,7 @@ from tradeplane.actors.common import (
     ROLE_JOURNAL,
     ROLE_RECONCILER,
     ROLE_RISK,
+    ROLE_VENUE,
     STRATEGY_PREFIX,
     Outbox,
     Peers,
@@ -417,6 +418,12 @@ class Supervisor:
                 retry_s=10.0,
             )
             await self.adapter.call(ROLE_JOURNAL, "close", timeout_s=15.0)
+        # Release the venue's files before the processes go: Ray's kill returns before the
+        # process has exited, and an operator reading the venue right after must find it free.
+        for role in (ROLE_BROKER, ROLE_VENUE):
+            if role in self.specs:
+                with contextlib.suppress(Exception):
+                    await self.adapter.call(role, "close", timeout_s=5.0)
         await self._kill_all()
         return summary
 

@@ -60,7 +60,14 @@ def _use_cluster_token() -> None:
         )
     except ImportError:  # a Ray without token auth
         return
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    # Its "token authentication is enabled" notice is noise on every CLI call: keep it quiet.
+    noisy = logging.getLogger(maybe_enable_token_auth_if_token_available.__module__)
+    level = noisy.level
+    noisy.setLevel(logging.ERROR)
+    try:
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    finally:
+        noisy.setLevel(level)
 
 
 def supervisor_name(deployment: str) -> str:

@@ -69,7 +69,7 @@ def test_a_torn_tail_of_zero_bytes_is_cut(state_dir: Path) -> None:
 def test_jsonl_with_more_lines_than_the_db_is_refused(state_dir: Path, tmp_path: Path) -> None:
     longer = make(tmp_path / "other", 12)
     make(state_dir, 10)
-    found = longer + b'{"torn'
+    found = longer + b'{"client_order_id":null,"da'  # and a torn line
     (state_dir / "journal.jsonl").write_bytes(found)
     with pytest.raises(OperationalError, match=r"journal\.jsonl.*seq 12.*more lines"):
         JournalStore.open(state_dir, DEPLOYMENT)
