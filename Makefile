@@ -41,6 +41,7 @@ test-integration: $(STAMP) ## Run only the integration tests (real Ray on loopba
 bench: $(STAMP) ## Run the benchmarks (several minutes); JSON lines on stdout
 	$(BIN)/python bench/sim.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/journal.py
 
 lint: $(STAMP) ## ruff, ruff format --check and mypy
 	$(BIN)/ruff check tradeplane tests bench examples

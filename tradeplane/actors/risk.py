@@ -112,13 +112,15 @@ class RiskActor(SupervisedActor):
 
     async def ready(self) -> dict[str, Any]:
         if not self._ready.is_set():
-            await self._restore()
+            events = await self._restore()
             spawn(self.tasks, self._persist_loop())
             self._tell_broker_trading_state()
+            if events:  # e.g. the saved risk day ended while we were down
+                await self._act(events)
             self._ready.set()
         return {"summary": self.engine.summary()}
 
-    async def _restore(self) -> None:
+    async def _restore(self) -> list[Any]:
         rows = await query_journal(self.peers, "positions")
         positions: dict[str, float] = {}
         for (_strategy, symbol), p in rows.items():
@@ -129,9 +131,10 @@ class RiskActor(SupervisedActor):
             working[o["client_order_id"]] = (o["symbol"], Side(o["side"]).sign * remaining)
         self.engine.restore(positions, working, cash_flow=cash_flow_from_positions(rows.values()))
         snapshot = await query_journal(self.peers, "get_state", scope=STATE_SCOPE, key=STATE_KEY)
+        events: list[Any] = []
         if snapshot:
             try:
-                self.engine.restore_state(snapshot)
+                events = self.engine.restore_state(snapshot)
             except ValueError as exc:
                 raise OperationalError(
                     f"risk state in {self.cfg.deployment.resolved_state_dir()}/journal.db "
@@ -157,6 +160,7 @@ class RiskActor(SupervisedActor):
         )
         # A restart inside a run that already reconciled trades at once; a new start waits.
         self.engine.set_reconciling(not (last and last.get("run_id") == self.run_id))
+        return events
 
     def _apply_persisted_kill_switch(self, kill: dict[str, Any]) -> None:
         active = bool(kill.get("active"))
@@ -312,6 +316,7 @@ class RiskActor(SupervisedActor):
 
     async def _flatten(self, request_id: str, reason: str) -> int:
         rows = await query_journal(self.peers, "positions")
+        await self._catch_up_with(rows)
         intents = flatten_intents(self.deployment, rows, request_id=request_id, ts=time.time())
         if intents:
             await call_journal(
@@ -321,6 +326,19 @@ class RiskActor(SupervisedActor):
         for intent in intents:
             await self._decide(intent, flatten=True)
         return len(intents)
+
+    async def _catch_up_with(self, rows: dict[Any, dict[str, Any]], wait_s: float = 2.0) -> None:
+        """Fills reach the journal before they reach risk: wait (bounded) until risk's positions
+        match the journal's, so a flatten sized from the journal counts as reducing here too."""
+        net: dict[str, float] = {}
+        for (_strategy, symbol), row in rows.items():
+            net[symbol] = net.get(symbol, 0.0) + float(row["quantity"])
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if all(abs(self.engine.position(s) - q) <= 1e-9 for s, q in net.items()):
+                return
+            await asyncio.sleep(0.02)
+        log.warning("flatten: risk's positions still differ from the journal's; sizing by journal")
 
     async def kill_switch(
         self, active: bool, reason: str, source: str = "operator"

@@ -42,8 +42,10 @@ _TOP_KEYS = frozenset(
         "approvals",
         "duplicates",
         "venue_rejections",
+        "breached_limits",
     }
 )
+LOSS_LIMITS = frozenset({"max_daily_loss", "max_drawdown"})
 _KILL_KEYS = frozenset({"active", "reason", "source", "ts", "figures"})
 _DUP_KEYS = frozenset({"strategy", "symbol", "side", "quantity", "order_type", "limit_price", "ts"})
 
@@ -69,6 +71,9 @@ class RiskSnapshot:
     approvals: tuple[float, ...]
     duplicates: tuple[tuple[DupKey, float], ...]
     venue_rejections: tuple[float, ...]
+    breached: tuple[str, ...] = ()
+    """Loss limits already beyond their limit: remembered so that an operator's clear is not
+    undone by the first mark after a restart (only a new crossing trips again)."""
 
 
 def state_to_dict(s: RiskSnapshot) -> dict[str, Any]:
@@ -103,6 +108,7 @@ def state_to_dict(s: RiskSnapshot) -> dict[str, Any]:
             for k, ts in s.duplicates
         ],
         "venue_rejections": list(s.venue_rejections),
+        "breached_limits": sorted(s.breached),
     }
 
 
@@ -195,6 +201,12 @@ def _duplicates(v: Any) -> tuple[tuple[DupKey, float], ...]:
     return tuple(out)
 
 
+def _breached(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list) or any(x not in LOSS_LIMITS for x in v):
+        raise _fail("breached_limits", f"must be a list drawn from {sorted(LOSS_LIMITS)}")
+    return tuple(sorted(set(v)))
+
+
 def parse_state(data: Any) -> RiskSnapshot:
     """Validate an ``export_state()`` dict strictly; ``ValueError`` names the first bad field."""
     d = _keys(data, "", _TOP_KEYS)
@@ -225,6 +237,7 @@ def parse_state(data: Any) -> RiskSnapshot:
         approvals=_times(d["approvals"], "approvals"),
         duplicates=_duplicates(d["duplicates"]),
         venue_rejections=_times(d["venue_rejections"], "venue_rejections"),
+        breached=_breached(d["breached_limits"]),
     )
 
 
@@ -281,6 +294,7 @@ class PersistentRiskState:
                 approvals=tuple(self._approvals),
                 duplicates=tuple(self._duplicates.items()),
                 venue_rejections=tuple(t for t in self._rejections if t > now - window),
+                breached=tuple(sorted(self._breached)),
             )
         )
 
@@ -304,9 +318,12 @@ class PersistentRiskState:
         self._duplicates = {k: ts for k, ts in snap.duplicates if now - ts < window}
         rej_window = self.policy.venue_rejection_window_s
         self._rejections = deque(t for t in snap.venue_rejections if t > now - rej_window)
-        self._breached.clear()
         self._state_restored = True
         self._start_day(now)
+        # A new day's loss starts from zero; drawdown carries over.
+        self._breached = set(snap.breached) - (
+            set() if snap.risk_day == self._risk_day else {"max_daily_loss"}
+        )
         if snap.risk_day == self._risk_day:
             self._orders_today = snap.orders_today
             self._daily_realized = snap.daily_realized_pnl

@@ -201,3 +201,32 @@ def test_exported_state_is_json_and_keeps_only_the_last_minute_of_approvals() ->
     state = json.loads(json.dumps(e.export_state()))
     assert state["approvals"] == [START + 61] and state["orders_today"] == 2
     assert state["version"] == 1 and state["kill_switch"]["active"] is False
+
+
+def test_cleared_while_beyond_loss_limit_then_restart_does_not_trip_again_until_a_new_cross() -> (
+    None
+):
+    clock = ManualClock(START)
+    e = new_engine(clock)
+    e.mark("AAA", 100.0)
+    e.on_fill(Fill("f1", "c1", "i", "s", "AAA", Side.BUY, 100, 100.0, 0.0, 0.0))
+    tripped = e.mark("AAA", 40.0)  # -6,000 today, beyond max_daily_loss 5,000
+    assert [type(ev).__name__ for ev in tripped] == ["KillSwitchActivated"]
+    e.clear_kill_switch("operator reviewed the loss")
+    saved = json.loads(json.dumps(e.export_state()))
+    assert saved["breached_limits"] == ["max_daily_loss"]
+
+    again = new_engine(clock)
+    again.restore({"AAA": 100.0}, {}, cash_flow=-10_000.0)
+    again.restore_state(saved)
+    assert again.mark("AAA", 39.0) == []  # still beyond, not a new crossing
+    assert again.trading_state is TradingState.ACTIVE
+    assert again.mark("AAA", 60.0) == []  # back within the limit
+    assert [type(ev).__name__ for ev in again.mark("AAA", 40.0)] == ["KillSwitchActivated"]
+
+
+def test_breached_limits_with_unknown_name_then_restore_refused_naming_the_field() -> None:
+    saved = new_engine(ManualClock(START)).export_state()
+    saved["breached_limits"] = ["max_everything"]
+    with pytest.raises(ValueError, match="breached_limits"):
+        new_engine(ManualClock(START)).restore_state(saved)
