@@ -305,3 +305,35 @@ def test_kill_switch_configured_to_flatten_then_positions_closed(tmp_path: Path)
         wait_for_kind(state, "order_filled", 4)
         eventually(lambda: risk_summary(run.name).get("trading_state") == "reducing")
     assert venue_positions(state) == {}
+
+
+def test_risk_actor_killed_then_resumes_with_same_counters_hwm_and_kill_switch(
+    tmp_path: Path,
+) -> None:
+    import ray
+
+    state = tmp_path / "state"
+    cfg = make_config(
+        state,
+        strategies=[strategy("acc", "Accumulator", ["AAA"], quantity=1)],
+        risk={"max_orders_per_minute": 100_000, "max_daily_loss": 1e9},
+    )
+    with running(cfg) as run:
+        wait_for_kind(state, "order_filled", 10)
+        cli.invoke(app, ["kill-switch", "on", run.name, "--reason", "before the crash"])
+        eventually(lambda: risk_summary(run.name).get("trading_state") == "reducing")
+        before = risk_summary(run.name)
+        old_pid = live_status(run.name)["risk"]["process"]["pid"]
+        ray.kill(ray.get_actor(f"{run.name}/risk", namespace="tradeplane"), no_restart=True)
+
+        def new_risk_pid() -> bool:
+            process = (live_status(run.name).get("risk") or {}).get("process") or {}
+            return process.get("pid") not in (None, old_pid)
+
+        eventually(new_risk_pid, what="a new risk actor reporting")
+        after = risk_summary(run.name)
+    assert after["trading_state"] == "reducing"
+    assert after["kill_switch"]["reason"] == "before the crash"
+    assert after["orders_today"] >= before["orders_today"] > 0
+    assert after["high_water_mark"] == pytest.approx(before["high_water_mark"], rel=1e-3)
+    assert after["risk_day"] == before["risk_day"]

@@ -70,7 +70,14 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
         },
         "risk": {
             k: children[ROLE_RISK].last_heartbeat.get(k)
-            for k in ("approved", "denied", "recent_denials", "risk", "kill_switch_actions")
+            for k in (
+                "approved",
+                "denied",
+                "recent_denials",
+                "risk",
+                "kill_switch_actions",
+                "process",
+            )
         },
         "reconciliation": sup.reconciliation,
         "journal": {
