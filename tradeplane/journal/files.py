@@ -3,10 +3,12 @@ checks that a database file is SQLite at all before SQLite is let near it."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from tradeplane.core.errors import OperationalError
@@ -51,7 +53,42 @@ def prepare_state_dir(state_dir: Path) -> Path:
         os.chmod(state_dir, DIR_MODE)  # mkdir's mode is filtered by the umask
     elif not state_dir.is_dir():
         raise OperationalError(f"state dir {state_dir} exists and is not a directory")
+    elif stat.S_IMODE(state_dir.stat().st_mode) != DIR_MODE:
+        os.chmod(state_dir, DIR_MODE)  # as the files in it are tightened to 0600
     return state_dir
+
+
+def temp_path(path: Path) -> Path:
+    """Where ``atomic_write`` builds ``path`` (hidden, beside it, so the rename is atomic)."""
+    return path.with_name(f".{path.name}.tmp")
+
+
+def remove_stale_temp(path: Path) -> None:
+    """Drop what an ``atomic_write`` of ``path`` interrupted by a crash left (never renamed, so
+    never part of the state)."""
+    with contextlib.suppress(FileNotFoundError):
+        temp_path(path).unlink()
+
+
+def atomic_write(path: Path, write: Callable[[int], object], *, fsync: bool = True) -> None:
+    """Create or replace ``path`` whole: ``write(fd)`` fills a 0600 temporary file beside it,
+    which is fsynced, renamed over ``path``, and the directory fsynced. A crash leaves either the
+    old file or the new one, never a part of the new one."""
+    tmp = temp_path(path)
+    remove_stale_temp(path)
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        write(fd)
+        if fsync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        remove_stale_temp(path)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    if fsync:
+        fsync_dir(path.parent)
 
 
 def check_sqlite_header(db_path: Path) -> None:

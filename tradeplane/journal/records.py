@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import Any
 
+import orjson
+
 GENESIS_HASH = "0" * 64
 
 LINE_KEYS = frozenset(
@@ -87,22 +89,76 @@ _ENCODER = json.JSONEncoder(
 
 def canonical_json(obj: Any) -> str:
     """``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-    allow_nan=False)``."""
+    allow_nan=False)``: the reference form; ``dumps_payload`` produces the same text faster."""
     return _ENCODER.encode(obj)
 
 
-def _scalar_json(value: str | None) -> str:
-    return "null" if value is None else encode_basestring(value)  # the C encoder
+# orjson writes the same canonical text as the standard library (sorted keys, no whitespace,
+# the same string escapes, shortest round-trip floats) several times faster. ``_fast_json`` uses
+# it when the payload has none of what they treat differently, and otherwise falls back to
+# ``canonical_json`` for that payload (tests hold the two to the same text):
+#   * NaN and infinities, which orjson writes as ``null`` instead of refusing;
+#   * floats below 1e-4 in magnitude, which it spells differently (``0.00001``, ``1e-7``);
+#   * what the standard library accepts in its own way: non-str keys and ints beyond 64 bits
+#     (orjson refuses them) and subclasses of str, int, float, dict, list and tuple (passed to
+#     ``_refuse``).
+# orjson also accepts Enum members and UUIDs, which the standard library refuses; they are
+# written as their value and string, and read back as the same canonical text.
+_ORJSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+_SMALLEST_PLAIN = 1e-4  # below this (but not 0) the two spell a float differently
+_INF = math.inf
 
 
-# The formatted whole second last used: events cluster in time, and strftime is the slow part.
-# One tuple, replaced whole, so concurrent callers never see a mismatched pair.
+def _refuse(obj: Any) -> Any:
+    raise TypeError(f"type {type(obj).__name__} is left to the standard library")
+
+
+def _plain_floats(container: Any) -> bool:
+    """Every exact float in ``container`` (nested in exact dicts, lists and tuples) is finite
+    and 0 or at least 1e-4 in magnitude. (Subclasses never reach orjson's output.)"""
+    for v in container.values() if type(container) is dict else container:
+        t = type(v)
+        if t is float:
+            if not (v == 0.0 or _SMALLEST_PLAIN <= abs(v) < _INF):  # NaN fails both
+                return False
+        elif (t is dict or t is list or t is tuple) and not _plain_floats(v):
+            return False
+    return True
+
+
+def _fast_json(data: Any) -> str | None:
+    """``canonical_json(data)`` via orjson, or None when only the standard library may say."""
+    if type(data) is float:
+        return None  # a bare float: not worth a special case
+    try:
+        out = orjson.dumps(data, default=_refuse, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError, including a depth or a circular reference
+        return None
+    if (type(data) is dict or type(data) is list or type(data) is tuple) and not _plain_floats(
+        data
+    ):
+        return None
+    return out.decode()
+
+
+# The last timestamp formatted, and the whole second last formatted: events cluster in time
+# (often several share one ts), and strftime is the slow part. Tuples, replaced whole, so
+# concurrent callers never see a mismatched pair.
+_ts_cache: tuple[float, str] = (math.nan, "")
 _second_cache: tuple[int, str] = (-(2**62), "")
 
 
 def iso_utc(ts: float) -> str:
     """Epoch seconds -> ISO-8601 UTC with microseconds and a trailing Z."""
-    global _second_cache
+    global _ts_cache, _second_cache
+    cached_ts, text = _ts_cache
+    if cached_ts == ts:
+        return text
     second, micros = divmod(round(ts * 1_000_000), 1_000_000)
     cached_second, prefix = _second_cache
     if cached_second != second:
@@ -111,7 +167,9 @@ def iso_utc(ts: float) -> str:
         except (OverflowError, OSError, ValueError) as exc:
             raise ValueError(f"timestamp {ts!r} is out of range") from exc
         _second_cache = (second, prefix)
-    return f"{prefix}.{micros:06d}Z"
+    text = f"{prefix}.{micros:06d}Z"
+    _ts_cache = (ts, text)
+    return text
 
 
 def _find_bad_value(value: Any, path: str) -> str | None:
@@ -139,9 +197,14 @@ def _find_bad_value(value: Any, path: str) -> str | None:
 
 def dumps_payload(data: Any, *, kind: str, what: str = "data") -> str:
     """Canonical JSON of a payload, or ValueError naming the offending field and the kind."""
+    fast = _fast_json(data)
+    return _slow_payload(data, kind, what) if fast is None else fast
+
+
+def _slow_payload(data: Any, kind: str, what: str = "data") -> str:
     try:
         return canonical_json(data)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         bad = _find_bad_value(data, what) or str(exc)
         raise ValueError(f"journal {kind!r}: cannot encode {bad}") from exc
 
@@ -155,20 +218,23 @@ def _check_str(kind: str, name: str, value: Any, *, optional: bool) -> None:
 
 
 def validate_record(record: JournalRecord) -> None:
-    # Fast path first: this runs for every record of every batch.
+    # Fast path first: this runs for every record of every batch (no generator: it is cheaper
+    # spelt out).
+    kind, event_id, deployment, ts = record.kind, record.event_id, record.deployment, record.ts
+    s, i, c, t = record.strategy, record.intent_id, record.client_order_id, record.traceparent
     if (
-        type(record.kind) is str
-        and type(record.event_id) is str
-        and type(record.deployment) is str
-        and record.kind
-        and record.event_id
-        and record.deployment
-        and all(
-            v is None or (type(v) is str and v)
-            for v in (record.strategy, record.intent_id, record.client_order_id, record.traceparent)
-        )
-        and type(record.ts) in (float, int)
-        and math.isfinite(record.ts)
+        type(kind) is str
+        and kind
+        and type(event_id) is str
+        and event_id
+        and type(deployment) is str
+        and deployment
+        and (s is None or (type(s) is str and s))
+        and (i is None or (type(i) is str and i))
+        and (c is None or (type(c) is str and c))
+        and (t is None or (type(t) is str and t))
+        and (type(ts) is float or type(ts) is int)
+        and math.isfinite(ts)
         and type(record.data) is dict
     ):
         return
@@ -190,21 +256,31 @@ def encode_line(record: JournalRecord, seq: int, prev_hash: str) -> tuple[str, s
     """The JSONL line (without newline) for ``record`` at ``seq``, and its hash.
 
     Values are serialised once and the sorted object is assembled by hand: identical to
-    ``canonical_json`` of the whole object (a test holds it to that) at half the cost.
+    ``canonical_json`` of the whole object (a test holds it to that) at a fraction of the cost.
     """
     validate_record(record)
     if type(seq) is not int or seq < 1:
         raise ValueError(f"seq must be a positive int, got {seq!r}")
-    d = _scalar_json
+    return encode_valid(record, seq, prev_hash)
+
+
+def encode_valid(r: JournalRecord, seq: int, prev_hash: str) -> tuple[str, str]:
+    """``encode_line`` for a record that passed ``validate_record`` and a seq known to be good
+    (the store's batch loop)."""
+    q = encode_basestring
+    data = _fast_json(r.data)
+    if data is None:
+        data = _slow_payload(r.data, r.kind)
+    coid, intent, strategy, tp = r.client_order_id, r.intent_id, r.strategy, r.traceparent
     head = (
-        f'{{"client_order_id":{d(record.client_order_id)}'
-        f',"data":{dumps_payload(record.data, kind=record.kind)}'
-        f',"deployment":{d(record.deployment)},"event_id":{d(record.event_id)},'
+        f'{{"client_order_id":{"null" if coid is None else q(coid)},"data":{data}'
+        f',"deployment":{q(r.deployment)},"event_id":{q(r.event_id)},'
     )
     tail = (
-        f'"intent_id":{d(record.intent_id)},"kind":{d(record.kind)},"prev":"{prev_hash}"'
-        f',"seq":{seq},"strategy":{d(record.strategy)},"traceparent":{d(record.traceparent)}'
-        f',"ts":"{iso_utc(record.ts)}"}}'
+        f'"intent_id":{"null" if intent is None else q(intent)},"kind":{q(r.kind)}'
+        f',"prev":"{prev_hash}","seq":{seq}'
+        f',"strategy":{"null" if strategy is None else q(strategy)}'
+        f',"traceparent":{"null" if tp is None else q(tp)},"ts":"{iso_utc(r.ts)}"}}'
     )
     digest = hashlib.sha256(f"{prev_hash}\n{head}{tail}".encode()).hexdigest()
     return f'{head}"hash":"{digest}",{tail}', digest
@@ -269,57 +345,49 @@ class LineChecker:
     def feed(self, lines: Iterable[bytes], first_lineno: int) -> bool:
         """Check consecutive newline-terminated lines; False at the first bad one.
 
-        This loop is the verifier's hot path: it works on bytes, compares in place with
-        ``startswith``, and counts lines by seq (each good line is exactly one more) instead of
-        keeping a counter. A line without its newline fails the hash (its body is taken as all
-        but the last byte) and is explained as incomplete.
+        This loop is the verifier's hot path, so a line is held to what an intact one must be
+        in as few operations as possible: the top-level ``"hash":"<64 hex>",`` must be in
+        place, the top-level prev key must read exactly ``"prev":"<previous hash>","seq":<n>,``
+        with n the previous seq + 1, and the hash of the previous hash, a newline and the line
+        without its hash field (and newline) must be the hash field. Lines are counted by seq.
+        Only a line that fails is looked at again, to say why (``_diagnose``). A line without
+        its newline fails the hash (its body is taken as all but the last byte) and is
+        explained as incomplete.
         """
         sha = hashlib.sha256
         deep = self.deep
         start_seq = seq = self.last_seq
         prev = self.last_hash.encode()
-        line = b""
         try:
             for line in lines:
-                i = line.rfind(_HASH_KEY)
-                j = line.find(_PREV_KEY, i)
+                # The top-level prev key is the last one in the line and the top-level hash key
+                # the last one before it (only strings and numbers follow each). Searching back
+                # from prev scans less than from the end. With no prev key, j is -1 and the
+                # check looks at offset 0, where a line has "{".
+                j = line.rfind(_PREV_KEY)
+                i = line.rfind(_HASH_KEY, 0, j)
                 if (
                     i < 0
-                    or j < 0
                     or not line.startswith(b'",', i + 73)
-                    or not line.startswith(_SEQ_KEY, j + 73)
+                    or not line.startswith(b'"prev":"%b","seq":%d,' % (prev, seq + 1), j + 1)
                 ):
-                    return self._fail_line(first_lineno + seq - start_seq, line, _NO_FIELDS)
-                if not line.startswith(prev, j + 9):
-                    return self._fail_line(
-                        first_lineno + seq - start_seq,
-                        line,
-                        f"prev does not link to the previous line's hash (after seq {seq})",
-                    )
-                try:
-                    s = int(line[j + 81 : line.find(b",", j + 81)])
-                except ValueError:
-                    return self._fail_line(first_lineno + seq - start_seq, line, _BAD_SEQ)
-                if s != seq + 1:
-                    return self._fail_line(
-                        first_lineno + seq - start_seq,
-                        line,
-                        f"seq {s} where {seq + 1} was expected",
-                    )
-                h = line[i + 9 : i + 73]
+                    reason = _diagnose(line, prev, seq)
+                    return self._fail_line(first_lineno + seq - start_seq, line, reason)
                 hasher = sha(prev)
                 hasher.update(b"\n")
                 hasher.update(line[: i + 1])
                 hasher.update(line[i + 75 : -1])
-                if hasher.hexdigest().encode() != h:
+                digest = hasher.hexdigest().encode()
+                if not line.startswith(digest, i + 9):
                     return self._fail_line(
-                        first_lineno + seq - start_seq, line, f"hash mismatch at seq {s}"
+                        first_lineno + seq - start_seq, line, f"hash mismatch at seq {seq + 1}"
                     )
                 if deep:
-                    reason = _deep_check(line[:-1], s)
-                    if reason:
-                        return self._fail_line(first_lineno + seq - start_seq, line, reason)
-                seq, prev = s, h
+                    why = _deep_check(line[:-1], seq + 1)
+                    if why:
+                        return self._fail_line(first_lineno + seq - start_seq, line, why)
+                seq += 1
+                prev = digest
             return True
         finally:
             self.lines += seq - start_seq
@@ -342,6 +410,28 @@ class LineChecker:
         if not isinstance(obj, dict) or set(obj) != LINE_KEYS:
             return "not a journal line (wrong keys)"
         return reason
+
+
+def _diagnose(line: bytes, prev: bytes, seq: int) -> str:
+    """Why ``line`` cannot follow seq ``seq`` with hash ``prev`` (it failed the fast check)."""
+    i = line.rfind(_HASH_KEY)
+    j = line.find(_PREV_KEY, i)
+    if (
+        i < 0
+        or j < 0
+        or not line.startswith(b'",', i + 73)
+        or not line.startswith(_SEQ_KEY, j + 73)
+    ):
+        return _NO_FIELDS
+    if not line.startswith(prev, j + 9):
+        return f"prev does not link to the previous line's hash (after seq {seq})"
+    try:
+        s = int(line[j + 81 : line.find(b",", j + 81)])
+    except ValueError:
+        return _BAD_SEQ
+    if s != seq + 1:
+        return f"seq {s} where {seq + 1} was expected"
+    return _BAD_SEQ  # an integer, but not spelt as the writer spells it (e.g. "+2" or "02")
 
 
 def _deep_check(line: bytes, seq: int) -> str | None:

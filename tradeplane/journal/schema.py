@@ -389,3 +389,12 @@ def project(conn: sqlite3.Connection, record: JournalRecord, seq: int) -> None:
     fn = PROJECTIONS.get(record.kind)
     if fn is not None:
         fn(conn, record, seq)
+
+
+def project_all(conn: sqlite3.Connection, records: list[JournalRecord], first_seq: int) -> None:
+    """``project`` each of ``records``, which have consecutive seqs from ``first_seq``."""
+    get = PROJECTIONS.get
+    for seq, record in enumerate(records, first_seq):
+        fn = get(record.kind)
+        if fn is not None:
+            fn(conn, record, seq)

@@ -1,10 +1,12 @@
 """The journal's single writer: SQLite (the record) plus an append-only, hash-chained JSONL.
 
-A batch is one SQLite transaction (events, projections, state, meta); only after it commits are
-its lines appended to ``journal.jsonl`` in one write. A crash between the two leaves the JSONL
-short, and the next ``open`` re-appends the missing lines from ``events.line``; a torn last line
-is cut off first. Sequence number, last hash and the JSONL's size stay in memory, so an append
-never re-reads the file.
+A batch is one SQLite transaction (events, projections, state, meta), committed with
+``synchronous=FULL`` (the WAL is fsynced) when ``fsync`` is on; only after it commits are its
+lines appended to ``journal.jsonl`` in one write, fsynced before ``commit`` returns. A crash
+between the two leaves the JSONL short, and the next ``open`` re-appends the missing lines from
+``events.line``; a torn last line is cut off first (``recovery`` says what else open checks and
+refuses). Sequence number, last hash and the JSONL's size stay in memory, so an append never
+re-reads the file, and a batch costs the same whatever the journal's size.
 """
 
 from __future__ import annotations
@@ -14,20 +16,23 @@ import json
 import logging
 import os
 import sqlite3
-import stat
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from tradeplane.core.errors import OperationalError, TransientError
-from tradeplane.journal import files, schema
+from tradeplane.journal import files, recovery, schema
 from tradeplane.journal.files import write_all
-from tradeplane.journal.records import GENESIS_HASH, JournalRecord, StateWrite, encode_line
+from tradeplane.journal.records import (
+    JournalRecord,
+    StateWrite,
+    encode_valid,
+    validate_record,
+)
 
 log = logging.getLogger(__name__)
-
-_REAPPEND_BATCH = 10_000  # lines per write when re-appending from the database
 
 
 class JournalStore:
@@ -65,26 +70,35 @@ class JournalStore:
     def open(cls, state_dir: Path, deployment: str, *, fsync: bool = True) -> JournalStore:
         if not isinstance(deployment, str) or not deployment:
             raise ValueError("deployment must be a non-empty string")
-        state_dir = files.prepare_state_dir(Path(state_dir))
-        lock_fd = files.acquire_lock(state_dir / files.LOCK_NAME)
+        try:
+            state_dir = files.prepare_state_dir(Path(state_dir))
+            lock_fd = files.acquire_lock(state_dir / files.LOCK_NAME)
+        except OSError as exc:
+            raise OperationalError(f"state dir {state_dir} cannot be opened: {exc}") from exc
         conn: sqlite3.Connection | None = None
         jsonl_fd: int | None = None
         try:
-            conn = _open_db(state_dir, deployment, fsync)
-            last_seq, last_hash = _check_record(conn, state_dir / files.DB_NAME)
-            jsonl_fd, size = _open_and_repair_jsonl(conn, state_dir, last_seq, fsync)
+            conn = recovery.open_db(state_dir, deployment, fsync)
+            last_seq, last_hash = recovery.check_record(conn, state_dir / files.DB_NAME)
+            jsonl_fd, size = recovery.open_jsonl(conn, state_dir, last_seq, fsync)
             for suffix in ("-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     os.chmod(state_dir / (files.DB_NAME + suffix), files.FILE_MODE)
             return cls(
                 state_dir, deployment, fsync, lock_fd, conn, jsonl_fd, last_seq, last_hash, size
             )
-        except BaseException:
+        except BaseException as exc:
             if jsonl_fd is not None:
                 os.close(jsonl_fd)
             if conn is not None:
                 conn.close()
             os.close(lock_fd)  # releases the flock
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise OperationalError(
+                    f"{state_dir / files.DB_NAME} is damaged: {exc}; refusing to start"
+                ) from exc
+            if isinstance(exc, OSError):
+                raise OperationalError(f"state dir {state_dir} cannot be opened: {exc}") from exc
             raise
 
     # --- properties ---------------------------------------------------------------------------
@@ -155,16 +169,18 @@ class JournalStore:
                             (ids,),
                         ).fetchall()
                     )
-                rows = []
-                fresh: list[tuple[JournalRecord, int]] = []
+                rows: list[tuple[Any, ...]] = []
+                fresh: list[JournalRecord] = []
+                first = seq + 1
                 for r in records:
                     s = known.get(r.event_id)
                     if s is None:
+                        validate_record(r)
                         seq += 1
-                        line, last_hash = encode_line(r, seq, last_hash)
+                        line, last_hash = encode_valid(r, seq, last_hash)
                         known[r.event_id] = s = seq
+                        fresh.append(r)
                         new_lines.append(line)
-                        fresh.append((r, seq))
                         rows.append(
                             (
                                 seq,
@@ -181,8 +197,7 @@ class JournalStore:
                     seqs.append(s)
                 if rows:
                     conn.executemany(schema.INSERT_EVENT, rows)
-                    for r, s in fresh:
-                        schema.project(conn, r, s)
+                    schema.project_all(conn, fresh, first)
                     conn.executemany(
                         schema.UPSERT_META, (("last_seq", str(seq)), ("last_hash", last_hash))
                     )
@@ -197,6 +212,10 @@ class JournalStore:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise TransientError(f"journal {self.db_path}: {exc}") from exc
             raise OperationalError(f"journal {self.db_path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:  # e.g. "database disk image is malformed"
+            raise OperationalError(
+                f"journal {self.db_path}: {exc}; the batch was not committed"
+            ) from exc
         return seqs, new_lines, seq, last_hash
 
     def _append_jsonl(self, new_lines: list[str]) -> None:
@@ -206,7 +225,7 @@ class JournalStore:
         try:
             if self._jsonl_dirty or self._jsonl_seq + len(new_lines) != self._last_seq:
                 os.ftruncate(fd, self._jsonl_size)
-                self._jsonl_size += _reappend_from_db(self.conn, fd, self._jsonl_seq)
+                self._jsonl_size += recovery.reappend_from_db(self.conn, fd, self._jsonl_seq)
             else:
                 self._jsonl_size += write_all(fd, ("\n".join(new_lines) + "\n").encode())
             if self.fsync:
@@ -244,173 +263,3 @@ class JournalStore:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-# --- helpers for open -------------------------------------------------------------------------
-
-
-def _connect(db_path: Path, fsync: bool) -> sqlite3.Connection:
-    # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in commit).
-    conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 5000")
-    conn.execute(f"PRAGMA synchronous = {'FULL' if fsync else 'NORMAL'}")
-    # A large page cache keeps the event_id index hot as the journal grows (random-key inserts),
-    # and the WAL is trimmed after checkpoints instead of staying at its high-water mark.
-    conn.execute("PRAGMA cache_size = -65536")
-    conn.execute("PRAGMA journal_size_limit = 67108864")
-    return conn
-
-
-def _open_db(state_dir: Path, deployment: str, fsync: bool) -> sqlite3.Connection:
-    db_path = state_dir / files.DB_NAME
-    jsonl_path = state_dir / files.JSONL_NAME
-    created = not db_path.exists()
-    if created and jsonl_path.exists() and jsonl_path.stat().st_size > 0:
-        raise OperationalError(
-            f"{db_path} is missing but {jsonl_path} has journal lines: the database was lost; "
-            "refusing to start a new journal over it (restore journal.db from a backup)"
-        )
-    if created:
-        # Created 0600 before SQLite sees it: SQLite gives -wal and -shm the database's mode.
-        os.close(files.open_private(db_path, os.O_RDWR | os.O_CREAT | os.O_EXCL))
-    else:
-        files.check_sqlite_header(db_path)
-        if stat.S_IMODE(db_path.stat().st_mode) != files.FILE_MODE:
-            os.chmod(db_path, files.FILE_MODE)
-    conn = _connect(db_path, fsync)
-    try:
-        try:
-            empty = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-        except sqlite3.DatabaseError as exc:
-            raise OperationalError(f"{db_path} cannot be opened as a journal: {exc}") from exc
-        if empty:
-            # Only an empty database (never written, or a crash during creation) is initialised;
-            # a JSONL with content means the record was lost and must not be started over.
-            if jsonl_path.exists() and jsonl_path.stat().st_size > 0:
-                raise OperationalError(
-                    f"{db_path} is empty but {jsonl_path} has journal lines: the database was "
-                    "lost or replaced; refusing to start a new journal over it"
-                )
-            _initialise(conn, deployment)
-            if created:
-                files.fsync_dir(state_dir)
-        else:
-            schema.check_meta(conn, db_path, deployment)
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _initialise(conn: sqlite3.Connection, deployment: str) -> None:
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for statement in schema.DDL.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.executemany(
-            schema.UPSERT_META,
-            (
-                ("format", schema.FORMAT),
-                ("schema_version", str(schema.SCHEMA_VERSION)),
-                ("deployment", deployment),
-                ("last_seq", "0"),
-                ("last_hash", GENESIS_HASH),
-            ),
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _check_record(conn: sqlite3.Connection, db_path: Path) -> tuple[int, str]:
-    """meta's last_seq/last_hash must describe the last event row (written in one transaction)."""
-    try:
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        row = conn.execute("SELECT seq, line FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise OperationalError(f"{db_path} is damaged: {exc}") from exc
-    seq, last_hash = int(meta["last_seq"]), meta["last_hash"]
-    row_seq, row_hash = (0, GENESIS_HASH) if row is None else (row[0], json.loads(row[1])["hash"])
-    if (row_seq, row_hash) != (seq, last_hash):
-        raise OperationalError(
-            f"{db_path} is inconsistent: meta says last seq {seq}, events end at seq {row_seq}"
-            f"{'' if row_seq != seq else ' with a different hash'}; refusing to start"
-        )
-    return seq, last_hash
-
-
-def _reappend_from_db(conn: sqlite3.Connection, fd: int, after_seq: int) -> int:
-    written = 0
-    cur = conn.execute("SELECT line FROM events WHERE seq > ? ORDER BY seq", (after_seq,))
-    while rows := cur.fetchmany(_REAPPEND_BATCH):
-        written += write_all(fd, "".join(r[0] + "\n" for r in rows).encode())
-    return written
-
-
-def _open_and_repair_jsonl(
-    conn: sqlite3.Connection, state_dir: Path, db_seq: int, fsync: bool
-) -> tuple[int, int]:
-    """Bring journal.jsonl in line with the database (the record); returns (fd, size)."""
-    path = state_dir / files.JSONL_NAME
-    created = not path.exists()
-    fd = files.open_private(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
-    try:
-        size = os.fstat(fd).st_size
-        # Decide everything before changing anything: a refusal must leave the file as found.
-        cut = size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            cut = files.last_line_start(fd, size)
-        file_seq = 0
-        if cut:
-            start = files.last_line_start(fd, cut - 1)
-            last = os.pread(fd, cut - 1 - start, start)
-            file_seq = _check_last_line(conn, path, last, start, db_seq)
-        changed = cut != size or file_seq < db_seq
-        if cut != size:
-            log.warning(
-                "%s: cutting a torn last line (%d bytes at offset %d)", path, size - cut, cut
-            )
-            os.ftruncate(fd, cut)
-            size = cut
-        if file_seq < db_seq:
-            log.warning("%s: re-appending seq %d..%d from the database", path, file_seq + 1, db_seq)
-            size += _reappend_from_db(conn, fd, file_seq)
-        if changed and fsync:
-            files.fsync_file(fd)
-        if created and fsync:
-            files.fsync_dir(state_dir)
-        return fd, size
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _check_last_line(
-    conn: sqlite3.Connection, path: Path, line: bytes, offset: int, db_seq: int
-) -> int:
-    where = f"{path}: last complete line (byte offset {offset})"
-    try:
-        obj = json.loads(line)
-        seq = obj["seq"]
-        if not isinstance(seq, int):
-            raise TypeError("seq is not an integer")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise OperationalError(f"{where} is not a journal line ({exc}); refusing to start") from exc
-    if seq > db_seq:
-        raise OperationalError(
-            f"{where} is seq {seq} but the database ends at seq {db_seq}: journal.jsonl has more "
-            "lines than journal.db; refusing to start"
-        )
-    row = conn.execute("SELECT line FROM events WHERE seq = ?", (seq,)).fetchone()
-    if row is None or row[0].encode() != line:
-        raise OperationalError(
-            f"{where}, seq {seq} (line {seq}), disagrees with journal.db's seq {seq} "
-            f"(hash {obj.get('hash')!r}); refusing to start"
-        )
-    return seq

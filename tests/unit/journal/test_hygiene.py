@@ -256,3 +256,9 @@ def test_verify_reports_the_first_of_several_bad_lines(state_dir: Path, workers:
     result = verify_journal(path, workers=workers)
     assert (result.ok, result.first_bad_line, result.lines) == (False, 121, 120)
     assert f"line {result.first_bad_line}: {result.reason}" == "line 121: hash mismatch at seq 121"
+
+
+def test_a_state_dir_that_cannot_be_made_is_an_operational_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OperationalError, match=r"state dir .*file/state cannot be opened"):
+        JournalStore.open(tmp_path / "file" / "state", DEPLOYMENT)

@@ -1,0 +1,399 @@
+"""Journal benchmark: durable batched appends, flat cost as the journal grows, verify speed.
+
+JSON lines on stdout, one object per measurement. Run with ``make bench`` or
+``python bench/journal.py`` (a minute or two; ``--lines`` shrinks the big journal).
+
+* ``journal_build``: how the big journal (1M lines) is made: by the store itself, so it is a
+  real journal with projections and a verifiable chain, in 20,000-record batches with
+  ``fsync=False``. Only durability differs from the measured path; nothing is timed in it but
+  the total.
+* ``journal_append``: ``JournalStore.commit`` with fsync on, batches of 1, 50 and 500 records of
+  the mix the actors write (bars, a bar summary, intents, a denial, order lifecycle events with
+  fills arriving later; shapes and ids as in ``tradeplane/actors/records.py`` and
+  ``tradeplane/core/ids.py``), ``at`` a fresh ~1k-line journal ("small") and at the ~1M-line
+  one ("large"), in rounds that alternate between the two so a change in the shared machine's
+  speed hits both alike. Each figure is the median round; ``journal_lines`` is the journal's
+  size when the series began. Intent and order ids are hashes, so each record with one inserts
+  at a random place in several indexes (``--ids sequential`` shows the friendlier case).
+* ``journal_flat``: batch-500 throughput and single-record commit latency (p50) at ~1M lines
+  against ~1k lines; met when neither is more than 15% worse.
+* ``journal_verify``: ``verify_journal`` (default mode and workers) over the ~1M-line file,
+  the better of two runs.
+
+Temp dirs are removed at exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tradeplane.core.ids import client_order_id, intent_id
+from tradeplane.journal.reader import verify_journal
+from tradeplane.journal.records import JournalRecord
+from tradeplane.journal.store import JournalStore
+
+DEPLOYMENT = "bench"
+T0 = 1_700_000_000.0
+TRACEPARENT = "00-" + "4bf92f3577b34da6a3ce929d0e0e4736" + "-00f067aa0ba902b7-01"
+APPEND_TARGET = 50_000.0  # records/s, fsync on, realistic batches
+VERIFY_TARGET = 500_000.0  # lines/s
+FLAT_TOLERANCE = 0.15  # 1M-line figures within 15% of the 1k-line ones
+BUILD_BATCH = 20_000
+SMALL_LINES = 1_000
+
+
+def emit(record: dict[str, Any]) -> None:
+    record.setdefault("ts", time.time())
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))]
+
+
+# --- records shaped like the actors' ------------------------------------------------------------
+
+SYMBOLS = ("BTC-USDT", "ETH-USDT", "SOL-USDT", "AAPL", "MSFT")
+
+
+ID_STYLE = {"hashed": True}  # set from --ids
+
+
+@functools.lru_cache(maxsize=4096)
+def iid(n: int, suffix: str = "") -> str:
+    """Intent ids as the strategy actor makes them: a hash of the trigger, so they (and the
+    client order ids and event ids built on them) land at random places in the indexes. With
+    ``--ids sequential``, zero-padded counters instead (as in the unit-test factories)."""
+    if not ID_STYLE["hashed"]:
+        return f"i{n:012d}{suffix}"
+    return intent_id(DEPLOYMENT, "momentum", f"bar:{SYMBOLS[n % len(SYMBOLS)]}:{n}{suffix}", 0)
+
+
+def coid(n: int) -> str:
+    return client_order_id(iid(n))
+
+
+def venue(n: int) -> str:
+    return f"SIM-{n:09d}"  # venue order ids (and fill ids on them) come in sequence
+
+
+def _order_data(n: int, sym: str, status: str, filled: float, venue: str | None) -> dict[str, Any]:
+    return {
+        "client_order_id": coid(n),
+        "intent_id": iid(n),
+        "strategy": "momentum",
+        "symbol": sym,
+        "side": "buy" if n % 2 else "sell",
+        "quantity": 2.0,
+        "order_type": "limit",
+        "limit_price": 100.0 + n % 50,
+        "status": status,
+        "filled_quantity": filled,
+        "avg_fill_price": 100.25 if filled else 0.0,
+        "fees": 0.02 * filled,
+        "venue_order_id": venue,
+    }
+
+
+# Lifecycle events of order m arrive this many cycles (of 11 records) after it was submitted:
+# over 500 records later, as a venue's acks and fills would, not in the batch that submitted it.
+ACCEPT_LAG, FILL_LAGS = 60, (90, 120)
+
+
+def cycle(n: int) -> list[JournalRecord]:
+    """Eleven records (fewer in the first cycles), as the strategy, risk, broker and feed actors
+    write them: two bars, an intent submitted (intent, order_submitting, order_submitted),
+    another intent denied (intent, order_denied), a bar summary, and for earlier orders an
+    order_accepted and two order_filled (partial, then full) with their fills. Ids are unique,
+    so every record is new to the journal."""
+    ts = T0 + n * 0.01
+    sym = SYMBOLS[n % len(SYMBOLS)]
+
+    def rec(event_id: str, kind: str, data: dict[str, Any], **kw: Any) -> JournalRecord:
+        return JournalRecord(event_id, kind, ts, DEPLOYMENT, data, **kw)
+
+    def ids(m: int) -> dict[str, Any]:
+        return {"strategy": "momentum", "intent_id": iid(m), "client_order_id": coid(m)}
+
+    def fill(m: int, k: int, qty: float, total: float, status: str) -> JournalRecord:
+        data = _order_data(m, SYMBOLS[m % len(SYMBOLS)], status, total, venue(m))
+        data["fill"] = {
+            "fill_id": f"{venue(m)}-F{k}",
+            "symbol": data["symbol"],
+            "side": data["side"],
+            "quantity": qty,
+            "price": 100.25,
+            "fee": 0.02 * qty,
+            "ts": ts,
+            "liquidity": "maker",
+            "venue_order_id": venue(m),
+        }
+        return rec(f"order_filled/{venue(m)}-F{k}", "order_filled", data, **ids(m))
+
+    bar = {"symbol": sym, "open": 100.0, "high": 101.5, "low": 99.5, "close": 100.7}
+    intent = {
+        "intent_id": iid(n),
+        "client_order_id": coid(n),
+        "strategy": "momentum",
+        "symbol": sym,
+        "side": "buy" if n % 2 else "sell",
+        "quantity": 2.0,
+        "order_type": "limit",
+        "limit_price": 100.0 + n % 50,
+        "trigger": f"bar:{sym}:{n}",
+        "ts": ts,
+    }
+    denied_id = iid(n, "d")
+    denied = {
+        **intent,
+        "intent_id": denied_id,
+        "client_order_id": client_order_id(denied_id),
+        "trigger": f"bar:{sym}:{n}d",
+    }
+    denied_ids = {
+        "strategy": "momentum",
+        "intent_id": denied_id,
+        "client_order_id": client_order_id(denied_id),
+    }
+    out = [
+        rec(f"bar/{sym}/{n}a", "bar", {**bar, "ts": f"t{n}a", "volume": 12.5}),
+        rec(f"bar/{sym}/{n}b", "bar", {**bar, "ts": f"t{n}b", "volume": 3.25}),
+        rec(f"intent/{iid(n)}", "intent", intent, traceparent=TRACEPARENT, **ids(n)),
+        rec(f"intent/{denied_id}", "intent", denied, traceparent=TRACEPARENT, **denied_ids),
+        rec(
+            f"order_submitting/{coid(n)}",
+            "order_submitting",
+            _order_data(n, sym, "pending_submit", 0.0, None),
+            **ids(n),
+        ),
+        rec(
+            f"order_submitted/{coid(n)}",
+            "order_submitted",
+            _order_data(n, sym, "submitted", 0.0, None),
+            **ids(n),
+        ),
+        rec(
+            f"order_denied/{denied_id}",
+            "order_denied",
+            {
+                "reason": "max_position",
+                "message": "position would exceed the limit",
+                "figures": {"position": 10.0, "limit": 10.0, "requested": 2.0},
+                "symbol": sym,
+                "side": "buy",
+                "quantity": 2.0,
+                "limit_price": 100.0,
+            },
+            traceparent=TRACEPARENT,
+            **denied_ids,
+        ),
+        rec(
+            f"bar_summary/{n}",
+            "bar_summary",
+            {"symbols": {s: {"bars": 60, "last_ts": f"t{n}", "close": 100.5} for s in SYMBOLS}},
+        ),
+    ]
+    if (m := n - ACCEPT_LAG) >= 0:
+        data = _order_data(m, SYMBOLS[m % len(SYMBOLS)], "accepted", 0.0, venue(m))
+        out.append(rec(f"order_accepted/{coid(m)}/v1", "order_accepted", data, **ids(m)))
+    if (m := n - FILL_LAGS[0]) >= 0:
+        out.append(fill(m, 1, 0.5, 0.5, "partially_filled"))
+    if (m := n - FILL_LAGS[1]) >= 0:
+        out.append(fill(m, 2, 1.5, 2.0, "filled"))
+    return out
+
+
+class Source:
+    """Fresh records in journal order, ``n`` at a time."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.buf: list[JournalRecord] = []
+
+    def take(self, count: int) -> list[JournalRecord]:
+        while len(self.buf) < count:
+            self.buf += cycle(self.n)
+            self.n += 1
+        out, self.buf = self.buf[:count], self.buf[count:]
+        return out
+
+
+# --- measurements ---------------------------------------------------------------------------------
+
+BATCHES = {1: 150, 50: 40, 500: 20}  # batch size -> commits per round
+ROUNDS = 3
+
+
+def timed_commits(store: JournalStore, batches: list[list[JournalRecord]]) -> list[float]:
+    """Seconds per commit; records are built beforehand so only the commit is timed."""
+    out = []
+    clock = time.perf_counter
+    for batch in batches:
+        t0 = clock()
+        store.commit(batch)
+        out.append(clock() - t0)
+    return out
+
+
+@dataclass
+class Series:
+    """One journal's rounds at one batch size."""
+
+    store: JournalStore
+    label: str
+    batch: int
+    start_lines: int = 0
+    rates: list[float] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+
+    def round(self, src: Source) -> None:
+        if not self.rates:
+            self.start_lines = self.store.last_seq
+        batches = [src.take(self.batch) for _ in range(BATCHES[self.batch])]
+        t = timed_commits(self.store, batches)
+        self.rates.append(self.batch * len(t) / sum(t))
+        self.times += t
+
+    def figures(self) -> dict[str, Any]:
+        """The median round, so a stray stall of the shared machine does not decide it."""
+        rate = statistics.median(self.rates)
+        target = APPEND_TARGET if self.batch >= 500 else None
+        return {
+            "bench": "journal_append",
+            "at": self.label,
+            "batch": self.batch,
+            "fsync": self.store.fsync,
+            "commits": len(self.times),
+            "records_per_s": round(rate),
+            "p50_commit_ms": round(pct(self.times, 0.5) * 1000, 3),
+            "p99_commit_ms": round(pct(self.times, 0.99) * 1000, 3),
+            "journal_lines": self.start_lines,
+            "target": target,
+            "met": None if target is None else rate >= target,
+        }
+
+
+def build(state_dir: Path, src: Source, lines: int) -> float:
+    """A journal of ``lines`` lines, written by the store itself with fsync off."""
+    t0 = time.perf_counter()
+    with JournalStore.open(state_dir, DEPLOYMENT, fsync=False) as store:
+        while store.last_seq < lines:
+            store.commit(src.take(min(BUILD_BATCH, lines - store.last_seq)))
+    elapsed = time.perf_counter() - t0
+    # Flush what the build left dirty (GBs for the big journal), so that writeback does not
+    # compete with the fsyncs measured next.
+    os.sync()
+    return elapsed
+
+
+def flat(small: dict[int, dict[str, Any]], large: dict[int, dict[str, Any]]) -> None:
+    rate_drop = 1 - large[500]["records_per_s"] / small[500]["records_per_s"]
+    latency_rise = large[1]["p50_commit_ms"] / small[1]["p50_commit_ms"] - 1
+    emit(
+        {
+            "bench": "journal_flat",
+            "small_lines": small[500]["journal_lines"],
+            "large_lines": large[500]["journal_lines"],
+            "batch500_records_per_s": [small[500]["records_per_s"], large[500]["records_per_s"]],
+            "single_p50_commit_ms": [small[1]["p50_commit_ms"], large[1]["p50_commit_ms"]],
+            "throughput_drop": round(rate_drop, 3),
+            "latency_rise": round(latency_rise, 3),
+            "target": FLAT_TOLERANCE,
+            "met": rate_drop <= FLAT_TOLERANCE and latency_rise <= FLAT_TOLERANCE,
+        }
+    )
+
+
+def verify(path: Path, lines: int) -> None:
+    runs = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        result = verify_journal(path)
+        runs.append(time.perf_counter() - t0)
+        if not result.ok or result.lines != lines:
+            raise SystemExit(f"verify failed: {result}")
+    best = min(runs)
+    emit(
+        {
+            "bench": "journal_verify",
+            "journal_lines": lines,
+            "bytes": path.stat().st_size,
+            "seconds": round(best, 3),
+            "lines_per_s": round(lines / best),
+            "target": VERIFY_TARGET,
+            "met": lines / best >= VERIFY_TARGET,
+        }
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--lines", type=int, default=1_000_000, help="size of the big journal")
+    ap.add_argument(
+        "--ids",
+        choices=("hashed", "sequential"),
+        default="hashed",
+        help="intent/order ids as the actors make them (hashed: random index positions) or "
+        "counters (sequential: every index grows at its end)",
+    )
+    args = ap.parse_args()
+    ID_STYLE["hashed"] = args.ids == "hashed"
+    emit({"bench": "journal_config", "ids": args.ids, "lines": args.lines})
+    root = Path(tempfile.mkdtemp(prefix="tradeplane-bench-journal-"))
+    stores: list[JournalStore] = []
+    try:
+        src = Source()
+        big_dir = root / "big"
+        elapsed = build(big_dir, src, args.lines)
+        emit(
+            {
+                "bench": "journal_build",
+                "journal_lines": args.lines,
+                "seconds": round(elapsed, 2),
+                "method": f"JournalStore.commit, fsync=False, {BUILD_BATCH}-record batches",
+            }
+        )
+        big = JournalStore.open(big_dir, DEPLOYMENT, fsync=True)
+        stores.append(big)
+        small: dict[int, dict[str, Any]] = {}
+        large: dict[int, dict[str, Any]] = {}
+        for batch in BATCHES:
+            # A fresh ~1k-line journal per batch size, measured in rounds alternating with the
+            # big one so that drift in the machine's speed hits both alike.
+            small_dir = root / f"small-{batch}"
+            build(small_dir, src, SMALL_LINES)
+            fresh = JournalStore.open(small_dir, DEPLOYMENT, fsync=True)
+            stores.append(fresh)
+            pair = (Series(fresh, "small", batch), Series(big, "large", batch))
+            for _ in range(ROUNDS):
+                for series in pair:
+                    series.round(src)
+            small[batch], large[batch] = (series.figures() for series in pair)
+            emit(small[batch])
+            emit(large[batch])
+        flat(small, large)
+        lines = big.last_seq
+        for store in stores:
+            store.close()
+        verify(big_dir / "journal.jsonl", lines)
+    finally:
+        for store in stores:
+            store.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
