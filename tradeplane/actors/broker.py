@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -28,7 +27,7 @@ from tradeplane.actors.common import (
     spawn,
     strategy_role,
 )
-from tradeplane.actors.records import order_record
+from tradeplane.actors.records import KILL_SWITCH_KEY, RISK_SCOPE, order_record
 from tradeplane.actors.venue import LocalVenueClient, RayVenueClient, VenueClient, open_sim_venue
 from tradeplane.config.models import Mode, TradeplaneConfig
 from tradeplane.core.clock import SystemClock
@@ -38,6 +37,7 @@ from tradeplane.core.model import CancelOrder, Envelope, Fill, SubmitOrder
 from tradeplane.core.orders import OrderStatus
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.venues.sim import VenueOrderRequest
+from tradeplane.venues.sim.snapshot import sim_venue_db
 
 CURSOR_SCOPE, CURSOR_KEY = "broker", "venue_cursor"
 LATENCY_SAMPLES = 100_000
@@ -63,7 +63,7 @@ class BrokerActor(SupervisedActor):
         self.core = ExecutionCore(SystemClock())
         self.venue: VenueClient
         if self.mode is Mode.SHADOW:
-            shadow_db = Path(cfg.deployment.resolved_state_dir()) / "shadow" / "venue.db"
+            shadow_db = sim_venue_db(cfg.deployment.resolved_state_dir(), shadow=True)
             self.venue = LocalVenueClient(open_sim_venue(shadow_db, cfg.venue.sim))
         else:
             self.venue = RayVenueClient(self.peers)
@@ -106,7 +106,7 @@ class BrokerActor(SupervisedActor):
         for r in rows:
             r["fill_ids"] = by_order.get(r["client_order_id"], [])
         self.core.restore(rows)
-        kill = await query_journal(self.peers, "get_state", scope="risk", key="kill_switch")
+        kill = await query_journal(self.peers, "get_state", scope=RISK_SCOPE, key=KILL_SWITCH_KEY)
         if kill and kill.get("active"):
             # Until risk says which: the strictest, so nothing queued slips out.
             self.trading_state, self.kill_switch = "halted", kill

@@ -25,11 +25,10 @@ from tradeplane.actors.common import (
     process_info,
     query_journal,
 )
-from tradeplane.actors.records import event_record
+from tradeplane.actors.records import RECONCILIATION_KEY, RECONCILIATION_SCOPE, event_record
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.reconcile import (
     Holdings,
-    ReconciliationReport,
     expected_from_journal,
     reconcile,
 )
@@ -37,13 +36,6 @@ from tradeplane.journal.records import StateWrite
 from tradeplane.venues.sim.snapshot import holdings_from_venue
 
 log = logging.getLogger("tradeplane.reconciler")
-SCOPE, KEY = "reconciliation", "last"
-
-
-def reconciliation_state(
-    report: ReconciliationReport, *, run_id: str, action: str, ts: float
-) -> StateWrite:
-    return StateWrite(SCOPE, KEY, {**report.to_dict(), "run_id": run_id, "action": action}, ts)
 
 
 @ray.remote
@@ -89,7 +81,7 @@ class ReconcilerActor(SupervisedActor):
         await call_journal(
             self.peers,
             [event_record(self.deployment, "reconciliation", report.checked_at, data)],
-            [reconciliation_state(report, run_id=self.run_id, action=action, ts=time.time())],
+            [StateWrite(RECONCILIATION_SCOPE, RECONCILIATION_KEY, data, time.time())],
         )
         self.last = {"summary": report.summary(), "clean": report.clean, "action": action}
         return {

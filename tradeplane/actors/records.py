@@ -7,7 +7,22 @@ from typing import Any
 from tradeplane.core.execution import OrderEvent, order_event_data
 from tradeplane.core.ids import unique_event_id
 from tradeplane.core.model import Intent, OrderDenied
-from tradeplane.journal.records import JournalRecord
+from tradeplane.journal.records import JournalRecord, StateWrite
+
+# Where the safety layer keeps its state in the journal's record (scope, key).
+RISK_SCOPE = "risk"
+RISK_STATE_KEY = "state"
+KILL_SWITCH_KEY = "kill_switch"
+RECONCILIATION_SCOPE, RECONCILIATION_KEY = "reconciliation", "last"
+
+
+def kill_switch_state(
+    active: bool, reason: str, source: str, ts: float, **extra: Any
+) -> StateWrite:
+    """The operator-facing record of the kill switch; authoritative on start (the CLI writes it
+    directly when the deployment is not running)."""
+    value = {"active": active, "reason": reason, "source": source, "ts": ts, **extra}
+    return StateWrite(RISK_SCOPE, KILL_SWITCH_KEY, value, ts)
 
 
 def intent_record(intent: Intent, extra: dict[str, Any] | None = None) -> JournalRecord:

@@ -33,7 +33,17 @@ from tradeplane.actors.common import (
     query_journal,
     spawn,
 )
-from tradeplane.actors.records import denial_record, event_record, intent_record
+from tradeplane.actors.records import (
+    KILL_SWITCH_KEY,
+    RECONCILIATION_KEY,
+    RECONCILIATION_SCOPE,
+    RISK_SCOPE,
+    RISK_STATE_KEY,
+    denial_record,
+    event_record,
+    intent_record,
+    kill_switch_state,
+)
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import OperationalError
@@ -47,6 +57,7 @@ from tradeplane.core.model import (
     OrderDenied,
     Side,
 )
+from tradeplane.core.reconcile import net_positions
 from tradeplane.core.risk import (
     KillSwitchActivated,
     KillSwitchCleared,
@@ -60,8 +71,6 @@ from tradeplane.journal.records import JournalRecord, StateWrite
 
 log = logging.getLogger("tradeplane.risk")
 DECIDED_MEMORY = 50_000
-STATE_SCOPE, STATE_KEY, KILL_KEY = "risk", "state", "kill_switch"
-RECONCILIATION_SCOPE, RECONCILIATION_KEY = "reconciliation", "last"
 PERSIST_INTERVAL_S = 1.0
 # The feed sends a bar to the strategies and to risk separately; an intent can arrive before
 # risk has seen its symbol's first bar. It waits this long for that mark instead of being denied.
@@ -70,15 +79,6 @@ FIRST_MARK_WAIT_S = 2.0
 
 def starting_equity(cfg: TradeplaneConfig) -> float:
     return cfg.risk.resolved_starting_equity([s.capital for s in cfg.strategies])
-
-
-def kill_switch_state(
-    active: bool, reason: str, source: str, ts: float, **extra: Any
-) -> StateWrite:
-    """The operator-facing record of the kill switch; authoritative on start (the CLI writes it
-    directly when the deployment is not running)."""
-    value = {"active": active, "reason": reason, "source": source, "ts": ts, **extra}
-    return StateWrite(STATE_SCOPE, KILL_KEY, value, ts)
 
 
 @ray.remote
@@ -122,15 +122,15 @@ class RiskActor(SupervisedActor):
 
     async def _restore(self) -> list[Any]:
         rows = await query_journal(self.peers, "positions")
-        positions: dict[str, float] = {}
-        for (_strategy, symbol), p in rows.items():
-            positions[symbol] = positions.get(symbol, 0.0) + float(p["quantity"])
+        positions = net_positions(rows)
         working: dict[str, tuple[str, float]] = {}
         for o in await query_journal(self.peers, "orders", open_only=True):
             remaining = float(o["quantity"]) - float(o["filled_quantity"] or 0.0)
             working[o["client_order_id"]] = (o["symbol"], Side(o["side"]).sign * remaining)
         self.engine.restore(positions, working, cash_flow=cash_flow_from_positions(rows.values()))
-        snapshot = await query_journal(self.peers, "get_state", scope=STATE_SCOPE, key=STATE_KEY)
+        snapshot = await query_journal(
+            self.peers, "get_state", scope=RISK_SCOPE, key=RISK_STATE_KEY
+        )
         events: list[Any] = []
         if snapshot:
             try:
@@ -138,7 +138,7 @@ class RiskActor(SupervisedActor):
             except ValueError as exc:
                 raise OperationalError(
                     f"risk state in {self.cfg.deployment.resolved_state_dir()}/journal.db "
-                    f"(state {STATE_SCOPE}/{STATE_KEY}) is unusable, refusing to start: {exc}"
+                    f"(state {RISK_SCOPE}/{RISK_STATE_KEY}) is unusable, refusing to start: {exc}"
                 ) from exc
         # Orders are journaled before they leave, so the journal is the floor for the counters.
         since = time.time() - 86_400 * 2
@@ -149,7 +149,7 @@ class RiskActor(SupervisedActor):
                 if o.get("created_ts") is not None and float(o["created_ts"]) >= since
             ]
         )
-        kill = await query_journal(self.peers, "get_state", scope=STATE_SCOPE, key=KILL_KEY)
+        kill = await query_journal(self.peers, "get_state", scope=RISK_SCOPE, key=KILL_SWITCH_KEY)
         if kill is not None:
             self._apply_persisted_kill_switch(kill)
         for row in await query_journal(self.peers, "intents"):
@@ -330,9 +330,7 @@ class RiskActor(SupervisedActor):
     async def _catch_up_with(self, rows: dict[Any, dict[str, Any]], wait_s: float = 2.0) -> None:
         """Fills reach the journal before they reach risk: wait (bounded) until risk's positions
         match the journal's, so a flatten sized from the journal counts as reducing here too."""
-        net: dict[str, float] = {}
-        for (_strategy, symbol), row in rows.items():
-            net[symbol] = net.get(symbol, 0.0) + float(row["quantity"])
+        net = net_positions(rows)
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if all(abs(self.engine.position(s) - q) <= 1e-9 for s, q in net.items()):
@@ -378,7 +376,7 @@ class RiskActor(SupervisedActor):
         if not force and version == self._persisted_version:
             return []
         self._persisted_version = version
-        return [StateWrite(STATE_SCOPE, STATE_KEY, self.engine.export_state(), time.time())]
+        return [StateWrite(RISK_SCOPE, RISK_STATE_KEY, self.engine.export_state(), time.time())]
 
     async def _persist_loop(self) -> None:
         while True:

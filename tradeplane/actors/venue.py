@@ -27,6 +27,7 @@ from tradeplane.venues.sim import (
     VenueOrderState,
     VenuePosition,
 )
+from tradeplane.venues.sim.snapshot import sim_venue_db
 
 
 def open_sim_venue(path: Path | None, cfg: SimVenueConfig) -> SimVenue:
@@ -89,7 +90,7 @@ class StreamingSimVenue:
 class SimVenueActor(SupervisedActor):
     def __init__(self, deployment: str, state_dir: str, cfg: SimVenueConfig) -> None:
         self.deployment = deployment
-        self.sim = StreamingSimVenue(open_sim_venue(Path(state_dir) / "venue" / "sim.db", cfg))
+        self.sim = StreamingSimVenue(open_sim_venue(sim_venue_db(Path(state_dir)), cfg))
 
     async def ready(self) -> dict[str, Any]:
         return {"last_seq": self.sim.venue.last_seq}

@@ -12,7 +12,7 @@ import typer
 from rich.live import Live
 
 from tradeplane.cli import output, render
-from tradeplane.cli.journal_cmd import journal_app
+from tradeplane.cli.journal_cmd import journal_app, resolve_state_dir
 from tradeplane.config.loading import ConfigError, load_config
 from tradeplane.core.errors import OperationalError
 
@@ -205,14 +205,6 @@ def _live_status(name: str, address: str) -> dict[str, Any] | None:
         return None
 
 
-def _state_dir_for(name: str, state_dir: Path | None, config: Path | None) -> Path:
-    if state_dir is not None:
-        return state_dir.expanduser().resolve()
-    if config is not None:
-        return Path(_load(config, None).deployment.resolved_state_dir())
-    return (Path(".tradeplane") / name).resolve()
-
-
 NameArg = Annotated[str, typer.Argument(help="Deployment name.")]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (journaled with the command).")]
 ConfigOpt = Annotated[
@@ -246,7 +238,7 @@ def kill_switch(
                 f"{summary.get('trading_state')}"
             )
             return
-        directory = _state_dir_for(name, state_dir, config)
+        directory, _ = resolve_state_dir(name, state_dir, config)
         result = operator.set_kill_switch_offline(directory, name, active=active, reason=reason)
     except OperationalError as exc:
         _fail(str(exc), 1)

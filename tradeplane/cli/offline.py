@@ -5,6 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tradeplane.actors.records import (
+    KILL_SWITCH_KEY,
+    RECONCILIATION_KEY,
+    RECONCILIATION_SCOPE,
+    RISK_SCOPE,
+    RISK_STATE_KEY,
+)
 from tradeplane.journal.reader import JournalReader
 
 
@@ -24,9 +31,9 @@ def offline_status(state_dir: Path, *, tail: int = 10) -> dict[str, Any]:
             "orders": reader.order_counts_by_status(),
             "open_orders": reader.orders(open_only=True),
             "strategies": strategies,
-            "risk_state": reader.get_state("risk", "state") or {},
-            "kill_switch": reader.get_state("risk", "kill_switch") or {"active": False},
-            "reconciliation": reader.get_state("reconciliation", "last"),
+            "risk_state": reader.get_state(RISK_SCOPE, RISK_STATE_KEY) or {},
+            "kill_switch": reader.get_state(RISK_SCOPE, KILL_SWITCH_KEY) or {"active": False},
+            "reconciliation": reader.get_state(RECONCILIATION_SCOPE, RECONCILIATION_KEY),
             "tail": reader.tail(tail),
             "last_seq": reader.meta().get("last_seq"),
         }

@@ -11,13 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tradeplane.actors.records import event_record
+from tradeplane.actors.records import event_record, kill_switch_state
 from tradeplane.core.errors import OperationalError
 from tradeplane.journal.files import DB_NAME
-from tradeplane.journal.records import StateWrite
 from tradeplane.journal.store import JournalStore
-
-KILL_SCOPE, KILL_KEY = "risk", "kill_switch"
 
 
 def find_running(name: str, address: str | None) -> Any | None:
@@ -55,12 +52,10 @@ def set_kill_switch_offline(
         ) from exc
     now = time.time()
     kind = "kill_switch_activated" if active else "kill_switch_cleared"
-    value = {"active": active, "reason": reason, "source": "operator", "ts": now, "offline": True}
+    state = kill_switch_state(active, reason, "operator", now, offline=True)
+    value = dict(state.data)
     try:
-        seqs = store.commit(
-            [event_record(name, kind, now, dict(value))],
-            [StateWrite(KILL_SCOPE, KILL_KEY, value, now)],
-        )
+        seqs = store.commit([event_record(name, kind, now, dict(value))], [state])
     finally:
         store.close()
     return {"kill_switch": value, "journal_seq": seqs[-1] if seqs else None}

@@ -15,6 +15,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tradeplane.actors.records import (
+    KILL_SWITCH_KEY,
+    RECONCILIATION_KEY,
+    RECONCILIATION_SCOPE,
+    RISK_SCOPE,
+    RISK_STATE_KEY,
+)
 from tradeplane.config.models import Mode, TradeplaneConfig
 from tradeplane.core.errors import OperationalError
 from tradeplane.core.reconcile import Holdings, expected_from_journal, reconcile
@@ -59,13 +66,6 @@ class PreflightResult:
             "reasons": self.reasons,
             "checks": [asdict(c) for c in self.checks],
         }
-
-
-def venue_db_path(cfg: TradeplaneConfig) -> Path:
-    state_dir = Path(cfg.deployment.resolved_state_dir())
-    if cfg.deployment.mode is Mode.SHADOW:
-        return state_dir / "shadow" / "venue.db"
-    return state_dir / "venue" / "sim.db"
 
 
 def run_preflight(
@@ -192,7 +192,11 @@ def _open_reader(state_dir: Path, checks: list[Check]) -> JournalReader | None:
 def _venue_check(
     cfg: TradeplaneConfig, running: Any | None, checks: list[Check]
 ) -> Holdings | None:
-    from tradeplane.venues.sim.snapshot import holdings_from_venue, read_sim_holdings
+    from tradeplane.venues.sim.snapshot import (
+        holdings_from_venue,
+        read_sim_holdings,
+        sim_venue_db,
+    )
 
     if running is not None:
         try:
@@ -205,7 +209,9 @@ def _venue_check(
             return None
         checks.append(Check("venue", OK, _holdings_text("connected (via the broker)", live)))
         return live
-    path = venue_db_path(cfg)
+    path = sim_venue_db(
+        cfg.deployment.resolved_state_dir(), shadow=cfg.deployment.mode is Mode.SHADOW
+    )
     if not path.exists():
         checks.append(Check("venue", OK, f"sim venue: no state yet at {path} (starts flat)"))
         return Holdings(positions={}, open_orders=())
@@ -224,7 +230,7 @@ def _holdings_text(prefix: str, live: Holdings) -> str:
 
 def _balance_check(cfg: TradeplaneConfig, reader: JournalReader | None) -> Check:
     base = cfg.risk.resolved_starting_equity([s.capital for s in cfg.strategies])
-    state = reader.get_state("risk", "state") if reader is not None else None
+    state = reader.get_state(RISK_SCOPE, RISK_STATE_KEY) if reader is not None else None
     detail = f"starting equity {base:,.2f} (sim venue keeps no cash account)"
     data: dict[str, Any] = {"starting_equity": base}
     if state:
@@ -238,7 +244,7 @@ def _balance_check(cfg: TradeplaneConfig, reader: JournalReader | None) -> Check
 
 
 def _kill_switch_check(reader: JournalReader | None) -> Check:
-    kill = reader.get_state("risk", "kill_switch") if reader is not None else None
+    kill = reader.get_state(RISK_SCOPE, KILL_SWITCH_KEY) if reader is not None else None
     if kill and kill.get("active"):
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(kill.get("ts") or 0)))
         return Check(
@@ -274,7 +280,9 @@ def _reconciliation_check(
 
 
 def _last_reconciliation_check(reader: JournalReader | None) -> Check:
-    last = reader.get_state("reconciliation", "last") if reader is not None else None
+    last = (
+        reader.get_state(RECONCILIATION_SCOPE, RECONCILIATION_KEY) if reader is not None else None
+    )
     if not last:
         return Check("last reconciliation", OK, "none yet")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(last.get("checked_at") or 0)))

@@ -25,7 +25,7 @@ from tradeplane.core.reconcile import (
 from tradeplane.journal.reader import JournalReader
 from tradeplane.journal.store import JournalStore
 from tradeplane.venues.sim.matching import VenueEvent, VenueOrderRequest
-from tradeplane.venues.sim.snapshot import live_holdings
+from tradeplane.venues.sim.snapshot import live_holdings, sim_venue_db
 from tradeplane.venues.sim.venue import SimVenue
 
 DEPLOYMENT = "reconcile-example"
@@ -107,7 +107,7 @@ def run_example(workdir: Path) -> tuple[ReconciliationReport, ReconciliationRepo
     clock = ManualClock()
     journal = JournalStore.open(state_dir, DEPLOYMENT)
     try:
-        with SimVenue.open(state_dir / "venue" / "sim.db", clock=clock) as venue:
+        with SimVenue.open(sim_venue_db(state_dir), clock=clock) as venue:
             broker = _Broker(clock, journal, venue)
             broker.place("AAA", Side.BUY, 10.0)  # market: fills on the next bar
             resting = broker.place("AAA", Side.BUY, 5.0, limit_price=90.0)  # stays open

@@ -96,6 +96,16 @@ class Holdings:
     open_orders: tuple[AnyOrder, ...] = ()
 
 
+def net_positions(position_rows: Mapping[tuple[str, str], Mapping[str, Any]]) -> dict[str, float]:
+    """Net quantity per symbol from ``JournalReader.positions()`` (summed over strategies; the
+    venue holds one net position per symbol whichever strategy traded it). Flat ones stay."""
+    net: dict[str, float] = {}
+    for (_strategy, key_symbol), row in position_rows.items():
+        symbol = str(row.get("symbol") or key_symbol)
+        net[symbol] = net.get(symbol, 0.0) + float(row.get("quantity") or 0.0)
+    return net
+
+
 def expected_from_journal(
     position_rows: Mapping[tuple[str, str], Mapping[str, Any]],
     open_order_rows: Iterable[Mapping[str, Any]],
@@ -105,10 +115,7 @@ def expected_from_journal(
     The venue holds one net position per symbol whichever strategy traded it, so the journal's
     per-strategy positions are summed; flat results are dropped.
     """
-    net: dict[str, float] = {}
-    for (_strategy, key_symbol), row in position_rows.items():
-        symbol = str(row.get("symbol") or key_symbol)
-        net[symbol] = net.get(symbol, 0.0) + float(row.get("quantity") or 0.0)
+    net = net_positions(position_rows)
     orders = []
     for row in open_order_rows:
         quantity = float(row.get("quantity") or 0.0)

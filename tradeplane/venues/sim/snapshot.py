@@ -43,6 +43,12 @@ def live_holdings(venue: SimVenue) -> Holdings:
     return holdings_from_venue(venue.positions(), venue.open_orders())
 
 
+def sim_venue_db(state_dir: Path, *, shadow: bool = False) -> Path:
+    """Where a deployment's simulated venue keeps its book: the paper venue's ``venue/sim.db``,
+    or shadow mode's in-process virtual venue ``shadow/venue.db``."""
+    return Path(state_dir) / ("shadow/venue.db" if shadow else "venue/sim.db")
+
+
 def read_sim_holdings(db_path: Path) -> Holdings:
     """What the venue database at ``db_path`` holds, read without writing or locking it.
 
