@@ -57,6 +57,7 @@ from tradeplane.core.model import (
     OrderDenied,
     Side,
 )
+from tradeplane.core.orders import OPEN_STATUSES, OrderStatus
 from tradeplane.core.reconcile import net_positions
 from tradeplane.core.risk import (
     KillSwitchActivated,
@@ -123,8 +124,11 @@ class RiskActor(SupervisedActor):
     async def _restore(self) -> list[Any]:
         rows = await query_journal(self.peers, "positions")
         positions = net_positions(rows)
+        orders = await query_journal(self.peers, "orders")  # one read serves both uses below
         working: dict[str, tuple[str, float]] = {}
-        for o in await query_journal(self.peers, "orders", open_only=True):
+        for o in orders:
+            if OrderStatus(o["status"]) not in OPEN_STATUSES:
+                continue
             remaining = float(o["quantity"]) - float(o["filled_quantity"] or 0.0)
             working[o["client_order_id"]] = (o["symbol"], Side(o["side"]).sign * remaining)
         self.engine.restore(positions, working, cash_flow=cash_flow_from_positions(rows.values()))
@@ -145,7 +149,7 @@ class RiskActor(SupervisedActor):
         self.engine.restore_order_history(
             [
                 float(o["created_ts"])
-                for o in await query_journal(self.peers, "orders")
+                for o in orders
                 if o.get("created_ts") is not None and float(o["created_ts"]) >= since
             ]
         )
