@@ -54,3 +54,13 @@ def live_status(name: str) -> dict[str, Any]:
         return deployment.status(name, timeout_s=5) or {}
     except Exception:  # the supervisor may be restarting
         return {}
+
+
+def recovery_events(state_dir: Path) -> dict[str, list[str]]:
+    """Per recovery target, the kinds of its recovery events in journal order."""
+    kinds = ["recovery_attempt", "recovery_succeeded", "recovery_failed", "recovery_exhausted"]
+    out: dict[str, list[str]] = {}
+    with JournalReader.open(state_dir) as j:
+        for e in j.events(kinds=kinds):
+            out.setdefault(e["data"]["target"], []).append(e["kind"])
+    return out

@@ -80,7 +80,7 @@ def test_killed_strategy_restarts_without_resubmitting(tmp_path: Path) -> None:
         ray.kill(
             ray.get_actor(f"{run.name}/strategy/flip", namespace="tradeplane"), no_restart=True
         )
-        wait_for_kind(state, "actor_restarted", 1, timeout_s=30)
+        wait_for_kind(state, "recovery_succeeded", 1, timeout_s=30)
         before = wait_for_kind(state, "order_submitting", 0)
         wait_for_kind(state, "order_submitting", before + 10)  # orders flow again
         live = ray.get(run.supervisor.status.remote())

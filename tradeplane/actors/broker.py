@@ -27,7 +27,7 @@ from tradeplane.actors.common import (
     spawn,
     strategy_role,
 )
-from tradeplane.actors.records import KILL_SWITCH_KEY, RISK_SCOPE, order_record
+from tradeplane.actors.records import KILL_SWITCH_KEY, RISK_SCOPE, event_record, order_record
 from tradeplane.actors.venue import LocalVenueClient, RayVenueClient, VenueClient, open_sim_venue
 from tradeplane.config.models import Mode, TradeplaneConfig
 from tradeplane.core.clock import SystemClock
@@ -35,6 +35,7 @@ from tradeplane.core.errors import TransientError
 from tradeplane.core.execution import ExecutionCore, OrderEvent
 from tradeplane.core.model import CancelOrder, Envelope, Fill, SubmitOrder
 from tradeplane.core.orders import OrderStatus
+from tradeplane.core.venue_events import check_venue_event, describe_raw
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.venues.sim import VenueOrderRequest
 from tradeplane.venues.sim.snapshot import sim_venue_db
@@ -86,6 +87,12 @@ class BrokerActor(SupervisedActor):
         self.trading_state = "active"
         self.kill_switch: dict[str, Any] | None = None
         self.blocked_by_kill_switch = 0
+        # Set when the venue connection is lost; cleared by the supervisor once the reconnected
+        # venue has been reconciled. Nothing is sent meanwhile (DESIGN §3.5).
+        self.resyncing = False
+        self.resync_reason: str | None = None
+        self.blocked_by_resync = 0
+        self.rejected_messages = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -132,10 +139,9 @@ class BrokerActor(SupervisedActor):
             # Durable before anything leaves: a crash after this line is resolved by asking.
             await call_journal(self.peers, [order_record(self.deployment, begun)])
             intent = cmd.intent
-            if self._held_back(cmd):
-                self.blocked_by_kill_switch += 1
-                reason = f"TRADING_{self.trading_state.upper()}: kill switch active"
-                await self._journal_events([self.core.close_unconfirmed(coid, reason)])
+            blocked = self._held_back(cmd)
+            if blocked is not None:
+                await self._journal_events([self.core.close_unconfirmed(coid, blocked)])
                 return True
             if intent.bar_recv_ts is not None:
                 sent = time.time()
@@ -160,8 +166,7 @@ class BrokerActor(SupervisedActor):
             try:
                 await self.venue.submit(req)
             except TransientError as exc:
-                self.venue_errors += 1
-                self.last_error = str(exc)
+                self._venue_failed(exc)
                 await self._journal_events([self.core.unknown(coid, f"SUBMIT_UNCONFIRMED: {exc}")])
                 return True
             submitted = self.core.submitted(coid)
@@ -175,15 +180,39 @@ class BrokerActor(SupervisedActor):
         finally:
             self._in_submit.discard(coid)
 
-    def _held_back(self, cmd: SubmitOrder) -> bool:
-        """Halt means halt: an order approved before the kill switch tripped, still queued here,
-        leaves only if it is a flatten, or only reduces while trading is REDUCING."""
+    def _held_back(self, cmd: SubmitOrder) -> str | None:
+        """Why an order approved earlier and still queued here may not leave now, or None.
+
+        While the venue connection resyncs nothing leaves. Halt means halt: with the kill
+        switch active an order leaves only if it is a flatten, or only reduces while trading is
+        REDUCING."""
+        if self.resyncing:
+            self.blocked_by_resync += 1
+            return f"RECONCILING: venue connection resyncing ({self.resync_reason})"
         if self.trading_state == "active" or cmd.flatten:
-            return False
-        return not (self.trading_state == "reducing" and cmd.reduces_position)
+            return None
+        if self.trading_state == "reducing" and cmd.reduces_position:
+            return None
+        self.blocked_by_kill_switch += 1
+        return f"TRADING_{self.trading_state.upper()}: kill switch active"
 
     async def set_trading_state(self, state: str, kill_switch: dict[str, Any] | None) -> None:
         self.trading_state, self.kill_switch = state, kill_switch
+
+    def _venue_failed(self, exc: Exception) -> None:
+        """A venue call failed. A lost connection starts a resync: nothing is sent until the
+        supervisor has reconciled with the venue again, and risk denies new intents with
+        ``RECONCILING`` meanwhile."""
+        self.venue_errors += 1
+        self.last_error = str(exc)
+        if not self.venue.connected and not self.resyncing:
+            self.resyncing, self.resync_reason = True, str(exc)[:200]
+            self.outbox.send_nowait(ROLE_RISK, "begin_resync", self.resync_reason)
+
+    async def end_resync(self) -> dict[str, Any]:
+        """The supervisor reconciled with the reconnected venue: orders may leave again."""
+        was, self.resyncing, self.resync_reason = self.resyncing, False, None
+        return {"was_resyncing": was, "connected": self.venue.connected}
 
     async def cancel(self, cmd: CancelOrder) -> bool:
         await self._ready.wait()
@@ -198,8 +227,7 @@ class BrokerActor(SupervisedActor):
         try:
             await self.venue.cancel(coid)
         except TransientError as exc:
-            self.venue_errors += 1
-            self.last_error = str(exc)
+            self._venue_failed(exc)
         return True
 
     async def on_bars(self, envelope: Envelope) -> None:
@@ -215,10 +243,11 @@ class BrokerActor(SupervisedActor):
                 events = await self.venue.events_since(self.cursor, 500, 1.0)
                 backoff = 0.05
             except TransientError as exc:
-                self.last_error = str(exc)
+                self._venue_failed(exc)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                backoff = min(backoff * 2, 0.5)
                 continue
+            events = await self._screen(events)
             pending, self._unjournaled = self._unjournaled, []
             if not events and not pending:
                 continue
@@ -241,6 +270,29 @@ class BrokerActor(SupervisedActor):
             if events:
                 self.cursor = events[-1].seq
             self._notify([oe for oe, _ in journaled], seqs, rejected)
+
+    async def _screen(self, events: list[Any]) -> list[Any]:
+        """Malformed venue messages are journaled (bounded) with the reason and skipped; the
+        well-formed ones pass unchanged, so one bad message neither stops nor loses the stream."""
+        good = []
+        bad: list[JournalRecord] = []
+        for ev in events:
+            reason = check_venue_event(ev)
+            if reason is None:
+                good.append(ev)
+                continue
+            self.rejected_messages += 1
+            bad.append(
+                event_record(
+                    self.deployment,
+                    "venue_message_rejected",
+                    time.time(),
+                    {"reason": reason, "message": describe_raw(ev)},
+                )
+            )
+        if bad:
+            await call_journal(self.peers, bad)
+        return good
 
     def _notify(
         self,
@@ -297,7 +349,8 @@ class BrokerActor(SupervisedActor):
             coid = order.client_order_id
             try:
                 seen = await self.venue.order(coid)
-            except TransientError:
+            except TransientError as exc:
+                self._venue_failed(exc)
                 return [o.client_order_id for o in pending]
             if seen is not None:  # the venue has it; its events arrive on the stream
                 self._resolved(coid, f"found at venue ({seen.status})", order.status.value)
@@ -349,10 +402,17 @@ class BrokerActor(SupervisedActor):
             "open_orders": await self.venue.open_orders(),
         }
 
-    async def cancel_all(self, reason: str = "operator") -> dict[str, Any]:
-        """Cancel every open order (kill switch, operator); returns how many were asked."""
+    async def cancel_all(
+        self, reason: str = "operator", strategy: str | None = None
+    ) -> dict[str, Any]:
+        """Cancel every open order (kill switch, operator, recovery exhausted), or only one
+        strategy's (it was suspended); returns how many were asked."""
         await self._ready.wait()
-        coids = [o.client_order_id for o in self.core.orders.open_orders()]
+        coids = [
+            o.client_order_id
+            for o in self.core.orders.open_orders()
+            if strategy is None or o.strategy == strategy
+        ]
         sent = 0
         for coid in coids:
             if await self._send_cancel(coid):
@@ -381,6 +441,9 @@ class BrokerActor(SupervisedActor):
             "restored_open_orders": self.restored_open,
             "trading_state": self.trading_state,
             "blocked_by_kill_switch": self.blocked_by_kill_switch,
+            "resyncing": self.resyncing,
+            "blocked_by_resync": self.blocked_by_resync,
+            "rejected_venue_messages": self.rejected_messages,
             "tick_to_order_ms": {
                 "n": len(lat),
                 "p50": percentile(lat, 0.50),

@@ -109,6 +109,7 @@ class Outbox:
         self.backpressure_waits = 0
         self.tasks: set[asyncio.Task[None]] = set()
         self._retrying: set[str] = set()
+        self._abandoned: set[str] = set()
 
     def inflight(self, role: str | None = None) -> int:
         if role is not None:
@@ -127,6 +128,9 @@ class Outbox:
         self.send_nowait(role, method, *args)
 
     def send_nowait(self, role: str, method: str, *args: Any) -> None:
+        if role in self._abandoned:
+            self.dropped += 1
+            return
         msg = _Message(role, method, args)
         if self._retry.get(role):
             self._park(msg)  # keep order: older undelivered messages go first
@@ -190,6 +194,14 @@ class Outbox:
                 delay = min(delay * 2, 5.0)
         finally:
             self._retrying.discard(role)
+
+    def abandon(self, role: str) -> int:
+        """``role`` will not come back (a suspended strategy): drop what waits for it and
+        everything sent to it from now on, so nothing piles up for a receiver that is gone."""
+        self._abandoned.add(role)
+        dropped = len(self._retry.pop(role, ()))
+        self.dropped += dropped
+        return dropped
 
     def resend(self, role: str | None = None) -> int:
         """Re-dispatch parked messages, oldest first (called when a peer is back)."""
@@ -262,6 +274,11 @@ class SupervisedActor:
             out.append(await handle.ping.remote(time.time()) * 1000.0)
             await asyncio.sleep(gap_s)
         return out
+
+    async def forget_peer(self, role: str) -> int:
+        """A sibling was suspended for good: stop sending to it (see ``Outbox.abandon``)."""
+        outbox: Outbox | None = getattr(self, "outbox", None)
+        return outbox.abandon(role) if outbox is not None else 0
 
     async def rewire(self, role: str | None = None) -> int:
         """A sibling was restarted: drop its stale handle and resend what it never got."""

@@ -30,10 +30,12 @@ from tradeplane.actors.common import (
 )
 from tradeplane.actors.records import event_record
 from tradeplane.config.models import TradeplaneConfig
+from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import InvalidMarketData
 from tradeplane.core.model import Bar, Envelope
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.venues.sim import MarketSimulator
+from tradeplane.venues.sim.faults import FaultBook, FaultKind
 
 FEED_SCOPE, SIM_KEY = "feed", "sim"
 SNAPSHOT_EVERY_S = 1.0
@@ -70,6 +72,8 @@ class FeedActor(SupervisedActor):
         self._last_snapshot = 0.0
         self._summary_due = 0.0
         self._summary: dict[str, dict[str, Any]] = {}
+        # In memory only: restarting the feed is how the supervisor recovers from silence.
+        self.faults = FaultBook(SystemClock(), seed=self.sim_cfg.seed, target="feed")
 
     async def ready(self) -> dict[str, Any]:
         if self.sim is None:
@@ -87,6 +91,15 @@ class FeedActor(SupervisedActor):
                     initial_prices=self.sim_cfg.initial_prices,
                 )
         return {"next_ts": self.sim.next_ts.isoformat()}
+
+    async def inject_fault(
+        self, kind: str, duration_s: float | None = None, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Make the feed misbehave (chaos testing: ``silent``); returns what is now active."""
+        return self.faults.inject(kind, duration_s, **(params or {}))
+
+    async def clear_faults(self, kind: str | None = None) -> int:
+        return self.faults.clear(kind)
 
     async def start_streaming(self) -> bool:
         if self._stream is None or self._stream.done():
@@ -109,7 +122,9 @@ class FeedActor(SupervisedActor):
         period = self.sim_cfg.bar_interval_s / self.sim_cfg.speed
         due = time.monotonic()
         while self.streaming:
-            await self._publish(self.sim.next_bars())
+            # Silent: the simulator does not advance either, so no bar is lost, only late.
+            if not self.faults.hit(FaultKind.SILENT):
+                await self._publish(self.sim.next_bars())
             due += period
             delay = due - time.monotonic()
             if delay > 0:
@@ -224,4 +239,5 @@ class FeedActor(SupervisedActor):
             "next_ts": self.sim.next_ts.isoformat() if self.sim else None,
             "outbox": self.outbox.stats(),
             "inflight": {role: self.outbox.inflight(role) for role in self.subscribers},
+            "faults": self.faults.describe(),
         }

@@ -175,6 +175,13 @@ class RiskActor(SupervisedActor):
         elif not active and self.engine.kill_switch_active:
             self.engine.clear_kill_switch(str(kill.get("reason") or "cleared"), source="operator")
 
+    async def begin_resync(self, reason: str) -> None:
+        """The broker lost the venue: deny new intents (``RECONCILING``) until the supervisor
+        has reconciled with the reconnected venue and calls ``end_reconciliation``."""
+        await self._ready.wait()
+        log.warning("venue connection lost (%s): denying new intents until reconciled", reason)
+        self.engine.set_reconciling(True)
+
     async def end_reconciliation(
         self, positions: dict[str, float] | None = None, external_orders: list[Any] | None = None
     ) -> dict[str, Any]:

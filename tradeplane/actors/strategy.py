@@ -9,6 +9,9 @@ ids, which are never emitted twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 import time
 import types
 from collections import deque
@@ -23,6 +26,7 @@ from tradeplane.actors.common import (
     Outbox,
     Peers,
     SupervisedActor,
+    call_journal,
     process_info,
     query_journal,
     strategy_role,
@@ -35,6 +39,7 @@ from tradeplane.core.model import Bar, Envelope, Fill, Side
 from tradeplane.core.strategy import Emitted, Strategy, StrategyRunner
 from tradeplane.journal.records import StateWrite
 
+log = logging.getLogger("tradeplane.strategy")
 SNAPSHOT_SCOPE = "strategy_snapshot"
 REPLAY_MARGIN_S = 60.0  # clock noise between a snapshot and the intents journaled after it
 
@@ -76,6 +81,7 @@ class StrategyActor(SupervisedActor):
         self.recent_intents: deque[dict[str, Any]] = deque(maxlen=20)
         self.errors: deque[str] = deque(maxlen=20)
         self.replayed_bars = 0
+        self._failure: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -99,6 +105,7 @@ class StrategyActor(SupervisedActor):
             fill = _fill_from_row(row, name)
             out.extend(self._guard(lambda f=fill, q=row["seq"]: self.runner.on_fill(f, q)))
         out.extend(self._guard(self.runner.start))
+        await self._isolate_if_failed()
         await self._emit(out, force_snapshot=True)
         self._ready.set()
         await self._replay_missed_bars()
@@ -121,7 +128,9 @@ class StrategyActor(SupervisedActor):
 
     async def stop(self) -> dict[str, Any]:
         await self._ready.wait()
-        await self._emit(self._guard(self.runner.stop), force_snapshot=True)
+        out = self._guard(self.runner.stop)
+        if self._failure is None:  # a failed stop hook leaves the last good snapshot
+            await self._emit(out, force_snapshot=True)
         return self._summary()
 
     # -- inputs --------------------------------------------------------------------------------
@@ -132,6 +141,7 @@ class StrategyActor(SupervisedActor):
 
     async def _on_bars(self, bars: list[Bar], recv_ts: float | None) -> None:
         out = self._guard(lambda: self.runner.on_bars(bars, recv_ts))
+        await self._isolate_if_failed()
         await self._emit(out)
 
     async def on_fills(self, fills: list[tuple[int, Fill]]) -> None:
@@ -140,30 +150,48 @@ class StrategyActor(SupervisedActor):
         out = Emitted()
         for seq, fill in fills:
             out.extend(self._guard(lambda f=fill, q=seq: self.runner.on_fill(f, q or None)))
+        await self._isolate_if_failed()
         await self._emit(out, force_snapshot=True)
 
     def _guard(self, call: Any) -> Emitted:
-        """A raising strategy callback is journaled; the strategy keeps its other callbacks."""
+        """Run a strategy callback; a raise is remembered (the first one) for ``_isolate``."""
         try:
             result: Emitted = call()
             return result
         except StrategyError as exc:
             self.errors.append(str(exc))
-            self.outbox.send_nowait(
-                ROLE_JOURNAL,
-                "append",
-                [
-                    event_record(
-                        self.deployment,
-                        "strategy_error",
-                        time.time(),
-                        {"error": str(exc)},
-                        strategy=self.scfg.name,
-                    )
-                ],
-                [],
-            )
+            if self._failure is None:
+                self._failure = str(exc)
             return Emitted()
+
+    async def _isolate_if_failed(self) -> None:
+        """A strategy that raised is isolated: its error is journaled durably, then this actor
+        exits without emitting or snapshotting anything from the failed callback. The supervisor
+        restarts it from its last snapshot (up to ``strategy_max_restarts``, then suspends it);
+        the other strategies never notice."""
+        if self._failure is None:
+            return
+        record = event_record(
+            self.deployment,
+            "strategy_error",
+            time.time(),
+            {"error": self._failure, "action": "restart"},
+            strategy=self.scfg.name,
+        )
+        with contextlib.suppress(Exception):
+            # What earlier callbacks emitted is delivered first, so the restart replays nothing
+            # that risk has already seen under a different journal state.
+            deadline = time.monotonic() + 5.0
+            while (self.outbox.inflight() or self.outbox.pending_retries()) and (
+                time.monotonic() < deadline
+            ):
+                await asyncio.sleep(0.01)
+            await call_journal(self.peers, [record], retry_s=10.0)
+        log.error("strategy %s raised, exiting for a restart: %s", self.scfg.name, self._failure)
+        try:
+            ray.actor.exit_actor()
+        finally:
+            os._exit(1)  # exit_actor raises to unwind; should it return, leave anyway
 
     async def _emit(self, out: Emitted, *, force_snapshot: bool = False) -> None:
         now = time.time()

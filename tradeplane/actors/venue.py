@@ -8,7 +8,9 @@ are read as one ordered stream by sequence number, so nothing is missed across a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +29,13 @@ from tradeplane.venues.sim import (
     VenueOrderState,
     VenuePosition,
 )
+from tradeplane.venues.sim.faults import (
+    INJECTED_REJECT,
+    FaultBook,
+    FaultKind,
+    VenueUnavailable,
+    malformed_message,
+)
 from tradeplane.venues.sim.snapshot import sim_venue_db
 
 
@@ -42,20 +51,79 @@ def open_sim_venue(path: Path | None, cfg: SimVenueConfig) -> SimVenue:
 
 
 class StreamingSimVenue:
-    """A ``SimVenue`` plus a wake-up for long-polling readers of its event stream."""
+    """A ``SimVenue`` plus a wake-up for long-polling readers of its event stream, and the
+    injected faults that make it misbehave like a real venue (see ``faults``).
 
-    def __init__(self, venue: SimVenue) -> None:
+    Every call the broker makes goes through here, so faults apply to it; bars (the market) and
+    the supervisor's own reads (``venue``, heartbeat) are never affected."""
+
+    def __init__(
+        self,
+        venue: SimVenue,
+        faults: FaultBook | None = None,
+        *,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
         self.venue = venue
+        self.faults = faults if faults is not None else FaultBook(SystemClock(), target="venue")
+        self._sleep = sleep
         self._changed = asyncio.Event()
         self.bars = 0
         self.stale_bars = 0
         self._last_bar_ts: dict[str, datetime] = {}
+        self._malformed_sent = 0
 
-    def submit(self, req: VenueOrderRequest) -> list[VenueEvent]:
-        return self._wake(self.venue.submit(req))
+    # ------------------------------------------------------------------------------ faults
 
-    def cancel(self, client_order_id: str) -> list[VenueEvent]:
+    def inject_fault(
+        self, kind: str, duration_s: float | None = None, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        described = self.faults.inject(kind, duration_s, **(params or {}))
+        if kind == FaultKind.DROP_CONNECTION:
+            self._changed.set()  # long-polling readers must see the drop now, not at timeout
+        return described
+
+    def clear_faults(self, kind: str | None = None) -> int:
+        return self.faults.clear(kind)
+
+    def _refuse_if_dropped(self, call: str) -> None:
+        if self.faults.hit(FaultKind.DROP_CONNECTION):
+            raise VenueUnavailable(f"venue connection dropped (injected fault): {call} refused")
+
+    # ------------------------------------------------------------------------------ calls
+
+    async def submit(self, req: VenueOrderRequest) -> list[VenueEvent]:
+        self._refuse_if_dropped("submit")
+        if self.faults.hit(FaultKind.REJECT_ORDERS):
+            events = self._wake(self.venue.reject(req, INJECTED_REJECT))
+        else:
+            events = self._wake(self.venue.submit(req))
+        delay = self.faults.active(FaultKind.DELAY_ACKS)
+        if delay is not None and self.faults.hit(FaultKind.DELAY_ACKS):
+            await self._sleep(delay.delay_s)
+            # The order is placed; a drop while its answer was held back loses the answer.
+            self._refuse_if_dropped("submit answer")
+        return events
+
+    async def cancel(self, client_order_id: str) -> list[VenueEvent]:
+        self._refuse_if_dropped("cancel")
         return self._wake(self.venue.cancel(client_order_id))
+
+    async def order(self, client_order_id: str) -> VenueOrderState | None:
+        self._refuse_if_dropped("order")
+        return self.venue.order(client_order_id)
+
+    async def open_orders(self) -> list[VenueOrderState]:
+        self._refuse_if_dropped("open_orders")
+        return self.venue.open_orders()
+
+    async def positions(self) -> dict[str, VenuePosition]:
+        self._refuse_if_dropped("positions")
+        return self.venue.positions()
+
+    async def last_seq(self) -> int:
+        self._refuse_if_dropped("last_seq")
+        return self.venue.last_seq
 
     def on_bars(self, bars: list[Bar]) -> None:
         for bar in bars:
@@ -69,16 +137,33 @@ class StreamingSimVenue:
             self.bars += 1
             self._wake(self.venue.on_bar(bar))
 
-    async def events_since(self, seq: int, limit: int, wait_s: float) -> list[VenueEvent]:
+    async def events_since(self, seq: int, limit: int, wait_s: float) -> list[Any]:
+        """Events after ``seq``; with faults, also duplicated fills and malformed messages."""
+        self._refuse_if_dropped("events_since")
         events = self.venue.events_since(seq, limit)
-        if events or wait_s <= 0:
-            return events
-        self._changed.clear()
-        try:
-            await asyncio.wait_for(self._changed.wait(), wait_s)
-        except TimeoutError:
-            return []
-        return self.venue.events_since(seq, limit)
+        if not events and wait_s > 0:
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), wait_s)
+            self._refuse_if_dropped("events_since")  # the drop may have begun while we waited
+            events = self.venue.events_since(seq, limit)
+        return self._garble(events)
+
+    def _garble(self, events: list[VenueEvent]) -> list[Any]:
+        if not events or not self.faults:
+            return list(events)
+        out: list[Any] = []
+        for ev in events:
+            out.append(ev)
+            if ev.kind == "order_filled" and self.faults.hit(FaultKind.DUPLICATE_FILLS):
+                out.append(ev)  # the same event again: same seq, same fill id
+        if self.faults.hit(FaultKind.MALFORMED):
+            # Carries the seq before the batch: a reader that advanced its cursor on it anyway
+            # would still not skip a real event.
+            bad = malformed_message(self._malformed_sent, events[0], events[0].seq - 1)
+            self._malformed_sent += 1
+            out.insert(0, bad)
+        return out
 
     def _wake(self, events: list[VenueEvent]) -> list[VenueEvent]:
         if events:
@@ -90,16 +175,27 @@ class StreamingSimVenue:
 class SimVenueActor(SupervisedActor):
     def __init__(self, deployment: str, state_dir: str, cfg: SimVenueConfig) -> None:
         self.deployment = deployment
-        self.sim = StreamingSimVenue(open_sim_venue(sim_venue_db(Path(state_dir)), cfg))
+        # Faults live in memory only: a restarted venue actor starts healthy.
+        faults = FaultBook(SystemClock(), seed=cfg.seed, target="venue")
+        self.sim = StreamingSimVenue(open_sim_venue(sim_venue_db(Path(state_dir)), cfg), faults)
 
     async def ready(self) -> dict[str, Any]:
         return {"last_seq": self.sim.venue.last_seq}
 
+    async def inject_fault(
+        self, kind: str, duration_s: float | None = None, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Make the venue misbehave (chaos testing); returns what is now active."""
+        return self.sim.inject_fault(kind, duration_s, params)
+
+    async def clear_faults(self, kind: str | None = None) -> int:
+        return self.sim.clear_faults(kind)
+
     async def submit(self, req: VenueOrderRequest) -> list[VenueEvent]:
-        return self.sim.submit(req)
+        return await self.sim.submit(req)
 
     async def cancel(self, client_order_id: str) -> list[VenueEvent]:
-        return self.sim.cancel(client_order_id)
+        return await self.sim.cancel(client_order_id)
 
     async def on_bars(self, envelope: Envelope) -> None:
         self.sim.on_bars(envelope.payload)
@@ -108,19 +204,19 @@ class SimVenueActor(SupervisedActor):
         return await self.sim.events_since(seq, limit, wait_s)
 
     async def order(self, client_order_id: str) -> VenueOrderState | None:
-        return self.sim.venue.order(client_order_id)
+        return await self.sim.order(client_order_id)
 
     async def open_orders(self) -> list[VenueOrderState]:
-        return self.sim.venue.open_orders()
+        return await self.sim.open_orders()
 
     async def positions(self) -> dict[str, VenuePosition]:
-        return self.sim.venue.positions()
+        return await self.sim.positions()
 
     async def stats(self) -> dict[str, int]:
         return dict(self.sim.venue.stats)
 
     async def last_seq(self) -> int:
-        return self.sim.venue.last_seq
+        return await self.sim.last_seq()
 
     async def heartbeat(self) -> dict[str, Any]:
         return {
@@ -132,6 +228,7 @@ class SimVenueActor(SupervisedActor):
             "stale_bars": self.sim.stale_bars,
             "stats": dict(self.sim.venue.stats),
             "open_orders": len(self.sim.venue.open_orders()),
+            "faults": self.sim.faults.describe(),
         }
 
     async def close(self) -> None:
@@ -165,31 +262,42 @@ class LocalVenueClient:
         return True
 
     async def submit(self, req: VenueOrderRequest) -> list[VenueEvent]:
-        return self.sim.submit(req)
+        return await self.sim.submit(req)
 
     async def cancel(self, client_order_id: str) -> list[VenueEvent]:
-        return self.sim.cancel(client_order_id)
+        return await self.sim.cancel(client_order_id)
 
     async def order(self, client_order_id: str) -> VenueOrderState | None:
-        return self.sim.venue.order(client_order_id)
+        return await self.sim.order(client_order_id)
 
     async def open_orders(self) -> list[VenueOrderState]:
-        return self.sim.venue.open_orders()
+        return await self.sim.open_orders()
 
     async def positions(self) -> dict[str, VenuePosition]:
-        return self.sim.venue.positions()
+        return await self.sim.positions()
 
     async def events_since(self, seq: int, limit: int, wait_s: float) -> list[VenueEvent]:
-        return await self.sim.events_since(seq, limit, wait_s)
+        events: list[VenueEvent] = await self.sim.events_since(seq, limit, wait_s)
+        return events
 
     async def last_seq(self) -> int:
-        return self.sim.venue.last_seq
+        return await self.sim.last_seq()
 
     def on_bars(self, bars: list[Bar]) -> None:
         self.sim.on_bars(bars)
 
     def close(self) -> None:
         self.sim.venue.close()
+
+
+def refused_by_venue(exc: BaseException) -> VenueUnavailable | None:
+    """The ``VenueUnavailable`` inside a failed Ray call, however Ray wrapped it."""
+    # The cause first: Ray's dual-class wrapper is a VenueUnavailable too, but its message is
+    # the remote traceback.
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, VenueUnavailable):
+        return cause
+    return exc if isinstance(exc, VenueUnavailable) else None
 
 
 class RayVenueClient:
@@ -217,6 +325,13 @@ class RayVenueClient:
             self.peers.forget(ROLE_VENUE)
             self._connected = False
             raise TransientError(f"venue {method} failed: {type(exc).__name__}") from exc
+        except ray.exceptions.RayTaskError as exc:
+            refusal = refused_by_venue(exc)
+            if refusal is None:
+                raise
+            # The actor is alive (keep its handle); only our connection to it is down.
+            self._connected = False
+            raise TransientError(f"venue {method} refused: {refusal}") from exc
         self._connected = True
         return result
 

@@ -15,6 +15,13 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from tradeplane.venues.sim.faults import FaultSpec
+
+# How each venue's market data arrives, and how long a silence is normal for that style: a
+# REST-polled feed sees its bars a poll late, a streaming one as they close.
+VENUE_FEED_STYLE: dict[str, Literal["streaming", "rest"]] = {"sim": "streaming"}
+FEED_SILENCE_DEFAULT_S: dict[str, float] = {"streaming": 30.0, "rest": 90.0}
+
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -74,6 +81,9 @@ class SimVenueConfig(_Model):
     max_participation: float | None = Field(default=None, gt=0, le=1)
     """Largest fraction of a bar's volume one order fills per bar; unset fills whole.
     Default unset."""
+    faults: tuple[FaultSpec, ...] = ()
+    """Faults injected on a schedule (chaos testing), each ``at_s`` seconds after deployment
+    start; see ``FaultSpec``. Default none."""
 
     @field_validator("symbols")
     @classmethod
@@ -262,17 +272,37 @@ class SupervisorConfig(_Model):
     """Seconds between supervisor reconcile ticks. Default 0.25."""
     heartbeat_timeout_s: float = Field(default=5.0, gt=0)
     """A child that does not answer a heartbeat within this is treated as hung. Default 5."""
-    feed_silence_s: float = Field(default=30.0, gt=0)
-    """No bar for this long while the market is open gives health ``feed_silent``. Default 30."""
+    feed_silence_s: float | None = Field(default=None, gt=0)
+    """No bar for this long while the market is open gives health ``feed_silent`` and a
+    recovery (the broker/feed pair is restarted). Unset: the venue's default, 30 s for a streaming
+    feed (``sim``), 90 s for a REST-polled one. Default unset."""
     startup_timeout_s: float = Field(default=60.0, gt=0)
-    """How long deployment start may take before it fails. Default 60."""
-    max_restarts: int = Field(default=5, ge=0)
-    """Restarts allowed per child within ``restart_window_s`` before the deployment fails
-    closed. Default 5."""
-    restart_window_s: float = Field(default=300.0, gt=0)
-    """Window over which restarts are counted. Default 300."""
-    restart_cooldown_s: float = Field(default=0.0, ge=0)
-    """Pause before a restart. Default 0 (restart at once)."""
+    """How long deployment start (or one actor's restart) may take before it fails. Default 60."""
+    auto_recover: bool = True
+    """Recover by itself: restart a dead actor, restart a silent feed, resync a reconnected
+    broker. Off: the first such failure stops the deployment fail-closed. Default true."""
+    recovery_cooldown_s: float = Field(default=0.2, ge=0)
+    """Wait before the first recovery attempt; each further attempt within the window waits
+    twice as long (with jitter), up to ``recovery_backoff_max_s``. Default 0.2."""
+    recovery_backoff_max_s: float = Field(default=30.0, gt=0)
+    """Longest wait before a recovery attempt. Default 30."""
+    recovery_jitter: float = Field(default=0.2, ge=0, lt=1)
+    """Random spread of each wait, as a fraction (0.2 = +/-20 %). Default 0.2."""
+    max_recovery_attempts: int = Field(default=5, ge=0)
+    """Recovery attempts allowed per actor (or per fault: silent feed, lost venue connection)
+    within ``recovery_window_s``; one more failure stops the deployment fail-closed. Default 5."""
+    recovery_window_s: float = Field(default=300.0, gt=0)
+    """Window over which recovery attempts are counted; older attempts no longer count.
+    Default 300."""
+    on_recovery_exhausted: Literal["failed", "stopped"] = "failed"
+    """When recovery gives up, trading is halted (no bars, nothing queued leaves) and then the
+    deployment either stays up for inspection with health ``failed``, or is stopped (actors gone,
+    health ``stopped``). Default ``failed``."""
+    cancel_orders_on_exhausted: bool = True
+    """Cancel working orders when recovery gives up. Default true."""
+    strategy_max_restarts: int = Field(default=3, ge=0)
+    """Restarts of one strategy (it raised, or its actor died) within ``recovery_window_s``
+    before it is suspended; the other strategies keep trading. Default 3."""
     inflight_limit: int = Field(default=256, ge=1)
     """Most un-acknowledged messages the feed keeps in flight per subscriber before it waits
     (backpressure, reported in status). Default 256."""
@@ -286,8 +316,8 @@ class SupervisorConfig(_Model):
     before it closes it. Default 2."""
     fail_on_reconciliation_mismatch: bool = False
     """Stop the start (health ``failed``, the report as the reason) when the start-up
-    reconciliation finds any difference. Off: the mismatch is logged and journaled and the
-    venue's holdings are adopted. Default false."""
+    reconciliation, or the one after a venue reconnect, finds any difference. Off: the mismatch is
+    logged and journaled and the venue's holdings are adopted. Default false."""
 
 
 class StrategyConfig(_Model):
@@ -355,3 +385,9 @@ class TradeplaneConfig(_Model):
 
     def strategy_symbols(self, strategy: StrategyConfig) -> tuple[str, ...]:
         return strategy.symbols or self.venue.symbols
+
+    def resolved_feed_silence_s(self) -> float:
+        """``supervisor.feed_silence_s``, or the default for how this venue's feed delivers."""
+        if self.supervisor.feed_silence_s is not None:
+            return self.supervisor.feed_silence_s
+        return FEED_SILENCE_DEFAULT_S[VENUE_FEED_STYLE[self.venue.kind]]

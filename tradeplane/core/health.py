@@ -68,8 +68,10 @@ class HealthFacts:
     last_bar_recv_ts: float | None = None
     feed_started_ts: float | None = None
     broker_connected: bool = True
+    broker_resyncing: bool = False
     market_open: bool = True
     feed_silence_s: float = 30.0
+    suspended: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,8 @@ def derive_health(f: HealthFacts) -> HealthReading:
         return HealthReading(Health.RECOVERING, "stopping", age)
     if not f.broker_connected:
         return HealthReading(Health.BROKER_DISCONNECTED, "broker not connected to venue", age)
+    if f.broker_resyncing:
+        return HealthReading(Health.RECOVERING, "broker resyncing with the venue", age)
     if f.phase is Phase.READY or not f.feed_started:
         return HealthReading(Health.READY, "all actors up, feed not started", age)
     if not f.market_open:
@@ -106,6 +110,9 @@ def derive_health(f: HealthFacts) -> HealthReading:
         return HealthReading(
             Health.FEED_SILENT, f"last bar {age:.1f}s ago > feed_silence_s {f.feed_silence_s}", age
         )
+    if f.suspended:
+        # Still ok: the other strategies trade; the reason says who does not.
+        return HealthReading(Health.OK, f"bars flowing; suspended: {', '.join(f.suspended)}", age)
     return HealthReading(Health.OK, "bars flowing, all actors up", age)
 
 

@@ -2,9 +2,10 @@
 health and journals every change. One detached named actor per deployment.
 
 Death is noticed the moment Ray knows it (a never-returning call per child), hangs by heartbeat
-timeout. Restarts follow dependency order and the restart policy; when the policy gives up the
-deployment stops feeding bars and goes to ``failed`` (fail closed). Ray restarts the supervisor
-itself; a restarted supervisor re-attaches to its children by name.
+timeout, a silent feed and a lost venue connection by the health reading. Recovery (``recovery``)
+follows dependency order and the watchdog policy; when the policy gives up the deployment halts
+fail-closed. Ray restarts the supervisor itself; a restarted supervisor re-attaches to its
+children by name while the pipeline keeps trading.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from typing import Any
 
@@ -21,8 +23,8 @@ from tradeplane.actors.common import (
     ROLE_BROKER,
     ROLE_FEED,
     ROLE_JOURNAL,
-    ROLE_RECONCILER,
     ROLE_RISK,
+    ROLE_VENUE,
     Outbox,
     Peers,
     SupervisedActor,
@@ -33,19 +35,22 @@ from tradeplane.actors.records import event_record
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import OperationalError
 from tradeplane.core.health import Health, HealthFacts, HealthReading, Phase
-from tradeplane.core.watchdog import Lifecycle, RestartPolicy
+from tradeplane.core.session import make_calendar
+from tradeplane.core.watchdog import Lifecycle, RecoveryPolicy
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.supervisor.adapter import ChildAdapter, ChildGone, RayChildAdapter
 from tradeplane.supervisor.core import SupervisorCore
+from tradeplane.supervisor.recovery import RecoveryMixin
 from tradeplane.supervisor.specs import ChildSpec, child_specs
 from tradeplane.supervisor.status import build_status
 from tradeplane.supervisor.stopping import StoppingMixin
+from tradeplane.venues.sim.faults import FaultSchedule, fault_target
 
 log = logging.getLogger("tradeplane.supervisor")
 RUN_SCOPE, RUN_KEY = "supervisor", "run"
 
 
-class Supervisor(StoppingMixin):
+class Supervisor(RecoveryMixin, StoppingMixin):
     """The supervision logic over an adapter; the Ray actor below is a thin shell around it."""
 
     def __init__(
@@ -58,10 +63,20 @@ class Supervisor(StoppingMixin):
         sup = cfg.supervisor
         self.core = SupervisorCore(
             list(self.specs),
-            RestartPolicy(sup.max_restarts, sup.restart_window_s, sup.restart_cooldown_s),
+            RecoveryPolicy(
+                max_attempts=sup.max_recovery_attempts,
+                window_s=sup.recovery_window_s,
+                cooldown_s=sup.recovery_cooldown_s,
+                backoff_max_s=sup.recovery_backoff_max_s,
+                jitter=sup.recovery_jitter,
+                auto_recover=sup.auto_recover,
+                rng=random.Random(),
+            ),
             heartbeat_timeout_s=sup.heartbeat_timeout_s,
-            feed_silence_s=sup.feed_silence_s,
+            feed_silence_s=cfg.resolved_feed_silence_s(),
+            strategy_max_restarts=sup.strategy_max_restarts,
         )
+        self.calendar = make_calendar(cfg.session.calendar)
         self.adapter = adapter
         self.peers = Peers(self.deployment)
         self.outbox = Outbox(self.peers)
@@ -71,9 +86,14 @@ class Supervisor(StoppingMixin):
         self.reading = HealthReading(Health.STARTING, "deploying actors")
         self.started_ts = time.time()
         self.loop_task: asyncio.Task[Any] | None = None
+        self.worker_task: asyncio.Task[Any] | None = None
+        self.recovery_wake = asyncio.Event()
         self.restart_log: list[dict[str, Any]] = []
-        self._restarting: set[str] = set()
         self.reconciliation: dict[str, Any] | None = None
+        self._resync_task: asyncio.Task[Any] | None = None
+        self._halting = False
+        self.faults = FaultSchedule(cfg.venue.sim.faults)
+        self.feed_started_ts: float | None = None
 
     # -- journal -------------------------------------------------------------------------------
 
@@ -147,43 +167,40 @@ class Supervisor(StoppingMixin):
     async def _reconcile(self, timeout_s: float) -> None:
         """Before the first bar: the journal against the venue. A mismatch either stops the
         start (configured) or the venue's holdings are adopted by risk."""
-        result = await self.adapter.call(ROLE_RECONCILER, "run", timeout_s, timeout_s=timeout_s)
-        self.reconciliation = {k: result.get(k) for k in ("summary", "action", "lines")} | {
-            "clean": result["report"]["clean"],
-            "checked_at": result["report"]["checked_at"],
-        }
+        result = await self._reconcile_once(timeout_s)
         if result["action"] == "block_start":
             self.core.failure = f"reconciliation mismatch: {result['summary']}"
             raise OperationalError(
                 self.core.failure
                 + " (fail_on_reconciliation_mismatch is set; `tradeplane status` shows the report)"
             )
-        await self.adapter.call(
-            ROLE_RISK,
-            "end_reconciliation",
-            result["adopt_positions"],
-            result["external_orders"],
-            timeout_s=timeout_s,
-        )
 
     async def _settle_outbox(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while self.outbox.inflight() and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
 
-    async def _create_and_ready(self, role: str, timeout_s: float) -> None:
+    async def _create_and_ready(
+        self, role: str, timeout_s: float, *, restart: bool = False
+    ) -> None:
         self.adapter.create(self.specs[role])
         try:
             await self.adapter.call(role, "ready", timeout_s=timeout_s)
         except (ChildGone, TimeoutError) as exc:
-            cause = await asyncio.wait_for(self.adapter.wait_for_death(role), 5.0)
+            cause = None
+            with contextlib.suppress(TimeoutError):
+                cause = await asyncio.wait_for(self.adapter.wait_for_death(role), 5.0)
             raise RuntimeError(f"{role} did not become ready: {cause or exc}") from exc
-        self.core.running(role)
+        if restart:
+            self.core.restarted(role)
+        else:
+            self.core.running(role)
         self._watch(role)
 
     async def start_feed(self) -> dict[str, Any]:
         await self.adapter.call(ROLE_FEED, "start_streaming", timeout_s=10.0)
         self.core.set_phase(Phase.RUNNING)
+        self.feed_started_ts = time.time()
         self.journal("feed_started", {}, [self._run_state()])
         await self._observe()
         return self.status()
@@ -204,26 +221,25 @@ class Supervisor(StoppingMixin):
             or run.get("phase") not in (Phase.READY.value, Phase.RUNNING.value)
         ):
             return False  # a fresh deployment (or one already over): nothing to adopt
+        self.core.set_phase(Phase.READY)
+        self.core.set_phase(Phase.RUNNING)
+        missing = []
         for role in self.specs:
             if self.adapter.attach(role):
                 self.core.running(role)
                 self._watch(role)
             else:
-                self.core.on_death(role, time.time(), "not found on re-attach")
-        self.core.set_phase(Phase.READY)
-        self.core.set_phase(Phase.RUNNING)
-        self.journal("supervisor_reattached", {"run_id": self.run_id})
+                missing.append(role)
+        self.journal("supervisor_reattached", {"run_id": self.run_id, "missing": missing})
         self._start_loop()
+        for role in missing:  # died while we were down: recovered like any other death
+            await self._on_death(role, "not found on re-attach")
         return True
 
     # -- monitoring ----------------------------------------------------------------------------
 
     def _watch(self, role: str) -> None:
-        old = self.watchers.pop(role, None)
-        # During a restart the old watcher is the task doing the restart: cancelling it would
-        # abort the restart at its next await. Its actor is dead, so it ends by itself.
-        if old is not None and old is not asyncio.current_task():
-            old.cancel()
+        self._unwatch(role)
         self.watchers[role] = spawn(self.tasks, self._watch_one(role))
 
     async def _watch_one(self, role: str) -> None:
@@ -233,6 +249,8 @@ class Supervisor(StoppingMixin):
     def _start_loop(self) -> None:
         if self.loop_task is None or self.loop_task.done():
             self.loop_task = spawn(self.tasks, self._loop())
+        if self.worker_task is None or self.worker_task.done():
+            self.worker_task = spawn(self.tasks, self._recovery_worker())
 
     async def _loop(self) -> None:
         interval = self.cfg.supervisor.monitor_interval_s
@@ -261,6 +279,11 @@ class Supervisor(StoppingMixin):
         if self.core.feed_should_start(ROLE_FEED):
             with contextlib.suppress(ChildGone, TimeoutError):
                 await self.adapter.call(ROLE_FEED, "start_streaming", timeout_s=10.0)
+        self._check_resync()
+        if self.feed_started_ts is not None and self.core.phase is Phase.RUNNING:
+            for spec in self.faults.due(now - self.feed_started_ts):
+                with contextlib.suppress(Exception):
+                    await self.inject_fault(spec.kind, spec.duration_s, spec.model_dump())
         await self._observe()
 
     async def _observe(self) -> None:
@@ -276,7 +299,10 @@ class Supervisor(StoppingMixin):
             last_bar_recv_ts=fb.get("last_bar_recv_ts"),
             feed_started_ts=fb.get("started_ts"),
             broker_connected=bool(bb.get("connected", True)),
-            feed_silence_s=self.cfg.supervisor.feed_silence_s,
+            broker_resyncing=bool(bb.get("resyncing")),
+            market_open=self.calendar.is_open(time.time()),
+            feed_silence_s=self.core.feed_silence_s,
+            suspended=self.core.suspended(),
         )
         self.reading, change = self.core.observe_health(facts)
         if change is not None:
@@ -289,64 +315,8 @@ class Supervisor(StoppingMixin):
                     "reason": change.reason,
                 },
             )
-
-    # -- recovery ------------------------------------------------------------------------------
-
-    async def _on_death(self, role: str, cause: str) -> None:
-        decision = self.core.on_death(role, time.time(), cause)
-        self.wake.set()
-        if decision is None:
-            return
-        self.journal("actor_died", {"role": role, "cause": cause, "attempt": decision.attempt})
-        await self._observe()
-        if not decision.restart:
-            await self._fail(decision.reason)
-            return
-        if decision.delay_s:
-            await asyncio.sleep(decision.delay_s)
-        await self._restart(role, cause)
-
-    async def _restart(self, role: str, cause: str) -> None:
-        started = time.time()
-        try:
-            await self.adapter.kill(role)  # frees the name if the old process lingers
-            await self._create_and_ready(role, self.cfg.supervisor.startup_timeout_s)
-        except Exception as exc:
-            self.journal("actor_restart_failed", {"role": role, "error": str(exc)[:500]})
-            # Count it as another death: the policy decides whether to try again.
-            self.core.children[role].state = Lifecycle.RUNNING
-            await self._on_death(role, f"restart failed: {exc}")
-            return
-        # Siblings resend what the dead actor never got; the next tick brings the newcomer to
-        # the desired state (a restarted feed is told to stream there).
-        try:
-            for other in self.specs:
-                if other != role and self.core.children[other].state is Lifecycle.RUNNING:
-                    self.adapter.send(other, "rewire", role)
-            self.outbox.resend(role)
-        except Exception:  # best effort: each outbox also retries on its own
-            log.exception("rewiring after %s restart failed", role)
-        took = time.time() - started
-        self.restart_log.append({"role": role, "cause": cause, "ts": started, "took_s": took})
-        del self.restart_log[:-50]
-        self.journal(
-            "actor_restarted",
-            {
-                "role": role,
-                "cause": cause,
-                "took_s": round(took, 3),
-                "restarts": self.core.children[role].restarts,
-            },
-        )
-        self.wake.set()
-
-    async def _fail(self, reason: str) -> None:
-        """Fail closed: no more bars, so no more intents; then say why."""
-        with contextlib.suppress(Exception):
-            await self.adapter.call(ROLE_FEED, "stop_streaming", timeout_s=5.0)
-        self.core.set_phase(Phase.FAILED)
-        self.journal("deployment_failed", {"reason": reason}, [self._run_state()])
-        await self._observe()
+        if self.core.active:
+            self._check_feed_silence()
 
     # -- operator commands ---------------------------------------------------------------------
 
@@ -371,6 +341,34 @@ class Supervisor(StoppingMixin):
             [event_record(self.deployment, "cancel_all_requested", time.time(), result)],
         )
         return result
+
+    async def inject_fault(
+        self, kind: str, duration_s: float | None = None, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Chaos: tell the sim venue (or, for ``silent``, the feed) to misbehave."""
+        role = ROLE_FEED if fault_target(kind) == "feed" else ROLE_VENUE
+        if role not in self.specs:
+            raise OperationalError(f"fault {kind!r} needs the sim venue's own actor (paper mode)")
+        extra = {k: v for k, v in (params or {}).items() if k in ("delay_s", "probability")}
+        result: dict[str, Any] = await self.adapter.call(
+            role, "inject_fault", kind, duration_s, extra, timeout_s=10.0
+        )
+        self.journal(
+            "fault_injected",
+            {"kind": kind, "target": role, "duration_s": duration_s, "params": extra},
+        )
+        return result
+
+    async def clear_faults(self, kind: str | None = None) -> dict[str, Any]:
+        cleared = {}
+        for role in (ROLE_FEED, ROLE_VENUE):
+            if role in self.specs:
+                with contextlib.suppress(ChildGone, TimeoutError):
+                    cleared[role] = await self.adapter.call(
+                        role, "clear_faults", kind, timeout_s=10.0
+                    )
+        self.journal("faults_cleared", {"kind": kind, "cleared": cleared})
+        return cleared
 
     # -- status --------------------------------------------------------------------------------
 
@@ -423,6 +421,14 @@ class SupervisorActor(SupervisedActor):
 
     async def cancel_all(self, reason: str) -> dict[str, Any]:
         return await self.sup.cancel_all(reason)
+
+    async def inject_fault(
+        self, kind: str, duration_s: float | None = None, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return await self.sup.inject_fault(kind, duration_s, params)
+
+    async def clear_faults(self, kind: str | None = None) -> dict[str, Any]:
+        return await self.sup.clear_faults(kind)
 
     async def venue_holdings(self) -> dict[str, Any]:
         """For ``preflight`` while running: the venue's holdings, asked through the broker."""

@@ -40,10 +40,12 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
         "reason": sup.core.failure or sup.reading.reason,
         "last_bar_age_s": sup.reading.last_bar_age_s,
         "uptime_s": now - sup.started_ts,
+        "recovery": recovery_status(sup, now),
         "children": {
             role: {
                 "state": c.state.value,
                 "restarts": c.restarts,
+                "attempts": sup.core.attempts(role, now),
                 "heartbeat_age_s": None
                 if c.last_heartbeat_ts is None
                 else now - c.last_heartbeat_ts,
@@ -59,6 +61,9 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
             k: broker.get(k)
             for k in (
                 "connected",
+                "resyncing",
+                "blocked_by_resync",
+                "rejected_venue_messages",
                 "orders",
                 "open_orders",
                 "submits",
@@ -89,4 +94,35 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
             {"from": h.previous.value, "to": h.current.value, "reason": h.reason, "ts": h.ts}
             for h in sup.core.health.history[-10:]
         ],
+    }
+
+
+def recovery_status(sup: Supervisor, now: float) -> dict[str, Any]:
+    """What recovery is doing: idle, recovering (queued or running), exhausted; attempts per
+    target inside the window, against the budget."""
+    core, cfg = sup.core, sup.cfg.supervisor
+    if core.exhausted is not None:
+        state = "exhausted"
+    elif core.in_progress or core.queue:
+        state = "recovering"
+    else:
+        state = "idle"
+    targets = {*core.policy.targets(), *core.queue}
+    return {
+        "state": state,
+        "auto_recover": cfg.auto_recover,
+        "in_progress": core.in_progress,
+        "queued": sorted(core.queue),
+        "attempts": {t: core.attempts(t, now) for t in sorted(targets)},
+        "max_recovery_attempts": cfg.max_recovery_attempts,
+        "strategy_max_restarts": cfg.strategy_max_restarts,
+        "recovery_window_s": cfg.recovery_window_s,
+        "suspended": list(core.suspended()),
+        "exhausted": None if core.exhausted is None else core.exhausted.reason,
+        "feed_silence_s": core.feed_silence_s,
+        "faults": {
+            role: core.children[role].last_heartbeat.get("faults")
+            for role in (ROLE_FEED, "venue")
+            if role in core.children and core.children[role].last_heartbeat.get("faults")
+        },
     }

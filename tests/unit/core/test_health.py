@@ -51,6 +51,16 @@ def test_broker_disconnected_then_broker_disconnected() -> None:
     assert derive_health(facts(broker_connected=False)).health is Health.BROKER_DISCONNECTED
 
 
+def test_broker_reconnected_but_resyncing_then_recovering() -> None:
+    r = derive_health(facts(broker_resyncing=True))
+    assert r.health is Health.RECOVERING and "resyncing" in r.reason
+
+
+def test_strategy_suspended_then_still_ok_and_reason_names_it() -> None:
+    r = derive_health(facts(suspended=("strategy/bad",)))
+    assert r.health is Health.OK and "strategy/bad" in r.reason
+
+
 def test_market_closed_then_idle_not_silent() -> None:
     assert derive_health(facts(market_open=False, last_bar_recv_ts=0.0)).health is (
         Health.IDLE_MARKET_CLOSED

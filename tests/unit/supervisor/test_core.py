@@ -2,16 +2,24 @@ import pytest
 
 from tradeplane.core.errors import IllegalTransition
 from tradeplane.core.health import Health, HealthFacts, Phase
-from tradeplane.core.watchdog import Lifecycle, RestartPolicy
-from tradeplane.supervisor.core import SupervisorCore
+from tradeplane.core.watchdog import Lifecycle, RecoveryPolicy
+from tradeplane.supervisor.core import FEED_SILENCE, SupervisorCore
 
 ROLES = ["journal", "venue", "broker", "risk", "strategy/a", "feed"]
 
 
-def core(max_restarts: int = 2) -> SupervisorCore:
-    c = SupervisorCore(
-        ROLES, RestartPolicy(max_restarts, 60.0), heartbeat_timeout_s=5.0, feed_silence_s=30.0
+def new_core(max_attempts: int = 2, strategy_max_restarts: int = 1) -> SupervisorCore:
+    return SupervisorCore(
+        ROLES,
+        RecoveryPolicy(max_attempts, 60.0, cooldown_s=1.0, jitter=0.0),
+        heartbeat_timeout_s=5.0,
+        feed_silence_s=30.0,
+        strategy_max_restarts=strategy_max_restarts,
     )
+
+
+def core(max_attempts: int = 2, strategy_max_restarts: int = 1) -> SupervisorCore:
+    c = new_core(max_attempts, strategy_max_restarts)
     for r in ROLES:
         c.running(r)
     c.set_phase(Phase.READY)
@@ -35,43 +43,120 @@ def test_supervisor_core_imports_no_ray() -> None:
     assert not any(str(m).startswith("ray") for m in names)
 
 
-def test_child_death_then_restart_decision_and_restarting_state() -> None:
+def test_child_death_then_recovery_queued_and_child_down() -> None:
     c = core()
     d = c.on_death("broker", 1.0, "killed")
-    assert d is not None and d.restart
-    assert c.children["broker"].state is Lifecycle.RESTARTING
+    assert d is not None and d.retry and d.delay_s == 1.0
+    assert c.children["broker"].state is Lifecycle.DEAD
     assert c.down() == ("broker",)
+    rec, wait = c.next_recovery(1.5)
+    assert rec is not None and rec.roles == ("broker",) and wait == pytest.approx(0.5)
+
+
+def test_recovery_carried_out_then_running_with_restart_counted() -> None:
+    c = core()
+    c.on_death("broker", 1.0, "killed")
+    rec, _ = c.next_recovery(5.0)
+    assert rec is not None
+    c.begin(rec)
+    assert c.children["broker"].state is Lifecycle.RESTARTING and c.in_progress == "broker"
+    c.restarted("broker")
+    c.end()
+    assert c.children["broker"].restarts == 1 and c.down() == ()
+    assert c.next_recovery(5.0) == (None, 0.0)
 
 
 def test_second_death_report_for_same_child_then_ignored() -> None:
     c = core()
     c.on_death("broker", 1.0, "killed")
-    c.children["broker"].state = Lifecycle.DEAD
     assert c.on_death("broker", 1.1, "again") is None
 
 
-def test_restart_budget_exhausted_then_gave_up_with_failure_reason() -> None:
-    c = core(max_restarts=1)
+def test_restart_fails_then_counted_as_another_failure() -> None:
+    c = core()
     c.on_death("risk", 1.0, "x")
-    c.running("risk")
+    rec, _ = c.next_recovery(9.0)
+    assert rec is not None
+    c.begin(rec)
+    d = c.on_death("risk", 9.5, "restart failed")
+    assert d is not None and d.retry and d.attempt == 2 and d.delay_s == 2.0
+
+
+def test_recovery_budget_exhausted_then_gave_up_and_deployment_exhausted() -> None:
+    c = core(max_attempts=1)
+    c.on_death("risk", 1.0, "x")
+    rec, _ = c.next_recovery(9.0)
+    assert rec is not None
+    c.begin(rec)
+    c.restarted("risk")
     d = c.on_death("risk", 2.0, "x")
-    assert d is not None and not d.restart
-    assert c.children["risk"].state is Lifecycle.GAVE_UP and c.failure
+    assert d is not None and not d.retry
+    assert c.children["risk"].state is Lifecycle.GAVE_UP
+    assert c.exhausted is d and c.failure and "recovery exhausted" in c.failure
+
+
+def test_strategy_out_of_restarts_then_suspended_and_deployment_not_exhausted() -> None:
+    c = core(max_attempts=5, strategy_max_restarts=1)
+    c.on_death("strategy/a", 1.0, "raised")
+    rec, _ = c.next_recovery(9.0)
+    assert rec is not None
+    c.begin(rec)
+    c.restarted("strategy/a")
+    d = c.on_death("strategy/a", 2.0, "raised again")
+    assert d is not None and not d.retry and d.max_attempts == 1
+    assert c.children["strategy/a"].state is Lifecycle.SUSPENDED
+    assert c.exhausted is None and c.failure is None
+    assert c.suspended() == ("strategy/a",) and c.down() == ()
+
+
+def test_several_dead_then_dependencies_first_even_when_due_later() -> None:
+    c = core(max_attempts=5)
+    c.on_death("feed", 0.0, "x")
+    c.on_death("strategy/a", 0.0, "x")
+    c.on_death("broker", 0.0, "x")
+    c.on_death("broker", 0.0, "x")  # already dead: ignored
+    c.policy.on_failure("journal", 0.0)  # the journal's budget is partly spent: waits longer
+    c.on_death("journal", 0.0, "x")
+    order = []
+    while True:
+        rec, _ = c.next_recovery(100.0)
+        if rec is None:
+            break
+        c.begin(rec)
+        for role in rec.roles:
+            c.restarted(role)
+        c.end()
+        order.append(rec.target)
+    assert order == ["journal", "broker", "strategy/a", "feed"]
+
+
+def test_feed_silent_then_broker_feed_pair_queued_once() -> None:
+    c = core()
+    assert c.silence_recovery_due()
+    d = c.on_fault(FEED_SILENCE, 1.0, "no bar", ("broker", "feed"))
+    assert d.retry and not c.silence_recovery_due()
+    rec, _ = c.next_recovery(5.0)
+    assert rec is not None and rec.roles == ("broker", "feed")
+    c.begin(rec)
+    assert c.children["broker"].state is Lifecycle.RESTARTING
+    assert not c.silence_recovery_due()  # still running
+    c.restarted("broker")
+    c.restarted("feed")
+    c.end()
+    assert c.silence_recovery_due()
+
+
+def test_faults_past_budget_then_exhausted() -> None:
+    c = core(max_attempts=1)
+    assert c.on_fault("venue_connection", 1.0, "reconnected").retry
+    d = c.on_fault("venue_connection", 2.0, "reconnected")
+    assert not d.retry and c.exhausted is d and not c.silence_recovery_due()
 
 
 def test_death_while_stopping_then_no_restart() -> None:
     c = core()
     c.set_phase(Phase.STOPPING)
     assert c.on_death("feed", 1.0, "x") is None
-
-
-def test_restart_order_follows_dependencies() -> None:
-    assert core().restart_order(["feed", "strategy/a", "journal", "broker"]) == [
-        "journal",
-        "broker",
-        "strategy/a",
-        "feed",
-    ]
 
 
 def test_missed_heartbeats_then_hung_after_timeout() -> None:
@@ -110,9 +195,7 @@ def test_running_feed_reporting_not_streaming_then_should_start() -> None:
 def test_feed_not_started_while_ready_or_failed_or_without_a_heartbeat() -> None:
     fresh = core()
     assert not fresh.feed_should_start("feed")  # no heartbeat yet: nothing observed
-    ready = SupervisorCore(
-        ROLES, RestartPolicy(2, 60.0), heartbeat_timeout_s=5.0, feed_silence_s=30.0
-    )
+    ready = new_core()
     for r in ROLES:
         ready.running(r)
     ready.set_phase(Phase.READY)

@@ -258,10 +258,22 @@ class PaperMatchingEngine:
         self._dirty_prices: set[str] = set()
 
     def submit(self, req: VenueOrderRequest) -> list[VenueEvent]:
+        return self._place(req, None)
+
+    def reject(self, req: VenueOrderRequest, reason: str) -> list[VenueEvent]:
+        """Take ``req`` in as ``submit`` does but refuse it with ``reason`` (fault injection): the
+        order is recorded as rejected and ``order_rejected`` is emitted, like a genuine reject.
+        A duplicate or otherwise invalid request is rejected for that reason instead."""
+        if not reason or not isinstance(reason, str):
+            raise ValueError(f"a rejection needs a reason, got {reason!r}")
+        return self._place(req, reason)
+
+    def _place(self, req: VenueOrderRequest, forced_reason: str | None) -> list[VenueEvent]:
         self._stats["submits"] += 1
         now = self._clock.now()
         duplicate = req.client_order_id in self._orders
         reason = "DUPLICATE_CLIENT_ORDER_ID" if duplicate else self._validate(req)
+        reason = reason or forced_reason
         if duplicate or reason == "INVALID_CLIENT_ORDER_ID":
             # Leave no record: the original must stay untouched, and a blank id has no key.
             self._stats["duplicate_submits"] += int(duplicate)

@@ -79,6 +79,13 @@ class SimVenue:
             self._check_usable()
             return self._persist(self._engine.submit(req))
 
+    def reject(self, req: VenueOrderRequest, reason: str) -> list[VenueEvent]:
+        """Record ``req`` as rejected with ``reason`` (fault injection), durably, like a genuine
+        venue rejection; see ``PaperMatchingEngine.reject``."""
+        with self._lock:
+            self._check_usable()
+            return self._persist(self._engine.reject(req, reason))
+
     def cancel(self, client_order_id: str) -> list[VenueEvent]:
         with self._lock:
             self._check_usable()

@@ -295,6 +295,54 @@ def test_accepted_orders_then_sequential_venue_order_ids() -> None:
     assert eng.order("b").venue_order_id == "SIM-000002"  # type: ignore[union-attr]
 
 
+# ------------------------------------------------------------------------- forced rejection
+
+
+def test_reject_then_order_recorded_rejected_with_reason_and_event_is_next_seq() -> None:
+    eng = engine()
+    eng.submit(market("a", Side.BUY, 1.0))
+    event = only(eng.reject(limit("x", Side.SELL, 2.0, 110.0), "INJECTED_REJECT"))
+    assert (event.seq, event.kind, event.client_order_id, event.reason) == (
+        2,
+        "order_rejected",
+        "x",
+        "INJECTED_REJECT",
+    )
+    assert event.venue_order_id is None
+    order = eng.order("x")
+    assert order is not None and (order.status, order.reason) == ("rejected", "INJECTED_REJECT")
+    assert eng.events_since(1) == [event]
+    assert eng.open_orders() == [eng.order("a")]
+    assert (eng.stats["submits"], eng.stats["rejects"]) == (2, 1)
+
+
+def test_rejected_order_never_fills_and_its_id_cannot_be_reused() -> None:
+    eng = engine()
+    eng.reject(market("x", Side.BUY, 1.0), "INJECTED_REJECT")
+    assert eng.on_bar(bar(100.0, 101.0, 99.0, 100.0)) == []
+    assert only(eng.submit(market("x", Side.BUY, 1.0))).reason == "DUPLICATE_CLIENT_ORDER_ID"
+    assert eng.positions() == {}
+
+
+def test_reject_of_duplicate_or_invalid_request_then_the_genuine_reason_wins() -> None:
+    eng = engine()
+    eng.submit(limit("dup", Side.BUY, 1.0, 90.0))
+    original = eng.order("dup")
+    assert only(eng.reject(market("dup", Side.BUY, 1.0), "X")).reason == (
+        "DUPLICATE_CLIENT_ORDER_ID"
+    )
+    assert eng.order("dup") == original
+    assert only(eng.reject(market("bad", Side.BUY, -1.0), "X")).reason == "INVALID_QUANTITY"
+
+
+@pytest.mark.parametrize("reason", ["", None])
+def test_reject_without_a_reason_then_value_error_and_nothing_recorded(reason: str) -> None:
+    eng = engine()
+    with pytest.raises(ValueError, match="reason"):
+        eng.reject(market("x", Side.BUY, 1.0), reason)
+    assert eng.order("x") is None and eng.last_seq == 0
+
+
 # -------------------------------------------------------------------------------------- cancel
 
 

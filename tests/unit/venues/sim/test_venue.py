@@ -163,6 +163,29 @@ def test_reopen_then_resting_orders_keep_filling_with_continued_fill_numbers(
         assert reopened.order("big").filled_quantity == pytest.approx(4.0)  # type: ignore[union-attr]
 
 
+def test_reject_then_rejection_persisted_like_a_genuine_one(db: Path, clock: ManualClock) -> None:
+    with SimVenue.open(db, clock=clock) as venue:
+        venue.submit(market("a", Side.BUY, 1.0))
+        event = venue.reject(limit("x", Side.BUY, 1.0, 90.0), "INJECTED_REJECT")[0]
+        assert (event.seq, event.kind, event.reason) == (2, "order_rejected", "INJECTED_REJECT")
+
+    with SimVenue.open(db, clock=clock) as reopened:
+        order = reopened.order("x")
+        assert order is not None and (order.status, order.reason) == ("rejected", "INJECTED_REJECT")
+        assert reopened.events_since(1) == [event]
+        assert reopened.stats["rejects"] == 1
+        assert reopened.submit(market("x", Side.BUY, 1.0))[0].reason == (
+            "DUPLICATE_CLIENT_ORDER_ID"
+        )
+
+
+def test_reject_on_closed_venue_then_operational_error(clock: ManualClock) -> None:
+    venue = SimVenue.open(None, clock=clock)
+    venue.close()
+    with pytest.raises(OperationalError, match="closed"):
+        venue.reject(market("x", Side.BUY, 1.0), "INJECTED_REJECT")
+
+
 def test_bars_without_events_then_nothing_written_but_last_prices_saved_on_close(
     db: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
