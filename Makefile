@@ -42,6 +42,7 @@ bench: $(STAMP) ## Run the benchmarks (several minutes); JSON lines on stdout
 	$(BIN)/python bench/sim.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/journal.py
+	$(BIN)/python bench/recovery.py
 
 lint: $(STAMP) ## ruff, ruff format --check and mypy
 	$(BIN)/ruff check tradeplane tests bench examples

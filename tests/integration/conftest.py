@@ -1,40 +1,18 @@
-"""Integration fixtures: one Ray instance (bound to 127.0.0.1) for the whole session."""
+"""Integration helpers: a deployment config for tests (the shared Ray fixture is in
+tests/conftest.py)."""
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tradeplane.config.loading import parse_config
 from tradeplane.config.models import TradeplaneConfig
 
 HERE = Path(__file__).resolve().parent
 _names = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def ray_session() -> Iterator[None]:
-    import ray
-
-    from tradeplane.supervisor import deployment
-
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    # A custom resource lets placement tests pin strategy actors as a multi-node cluster would.
-    deployment.connect(None, resources={"tp_strategy_slot": 4})
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="session")
-def ray_address(ray_session: None) -> str:
-    import ray
-
-    return str(ray.get_runtime_context().gcs_address)
 
 
 def make_config(

@@ -12,6 +12,7 @@ import typer
 from rich.live import Live
 
 from tradeplane.cli import output, render
+from tradeplane.cli.chaos_cmd import chaos_command, fault_command
 from tradeplane.cli.journal_cmd import journal_app, resolve_state_dir
 from tradeplane.config.loading import ConfigError, load_config
 from tradeplane.core.errors import OperationalError
@@ -24,6 +25,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(journal_app, name="journal", help="Verify, tail and export a deployment's journal.")
+app.command("chaos")(chaos_command)
+app.command("fault")(fault_command)
 console, err = output.console, output.err  # both mask secrets (tradeplane.cli.output)
 
 ConfigArg = Annotated[Path, typer.Argument(help="Deployment config (TOML).")]

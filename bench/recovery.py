@@ -1,0 +1,263 @@
+"""Recovery benchmark: kill each kind of actor many times, time kill -> health back at ``ok``.
+
+Run with ``make bench`` (or ``python bench/recovery.py --kills 3 --kinds broker,risk`` for a
+short smoke run). One JSON line per actor kind on stdout. Each kind gets a fresh deployment (sim
+venue, a strategy trading on most bars) so one kind's restarts cannot spend another's budget.
+Before every kill the deployment must be ``ok`` with fills flowing; a kill not recovered within
+``--give-up-s`` counts as a failure and is reported, not retried.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from tradeplane.config.loading import parse_config
+from tradeplane.config.models import SupervisorConfig, TradeplaneConfig
+from tradeplane.supervisor import deployment
+from tradeplane.supervisor.chaos import ACTOR_KINDS, KILL_MODES, kill_actor
+
+HERE = Path(__file__).resolve().parent
+KINDS = ("journal", "venue", "broker", "risk", "strategy", "feed", "supervisor")
+TARGETS = {"median_s": 1.0, "p95_s": 2.0}
+POLL_S = 0.02
+STRATEGY = "bench"
+
+
+# Ray prints "(raylet) A worker died ..." to the driver's sys.stdout for every kill; results go to
+# the real stdout and sys.stdout is pointed at stderr in main(), so stdout stays JSON lines only.
+RESULTS = sys.stdout
+
+
+def emit(record: dict[str, Any]) -> None:
+    record.setdefault("ts", time.time())
+    RESULTS.write(json.dumps(record) + "\n")
+    RESULTS.flush()
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))]
+
+
+def supervisor_settings(window_s: float) -> dict[str, Any]:
+    """Every kill must be a first failure, not the twentieth of a storm: a generous budget and
+    a window shorter than the gap between kills, so backoff never compounds across kills and
+    the figure is the recovery an operator sees after one crash. Only fields this version of
+    the config has are set (the watchdog's settings have been renamed before)."""
+    wanted = {
+        "feed_silence_s": 10.0,
+        "max_recovery_attempts": 1000,
+        "strategy_max_restarts": 1000,
+        "recovery_window_s": window_s,
+        "max_restarts": 1000,  # older configs
+        "restart_window_s": window_s,
+    }
+    return {k: v for k, v in wanted.items() if k in SupervisorConfig.model_fields}
+
+
+def bench_config(name: str, state_dir: Path, *, speed: float, window_s: float) -> TradeplaneConfig:
+    return parse_config(
+        {
+            "deployment": {"name": name, "mode": "paper", "state_dir": str(state_dir)},
+            "venue": {
+                "kind": "sim",
+                "sim": {"symbols": ["AAA", "BBB"], "speed": speed, "history_bars": 0, "seed": 3},
+            },
+            "supervisor": supervisor_settings(window_s),
+            "strategies": [
+                {
+                    "name": STRATEGY,
+                    "path": str(HERE / "strategies" / "pinger.py"),
+                    "class_name": "Pinger",
+                    "params": {"every": 2},
+                }
+            ],
+        },
+        source="bench",
+    )
+
+
+def role_of(kind: str) -> str:
+    return f"strategy/{STRATEGY}" if kind == "strategy" else kind
+
+
+def status_or_none(name: str, timeout_s: float = 1.0) -> dict[str, Any] | None:
+    """None while the supervisor cannot answer (it is the one being restarted)."""
+    try:
+        return deployment.status(name, timeout_s=timeout_s)
+    except Exception:
+        return None
+
+
+def filled(status: dict[str, Any]) -> int:
+    return int((status.get("orders") or {}).get("filled", 0))
+
+
+def child(status: dict[str, Any], role: str) -> dict[str, Any]:
+    return (status.get("children") or {}).get(role) or {}
+
+
+def wait_ready(name: str, role: str, *, fills: int, min_gap_s: float, timeout_s: float) -> str:
+    """Wait for health ok, the role running and ``fills`` new fills; '' or why not."""
+    start = time.monotonic()
+    base: int | None = None
+    last: dict[str, Any] | None = None
+    while time.monotonic() - start < timeout_s:
+        last = status_or_none(name, 5.0)
+        if last is not None:
+            if last.get("phase") == "failed":
+                return f"deployment failed: {last.get('reason')}"
+            healthy = last.get("health") == "ok"
+            running = role == "supervisor" or child(last, role).get("state") == "running"
+            if healthy and running:
+                base = filled(last) if base is None else base
+                gap_ok = time.monotonic() - start >= min_gap_s
+                if filled(last) - base >= fills and gap_ok:
+                    return ""
+        time.sleep(0.1)
+    seen = None if last is None else (last.get("health"), last.get("reason"))
+    return f"not ready (health ok, {fills} new fills) within {timeout_s:.0f}s; last {seen}"
+
+
+def measure_one(name: str, role: str, mode: str, give_up_s: float) -> tuple[float | None, str]:
+    """Kill ``role`` once; seconds until health is ok again with the kill noticed, or why not.
+
+    "Noticed" keeps a status taken before the supervisor saw the death from passing as a
+    recovery: a child's restart count has grown or it was seen down or health was seen not
+    ok; the supervisor has a new instance (its uptime is younger than the kill)."""
+    before = status_or_none(name, 5.0) or {}
+    restarts0 = child(before, role).get("restarts")
+    attempts0 = child(before, role).get("attempts")
+    result = kill_actor(name, role, mode)
+    if not result["ok"]:
+        return None, f"kill failed: {result['error']}"
+    t_kill = float(result["ts"])
+    noticed = False
+    while True:
+        now = time.time()
+        if now - t_kill > give_up_s:
+            return None, f"not back within {give_up_s:.0f}s"
+        status = status_or_none(name, 1.0)
+        if status is None:
+            noticed = True
+        else:
+            c = child(status, role)
+            if role == "supervisor":
+                noticed = noticed or float(status.get("uptime_s") or 1e9) < now - t_kill + 0.05
+            else:
+                noticed = (
+                    noticed
+                    or (c.get("restarts") or 0) != (restarts0 or 0)
+                    or c.get("attempts") != attempts0
+                    or c.get("state") != "running"
+                    or status.get("health") != "ok"
+                )
+            if status.get("phase") == "failed":
+                return None, f"deployment failed: {status.get('reason')}"
+            running = role == "supervisor" or c.get("state") == "running"
+            if noticed and running and status.get("health") == "ok":
+                return time.time() - t_kill, ""
+        time.sleep(POLL_S)
+
+
+def bench_kind(
+    tmp: Path, kind: str, args: argparse.Namespace
+) -> tuple[list[float], list[str], dict[str, Any]]:
+    name = f"bench-recovery-{kind}"
+    cfg = bench_config(name, tmp / name, speed=args.speed, window_s=args.window_s)
+    role = role_of(kind)
+    times: list[float] = []
+    errors: list[str] = []
+    deployment.deploy(cfg)
+    try:
+        for _ in range(args.kills):
+            why = wait_ready(
+                name,
+                role,
+                fills=args.fills,
+                min_gap_s=args.window_s * 1.5,
+                timeout_s=args.give_up_s,
+            )
+            if not why:
+                took, why = measure_one(name, role, args.mode, args.give_up_s)
+                if took is not None:
+                    times.append(took)
+                    continue
+            errors.append(why)
+            if why.startswith("deployment failed"):
+                break
+        final = status_or_none(name, 10.0) or {}
+    finally:
+        try:
+            deployment.stop(name)
+        except Exception as exc:  # a failed deployment may not stop cleanly: report, go on
+            errors.append(f"stop: {type(exc).__name__}: {exc}"[:300])
+    return times, errors, final
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--kills", type=int, default=20, help="kills per actor kind (default 20)")
+    ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated actor kinds")
+    ap.add_argument("--mode", choices=KILL_MODES, default="sigkill")
+    ap.add_argument("--speed", type=float, default=600.0, help="sim speed (x real time)")
+    ap.add_argument("--fills", type=int, default=3, help="new fills required before each kill")
+    ap.add_argument("--give-up-s", type=float, default=30.0)
+    ap.add_argument(
+        "--window-s", type=float, default=1.0, help="recovery_window_s (kills are 1.5x apart)"
+    )
+    args = ap.parse_args()
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in ACTOR_KINDS]
+    if bad or not kinds:
+        ap.error(f"unknown kind(s) {bad}; valid: {', '.join(KINDS)}")
+    sys.stdout = sys.stderr
+    deployment.connect(None)
+    try:
+        with tempfile.TemporaryDirectory(prefix="tradeplane-bench-") as tmp_name:
+            for kind in kinds:
+                times, errors, final = bench_kind(Path(tmp_name), kind, args)
+                median, p95 = pct(times, 0.5), pct(times, 0.95)
+                emit(
+                    {
+                        "bench": "recovery",
+                        "kind": kind,
+                        "mode": args.mode,
+                        "kills": len(times) + len(errors),
+                        "recovered": len(times),
+                        "failures": len(errors),
+                        "errors": errors[:5],
+                        "median_s": median,
+                        "p95_s": p95,
+                        "max_s": max(times) if times else None,
+                        "target_median_s": TARGETS["median_s"],
+                        "target_p95_s": TARGETS["p95_s"],
+                        "met": bool(
+                            times
+                            and not errors
+                            and median is not None
+                            and median <= TARGETS["median_s"]
+                            and p95 is not None
+                            and p95 <= TARGETS["p95_s"]
+                        ),
+                        "final_health": final.get("health"),
+                        "supervisor": supervisor_settings(args.window_s),
+                    }
+                )
+    finally:
+        ray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
