@@ -82,6 +82,7 @@ class StrategyActor(SupervisedActor):
         self.errors: deque[str] = deque(maxlen=20)
         self.replayed_bars = 0
         self._failure: str | None = None
+        self._isolating = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -154,7 +155,10 @@ class StrategyActor(SupervisedActor):
         await self._emit(out, force_snapshot=True)
 
     def _guard(self, call: Any) -> Emitted:
-        """Run a strategy callback; a raise is remembered (the first one) for ``_isolate``."""
+        """Run a strategy callback; a raise is remembered (the first one) for ``_isolate``.
+        Once one has raised, no further callback runs in this actor."""
+        if self._failure is not None:
+            return Emitted()
         try:
             result: Emitted = call()
             return result
@@ -171,6 +175,11 @@ class StrategyActor(SupervisedActor):
         the other strategies never notice."""
         if self._failure is None:
             return
+        if self._isolating:
+            # Another call is already journaling the failure and ending this actor; this one
+            # must neither emit nor return (its sender resends it to the restarted actor).
+            await asyncio.Event().wait()
+        self._isolating = True
         record = event_record(
             self.deployment,
             "strategy_error",

@@ -281,9 +281,10 @@ class SupervisorConfig(_Model):
     auto_recover: bool = True
     """Recover by itself: restart a dead actor, restart a silent feed, resync a reconnected
     broker. Off: the first such failure stops the deployment fail-closed. Default true."""
-    recovery_cooldown_s: float = Field(default=0.2, ge=0)
-    """Wait before the first recovery attempt; each further attempt within the window waits
-    twice as long (with jitter), up to ``recovery_backoff_max_s``. Default 0.2."""
+    recovery_cooldown_s: float = Field(default=0.5, ge=0)
+    """The first recovery attempt within the window goes at once; the second waits this long,
+    each further one twice as long as the one before (with jitter), up to
+    ``recovery_backoff_max_s``. Default 0.5."""
     recovery_backoff_max_s: float = Field(default=30.0, gt=0)
     """Longest wait before a recovery attempt. Default 30."""
     recovery_jitter: float = Field(default=0.2, ge=0, lt=1)

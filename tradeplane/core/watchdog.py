@@ -4,8 +4,9 @@ Plus the lifecycle table of a supervised child.
 Pure: the supervisor reports each failure (a death, a silent feed, a lost venue connection) with
 the current time and gets back a decision. Restart intensity is counted OTP-style inside a sliding
 window per target, so attempts older than ``window_s`` no longer count and a long-running
-deployment does not spend a lifetime budget. The wait grows exponentially from ``cooldown_s``
-with jitter (so restarted peers do not retry in lock-step) and is capped.
+deployment does not spend a lifetime budget. The first attempt goes at once; further ones wait
+``cooldown_s``, growing exponentially with jitter (so restarted peers do not retry in lock-step),
+capped.
 """
 
 from __future__ import annotations
@@ -94,10 +95,12 @@ class RecoveryPolicy:
         return RecoveryDecision(target, True, self.delay_for(n), n, limit, f"{target} failed")
 
     def delay_for(self, attempt: int) -> float:
-        """``cooldown_s`` doubled per attempt already in the window, jittered, then capped."""
-        if self.cooldown_s <= 0:
+        """The first attempt in the window goes at once (most failures are one-offs and every
+        moment down is a moment not trading); each further one waits ``cooldown_s`` doubled per
+        attempt before it, jittered, then capped."""
+        if attempt <= 1 or self.cooldown_s <= 0:
             return 0.0
-        base = min(self.backoff_max_s, self.cooldown_s * 2 ** (attempt - 1))
+        base = min(self.backoff_max_s, self.cooldown_s * 2 ** (attempt - 2))
         spread = 1.0 + self.jitter * (2.0 * self.rng.random() - 1.0)
         return min(self.backoff_max_s, base * spread)
 

@@ -143,15 +143,19 @@ class RecoveryMixin:
         )
         await self._observe()
         started = time.time()
+        phases: dict[str, float] = {}
         try:
             for role in rec.roles:
                 # Cancel the death watch first: a planned kill is not another failure.
                 self._unwatch(role)
                 await self.adapter.kill(role)
+            phases["kill_s"] = round(time.time() - started, 3)
             for role in rec.roles:
+                begun = time.time()
                 await self._create_and_ready(
                     role, self.cfg.supervisor.startup_timeout_s, restart=True
                 )
+                phases[f"{role}_ready_s"] = round(time.time() - begun, 3)
         except Exception as exc:
             self.journal(
                 "recovery_failed",
@@ -165,6 +169,10 @@ class RecoveryMixin:
             return
         for role in rec.roles:
             self._rewire(role)
+        if ROLE_FEED in rec.roles and self.core.phase is Phase.RUNNING:
+            # Not left to the next tick: every moment without bars is a moment not trading.
+            with contextlib.suppress(Exception):
+                await self.adapter.call(ROLE_FEED, "start_streaming", timeout_s=10.0)
         took = time.time() - started
         self.restart_log.append(
             {"target": rec.target, "roles": list(rec.roles), "cause": rec.cause, "ts": started}
@@ -178,6 +186,7 @@ class RecoveryMixin:
                 "roles": list(rec.roles),
                 "attempt": rec.attempt,
                 "took_s": round(took, 3),
+                "phases": phases,
             },
         )
         self.wake.set()

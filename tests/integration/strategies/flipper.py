@@ -24,13 +24,14 @@ class Flipper(Strategy):
 
 
 class Crasher(Flipper):
-    """Raises on every ``crash_every``-th bar: its other callbacks must go on."""
+    """Trades like Flipper until its ``crash_at``-th bar of a symbol, then raises on it. The
+    failure is deterministic: restarted from its snapshot, it replays that bar and raises again."""
 
     def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
+        seen = ctx.state.get("n", {}).get(bar.symbol, 0) + 1
+        if seen >= int(self.params.get("crash_at", 5)):
+            raise ValueError(f"planned failure at bar {seen} of {bar.symbol}")
         super().on_bar(bar, ctx)
-        seen = ctx.state["n"][bar.symbol]
-        if seen % int(self.params.get("crash_every", 5)) == 0:
-            raise ValueError(f"planned failure at bar {seen}")
 
 
 class BuyOnce(Strategy):

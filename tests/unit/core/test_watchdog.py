@@ -12,27 +12,31 @@ def policy(**kw: object) -> RecoveryPolicy:
     return RecoveryPolicy(**args)  # type: ignore[arg-type]
 
 
-def test_failure_within_budget_then_retry_after_cooldown() -> None:
-    d = policy(cooldown_s=0.5).on_failure("broker", 0.0)
-    assert d.retry and d.delay_s == 0.5 and d.attempt == 1 and d.max_attempts == 2
+def test_first_failure_then_retry_at_once_and_second_after_cooldown() -> None:
+    p = policy(cooldown_s=0.5)
+    d = p.on_failure("broker", 0.0)
+    assert d.retry and d.delay_s == 0.0 and d.attempt == 1 and d.max_attempts == 2
+    d = p.on_failure("broker", 1.0)
+    assert d.retry and d.delay_s == 0.5 and d.attempt == 2
 
 
 def test_each_further_attempt_in_window_then_wait_doubles_up_to_the_cap() -> None:
     p = policy(max_attempts=10, cooldown_s=1.0, backoff_max_s=5.0)
     delays = [p.on_failure("feed", float(t)).delay_s for t in range(5)]
-    assert delays == [1.0, 2.0, 4.0, 5.0, 5.0]
+    assert delays == [0.0, 1.0, 2.0, 4.0, 5.0]
 
 
 def test_jitter_then_wait_spread_within_its_fraction_and_never_past_the_cap() -> None:
     p = policy(max_attempts=1000, cooldown_s=1.0, backoff_max_s=3.0, jitter=0.2)
     p.rng = random.Random(5)
-    first = [p.delay_for(1) for _ in range(200)]
+    first = [p.delay_for(2) for _ in range(200)]
     assert min(first) >= 0.8 and max(first) <= 1.2 and len(set(first)) > 100
     assert all(p.delay_for(6) <= 3.0 for _ in range(200))
 
 
-def test_no_cooldown_then_retry_at_once() -> None:
-    assert policy().on_failure("risk", 0.0).delay_s == 0.0
+def test_no_cooldown_then_every_retry_at_once() -> None:
+    p = policy(max_attempts=5)
+    assert [p.on_failure("risk", float(t)).delay_s for t in range(4)] == [0.0] * 4
 
 
 def test_budget_exhausted_within_window_then_give_up_with_reason() -> None:

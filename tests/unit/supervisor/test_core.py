@@ -46,11 +46,11 @@ def test_supervisor_core_imports_no_ray() -> None:
 def test_child_death_then_recovery_queued_and_child_down() -> None:
     c = core()
     d = c.on_death("broker", 1.0, "killed")
-    assert d is not None and d.retry and d.delay_s == 1.0
+    assert d is not None and d.retry and d.delay_s == 0.0
     assert c.children["broker"].state is Lifecycle.DEAD
     assert c.down() == ("broker",)
-    rec, wait = c.next_recovery(1.5)
-    assert rec is not None and rec.roles == ("broker",) and wait == pytest.approx(0.5)
+    rec, wait = c.next_recovery(1.0)
+    assert rec is not None and rec.roles == ("broker",) and wait == 0.0
 
 
 def test_recovery_carried_out_then_running_with_restart_counted() -> None:
@@ -79,7 +79,9 @@ def test_restart_fails_then_counted_as_another_failure() -> None:
     assert rec is not None
     c.begin(rec)
     d = c.on_death("risk", 9.5, "restart failed")
-    assert d is not None and d.retry and d.attempt == 2 and d.delay_s == 2.0
+    assert d is not None and d.retry and d.attempt == 2 and d.delay_s == 1.0
+    rec, wait = c.next_recovery(10.0)
+    assert rec is not None and wait == pytest.approx(0.5)
 
 
 def test_recovery_budget_exhausted_then_gave_up_and_deployment_exhausted() -> None:

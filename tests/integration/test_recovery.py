@@ -1,0 +1,69 @@
+"""Recovery that is not a plain restart: a raising strategy is isolated (restarted up to its own
+limit, then suspended) while the others trade on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import eventually
+from tests.integration.conftest import HERE, make_config
+from tests.integration.harness import live_status, running, wait_for_kind
+from tests.integration.invariants import check
+from tradeplane.journal.reader import JournalReader
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+STRATEGIES = str(HERE / "strategies" / "flipper.py")
+
+
+def test_strategy_raising_on_every_start_then_suspended_and_others_keep_trading(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    cfg = make_config(
+        state,
+        strategies=[
+            {"name": "good", "path": STRATEGIES, "class_name": "Flipper", "symbols": ["AAA"]},
+            {
+                "name": "bad",
+                "path": STRATEGIES,
+                "class_name": "Crasher",
+                "symbols": ["BBB"],
+                "params": {"crash_at": 6},
+            },
+        ],
+        supervisor={"strategy_max_restarts": 2, "max_recovery_attempts": 2},
+    )
+    with running(cfg) as run:
+        wait_for_kind(state, "strategy_suspended", 1)
+        status = live_status(run.name)
+        assert status["children"]["strategy/bad"]["state"] == "suspended"
+        assert status["recovery"]["suspended"] == ["strategy/bad"]
+        assert status["phase"] == "running"
+        eventually(lambda: live_status(run.name).get("health") == "ok", timeout_s=30)
+        assert "strategy/bad" in live_status(run.name)["reason"]
+        with JournalReader.open(state) as j:
+            good_fills = len(j.fills(strategy="good"))
+        eventually(
+            lambda: _fills(state, "good") >= good_fills + 5, timeout_s=30, what="good trades on"
+        )
+    with JournalReader.open(state) as j:
+        errors = j.events(kinds=["strategy_error"])
+        suspended = j.events(kinds=["strategy_suspended"])
+        bad_orders = j.orders(strategy="bad")
+        kinds = j.counts_by_kind()
+    # The first failure and one per restart, each journaled before the actor went.
+    assert len(errors) == 3 and all(
+        "planned failure at bar 6" in e["data"]["error"] for e in errors
+    )
+    assert suspended[0]["data"]["strategy"] == "bad" and suspended[0]["data"]["attempts"] == 2
+    assert kinds.get("recovery_exhausted", 0) == 0 and kinds.get("deployment_failed", 0) == 0
+    assert len({o["intent_id"] for o in bad_orders}) == len(bad_orders)  # no replay resubmitted
+    assert all(o["status"] != "accepted" for o in bad_orders)  # its working orders cancelled
+    assert check(state).problems == []
+
+
+def _fills(state: Path, strategy: str) -> int:
+    with JournalReader.open(state) as j:
+        return len(j.fills(strategy=strategy))
