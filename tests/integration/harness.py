@@ -9,9 +9,23 @@ from pathlib import Path
 from typing import Any
 
 from tests.helpers import eventually
+from tests.integration.conftest import HERE
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.journal.reader import JournalReader
 from tradeplane.supervisor import deployment
+
+STRATEGIES = str(HERE / "strategies" / "flipper.py")
+
+
+def strategy(name: str, class_name: str, symbols: list[str], **params: Any) -> dict[str, Any]:
+    """A ``[[strategies]]`` entry for one of the test strategies in strategies/flipper.py."""
+    return {
+        "name": name,
+        "path": STRATEGIES,
+        "class_name": class_name,
+        "symbols": symbols,
+        "params": params,
+    }
 
 
 @dataclass

@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import eventually
-from tests.integration.conftest import HERE, make_config
-from tests.integration.harness import live_status, running, wait_for_kind
+from tests.integration.conftest import make_config
+from tests.integration.harness import live_status, running, strategy, wait_for_kind
 from tests.integration.invariants import check
 from tradeplane.journal.reader import JournalReader
 
 pytestmark = pytest.mark.usefixtures("ray_session")
-STRATEGIES = str(HERE / "strategies" / "flipper.py")
 
 
 def test_strategy_raising_on_every_start_then_suspended_and_others_keep_trading(
@@ -24,16 +23,10 @@ def test_strategy_raising_on_every_start_then_suspended_and_others_keep_trading(
     cfg = make_config(
         state,
         strategies=[
-            {"name": "good", "path": STRATEGIES, "class_name": "Flipper", "symbols": ["AAA"]},
-            {
-                "name": "bad",
-                "path": STRATEGIES,
-                "class_name": "Crasher",
-                "symbols": ["BBB"],
-                "params": {"crash_at": 6},
-            },
+            strategy("good", "Flipper", ["AAA"]),
+            strategy("bad", "Crasher", ["BBB"], crash_at=6),
         ],
-        supervisor={"strategy_max_restarts": 2, "max_recovery_attempts": 2},
+        supervisor={"strategy_max_restarts": 1, "max_recovery_attempts": 3},
     )
     with running(cfg) as run:
         wait_for_kind(state, "strategy_suspended", 1)
@@ -53,11 +46,12 @@ def test_strategy_raising_on_every_start_then_suspended_and_others_keep_trading(
         suspended = j.events(kinds=["strategy_suspended"])
         bad_orders = j.orders(strategy="bad")
         kinds = j.counts_by_kind()
-    # The first failure and one per restart, each journaled before the actor went.
-    assert len(errors) == 3 and all(
+    # The first failure and one per restart (its own limit, not the deployment's), each
+    # journaled before the actor went.
+    assert len(errors) == 2 and all(
         "planned failure at bar 6" in e["data"]["error"] for e in errors
     )
-    assert suspended[0]["data"]["strategy"] == "bad" and suspended[0]["data"]["attempts"] == 2
+    assert suspended[0]["data"]["strategy"] == "bad" and suspended[0]["data"]["attempts"] == 1
     assert kinds.get("recovery_exhausted", 0) == 0 and kinds.get("deployment_failed", 0) == 0
     assert len({o["intent_id"] for o in bad_orders}) == len(bad_orders)  # no replay resubmitted
     assert all(o["status"] != "accepted" for o in bad_orders)  # its working orders cancelled

@@ -11,8 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.helpers import eventually
-from tests.integration.conftest import HERE, make_config
-from tests.integration.harness import journal_counts, live_status, running, wait_for_kind
+from tests.integration.conftest import make_config
+from tests.integration.harness import (
+    journal_counts,
+    live_status,
+    running,
+    strategy,
+    wait_for_kind,
+)
 from tradeplane.cli.main import app
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.model import OrderType, Side
@@ -21,18 +27,7 @@ from tradeplane.supervisor import deployment
 from tradeplane.venues.sim import SimVenue, VenueOrderRequest
 
 pytestmark = pytest.mark.usefixtures("ray_session")
-STRATEGIES = str(HERE / "strategies" / "flipper.py")
 cli = CliRunner()
-
-
-def strategy(name: str, class_name: str, symbols: list[str], **params: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "path": STRATEGIES,
-        "class_name": class_name,
-        "symbols": symbols,
-        "params": params,
-    }
 
 
 def risk_summary(name: str) -> dict[str, Any]:

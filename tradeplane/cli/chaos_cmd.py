@@ -21,17 +21,11 @@ from tradeplane.supervisor.chaos import (
     parse_duration,
     split_kinds,
 )
+from tradeplane.venues.sim.faults import FaultKind
 
 console, err = output.console, output.err
 
-FAULT_KINDS = (
-    "drop_connection",
-    "silent",
-    "delay_acks",
-    "duplicate_fills",
-    "reject_orders",
-    "malformed",
-)
+FAULT_KINDS = tuple(k.value for k in FaultKind)
 DEFAULT_KILL = "strategy,risk,broker,feed,journal,supervisor"
 
 NameArg = Annotated[str, typer.Argument(help="Deployment name.")]

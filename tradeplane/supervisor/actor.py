@@ -232,6 +232,7 @@ class Supervisor(RecoveryMixin, StoppingMixin):
                 missing.append(role)
         self.journal("supervisor_reattached", {"run_id": self.run_id, "missing": missing})
         self._start_loop()
+        self.wake.set()  # observe at once: health is unknown until the first tick
         for role in missing:  # died while we were down: recovered like any other death
             await self._on_death(role, "not found on re-attach")
         return True

@@ -41,6 +41,7 @@ class StoppingMixin:
     deployment: str
     run_id: str
     watchers: dict[str, asyncio.Task[Any]]
+    worker_task: asyncio.Task[Any] | None
     reading: HealthReading
 
     def status(self) -> dict[str, Any]:
@@ -61,6 +62,10 @@ class StoppingMixin:
         if self.core.phase is Phase.STOPPED:
             return self.status()
         self.core.set_phase(Phase.STOPPING)
+        if self.worker_task is not None and self.worker_task is not asyncio.current_task():
+            # No recovery may bring an actor back while we stop; one half-created is killed
+            # with the others by name at the end.
+            self.worker_task.cancel()
         calls = [(ROLE_FEED, "stop_streaming")]
         for role in self.specs:
             if role.startswith(STRATEGY_PREFIX):

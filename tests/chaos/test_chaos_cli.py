@@ -1,0 +1,56 @@
+"""The operator's chaos tools against a live deployment: ``tradeplane fault`` and
+``tradeplane chaos`` (in-process, attached to the shared Ray instance)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.chaos.invariants import check_chaos
+from tests.helpers import eventually
+from tests.integration.conftest import make_config
+from tests.integration.harness import journal_counts, live_status, running, wait_for_kind
+from tradeplane.cli.main import app
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+cli = CliRunner()
+
+
+def test_fault_then_chaos_commands_then_deployment_recovers_and_invariants_hold(
+    tmp_path: Path, ray_address: str
+) -> None:
+    state = tmp_path / "state"
+    with running(make_config(state)) as run:
+        wait_for_kind(state, "order_filled", 5)
+        fault = cli.invoke(
+            app, ["fault", run.name, "reject_orders", "--duration", "1s", "--address", ray_address]
+        )
+        assert fault.exit_code == 0, fault.output
+        assert journal_counts(state).get("fault_injected") == 1
+
+        chaos = cli.invoke(
+            app,
+            [
+                "chaos",
+                run.name,
+                "--kill",
+                "broker,risk",
+                "--every",
+                "2s",
+                "--duration",
+                "5s",
+                "--seed",
+                "7",
+                "--address",
+                ray_address,
+            ],
+        )
+        assert chaos.exit_code == 0, chaos.output
+        assert "broker" in chaos.output or "risk" in chaos.output
+        assert "health" in chaos.output
+        eventually(lambda: live_status(run.name).get("health") == "ok", timeout_s=30)
+        final = live_status(run.name)
+    assert journal_counts(state).get("actor_died", 0) >= 2
+    assert check_chaos(state, final_status=final).problems == []
