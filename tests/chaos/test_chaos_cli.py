@@ -13,6 +13,7 @@ from tests.helpers import eventually
 from tests.integration.conftest import make_config
 from tests.integration.harness import journal_counts, live_status, running, wait_for_kind
 from tradeplane.cli.main import app
+from tradeplane.journal.reader import JournalReader
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 cli = CliRunner()
@@ -22,13 +23,19 @@ def test_fault_then_chaos_commands_then_deployment_recovers_and_invariants_hold(
     tmp_path: Path, ray_address: str
 ) -> None:
     state = tmp_path / "state"
-    with running(make_config(state)) as run:
-        wait_for_kind(state, "order_filled", 5)
+    sim = {"symbols": ["AAA", "BBB"], "speed": 600.0, "history_bars": 0, "seed": 3}
+    scheduled = {"kind": "malformed", "at_s": 0.5, "duration_s": 1.0}
+    cfg = make_config(state, venue={"sim": sim | {"faults": [scheduled]}})
+    with running(cfg) as run:
+        # The config's schedule fires by itself; each malformed message is journaled and skipped.
+        wait_for_kind(state, "venue_message_rejected", 1)
+        assert _injected(state) == ["malformed"]
+        wait_for_kind(state, "order_filled", journal_counts(state).get("order_filled", 0) + 5)
         fault = cli.invoke(
             app, ["fault", run.name, "reject_orders", "--duration", "1s", "--address", ray_address]
         )
         assert fault.exit_code == 0, fault.output
-        assert journal_counts(state).get("fault_injected") == 1
+        assert _injected(state) == ["malformed", "reject_orders"]
 
         chaos = cli.invoke(
             app,
@@ -54,3 +61,8 @@ def test_fault_then_chaos_commands_then_deployment_recovers_and_invariants_hold(
         final = live_status(run.name)
     assert journal_counts(state).get("actor_died", 0) >= 2
     assert check_chaos(state, final_status=final).problems == []
+
+
+def _injected(state: Path) -> list[str]:
+    with JournalReader.open(state) as j:
+        return [e["data"]["kind"] for e in j.events(kinds=["fault_injected"])]
