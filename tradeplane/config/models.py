@@ -32,8 +32,14 @@ class Mode(StrEnum):
 
 
 class _Model(BaseModel):
+    # defer_build: a restarted actor unpickles its config without validating it, so building
+    # every model's schema at import would only slow each restart (about 0.1-0.2 s).
     model_config = ConfigDict(
-        frozen=True, extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False
+        frozen=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        allow_inf_nan=False,
+        defer_build=True,
     )
 
 

@@ -58,7 +58,11 @@ class FaultSpec(BaseModel):
     # Same settings as the config models (``tradeplane.config.models._Model``), which cannot be
     # imported here without a cycle.
     model_config = ConfigDict(
-        frozen=True, extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False
+        frozen=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        allow_inf_nan=False,
+        defer_build=True,
     )
 
     kind: FaultKind
