@@ -63,6 +63,7 @@ class FeedActor(SupervisedActor):
         }
         self.tasks: set[asyncio.Task[Any]] = set()
         self._stream: asyncio.Task[Any] | None = None
+        self._first_pass = asyncio.Event()
         self.streaming = False
         self.started_ts: float | None = None
         self.last_bar_recv_ts: float | None = None
@@ -105,7 +106,13 @@ class FeedActor(SupervisedActor):
         if self._stream is None or self._stream.done():
             self.streaming = True
             self.started_ts = time.time()
+            self._first_pass.clear()
             self._stream = spawn(self.tasks, self._run())
+            # Answer once the first bars are out, so the supervisor's next look at this feed
+            # (right after a restart) already sees data flowing; bounded, a silent source
+            # must not hold the caller.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._first_pass.wait(), 1.0)
         return True
 
     async def stop_streaming(self) -> dict[str, Any]:
@@ -125,6 +132,7 @@ class FeedActor(SupervisedActor):
             # Silent: the simulator does not advance either, so no bar is lost, only late.
             if not self.faults.hit(FaultKind.SILENT):
                 await self._publish(self.sim.next_bars())
+            self._first_pass.set()
             due += period
             delay = due - time.monotonic()
             if delay > 0:
