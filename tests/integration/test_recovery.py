@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import ray
 
 from tests.helpers import eventually
 from tests.integration.conftest import make_config
@@ -36,11 +37,17 @@ def test_strategy_raising_on_every_start_then_suspended_and_others_keep_trading(
         assert status["phase"] == "running"
         eventually(lambda: live_status(run.name).get("health") == "ok", timeout_s=30)
         assert "strategy/bad" in live_status(run.name)["reason"]
-        with JournalReader.open(state) as j:
-            good_fills = len(j.fills(strategy="good"))
+        good_fills = _fills(state, "good")
         eventually(
             lambda: _fills(state, "good") >= good_fills + 5, timeout_s=30, what="good trades on"
         )
+        # A restarted supervisor reads the suspension back from the journal: no fresh budget.
+        ray.kill(run.supervisor, no_restart=False)
+        wait_for_kind(state, "supervisor_reattached", 1)
+        eventually(lambda: live_status(run.name).get("health") == "ok", timeout_s=30)
+        assert live_status(run.name)["children"]["strategy/bad"]["state"] == "suspended"
+        good_fills = _fills(state, "good")
+        eventually(lambda: _fills(state, "good") >= good_fills + 5, timeout_s=30)
     with JournalReader.open(state) as j:
         errors = j.events(kinds=["strategy_error"])
         suspended = j.events(kinds=["strategy_suspended"])

@@ -30,6 +30,7 @@ from tradeplane.actors.common import (
     SupervisedActor,
     call_journal,
     spawn,
+    strategy_role,
 )
 from tradeplane.actors.records import event_record
 from tradeplane.config.models import TradeplaneConfig
@@ -223,9 +224,13 @@ class Supervisor(RecoveryMixin, StoppingMixin):
             return False  # a fresh deployment (or one already over): nothing to adopt
         self.core.set_phase(Phase.READY)
         self.core.set_phase(Phase.RUNNING)
+        suspended = await self._suspended_in_run()
         missing = []
         for role in self.specs:
-            if self.adapter.attach(role):
+            if role in suspended:  # stays suspended: its budget was spent before we died
+                self.core.suspend(role)
+                self.outbox.abandon(role)
+            elif self.adapter.attach(role):
                 self.core.running(role)
                 self._watch(role)
             else:
@@ -236,6 +241,22 @@ class Supervisor(RecoveryMixin, StoppingMixin):
         for role in missing:  # died while we were down: recovered like any other death
             await self._on_death(role, "not found on re-attach")
         return True
+
+    async def _suspended_in_run(self) -> set[str]:
+        """Strategies this run suspended, from the journal (the supervisor's memory is gone)."""
+        try:
+            started = await self.adapter.call(
+                ROLE_JOURNAL, "query", "events", ["deployment_started"], timeout_s=10.0
+            )
+            since = max(
+                (e["seq"] for e in started if e["data"].get("run_id") == self.run_id), default=0
+            )
+            events = await self.adapter.call(
+                ROLE_JOURNAL, "query", "events", ["strategy_suspended"], since, timeout_s=10.0
+            )
+        except (ChildGone, TimeoutError):
+            return set()
+        return {strategy_role(e["data"]["strategy"]) for e in events}
 
     # -- monitoring ----------------------------------------------------------------------------
 

@@ -197,6 +197,13 @@ class SupervisorCore:
             if child.state is not Lifecycle.RESTARTING:
                 child.move(Lifecycle.RESTARTING)
 
+    def suspend(self, role: str) -> None:
+        """Known suspended already (a re-attached supervisor read it from the journal)."""
+        child = self.children[role]
+        if child.state is not Lifecycle.DEAD:
+            child.move(Lifecycle.DEAD)
+        child.move(Lifecycle.SUSPENDED)
+
     def restarted(self, role: str) -> None:
         child = self.children[role]
         child.restarts += 1

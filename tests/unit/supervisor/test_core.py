@@ -111,6 +111,14 @@ def test_strategy_out_of_restarts_then_suspended_and_deployment_not_exhausted() 
     assert c.suspended() == ("strategy/a",) and c.down() == ()
 
 
+def test_suspension_read_back_after_supervisor_restart_then_suspended_not_down() -> None:
+    c = new_core()
+    c.set_phase(Phase.READY)
+    c.suspend("strategy/a")
+    assert c.suspended() == ("strategy/a",) and "strategy/a" not in c.down()
+    assert c.on_death("strategy/a", 1.0, "gone") is None  # never restarted again
+
+
 def test_several_dead_then_dependencies_first_even_when_due_later() -> None:
     c = core(max_attempts=5)
     c.on_death("feed", 0.0, "x")
