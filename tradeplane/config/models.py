@@ -13,8 +13,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from tradeplane.config.base import FrozenModel
 from tradeplane.venues.sim.faults import FaultSpec
 
 # How each venue's market data arrives, and how long a silence is normal for that style: a
@@ -31,19 +32,7 @@ class Mode(StrEnum):
     LIVE = "live"
 
 
-class _Model(BaseModel):
-    # defer_build: a restarted actor unpickles its config without validating it, so building
-    # every model's schema at import would only slow each restart (about 0.1-0.2 s).
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        use_attribute_docstrings=True,
-        allow_inf_nan=False,
-        defer_build=True,
-    )
-
-
-class DeploymentConfig(_Model):
+class DeploymentConfig(FrozenModel):
     name: str
     """Deployment name: names the Ray actors (``<name>/supervisor``) and the state dir. Required."""
     mode: Mode = Mode.PAPER
@@ -64,7 +53,7 @@ class DeploymentConfig(_Model):
         return (self.state_dir or Path(".tradeplane") / self.name).expanduser().resolve()
 
 
-class SimVenueConfig(_Model):
+class SimVenueConfig(FrozenModel):
     symbols: tuple[str, ...] = ("AAA", "BBB", "CCC")
     """Symbols the simulator produces bars for. Default AAA, BBB, CCC."""
     seed: int = 7
@@ -109,7 +98,7 @@ class SimVenueConfig(_Model):
         return v
 
 
-class CredentialsConfig(_Model):
+class CredentialsConfig(FrozenModel):
     """Venue credentials. Set ONLY from the environment or ``.env`` (``TRADEPLANE_API_KEY``,
     ``TRADEPLANE_API_SECRET``, ``TRADEPLANE_API_PASSPHRASE``, ``TRADEPLANE_ACCOUNT_ID``); a
     config file that writes them is refused. Masked in repr, dumps and errors."""
@@ -124,7 +113,7 @@ class CredentialsConfig(_Model):
     """Account id, from ``TRADEPLANE_ACCOUNT_ID``. Default unset."""
 
 
-class VenueConfig(_Model):
+class VenueConfig(FrozenModel):
     kind: Literal["sim"] = "sim"
     """Which venue: ``sim`` (built-in simulator, offline). Real venues come with their adapters.
     Default ``sim``."""
@@ -138,7 +127,7 @@ class VenueConfig(_Model):
         return self.sim.symbols
 
 
-class RiskConfig(_Model):
+class RiskConfig(FrozenModel):
     max_order_value: float | None = Field(default=None, gt=0)
     """Largest notional (quantity x price) of one order, account currency; unset = no limit.
     Default unset."""
@@ -244,7 +233,7 @@ class RiskConfig(_Model):
         return float(sum(strategy_capitals))
 
 
-class SessionConfig(_Model):
+class SessionConfig(FrozenModel):
     calendar: str = "24/7"
     """Trading calendar: ``"24/7"`` (always open, risk day rolls at 00:00 UTC) or an
     exchange_calendars code such as ``"XNYS"`` (risk day rolls at each session close).
@@ -258,7 +247,7 @@ class SessionConfig(_Model):
         return validate_calendar_name(v)
 
 
-class JournalConfig(_Model):
+class JournalConfig(FrozenModel):
     fsync: bool = True
     """fsync every batch (durable against power loss, not only process crash). Default true."""
     batch_max_records: int = Field(default=512, ge=1, le=100_000)
@@ -273,7 +262,7 @@ class JournalConfig(_Model):
     """Seconds between bar summaries when ``bars = "summary"``. Default 10."""
 
 
-class SupervisorConfig(_Model):
+class SupervisorConfig(FrozenModel):
     monitor_interval_s: float = Field(default=0.25, gt=0, le=10)
     """Seconds between supervisor reconcile ticks. Default 0.25."""
     heartbeat_timeout_s: float = Field(default=5.0, gt=0)
@@ -327,7 +316,7 @@ class SupervisorConfig(_Model):
     logged and journaled and the venue's holdings are adopted. Default false."""
 
 
-class StrategyConfig(_Model):
+class StrategyConfig(FrozenModel):
     name: str
     """Strategy name, unique in the deployment; part of every intent id. Required."""
     path: Path
@@ -354,7 +343,7 @@ class StrategyConfig(_Model):
         return v
 
 
-class TradeplaneConfig(_Model):
+class TradeplaneConfig(FrozenModel):
     deployment: DeploymentConfig
     """Name, mode and state dir."""
     venue: VenueConfig = VenueConfig()

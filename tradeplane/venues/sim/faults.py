@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from tradeplane.config.base import FrozenModel
 from tradeplane.core.clock import Clock
 from tradeplane.core.errors import TransientError
 from tradeplane.core.model import Side
@@ -52,18 +53,8 @@ class VenueUnavailable(TransientError):
     Nothing was done: a refused submit is never placed."""
 
 
-class FaultSpec(BaseModel):
+class FaultSpec(FrozenModel):
     """One fault: what goes wrong, when (for the config schedule), for how long and how often."""
-
-    # Same settings as the config models (``tradeplane.config.models._Model``), which cannot be
-    # imported here without a cycle.
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        use_attribute_docstrings=True,
-        allow_inf_nan=False,
-        defer_build=True,
-    )
 
     kind: FaultKind
     """What goes wrong: ``drop_connection``, ``silent`` (feed), ``delay_acks``,
