@@ -9,6 +9,7 @@ committed with the last events it journaled, and asks the venue about every orde
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from typing import Any
@@ -464,10 +465,20 @@ class BrokerActor(SupervisedActor):
         return out
 
     async def drain(self, timeout_s: float = 10.0) -> bool:
-        """Wait until no submit is half done and the journal has every order event."""
+        """Wait until no submit is half done, every order in submitting/unknown has been
+        settled by asking the venue, and the journal has every order event."""
         deadline = time.monotonic() + timeout_s
         while self._in_submit and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
+        # An order a crash left in submitting/unknown is settled by asking the venue before we
+        # stop (within the grace period), so the journal does not end on an open question.
+        while time.monotonic() < deadline and await self._resolve_once():
+            await asyncio.sleep(0.1)
+        # And everything the venue has said so far is journaled (the stream caught up).
+        with contextlib.suppress(TransientError):
+            target = await self.venue.last_seq()
+            while self.cursor < target and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
         return not self._in_submit
 
     async def close(self) -> None:
