@@ -70,6 +70,7 @@ class Recovery:
     roles: tuple[str, ...]
     due_ts: float
     attempt: int
+    max_attempts: int
     cause: str
 
 
@@ -141,7 +142,12 @@ class SupervisorCore:
         decision = self.policy.on_failure(role, now, max_attempts=limit)
         if decision.retry:
             self.queue[role] = Recovery(
-                role, (role,), now + decision.delay_s, decision.attempt, error
+                role,
+                (role,),
+                now + decision.delay_s,
+                decision.attempt,
+                decision.max_attempts,
+                error,
             )
         elif child.is_strategy:
             child.move(Lifecycle.SUSPENDED)
@@ -160,7 +166,12 @@ class SupervisorCore:
             self._exhaust(decision)
         elif roles:
             self.queue[target] = Recovery(
-                target, roles, now + decision.delay_s, decision.attempt, cause
+                target,
+                roles,
+                now + decision.delay_s,
+                decision.attempt,
+                decision.max_attempts,
+                cause,
             )
         return decision
 

@@ -129,18 +129,7 @@ class RecoveryMixin:
 
     async def _carry_out(self, rec: Recovery) -> None:
         self.core.begin(rec)
-        limit = self._limit(rec.target)
-        self.journal(
-            "recovery_attempt",
-            {
-                "target": rec.target,
-                "roles": list(rec.roles),
-                "attempt": rec.attempt,
-                "max_attempts": limit,
-                "window_s": self.cfg.supervisor.recovery_window_s,
-                "cause": rec.cause,
-            },
-        )
+        self._journal_attempt(rec.target, rec.roles, rec.attempt, rec.max_attempts, rec.cause)
         await self._observe()
         started = time.time()
         phases: dict[str, float] = {}
@@ -210,11 +199,20 @@ class RecoveryMixin:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
-    def _limit(self, target: str) -> int:
-        sup = self.cfg.supervisor
-        if target.startswith(STRATEGY_PREFIX):
-            return sup.strategy_max_restarts
-        return sup.max_recovery_attempts
+    def _journal_attempt(
+        self, target: str, roles: tuple[str, ...], attempt: int, max_attempts: int, cause: str
+    ) -> None:
+        self.journal(
+            "recovery_attempt",
+            {
+                "target": target,
+                "roles": list(roles),
+                "attempt": attempt,
+                "max_attempts": max_attempts,
+                "window_s": self.cfg.supervisor.recovery_window_s,
+                "cause": cause,
+            },
+        )
 
     # -- strategy suspension -------------------------------------------------------------------
 
@@ -264,16 +262,12 @@ class RecoveryMixin:
     async def _resync(self, decision: RecoveryDecision) -> None:
         await asyncio.sleep(decision.delay_s)
         timeout = self.cfg.supervisor.startup_timeout_s
-        self.journal(
-            "recovery_attempt",
-            {
-                "target": VENUE_CONNECTION,
-                "roles": [ROLE_BROKER, ROLE_RECONCILER, ROLE_RISK],
-                "attempt": decision.attempt,
-                "max_attempts": decision.max_attempts,
-                "window_s": self.cfg.supervisor.recovery_window_s,
-                "cause": "venue connection lost and back: reconcile before trading resumes",
-            },
+        self._journal_attempt(
+            VENUE_CONNECTION,
+            (ROLE_BROKER, ROLE_RECONCILER, ROLE_RISK),
+            decision.attempt,
+            decision.max_attempts,
+            "venue connection lost and back: reconcile before trading resumes",
         )
         started = time.time()
         try:

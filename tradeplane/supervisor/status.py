@@ -11,6 +11,7 @@ from tradeplane.actors.common import (
     ROLE_FEED,
     ROLE_JOURNAL,
     ROLE_RISK,
+    ROLE_VENUE,
     STRATEGY_PREFIX,
 )
 
@@ -122,7 +123,7 @@ def recovery_status(sup: Supervisor, now: float) -> dict[str, Any]:
         "feed_silence_s": core.feed_silence_s,
         "faults": {
             role: core.children[role].last_heartbeat.get("faults")
-            for role in (ROLE_FEED, "venue")
+            for role in (ROLE_FEED, ROLE_VENUE)
             if role in core.children and core.children[role].last_heartbeat.get("faults")
         },
     }
