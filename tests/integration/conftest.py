@@ -32,6 +32,8 @@ def make_config(
             "sim": {"symbols": list(symbols), "speed": speed, "history_bars": 0, "seed": 3},
         },
         "supervisor": {"feed_silence_s": 10.0},
+        # A free port each: deployments of one test session must not fight over 9464.
+        "telemetry": {"metrics_port": 0},
         "strategies": strategies
         or [
             {

@@ -38,6 +38,8 @@ from tradeplane.core.model import CancelOrder, Envelope, Fill, SubmitOrder
 from tradeplane.core.orders import OrderStatus
 from tradeplane.core.venue_events import check_venue_event, describe_raw
 from tradeplane.journal.records import JournalRecord, StateWrite
+from tradeplane.telemetry.actors import actor_metrics
+from tradeplane.telemetry.context import submit_context
 from tradeplane.venues.sim import VenueOrderRequest
 from tradeplane.venues.sim.snapshot import sim_venue_db
 
@@ -72,7 +74,9 @@ class BrokerActor(SupervisedActor):
         self.cursor = 0
         self.tasks: set[asyncio.Task[Any]] = set()
         self._in_submit: set[str] = set()
-        self._unjournaled: list[OrderEvent] = []
+        self._unjournaled: list[tuple[OrderEvent, dict[str, Any]]] = []
+        # Each open order's broker.submit span (its traceparent), for the records that follow.
+        self._traceparents: dict[str, str] = {}
         self._ready = asyncio.Event()
         self.latencies_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         # Per stage (bar->intent, intent->approved, approved->broker, broker->journaled), ms.
@@ -94,6 +98,25 @@ class BrokerActor(SupervisedActor):
         self.resync_reason: str | None = None
         self.blocked_by_resync = 0
         self.rejected_messages = 0
+        self.metrics = actor_metrics(cfg, "broker")
+        self._tick_to_order = self.metrics.histogram(
+            "tick_to_order_seconds",
+            "From the bar's arrival to the order leaving for the venue",
+            "s",
+        )
+        self._orders_sent = self.metrics.counter("orders_sent", "Orders sent to the venue")
+        self.metrics.gauge(
+            "venue_connected",
+            "1 while the broker's venue connection is up",
+            "1",
+            lambda: [(1.0 if self.venue.connected else 0.0, {})],
+        )
+        self.metrics.gauge(
+            "open_orders",
+            "Orders working at the venue (as the broker knows them)",
+            "1",
+            lambda: [(float(len(self.core.orders.open_orders())), {})],
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -137,15 +160,30 @@ class BrokerActor(SupervisedActor):
             return False
         self._in_submit.add(coid)
         try:
+            span = submit_context(cmd.traceparent, coid)
+            if span is not None:
+                self._traceparents[coid] = span.traceparent
+            timing = {
+                "risk_received_ts": cmd.received_ts,
+                "approved_ts": cmd.approved_ts,
+                "broker_received_ts": entered,
+            }
+            record = order_record(
+                self.deployment,
+                begun,
+                traceparent=self._traceparents.get(coid),
+                extra={"trace": timing},
+            )
             # Durable before anything leaves: a crash after this line is resolved by asking.
-            await call_journal(self.peers, [order_record(self.deployment, begun)])
+            await call_journal(self.peers, [record])
             intent = cmd.intent
             blocked = self._held_back(cmd)
             if blocked is not None:
                 await self._journal_events([self.core.close_unconfirmed(coid, blocked)])
                 return True
+            sent = time.time()
             if intent.bar_recv_ts is not None:
-                sent = time.time()
+                self._tick_to_order.record(sent - intent.bar_recv_ts)
                 self.latencies_ms.append((sent - intent.bar_recv_ts) * 1000.0)
                 self.stages_ms.append(
                     (
@@ -164,6 +202,7 @@ class BrokerActor(SupervisedActor):
                 limit_price=intent.limit_price,
             )
             self.submits += 1
+            self._orders_sent.add(1)
             try:
                 await self.venue.submit(req)
             except TransientError as exc:
@@ -174,7 +213,7 @@ class BrokerActor(SupervisedActor):
             if submitted is not None:
                 # Not worth a journal round trip of its own: it rides with the next stream commit
                 # (within a second); the venue's own events for the order follow it there.
-                self._unjournaled.append(submitted)
+                self._unjournaled.append((submitted, {"sent_ts": sent}))
             if self.core.take_deferred_cancel(coid):
                 await self._send_cancel(coid)
             return True
@@ -248,15 +287,33 @@ class BrokerActor(SupervisedActor):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 0.5)
                 continue
+            received = time.time()
             events = await self._screen(events)
             pending, self._unjournaled = self._unjournaled, []
             if not events and not pending:
                 continue
-            order_events: list[tuple[OrderEvent, int | None]] = [(p, None) for p in pending]
+            order_events: list[tuple[OrderEvent, int | None, dict[str, Any]]] = [
+                (p, None, extra) for p, extra in pending
+            ]
             for ev in events:
-                order_events.extend((oe, ev.seq) for oe in self.core.apply_venue_event(ev))
-            journaled = [(oe, seq) for oe, seq in order_events if oe.kind != "order_fill_duplicate"]
-            records = [order_record(self.deployment, oe, venue_seq=seq) for oe, seq in journaled]
+                order_events.extend(
+                    (oe, ev.seq, {"received_ts": received})
+                    for oe in self.core.apply_venue_event(ev)
+                )
+            journaled = [
+                (oe, seq) for oe, seq, _ in order_events if oe.kind != "order_fill_duplicate"
+            ]
+            records = [
+                order_record(
+                    self.deployment,
+                    oe,
+                    venue_seq=seq,
+                    traceparent=self._traceparents.get(oe.order.client_order_id),
+                    extra=extra,
+                )
+                for oe, seq, extra in order_events
+                if oe.kind != "order_fill_duplicate"
+            ]
             rejected = [
                 oe.order.client_order_id
                 for oe, seq in journaled
@@ -309,6 +366,8 @@ class BrokerActor(SupervisedActor):
             if e.kind == "order_filled" and e.fill is not None
         ]
         closed = [e.order.client_order_id for e in events if e.order.is_terminal]
+        for coid in closed:
+            self._traceparents.pop(coid, None)
         if fills or closed:
             self.outbox.send_nowait(
                 ROLE_RISK, "on_order_events", [f for _, f in fills], closed, venue_rejected or []
@@ -323,7 +382,12 @@ class BrokerActor(SupervisedActor):
         real = [e for e in events if e is not None]
         if not real:
             return
-        records: list[JournalRecord] = [order_record(self.deployment, e) for e in real]
+        records: list[JournalRecord] = [
+            order_record(
+                self.deployment, e, traceparent=self._traceparents.get(e.order.client_order_id)
+            )
+            for e in real
+        ]
         seqs = await call_journal(self.peers, records)
         self._notify(real, seqs)
 

@@ -31,6 +31,7 @@ ROLE_RISK = "risk"
 ROLE_FEED = "feed"
 ROLE_RECONCILER = "reconciler"
 ROLE_SUPERVISOR = "supervisor"
+ROLE_TELEMETRY = "telemetry"
 STRATEGY_PREFIX = "strategy/"
 
 
@@ -258,6 +259,16 @@ class SupervisedActor:
         if self._never is None:
             self._never = asyncio.Event()
         await self._never.wait()
+
+    async def node_id(self) -> str:
+        """The Ray node this actor runs on (to place a sibling beside it)."""
+        return str(ray.get_runtime_context().get_node_id())
+
+    async def metrics_snapshot(self) -> list[Any]:
+        """This actor's OpenTelemetry metrics as plain points (``telemetry.metrics``), for the
+        deployment's Prometheus endpoint; empty for an actor that keeps none."""
+        metrics = getattr(self, "metrics", None)
+        return metrics.snapshot() if metrics is not None else []
 
     async def ping(self, sent_ts: float) -> float:
         """One-way delivery delay of this call in seconds (same host clock): a latency probe."""

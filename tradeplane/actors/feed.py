@@ -34,6 +34,7 @@ from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import InvalidMarketData
 from tradeplane.core.model import Bar, Envelope
 from tradeplane.journal.records import JournalRecord, StateWrite
+from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.venues.sim import MarketSimulator
 from tradeplane.venues.sim.faults import FaultBook, FaultKind
 
@@ -67,7 +68,19 @@ class FeedActor(SupervisedActor):
         self.streaming = False
         self.started_ts: float | None = None
         self.last_bar_recv_ts: float | None = None
+        self.last_recv_by_symbol: dict[str, float] = {}
         self.bars = 0
+        self.metrics = actor_metrics(cfg, "feed")
+        self._bars_received = self.metrics.counter("bars_received", "Bars published, by symbol")
+        self._bars_rejected = self.metrics.counter("bars_rejected", "Malformed bars rejected")
+        self.metrics.gauge(
+            "last_bar_age_seconds",
+            "Seconds since the last bar of each symbol arrived",
+            "s",
+            lambda: [
+                (time.time() - ts, {"symbol": s}) for s, ts in self.last_recv_by_symbol.items()
+            ],
+        )
         self.rejected_bars = 0
         self.lagging_ticks = 0
         self._last_snapshot = 0.0
@@ -152,6 +165,7 @@ class FeedActor(SupervisedActor):
                 bar.__post_init__()  # bars from any source are checked again at the edge
             except InvalidMarketData as exc:
                 self.rejected_bars += 1
+                self._bars_rejected.add(1)
                 self.outbox.send_nowait(
                     ROLE_JOURNAL,
                     "append",
@@ -165,6 +179,9 @@ class FeedActor(SupervisedActor):
             return
         self.bars += len(good)
         self.last_bar_recv_ts = recv
+        for bar in good:
+            self.last_recv_by_symbol[bar.symbol] = recv
+            self._bars_received.add(1, {"symbol": bar.symbol})
         for role, symbols in self.subscribers.items():
             subset = good if symbols is None else [b for b in good if b.symbol in symbols]
             if not subset:

@@ -37,6 +37,7 @@ def intent_record(intent: Intent, extra: dict[str, Any] | None = None) -> Journa
         "limit_price": intent.limit_price,
         "trigger": intent.trigger,
         "ts": intent.ts,
+        "bar_recv_ts": intent.bar_recv_ts,
     }
     if extra:
         data.update(extra)
@@ -53,7 +54,11 @@ def intent_record(intent: Intent, extra: dict[str, Any] | None = None) -> Journa
     )
 
 
-def denial_record(denial: OrderDenied) -> JournalRecord:
+def denial_record(
+    denial: OrderDenied, *, received_ts: float | None = None, traceparent: str | None = None
+) -> JournalRecord:
+    """``received_ts`` (when risk got the intent) and ``traceparent`` (its ``risk.check`` span)
+    are what the exporter needs to build that span from this record."""
     i = denial.intent
     return JournalRecord(
         event_id=f"order_denied/{i.intent_id}",
@@ -68,15 +73,25 @@ def denial_record(denial: OrderDenied) -> JournalRecord:
             "side": i.side.value,
             "quantity": i.quantity,
             "limit_price": i.limit_price,
+            "received_ts": received_ts,
         },
         strategy=i.strategy,
         intent_id=i.intent_id,
         client_order_id=i.client_order_id,
-        traceparent=i.traceparent,
+        traceparent=traceparent or i.traceparent,
     )
 
 
-def order_record(deployment: str, ev: OrderEvent, *, venue_seq: int | None = None) -> JournalRecord:
+def order_record(
+    deployment: str,
+    ev: OrderEvent,
+    *,
+    venue_seq: int | None = None,
+    traceparent: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JournalRecord:
+    """``traceparent`` is the order's ``broker.submit`` span when the broker knows it; ``extra``
+    adds span timings (``received_ts``, ``sent_ts``, ``trace``) to the payload."""
     o = ev.order
     if ev.fill is not None:
         event_id = f"{ev.kind}/{ev.fill.fill_id}"
@@ -91,10 +106,11 @@ def order_record(deployment: str, ev: OrderEvent, *, venue_seq: int | None = Non
         kind=ev.kind,
         ts=ev.ts,
         deployment=deployment,
-        data=order_event_data(ev),
+        data={**order_event_data(ev), **extra} if extra else order_event_data(ev),
         strategy=o.strategy,
         intent_id=o.intent_id,
         client_order_id=o.client_order_id,
+        traceparent=traceparent,
     )
 
 

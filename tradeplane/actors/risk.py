@@ -69,6 +69,8 @@ from tradeplane.core.risk import (
 )
 from tradeplane.core.session import make_calendar
 from tradeplane.journal.records import JournalRecord, StateWrite
+from tradeplane.telemetry.actors import actor_metrics
+from tradeplane.telemetry.context import intent_context, risk_check_context
 
 log = logging.getLogger("tradeplane.risk")
 DECIDED_MEMORY = 50_000
@@ -108,6 +110,20 @@ class RiskActor(SupervisedActor):
         self.replayed = 0
         self.recent_denials: deque[dict[str, Any]] = deque(maxlen=20)
         self.kill_switch_actions: deque[dict[str, Any]] = deque(maxlen=20)
+        self.metrics = actor_metrics(cfg, "risk")
+        self._decisions = self.metrics.counter("risk_decisions", "Intents decided by risk")
+        self.metrics.gauge(
+            "trading_state",
+            "1 for the current trading state (active, reducing, halted, reconciling)",
+            "1",
+            lambda: [(1.0, {"state": self.engine.trading_state.value})],
+        )
+        self.metrics.gauge(
+            "kill_switch_active",
+            "1 while the kill switch is active",
+            "1",
+            lambda: [(1.0 if self.engine.kill_switch_active else 0.0, {})],
+        )
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -212,12 +228,13 @@ class RiskActor(SupervisedActor):
             await self._act(events)
 
     async def on_intents(self, envelope: Envelope) -> None:
+        received = time.time()  # the risk.check span starts here: queueing behind the lock counts
         await self._ready.wait()
         async with self._deciding:
             for item in envelope.payload:
-                await self._on_intent(item)
+                await self._on_intent(item, received)
 
-    async def _on_intent(self, item: Intent | CancelIntent) -> None:
+    async def _on_intent(self, item: Intent | CancelIntent, received: float) -> None:
         if isinstance(item, CancelIntent):
             self.outbox.send_nowait(
                 ROLE_BROKER,
@@ -226,7 +243,7 @@ class RiskActor(SupervisedActor):
             )
             return
         await self._await_first_mark(item.symbol)
-        await self._decide(item)
+        await self._decide(item, received=received)
 
     async def _await_first_mark(self, symbol: str) -> None:
         if self.engine.price(symbol) is not None:
@@ -235,7 +252,10 @@ class RiskActor(SupervisedActor):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), FIRST_MARK_WAIT_S)
 
-    async def _decide(self, intent: Intent, *, flatten: bool = False) -> None:
+    async def _decide(
+        self, intent: Intent, *, flatten: bool = False, received: float | None = None
+    ) -> None:
+        received = time.time() if received is None else received
         if intent.intent_id in self._decided_set:
             self.replayed += 1  # a replay after a restart: already approved or denied
             return
@@ -251,16 +271,28 @@ class RiskActor(SupervisedActor):
         tripped = [] if flatten else self.engine.drain_events()
         if tripped:  # the check itself found a loss limit crossed: act before anything else
             await self._act(tripped)
+        check = risk_check_context(intent.traceparent, intent.intent_id)
+        traceparent = check.traceparent if check else None
+        self._decisions.add(
+            1, {"decision": "denied" if isinstance(decision, OrderDenied) else "approved"}
+        )
         if isinstance(decision, OrderDenied):
             self.recent_denials.append(
                 {"intent_id": intent.intent_id, "reason": decision.reason, "ts": decision.ts}
             )
-            self.outbox.send_nowait(
-                ROLE_JOURNAL, "append", [denial_record(decision)], self._state_writes()
-            )
+            record = denial_record(decision, received_ts=received, traceparent=traceparent)
+            self.outbox.send_nowait(ROLE_JOURNAL, "append", [record], self._state_writes())
             return
         self.outbox.send_nowait(
-            ROLE_BROKER, "submit", replace(decision, reduces_position=reduces, flatten=flatten)
+            ROLE_BROKER,
+            "submit",
+            replace(
+                decision,
+                reduces_position=reduces,
+                flatten=flatten,
+                traceparent=traceparent,
+                received_ts=received,
+            ),
         )
 
     def _remember(self, intent_id: str) -> None:
@@ -328,7 +360,13 @@ class RiskActor(SupervisedActor):
     async def _flatten(self, request_id: str, reason: str) -> int:
         rows = await query_journal(self.peers, "positions")
         await self._catch_up_with(rows)
-        intents = flatten_intents(self.deployment, rows, request_id=request_id, ts=time.time())
+        intents = [
+            replace(
+                i, traceparent=intent_context(i.deployment, i.intent_id, ratio=ratio).traceparent
+            )
+            for i in flatten_intents(self.deployment, rows, request_id=request_id, ts=time.time())
+            for ratio in (self.cfg.telemetry.sampling_ratio,)
+        ]
         if intents:
             await call_journal(
                 self.peers,

@@ -15,6 +15,7 @@ import os
 import time
 import types
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 import ray
@@ -38,6 +39,8 @@ from tradeplane.core.errors import StrategyError
 from tradeplane.core.model import Bar, Envelope, Fill, Side
 from tradeplane.core.strategy import Emitted, Strategy, StrategyRunner
 from tradeplane.journal.records import StateWrite
+from tradeplane.telemetry.actors import actor_metrics
+from tradeplane.telemetry.context import intent_context
 
 log = logging.getLogger("tradeplane.strategy")
 SNAPSHOT_SCOPE = "strategy_snapshot"
@@ -83,6 +86,9 @@ class StrategyActor(SupervisedActor):
         self.replayed_bars = 0
         self._failure: str | None = None
         self._isolating = False
+        self.metrics = actor_metrics(cfg, "strategy", instance=strategy_cfg.name)
+        self._bars_seen = self.metrics.counter("strategy_bars", "Bars a strategy received")
+        self._labels = {"strategy": strategy_cfg.name}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -141,6 +147,7 @@ class StrategyActor(SupervisedActor):
         await self._on_bars(envelope.payload, envelope.ts_recv)
 
     async def _on_bars(self, bars: list[Bar], recv_ts: float | None) -> None:
+        self._bars_seen.add(len(bars), self._labels)
         out = self._guard(lambda: self.runner.on_bars(bars, recv_ts))
         await self._isolate_if_failed()
         await self._emit(out)
@@ -205,6 +212,14 @@ class StrategyActor(SupervisedActor):
     async def _emit(self, out: Emitted, *, force_snapshot: bool = False) -> None:
         now = time.time()
         records = []
+        ratio = self.cfg.telemetry.sampling_ratio
+        # Each intent is the root of its own trace; the context rides in the intent itself.
+        out.intents[:] = [
+            replace(
+                i, traceparent=intent_context(i.deployment, i.intent_id, ratio=ratio).traceparent
+            )
+            for i in out.intents
+        ]
         for intent in out.intents:
             records.append(intent_record(intent))
             self.recent_intents.append(
@@ -237,6 +252,7 @@ class StrategyActor(SupervisedActor):
                 ts_event=now,
                 ts_recv=now,
                 payload=[*out.intents, *out.cancels],
+                traceparent=out.intents[0].traceparent if out.intents else None,
                 deployment=self.deployment,
                 strategy=self.scfg.name,
             )

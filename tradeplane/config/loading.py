@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 
 from tradeplane.config.models import TradeplaneConfig
+from tradeplane.config.telemetry import EnvError, apply_otel_env
 from tradeplane.core.errors import OperationalError
 from tradeplane.core.redact import Redactor
 
@@ -158,6 +159,10 @@ def load_config(
         raw.setdefault("deployment", {})
         if isinstance(raw["deployment"], dict):
             raw["deployment"]["state_dir"] = str(override)
+    try:
+        apply_otel_env(raw, env)
+    except EnvError as exc:
+        raise ConfigError(f"invalid environment for {path}:\n  {exc}") from None
     creds = credential_values(env)
     if creds:
         raw.setdefault("venue", {})

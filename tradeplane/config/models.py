@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from tradeplane.config.base import FrozenModel
+from tradeplane.config.telemetry import TelemetryConfig
 from tradeplane.venues.sim.faults import FaultSpec
 
 # How each venue's market data arrives, and how long a silence is normal for that style: a
@@ -356,6 +357,8 @@ class TradeplaneConfig(FrozenModel):
     """Journal durability and batching."""
     supervisor: SupervisorConfig = SupervisorConfig()
     """Monitoring and restart policy."""
+    telemetry: TelemetryConfig = TelemetryConfig()
+    """Traces (OTLP to Jaeger) and the Prometheus metrics endpoint."""
     strategies: tuple[StrategyConfig, ...] = ()
     """The strategies of this deployment; at least one."""
     source_path: Path | None = Field(default=None, exclude=True)

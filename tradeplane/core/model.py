@@ -127,6 +127,10 @@ class SubmitOrder:
     """At approval the order only reduced the position: it may still leave while REDUCING."""
     flatten: bool = False
     """Risk's own flatten order: it may leave in any trading state."""
+    traceparent: str | None = None
+    """The ``risk.check`` span that approved it: the broker's span is its child."""
+    received_ts: float | None = None
+    """When risk received the intent (the ``risk.check`` span's start)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -199,3 +199,23 @@ def meta(conn: sqlite3.Connection) -> dict[str, Any]:
 def last_seq(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT max(seq) FROM events").fetchone()
     return int(row[0] or 0)
+
+
+def grouped_counts(
+    conn: sqlite3.Connection, kinds: Iterable[str], fields: Iterable[str], upto_seq: int
+) -> list[tuple[Any, ...]]:
+    """``(kind, field values..., count)`` for events of ``kinds`` up to ``upto_seq``, grouped by
+    the given top-level or ``data.`` fields of the journal line (for metric counters)."""
+    kinds = list(kinds)
+    cols = []
+    for f in fields:  # field names come from our code, never from input; checked all the same
+        if not f.replace(".", "").replace("_", "").isalnum():
+            raise ValueError(f"bad field name {f!r}")
+        cols.append(f"json_extract(line, '$.{f}')")
+    select = ", ".join(["kind", *cols, "count(*)"])
+    group = ", ".join(str(i) for i in range(1, len(cols) + 2))
+    sql = (
+        f"SELECT {select} FROM events WHERE kind IN ({_marks(len(kinds))}) AND seq <= ?"
+        f" GROUP BY {group}"
+    )
+    return [tuple(r) for r in conn.execute(sql, [*kinds, upto_seq]).fetchall()]

@@ -146,6 +146,11 @@ class JournalReader:
     def meta(self) -> dict[str, Any]:
         return queries.meta(self.conn)
 
+    def grouped_counts(
+        self, kinds: Iterable[str], fields: Iterable[str], upto_seq: int
+    ) -> list[tuple[Any, ...]]:
+        return queries.grouped_counts(self.conn, kinds, fields, upto_seq)
+
 
 # --- verification of the JSONL file --------------------------------------------------------------
 

@@ -45,6 +45,7 @@ from tradeplane.supervisor.recovery import RecoveryMixin
 from tradeplane.supervisor.specs import ChildSpec, child_specs
 from tradeplane.supervisor.status import build_status
 from tradeplane.supervisor.stopping import StoppingMixin
+from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.venues.sim.faults import FaultSchedule, fault_target
 
 log = logging.getLogger("tradeplane.supervisor")
@@ -95,6 +96,21 @@ class Supervisor(RecoveryMixin, StoppingMixin):
         self._halting = False
         self.faults = FaultSchedule(cfg.venue.sim.faults)
         self.feed_started_ts: float | None = None
+        self.metrics = actor_metrics(cfg, "supervisor")
+        self.metrics.gauge(
+            "health_state",
+            "1 for the deployment's current health state, 0 for the others",
+            "1",
+            lambda: [
+                (1.0 if h is self.reading.health else 0.0, {"state": h.value}) for h in Health
+            ],
+        )
+        self.metrics.gauge(
+            "actors_down",
+            "Actors dead, restarting or suspended",
+            "1",
+            lambda: [(float(len(self.core.down())), {})],
+        )
 
     # -- journal -------------------------------------------------------------------------------
 
@@ -149,6 +165,7 @@ class Supervisor(RecoveryMixin, StoppingMixin):
                     time.time(),
                     {
                         "run_id": self.run_id,
+                        "started_ts": self.started_ts,
                         "mode": self.cfg.deployment.mode.value,
                         "venue": self.cfg.venue.kind,
                         "strategies": [s.name for s in self.cfg.strategies],
@@ -184,7 +201,11 @@ class Supervisor(RecoveryMixin, StoppingMixin):
     async def _create_and_ready(
         self, role: str, timeout_s: float, *, restart: bool = False
     ) -> None:
-        self.adapter.create(self.specs[role])
+        spec = self.specs[role]
+        node_id = None
+        if spec.colocate_with is not None:
+            node_id = await self.adapter.call(spec.colocate_with, "node_id", timeout_s=timeout_s)
+        self.adapter.create(spec, node_id)
         try:
             await self.adapter.call(role, "ready", timeout_s=timeout_s)
         except (ChildGone, TimeoutError) as exc:
@@ -412,6 +433,7 @@ class SupervisorActor(SupervisedActor):
     def __init__(self, cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> None:
         self.protect_secrets(cfg)
         self.sup = Supervisor(cfg, run_id, sources, RayChildAdapter(cfg.deployment.name))
+        self.metrics = self.sup.metrics  # served through the telemetry actor's endpoint
         self._deploying = False
         self._tasks: set[asyncio.Task[Any]] = set()
         # If Ray restarted us while the deployment ran, its children are still there.

@@ -17,7 +17,7 @@ class ChildGone(Exception):
 
 
 class ChildAdapter(Protocol):
-    def create(self, spec: ChildSpec) -> None: ...
+    def create(self, spec: ChildSpec, node_id: str | None = None) -> None: ...
     def attach(self, role: str) -> bool: ...
     async def call(self, role: str, method: str, *args: Any, timeout_s: float) -> Any: ...
     async def wait_for_death(self, role: str) -> str: ...
@@ -30,8 +30,8 @@ class RayChildAdapter:
         self.deployment = deployment
         self.handles: dict[str, Any] = {}
 
-    def create(self, spec: ChildSpec) -> None:
-        self.handles[spec.role] = spec.create()
+    def create(self, spec: ChildSpec, node_id: str | None = None) -> None:
+        self.handles[spec.role] = spec.create(node_id)
 
     def attach(self, role: str) -> bool:
         try:

@@ -38,6 +38,8 @@ PHASE = TransitionTable[Phase](
     },
 )
 STRATEGY_PREFIX = "strategy/"
+# Actors whose loss never stops trading: out of restarts, they are suspended, not fatal.
+NON_CRITICAL_ROLES = frozenset({"telemetry"})
 FEED_SILENCE = "feed_silence"  # recovery target: the broker/feed pair
 VENUE_CONNECTION = "venue_connection"  # recovery target: resync after a reconnect
 _ACTIVE = (Phase.READY, Phase.RUNNING)
@@ -60,6 +62,11 @@ class Child:
     @property
     def is_strategy(self) -> bool:
         return self.role.startswith(STRATEGY_PREFIX)
+
+    @property
+    def suspendable(self) -> bool:
+        """Out of restarts it is suspended and the deployment trades on."""
+        return self.is_strategy or self.role in NON_CRITICAL_ROLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +156,7 @@ class SupervisorCore:
                 decision.max_attempts,
                 error,
             )
-        elif child.is_strategy:
+        elif child.suspendable:
             child.move(Lifecycle.SUSPENDED)
         else:
             child.move(Lifecycle.GAVE_UP)

@@ -219,6 +219,10 @@ class RecoveryMixin:
     async def _suspend(self, role: str, decision: RecoveryDecision) -> None:
         """A strategy out of restarts: nobody sends to it any more and its working orders are
         cancelled; the other strategies trade on."""
+        if not role.startswith(STRATEGY_PREFIX):  # non-critical (telemetry): just say so
+            self.journal("actor_suspended", {"role": role, "reason": decision.reason})
+            log.error("%s suspended: %s", role, decision.reason)
+            return
         strategy = role[len(STRATEGY_PREFIX) :]
         self.outbox.abandon(role)
         for other, child in self.core.children.items():

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
 from tradeplane.actors.broker import BrokerActor
 from tradeplane.actors.common import (
     ROLE_BROKER,
@@ -12,6 +14,8 @@ from tradeplane.actors.common import (
     ROLE_JOURNAL,
     ROLE_RECONCILER,
     ROLE_RISK,
+    ROLE_SUPERVISOR,
+    ROLE_TELEMETRY,
     ROLE_VENUE,
     child_options,
     strategy_role,
@@ -21,6 +25,7 @@ from tradeplane.actors.journal import JournalActor
 from tradeplane.actors.reconciler import ReconcilerActor
 from tradeplane.actors.risk import RiskActor
 from tradeplane.actors.strategy import StrategyActor
+from tradeplane.actors.telemetry import TelemetryActor
 from tradeplane.actors.venue import SimVenueActor
 from tradeplane.config.models import CredentialsConfig, Mode, TradeplaneConfig
 
@@ -31,9 +36,14 @@ class ChildSpec:
     actor_class: Any
     args: tuple[Any, ...]
     options: dict[str, Any]
+    colocate_with: str | None = None
+    """Role whose node this actor must run on (it reads that actor's files)."""
 
-    def create(self) -> Any:
-        return self.actor_class.options(**self.options).remote(*self.args)
+    def create(self, node_id: str | None = None) -> Any:
+        options = dict(self.options)
+        if node_id is not None:
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
+        return self.actor_class.options(**options).remote(*self.args)
 
 
 def uses_venue_actor(cfg: TradeplaneConfig) -> bool:
@@ -98,6 +108,20 @@ def child_specs(cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> 
             ROLE_FEED, FeedActor, (public, run_id, subscribers), child_options(dep, ROLE_FEED)
         )
     )
+    if cfg.telemetry.enabled:
+        # Right after the journal (it reads the journal's files, on the journal's node), so it
+        # sees every line of the run; it is asked for the others' metrics by role.
+        roles = [s.role for s in specs] + [ROLE_TELEMETRY, ROLE_SUPERVISOR]
+        specs.insert(
+            1,
+            ChildSpec(
+                ROLE_TELEMETRY,
+                TelemetryActor,
+                (public, run_id, roles),
+                child_options(dep, ROLE_TELEMETRY),
+                colocate_with=ROLE_JOURNAL,
+            ),
+        )
     return specs
 
 

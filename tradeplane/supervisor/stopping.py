@@ -14,6 +14,7 @@ from tradeplane.actors.common import (
     ROLE_FEED,
     ROLE_JOURNAL,
     ROLE_RISK,
+    ROLE_TELEMETRY,
     ROLE_VENUE,
     STRATEGY_PREFIX,
     Outbox,
@@ -105,6 +106,12 @@ class StoppingMixin:
                 retry_s=10.0,
             )
             await self.adapter.call(ROLE_JOURNAL, "close", timeout_s=15.0)
+        if ROLE_TELEMETRY in self.specs:
+            # Everything the run journaled goes to the collector before the actors go
+            # (bounded: a down collector cannot hold the stop).
+            with contextlib.suppress(Exception):
+                await self.adapter.call(ROLE_TELEMETRY, "flush", 10.0, timeout_s=15.0)
+                await self.adapter.call(ROLE_TELEMETRY, "close", timeout_s=5.0)
         # Release the venue's files before the processes go: Ray's kill returns before the
         # process has exited, and an operator reading the venue right after must find it free.
         for role in (ROLE_BROKER, ROLE_VENUE):

@@ -1,0 +1,354 @@
+"""TelemetryActor: turns the journal into spans for the collector and serves the Prometheus
+endpoint.
+
+It reads the journal read-only (so it runs on the journal's node), builds the spans the journaled
+records finish (``telemetry.spans``) and ships them through a bounded queue. Its cursor is the
+journal line before the oldest span not yet exported, kept in ``telemetry_cursor.json``: after a
+crash it resumes there, so no finished span is lost (a few may be sent twice). Nothing on the
+trading path waits for it; a down collector costs only queued (then dropped, counted and
+journaled) spans.
+
+The Prometheus endpoint serves the journal-derived counters kept here (intents, orders by status,
+denials by reason, fills, recovery attempts: equal to the journal by construction, whatever
+restarted) and the live metrics each actor keeps in-process (``metrics_snapshot``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from tradeplane.actors.common import (
+    ROLE_TELEMETRY,
+    Peers,
+    SupervisedActor,
+    call_journal,
+    process_info,
+    spawn,
+)
+from tradeplane.actors.records import event_record
+from tradeplane.config.models import TradeplaneConfig
+from tradeplane.core.errors import OperationalError
+from tradeplane.journal.files import atomic_write
+from tradeplane.journal.reader import JournalReader
+from tradeplane.telemetry.export import Resources, SpanShipper, make_exporter
+from tradeplane.telemetry.journal_metrics import JournalCounters
+from tradeplane.telemetry.metrics import ActorMetrics, MetricPoint
+from tradeplane.telemetry.prometheus import MetricsServer, render
+from tradeplane.telemetry.spans import SpanBuilder
+
+log = logging.getLogger("tradeplane.telemetry")
+CURSOR_FILE = "telemetry_cursor.json"
+READ_PAGE = 2000
+DROP_WARNING_INTERVAL_S = 30.0
+SCRAPE_TIMEOUT_S = 1.0
+
+
+@ray.remote
+class TelemetryActor(SupervisedActor):
+    def __init__(self, cfg: TradeplaneConfig, run_id: str, roles: list[str]) -> None:
+        self.cfg = cfg
+        self.tcfg = cfg.telemetry
+        self.deployment = cfg.deployment.name
+        self.run_id = run_id
+        self.roles = [r for r in roles if r != ROLE_TELEMETRY]
+        self.state_dir = Path(cfg.deployment.resolved_state_dir())
+        self.peers = Peers(self.deployment)
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.metrics = ActorMetrics(
+            "telemetry", self.deployment, service_base=self.tcfg.service_name
+        )
+        self.counters = JournalCounters(self.metrics)
+        exporter = make_exporter(self.tcfg)
+        self.shipper = (
+            SpanShipper(
+                exporter,
+                Resources(self.tcfg.service_name, self.deployment),
+                batch_spans=self.tcfg.export_batch_spans,
+                max_queue_spans=self.tcfg.max_queue_spans,
+            )
+            if exporter is not None
+            else None
+        )
+        self.reader: JournalReader | None = None
+        self.builder: SpanBuilder | None = None
+        self.cursor = 0  # last journal seq read
+        self.server: MetricsServer | None = None
+        self.endpoint: str | None = None
+        self.endpoint_error: str | None = None
+        self._last_seq_cached = 0
+        self._counted_to = 0  # journal seq the counters include
+        self._ready = asyncio.Event()
+        self._reading = asyncio.Lock()
+        self._dropped_reported = 0
+        self._last_drop_warning = 0.0
+        self.last_export_error: str | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def ready(self) -> dict[str, Any]:
+        if not self._ready.is_set():
+            self.reader = await asyncio.to_thread(self._open_reader)
+            seeded_to = self.reader.last_seq
+            await asyncio.to_thread(self.counters.seed, self.reader, seeded_to)
+            self.metrics.gauge(
+                "orders",
+                "Orders in the journal by current status",
+                "1",
+                self._orders_by_status,
+            )
+            self.metrics.gauge(
+                "telemetry_export_lag_lines",
+                "Journal lines not yet read by the span exporter",
+                "1",
+                lambda: [(float(max(0, self._last_seq_cached - self.cursor)), {})],
+            )
+            self.metrics.gauge(
+                "telemetry_counted_seq",
+                "Journal seq the journal-derived counters include (they equal the journal to it)",
+                "1",
+                lambda: [(float(self._counted_to), {})],
+            )
+            self._last_seq_cached = seeded_to
+            self._counted_to = seeded_to
+            self.cursor = self._load_cursor(default=seeded_to)
+            self.builder = SpanBuilder(lookup=self._lookup, run_id=self.run_id)
+            await self._start_metrics_server()
+            spawn(self.tasks, self._loop())
+            self._ready.set()
+        return self._summary()
+
+    def _open_reader(self) -> JournalReader:
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                return JournalReader.open(self.state_dir, deployment=self.deployment)
+            except OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    async def _start_metrics_server(self) -> None:
+        if self.tcfg.metrics_port is None:
+            return
+        self.server = MetricsServer(self.collect_metrics)
+        try:
+            host, port = await self.server.start(self.tcfg.metrics_host, self.tcfg.metrics_port)
+        except OSError as exc:
+            # Not fatal: trading goes on without the endpoint, and status says why.
+            self.server, self.endpoint_error = None, str(exc)
+            self._journal("telemetry_endpoint_failed", {"error": str(exc)[:300]})
+            return
+        self.endpoint = f"http://{host}:{port}/metrics"
+        self._journal("telemetry_started", {"metrics": self.endpoint, **self._export_target()})
+
+    def _export_target(self) -> dict[str, Any]:
+        return {
+            "traces_exporter": self.tcfg.traces_exporter,
+            "endpoint": self.tcfg.resolved_endpoint() or None,
+            "sampling_ratio": self.tcfg.sampling_ratio,
+        }
+
+    async def flush(self, timeout_s: float = 10.0) -> dict[str, Any]:
+        """Read the journal to its end and export everything queued (the deployment stops)."""
+        await self._ready.wait()
+        deadline = time.monotonic() + timeout_s
+        await self._read_all()
+        while self.shipper is not None and len(self.shipper) and time.monotonic() < deadline:
+            result = await asyncio.to_thread(self.shipper.ship_once)
+            self._after_ship()
+            if result.failed:
+                await asyncio.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        self._save_cursor()
+        return self._summary()
+
+    async def close(self) -> None:
+        for t in list(self.tasks):
+            t.cancel()
+        if self.server is not None:
+            await self.server.stop()
+        if self.shipper is not None:
+            await asyncio.to_thread(self.shipper.shutdown)
+        if self.reader is not None:
+            self.reader.close()
+
+    # -- spans ---------------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        backoff = self.tcfg.export_interval_s
+        while True:
+            try:
+                await self._read_all()
+                if self.shipper is not None and len(self.shipper):
+                    result = await asyncio.to_thread(self.shipper.ship_once)
+                    self._after_ship()
+                    if result.failed:
+                        self.last_export_error = result.error
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, 5.0)
+                        continue
+                    backoff = self.tcfg.export_interval_s
+                    if len(self.shipper):
+                        continue  # more batches ready: no wait
+                await asyncio.sleep(self.tcfg.export_interval_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one bad round must not end the export loop
+                log.exception("telemetry round failed")
+                await asyncio.sleep(1.0)
+
+    async def _read_all(self) -> None:
+        async with self._reading:
+            assert self.reader is not None and self.builder is not None
+            while True:
+                page = await asyncio.to_thread(self.reader.events, None, self.cursor, READ_PAGE)
+                if not page:
+                    break
+                self.counters.count(e for e in page if int(e["seq"]) > self._counted_to)
+                self._counted_to = max(self._counted_to, int(page[-1]["seq"]))
+                if self.shipper is not None:
+                    self.shipper.add(self.builder.feed(page))
+                    self._report_drops()
+                self.cursor = int(page[-1]["seq"])
+                self._last_seq_cached = max(self._last_seq_cached, self.cursor)
+                if len(page) < READ_PAGE:
+                    break
+
+    def _lookup(self, coid: str) -> list[dict[str, Any]]:
+        assert self.reader is not None
+        return self.reader.events_for(client_order_id=coid)
+
+    def _after_ship(self) -> None:
+        assert self.shipper is not None
+        self.counters.spans(self.shipper.exported, self.shipper.dropped, self.shipper.failures)
+        self._save_cursor()
+
+    def _report_drops(self) -> None:
+        """A counted, journaled warning per outage (at most one every 30 s)."""
+        assert self.shipper is not None
+        fresh = self.shipper.dropped - self._dropped_reported
+        now = time.time()
+        if fresh <= 0 or now - self._last_drop_warning < DROP_WARNING_INTERVAL_S:
+            return
+        self._dropped_reported = self.shipper.dropped
+        self._last_drop_warning = now
+        log.warning("telemetry: %d spans dropped (collector down or slow)", fresh)
+        self._journal(
+            "telemetry_spans_dropped",
+            {
+                "dropped": fresh,
+                "dropped_total": self.shipper.dropped,
+                "queue_limit": self.tcfg.max_queue_spans,
+                "last_error": self.shipper.last_error,
+                **self._export_target(),
+            },
+        )
+
+    # -- cursor --------------------------------------------------------------------------------
+
+    def _cursor_path(self) -> Path:
+        return self.state_dir / CURSOR_FILE
+
+    def _load_cursor(self, default: int) -> int:
+        try:
+            value = json.loads(self._cursor_path().read_text(encoding="utf-8"))
+            seq = int(value["seq"])
+        except FileNotFoundError:
+            return default  # first start: spans from now on, no back-fill of older runs
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            log.warning("%s unreadable (%s): exporting from the journal's end", CURSOR_FILE, exc)
+            return default
+        return max(0, min(seq, default))
+
+    def _save_cursor(self) -> None:
+        """Resume point: just before the oldest span still queued, else what was read."""
+        oldest = self.shipper.oldest_seq() if self.shipper is not None else None
+        seq = self.cursor if oldest is None else max(0, oldest - 1)
+        body = json.dumps({"seq": seq, "ts": time.time()}).encode()
+        with contextlib.suppress(OSError):
+            atomic_write(self._cursor_path(), lambda fd: os.write(fd, body), fsync=False)
+
+    # -- metrics -------------------------------------------------------------------------------
+
+    def _orders_by_status(self) -> list[tuple[float, dict[str, str]]]:
+        if self.reader is None:
+            return []
+        return [
+            (float(n), {"status": status})
+            for status, n in self.reader.order_counts_by_status().items()
+        ]
+
+    async def collect_metrics(self) -> str:
+        """Every actor's live metrics and the journal-derived counters, as Prometheus text."""
+        await self._read_all()  # counters as of now, not as of the last export round
+        points: list[MetricPoint] = list(self.metrics.snapshot())
+
+        async def one(role: str) -> tuple[str, list[MetricPoint] | None]:
+            handle = self.peers.get(role)
+            if handle is None:
+                return role, None
+            try:
+                got: list[MetricPoint] = await asyncio.wait_for(
+                    handle.metrics_snapshot.remote(), SCRAPE_TIMEOUT_S
+                )
+            except Exception:
+                self.peers.forget(role)
+                return role, None
+            return role, got
+
+        for role, got in await asyncio.gather(*(one(r) for r in self.roles)):
+            points.append(_up(role, self.deployment, got is not None))
+            points.extend(got or [])
+        return render(points)
+
+    # -- observation ---------------------------------------------------------------------------
+
+    def _journal(self, kind: str, data: dict[str, Any]) -> None:
+        record = event_record(self.deployment, kind, time.time(), data)
+        spawn(self.tasks, call_journal(self.peers, [record], retry_s=10.0))
+
+    def _summary(self) -> dict[str, Any]:
+        shipper = self.shipper
+        return {
+            "metrics_endpoint": self.endpoint,
+            "metrics_error": self.endpoint_error,
+            **self._export_target(),
+            "cursor": self.cursor,
+            "queued_spans": len(shipper) if shipper else 0,
+            "exported_spans": shipper.exported if shipper else 0,
+            "dropped_spans": shipper.dropped if shipper else 0,
+            "export_failures": shipper.failures if shipper else 0,
+            "last_export_error": shipper.last_error if shipper else None,
+            "skipped_events": self.builder.skipped if self.builder else 0,
+        }
+
+    async def heartbeat(self) -> dict[str, Any]:
+        return {
+            "role": ROLE_TELEMETRY,
+            "ts": time.time(),
+            "process": process_info(),
+            "ready": self._ready.is_set(),
+            **self._summary(),
+        }
+
+
+def _up(role: str, deployment: str, up: bool) -> MetricPoint:
+    return MetricPoint(
+        name="actor_up",
+        kind="gauge",
+        description="1 when the actor answered the last scrape",
+        unit="1",
+        labels=(("deployment", deployment), ("role", role)),
+        value=1.0 if up else 0.0,
+        buckets=(),
+        sum=None,
+        count=None,
+    )

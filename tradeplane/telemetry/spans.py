@@ -1,0 +1,533 @@
+"""Spans from journal events (pure: no IO; the journal lookup is injected).
+
+Tracing costs the trading path nothing but a few ids: each actor writes what a span needs (its
+times, its trace context) into the journal records it writes anyway, durably, before it acts.
+The exporter turns those records into spans. So a SIGKILLed actor loses no finished span, and a
+down collector never touches an order.
+
+Per intent (DESIGN §6)::
+
+    strategy.intent                       intent record (bar received -> intent emitted)
+      risk.check                          order_denied, or order_submitting (approved)
+        broker.submit                     order_submitting -> order_submitted
+          venue.ack                       order sent -> order_accepted (or a venue rejection)
+          broker.fill (one per fill)      venue fill time -> broker journaled it
+
+Per supervisor run: ``supervisor.run`` with ``supervisor.health``, ``supervisor.recovery`` and
+one span per other supervisor event as children.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tradeplane.telemetry.context import (
+    BROKER_FILL,
+    BROKER_SUBMIT,
+    RISK_CHECK,
+    RISK_FLATTEN,
+    STRATEGY_INTENT,
+    SUPERVISOR_RUN,
+    VENUE_ACK,
+    TraceContext,
+    intent_context,
+    parse_traceparent,
+    run_context,
+    span_id,
+)
+from tradeplane.telemetry.model import AttributeValue, SpanEvent, SpanStatus, TraceSpan
+
+Event = dict[str, Any]
+Lookup = Callable[[str], list[Event]]
+"""All journal events of one client order id, in journal order (to rebuild a forgotten order)."""
+
+_ORDER_MEMORY = 100_000
+_SUPERVISOR_KINDS = frozenset(
+    {
+        "health_changed",
+        "recovery_attempt",
+        "recovery_succeeded",
+        "recovery_failed",
+        "recovery_exhausted",
+        "strategy_error",
+        "strategy_suspended",
+        "supervisor_reattached",
+        "feed_started",
+        "deployment_stopped",
+        "deployment_failed",
+        "kill_switch_activated",
+        "kill_switch_cleared",
+        "reconciliation_mismatch",
+    }
+)
+_TERMINAL = frozenset({"filled", "cancelled", "rejected", "expired"})
+
+
+@dataclass(slots=True)
+class _Order:
+    ctx: TraceContext  # the intent's root span
+    coid: str
+    attrs: dict[str, AttributeValue]
+    submit_start: float | None = None
+    sent_ts: float | None = None
+    submit_done: bool = False
+    acked: bool = False
+
+
+def _attr(value: Any) -> AttributeValue | None:
+    if value is None:
+        return None
+    if isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def _attrs(**values: Any) -> dict[str, AttributeValue]:
+    out: dict[str, AttributeValue] = {}
+    for key, value in values.items():
+        v = _attr(value)
+        if v is not None:
+            out[f"tradeplane.{key}"] = v
+    return out
+
+
+def _event_ts(ev: Event) -> float:
+    """A journal line's time: ISO-8601 UTC in the line, epoch seconds in records."""
+    ts = ev.get("ts")
+    if isinstance(ts, str):
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    return float(ts) if ts is not None else 0.0
+
+
+def _num(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+class SpanBuilder:
+    """Feed journal events in journal order; get back the spans they finish.
+
+    ``lookup`` (optional) returns an order's earlier events when the builder starts in the middle
+    of the journal (a restarted exporter), so a fill still finds its trace."""
+
+    def __init__(
+        self,
+        *,
+        lookup: Lookup | None = None,
+        run_id: str | None = None,
+        include_unsampled: bool = False,
+    ) -> None:
+        self._lookup = lookup
+        self._all = include_unsampled  # offline tools show every intent, sampled or not
+        self._orders: OrderedDict[str, _Order] = OrderedDict()
+        self._run_id = run_id
+        self._attempts: dict[tuple[str, int], float] = {}
+        self.skipped = 0  # events of traces that are unsampled or have no context
+
+    # -- entry point ---------------------------------------------------------------------------
+
+    def feed(self, events: Iterable[Event]) -> list[TraceSpan]:
+        out: list[TraceSpan] = []
+        for ev in events:
+            out.extend(self._one(ev))
+        return out
+
+    def _one(self, ev: Event) -> list[TraceSpan]:
+        kind = ev.get("kind")
+        if kind == "intent":
+            return self._intent(ev)
+        if kind == "order_denied":
+            return self._denied(ev)
+        if isinstance(kind, str) and kind.startswith("order_"):
+            return self._order_event(ev, kind)
+        if kind == "deployment_started":
+            return self._run_started(ev)
+        if kind in _SUPERVISOR_KINDS:
+            return self._supervisor(ev, kind)
+        return []
+
+    # -- the intent's trace --------------------------------------------------------------------
+
+    def _intent(self, ev: Event) -> list[TraceSpan]:
+        ctx = parse_traceparent(ev.get("traceparent"))
+        data = ev.get("data") or {}
+        coid = ev.get("client_order_id") or data.get("client_order_id")
+        if ctx is None or not coid:
+            self.skipped += 1
+            return []
+        attrs = _attrs(
+            deployment=ev.get("deployment"),
+            strategy=ev.get("strategy") or data.get("strategy"),
+            symbol=data.get("symbol"),
+            side=data.get("side"),
+            quantity=data.get("quantity"),
+            price=data.get("limit_price"),
+            order_type=data.get("order_type"),
+            client_order_id=coid,
+            intent_id=ev.get("intent_id"),
+        )
+        self._remember(_Order(ctx, coid, attrs))
+        if not ctx.sampled and not self._all:
+            self.skipped += 1
+            return []
+        flatten = data.get("source") == "flatten"
+        end = _event_ts(ev)
+        start = _num(data.get("bar_recv_ts")) or end
+        return [
+            TraceSpan(
+                trace_id=ctx.trace_id,
+                span_id=ctx.span_id,
+                parent_span_id=None,
+                name=RISK_FLATTEN if flatten else STRATEGY_INTENT,
+                component="risk" if flatten else "strategy",
+                start_ts=min(start, end),
+                end_ts=end,
+                attributes={
+                    **attrs,
+                    **_attrs(trigger=data.get("trigger"), reason=data.get("reason")),
+                },
+                kind="producer",
+                journal_seq=ev.get("seq"),
+            )
+        ]
+
+    def _denied(self, ev: Event) -> list[TraceSpan]:
+        order = self._order(ev)
+        if order is None:
+            return []
+        data = ev.get("data") or {}
+        end = _event_ts(ev)
+        start = _num(data.get("received_ts")) or end
+        reason = data.get("reason")
+        return [
+            self._span(
+                order,
+                RISK_CHECK,
+                span_id(order.ctx.trace_id, RISK_CHECK, _intent_key(ev, order)),
+                order.ctx.span_id,
+                "risk",
+                start,
+                end,
+                ev,
+                extra=_attrs(decision="denied", reason=reason, message=data.get("message")),
+                events=(SpanEvent("order_denied", end, _attrs(reason=reason)),),
+            )
+        ]
+
+    def _order_event(self, ev: Event, kind: str) -> list[TraceSpan]:
+        order = self._order(ev)
+        if order is None:
+            return []
+        data = ev.get("data") or {}
+        ts = _event_ts(ev)
+        received = _num(data.get("received_ts")) or ts
+        out: list[TraceSpan] = []
+        if kind == "order_submitting":
+            trace = data.get("trace") or {}
+            start = _num(trace.get("risk_received_ts")) or ts
+            end = _num(trace.get("approved_ts")) or start
+            out.append(
+                self._span(
+                    order,
+                    RISK_CHECK,
+                    span_id(order.ctx.trace_id, RISK_CHECK, _intent_key(ev, order)),
+                    order.ctx.span_id,
+                    "risk",
+                    start,
+                    end,
+                    ev,
+                    extra=_attrs(decision="approved"),
+                )
+            )
+            order.submit_start = _num(trace.get("broker_received_ts")) or ts
+            return out
+        status = str(data.get("status") or "")
+        if not order.submit_done and kind != "order_pending_cancel":
+            out.append(self._submit_span(order, ev, kind, ts, data))
+        if kind == "order_submitted":
+            order.sent_ts = _num(data.get("sent_ts")) or order.sent_ts
+        elif kind in ("order_accepted", "order_filled") and not order.acked:
+            out.append(self._ack_span(order, ev, received, error=None))
+        elif kind == "order_rejected" and not order.acked and order.sent_ts is not None:
+            out.append(self._ack_span(order, ev, received, error=data.get("reason") or "rejected"))
+        if kind == "order_filled" and isinstance(data.get("fill"), dict):
+            out.append(self._fill_span(order, ev, data["fill"], received))
+        if status in _TERMINAL:
+            self._orders.pop(order.coid, None)
+        return [s for s in out if s is not None]
+
+    def _submit_span(
+        self, order: _Order, ev: Event, kind: str, ts: float, data: dict[str, Any]
+    ) -> TraceSpan:
+        order.submit_done = True
+        start = order.submit_start if order.submit_start is not None else ts
+        status: SpanStatus = "ok"
+        message = None
+        if kind == "order_rejected" and order.sent_ts is None:
+            status, message = "error", str(data.get("reason") or "rejected")
+        elif kind == "order_unknown":
+            status, message = "error", str(data.get("reason") or "unknown")
+        return self._span(
+            order,
+            BROKER_SUBMIT,
+            span_id(order.ctx.trace_id, BROKER_SUBMIT, order.coid),
+            span_id(order.ctx.trace_id, RISK_CHECK, _intent_key(ev, order)),
+            "broker",
+            start,
+            ts,
+            ev,
+            extra=_attrs(outcome=kind.removeprefix("order_")),
+            status=status,
+            message=message,
+            kind="client",
+        )
+
+    def _ack_span(
+        self, order: _Order, ev: Event, received: float, *, error: str | None
+    ) -> TraceSpan:
+        order.acked = True
+        data = ev.get("data") or {}
+        start = order.sent_ts or order.submit_start or received
+        return self._span(
+            order,
+            VENUE_ACK,
+            span_id(order.ctx.trace_id, VENUE_ACK, order.coid),
+            span_id(order.ctx.trace_id, BROKER_SUBMIT, order.coid),
+            "venue",
+            start,
+            received,
+            ev,
+            extra=_attrs(
+                venue_order_id=data.get("venue_order_id"),
+                venue_ts=_event_ts(ev),
+                acknowledged_by=str(ev.get("kind", "")).removeprefix("order_"),
+            ),
+            status="error" if error else "unset",
+            message=error,
+            kind="server",
+        )
+
+    def _fill_span(
+        self, order: _Order, ev: Event, fill: dict[str, Any], received: float
+    ) -> TraceSpan:
+        fill_id = str(fill.get("fill_id"))
+        start = _num(fill.get("ts")) or received
+        return self._span(
+            order,
+            BROKER_FILL,
+            span_id(order.ctx.trace_id, BROKER_FILL, fill_id),
+            span_id(order.ctx.trace_id, BROKER_SUBMIT, order.coid),
+            "broker",
+            start,
+            max(start, received),
+            ev,
+            extra=_attrs(
+                fill_id=fill_id,
+                fill_quantity=fill.get("quantity"),
+                fill_price=fill.get("price"),
+                fee=fill.get("fee"),
+                liquidity=fill.get("liquidity"),
+                filled_quantity=(ev.get("data") or {}).get("filled_quantity"),
+            ),
+            kind="consumer",
+        )
+
+    def _span(
+        self,
+        order: _Order,
+        name: str,
+        sid: str,
+        parent: str,
+        component: str,
+        start: float,
+        end: float,
+        ev: Event,
+        *,
+        extra: dict[str, AttributeValue] | None = None,
+        events: tuple[SpanEvent, ...] = (),
+        status: SpanStatus = "unset",
+        message: str | None = None,
+        kind: Any = "internal",
+    ) -> TraceSpan:
+        return TraceSpan(
+            trace_id=order.ctx.trace_id,
+            span_id=sid,
+            parent_span_id=parent,
+            name=name,
+            component=component,
+            start_ts=min(start, end),
+            end_ts=end,
+            attributes={**order.attrs, **(extra or {})},
+            events=events,
+            status=status,
+            status_message=message,
+            kind=kind,
+            journal_seq=ev.get("seq"),
+        )
+
+    # -- the order's trace context -------------------------------------------------------------
+
+    def _order(self, ev: Event) -> _Order | None:
+        """The order (and its intent's context) an event belongs to; None when its trace is not
+        sampled or has no context (the event is then skipped)."""
+        data = ev.get("data") or {}
+        coid = ev.get("client_order_id") or data.get("client_order_id")
+        if not coid:
+            return None
+        order = self._orders.get(coid)
+        if order is None:
+            order = self._rebuild(coid, ev)
+        if order is None or not (order.ctx.sampled or self._all):
+            self.skipped += 1
+            return None
+        self._orders.move_to_end(coid)
+        return order
+
+    def _rebuild(self, coid: str, ev: Event) -> _Order | None:
+        """An order this builder never saw start: replay its earlier events from the journal
+        (without emitting), or, with no lookup, derive its context from the event itself."""
+        if self._lookup is not None:
+            earlier = [e for e in self._lookup(coid) if e.get("seq", 0) < ev.get("seq", 0)]
+            replay = SpanBuilder(run_id=self._run_id, include_unsampled=self._all)
+            replay.feed(earlier)
+            order = replay._orders.get(coid)
+            if order is not None:
+                self._remember(order)
+                return order
+        ctx = parse_traceparent(ev.get("traceparent"))
+        intent_id = ev.get("intent_id")
+        if ctx is None or not intent_id:
+            return None
+        root = intent_context(str(ev.get("deployment")), str(intent_id))
+        data = ev.get("data") or {}
+        attrs = _attrs(
+            deployment=ev.get("deployment"),
+            strategy=ev.get("strategy"),
+            symbol=data.get("symbol"),
+            side=data.get("side"),
+            quantity=data.get("quantity"),
+            price=data.get("limit_price"),
+            client_order_id=coid,
+            intent_id=intent_id,
+        )
+        order = _Order(TraceContext(root.trace_id, root.span_id, ctx.sampled), coid, attrs)
+        self._remember(order)
+        return order
+
+    def _remember(self, order: _Order) -> None:
+        self._orders[order.coid] = order
+        self._orders.move_to_end(order.coid)
+        while len(self._orders) > _ORDER_MEMORY:
+            self._orders.popitem(last=False)
+
+    # -- the supervisor's trace ----------------------------------------------------------------
+
+    def _run_started(self, ev: Event) -> list[TraceSpan]:
+        data = ev.get("data") or {}
+        run_id = data.get("run_id")
+        if not run_id:
+            return []
+        self._run_id = str(run_id)
+        ctx = run_context(str(ev.get("deployment")), self._run_id)
+        end = _event_ts(ev)
+        start = _num(data.get("started_ts")) or end
+        return [
+            TraceSpan(
+                trace_id=ctx.trace_id,
+                span_id=ctx.span_id,
+                parent_span_id=None,
+                name=SUPERVISOR_RUN,
+                component="supervisor",
+                start_ts=min(start, end),
+                end_ts=end,
+                attributes=_attrs(
+                    deployment=ev.get("deployment"),
+                    run_id=self._run_id,
+                    mode=data.get("mode"),
+                    venue=data.get("venue"),
+                    strategies=",".join(map(str, data.get("strategies") or [])),
+                ),
+                journal_seq=ev.get("seq"),
+            )
+        ]
+
+    def _supervisor(self, ev: Event, kind: str) -> list[TraceSpan]:
+        data = ev.get("data") or {}
+        ts = _event_ts(ev)
+        if kind == "recovery_attempt":
+            key = (str(data.get("target")), int(data.get("attempt") or 0))
+            self._attempts[key] = ts
+            if len(self._attempts) > 10_000:
+                self._attempts.pop(next(iter(self._attempts)))
+        if self._run_id is None:
+            self.skipped += 1
+            return []
+        ctx = run_context(str(ev.get("deployment")), self._run_id)
+        name, start, status, message = f"supervisor.{kind}", ts, "unset", None
+        extra: dict[str, AttributeValue] = {}
+        if kind == "health_changed":
+            name = "supervisor.health"
+            extra = _attrs(
+                health=data.get("health"), previous=data.get("previous"), reason=data.get("reason")
+            )
+        elif kind in ("recovery_succeeded", "recovery_failed"):
+            name = "supervisor.recovery"
+            key = (str(data.get("target")), int(data.get("attempt") or 0))
+            took = _num(data.get("took_s"))
+            start = self._attempts.pop(key, ts - took if took is not None else ts)
+            ok = kind == "recovery_succeeded"
+            status, message = ("ok", None) if ok else ("error", str(data.get("error") or ""))
+            extra = _attrs(
+                target=data.get("target"),
+                attempt=data.get("attempt"),
+                outcome="succeeded" if ok else "failed",
+                took_s=took,
+            )
+        else:
+            extra = {
+                k: v
+                for k, v in _attrs(
+                    target=data.get("target"),
+                    attempt=data.get("attempt"),
+                    cause=data.get("cause"),
+                    reason=data.get("reason"),
+                    error=data.get("error"),
+                    strategy=ev.get("strategy") or data.get("strategy"),
+                ).items()
+            }
+            if kind in ("recovery_exhausted", "deployment_failed", "strategy_error"):
+                status, message = "error", str(data.get("reason") or data.get("error") or kind)
+        event_attrs = {k.removeprefix("tradeplane."): v for k, v in extra.items()}
+        return [
+            TraceSpan(
+                trace_id=ctx.trace_id,
+                span_id=span_id(ctx.trace_id, name, str(ev.get("event_id") or ev.get("seq"))),
+                parent_span_id=ctx.span_id,
+                name=name,
+                component="supervisor",
+                start_ts=min(start, ts),
+                end_ts=ts,
+                attributes={
+                    **_attrs(deployment=ev.get("deployment"), run_id=self._run_id),
+                    **extra,
+                },
+                events=(SpanEvent(kind, ts, event_attrs),),
+                status=status,  # type: ignore[arg-type]
+                status_message=message,
+                journal_seq=ev.get("seq"),
+            )
+        ]
+
+
+def _intent_key(ev: Event, order: _Order) -> str:
+    return str(ev.get("intent_id") or order.attrs.get("tradeplane.intent_id") or "")
