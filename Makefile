@@ -43,6 +43,7 @@ bench: $(STAMP) ## Run the benchmarks (several minutes); JSON lines on stdout
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/journal.py
 	$(BIN)/python bench/recovery.py
+	$(BIN)/python bench/telemetry.py
 
 lint: $(STAMP) ## ruff, ruff format --check and mypy
 	$(BIN)/ruff check tradeplane tests bench examples

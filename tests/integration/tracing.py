@@ -105,8 +105,10 @@ def check_traces(expected: Expected, received: list[ReceivedSpan], service_base:
         fills = named.get("broker.fill", [])
         got_fills = {f.attributes.get("tradeplane.fill_id") for f in fills}
         if got_fills != expected.fills[trace] or len(fills) != len(got_fills):
-            problems.append(f"{where}: fills {sorted(map(str, got_fills))}, journal "
-                            f"{sorted(expected.fills[trace])}")
+            problems.append(
+                f"{where}: fills {sorted(map(str, got_fills))}, journal "
+                f"{sorted(expected.fills[trace])}"
+            )
         if any(f.parent_span_id != submit.span_id for f in fills):
             problems.append(f"{where}: a broker.fill is not a child of broker.submit")
         for s in spans:

@@ -40,18 +40,11 @@ from tradeplane.core.venue_events import check_venue_event, describe_raw
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.telemetry.context import submit_context
+from tradeplane.telemetry.latency import TickToOrder
 from tradeplane.venues.sim import VenueOrderRequest
 from tradeplane.venues.sim.snapshot import sim_venue_db
 
 CURSOR_SCOPE, CURSOR_KEY = "broker", "venue_cursor"
-LATENCY_SAMPLES = 100_000
-
-
-def percentile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    idx = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[idx]
 
 
 @ray.remote
@@ -78,9 +71,6 @@ class BrokerActor(SupervisedActor):
         # Each open order's broker.submit span (its traceparent), for the records that follow.
         self._traceparents: dict[str, str] = {}
         self._ready = asyncio.Event()
-        self.latencies_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
-        # Per stage (bar->intent, intent->approved, approved->broker, broker->journaled), ms.
-        self.stages_ms: deque[tuple[float, float, float, float]] = deque(maxlen=LATENCY_SAMPLES)
         self.submits = 0
         self.venue_errors = 0
         self.last_error: str | None = None
@@ -99,11 +89,7 @@ class BrokerActor(SupervisedActor):
         self.blocked_by_resync = 0
         self.rejected_messages = 0
         self.metrics = actor_metrics(cfg, "broker")
-        self._tick_to_order = self.metrics.histogram(
-            "tick_to_order_seconds",
-            "From the bar's arrival to the order leaving for the venue",
-            "s",
-        )
+        self.tick_to_order = TickToOrder(self.metrics)
         self._orders_sent = self.metrics.counter("orders_sent", "Orders sent to the venue")
         self.metrics.gauge(
             "venue_connected",
@@ -182,17 +168,7 @@ class BrokerActor(SupervisedActor):
                 await self._journal_events([self.core.close_unconfirmed(coid, blocked)])
                 return True
             sent = time.time()
-            if intent.bar_recv_ts is not None:
-                self._tick_to_order.record(sent - intent.bar_recv_ts)
-                self.latencies_ms.append((sent - intent.bar_recv_ts) * 1000.0)
-                self.stages_ms.append(
-                    (
-                        (intent.ts - intent.bar_recv_ts) * 1000.0,
-                        (cmd.approved_ts - intent.ts) * 1000.0,
-                        (entered - cmd.approved_ts) * 1000.0,
-                        (sent - entered) * 1000.0,
-                    )
-                )
+            self.tick_to_order.record(cmd, entered, sent)
             req = VenueOrderRequest(
                 client_order_id=coid,
                 symbol=intent.symbol,
@@ -487,7 +463,6 @@ class BrokerActor(SupervisedActor):
     # -- observation ---------------------------------------------------------------------------
 
     async def heartbeat(self) -> dict[str, Any]:
-        lat = sorted(self.latencies_ms)
         return {
             "role": ROLE_BROKER,
             "ts": time.time(),
@@ -509,24 +484,12 @@ class BrokerActor(SupervisedActor):
             "resyncing": self.resyncing,
             "blocked_by_resync": self.blocked_by_resync,
             "rejected_venue_messages": self.rejected_messages,
-            "tick_to_order_ms": {
-                "n": len(lat),
-                "p50": percentile(lat, 0.50),
-                "p95": percentile(lat, 0.95),
-                "p99": percentile(lat, 0.99),
-            },
+            "tick_to_order_ms": self.tick_to_order.summary(),
             "outbox": self.outbox.stats(),
         }
 
     async def latency_samples(self, clear: bool = False) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {
-            "total_ms": list(self.latencies_ms),
-            "stages_ms": list(self.stages_ms),
-        }
-        if clear:
-            self.latencies_ms.clear()
-            self.stages_ms.clear()
-        return out
+        return self.tick_to_order.samples(clear)
 
     async def drain(self, timeout_s: float = 10.0) -> bool:
         """Wait until no submit is half done, every order in submitting/unknown has been

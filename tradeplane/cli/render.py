@@ -121,6 +121,25 @@ def feed_line(status: dict[str, Any]) -> Text:
     )
 
 
+def telemetry_line(status: dict[str, Any]) -> Text:
+    """Where metrics are served and how span export is doing."""
+    tel = status.get("telemetry")
+    if not tel:
+        return Text("telemetry: off")
+    metrics = tel.get("metrics_endpoint") or (
+        f"FAILED ({tel['metrics_error']})" if tel.get("metrics_error") else "off"
+    )
+    text = Text(f"telemetry: metrics {metrics} | traces {tel.get('traces_exporter')}")
+    if tel.get("traces_exporter") not in (None, "none"):
+        text.append(
+            f" to {tel.get('endpoint') or 'console'}: exported {tel.get('exported_spans') or 0:,}"
+            f", queued {tel.get('queued_spans') or 0:,}, dropped {tel.get('dropped_spans') or 0:,}"
+        )
+        if tel.get("last_export_error") and tel.get("queued_spans"):
+            text.append(f" (collector: {tel['last_export_error']})", style="bold yellow")
+    return text
+
+
 def children_table(status: dict[str, Any]) -> Table:
     t = Table(title="actors", expand=True)
     for col in ("actor", "state", "restarts", "heartbeat"):
@@ -228,6 +247,7 @@ def live_view(status: dict[str, Any]) -> Group:
         risk_line((status.get("risk") or {}).get("risk")),
         orders_line(status),
         feed_line(status),
+        telemetry_line(status),
         strategies_table(status),
         intents_table(status),
         children_table(status),

@@ -26,8 +26,9 @@ class TelemetryConfig(FrozenModel):
     either way, so ``tradeplane trace`` works without a collector. Default ``none``;
     ``OTEL_TRACES_EXPORTER`` overrides it."""
     otlp_endpoint: str | None = None
-    """Collector URL. Default ``http://127.0.0.1:4317`` for gRPC, ``http://127.0.0.1:4318``
-    for HTTP (``/v1/traces`` is appended). ``OTEL_EXPORTER_OTLP_ENDPOINT`` overrides it."""
+    """Collector base URL. Default ``http://127.0.0.1:4317`` for gRPC, ``http://127.0.0.1:4318``
+    for HTTP, where ``/v1/traces`` is always appended (as for ``OTEL_EXPORTER_OTLP_ENDPOINT``,
+    which overrides it)."""
     sampling_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
     """Share of intents traced, decided once per intent from its trace id (OpenTelemetry's
     TraceIdRatioBased rule). Default 1.0; ``OTEL_TRACES_SAMPLER_ARG`` overrides it."""
@@ -70,9 +71,8 @@ class TelemetryConfig(FrozenModel):
         if self.traces_exporter not in DEFAULT_OTLP_ENDPOINT:
             return ""
         base = self.otlp_endpoint or DEFAULT_OTLP_ENDPOINT[self.traces_exporter]
-        if self.traces_exporter == "otlp-http" and not urlsplit(base).path.strip("/"):
-            return f"{base}/v1/traces"
-        return base
+        # As OTEL_EXPORTER_OTLP_ENDPOINT is specified: the base URL, the signal's path appended.
+        return f"{base}/v1/traces" if self.traces_exporter == "otlp-http" else base
 
 
 _PROTOCOLS = {"grpc": "otlp-grpc", "http/protobuf": "otlp-http"}
@@ -115,6 +115,11 @@ def otel_env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
         out["_protocol"] = _PROTOCOLS[protocol]  # applies if the file chose an OTLP exporter
     endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
     if endpoint:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise EnvError(
+                f"OTEL_EXPORTER_OTLP_ENDPOINT={endpoint!r}: must be an http:// or https:// URL"
+            )
         out["otlp_endpoint"] = endpoint
     service = env.get("OTEL_SERVICE_NAME", "").strip()
     if service:

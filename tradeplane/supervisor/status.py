@@ -11,6 +11,7 @@ from tradeplane.actors.common import (
     ROLE_FEED,
     ROLE_JOURNAL,
     ROLE_RISK,
+    ROLE_TELEMETRY,
     ROLE_VENUE,
     STRATEGY_PREFIX,
 )
@@ -30,6 +31,7 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
     }
     broker = children[ROLE_BROKER].last_heartbeat if ROLE_BROKER in children else {}
     journal = children[ROLE_JOURNAL].last_heartbeat if ROLE_JOURNAL in children else {}
+    telemetry = children[ROLE_TELEMETRY].last_heartbeat if ROLE_TELEMETRY in children else {}
     return {
         "deployment": sup.deployment,
         "run_id": sup.run_id,
@@ -89,6 +91,23 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
         "journal": {
             k: journal.get(k) for k in ("last_seq", "paths", "last_commit_ms", "max_commit_ms")
         },
+        "telemetry": {
+            k: telemetry.get(k)
+            for k in (
+                "metrics_endpoint",
+                "metrics_error",
+                "traces_exporter",
+                "endpoint",
+                "sampling_ratio",
+                "queued_spans",
+                "exported_spans",
+                "dropped_spans",
+                "export_failures",
+                "last_export_error",
+            )
+        }
+        if ROLE_TELEMETRY in children
+        else None,
         "strategies": strategies,
         "restarts": list(sup.restart_log),
         "health_history": [

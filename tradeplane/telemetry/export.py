@@ -62,7 +62,8 @@ class Resources:
 
 
 def _ns(ts: float) -> int:
-    return round(ts * _NS)
+    """Epoch seconds to ns, exact to the microsecond the journal keeps."""
+    return round(ts * 1_000_000) * 1000
 
 
 def to_readable(span: TraceSpan, resource: Resource) -> ReadableSpan:

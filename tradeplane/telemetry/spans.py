@@ -46,7 +46,9 @@ Event = dict[str, Any]
 Lookup = Callable[[str], list[Event]]
 """All journal events of one client order id, in journal order (to rebuild a forgotten order)."""
 
-_ORDER_MEMORY = 100_000
+# Orders kept after they close too (a late event still finds its spans' state); beyond this the
+# lookup rebuilds an order from the journal.
+_ORDER_MEMORY = 10_000
 _SUPERVISOR_KINDS = frozenset(
     {
         "health_changed",
@@ -65,7 +67,6 @@ _SUPERVISOR_KINDS = frozenset(
         "reconciliation_mismatch",
     }
 )
-_TERMINAL = frozenset({"filled", "cancelled", "rejected", "expired"})
 
 
 @dataclass(slots=True)
@@ -104,6 +105,15 @@ def _event_ts(ev: Event) -> float:
     if isinstance(ts, str):
         return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
     return float(ts) if ts is not None else 0.0
+
+
+def _first(*values: Any) -> float:
+    """The first of ``values`` that is a finite number (the last one is the fallback)."""
+    for v in values[:-1]:
+        n = _num(v)
+        if n is not None:
+            return n
+    return float(values[-1])
 
 
 def _num(value: Any) -> float | None:
@@ -182,7 +192,7 @@ class SpanBuilder:
             return []
         flatten = data.get("source") == "flatten"
         end = _event_ts(ev)
-        start = _num(data.get("bar_recv_ts")) or end
+        start = _first(data.get("bar_recv_ts"), end)
         return [
             TraceSpan(
                 trace_id=ctx.trace_id,
@@ -207,7 +217,7 @@ class SpanBuilder:
             return []
         data = ev.get("data") or {}
         end = _event_ts(ev)
-        start = _num(data.get("received_ts")) or end
+        start = _first(data.get("received_ts"), end)
         reason = data.get("reason")
         return [
             self._span(
@@ -230,12 +240,12 @@ class SpanBuilder:
             return []
         data = ev.get("data") or {}
         ts = _event_ts(ev)
-        received = _num(data.get("received_ts")) or ts
+        received = _first(data.get("received_ts"), ts)
         out: list[TraceSpan] = []
         if kind == "order_submitting":
             trace = data.get("trace") or {}
-            start = _num(trace.get("risk_received_ts")) or ts
-            end = _num(trace.get("approved_ts")) or start
+            start = _first(trace.get("risk_received_ts"), ts)
+            end = _first(trace.get("approved_ts"), start)
             out.append(
                 self._span(
                     order,
@@ -249,22 +259,23 @@ class SpanBuilder:
                     extra=_attrs(decision="approved"),
                 )
             )
-            order.submit_start = _num(trace.get("broker_received_ts")) or ts
+            order.submit_start = _first(trace.get("broker_received_ts"), ts)
             return out
-        status = str(data.get("status") or "")
+        # A rejection before the submit span closed is the broker's (held back, never received
+        # by the venue): it ends broker.submit. One after it is the venue's answer: venue.ack.
+        submitted_before = order.submit_done
         if not order.submit_done and kind != "order_pending_cancel":
             out.append(self._submit_span(order, ev, kind, ts, data))
         if kind == "order_submitted":
-            order.sent_ts = _num(data.get("sent_ts")) or order.sent_ts
+            sent = _num(data.get("sent_ts"))
+            order.sent_ts = sent if sent is not None else order.sent_ts
         elif kind in ("order_accepted", "order_filled") and not order.acked:
             out.append(self._ack_span(order, ev, received, error=None))
-        elif kind == "order_rejected" and not order.acked and order.sent_ts is not None:
+        elif kind == "order_rejected" and not order.acked and submitted_before:
             out.append(self._ack_span(order, ev, received, error=data.get("reason") or "rejected"))
         if kind == "order_filled" and isinstance(data.get("fill"), dict):
             out.append(self._fill_span(order, ev, data["fill"], received))
-        if status in _TERMINAL:
-            self._orders.pop(order.coid, None)
-        return [s for s in out if s is not None]
+        return out
 
     def _submit_span(
         self, order: _Order, ev: Event, kind: str, ts: float, data: dict[str, Any]
@@ -273,7 +284,7 @@ class SpanBuilder:
         start = order.submit_start if order.submit_start is not None else ts
         status: SpanStatus = "ok"
         message = None
-        if kind == "order_rejected" and order.sent_ts is None:
+        if kind == "order_rejected":
             status, message = "error", str(data.get("reason") or "rejected")
         elif kind == "order_unknown":
             status, message = "error", str(data.get("reason") or "unknown")
@@ -297,7 +308,7 @@ class SpanBuilder:
     ) -> TraceSpan:
         order.acked = True
         data = ev.get("data") or {}
-        start = order.sent_ts or order.submit_start or received
+        start = _first(order.sent_ts, order.submit_start, received)
         return self._span(
             order,
             VENUE_ACK,
@@ -321,7 +332,7 @@ class SpanBuilder:
         self, order: _Order, ev: Event, fill: dict[str, Any], received: float
     ) -> TraceSpan:
         fill_id = str(fill.get("fill_id"))
-        start = _num(fill.get("ts")) or received
+        start = _first(fill.get("ts"), received)
         return self._span(
             order,
             BROKER_FILL,
@@ -421,6 +432,11 @@ class SpanBuilder:
             intent_id=intent_id,
         )
         order = _Order(TraceContext(root.trace_id, root.span_id, ctx.sampled), coid, attrs)
+        # Without the order's history its earlier spans cannot be rebuilt, and re-emitting them
+        # from this event would overwrite the real ones (same ids): only what follows is built.
+        kind = str(ev.get("kind"))
+        order.submit_done = kind != "order_submitting"
+        order.acked = kind not in ("order_submitting", "order_submitted", "order_unknown")
         self._remember(order)
         return order
 
@@ -440,7 +456,7 @@ class SpanBuilder:
         self._run_id = str(run_id)
         ctx = run_context(str(ev.get("deployment")), self._run_id)
         end = _event_ts(ev)
-        start = _num(data.get("started_ts")) or end
+        start = _first(data.get("started_ts"), end)
         return [
             TraceSpan(
                 trace_id=ctx.trace_id,
@@ -507,7 +523,6 @@ class SpanBuilder:
             }
             if kind in ("recovery_exhausted", "deployment_failed", "strategy_error"):
                 status, message = "error", str(data.get("reason") or data.get("error") or kind)
-        event_attrs = {k.removeprefix("tradeplane."): v for k, v in extra.items()}
         return [
             TraceSpan(
                 trace_id=ctx.trace_id,
@@ -521,7 +536,7 @@ class SpanBuilder:
                     **_attrs(deployment=ev.get("deployment"), run_id=self._run_id),
                     **extra,
                 },
-                events=(SpanEvent(kind, ts, event_attrs),),
+                events=(SpanEvent(kind, ts, extra),),
                 status=status,  # type: ignore[arg-type]
                 status_message=message,
                 journal_seq=ev.get("seq"),
