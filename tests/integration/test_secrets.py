@@ -8,6 +8,7 @@ import secrets
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import ray
 
 from tests.helpers import eventually
 from tests.integration.harness import running, wait_for_kind
+from tests.otlp_receiver import OtlpReceiver
 from tradeplane.actors.journal import JournalActor
 from tradeplane.config.loading import load_config, secret_values
 from tradeplane.config.models import TradeplaneConfig
@@ -49,7 +51,7 @@ def ray_logs_dir() -> Path:
 
 
 def configure(
-    tmp_path: Path, state: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, state: Path, monkeypatch: pytest.MonkeyPatch, extra_toml: str = ""
 ) -> tuple[TradeplaneConfig, list[str]]:
     """A paper deployment loaded from a file, with credentials from the environment only."""
     planted = [f"acct-{secrets.token_hex(12)}", f"apisecret-{secrets.token_hex(12)}"]
@@ -80,6 +82,7 @@ name = "flip"
 path = "{HERE / "strategies" / "flipper.py"}"
 class_name = "Flipper"
 params = {{ every = 1, limit_every = 3 }}
+{extra_toml}
 """
     )
     cfg = load_config(path)
@@ -108,23 +111,39 @@ def _print_and_log(text: str) -> None:
     logging.getLogger("tradeplane.test").error("control log: %s", text)
 
 
-def test_a_paper_deployment_leaves_its_credentials_in_no_file_log_or_cli_output(
+def test_a_paper_deployment_leaves_its_credentials_in_no_file_log_span_metric_or_cli_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state = tmp_path / "state"
-    cfg, planted = configure(tmp_path, state, monkeypatch)
+    receiver = OtlpReceiver().start()
+    telemetry = (
+        f'[telemetry]\ntraces_exporter = "otlp-grpc"\notlp_endpoint = "{receiver.grpc_url}"\n'
+        "metrics_port = 0\n"
+    )
+    cfg, planted = configure(tmp_path, state, monkeypatch, telemetry)
     name = cfg.deployment.name
     logs = ray_logs_dir()
     outputs = []
     with running(cfg):
         wait_for_kind(state, "order_filled", 5)
+        with JournalReader.open(state) as j:
+            metrics = j.events(kinds=["telemetry_started"])[-1]["data"]["metrics"]
+        with urllib.request.urlopen(metrics, timeout=5) as resp:
+            outputs.append(resp.read().decode())
         # Read while it writes, as an operator would, with the secrets in the CLI's environment.
         outputs.append(cli("status", name, "--state-dir", str(state)))
         outputs.append(cli("status", name, "--state-dir", str(state), "--json"))
         outputs.append(cli("journal", "tail", name, "--state-dir", str(state), "-n", "50"))
+    export = tmp_path / "traces.json"
+    cli("trace", "export", name, "--state-dir", str(state), "--out", str(export))
+    outputs.append(export.read_text())
+    receiver.wait_for(lambda spans: any(s.name == "broker.fill" for s in spans))
+    receiver.stop()
+    outputs.append(repr(receiver.spans()))
     assert (state / "journal.db").is_file() and (state / "journal.jsonl").is_file()
     # Controls: each search finds what is known to be there.
-    assert all("flip" in text for text in outputs)  # the CLI showed the deployment's data
+    # the CLI, the metrics endpoint, the trace export and the collector showed the deployment
+    assert all("flip" in text for text in outputs)
     assert files_containing(state, "order_filled"), "the journal files are searched"
     assert os.environ["TRADEPLANE_ACCOUNT_ID"] == planted[0]  # unredacted: the test's own env
     for secret in planted:
