@@ -9,11 +9,13 @@ reconciliation is a preview that journals nothing.
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tradeplane.actors.records import (
     KILL_SWITCH_KEY,
@@ -100,6 +102,7 @@ def run_preflight(
         if reader is not None:
             reader.close()
     checks.append(_session_check(cfg, now, require_market_open))
+    checks.append(_telemetry_check(cfg, running))
     disabled = cfg.risk.disabled_limits()
     checks.append(
         Check(
@@ -302,3 +305,43 @@ def _session_check(cfg: TradeplaneConfig, now: float, require_open: bool) -> Che
         detail += f", next open {info.get('next_open')}"
     status = FAIL if (require_open and not is_open) else OK
     return Check("session", status, detail, info)
+
+
+def _telemetry_check(cfg: TradeplaneConfig, running: Any | None) -> Check:
+    """Telemetry never blocks trading, so problems here are warnings: a collector that does not
+    answer (spans would queue, then be dropped) or a metrics port another process holds."""
+    tel = cfg.telemetry
+    problems: list[str] = []
+    parts: list[str] = []
+    if tel.traces_exporter in ("otlp-grpc", "otlp-http"):
+        url = urlsplit(tel.resolved_endpoint())
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            with socket.create_connection((url.hostname or "127.0.0.1", port), timeout=1.0):
+                parts.append(f"traces to {tel.resolved_endpoint()} (reachable)")
+        except OSError as exc:
+            problems.append(
+                f"collector {tel.resolved_endpoint()} unreachable ({exc.strerror or exc})"
+            )
+    else:
+        parts.append(f"traces {tel.traces_exporter} (context journaled; `tradeplane trace` works)")
+    if tel.metrics_port is None:
+        parts.append("metrics endpoint off")
+    elif running is None and tel.metrics_port != 0:
+        with socket.socket() as sock:
+            try:
+                sock.bind((tel.metrics_host, tel.metrics_port))
+                parts.append(f"metrics port {tel.metrics_host}:{tel.metrics_port} free")
+            except OSError as exc:
+                problems.append(
+                    f"metrics port {tel.metrics_host}:{tel.metrics_port} taken "
+                    f"({exc.strerror or exc}): the deployment would run without its endpoint"
+                )
+    else:
+        parts.append("metrics endpoint: see status")
+    return Check(
+        "telemetry",
+        WARN if problems else OK,
+        "; ".join(problems + parts),
+        {"traces_exporter": tel.traces_exporter, "metrics_port": tel.metrics_port},
+    )

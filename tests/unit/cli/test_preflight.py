@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,3 +84,50 @@ def test_broken_hash_chain_then_not_ready_naming_the_line(tmp_path: Path) -> Non
     result = run_preflight(config(state), "sim")
     assert not result.ready
     assert any("line 1" in r for r in result.reasons), result.reasons
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_collector_unreachable_then_telemetry_warns_and_strict_is_not_ready(
+    tmp_path: Path,
+) -> None:
+    port = _free_port()  # nothing listens there
+    cfg = config(
+        tmp_path / "state",
+        telemetry={"traces_exporter": "otlp-grpc", "otlp_endpoint": f"http://127.0.0.1:{port}"},
+    )
+    result = run_preflight(cfg, "sim")
+    assert statuses(result)["telemetry"] == "warn"
+    assert result.ready  # a collector never blocks trading ...
+    assert not run_preflight(cfg, "sim", strict=True).ready  # ... unless the operator says so
+    assert any(
+        f"127.0.0.1:{port} unreachable" in r for r in run_preflight(cfg, "sim", strict=True).reasons
+    )
+
+
+def test_collector_listening_then_telemetry_ok(tmp_path: Path) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        cfg = config(
+            tmp_path / "state",
+            telemetry={"traces_exporter": "otlp-http", "otlp_endpoint": f"http://127.0.0.1:{port}"},
+        )
+        result = run_preflight(cfg, "sim")
+    assert statuses(result)["telemetry"] == "ok", result.checks
+
+
+def test_metrics_port_taken_then_telemetry_warns_naming_it(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        cfg = config(tmp_path / "state", telemetry={"metrics_port": port})
+        result = run_preflight(cfg, "sim", strict=True)
+    assert statuses(result)["telemetry"] == "warn"
+    assert any(f"127.0.0.1:{port} taken" in r for r in result.reasons)
