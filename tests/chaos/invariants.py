@@ -45,6 +45,14 @@ def check_chaos(
                 "deployment_started",
             ]
         )
+        undecided = j.intents(undecided_only=True)
+        risk_gone = any(
+            e["data"].get("target") == "risk" for e in j.events(kinds=["recovery_exhausted"])
+        )
+    # Risk that died holding an intent must decide it once restarted; only a risk that was
+    # never brought back (its recovery exhausted) leaves intents without a decision.
+    for i in [] if risk_gone else undecided:
+        rep.fail(f"intent {i['intent_id']} ({i['strategy']} {i['symbol']}) never decided")
     _orders_settled(rep, state, orders, positions, open_orders)
     _recoveries_journaled(rep, events, kills or [])
     _health_chain(rep, events, final_status)

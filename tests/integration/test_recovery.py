@@ -68,3 +68,62 @@ def test_strategy_raising_on_every_start_then_suspended_and_others_keep_trading(
 def _fills(state: Path, strategy: str) -> int:
     with JournalReader.open(state) as j:
         return len(j.fills(strategy=strategy))
+
+
+def test_risk_died_holding_intents_then_restarted_risk_decides_each_recent_sent_old_expired(
+    tmp_path: Path,
+) -> None:
+    """Risk's approvals and denials are fire-and-forget: killed with an intent in hand, it
+    leaves that intent journaled with no decision. The restarted risk must decide it."""
+    from tradeplane.actors.common import NAMESPACE, actor_name
+    from tradeplane.actors.records import intent_record
+    from tradeplane.core.model import Intent, OrderType, Side
+    from tradeplane.supervisor.chaos import kill_actor
+    from tradeplane.telemetry.context import intent_context
+
+    state = tmp_path / "state"
+    cfg = make_config(state, strategies=[strategy("quiet", "BuyOnce", ["AAA"], quantity=1)])
+    name = cfg.deployment.name
+
+    def orphan(iid: str, age_s: float) -> Intent:
+        import time
+
+        return Intent(
+            intent_id=iid,
+            client_order_id=f"tp{iid}",
+            deployment=name,
+            strategy="quiet",
+            symbol="AAA",
+            side=Side.BUY,
+            quantity=1.0,
+            order_type=OrderType.MARKET,
+            limit_price=None,
+            ts=time.time() - age_s,
+            trigger="test:orphan",
+            traceparent=intent_context(name, iid).traceparent,
+        )
+
+    with running(cfg):
+        wait_for_kind(state, "order_filled", 1)
+        journal = ray.get_actor(actor_name(name, "journal"), namespace=NAMESPACE)
+        recent, old = orphan("a" * 24, 0.0), orphan("b" * 24, 60.0)
+        kill_actor(name, "risk", mode="sigkill")
+        ray.get(journal.append.remote([intent_record(recent), intent_record(old)], []))
+        wait_for_kind(state, "order_denied", 1)
+        eventually(
+            lambda: _order_status(state, recent.client_order_id) == "filled",
+            timeout_s=30,
+            what="the recent orphan approved, sent and filled",
+        )
+    with JournalReader.open(state) as j:
+        denied = {e["intent_id"]: e["data"] for e in j.events(kinds=["order_denied"])}
+        undecided = j.intents(undecided_only=True)
+    assert denied[old.intent_id]["reason"] == "INTENT_EXPIRED"
+    assert recent.intent_id not in denied
+    assert undecided == []
+
+
+def _order_status(state: Path, coid: str) -> str | None:
+    with JournalReader.open(state) as j:
+        rows = [o for o in j.orders() if o["client_order_id"] == coid]
+    return rows[0]["status"] if rows else None

@@ -55,6 +55,7 @@ from tradeplane.core.model import (
     Fill,
     Intent,
     OrderDenied,
+    OrderType,
     Side,
 )
 from tradeplane.core.orders import OPEN_STATUSES, OrderStatus
@@ -78,6 +79,8 @@ PERSIST_INTERVAL_S = 1.0
 # The feed sends a bar to the strategies and to risk separately; an intent can arrive before
 # risk has seen its symbol's first bar. It waits this long for that mark instead of being denied.
 FIRST_MARK_WAIT_S = 2.0
+# How far back a restarted risk looks for intents left without a decision.
+ORPHAN_LOOKBACK_S = 2 * 86_400.0
 
 
 def starting_equity(cfg: TradeplaneConfig) -> float:
@@ -108,6 +111,7 @@ class RiskActor(SupervisedActor):
         self._first_mark: dict[str, asyncio.Event] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self.replayed = 0
+        self.orphans = 0
         self.recent_denials: deque[dict[str, Any]] = deque(maxlen=20)
         self.kill_switch_actions: deque[dict[str, Any]] = deque(maxlen=20)
         self.metrics = actor_metrics(cfg, "risk")
@@ -135,6 +139,7 @@ class RiskActor(SupervisedActor):
             if events:  # e.g. the saved risk day ended while we were down
                 await self._act(events)
             self._ready.set()
+            spawn(self.tasks, self._decide_orphans())
         return {"summary": self.engine.summary()}
 
     async def _restore(self) -> list[Any]:
@@ -181,6 +186,44 @@ class RiskActor(SupervisedActor):
         # A restart inside a run that already reconciled trades at once; a new start waits.
         self.engine.set_reconciling(not (last and last.get("run_id") == self.run_id))
         return events
+
+    async def _decide_orphans(self) -> None:
+        """Intents the journal holds with no decision: the risk that had them died before its
+        approval reached the broker or its denial reached the journal (sends are fire-and-forget,
+        and the strategy counted them delivered). Each gets a decision now, before any new
+        intent: recent ones are checked as usual (the broker drops a second submit of an order
+        it already has), older ones are denied ``INTENT_EXPIRED``, never sent late. A flatten
+        order is never re-sent on its own: the operator or the kill switch asks again."""
+        max_age = self.cfg.risk.recovered_intent_max_age_s
+        since = time.time() - ORPHAN_LOOKBACK_S
+        try:
+            rows = await query_journal(self.peers, "intents", undecided_only=True, since_ts=since)
+        except OperationalError:
+            log.exception("could not read undecided intents")
+            return
+        async with self._deciding:
+            for row in rows:
+                intent = _intent_from_row(self.deployment, row)
+                if intent is None or intent.intent_id in self._decided_set:
+                    continue
+                self.orphans += 1
+                age = time.time() - intent.ts
+                if age <= max_age and not intent.trigger.startswith("flatten:"):
+                    await self._await_first_mark(intent.symbol)
+                    await self._decide(intent, received=time.time())
+                    continue
+                self._remember(intent.intent_id)
+                denial = self.engine.expire(intent, age, max_age)
+                self._decisions.add(1, {"decision": "denied"})
+                check = risk_check_context(intent.traceparent, intent.intent_id)
+                record = denial_record(
+                    denial,
+                    received_ts=time.time(),
+                    traceparent=check.traceparent if check else None,
+                )
+                self.outbox.send_nowait(ROLE_JOURNAL, "append", [record], [])
+        if rows:
+            log.warning("decided %d intent(s) left undecided by a restart", len(rows))
 
     def _apply_persisted_kill_switch(self, kill: dict[str, Any]) -> None:
         active = bool(kill.get("active"))
@@ -454,8 +497,31 @@ class RiskActor(SupervisedActor):
             "approved": self.engine.approved,
             "denied": dict(self.engine.denied),
             "replayed_intents": self.replayed,
+            "orphan_intents_decided": self.orphans,
             "recent_denials": list(self.recent_denials),
             "risk": self.engine.summary(),
             "kill_switch_actions": list(self.kill_switch_actions),
             "outbox": self.outbox.stats(),
         }
+
+
+def _intent_from_row(deployment: str, row: dict[str, Any]) -> Intent | None:
+    """An intent as the journal's projection holds it; None for a row that cannot be one."""
+    try:
+        return Intent(
+            intent_id=str(row["intent_id"]),
+            client_order_id=str(row["client_order_id"]),
+            deployment=deployment,
+            strategy=str(row["strategy"]),
+            symbol=str(row["symbol"]),
+            side=Side(row["side"]),
+            quantity=float(row["quantity"]),
+            order_type=OrderType(row["order_type"]),
+            limit_price=None if row.get("limit_price") is None else float(row["limit_price"]),
+            ts=float(row["ts"]),
+            trigger=str(row.get("trigger") or ""),
+            traceparent=row.get("traceparent"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        log.error("undecided intent %s unreadable: %s", row.get("intent_id"), exc)
+        return None

@@ -161,6 +161,10 @@ class RiskConfig(FrozenModel):
     max_data_staleness_s: float | None = Field(default=None, gt=0)
     """Oldest acceptable age of the symbol's last price, in seconds; unset = no check.
     Default unset."""
+    recovered_intent_max_age_s: float = Field(default=5.0, gt=0)
+    """An intent journaled but never decided (risk died with it in hand) is decided when risk
+    restarts if it is at most this old, and denied ``INTENT_EXPIRED`` if older: it is never
+    left without a decision, nor sent late. Default 5."""
     duplicate_order_window_s: float | None = Field(default=None, gt=0)
     """Deny an order identical (strategy, symbol, side, quantity, type, limit price) to one
     approved within this many seconds; unset = no check. Default unset."""

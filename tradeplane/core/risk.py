@@ -199,6 +199,17 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
 
     # -- decision ------------------------------------------------------------------------------
 
+    def expire(self, intent: Intent, age_s: float, max_age_s: float) -> OrderDenied:
+        """An intent found undecided after a restart, too old to send: denied, so it ends with
+        a journaled decision instead of none."""
+        return self._deny(
+            intent,
+            DenyReason.INTENT_EXPIRED,
+            f"intent found undecided after a restart, {age_s:.1f}s old "
+            f"(recovered_intent_max_age_s {max_age_s:g})",
+            {"age_s": round(age_s, 3), "max_age_s": max_age_s},
+        )
+
     def check(self, intent: Intent, *, flatten: bool = False) -> SubmitOrder | OrderDenied:
         """Approve or deny. ``flatten`` marks the engine's own flatten order: it passes in any
         trading state as long as it only reduces the position, with only the price check."""

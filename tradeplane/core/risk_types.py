@@ -39,6 +39,7 @@ class DenyReason(StrEnum):
     MAX_DRAWDOWN = "MAX_DRAWDOWN"
     RATE_LIMIT = "RATE_LIMIT"
     DUPLICATE_ORDER = "DUPLICATE_ORDER"
+    INTENT_EXPIRED = "INTENT_EXPIRED"
 
 
 class TradingState(StrEnum):
