@@ -175,3 +175,19 @@ def test_collector_down_or_slow_then_trading_goes_on_and_dropped_spans_are_count
     assert warning["endpoint"] == receiver.grpc_url
     if fault == "down":
         assert receiver.spans() == []
+
+
+def test_sampling_ratio_zero_then_no_intent_spans_but_context_journaled_and_supervisor_traced(
+    tmp_path: Path, receiver: OtlpReceiver
+) -> None:
+    state = tmp_path / "state"
+    with running(traced_config(state, receiver, sampling_ratio=0.0)):
+        wait_for_kind(state, "order_filled", 3)
+    receiver.wait_for(lambda spans: any(s.name == "supervisor.run" for s in spans))
+    names = {s.name for s in receiver.spans()}
+    assert names and all(n.startswith("supervisor.") for n in names), names
+    with JournalReader.open(state) as j:
+        flags = {e["traceparent"][-2:] for e in j.events(kinds=["intent"])}
+        reach = j.counts_by_kind()
+    assert flags == {"00"}  # context kept (for `tradeplane trace`), sampled out
+    assert reach["order_filled"] >= 3

@@ -24,6 +24,7 @@ from tradeplane.core.redact import REDACTOR, Redactor
 from tradeplane.journal import queries
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.journal.store import JournalStore
+from tradeplane.telemetry.metrics import ActorMetrics
 
 T = TypeVar("T")
 
@@ -149,6 +150,22 @@ class JournalActor(SupervisedActor):
             lambda: JournalStore.open(self.state_dir, deployment, fsync=cfg.fsync), cfg
         )
         self.started_ts = time.time()
+        self.metrics = ActorMetrics("journal", deployment)
+        core = self.core
+        readings: dict[str, tuple[str, str, Callable[[], float]]] = {
+            "journal_last_seq": ("Last journal line committed", "1", lambda: core.store.last_seq),
+            "journal_records_committed": ("Records committed", "1", lambda: core.records),
+            "journal_batches_committed": ("Commits", "1", lambda: core.batches),
+            "journal_queue": ("Appends waiting for a commit", "1", lambda: len(core._queue)),
+            "journal_last_commit_seconds": (
+                "Duration of the last commit",
+                "s",
+                lambda: core.last_commit_ms / 1000.0,
+            ),
+            "journal_errors": ("Failed commits", "1", lambda: core.errors),
+        }
+        for name, (doc, unit, read) in readings.items():
+            self.metrics.gauge(name, doc, unit, _observe(read))
 
     async def ready(self) -> dict[str, Any]:
         return {"last_seq": self.core.store.last_seq, "state_dir": str(self.state_dir)}
@@ -199,3 +216,7 @@ class JournalActor(SupervisedActor):
         seq = self.core.store.last_seq
         self.core.close()
         return seq
+
+
+def _observe(read: Callable[[], float]) -> Callable[[], list[tuple[float, dict[str, str]]]]:
+    return lambda: [(float(read()), {})]

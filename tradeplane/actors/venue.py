@@ -22,6 +22,7 @@ from tradeplane.config.models import SimVenueConfig
 from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import TransientError
 from tradeplane.core.model import Bar, Envelope
+from tradeplane.telemetry.metrics import ActorMetrics
 from tradeplane.venues.sim import (
     SimVenue,
     VenueEvent,
@@ -178,6 +179,14 @@ class SimVenueActor(SupervisedActor):
         # Faults live in memory only: a restarted venue actor starts healthy.
         faults = FaultBook(SystemClock(), seed=cfg.seed, target="venue")
         self.sim = StreamingSimVenue(open_sim_venue(sim_venue_db(Path(state_dir)), cfg), faults)
+        self.metrics = ActorMetrics("venue", deployment)
+        self._requests = self.metrics.counter("venue_requests", "Requests the sim venue served")
+        self.metrics.gauge(
+            "venue_last_seq",
+            "Last event the venue published",
+            "1",
+            lambda: [(float(self.sim.venue.last_seq), {})],
+        )
 
     async def ready(self) -> dict[str, Any]:
         return {"last_seq": self.sim.venue.last_seq}
@@ -192,9 +201,11 @@ class SimVenueActor(SupervisedActor):
         return self.sim.clear_faults(kind)
 
     async def submit(self, req: VenueOrderRequest) -> list[VenueEvent]:
+        self._requests.add(1, {"request": "submit"})
         return await self.sim.submit(req)
 
     async def cancel(self, client_order_id: str) -> list[VenueEvent]:
+        self._requests.add(1, {"request": "cancel"})
         return await self.sim.cancel(client_order_id)
 
     async def on_bars(self, envelope: Envelope) -> None:

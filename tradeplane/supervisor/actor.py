@@ -117,6 +117,8 @@ class Supervisor(RecoveryMixin, StoppingMixin):
     def journal(
         self, kind: str, data: dict[str, Any], state: list[StateWrite] | None = None
     ) -> None:
+        # The run id rides on every supervisor record: its span belongs to that run's trace.
+        data = {"run_id": self.run_id, **data}
         record: JournalRecord = event_record(self.deployment, kind, time.time(), data)
         self.outbox.send_nowait(ROLE_JOURNAL, "append", [record], state or [])
 

@@ -78,6 +78,13 @@ COUNTERS = (
         with_kind="outcome",
     ),
     JournalCounter(
+        "reconciliations",
+        "Reconciliations against the venue, by the action taken (none: clean)",
+        ("reconciliation",),
+        ("data.action",),
+        ("action",),
+    ),
+    JournalCounter(
         "health_changes",
         "Deployment health changes, by the new state",
         ("health_changed",),

@@ -485,10 +485,11 @@ class SpanBuilder:
             self._attempts[key] = ts
             if len(self._attempts) > 10_000:
                 self._attempts.pop(next(iter(self._attempts)))
-        if self._run_id is None:
+        run_id = str(data.get("run_id") or self._run_id or "")
+        if not run_id:
             self.skipped += 1
             return []
-        ctx = run_context(str(ev.get("deployment")), self._run_id)
+        ctx = run_context(str(ev.get("deployment")), run_id)
         name, start, status, message = f"supervisor.{kind}", ts, "unset", None
         extra: dict[str, AttributeValue] = {}
         if kind == "health_changed":
@@ -533,7 +534,7 @@ class SpanBuilder:
                 start_ts=min(start, ts),
                 end_ts=ts,
                 attributes={
-                    **_attrs(deployment=ev.get("deployment"), run_id=self._run_id),
+                    **_attrs(deployment=ev.get("deployment"), run_id=run_id),
                     **extra,
                 },
                 events=(SpanEvent(kind, ts, extra),),
