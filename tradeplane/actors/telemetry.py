@@ -86,6 +86,7 @@ class TelemetryActor(SupervisedActor):
         self.endpoint_error: str | None = None
         self._last_seq_cached = 0
         self._counted_to = 0  # journal seq the counters include
+        self._saved_seq: int | None = None
         self._ready = asyncio.Event()
         self._reading = asyncio.Lock()
         self._dropped_reported = 0
@@ -120,6 +121,7 @@ class TelemetryActor(SupervisedActor):
             self._last_seq_cached = seeded_to
             self._counted_to = seeded_to
             self.cursor = self._load_cursor(default=seeded_to)
+            self._save_cursor()  # from now on a restart resumes here, never at the journal's end
             self.builder = SpanBuilder(lookup=self._lookup, run_id=self.run_id)
             await self._start_metrics_server()
             spawn(self.tasks, self._loop())
@@ -221,6 +223,7 @@ class TelemetryActor(SupervisedActor):
                 self._last_seq_cached = max(self._last_seq_cached, self.cursor)
                 if len(page) < READ_PAGE:
                     break
+            self._save_cursor()
 
     def _lookup(self, coid: str) -> list[dict[str, Any]]:
         assert self.reader is not None
@@ -270,8 +273,13 @@ class TelemetryActor(SupervisedActor):
 
     def _save_cursor(self) -> None:
         """Resume point: just before the oldest span still queued, else what was read."""
-        oldest = self.shipper.oldest_seq() if self.shipper is not None else None
+        if self.shipper is None:
+            return  # no spans to resume
+        oldest = self.shipper.oldest_seq()
         seq = self.cursor if oldest is None else max(0, oldest - 1)
+        if seq == self._saved_seq:
+            return
+        self._saved_seq = seq
         body = json.dumps({"seq": seq, "ts": time.time()}).encode()
         with contextlib.suppress(OSError):
             atomic_write(self._cursor_path(), lambda fd: os.write(fd, body), fsync=False)
