@@ -84,7 +84,6 @@ class TelemetryActor(SupervisedActor):
         self.server: MetricsServer | None = None
         self.endpoint: str | None = None
         self.endpoint_error: str | None = None
-        self._last_seq_cached = 0
         self._counted_to = 0  # journal seq the counters include
         self._saved_seq: int | None = None
         self._ready = asyncio.Event()
@@ -107,10 +106,10 @@ class TelemetryActor(SupervisedActor):
                 self._orders_by_status,
             )
             self.metrics.gauge(
-                "telemetry_export_lag_lines",
-                "Journal lines not yet read by the span exporter",
+                "telemetry_spans_queued",
+                "Spans waiting for the collector (bounded by max_queue_spans)",
                 "1",
-                lambda: [(float(max(0, self._last_seq_cached - self.cursor)), {})],
+                lambda: [(float(len(self.shipper) if self.shipper else 0), {})],
             )
             self.metrics.gauge(
                 "telemetry_counted_seq",
@@ -118,7 +117,6 @@ class TelemetryActor(SupervisedActor):
                 "1",
                 lambda: [(float(self._counted_to), {})],
             )
-            self._last_seq_cached = seeded_to
             self._counted_to = seeded_to
             self.cursor = self._load_cursor(default=seeded_to)
             self._save_cursor()  # from now on a restart resumes here, never at the journal's end
@@ -220,7 +218,6 @@ class TelemetryActor(SupervisedActor):
                     self.shipper.add(self.builder.feed(page))
                     self._report_drops()
                 self.cursor = int(page[-1]["seq"])
-                self._last_seq_cached = max(self._last_seq_cached, self.cursor)
                 if len(page) < READ_PAGE:
                     break
             self._save_cursor()
@@ -297,7 +294,8 @@ class TelemetryActor(SupervisedActor):
     async def collect_metrics(self) -> str:
         """Every actor's live metrics and the journal-derived counters, as Prometheus text."""
         await self._read_all()  # counters as of now, not as of the last export round
-        points: list[MetricPoint] = list(self.metrics.snapshot())
+        async with self._reading:  # the reader's connection serves one caller at a time
+            points: list[MetricPoint] = list(self.metrics.snapshot())
 
         async def one(role: str) -> tuple[str, list[MetricPoint] | None]:
             handle = self.peers.get(role)
