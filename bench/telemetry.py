@@ -30,6 +30,69 @@ from tradeplane.supervisor import deployment  # noqa: E402
 TARGET_P50_OVERHEAD_PCT = 10.0
 
 
+def exporter_rate(rx: OtlpReceiver, intents: int = 3000) -> dict[str, Any]:
+    """Spans per second one exporter process builds from journal lines and ships over OTLP
+    gRPC (the receiver shares this process, so the figure is a floor)."""
+    from tradeplane.config.telemetry import TelemetryConfig
+    from tradeplane.journal.records import iso_utc
+    from tradeplane.telemetry.context import intent_context, risk_check_context, submit_context
+    from tradeplane.telemetry.export import Resources, SpanShipper, make_exporter
+    from tradeplane.telemetry.spans import SpanBuilder
+
+    t0, events = time.time(), []
+    for i in range(intents):
+        iid = f"{i:024x}"
+        coid = "tp" + iid
+        root = intent_context("bench", iid).traceparent
+        check = risk_check_context(root, iid)
+        sub = submit_context(check.traceparent if check else None, coid)
+        tp = sub.traceparent if sub else None
+        base = {"symbol": "AAA", "side": "buy", "quantity": 1.0, "client_order_id": coid}
+        fill = {"fill_id": f"f{i}", "ts": t0, "quantity": 1.0, "price": 10.0, "fee": 0.0}
+        steps = [
+            ("intent", root, {"bar_recv_ts": t0, "ts": t0}),
+            ("order_submitting", tp, {"trace": {"risk_received_ts": t0, "approved_ts": t0}}),
+            ("order_submitted", tp, {"status": "submitted", "sent_ts": t0}),
+            ("order_accepted", tp, {"status": "accepted", "received_ts": t0}),
+            ("order_filled", tp, {"status": "filled", "received_ts": t0, "fill": fill}),
+        ]
+        for kind, traceparent, data in steps:
+            events.append(
+                {
+                    "seq": len(events) + 1,
+                    "ts": iso_utc(t0),
+                    "kind": kind,
+                    "deployment": "bench",
+                    "intent_id": iid,
+                    "client_order_id": coid,
+                    "traceparent": traceparent,
+                    "data": {**base, **data},
+                }
+            )
+    cfg = TelemetryConfig(traces_exporter="otlp-grpc", otlp_endpoint=rx.grpc_url)
+    exporter = make_exporter(cfg)
+    assert exporter is not None
+    shipper = SpanShipper(
+        exporter, Resources("tradeplane", "bench"), batch_spans=512, max_queue_spans=10**7
+    )
+    started = time.perf_counter()
+    spans = SpanBuilder().feed(events)
+    shipper.add(spans)
+    while len(shipper):
+        if shipper.ship_once().failed:
+            break
+    took = time.perf_counter() - started
+    shipper.shutdown()
+    return {
+        "bench": "telemetry.exporter_rate",
+        "journal_lines": len(events),
+        "spans": len(spans),
+        "spans_per_s": len(spans) / took,
+        "intents_per_s": intents / took,
+        "failed_exports": shipper.failures,
+    }
+
+
 def config(name: str, state: Path, telemetry: dict[str, Any], *, ticks_per_s: float) -> Any:
     return parse_config(
         {
@@ -83,6 +146,8 @@ def main() -> None:
     off: list[float] = []
     on: list[float] = []
     with tempfile.TemporaryDirectory() as tmp, OtlpReceiver() as rx:
+        emit(exporter_rate(rx))
+        rx.clear()
         traced = {
             "traces_exporter": "otlp-grpc",
             "otlp_endpoint": rx.grpc_url,
