@@ -14,7 +14,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import eventually
 from tests.integration.conftest import make_config
-from tests.integration.harness import recovery_events, running, strategy, wait_for_kind
+from tests.integration.harness import (
+    live_status,
+    recovery_events,
+    running,
+    strategy,
+    wait_for_kind,
+)
 from tests.integration.tracing import check_traces, expected_from_journal
 from tests.otlp_receiver import OtlpReceiver
 from tradeplane.config.models import TradeplaneConfig
@@ -114,11 +120,24 @@ def test_broker_strategy_and_exporter_sigkilled_then_no_finished_intent_loses_a_
     assert {s.attributes["tradeplane.target"] for s in recovery} >= {"broker", "strategy/flip"}
 
 
-def test_prometheus_endpoint_scraped_then_counters_agree_with_journal(tmp_path: Path) -> None:
+@pytest.mark.parametrize("restarted", [False, True], ids=["first", "after_sigkill"])
+def test_prometheus_endpoint_scraped_then_counters_agree_with_journal(
+    tmp_path: Path, restarted: bool
+) -> None:
+    """``after_sigkill``: the telemetry actor is killed mid-run; the new one seeds its counters
+    from the journal, and they still agree with it."""
     state = tmp_path / "state"
-    with OtlpReceiver() as rx, running(traced_config(state, rx)):
+    with OtlpReceiver() as rx, running(cfg := traced_config(state, rx)):
         wait_for_kind(state, "order_filled", 8)
         wait_for_kind(state, "order_denied", 2)
+        if restarted:
+            kill_actor(cfg.deployment.name, "telemetry", mode="sigkill")
+            wait_for_kind(state, "telemetry_started", 2)
+            eventually(
+                lambda: live_status(cfg.deployment.name).get("health") == "ok",
+                timeout_s=30,
+                what="health ok again after the telemetry restart",
+            )
         url = metrics_url(state)
         assert url.startswith("http://127.0.0.1:")
         with JournalReader.open(state) as j:
@@ -129,6 +148,8 @@ def test_prometheus_endpoint_scraped_then_counters_agree_with_journal(tmp_path: 
             upto = int(got["tradeplane_telemetry_counted_seq"][0][1])
             events = [e for e in j.events() if e["seq"] <= upto]
     kinds = Counter(e["kind"] for e in events)
+    if restarted:  # the counters were seeded, not counted line by line
+        assert kinds["order_filled"] >= 8
     assert by(got["tradeplane_intents_total"], "strategy") == {
         (s,): float(n)
         for s, n in Counter(e["strategy"] for e in events if e["kind"] == "intent").items()
