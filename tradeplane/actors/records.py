@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from tradeplane.core.execution import OrderEvent, order_event_data
 from tradeplane.core.ids import unique_event_id
-from tradeplane.core.model import Intent, OrderDenied
+from tradeplane.core.model import Intent, OrderDenied, OrderType, Side
 from tradeplane.journal.records import JournalRecord, StateWrite
+
+log = logging.getLogger("tradeplane.records")
 
 # Where the safety layer keeps its state in the journal's record (scope, key).
 RISK_SCOPE = "risk"
@@ -131,3 +134,25 @@ def event_record(
         data=data,
         strategy=strategy,
     )
+
+
+def intent_from_row(deployment: str, row: dict[str, Any]) -> Intent | None:
+    """An intent as the journal's projection holds it; None for a row that cannot be one."""
+    try:
+        return Intent(
+            intent_id=str(row["intent_id"]),
+            client_order_id=str(row["client_order_id"]),
+            deployment=deployment,
+            strategy=str(row["strategy"]),
+            symbol=str(row["symbol"]),
+            side=Side(row["side"]),
+            quantity=float(row["quantity"]),
+            order_type=OrderType(row["order_type"]),
+            limit_price=None if row.get("limit_price") is None else float(row["limit_price"]),
+            ts=float(row["ts"]),
+            trigger=str(row.get("trigger") or ""),
+            traceparent=row.get("traceparent"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        log.error("intent %s in the journal is unreadable: %s", row.get("intent_id"), exc)
+        return None

@@ -41,6 +41,7 @@ from tradeplane.actors.records import (
     RISK_STATE_KEY,
     denial_record,
     event_record,
+    intent_from_row,
     intent_record,
     kill_switch_state,
 )
@@ -55,7 +56,6 @@ from tradeplane.core.model import (
     Fill,
     Intent,
     OrderDenied,
-    OrderType,
     Side,
 )
 from tradeplane.core.orders import OPEN_STATUSES, OrderStatus
@@ -203,7 +203,7 @@ class RiskActor(SupervisedActor):
             return
         async with self._deciding:
             for row in rows:
-                intent = _intent_from_row(self.deployment, row)
+                intent = intent_from_row(self.deployment, row)
                 if intent is None or intent.intent_id in self._decided_set:
                     continue
                 self.orphans += 1
@@ -503,25 +503,3 @@ class RiskActor(SupervisedActor):
             "kill_switch_actions": list(self.kill_switch_actions),
             "outbox": self.outbox.stats(),
         }
-
-
-def _intent_from_row(deployment: str, row: dict[str, Any]) -> Intent | None:
-    """An intent as the journal's projection holds it; None for a row that cannot be one."""
-    try:
-        return Intent(
-            intent_id=str(row["intent_id"]),
-            client_order_id=str(row["client_order_id"]),
-            deployment=deployment,
-            strategy=str(row["strategy"]),
-            symbol=str(row["symbol"]),
-            side=Side(row["side"]),
-            quantity=float(row["quantity"]),
-            order_type=OrderType(row["order_type"]),
-            limit_price=None if row.get("limit_price") is None else float(row["limit_price"]),
-            ts=float(row["ts"]),
-            trigger=str(row.get("trigger") or ""),
-            traceparent=row.get("traceparent"),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        log.error("undecided intent %s unreadable: %s", row.get("intent_id"), exc)
-        return None
