@@ -15,6 +15,7 @@ from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.config.telemetry import EnvError, apply_otel_env
+from tradeplane.config.venues import VenueEnvError, apply_venue_env
 from tradeplane.core.errors import OperationalError
 from tradeplane.core.redact import Redactor
 
@@ -161,7 +162,8 @@ def load_config(
             raw["deployment"]["state_dir"] = str(override)
     try:
         apply_otel_env(raw, env)
-    except EnvError as exc:
+        apply_venue_env(raw, env)
+    except (EnvError, VenueEnvError) as exc:
         raise ConfigError(f"invalid environment for {path}:\n  {exc}") from None
     creds = credential_values(env)
     if creds:

@@ -17,12 +17,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from tradeplane.config.base import FrozenModel
 from tradeplane.config.telemetry import TelemetryConfig
+from tradeplane.config.venues import FEED_SILENCE_DEFAULT_S, FeedConfig, IbConfig
 from tradeplane.venues.sim.faults import FaultSpec
-
-# How each venue's market data arrives, and how long a silence is normal for that style: a
-# REST-polled feed sees its bars a poll late, a streaming one as they close.
-VENUE_FEED_STYLE: dict[str, Literal["streaming", "rest"]] = {"sim": "streaming"}
-FEED_SILENCE_DEFAULT_S: dict[str, float] = {"streaming": 30.0, "rest": 90.0}
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -115,17 +111,19 @@ class CredentialsConfig(FrozenModel):
 
 
 class VenueConfig(FrozenModel):
-    kind: Literal["sim"] = "sim"
-    """Which venue: ``sim`` (built-in simulator, offline). Real venues come with their adapters.
-    Default ``sim``."""
+    kind: Literal["sim", "ib"] = "sim"
+    """Where orders go: ``sim`` (built-in simulator, offline; paper) or ``ib`` (Interactive
+    Brokers through TWS or IB Gateway). Default ``sim``."""
     sim: SimVenueConfig = SimVenueConfig()
     """Simulated venue settings (used when kind is ``sim``)."""
+    ib: IbConfig = IbConfig()
+    """Interactive Brokers connection (used when kind is ``ib``)."""
     credentials: CredentialsConfig = CredentialsConfig()
     """Credentials, from the environment or ``.env`` only (never the config file)."""
 
     @property
     def symbols(self) -> tuple[str, ...]:
-        return self.sim.symbols
+        return self.ib.symbols if self.kind == "ib" else self.sim.symbols
 
 
 class RiskConfig(FrozenModel):
@@ -361,6 +359,8 @@ class TradeplaneConfig(FrozenModel):
     """Journal durability and batching."""
     supervisor: SupervisorConfig = SupervisorConfig()
     """Monitoring and restart policy."""
+    feed: FeedConfig = FeedConfig()
+    """Where bars come from: the venue's own feed, or OKX / Binance public market data."""
     telemetry: TelemetryConfig = TelemetryConfig()
     """Traces (OTLP to Jaeger) and the Prometheus metrics endpoint."""
     strategies: tuple[StrategyConfig, ...] = ()
@@ -384,6 +384,17 @@ class TradeplaneConfig(FrozenModel):
                 )
         if self.deployment.mode is Mode.LIVE and self.venue.kind == "sim":
             raise ValueError("deployment.mode: 'live' needs a real venue, not 'sim'")
+        if self.feed.kind != "venue" and self.venue.kind != "sim":
+            raise ValueError(
+                f"feed.kind: {self.feed.kind!r} data can drive the sim venue (paper) or shadow "
+                f"mode, not orders at {self.venue.kind!r}"
+            )
+        # The adapters are built (tradeplane.venues) but not yet wired into a deployment:
+        # refuse here rather than start something that cannot trade.
+        if self.venue.kind != "sim":
+            raise ValueError(f"venue.kind: {self.venue.kind!r} is not available in deployments yet")
+        if self.feed.kind != "venue":
+            raise ValueError(f"feed.kind: {self.feed.kind!r} is not available in deployments yet")
         return self
 
     def strategy_symbols(self, strategy: StrategyConfig) -> tuple[str, ...]:
@@ -393,4 +404,4 @@ class TradeplaneConfig(FrozenModel):
         """``supervisor.feed_silence_s``, or the default for how this venue's feed delivers."""
         if self.supervisor.feed_silence_s is not None:
             return self.supervisor.feed_silence_s
-        return FEED_SILENCE_DEFAULT_S[VENUE_FEED_STYLE[self.venue.kind]]
+        return FEED_SILENCE_DEFAULT_S[self.feed.style]

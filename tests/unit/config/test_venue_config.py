@@ -1,0 +1,105 @@
+"""``[feed]`` and ``[venue.ib]``, and the environment variables that override their URLs, hosts
+and ports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tradeplane.config.loading import ConfigError, load_config
+from tradeplane.config.venues import (
+    BinanceFeedConfig,
+    FeedConfig,
+    IbConfig,
+    OkxFeedConfig,
+    apply_venue_env,
+)
+
+BASE = '[deployment]\nname = "t"\n[[strategies]]\nname = "a"\npath = "s.py"\nclass_name = "A"\n'
+
+
+def write_config(folder: Path, extra: str = "") -> Path:
+    (folder / "s.py").write_text("class A:\n    pass\n")
+    f = folder / "c.toml"
+    f.write_text(BASE + extra)
+    return f
+
+
+def test_every_field_has_a_docstring() -> None:
+    for model in (FeedConfig, OkxFeedConfig, BinanceFeedConfig, IbConfig):
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name} has no docstring"
+
+
+def test_env_urls_and_ib_address_then_they_win_over_the_file() -> None:
+    raw: dict = {"feed": {"okx": {"rest_url": "https://file.example"}}}
+    apply_venue_env(
+        raw,
+        {
+            "TRADEPLANE_OKX_REST_URL": "http://127.0.0.1:9001",
+            "TRADEPLANE_OKX_WS_URL": "ws://127.0.0.1:9001/ws/v5/business",
+            "TRADEPLANE_BINANCE_REST_URL": "http://127.0.0.1:9002",
+            "TRADEPLANE_BINANCE_WS_URL": "ws://127.0.0.1:9002",
+            "IB_HOST": "127.0.0.1",
+            "IB_PORT": "4002",
+            "IB_CLIENT_ID": "17",
+            "IB_ACCOUNT": "DU999",
+        },
+    )
+    feed = FeedConfig.model_validate(raw["feed"])
+    ib = IbConfig.model_validate(raw["venue"]["ib"])
+    assert feed.okx.rest_url == "http://127.0.0.1:9001"
+    assert feed.okx.ws_url == "ws://127.0.0.1:9001/ws/v5/business"
+    assert feed.binance.rest_url == "http://127.0.0.1:9002"
+    assert feed.binance.ws_url == "ws://127.0.0.1:9002"
+    assert (ib.host, ib.port, ib.client_id, ib.account) == ("127.0.0.1", 4002, 17, "DU999")
+
+
+def test_env_ib_port_not_a_number_then_config_error_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="IB_PORT"):
+        load_config(write_config(tmp_path), env={"IB_PORT": "seventy"})
+
+
+def test_bad_url_in_file_then_error_names_the_field(tmp_path: Path) -> None:
+    extra = '[feed.okx]\nws_url = "https://not-a-websocket"\n'
+    with pytest.raises(ConfigError, match=r"feed\.okx\.ws_url"):
+        load_config(write_config(tmp_path, extra), env={})
+
+
+def test_feed_styles_then_silence_defaults_90s_for_rest_polling_30s_for_streams() -> None:
+    assert FeedConfig().style == "streaming"
+    assert FeedConfig(kind="okx").style == "streaming"
+    assert FeedConfig(kind="okx", okx=OkxFeedConfig(transport="rest")).style == "rest"
+    assert FeedConfig(kind="binance").style == "streaming"
+
+
+def test_external_feed_or_ib_venue_in_a_deployment_then_refused_until_wired(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError, match=r"feed\.kind: 'okx' is not available"):
+        load_config(write_config(tmp_path, '[feed]\nkind = "okx"\n'), env={})
+    with pytest.raises(ConfigError, match=r"venue\.kind: 'ib' is not available"):
+        load_config(write_config(tmp_path, '[venue]\nkind = "ib"\n'), env={})
+
+
+@pytest.mark.parametrize(
+    ("cfg", "accounts", "problem"),
+    [
+        (IbConfig(), ["DU1"], None),
+        (IbConfig(account="DU2"), ["DU1", "DU2"], None),
+        (IbConfig(), ["DU1", "DU2"], "several managed accounts"),
+        (IbConfig(account="DU3"), ["DU1"], "not managed"),
+        (IbConfig(), ["U1"], "not a paper (DU...) account"),
+        (IbConfig(port=7496), ["DU1"], "live port"),
+        (IbConfig(live=True, port=7496), ["U1"], None),
+    ],
+)
+def test_ib_identity_when_paper_expected_then_live_accounts_and_ports_refused(
+    cfg: IbConfig, accounts: list[str], problem: str | None
+) -> None:
+    got = cfg.identity_problem(accounts)
+    if problem is None:
+        assert got is None
+    else:
+        assert got is not None and problem in got
