@@ -37,8 +37,9 @@ from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.venues.sim import MarketSimulator
 from tradeplane.venues.sim.faults import FaultBook, FaultKind
+from tradeplane.venues.sources import external_source
 
-FEED_SCOPE, SIM_KEY = "feed", "sim"
+FEED_SCOPE, SIM_KEY, LAST_BARS_KEY = "feed", "sim", "last_bars"
 SNAPSHOT_EVERY_S = 1.0
 
 
@@ -82,14 +83,27 @@ class FeedActor(SupervisedActor):
             ],
         )
         self.rejected_bars = 0
+        self.rejected_messages = 0
+        self._last_bar_ts: dict[str, str] = {}
         self.lagging_ticks = 0
         self._last_snapshot = 0.0
         self._summary_due = 0.0
         self._summary: dict[str, dict[str, Any]] = {}
         # In memory only: restarting the feed is how the supervisor recovers from silence.
         self.faults = FaultBook(SystemClock(), seed=self.sim_cfg.seed, target="feed")
+        # OKX or Binance public data instead of the simulator (None: the simulator).
+        self.source = external_source(cfg)
 
     async def ready(self) -> dict[str, Any]:
+        if self.source is not None:
+            # A restarted feed resumes after the last bar it delivered: the source backfills
+            # the gap over REST and never hands a bar twice.
+            last = await query_journal(self.peers, "get_state", scope=FEED_SCOPE, key=LAST_BARS_KEY)
+            if last:
+                self.source.resume_after(
+                    {s: datetime.fromisoformat(ts) for s, ts in last.get("bars", {}).items()}
+                )
+            return {"source": self.cfg.feed.kind}
         if self.sim is None:
             snap = await query_journal(self.peers, "get_state", scope=FEED_SCOPE, key=SIM_KEY)
             if snap:
@@ -120,7 +134,8 @@ class FeedActor(SupervisedActor):
             self.streaming = True
             self.started_ts = time.time()
             self._first_pass.clear()
-            self._stream = spawn(self.tasks, self._run())
+            run = self._run() if self.source is None else self._run_source()
+            self._stream = spawn(self.tasks, run)
             # Answer once the first bars are out, so the supervisor's next look at this feed
             # (right after a restart) already sees data flowing; bounded, a silent source
             # must not hold the caller.
@@ -156,6 +171,36 @@ class FeedActor(SupervisedActor):
                     self.lagging_ticks += 1
                     due = time.monotonic()
                 await asyncio.sleep(0)
+
+    async def _run_source(self) -> None:
+        """An external source: it paces itself (bars arrive as they close)."""
+        assert self.source is not None
+        self._first_pass.set()  # nothing to wait for: a bar comes when the minute closes
+        await self.source.run(_FeedSink(self))
+
+    async def on_source_bars(self, bars: list[Bar]) -> None:
+        if self.faults.hit(FaultKind.SILENT):
+            return  # chaos: a silent feed drops what arrives (the source backfills later)
+        await self._publish(bars)
+        now = time.time()
+        for bar in bars:
+            self._last_bar_ts[bar.symbol] = bar.ts.isoformat()
+        self.outbox.send_nowait(
+            ROLE_JOURNAL,
+            "append",
+            [],
+            [StateWrite(FEED_SCOPE, LAST_BARS_KEY, {"bars": dict(self._last_bar_ts)}, now)],
+        )
+
+    def on_source_rejected(self, reason: str, raw: str) -> None:
+        self.rejected_messages += 1
+        record = event_record(
+            self.deployment,
+            "venue_message_rejected",
+            time.time(),
+            {"source": self.cfg.feed.kind, "reason": reason, "message": raw},
+        )
+        self.outbox.send_nowait(ROLE_JOURNAL, "append", [record], [])
 
     async def _publish(self, bars: list[Bar]) -> None:
         recv = time.time()
@@ -265,4 +310,19 @@ class FeedActor(SupervisedActor):
             "outbox": self.outbox.stats(),
             "inflight": {role: self.outbox.inflight(role) for role in self.subscribers},
             "faults": self.faults.describe(),
+            "source": None if self.source is None else self.source.state.as_dict(),
+            "rejected_messages": self.rejected_messages,
         }
+
+
+class _FeedSink:
+    """Where an external source hands its bars and rejections: back into the feed actor."""
+
+    def __init__(self, feed: Any) -> None:
+        self.feed = feed
+
+    async def bars(self, bars: list[Bar]) -> None:
+        await self.feed.on_source_bars(bars)
+
+    async def rejected(self, reason: str, raw: str) -> None:
+        self.feed.on_source_rejected(reason, raw)

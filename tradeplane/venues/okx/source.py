@@ -1,0 +1,221 @@
+"""OKX 1-minute candles for the feed: websocket pushes (business endpoint) with REST backfill
+after every (re)connect, or REST polling.
+
+Only closed bars leave (``confirm == "1"``, or an evolving bar once a newer one is pushed), each
+once and in time order per symbol. Rate limits (code 50011, HTTP 429) back off; a dropped or
+silent connection is replaced with backoff, and the gap it left is filled over REST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+import aiohttp
+
+from tradeplane.config.venues import OkxFeedConfig
+from tradeplane.core.model import Bar
+from tradeplane.venues.okx.candles import (
+    PING,
+    CandleBatch,
+    CandlePush,
+    ClosedBarTracker,
+    EvolvingBars,
+    Malformed,
+    OkxError,
+    OkxRateLimited,
+    Pong,
+    WsError,
+    candles_path,
+    parse_rest_candles,
+    parse_ws_message,
+    subscribe_message,
+)
+from tradeplane.venues.source import Backoff, BarSink, SourceState
+
+log = logging.getLogger("tradeplane.venues.okx")
+PAGE = 300
+MAX_BACKFILL_PAGES = 5  # OKX keeps 1,440 1-minute bars on this endpoint
+PONG_WAIT_S = 5.0
+MINUTE = timedelta(minutes=1)
+
+
+class OkxCandleSource:
+    def __init__(
+        self,
+        cfg: OkxFeedConfig,
+        symbols: Sequence[str],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cfg = cfg
+        self.symbols = list(symbols)
+        self.clock = clock
+        self.state = SourceState(extra={"venue": "okx", "transport": cfg.transport})
+        self.tracker = ClosedBarTracker()
+        self.evolving = EvolvingBars()
+        self._ids = itertools.count(1)
+        self._http: aiohttp.ClientSession | None = None
+
+    def resume_after(self, last: dict[str, datetime]) -> None:
+        """Bars up to these open times were already delivered (the feed restarted)."""
+        for symbol, ts in last.items():
+            self.tracker.seed(symbol, ts)
+
+    async def run(self, sink: BarSink) -> None:
+        backoff = Backoff(0.5, self.cfg.reconnect_backoff_max_s)
+        timeout = aiohttp.ClientTimeout(total=self.cfg.request_timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            self._http = http
+            while True:
+                try:
+                    if self.cfg.transport == "rest":
+                        await self._poll(http, sink, backoff)
+                    else:
+                        await self._stream(http, sink, backoff)
+                except asyncio.CancelledError:
+                    raise
+                except OkxRateLimited as exc:
+                    self.state.rate_limited += 1
+                    self._lost(f"rate limited ({exc.code})")
+                    await asyncio.sleep(max(exc.retry_after_s, backoff.next()))
+                except (aiohttp.ClientError, OkxError, TimeoutError, ConnectionError) as exc:
+                    self._lost(f"{type(exc).__name__}: {exc}")
+                    await asyncio.sleep(backoff.next())
+
+    def _skips_ahead(self, bars: list[Bar]) -> bool:
+        for bar in bars:
+            last = self.tracker.last(bar.symbol)
+            if last is not None and bar.ts > last + MINUTE:
+                return True
+        return False
+
+    def _lost(self, why: str) -> None:
+        if self.state.connected:
+            self.state.disconnects += 1
+        self.state.connected = False
+        self.state.last_error = why[:300]
+        log.warning("okx: %s", why)
+
+    # -- websocket -----------------------------------------------------------------------------
+
+    async def _stream(self, http: aiohttp.ClientSession, sink: BarSink, backoff: Backoff) -> None:
+        async with http.ws_connect(self.cfg.ws_url, autoping=True, heartbeat=None) as ws:
+            await ws.send_str(subscribe_message(self.symbols, str(next(self._ids))))
+            self.state.connected = True
+            self.state.connects += 1
+            # Whatever closed while we were away comes over REST, before any push is passed on.
+            await self._backfill(http, sink)
+            backoff.reset()
+            awaiting_pong = False
+            while True:
+                try:
+                    msg = await asyncio.wait_for(
+                        ws.receive(), PONG_WAIT_S if awaiting_pong else self.cfg.ping_interval_s
+                    )
+                except TimeoutError:
+                    if awaiting_pong:
+                        raise ConnectionError("no pong: connection silent") from None
+                    await ws.send_str(PING)
+                    awaiting_pong = True
+                    continue
+                awaiting_pong = False
+                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                    raise ConnectionError(f"closed by the server ({ws.close_code})")
+                if msg.type is aiohttp.WSMsgType.ERROR:
+                    raise ConnectionError(f"websocket error: {ws.exception()}")
+                if msg.type is not aiohttp.WSMsgType.TEXT:
+                    await self._reject(sink, f"unexpected {msg.type.name} frame", repr(msg.data))
+                    continue
+                await self._on_text(sink, msg.data)
+
+    async def _on_text(self, sink: BarSink, text: str) -> None:
+        parsed = parse_ws_message(text)
+        if isinstance(parsed, CandlePush):
+            closed = [*self.evolving.on_push(parsed.batch), *parsed.batch.bars]
+            if self._http is not None and self._skips_ahead(closed):
+                # A bar went missing (a quiet spell on a live connection): fill it first.
+                await self._backfill(self._http, sink)
+            await self._deliver(sink, closed, parsed.batch)
+        elif isinstance(parsed, WsError):
+            raise OkxError(parsed.code, parsed.msg)
+        elif isinstance(parsed, Malformed):
+            await self._reject(sink, parsed.reason, parsed.raw)
+        elif isinstance(parsed, Pong):
+            return
+
+    # -- REST ------------------------------------------------------------------------------------
+
+    async def _poll(self, http: aiohttp.ClientSession, sink: BarSink, backoff: Backoff) -> None:
+        while True:
+            await self._backfill(http, sink, first_poll=not self.state.connected)
+            if not self.state.connected:
+                self.state.connected = True
+                self.state.connects += 1
+            backoff.reset()
+            await asyncio.sleep(self.cfg.poll_interval_s)
+
+    async def _backfill(
+        self, http: aiohttp.ClientSession, sink: BarSink, *, first_poll: bool = False
+    ) -> None:
+        """Closed bars newer than the last delivered one, per symbol, over REST (paged back
+        through the 1,440 bars OKX keeps). With nothing delivered yet, only the latest closed
+        bar: a fresh start does not replay history into the strategies."""
+        now_ms = int(self.clock() * 1000)
+        for symbol in self.symbols:
+            last = self.tracker.last(symbol)
+            batches: list[CandleBatch] = []
+            after: int | None = None
+            for _ in range(MAX_BACKFILL_PAGES):
+                batch = await self._get(http, symbol, after)
+                batches.append(batch)
+                oldest = min((b.ts for b in batch.bars), default=None)
+                if last is None or oldest is None or oldest <= last or len(batch.bars) < PAGE - 1:
+                    break
+                after = int(oldest.timestamp() * 1000)
+            bars = sorted({b.ts: b for batch in batches for b in batch.bars}.values(), key=_ts)
+            if last is None:
+                bars = bars[-1:]
+            fresh = [b for b in bars if last is None or b.ts > last]
+            for batch in batches:
+                for r in batch.rejected:
+                    await self._reject(sink, r.reason, r.raw)
+            if fresh:
+                self.state.backfilled_bars += 0 if first_poll else len(fresh)
+                await self._deliver(sink, fresh, None)
+        self.state.extra["last_poll_ms"] = now_ms
+
+    async def _get(
+        self, http: aiohttp.ClientSession, symbol: str, after: int | None
+    ) -> CandleBatch:
+        url = self.cfg.rest_url + candles_path(symbol, limit=PAGE, after_ms=after)
+        async with http.get(url) as resp:
+            body = await resp.read()
+            return parse_rest_candles(symbol, resp.status, body, resp.headers.get("Retry-After"))
+
+    # -- delivery ----------------------------------------------------------------------------------
+
+    async def _deliver(self, sink: BarSink, bars: list[Bar], batch: CandleBatch | None) -> None:
+        if batch is not None:
+            for r in batch.rejected:
+                await self._reject(sink, r.reason, r.raw)
+        accepted, dropped = self.tracker.accept(sorted(bars, key=_ts))
+        for r in dropped:
+            if r.reason not in ("duplicate", "out of order"):  # replays after a backfill: normal
+                await self._reject(sink, r.reason, r.raw)
+        if accepted:
+            await sink.bars(accepted)
+
+    async def _reject(self, sink: BarSink, reason: str, raw: str) -> None:
+        self.state.rejected_messages += 1
+        with contextlib.suppress(Exception):
+            await sink.rejected(f"okx: {reason}", raw[:300])
+
+
+def _ts(bar: Bar) -> datetime:
+    return bar.ts

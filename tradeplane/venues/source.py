@@ -1,0 +1,74 @@
+"""What every external market-data source shares: where its bars go, how it reports its state,
+and how long it waits before trying again.
+
+A source runs until cancelled. It reconnects by itself with backoff, backfills what it missed
+over REST, and hands the feed only closed bars, each once and in time order per symbol. Bad
+messages are handed over as rejections with a reason (the feed journals them); they never end
+the source.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tradeplane.core.model import Bar
+
+
+class BarSink(Protocol):
+    async def bars(self, bars: list[Bar]) -> None: ...
+    async def rejected(self, reason: str, raw: str) -> None: ...
+
+
+@dataclass
+class SourceState:
+    """What the feed's heartbeat shows of its source."""
+
+    connected: bool = False
+    connects: int = 0
+    disconnects: int = 0
+    last_error: str | None = None
+    backfilled_bars: int = 0
+    rejected_messages: int = 0
+    rate_limited: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "connected": self.connected,
+            "connects": self.connects,
+            "disconnects": self.disconnects,
+            "last_error": self.last_error,
+            "backfilled_bars": self.backfilled_bars,
+            "rejected_messages": self.rejected_messages,
+            "rate_limited": self.rate_limited,
+            **self.extra,
+        }
+
+
+class Backoff:
+    """Waits that double from ``first_s`` up to ``max_s``, each spread by ±``jitter``; ``reset``
+    after a success. Pure: the caller sleeps."""
+
+    def __init__(
+        self,
+        first_s: float = 0.5,
+        max_s: float = 30.0,
+        jitter: float = 0.2,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.first_s = first_s
+        self.max_s = max_s
+        self.jitter = jitter
+        self.rng = rng or random.Random()
+        self.attempts = 0
+
+    def next(self) -> float:
+        base = min(self.max_s, self.first_s * 2**self.attempts)
+        self.attempts += 1
+        spread = base * self.jitter
+        return max(0.0, min(self.max_s, base + self.rng.uniform(-spread, spread)))
+
+    def reset(self) -> None:
+        self.attempts = 0

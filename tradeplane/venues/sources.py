@@ -1,0 +1,21 @@
+"""The market-data source a deployment's feed reads, from its ``[feed]`` config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def external_source(cfg: Any) -> Any | None:
+    """An OKX or Binance source for ``cfg`` (a ``TradeplaneConfig``), or None for the venue's
+    own feed (the simulator). Imported lazily: a sim deployment never loads the clients."""
+    kind = cfg.feed.kind
+    symbols = list(cfg.venue.symbols)
+    if kind == "okx":
+        from tradeplane.venues.okx.source import OkxCandleSource
+
+        return OkxCandleSource(cfg.feed.okx, symbols)
+    if kind == "binance":
+        from tradeplane.venues.binance.source import BinanceKlineSource
+
+        return BinanceKlineSource(cfg.feed.binance, symbols)
+    return None
