@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -52,7 +53,7 @@ def cfg(okx: OkxStandin, **extra: object) -> OkxFeedConfig:
 
 def assert_contiguous(bars: list[Bar]) -> None:
     assert bars, "no bars"
-    for a, b in zip(bars, bars[1:], strict=False):
+    for a, b in itertools.pairwise(bars):
         assert b.ts - a.ts == timedelta(minutes=1), f"gap or repeat between {a.ts} and {b.ts}"
 
 
@@ -66,9 +67,7 @@ async def stop(task: asyncio.Task[None]) -> None:
         await task
 
 
-def test_websocket_when_minutes_close_then_each_closed_bar_once_in_order_never_the_evolving_one() -> (
-    None
-):
+def test_websocket_minutes_close_then_each_closed_bar_once_in_order_never_the_evolving() -> None:
     async def main() -> None:
         with OkxStandin(symbols=SYMBOLS) as okx:
             sink = Sink()
@@ -87,9 +86,7 @@ def test_websocket_when_minutes_close_then_each_closed_bar_once_in_order_never_t
     asyncio.run(main())
 
 
-def test_connection_dropped_while_bars_close_then_reconnected_and_gap_backfilled_without_repeats() -> (
-    None
-):
+def test_connection_dropped_while_bars_close_then_gap_backfilled_without_repeats() -> None:
     async def main() -> None:
         with OkxStandin(symbols=SYMBOLS) as okx:
             sink = Sink()
@@ -133,9 +130,7 @@ def test_silent_connection_then_pinged_and_missed_bars_filled_before_the_next_pu
     asyncio.run(main())
 
 
-def test_malformed_pushes_and_rate_limits_then_rejected_with_reason_and_the_stream_goes_on() -> (
-    None
-):
+def test_malformed_pushes_and_rate_limits_then_rejected_and_the_stream_goes_on() -> None:
     async def main() -> None:
         with OkxStandin(symbols=SYMBOLS) as okx:
             sink = Sink()

@@ -1,0 +1,168 @@
+"""Binance 1-minute klines for the feed: the kline websocket stream, with REST backfill after
+every (re)connect and whenever a closed kline arrives after a gap.
+
+Only closed klines leave (``k.x`` true), each once and in time order per symbol. Protocol pings
+are answered by the client library; a connection is replaced before Binance's 24 h limit, and
+429/418 answers are waited out (``Retry-After``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import aiohttp
+
+from tradeplane.config.venues import BinanceFeedConfig
+from tradeplane.core.model import Bar
+from tradeplane.venues.binance.klines import (
+    MINUTE_MS,
+    BinanceError,
+    BinanceRateLimited,
+    ClosedKlineTracker,
+    KlineUpdate,
+    Malformed,
+    WsError,
+    klines_path,
+    open_ms_of,
+    parse_rest_klines,
+    parse_ws_message,
+    should_reconnect,
+    stream_path,
+)
+from tradeplane.venues.source import Backoff, BarSink, SourceState
+
+log = logging.getLogger("tradeplane.venues.binance")
+PAGE = 1000
+RECEIVE_TIMEOUT_S = 60.0  # Binance pings every 20 s: a full minute of nothing is a dead link
+
+
+class BinanceKlineSource:
+    def __init__(
+        self,
+        cfg: BinanceFeedConfig,
+        symbols: Sequence[str],
+        *,
+        clock: Callable[[], float] = time.time,
+        receive_timeout_s: float = RECEIVE_TIMEOUT_S,
+    ) -> None:
+        self.cfg = cfg
+        self.symbols = [s.upper() for s in symbols]
+        self.clock = clock
+        self.receive_timeout_s = receive_timeout_s
+        self.state = SourceState(extra={"venue": "binance", "transport": "websocket"})
+        self.tracker = ClosedKlineTracker()
+        self._http: aiohttp.ClientSession | None = None
+
+    def resume_after(self, last: dict[str, datetime]) -> None:
+        """Bars up to these open times were already delivered (the feed restarted)."""
+        seed = {s.upper(): int(ts.timestamp() * 1000) for s, ts in last.items()}
+        self.tracker = ClosedKlineTracker(seed)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def run(self, sink: BarSink) -> None:
+        backoff = Backoff(0.5, self.cfg.reconnect_backoff_max_s)
+        timeout = aiohttp.ClientTimeout(total=self.cfg.request_timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            self._http = http
+            while True:
+                try:
+                    await self._stream(http, sink, backoff)
+                except asyncio.CancelledError:
+                    raise
+                except BinanceRateLimited as exc:
+                    self.state.rate_limited += 1
+                    self._lost(f"{'banned' if exc.banned else 'rate limited'} ({exc.status})")
+                    await asyncio.sleep(max(exc.retry_after_s, backoff.next()))
+                except (aiohttp.ClientError, BinanceError, TimeoutError, ConnectionError) as exc:
+                    self._lost(f"{type(exc).__name__}: {exc}")
+                    await asyncio.sleep(backoff.next())
+
+    def _lost(self, why: str) -> None:
+        if self.state.connected:
+            self.state.disconnects += 1
+        self.state.connected = False
+        self.state.last_error = why[:300]
+        log.warning("binance: %s", why)
+
+    async def _stream(self, http: aiohttp.ClientSession, sink: BarSink, backoff: Backoff) -> None:
+        url = self.cfg.ws_url + stream_path(self.symbols)
+        async with http.ws_connect(url, autoping=True, heartbeat=None) as ws:
+            connected_at = self._now_ms()
+            self.state.connected = True
+            self.state.connects += 1
+            await self._backfill(http, sink)
+            backoff.reset()
+            while True:
+                if should_reconnect(connected_at, self._now_ms()):
+                    log.info("binance: replacing the connection before the 24 h limit")
+                    return  # the caller's loop connects again (and backfills)
+                try:
+                    msg = await asyncio.wait_for(ws.receive(), self.receive_timeout_s)
+                except TimeoutError:
+                    raise ConnectionError("nothing received, not even a ping") from None
+                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                    raise ConnectionError(f"closed by the server ({ws.close_code})")
+                if msg.type is aiohttp.WSMsgType.ERROR:
+                    raise ConnectionError(f"websocket error: {ws.exception()}")
+                if msg.type is not aiohttp.WSMsgType.TEXT:
+                    await self._reject(sink, f"unexpected {msg.type.name} frame", repr(msg.data))
+                    continue
+                await self._on_text(http, sink, msg.data)
+
+    async def _on_text(self, http: aiohttp.ClientSession, sink: BarSink, text: str) -> None:
+        parsed = parse_ws_message(text)
+        if isinstance(parsed, KlineUpdate):
+            if parsed.bar is None:
+                return  # an update of the open kline: not a bar yet
+            last = self.tracker.last(parsed.symbol)
+            if last is not None and parsed.open_ms > last + MINUTE_MS:
+                await self._backfill(http, sink)  # a kline went missing: fill it first
+            await self._deliver(sink, [parsed.bar])
+        elif isinstance(parsed, WsError):
+            raise BinanceError(0, parsed.code, parsed.msg)
+        elif isinstance(parsed, Malformed):
+            await self._reject(sink, parsed.reason, parsed.raw)
+
+    async def _backfill(self, http: aiohttp.ClientSession, sink: BarSink) -> None:
+        """Closed klines newer than the last delivered one per symbol; with none delivered yet,
+        only the latest closed one (a fresh start does not replay history)."""
+        now_ms = self._now_ms()
+        for symbol in self.symbols:
+            last = self.tracker.last(symbol)
+            start = None if last is None else last + MINUTE_MS
+            url = self.cfg.rest_url + klines_path(
+                symbol, limit=PAGE if start else 2, start_ms=start
+            )
+            async with http.get(url) as resp:
+                body = await resp.read()
+                batch = parse_rest_klines(
+                    symbol,
+                    resp.status,
+                    body,
+                    now_ms=now_ms,
+                    retry_after=resp.headers.get("Retry-After"),
+                )
+            for r in batch.rejected:
+                await self._reject(sink, r.reason, r.raw)
+            bars = batch.bars if last is not None else batch.bars[-1:]
+            fresh = [b for b in bars if last is None or open_ms_of(b) > last]
+            if fresh:
+                self.state.backfilled_bars += len(fresh)
+                await self._deliver(sink, fresh)
+
+    async def _deliver(self, sink: BarSink, bars: list[Bar]) -> None:
+        accepted, _ = self.tracker.accept(bars)  # repeats after a backfill are expected
+        if accepted:
+            await sink.bars(accepted)
+
+    async def _reject(self, sink: BarSink, reason: str, raw: str) -> None:
+        self.state.rejected_messages += 1
+        with contextlib.suppress(Exception):
+            await sink.rejected(f"binance: {reason}", raw[:300])
