@@ -389,12 +389,11 @@ class TradeplaneConfig(FrozenModel):
                 f"feed.kind: {self.feed.kind!r} data can drive the sim venue (paper) or shadow "
                 f"mode, not orders at {self.venue.kind!r}"
             )
-        # The adapters are built (tradeplane.venues) but not yet wired into a deployment:
-        # refuse here rather than start something that cannot trade.
+        # The IB adapter is not wired into a deployment yet: refuse rather than start
+        # something that cannot trade.
         if self.venue.kind != "sim":
             raise ValueError(f"venue.kind: {self.venue.kind!r} is not available in deployments yet")
-        if self.feed.kind != "venue":
-            raise ValueError(f"feed.kind: {self.feed.kind!r} is not available in deployments yet")
+
         return self
 
     def strategy_symbols(self, strategy: StrategyConfig) -> tuple[str, ...]:

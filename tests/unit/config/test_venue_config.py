@@ -74,11 +74,8 @@ def test_feed_styles_then_silence_defaults_90s_for_rest_polling_30s_for_streams(
     assert FeedConfig(kind="binance").style == "streaming"
 
 
-def test_external_feed_or_ib_venue_in_a_deployment_then_refused_until_wired(
-    tmp_path: Path,
-) -> None:
-    with pytest.raises(ConfigError, match=r"feed\.kind: 'okx' is not available"):
-        load_config(write_config(tmp_path, '[feed]\nkind = "okx"\n'), env={})
+def test_ib_venue_in_a_deployment_then_refused_until_wired(tmp_path: Path) -> None:
+    assert load_config(write_config(tmp_path, '[feed]\nkind = "okx"\n'), env={}).feed.kind == "okx"
     with pytest.raises(ConfigError, match=r"venue\.kind: 'ib' is not available"):
         load_config(write_config(tmp_path, '[venue]\nkind = "ib"\n'), env={})
 
