@@ -123,3 +123,54 @@ def test_binance_silent_then_feed_silent_recovered_and_bars_flow_again_without_r
         changes = [e["data"]["health"] for e in j.events(kinds=["health_changed"])]
     assert "feed_silent" in changes
     assert kinds.get("recovery_succeeded", 0) >= 1
+
+
+def test_shadow_command_on_okx_then_periodic_health_lines_a_summary_and_no_order_routed(
+    ray_address: str, tmp_path: Path
+) -> None:
+    import subprocess
+
+    from tests.integration.test_run_cli import ROOT, TRADEPLANE, run_env
+
+    state = tmp_path / "shadow"
+    with OkxStandin(symbols=["BTC-USDT"]) as okx, minutes_passing(okx, every_s=0.3):
+        env = run_env()
+        env.update(TRADEPLANE_OKX_REST_URL=okx.rest_url, TRADEPLANE_OKX_WS_URL=okx.ws_url)
+        out = subprocess.run(
+            [
+                TRADEPLANE,
+                "shadow",
+                str(ROOT / "tests" / "integration" / "strategies" / "flipper.py"),
+                "--class",
+                "Flipper",
+                "--feed",
+                "okx",
+                "--symbols",
+                "BTC-USDT",
+                "--duration",
+                "10",
+                "--interval",
+                "2",
+                "--state-dir",
+                str(state),
+                "--address",
+                ray_address,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=env,
+            cwd=ROOT,
+        )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("health=")]
+    assert len(lines) >= 3, out.stdout
+    for key in ("recovery=", "attempts=", "session=continuous", "last_bar_age=", "positions="):
+        assert all(key in ln for ln in lines), (key, lines)
+    assert any("recent_intents=" in ln and "BTC-USDT" in ln for ln in lines), lines
+    assert "summary: health at stop stopped" in out.stdout
+    with JournalReader.open(state) as j:
+        started = j.events(kinds=["deployment_started"])[-1]["data"]
+        fills = j.fills()
+    assert started["mode"] == "shadow" and fills  # virtual fills only: no venue actor
+    assert not (state / "venue").exists()

@@ -14,6 +14,7 @@ from rich.live import Live
 from tradeplane.cli import output, render
 from tradeplane.cli.chaos_cmd import chaos_command, fault_command
 from tradeplane.cli.journal_cmd import journal_app, resolve_state_dir
+from tradeplane.cli.shadow_cmd import shadow_command
 from tradeplane.cli.trace_cmd import trace_app
 from tradeplane.config.loading import ConfigError, load_config
 from tradeplane.core.errors import OperationalError
@@ -29,6 +30,7 @@ app.add_typer(journal_app, name="journal", help="Verify, tail and export a deplo
 app.add_typer(trace_app, name="trace", help="An intent's trace from the journal; export to Jaeger.")
 app.command("chaos")(chaos_command)
 app.command("fault")(fault_command)
+app.command("shadow")(shadow_command)
 console, err = output.console, output.err  # both mask secrets (tradeplane.cli.output)
 
 ConfigArg = Annotated[Path, typer.Argument(help="Deployment config (TOML).")]
