@@ -1,0 +1,120 @@
+"""The Interactive Brokers adapter's pure parts: what TWS's order states mean in our order table,
+what its connectivity codes do to the connection, and the request pacing (no IO, injected clock).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from enum import StrEnum
+
+from tradeplane.core.orders import OrderStatus
+from tradeplane.core.statemachine import TransitionTable
+
+# TWS order states (ib_async ``OrderStatus.status``) -> ours. ``filled`` quantities come from
+# executions, not from these, so a partial fill is seen through its execDetails.
+IB_STATUS: dict[str, OrderStatus] = {
+    "ApiPending": OrderStatus.PENDING_SUBMIT,
+    "PendingSubmit": OrderStatus.PENDING_SUBMIT,
+    "PreSubmitted": OrderStatus.ACCEPTED,
+    "Submitted": OrderStatus.ACCEPTED,
+    "PendingCancel": OrderStatus.PENDING_CANCEL,
+    "ApiCancelled": OrderStatus.CANCELLED,
+    "Cancelled": OrderStatus.CANCELLED,
+    "Filled": OrderStatus.FILLED,
+    "Inactive": OrderStatus.REJECTED,
+}
+
+
+def map_status(ib_status: str) -> OrderStatus:
+    """Our status for a TWS order state; an unknown state is ``unknown`` (asked again, never
+    guessed)."""
+    return IB_STATUS.get(ib_status, OrderStatus.UNKNOWN)
+
+
+# Codes TWS sends with reqId -1 about its own link to IB's servers. The API socket stays up
+# through all of them (ib_async fires no disconnect), so they must be acted on here.
+CONNECTIVITY_LOST = 1100
+RESTORED_DATA_LOST = 1101
+RESTORED_DATA_KEPT = 1102
+CLIENT_ID_IN_USE = 326
+ORDER_ERRORS_BENIGN = frozenset({202})  # "order cancelled": an answer to our cancel
+
+
+class Link(StrEnum):
+    DOWN = "down"  # no API socket
+    UP = "up"  # socket up, TWS connected to IB
+    LOST = "lost"  # socket up, TWS lost IB (1100): nothing may be sent
+    RESYNCING = "resyncing"  # IB back (1101/1102): reconcile before trading again
+
+
+LINK = TransitionTable[Link](
+    "ib_link",
+    {
+        Link.DOWN: frozenset({Link.UP}),
+        Link.UP: frozenset({Link.LOST, Link.DOWN}),
+        Link.LOST: frozenset({Link.RESYNCING, Link.DOWN}),
+        Link.RESYNCING: frozenset({Link.UP, Link.LOST, Link.DOWN}),
+    },
+)
+
+
+class LinkState:
+    """The IB link as TWS reports it; ``needs_resubscribe`` after a 1101 (data lost)."""
+
+    def __init__(self) -> None:
+        self.state = Link.DOWN
+        self.needs_resubscribe = False
+        self.events: deque[tuple[Link, str]] = deque(maxlen=50)
+
+    def _move(self, to: Link, why: str) -> None:
+        self.state = LINK.check(self.state, to)
+        self.events.append((to, why))
+
+    def connected(self) -> None:
+        self._move(Link.UP, "connected")
+
+    def disconnected(self, why: str) -> None:
+        if self.state is not Link.DOWN:
+            self._move(Link.DOWN, why)
+
+    def on_code(self, code: int) -> bool:
+        """Apply a connectivity code; True when it changed the link."""
+        if code == CONNECTIVITY_LOST and self.state in (Link.UP, Link.RESYNCING):
+            self._move(Link.LOST, "1100 connectivity lost")
+            return True
+        if code in (RESTORED_DATA_LOST, RESTORED_DATA_KEPT) and self.state is Link.LOST:
+            self.needs_resubscribe = self.needs_resubscribe or code == RESTORED_DATA_LOST
+            self._move(Link.RESYNCING, f"{code} connectivity restored")
+            return True
+        return False
+
+    def resynced(self) -> None:
+        """Executions and orders were reconciled (and data resubscribed): trade again."""
+        self.needs_resubscribe = False
+        self._move(Link.UP, "resynced")
+
+    @property
+    def may_send(self) -> bool:
+        return self.state is Link.UP
+
+
+class Pacer:
+    """At most ``rate_per_s`` requests in any one-second window (IB disconnects a client that
+    sends more than 50/s). ``delay()`` says how long to wait before the next one may go."""
+
+    def __init__(self, rate_per_s: float, clock: Callable[[], float]) -> None:
+        self.limit = max(1, int(rate_per_s))
+        self.clock = clock
+        self._sent: deque[float] = deque()
+
+    def delay(self) -> float:
+        now = self.clock()
+        while self._sent and now - self._sent[0] >= 1.0:
+            self._sent.popleft()
+        if len(self._sent) < self.limit:
+            return 0.0
+        return max(0.0, 1.0 - (now - self._sent[0]))
+
+    def sent(self) -> None:
+        self._sent.append(self.clock())
