@@ -1,0 +1,251 @@
+"""The broker's venue for Interactive Brokers: orders placed with ``orderRef`` = our client order
+id, and TWS's order states, executions and commissions turned into the broker's ordered event
+stream (``events_since``), the same shape the sim venue gives.
+
+TWS has no replayable stream, so after every connect and every 1101/1102 the client asks for
+the whole picture (all open orders, completed orders, executions with their commissions) and
+appends it as events. The broker applies an order state it already passed as a no-op and a fill
+id (execId) it knows as a duplicate, so this replay is idempotent: executions missed while the
+link was down are found, and none is counted twice. A fill is passed on with its commission
+(which TWS sends after the execution).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from typing import Any
+
+import ib_async
+
+from tradeplane.config.venues import IbConfig
+from tradeplane.core.errors import TransientError
+from tradeplane.core.model import OrderType, Side
+from tradeplane.venues.ib.core import ORDER_ERRORS_BENIGN, map_status
+from tradeplane.venues.ib.session import IbSession
+from tradeplane.venues.sim import VenueOrderRequest
+from tradeplane.venues.sim.matching import VenueEvent, VenueFill, VenueOrderState, VenuePosition
+
+EVENT_MEMORY = 20_000
+_STATUS_EVENT = {"accepted": "order_accepted", "cancelled": "order_cancelled"}
+
+
+class IbVenueClient:
+    def __init__(self, cfg: IbConfig, *, session: IbSession | None = None) -> None:
+        self.cfg = cfg
+        self.session = session or IbSession(cfg)
+        self.ib = self.session.ib
+        self._events: deque[VenueEvent] = deque(maxlen=EVENT_MEMORY)
+        self._seq = 0
+        self._changed = asyncio.Event()
+        self._contracts: dict[str, Any] = {}
+        self._emitted: set[tuple[str, str]] = set()  # (coid, kind or fill id) already streamed
+        self.ib.orderStatusEvent += self._on_status
+        self.ib.commissionReportEvent += self._on_commission
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def rebase(self, seq: int) -> None:
+        """Number new events after the broker's journaled cursor (it survives our restarts)."""
+        self._seq = max(self._seq, seq)
+
+    async def start(self) -> str:
+        account = await self.session.connect()
+        await self.resync()
+        return account
+
+    async def resync(self) -> None:
+        """The whole picture from TWS, as events (idempotent for the broker); then trade on."""
+        await self.session.paced()
+        trades = await self.ib.reqAllOpenOrdersAsync()
+        await self.session.paced()
+        completed = await self.ib.reqCompletedOrdersAsync(apiOnly=False)
+        await self.session.paced()
+        fills = await self.ib.reqExecutionsAsync()
+        for trade in [*trades, *completed]:
+            self._on_status(trade)
+        for fill in fills:
+            self._emit_fill(fill)
+        if self.session.link.state.value == "resyncing":
+            self.session.link.resynced()
+
+    @property
+    def connected(self) -> bool:
+        return self.session.connected
+
+    def close(self) -> None:
+        self.session.disconnect()
+
+    def on_bars(self, bars: list[Any]) -> None:
+        return  # IB matches against its own market
+
+    # -- orders --------------------------------------------------------------------------------
+
+    def _check_link(self, what: str) -> None:
+        if not self.session.connected:
+            raise TransientError(f"IB {what}: link {self.session.link.state.value}")
+
+    async def _contract(self, symbol: str) -> Any:
+        contract = self._contracts.get(symbol)
+        if contract is None:
+            await self.session.paced()
+            (contract,) = await self.ib.qualifyContractsAsync(
+                ib_async.Stock(symbol, "SMART", "USD")
+            )
+            self._contracts[symbol] = contract
+        return contract
+
+    async def submit(self, req: VenueOrderRequest) -> list[VenueEvent]:
+        self._check_link("submit")
+        contract = await self._contract(req.symbol)
+        action = "BUY" if req.side is Side.BUY else "SELL"
+        order: Any
+        if req.order_type is OrderType.LIMIT:
+            if req.limit_price is None:
+                raise ValueError(f"{req.client_order_id}: a limit order without a limit price")
+            order = ib_async.LimitOrder(action, req.quantity, req.limit_price)
+        else:
+            order = ib_async.MarketOrder(action, req.quantity)
+        order.orderRef = req.client_order_id
+        order.account = self.session.account or ""
+        await self.session.paced()
+        self.ib.placeOrder(contract, order)
+        return []  # TWS answers on the stream
+
+    async def cancel(self, client_order_id: str) -> list[VenueEvent]:
+        self._check_link("cancel")
+        trade = self._trade(client_order_id)
+        if trade is not None:
+            await self.session.paced()
+            self.ib.cancelOrder(trade.order)
+        return []
+
+    def _trade(self, coid: str) -> Any | None:
+        for trade in self.ib.trades():
+            if trade.order.orderRef == coid:
+                return trade
+        return None
+
+    async def order(self, client_order_id: str) -> VenueOrderState | None:
+        self._check_link("order")
+        trade = self._trade(client_order_id)
+        return None if trade is None else _state(trade)
+
+    async def open_orders(self) -> list[VenueOrderState]:
+        self._check_link("open orders")
+        return [_state(t) for t in self.ib.openTrades() if t.order.orderRef]
+
+    async def positions(self) -> dict[str, VenuePosition]:
+        self._check_link("positions")
+        await self.session.paced()
+        out: dict[str, VenuePosition] = {}
+        for p in await self.ib.reqPositionsAsync():
+            if self.session.account and p.account != self.session.account:
+                continue
+            if p.position:
+                out[p.contract.symbol] = VenuePosition(
+                    p.contract.symbol, float(p.position), float(p.avgCost)
+                )
+        return out
+
+    # -- the event stream ----------------------------------------------------------------------
+
+    async def events_since(self, seq: int, limit: int, wait_s: float) -> list[VenueEvent]:
+        if not self.session.connected and self.session.link.state.value != "resyncing":
+            raise TransientError(f"IB link {self.session.link.state.value}")
+        events = self._after(seq, limit)
+        if not events and wait_s > 0:
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), wait_s)
+            events = self._after(seq, limit)
+        return events
+
+    def _after(self, seq: int, limit: int) -> list[VenueEvent]:
+        return [e for e in self._events if e.seq > seq][:limit]
+
+    async def last_seq(self) -> int:
+        return self._seq
+
+    def _append(self, **fields: Any) -> None:
+        self._seq += 1
+        self._events.append(VenueEvent(seq=self._seq, ts=time.time(), **fields))
+        self._changed.set()
+
+    def _on_status(self, trade: Any) -> None:
+        coid = trade.order.orderRef
+        if not coid:
+            return  # not ours (placed by another client or by hand)
+        status = map_status(trade.orderStatus.status).value
+        kind = _STATUS_EVENT.get(status)
+        reason = None
+        # ib_async reports an order TWS refused (error 201 and the like) as Cancelled with the
+        # error in its log; an answer to our own cancel is error 202.
+        refusal = [e for e in trade.log if e.errorCode and e.errorCode not in ORDER_ERRORS_BENIGN]
+        if status == "rejected" or (status == "cancelled" and refusal):
+            kind = "order_rejected"
+            messages = [e.message for e in (refusal or trade.log) if e.message]
+            reason = messages[-1] if messages else "rejected by IB"
+        if kind is None or (coid, kind) in self._emitted:
+            return
+        self._emitted.add((coid, kind))
+        self._append(
+            kind=kind,
+            client_order_id=coid,
+            venue_order_id=str(trade.order.permId or trade.order.orderId),
+            reason=reason,
+        )
+
+    def _on_commission(self, trade: Any, fill: Any, report: Any) -> None:
+        self._emit_fill(fill)
+
+    def _emit_fill(self, fill: Any) -> None:
+        ex = fill.execution
+        coid = getattr(ex, "orderRef", "") or ""
+        if not coid or (coid, ex.execId) in self._emitted:
+            return
+        report = fill.commissionReport
+        if report is None or not report.execId:
+            return  # its commission comes next; the fill goes out with it
+        self._emitted.add((coid, ex.execId))
+        side = Side.BUY if ex.side.upper().startswith("B") else Side.SELL
+        self._append(
+            kind="order_filled",
+            client_order_id=coid,
+            venue_order_id=str(ex.permId or ex.orderId),
+            fill=VenueFill(
+                fill_id=ex.execId,
+                client_order_id=coid,
+                venue_order_id=str(ex.permId or ex.orderId),
+                symbol=fill.contract.symbol,
+                side=side,
+                quantity=float(ex.shares),
+                price=float(ex.price),
+                fee=float(report.commission or 0.0),
+                ts=ex.time.timestamp() if ex.time else time.time(),
+                liquidity="taker",
+            ),
+        )
+
+
+def _state(trade: Any) -> VenueOrderState:
+    o, s = trade.order, trade.orderStatus
+    now = time.time()
+    return VenueOrderState(
+        client_order_id=o.orderRef,
+        venue_order_id=str(o.permId or o.orderId),
+        symbol=trade.contract.symbol,
+        side=Side.BUY if o.action.upper() == "BUY" else Side.SELL,
+        quantity=float(o.totalQuantity),
+        order_type=OrderType.LIMIT if o.orderType == "LMT" else OrderType.MARKET,
+        limit_price=float(o.lmtPrice) if o.orderType == "LMT" else None,
+        status=map_status(s.status).value,
+        filled_quantity=float(s.filled or 0.0),
+        avg_fill_price=float(s.avgFillPrice or 0.0),
+        fees=sum(float(f.commissionReport.commission or 0.0) for f in trade.fills),
+        reason=None,
+        created_ts=now,
+        updated_ts=now,
+    )
