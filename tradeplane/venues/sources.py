@@ -6,8 +6,8 @@ from typing import Any
 
 
 def external_source(cfg: Any) -> Any | None:
-    """An OKX or Binance source for ``cfg`` (a ``TradeplaneConfig``), or None for the venue's
-    own feed (the simulator). Imported lazily: a sim deployment never loads the clients."""
+    """An OKX, Binance or IB source for ``cfg`` (a ``TradeplaneConfig``), or None for the
+    simulator. Imported lazily: a sim deployment never loads the clients."""
     kind = cfg.feed.kind
     symbols = list(cfg.venue.symbols)
     if kind == "okx":
@@ -18,4 +18,8 @@ def external_source(cfg: Any) -> Any | None:
         from tradeplane.venues.binance.source import BinanceKlineSource
 
         return BinanceKlineSource(cfg.feed.binance, symbols)
+    if cfg.venue.kind == "ib":
+        from tradeplane.venues.ib.bars import IbBarSource
+
+        return IbBarSource(cfg.venue.ib)
     return None

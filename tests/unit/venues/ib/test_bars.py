@@ -1,0 +1,109 @@
+"""IB 1-minute bars: 5-second real-time bars folded into minutes (pure), and the bar source
+against the fake TWS (ib_async's client on the real TWS socket protocol)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.standins.tws import FakeTws
+from tradeplane.config.venues import IbConfig
+from tradeplane.core.errors import InvalidMarketData
+from tradeplane.core.model import Bar
+from tradeplane.venues.ib.bars import IbBarSource, MinuteAggregator
+
+T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+
+
+def five_s(agg: MinuteAggregator, start: datetime, n: int, price: float = 100.0) -> list[Bar]:
+    out: list[Bar] = []
+    for i in range(n):
+        ts = start + timedelta(seconds=5 * i)
+        p = price + i
+        out += agg.add("SPY", ts, p, p + 0.5, p - 0.5, p + 0.25, 10)
+    return out
+
+
+def test_twelve_five_second_bars_then_one_minute_closed_at_the_55s_bar() -> None:
+    agg = MinuteAggregator()
+    assert five_s(agg, T0, 11) == []
+    (bar,) = five_s(agg, T0 + timedelta(seconds=55), 1, price=111.0)
+    assert bar.ts == T0
+    assert (bar.open, bar.high, bar.low, bar.close) == (100.0, 111.5, 99.5, 111.25)
+    assert bar.volume == 120
+
+
+def test_last_slot_missed_then_minute_closed_by_the_next_minutes_first_bar() -> None:
+    agg = MinuteAggregator()
+    assert five_s(agg, T0, 10) == []
+    closed = five_s(agg, T0 + timedelta(minutes=1), 1)
+    assert [b.ts for b in closed] == [T0]
+
+
+def test_replayed_or_backfilled_minutes_then_each_passed_on_once() -> None:
+    agg = MinuteAggregator()
+    five_s(agg, T0, 12)
+    assert five_s(agg, T0, 12) == []  # resubscribed: the same minute again
+    later = [Bar("SPY", T0 + timedelta(minutes=k), 1, 1, 1, 1, 0) for k in (0, 1, 2)]
+    assert [b.ts for b in agg.accept_closed(later)] == [T0 + timedelta(minutes=1), later[2].ts]
+    assert agg.accept_closed(later) == []
+
+
+def test_bad_five_second_bar_then_invalid_market_data_and_nothing_closed() -> None:
+    agg = MinuteAggregator()
+    with pytest.raises(InvalidMarketData):
+        agg.add("SPY", T0, float("nan"), 1, 1, 1, 1)
+    with pytest.raises(InvalidMarketData):
+        agg.add("SPY", T0, -1.0, 1, 1, 1, 1)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.got: list[Bar] = []
+
+    async def bars(self, bars: list[Bar]) -> None:
+        self.got.extend(bars)
+
+    async def rejected(self, reason: str, raw: str) -> None:
+        raise AssertionError(f"rejected {reason}: {raw}")
+
+
+async def until(probe: Callable[[], object], timeout_s: float = 5.0) -> None:
+    async def poll() -> None:
+        while not probe():
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), timeout_s)
+
+
+def test_source_on_the_fake_tws_then_minute_bars_once_and_in_order_across_a_1101() -> None:
+    async def main() -> None:
+        async with FakeTws(bar_start=int(T0.timestamp())) as fake:
+            fake.set_price("SPY", 500.0)
+            source = IbBarSource(
+                IbConfig(host="127.0.0.1", port=fake.port, client_id=20, connect_timeout_s=3)
+            )
+            sink = Sink()
+            task = asyncio.get_running_loop().create_task(source.run(sink))
+            await until(lambda: source.state.connected and source._subscriptions)
+            fake.advance_bars(24)
+            await until(lambda: len(sink.got) == 2)
+            fake.connectivity_lost()
+            await until(lambda: source.session.link.state.value == "lost")
+            fake.connectivity_restored(data_lost=True)
+            await until(lambda: source.session.link.state.value == "up")
+            fake.advance_bars(12)
+            await until(lambda: len(sink.got) == 3)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            assert [b.ts for b in sink.got] == [T0 + timedelta(minutes=k) for k in range(3)]
+            for a, b in itertools.pairwise(sink.got):
+                assert b.ts - a.ts == timedelta(minutes=1)
+
+    asyncio.run(main())

@@ -1,0 +1,237 @@
+"""1-minute stock bars from IB: TWS's 5-second real-time bars folded into minutes (pure), and
+the feed source that subscribes to them and backfills missed minutes with historical bars.
+
+A minute is closed when its last 5-second bar (the one starting at :55) arrives, or when a bar of
+a later minute arrives first (a 5-second bar was missed: the minute closes with what it has).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tradeplane.config.venues import IbConfig
+from tradeplane.core.errors import InvalidMarketData
+from tradeplane.core.model import Bar
+from tradeplane.venues.source import Backoff, BarSink, SourceState
+
+log = logging.getLogger("tradeplane.venues.ib")
+MINUTE = timedelta(minutes=1)
+LAST_SLOT_S = 55
+
+
+@dataclass
+class _Minute:
+    start: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+    def bar(self, symbol: str) -> Bar:
+        return Bar(symbol, self.start, self.open, self.high, self.low, self.close, self.volume)
+
+
+class MinuteAggregator:
+    """Per symbol, 5-second bars in, closed 1-minute bars out (each minute once, in order)."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, _Minute] = {}
+        self._last_closed: dict[str, datetime] = {}
+
+    def seed(self, symbol: str, last_closed: datetime) -> None:
+        self._last_closed[symbol] = last_closed
+
+    def last(self, symbol: str) -> datetime | None:
+        return self._last_closed.get(symbol)
+
+    def add(
+        self, symbol: str, ts: datetime, o: float, h: float, lo: float, c: float, v: float
+    ) -> list[Bar]:
+        """One 5-second bar (``ts`` its start, UTC); returns the minutes it closed. Raises
+        ``InvalidMarketData`` for a bar that cannot be one (the caller journals it)."""
+        Bar(symbol, ts, o, h, lo, c, max(0.0, v))  # the same checks as every bar
+        start = ts.astimezone(UTC).replace(second=0, microsecond=0)
+        last = self._last_closed.get(symbol)
+        if last is not None and start <= last:
+            return []  # a minute already passed on (a replay after resubscribing)
+        out: list[Bar] = []
+        current = self._open.get(symbol)
+        if current is not None and current.start < start:
+            out.append(self._close(symbol, current))
+            current = None
+        if current is None:
+            current = _Minute(start, o, h, lo, c, max(0.0, v))
+            self._open[symbol] = current
+        else:
+            current.high = max(current.high, h)
+            current.low = min(current.low, lo)
+            current.close = c
+            current.volume += max(0.0, v)
+        if ts.astimezone(UTC).second >= LAST_SLOT_S:
+            out.append(self._close(symbol, current))
+        return out
+
+    def accept_closed(self, bars: Iterable[Bar]) -> list[Bar]:
+        """Whole minutes from elsewhere (historical backfill): only those not passed on yet."""
+        out = []
+        for bar in sorted(bars, key=lambda b: b.ts):
+            last = self._last_closed.get(bar.symbol)
+            if last is None or bar.ts > last:
+                self._last_closed[bar.symbol] = bar.ts
+                pending = self._open.get(bar.symbol)
+                if pending is not None and pending.start <= bar.ts:
+                    del self._open[bar.symbol]
+                out.append(bar)
+        return out
+
+    def _close(self, symbol: str, minute: _Minute) -> Bar:
+        self._open.pop(symbol, None)
+        self._last_closed[symbol] = minute.start
+        return minute.bar(symbol)
+
+
+class IbBarSource:
+    """The feed's source for ``venue.kind = "ib"``: its own API connection (client id + 1, so
+    it never collides with the broker's), real-time bars per symbol, and historical 1-minute
+    bars to fill what a reconnect or a 1101 (data lost) left out."""
+
+    def __init__(self, cfg: IbConfig, session: Any | None = None) -> None:
+        from tradeplane.venues.ib.session import IbSession
+
+        feed_cfg = cfg.model_copy(update={"client_id": cfg.client_id + 1})
+        self.cfg = cfg
+        self.session = session or IbSession(feed_cfg)
+        self.ib = self.session.ib
+        self.symbols = list(cfg.symbols)
+        self.minutes = MinuteAggregator()
+        self.state = SourceState(extra={"venue": "ib", "transport": "realtime bars"})
+        self._subscriptions: list[Any] = []
+        self._sink: BarSink | None = None
+        self._queue: asyncio.Queue[list[Bar]] = asyncio.Queue()
+
+    def resume_after(self, last: dict[str, datetime]) -> None:
+        for symbol, ts in last.items():
+            self.minutes.seed(symbol, ts)
+
+    async def run(self, sink: BarSink) -> None:
+        backoff = Backoff(0.5, 30.0)
+        while True:
+            try:
+                await self._connected_session(sink)
+                backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # every failure here is a reason to reconnect
+                self._lost(f"{type(exc).__name__}: {exc}")
+                with contextlib.suppress(Exception):
+                    self.session.disconnect()
+                await asyncio.sleep(backoff.next())
+
+    def _lost(self, why: str) -> None:
+        if self.state.connected:
+            self.state.disconnects += 1
+        self.state.connected = False
+        self.state.last_error = why[:300]
+        log.warning("ib feed: %s", why)
+
+    async def _connected_session(self, sink: BarSink) -> None:
+        import ib_async
+
+        await self.session.connect()
+        self.state.connected = True
+        self.state.connects += 1
+        contracts = []
+        for symbol in self.symbols:
+            await self.session.paced()
+            (contract,) = await self.ib.qualifyContractsAsync(
+                ib_async.Stock(symbol, "SMART", "USD")
+            )
+            contracts.append(contract)
+        await self._backfill(sink, contracts)
+        self._subscribe(contracts)
+        while self.ib.isConnected():
+            state = self.session.link.state.value
+            if state == "resyncing":  # TWS back after 1101/1102: fill the gap, resubscribe
+                if self.session.link.needs_resubscribe:
+                    self._subscribe(contracts)
+                await self._backfill(sink, contracts)
+                self.session.link.resynced()
+            try:
+                bars = await asyncio.wait_for(self._queue.get(), 1.0)
+            except TimeoutError:
+                continue
+            await sink.bars(bars)
+        raise ConnectionError("TWS closed the connection")
+
+    def _subscribe(self, contracts: list[Any]) -> None:
+        for sub in self._subscriptions:
+            with contextlib.suppress(Exception):
+                self.ib.cancelRealTimeBars(sub)
+        self._subscriptions = []
+        for contract in contracts:
+            bars = self.ib.reqRealTimeBars(contract, 5, "TRADES", False)
+            bars.updateEvent += self._on_realtime
+            self._subscriptions.append(bars)
+
+    def _on_realtime(self, bars: Any, has_new_bar: bool) -> None:
+        if not has_new_bar or not bars:
+            return
+        rt = bars[-1]
+        symbol = bars.contract.symbol
+        try:
+            closed = self.minutes.add(
+                symbol,
+                rt.time,
+                float(rt.open_),
+                float(rt.high),
+                float(rt.low),
+                float(rt.close),
+                float(rt.volume),
+            )
+        except (InvalidMarketData, TypeError, ValueError) as exc:
+            self.state.rejected_messages += 1
+            log.warning("ib feed: bad real-time bar for %s: %s", symbol, exc)
+            return
+        if closed:
+            self._queue.put_nowait(closed)
+
+    async def _backfill(self, sink: BarSink, contracts: list[Any]) -> None:
+        """Historical 1-minute bars newer than the last minute passed on (a fresh start takes
+        none: no history replayed into the strategies)."""
+        for contract in contracts:
+            last = self.minutes.last(contract.symbol)
+            if last is None:
+                continue
+            await self.session.paced()
+            rows = await self.ib.reqHistoricalDataAsync(
+                contract, "", "1 D", "1 min", "TRADES", False, formatDate=2
+            )
+            now = datetime.now(UTC)
+            bars = []
+            for r in rows or []:
+                ts = r.date if isinstance(r.date, datetime) else None
+                if ts is None or ts + MINUTE > now:
+                    continue  # not a closed minute
+                with contextlib.suppress(InvalidMarketData, TypeError, ValueError):
+                    bars.append(
+                        Bar(
+                            contract.symbol,
+                            ts.astimezone(UTC),
+                            r.open,
+                            r.high,
+                            r.low,
+                            r.close,
+                            max(0.0, float(r.volume)),
+                        )
+                    )
+            fresh = self.minutes.accept_closed(bars)
+            if fresh:
+                self.state.backfilled_bars += len(fresh)
+                await sink.bars(fresh)
