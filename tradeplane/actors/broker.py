@@ -62,6 +62,10 @@ class BrokerActor(SupervisedActor):
         if self.mode is Mode.SHADOW:
             shadow_db = sim_venue_db(cfg.deployment.resolved_state_dir(), shadow=True)
             self.venue = LocalVenueClient(open_sim_venue(shadow_db, cfg.venue.sim))
+        elif cfg.venue.kind == "ib":
+            from tradeplane.venues.ib.venue import IbVenueClient
+
+            self.venue = IbVenueClient(cfg.venue.ib)
         else:
             self.venue = RayVenueClient(self.peers)
         self.cursor = 0
@@ -109,6 +113,11 @@ class BrokerActor(SupervisedActor):
     async def ready(self) -> dict[str, Any]:
         if not self._ready.is_set():
             await self._restore()
+            start = getattr(self.venue, "start", None)
+            if start is not None:  # a connected venue (IB): its stream continues our cursor
+                self.venue.rebase(self.cursor)  # type: ignore[attr-defined]
+                await start()
+                spawn(self.tasks, self.venue.maintain())  # type: ignore[attr-defined]
             spawn(self.tasks, self._stream_loop())
             spawn(self.tasks, self._resolve_loop())
             self._ready.set()

@@ -389,10 +389,6 @@ class TradeplaneConfig(FrozenModel):
                 f"feed.kind: {self.feed.kind!r} data can drive the sim venue (paper) or shadow "
                 f"mode, not orders at {self.venue.kind!r}"
             )
-        # The IB adapter is not wired into a deployment yet: refuse rather than start
-        # something that cannot trade.
-        if self.venue.kind != "sim":
-            raise ValueError(f"venue.kind: {self.venue.kind!r} is not available in deployments yet")
 
         return self
 

@@ -74,10 +74,16 @@ def test_feed_styles_then_silence_defaults_90s_for_rest_polling_30s_for_streams(
     assert FeedConfig(kind="binance").style == "streaming"
 
 
-def test_ib_venue_in_a_deployment_then_refused_until_wired(tmp_path: Path) -> None:
+def test_external_feed_and_ib_venue_then_load(tmp_path: Path) -> None:
     assert load_config(write_config(tmp_path, '[feed]\nkind = "okx"\n'), env={}).feed.kind == "okx"
-    with pytest.raises(ConfigError, match=r"venue\.kind: 'ib' is not available"):
-        load_config(write_config(tmp_path, '[venue]\nkind = "ib"\n'), env={})
+    cfg = load_config(write_config(tmp_path, '[venue]\nkind = "ib"\n'), env={"IB_PORT": "4002"})
+    assert cfg.venue.kind == "ib" and cfg.venue.ib.port == 4002 and cfg.venue.symbols == ("SPY",)
+
+
+def test_crypto_feed_with_orders_at_ib_then_refused(tmp_path: Path) -> None:
+    extra = '[venue]\nkind = "ib"\n[feed]\nkind = "okx"\n'
+    with pytest.raises(ConfigError, match="feed.kind"):
+        load_config(write_config(tmp_path, extra), env={})
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from typing import Any
@@ -23,11 +24,13 @@ import ib_async
 from tradeplane.config.venues import IbConfig
 from tradeplane.core.errors import TransientError
 from tradeplane.core.model import OrderType, Side
-from tradeplane.venues.ib.core import ORDER_ERRORS_BENIGN, map_status
+from tradeplane.venues.ib.core import ORDER_ERRORS_BENIGN, Link, map_status
 from tradeplane.venues.ib.session import IbSession
 from tradeplane.venues.sim import VenueOrderRequest
 from tradeplane.venues.sim.matching import VenueEvent, VenueFill, VenueOrderState, VenuePosition
+from tradeplane.venues.source import Backoff
 
+log = logging.getLogger("tradeplane.venues.ib")
 EVENT_MEMORY = 20_000
 _STATUS_EVENT = {"accepted": "order_accepted", "cancelled": "order_cancelled"}
 
@@ -68,8 +71,28 @@ class IbVenueClient:
             self._on_status(trade)
         for fill in fills:
             self._emit_fill(fill)
-        if self.session.link.state.value == "resyncing":
+        if self.session.link.state is Link.RESYNCING:
             self.session.link.resynced()
+
+    async def maintain(self) -> None:
+        """Keep the link: reconnect (and resync) after the socket dropped, resync after TWS
+        regained IB (1101/1102). Runs for the broker's lifetime."""
+        backoff = Backoff(0.5, 30.0)
+        while True:
+            await asyncio.sleep(0.25)
+            try:
+                if self.session.link.state is Link.DOWN:
+                    await self.start()
+                    backoff.reset()
+                elif self.session.link.state is Link.RESYNCING:
+                    await self.resync()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure: try again later, the gate stays shut
+                log.warning("IB link upkeep failed: %s", exc)
+                with contextlib.suppress(Exception):
+                    self.session.disconnect()
+                await asyncio.sleep(backoff.next())
 
     @property
     def connected(self) -> bool:
