@@ -82,7 +82,7 @@ def test_external_feed_and_ib_venue_then_load(tmp_path: Path) -> None:
 
 def test_crypto_feed_with_orders_at_ib_then_refused(tmp_path: Path) -> None:
     extra = '[venue]\nkind = "ib"\n[feed]\nkind = "okx"\n'
-    with pytest.raises(ConfigError, match="feed.kind"):
+    with pytest.raises(ConfigError, match=r"feed\.kind"):
         load_config(write_config(tmp_path, extra), env={})
 
 
