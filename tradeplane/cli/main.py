@@ -284,7 +284,7 @@ def cancel_all(name: NameArg, reason: ReasonOpt = "operator", address: AddressOp
 
 @app.command()
 def preflight(
-    venue: Annotated[str, typer.Argument(help="Venue to check: sim (ib, okx, binance to come).")],
+    venue: Annotated[str, typer.Argument(help="Venue to check: sim or ib.")],
     config: Annotated[Path, typer.Option("--config", help="Deployment config (TOML).")],
     state_dir: StateDirOpt = None,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings count as failures.")] = False,

@@ -25,7 +25,7 @@ from tradeplane.actors.records import (
     RISK_STATE_KEY,
 )
 from tradeplane.config.models import Mode, TradeplaneConfig
-from tradeplane.core.errors import OperationalError
+from tradeplane.core.errors import OperationalError, TransientError
 from tradeplane.core.reconcile import Holdings, expected_from_journal, reconcile
 from tradeplane.core.session import make_calendar
 from tradeplane.journal.files import DB_NAME, JSONL_NAME
@@ -212,6 +212,8 @@ def _venue_check(
             return None
         checks.append(Check("venue", OK, _holdings_text("connected (via the broker)", live)))
         return live
+    if cfg.venue.kind == "ib":
+        return _ib_check(cfg, checks)
     path = sim_venue_db(
         cfg.deployment.resolved_state_dir(), shadow=cfg.deployment.mode is Mode.SHADOW
     )
@@ -224,6 +226,36 @@ def _venue_check(
         checks.append(Check("venue", FAIL, str(exc)))
         return None
     checks.append(Check("venue", OK, _holdings_text(f"sim venue at {path}", live)))
+    return live
+
+
+def _ib_check(cfg: TradeplaneConfig, checks: list[Check]) -> Holdings | None:
+    """Ask TWS directly (the deployment is not running) on a client id of its own (the broker
+    uses ``client_id``, the feed ``client_id + 1``): identity, positions, open orders."""
+    import asyncio
+
+    from tradeplane.venues.ib.venue import IbVenueClient
+    from tradeplane.venues.sim.snapshot import holdings_from_venue
+
+    ib = cfg.venue.ib
+    probe = ib.model_copy(update={"client_id": ib.client_id + 2})
+
+    async def ask() -> tuple[str, dict[str, Any], list[Any]]:
+        client = IbVenueClient(probe)
+        try:
+            account = await client.start()
+            return account, await client.positions(), await client.open_orders()
+        finally:
+            client.close()
+
+    try:
+        account, positions, open_orders = asyncio.run(ask())
+    except (OperationalError, TransientError) as exc:  # id in use, identity, TWS not there
+        checks.append(Check("venue", FAIL, str(exc)))
+        return None
+    live = holdings_from_venue(positions, open_orders)
+    where = f"IB {ib.host}:{ib.port} account {account} ({'live' if ib.live else 'paper'})"
+    checks.append(Check("venue", OK, _holdings_text(where, live)))
     return live
 
 

@@ -131,3 +131,25 @@ def test_metrics_port_taken_then_telemetry_warns_naming_it(tmp_path: Path) -> No
         result = run_preflight(cfg, "sim", strict=True)
     assert statuses(result)["telemetry"] == "warn"
     assert any(f"127.0.0.1:{port} taken" in r for r in result.reasons)
+
+
+def test_preflight_ib_against_the_fake_tws_then_account_positions_and_identity(
+    tmp_path: Path,
+) -> None:
+    from tests.standins.tws import FakeTws
+
+    with FakeTws() as fake:
+        fake.set_position("SPY", 10, 500.0)
+        ib = {"host": "127.0.0.1", "port": fake.port, "client_id": 40, "symbols": ["SPY"]}
+        cfg = config(tmp_path / "state", venue={"kind": "ib", "ib": ib})
+        result = run_preflight(cfg, "ib")
+        venue = next(c for c in result.checks if c.name == "venue")
+        assert venue.status == "ok" and "DU1234567 (paper)" in venue.detail, venue
+        assert "1 position(s)" in venue.detail  # SPY, read from TWS
+        assert statuses(result)["reconciliation"] == "warn"  # journal flat, venue long SPY
+        assert fake.client_ids() == []  # the probe hung up
+    with FakeTws(accounts=("U123",)) as live:
+        ib_live = {**ib, "port": live.port}
+        refused = run_preflight(config(tmp_path / "s2", venue={"kind": "ib", "ib": ib_live}), "ib")
+        assert not refused.ready
+        assert any("not a paper (DU...) account" in r for r in refused.reasons)
