@@ -39,6 +39,7 @@ DEFAULT_SYMBOLS = {
     FeedKind.SIM: ("AAA", "BBB", "CCC"),
     FeedKind.OKX: ("BTC-USDT",),
     FeedKind.BINANCE: ("BTCUSDT",),
+    FeedKind.IB: ("SPY",),
 }
 
 
@@ -76,7 +77,7 @@ def shadow_config(
             "state_dir": str(state_dir or Path(".tradeplane") / name),
         },
         "venue": {"kind": "sim", "sim": {"symbols": list(symbols)}},
-        "feed": {"kind": "venue" if feed is FeedKind.SIM else feed.value},
+        "feed": {"kind": "venue" if feed in (FeedKind.SIM, FeedKind.IB) else feed.value},
         "supervisor": {} if feed_silence_s is None else {"feed_silence_s": feed_silence_s},
         # No endpoint: a shadow session beside a running deployment must not fight for its port.
         "telemetry": {"metrics_port": None},
@@ -84,6 +85,10 @@ def shadow_config(
             {"name": stem, "path": str(strategy_file.resolve()), "class_name": class_name}
         ],
     }
+    if feed is FeedKind.IB:
+        # IB's bars on the equity calendar; shadow mode keeps every order in this process.
+        raw["venue"] = {"kind": "ib", "ib": {"symbols": list(symbols)}}
+        raw["session"] = {"calendar": "XNYS"}
     apply_otel_env(raw, env)
     apply_venue_env(raw, env)
     return parse_config(raw, source=f"shadow {strategy_file}")
@@ -139,11 +144,6 @@ def shadow_command(
     """A bounded shadow session: live engine and strategy, virtual portfolio, no order routed."""
     from tradeplane.supervisor import deployment
 
-    if feed is FeedKind.IB:
-        console.print(
-            "[bold red]error:[/] --feed ib is not available yet (the IB adapter is not wired)"
-        )
-        raise typer.Exit(2)
     if not strategy_file.is_file():
         console.print(f"[bold red]error:[/] no strategy file {strategy_file}")
         raise typer.Exit(2)
