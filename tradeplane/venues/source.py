@@ -9,7 +9,11 @@ the source.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,6 +37,23 @@ class SourceState:
     rejected_messages: int = 0
     rate_limited: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def up(self) -> None:
+        self.connected = True
+        self.connects += 1
+
+    def lost(self, why: str, log: logging.Logger) -> None:
+        if self.connected:
+            self.disconnects += 1
+        self.connected = False
+        self.last_error = why[:300]
+        log.warning("%s: %s", self.extra.get("venue", "source"), why)
+
+    async def reject(self, sink: BarSink, reason: str, raw: str) -> None:
+        """Hand a bad message to the feed (it journals it); a failing sink never ends us."""
+        self.rejected_messages += 1
+        with contextlib.suppress(Exception):
+            await sink.rejected(f"{self.extra.get('venue', 'source')}: {reason}", raw[:300])
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -72,3 +93,29 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempts = 0
+
+
+async def keep_connected(
+    connect_once: Callable[[], Awaitable[None]],
+    state: SourceState,
+    backoff: Backoff,
+    log: logging.Logger,
+    *,
+    rate_limited: type[Exception],
+    describe_limit: Callable[[Any], str],
+    errors: tuple[type[BaseException], ...],
+) -> None:
+    """Run ``connect_once`` forever: a rate limit waits its ``retry_after_s`` (at least the
+    backoff), any of ``errors`` is a lost connection retried with backoff."""
+    while True:
+        try:
+            await connect_once()
+        except asyncio.CancelledError:
+            raise
+        except rate_limited as exc:
+            state.rate_limited += 1
+            state.lost(describe_limit(exc), log)
+            await asyncio.sleep(max(getattr(exc, "retry_after_s", 0.0), backoff.next()))
+        except errors as exc:
+            state.lost(f"{type(exc).__name__}: {exc}", log)
+            await asyncio.sleep(backoff.next())

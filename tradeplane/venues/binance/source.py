@@ -9,7 +9,6 @@ are answered by the client library; a connection is replaced before Binance's 24
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +33,7 @@ from tradeplane.venues.binance.klines import (
     should_reconnect,
     stream_path,
 )
-from tradeplane.venues.source import Backoff, BarSink, SourceState
+from tradeplane.venues.source import Backoff, BarSink, SourceState, keep_connected
 
 log = logging.getLogger("tradeplane.venues.binance")
 PAGE = 1000
@@ -71,32 +70,23 @@ class BinanceKlineSource:
         timeout = aiohttp.ClientTimeout(total=self.cfg.request_timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             self._http = http
-            while True:
-                try:
-                    await self._stream(http, sink, backoff)
-                except asyncio.CancelledError:
-                    raise
-                except BinanceRateLimited as exc:
-                    self.state.rate_limited += 1
-                    self._lost(f"{'banned' if exc.banned else 'rate limited'} ({exc.status})")
-                    await asyncio.sleep(max(exc.retry_after_s, backoff.next()))
-                except (aiohttp.ClientError, BinanceError, TimeoutError, ConnectionError) as exc:
-                    self._lost(f"{type(exc).__name__}: {exc}")
-                    await asyncio.sleep(backoff.next())
-
-    def _lost(self, why: str) -> None:
-        if self.state.connected:
-            self.state.disconnects += 1
-        self.state.connected = False
-        self.state.last_error = why[:300]
-        log.warning("binance: %s", why)
+            await keep_connected(
+                lambda: self._stream(http, sink, backoff),
+                self.state,
+                backoff,
+                log,
+                rate_limited=BinanceRateLimited,
+                describe_limit=lambda exc: (
+                    f"{'banned' if exc.banned else 'rate limited'} ({exc.status})"
+                ),
+                errors=(aiohttp.ClientError, BinanceError, TimeoutError, ConnectionError),
+            )
 
     async def _stream(self, http: aiohttp.ClientSession, sink: BarSink, backoff: Backoff) -> None:
         url = self.cfg.ws_url + stream_path(self.symbols)
         async with http.ws_connect(url, autoping=True, heartbeat=None) as ws:
             connected_at = self._now_ms()
-            self.state.connected = True
-            self.state.connects += 1
+            self.state.up()
             await self._backfill(http, sink)
             backoff.reset()
             while True:
@@ -112,7 +102,9 @@ class BinanceKlineSource:
                 if msg.type is aiohttp.WSMsgType.ERROR:
                     raise ConnectionError(f"websocket error: {ws.exception()}")
                 if msg.type is not aiohttp.WSMsgType.TEXT:
-                    await self._reject(sink, f"unexpected {msg.type.name} frame", repr(msg.data))
+                    await self.state.reject(
+                        sink, f"unexpected {msg.type.name} frame", repr(msg.data)
+                    )
                     continue
                 await self._on_text(http, sink, msg.data)
 
@@ -128,7 +120,7 @@ class BinanceKlineSource:
         elif isinstance(parsed, WsError):
             raise BinanceError(0, parsed.code, parsed.msg)
         elif isinstance(parsed, Malformed):
-            await self._reject(sink, parsed.reason, parsed.raw)
+            await self.state.reject(sink, parsed.reason, parsed.raw)
 
     async def _backfill(self, http: aiohttp.ClientSession, sink: BarSink) -> None:
         """Closed klines newer than the last delivered one per symbol; with none delivered yet,
@@ -150,7 +142,7 @@ class BinanceKlineSource:
                     retry_after=resp.headers.get("Retry-After"),
                 )
             for r in batch.rejected:
-                await self._reject(sink, r.reason, r.raw)
+                await self.state.reject(sink, r.reason, r.raw)
             bars = batch.bars if last is not None else batch.bars[-1:]
             fresh = [b for b in bars if last is None or open_ms_of(b) > last]
             if fresh:
@@ -161,8 +153,3 @@ class BinanceKlineSource:
         accepted, _ = self.tracker.accept(bars)  # repeats after a backfill are expected
         if accepted:
             await sink.bars(accepted)
-
-    async def _reject(self, sink: BarSink, reason: str, raw: str) -> None:
-        self.state.rejected_messages += 1
-        with contextlib.suppress(Exception):
-            await sink.rejected(f"binance: {reason}", raw[:300])

@@ -129,24 +129,16 @@ class IbBarSource:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # every failure here is a reason to reconnect
-                self._lost(f"{type(exc).__name__}: {exc}")
+                self.state.lost(f"{type(exc).__name__}: {exc}", log)
                 with contextlib.suppress(Exception):
                     self.session.disconnect()
                 await asyncio.sleep(backoff.next())
-
-    def _lost(self, why: str) -> None:
-        if self.state.connected:
-            self.state.disconnects += 1
-        self.state.connected = False
-        self.state.last_error = why[:300]
-        log.warning("ib feed: %s", why)
 
     async def _connected_session(self, sink: BarSink) -> None:
         import ib_async
 
         await self.session.connect()
-        self.state.connected = True
-        self.state.connects += 1
+        self.state.up()
         contracts = []
         for symbol in self.symbols:
             await self.session.paced()

@@ -9,7 +9,6 @@ silent connection is replaced with backoff, and the gap it left is filled over R
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import time
@@ -36,7 +35,7 @@ from tradeplane.venues.okx.candles import (
     parse_ws_message,
     subscribe_message,
 )
-from tradeplane.venues.source import Backoff, BarSink, SourceState
+from tradeplane.venues.source import Backoff, BarSink, SourceState, keep_connected
 
 log = logging.getLogger("tradeplane.venues.okx")
 PAGE = 300
@@ -72,21 +71,16 @@ class OkxCandleSource:
         timeout = aiohttp.ClientTimeout(total=self.cfg.request_timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             self._http = http
-            while True:
-                try:
-                    if self.cfg.transport == "rest":
-                        await self._poll(http, sink, backoff)
-                    else:
-                        await self._stream(http, sink, backoff)
-                except asyncio.CancelledError:
-                    raise
-                except OkxRateLimited as exc:
-                    self.state.rate_limited += 1
-                    self._lost(f"rate limited ({exc.code})")
-                    await asyncio.sleep(max(exc.retry_after_s, backoff.next()))
-                except (aiohttp.ClientError, OkxError, TimeoutError, ConnectionError) as exc:
-                    self._lost(f"{type(exc).__name__}: {exc}")
-                    await asyncio.sleep(backoff.next())
+            attempt = self._poll if self.cfg.transport == "rest" else self._stream
+            await keep_connected(
+                lambda: attempt(http, sink, backoff),
+                self.state,
+                backoff,
+                log,
+                rate_limited=OkxRateLimited,
+                describe_limit=lambda exc: f"rate limited ({exc.code})",
+                errors=(aiohttp.ClientError, OkxError, TimeoutError, ConnectionError),
+            )
 
     def _skips_ahead(self, bars: list[Bar]) -> bool:
         for bar in bars:
@@ -95,20 +89,12 @@ class OkxCandleSource:
                 return True
         return False
 
-    def _lost(self, why: str) -> None:
-        if self.state.connected:
-            self.state.disconnects += 1
-        self.state.connected = False
-        self.state.last_error = why[:300]
-        log.warning("okx: %s", why)
-
     # -- websocket -----------------------------------------------------------------------------
 
     async def _stream(self, http: aiohttp.ClientSession, sink: BarSink, backoff: Backoff) -> None:
         async with http.ws_connect(self.cfg.ws_url, autoping=True, heartbeat=None) as ws:
             await ws.send_str(subscribe_message(self.symbols, str(next(self._ids))))
-            self.state.connected = True
-            self.state.connects += 1
+            self.state.up()
             # Whatever closed while we were away comes over REST, before any push is passed on.
             await self._backfill(http, sink)
             backoff.reset()
@@ -130,7 +116,9 @@ class OkxCandleSource:
                 if msg.type is aiohttp.WSMsgType.ERROR:
                     raise ConnectionError(f"websocket error: {ws.exception()}")
                 if msg.type is not aiohttp.WSMsgType.TEXT:
-                    await self._reject(sink, f"unexpected {msg.type.name} frame", repr(msg.data))
+                    await self.state.reject(
+                        sink, f"unexpected {msg.type.name} frame", repr(msg.data)
+                    )
                     continue
                 await self._on_text(sink, msg.data)
 
@@ -145,7 +133,7 @@ class OkxCandleSource:
         elif isinstance(parsed, WsError):
             raise OkxError(parsed.code, parsed.msg)
         elif isinstance(parsed, Malformed):
-            await self._reject(sink, parsed.reason, parsed.raw)
+            await self.state.reject(sink, parsed.reason, parsed.raw)
         elif isinstance(parsed, Pong):
             return
 
@@ -155,8 +143,7 @@ class OkxCandleSource:
         while True:
             await self._backfill(http, sink, first_poll=not self.state.connected)
             if not self.state.connected:
-                self.state.connected = True
-                self.state.connects += 1
+                self.state.up()
             backoff.reset()
             await asyncio.sleep(self.cfg.poll_interval_s)
 
@@ -184,7 +171,7 @@ class OkxCandleSource:
             fresh = [b for b in bars if last is None or b.ts > last]
             for batch in batches:
                 for r in batch.rejected:
-                    await self._reject(sink, r.reason, r.raw)
+                    await self.state.reject(sink, r.reason, r.raw)
             if fresh:
                 self.state.backfilled_bars += 0 if first_poll else len(fresh)
                 await self._deliver(sink, fresh, None)
@@ -203,18 +190,13 @@ class OkxCandleSource:
     async def _deliver(self, sink: BarSink, bars: list[Bar], batch: CandleBatch | None) -> None:
         if batch is not None:
             for r in batch.rejected:
-                await self._reject(sink, r.reason, r.raw)
+                await self.state.reject(sink, r.reason, r.raw)
         accepted, dropped = self.tracker.accept(sorted(bars, key=_ts))
         for r in dropped:
             if r.reason not in ("duplicate", "out of order"):  # replays after a backfill: normal
-                await self._reject(sink, r.reason, r.raw)
+                await self.state.reject(sink, r.reason, r.raw)
         if accepted:
             await sink.bars(accepted)
-
-    async def _reject(self, sink: BarSink, reason: str, raw: str) -> None:
-        self.state.rejected_messages += 1
-        with contextlib.suppress(Exception):
-            await sink.rejected(f"okx: {reason}", raw[:300])
 
 
 def _ts(bar: Bar) -> datetime:

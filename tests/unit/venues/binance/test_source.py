@@ -4,40 +4,13 @@ loopback): only closed klines, each once, in order, gaps filled over REST."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-from collections.abc import Callable
-from datetime import timedelta
 
 from tests.standins.binance import BinanceStandin
+from tests.unit.venues.support import Sink, assert_contiguous, running, stop, until
 from tradeplane.config.venues import BinanceFeedConfig
-from tradeplane.core.model import Bar
 from tradeplane.venues.binance.source import BinanceKlineSource
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.got: list[Bar] = []
-        self.rejections: list[tuple[str, str]] = []
-
-    async def bars(self, bars: list[Bar]) -> None:
-        self.got.extend(bars)
-
-    async def rejected(self, reason: str, raw: str) -> None:
-        self.rejections.append((reason, raw))
-
-    def of(self, symbol: str) -> list[Bar]:
-        return [b for b in self.got if b.symbol == symbol]
-
-
-async def until(probe: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    async def poll() -> None:
-        while not probe():
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), timeout_s)
 
 
 def source_for(bn: BinanceStandin) -> BinanceKlineSource:
@@ -45,27 +18,11 @@ def source_for(bn: BinanceStandin) -> BinanceKlineSource:
     return BinanceKlineSource(cfg, SYMBOLS, clock=lambda: bn.now_ms / 1000, receive_timeout_s=1.0)
 
 
-def assert_contiguous(bars: list[Bar]) -> None:
-    assert bars, "no bars"
-    for a, b in itertools.pairwise(bars):
-        assert b.ts - a.ts == timedelta(minutes=1), f"gap or repeat between {a.ts} and {b.ts}"
-
-
-async def run(source: BinanceKlineSource, sink: Sink) -> asyncio.Task[None]:
-    return asyncio.get_running_loop().create_task(source.run(sink))
-
-
-async def stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 def test_stream_when_klines_close_then_each_closed_kline_once_in_order() -> None:
     async def main() -> None:
         with BinanceStandin(symbols=SYMBOLS) as bn:
             sink, source = Sink(), source_for(bn)
-            task = await run(source, sink)
+            task = await running(source, sink)
             await until(lambda: all(sink.of(s) for s in SYMBOLS))
             for _ in range(3):
                 bn.tick()
@@ -83,7 +40,7 @@ def test_dropped_or_aged_out_connection_then_gap_backfilled_without_repeats() ->
     async def main() -> None:
         with BinanceStandin(symbols=SYMBOLS, max_connection_s=1.5) as bn:
             sink, source = Sink(), source_for(bn)
-            task = await run(source, sink)
+            task = await running(source, sink)
             await until(lambda: all(sink.of(s) for s in SYMBOLS))
             bn.refuse_connections(True)
             bn.disconnect_all(abrupt=True)
@@ -105,7 +62,7 @@ def test_silent_server_then_reconnected_and_missed_klines_backfilled() -> None:
     async def main() -> None:
         with BinanceStandin(symbols=SYMBOLS) as bn:
             sink, source = Sink(), source_for(bn)
-            task = await run(source, sink)
+            task = await running(source, sink)
             await until(lambda: all(sink.of(s) for s in SYMBOLS))
             bn.set_silent(True)
             bn.advance(2)
@@ -124,7 +81,7 @@ def test_malformed_messages_and_429_then_rejected_with_reason_and_stream_goes_on
         with BinanceStandin(symbols=SYMBOLS) as bn:
             sink, source = Sink(), source_for(bn)
             bn.rate_limit(1)
-            task = await run(source, sink)
+            task = await running(source, sink)
             await until(lambda: all(sink.of(s) for s in SYMBOLS))
             bn.send_raw('{"e":"kline","k":{"t":')
             bn.send_raw(

@@ -4,14 +4,13 @@ against the fake TWS (ib_async's client on the real TWS socket protocol)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.standins.tws import FakeTws
+from tests.unit.venues.support import Sink, running, stop, until
 from tradeplane.config.venues import IbConfig
 from tradeplane.core.errors import InvalidMarketData
 from tradeplane.core.model import Bar
@@ -62,25 +61,6 @@ def test_bad_five_second_bar_then_invalid_market_data_and_nothing_closed() -> No
         agg.add("SPY", T0, -1.0, 1, 1, 1, 1)
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.got: list[Bar] = []
-
-    async def bars(self, bars: list[Bar]) -> None:
-        self.got.extend(bars)
-
-    async def rejected(self, reason: str, raw: str) -> None:
-        raise AssertionError(f"rejected {reason}: {raw}")
-
-
-async def until(probe: Callable[[], object], timeout_s: float = 5.0) -> None:
-    async def poll() -> None:
-        while not probe():
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), timeout_s)
-
-
 def test_source_on_the_fake_tws_then_minute_bars_once_and_in_order_across_a_1101() -> None:
     async def main() -> None:
         async with FakeTws(bar_start=int(T0.timestamp())) as fake:
@@ -89,7 +69,7 @@ def test_source_on_the_fake_tws_then_minute_bars_once_and_in_order_across_a_1101
                 IbConfig(host="127.0.0.1", port=fake.port, client_id=20, connect_timeout_s=3)
             )
             sink = Sink()
-            task = asyncio.get_running_loop().create_task(source.run(sink))
+            task = await running(source, sink)
             await until(lambda: source.state.connected and source._subscriptions)
             fake.advance_bars(24)
             await until(lambda: len(sink.got) == 2)
@@ -99,9 +79,8 @@ def test_source_on_the_fake_tws_then_minute_bars_once_and_in_order_across_a_1101
             await until(lambda: source.session.link.state.value == "up")
             fake.advance_bars(12)
             await until(lambda: len(sink.got) == 3)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
+            assert sink.rejections == []
             assert [b.ts for b in sink.got] == [T0 + timedelta(minutes=k) for k in range(3)]
             for a, b in itertools.pairwise(sink.got):
                 assert b.ts - a.ts == timedelta(minutes=1)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
 
 import pytest
 
 from tests.standins.tws import FakeTws
+from tests.unit.venues.support import until
 from tradeplane.config.venues import IbConfig
 from tradeplane.core.orders import OrderStatus
 from tradeplane.venues.ib.core import Link, LinkState, Pacer, map_status
@@ -19,14 +19,6 @@ from tradeplane.venues.ib.session import (
     IbSession,
     IbUnavailable,
 )
-
-
-async def until(probe: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    async def poll() -> None:
-        while not probe():
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), timeout_s)
 
 
 def cfg(fake: FakeTws, **extra: object) -> IbConfig:

@@ -4,11 +4,11 @@ states, executions and commissions; nothing lost or doubled across a lost link."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 
 from tests.standins.tws import FakeTws
+from tests.unit.venues.support import until
 from tradeplane.config.venues import IbConfig
 from tradeplane.core.errors import TransientError
 from tradeplane.core.model import OrderType, Side
@@ -16,14 +16,6 @@ from tradeplane.venues.ib.core import Link
 from tradeplane.venues.ib.venue import IbVenueClient
 from tradeplane.venues.sim import VenueOrderRequest
 from tradeplane.venues.sim.matching import VenueEvent
-
-
-async def until(probe: Callable[[], object], timeout_s: float = 5.0) -> None:
-    async def poll() -> None:
-        while not probe():
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), timeout_s)
 
 
 def client_for(fake: FakeTws, client_id: int = 11) -> IbVenueClient:

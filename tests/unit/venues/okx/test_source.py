@@ -4,40 +4,13 @@ only closed bars, each once, in order, and gaps filled over REST after a reconne
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-from collections.abc import Callable
-from datetime import timedelta
 
 from tests.standins.okx import OkxStandin
+from tests.unit.venues.support import Sink, assert_contiguous, running, stop, until
 from tradeplane.config.venues import OkxFeedConfig
-from tradeplane.core.model import Bar
 from tradeplane.venues.okx.source import OkxCandleSource
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT"]
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.got: list[Bar] = []
-        self.rejections: list[tuple[str, str]] = []
-
-    async def bars(self, bars: list[Bar]) -> None:
-        self.got.extend(bars)
-
-    async def rejected(self, reason: str, raw: str) -> None:
-        self.rejections.append((reason, raw))
-
-    def of(self, symbol: str) -> list[Bar]:
-        return [b for b in self.got if b.symbol == symbol]
-
-
-async def until(probe: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    async def poll() -> None:
-        while not probe():
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), timeout_s)
 
 
 def cfg(okx: OkxStandin, **extra: object) -> OkxFeedConfig:
@@ -49,22 +22,6 @@ def cfg(okx: OkxStandin, **extra: object) -> OkxFeedConfig:
         poll_interval_s=0.2,
         **extra,  # type: ignore[arg-type]
     )
-
-
-def assert_contiguous(bars: list[Bar]) -> None:
-    assert bars, "no bars"
-    for a, b in itertools.pairwise(bars):
-        assert b.ts - a.ts == timedelta(minutes=1), f"gap or repeat between {a.ts} and {b.ts}"
-
-
-async def running(source: OkxCandleSource, sink: Sink) -> asyncio.Task[None]:
-    return asyncio.get_running_loop().create_task(source.run(sink))
-
-
-async def stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 def test_websocket_minutes_close_then_each_closed_bar_once_in_order_never_the_evolving() -> None:
