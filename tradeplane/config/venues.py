@@ -8,10 +8,10 @@ each field's docstring; the loader applies them before validation.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from tradeplane.config.base import FrozenModel
 
@@ -30,11 +30,15 @@ def _url(value: str, schemes: tuple[str, ...]) -> str:
     return value.rstrip("/")
 
 
+HttpUrl = Annotated[str, AfterValidator(lambda v: _url(v, ("http", "https")))]
+WsUrl = Annotated[str, AfterValidator(lambda v: _url(v, ("ws", "wss")))]
+
+
 class OkxFeedConfig(FrozenModel):
-    rest_url: str = "https://www.okx.com"
+    rest_url: HttpUrl = "https://www.okx.com"
     """OKX REST base URL (``/api/v5/market/candles`` is appended). Default
     ``https://www.okx.com``; ``TRADEPLANE_OKX_REST_URL`` overrides it."""
-    ws_url: str = "wss://ws.okx.com:8443/ws/v5/business"
+    ws_url: WsUrl = "wss://ws.okx.com:8443/ws/v5/business"
     """OKX websocket URL: the business endpoint carries candles. Default
     ``wss://ws.okx.com:8443/ws/v5/business``; ``TRADEPLANE_OKX_WS_URL`` overrides it."""
     transport: Literal["websocket", "rest"] = "websocket"
@@ -50,42 +54,22 @@ class OkxFeedConfig(FrozenModel):
     request_timeout_s: float = Field(default=10.0, gt=0)
     """Timeout of one REST request. Default 10."""
 
-    @field_validator("rest_url")
-    @classmethod
-    def _rest_ok(cls, v: str) -> str:
-        return _url(v, ("http", "https"))
-
-    @field_validator("ws_url")
-    @classmethod
-    def _ws_ok(cls, v: str) -> str:
-        return _url(v, ("ws", "wss"))
-
     @property
     def style(self) -> str:
         return REST if self.transport == "rest" else STREAMING
 
 
 class BinanceFeedConfig(FrozenModel):
-    rest_url: str = "https://data-api.binance.vision"
+    rest_url: HttpUrl = "https://data-api.binance.vision"
     """Binance REST base URL for kline backfill (market data only). Default
     ``https://data-api.binance.vision``; ``TRADEPLANE_BINANCE_REST_URL`` overrides it."""
-    ws_url: str = "wss://stream.binance.com:9443"
+    ws_url: WsUrl = "wss://stream.binance.com:9443"
     """Binance websocket base URL (``/ws/<stream>`` or ``/stream?streams=`` is appended).
     Default ``wss://stream.binance.com:9443``; ``TRADEPLANE_BINANCE_WS_URL`` overrides it."""
     reconnect_backoff_max_s: float = Field(default=30.0, gt=0)
     """Longest wait between reconnection attempts (doubling from 0.5 s). Default 30."""
     request_timeout_s: float = Field(default=10.0, gt=0)
     """Timeout of one REST request. Default 10."""
-
-    @field_validator("rest_url")
-    @classmethod
-    def _rest_ok(cls, v: str) -> str:
-        return _url(v, ("http", "https"))
-
-    @field_validator("ws_url")
-    @classmethod
-    def _ws_ok(cls, v: str) -> str:
-        return _url(v, ("ws", "wss"))
 
 
 class FeedConfig(FrozenModel):

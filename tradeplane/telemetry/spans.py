@@ -220,19 +220,39 @@ class SpanBuilder:
         start = _first(data.get("received_ts"), end)
         reason = data.get("reason")
         return [
-            self._span(
+            self._risk_span(
                 order,
-                RISK_CHECK,
-                span_id(order.ctx.trace_id, RISK_CHECK, _intent_key(ev, order)),
-                order.ctx.span_id,
-                "risk",
+                ev,
                 start,
                 end,
-                ev,
-                extra=_attrs(decision="denied", reason=reason, message=data.get("message")),
+                _attrs(decision="denied", reason=reason, message=data.get("message")),
                 events=(SpanEvent("order_denied", end, _attrs(reason=reason)),),
             )
         ]
+
+    def _risk_span(
+        self,
+        order: _Order,
+        ev: Event,
+        start: float,
+        end: float,
+        extra: dict[str, AttributeValue],
+        events: tuple[SpanEvent, ...] = (),
+    ) -> TraceSpan:
+        """``risk.check``: a child of the intent's root, whether it approved or denied."""
+        sid = span_id(order.ctx.trace_id, RISK_CHECK, _intent_key(ev, order))
+        return self._span(
+            order,
+            RISK_CHECK,
+            sid,
+            order.ctx.span_id,
+            "risk",
+            start,
+            end,
+            ev,
+            extra=extra,
+            events=events,
+        )
 
     def _order_event(self, ev: Event, kind: str) -> list[TraceSpan]:
         order = self._order(ev)
@@ -246,19 +266,7 @@ class SpanBuilder:
             trace = data.get("trace") or {}
             start = _first(trace.get("risk_received_ts"), ts)
             end = _first(trace.get("approved_ts"), start)
-            out.append(
-                self._span(
-                    order,
-                    RISK_CHECK,
-                    span_id(order.ctx.trace_id, RISK_CHECK, _intent_key(ev, order)),
-                    order.ctx.span_id,
-                    "risk",
-                    start,
-                    end,
-                    ev,
-                    extra=_attrs(decision="approved"),
-                )
-            )
+            out.append(self._risk_span(order, ev, start, end, _attrs(decision="approved")))
             order.submit_start = _first(trace.get("broker_received_ts"), ts)
             return out
         # A rejection before the submit span closed is the broker's (held back, never received
