@@ -40,10 +40,10 @@ def assert_stopped_cleanly(state: Path) -> None:
         assert j.get_state("supervisor", "run")["phase"] == "stopped"  # type: ignore[index]
 
 
-def test_run_with_duration_then_summary_journal_path_and_exit_0(
-    ray_address: str, tmp_path: Path
-) -> None:
-    state = tmp_path / "demo"
+def run_demo(
+    ray_address: str, state: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``tradeplane run`` of the demo for 12 s on the shared cluster, stopped if left running."""
     out = subprocess.run(
         [
             TRADEPLANE,
@@ -59,10 +59,18 @@ def test_run_with_duration_then_summary_journal_path_and_exit_0(
         capture_output=True,
         text=True,
         timeout=180,
-        env=run_env(),
+        env=env or run_env(),
         cwd=ROOT,
     )
     _stop_if_left_running("demo")
+    return out
+
+
+def test_run_with_duration_then_summary_journal_path_and_exit_0(
+    ray_address: str, tmp_path: Path
+) -> None:
+    state = tmp_path / "demo"
+    out = run_demo(ray_address, state)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert f"journal: {state / 'journal.jsonl'}" in out.stdout
     assert "health at stop: stopped" in out.stdout

@@ -8,7 +8,7 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-from tests.integration.test_run_cli import CONFIG, ROOT, TRADEPLANE, _stop_if_left_running, run_env
+from tests.integration.test_run_cli import ROOT, TRADEPLANE, run_demo, run_env
 from tests.otlp_receiver import OtlpReceiver
 from tradeplane.journal.reader import JournalReader
 from tradeplane.telemetry.jaeger import parse_jaeger_json
@@ -27,25 +27,7 @@ def test_otel_env_of_the_operator_shell_then_spans_reach_that_collector_and_trac
             OTEL_SERVICE_NAME="tpenv",
             OTEL_TRACES_SAMPLER_ARG="1.0",
         )
-        out = subprocess.run(
-            [
-                TRADEPLANE,
-                "run",
-                str(CONFIG),
-                "--duration",
-                "12",
-                "--address",
-                ray_address,
-                "--state-dir",
-                str(state),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env=env,
-            cwd=ROOT,
-        )
-        _stop_if_left_running("demo")
+        out = run_demo(ray_address, state, env)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         spans = rx.spans()
     assert spans, "no span reached the collector named by OTEL_EXPORTER_OTLP_ENDPOINT"
