@@ -373,7 +373,8 @@ class FakeTws:
             self._send(s, self._err(s, -1, code, text))
 
     def _req_current_time(self, s: _Session, f: list[str]) -> None:
-        self._send(s, [49, 1, int(time.time())])
+        # TWS's clock is the market's: the bar clock when a test moves it faster than ours.
+        self._send(s, [49, 1, max(int(time.time()), self.bar_clock)])
 
     def _req_ids(self, s: _Session, f: list[str]) -> None:
         self._send(s, [9, 1, self._max_order_id.get(s.client_id or 0, 0) + 1])

@@ -113,11 +113,8 @@ class BrokerActor(SupervisedActor):
     async def ready(self) -> dict[str, Any]:
         if not self._ready.is_set():
             await self._restore()
-            start = getattr(self.venue, "start", None)
-            if start is not None:  # a connected venue (IB): its stream continues our cursor
-                self.venue.rebase(self.cursor)  # type: ignore[attr-defined]
-                await start()
-                spawn(self.tasks, self.venue.maintain())  # type: ignore[attr-defined]
+            await self.venue.open(self.cursor)
+            spawn(self.tasks, self.venue.maintain())
             spawn(self.tasks, self._stream_loop())
             spawn(self.tasks, self._resolve_loop())
             self._ready.set()

@@ -249,6 +249,12 @@ class SimVenueActor(SupervisedActor):
 class VenueClient(Protocol):
     """What the broker needs from a venue. Every call may raise ``TransientError``."""
 
+    async def open(self, cursor: int) -> None:
+        """Connect; the event stream continues after ``cursor`` (the broker's journaled one)."""
+
+    async def maintain(self) -> None:
+        """The connection's upkeep for the broker's lifetime (returns at once if none)."""
+
     async def submit(self, req: VenueOrderRequest) -> list[VenueEvent]: ...
     async def cancel(self, client_order_id: str) -> list[VenueEvent]: ...
     async def order(self, client_order_id: str) -> VenueOrderState | None: ...
@@ -262,7 +268,17 @@ class VenueClient(Protocol):
     def close(self) -> None: ...
 
 
-class LocalVenueClient:
+class _InProcessLink:
+    """Nothing to connect or keep up: the sim venue's stream numbers itself."""
+
+    async def open(self, cursor: int) -> None:
+        return None
+
+    async def maintain(self) -> None:
+        return None
+
+
+class LocalVenueClient(_InProcessLink):
     """Shadow mode: an in-process simulated venue fed by the broker's bars. Nothing leaves."""
 
     def __init__(self, venue: SimVenue) -> None:
@@ -311,7 +327,7 @@ def refused_by_venue(exc: BaseException) -> VenueUnavailable | None:
     return exc if isinstance(exc, VenueUnavailable) else None
 
 
-class RayVenueClient:
+class RayVenueClient(_InProcessLink):
     """Paper mode on the sim venue: calls the venue actor with bounded timeouts."""
 
     def __init__(self, peers: Peers, *, call_timeout_s: float = 5.0) -> None:

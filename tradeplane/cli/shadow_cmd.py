@@ -86,9 +86,8 @@ def shadow_config(
         ],
     }
     if feed is FeedKind.IB:
-        # IB's bars on the equity calendar; shadow mode keeps every order in this process.
+        # IB's bars (on the NYSE calendar, the IB default); shadow mode keeps every order here.
         raw["venue"] = {"kind": "ib", "ib": {"symbols": list(symbols)}}
-        raw["session"] = {"calendar": "XNYS"}
     apply_otel_env(raw, env)
     apply_venue_env(raw, env)
     return parse_config(raw, source=f"shadow {strategy_file}")

@@ -20,6 +20,8 @@ from tradeplane.config.telemetry import TelemetryConfig
 from tradeplane.config.venues import FEED_SILENCE_DEFAULT_S, FeedConfig, IbConfig
 from tradeplane.venues.sim.faults import FaultSpec
 
+IB_CALENDAR = "XNYS"
+
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -240,7 +242,7 @@ class SessionConfig(FrozenModel):
     calendar: str = "24/7"
     """Trading calendar: ``"24/7"`` (always open, risk day rolls at 00:00 UTC) or an
     exchange_calendars code such as ``"XNYS"`` (risk day rolls at each session close).
-    Default ``"24/7"``."""
+    Default ``"24/7"``, or ``"XNYS"`` when ``venue.kind = "ib"`` (US stocks)."""
 
     @field_validator("calendar")
     @classmethod
@@ -367,6 +369,19 @@ class TradeplaneConfig(FrozenModel):
     """The strategies of this deployment; at least one."""
     source_path: Path | None = Field(default=None, exclude=True)
     """Where this config was loaded from (set by the loader)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _venue_calendar(cls, raw: Any) -> Any:
+        """IB trades US stocks: unless the file names a calendar, the NYSE's, so a closed
+        market reads ``idle_market_closed`` and not ``feed_silent``."""
+        if not isinstance(raw, dict):
+            return raw
+        venue, session = raw.get("venue"), raw.get("session", {})
+        kind = venue.get("kind") if isinstance(venue, dict) else getattr(venue, "kind", None)
+        if kind == "ib" and isinstance(session, dict) and "calendar" not in session:
+            raw = {**raw, "session": {**session, "calendar": IB_CALENDAR}}
+        return raw
 
     @model_validator(mode="after")
     def _consistent(self) -> TradeplaneConfig:

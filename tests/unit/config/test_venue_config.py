@@ -106,3 +106,11 @@ def test_ib_identity_when_paper_expected_then_live_accounts_and_ports_refused(
         assert got is None
     else:
         assert got is not None and problem in got
+
+
+def test_ib_venue_then_nyse_calendar_unless_the_file_names_one(tmp_path: Path) -> None:
+    ib = '[venue]\nkind = "ib"\n'
+    assert load_config(write_config(tmp_path, ib), env={}).session.calendar == "XNYS"
+    named = ib + '[session]\ncalendar = "24/7"\n'
+    assert load_config(write_config(tmp_path, named), env={}).session.calendar == "24/7"
+    assert load_config(write_config(tmp_path), env={}).session.calendar == "24/7"

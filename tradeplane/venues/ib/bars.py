@@ -2,7 +2,8 @@
 the feed source that subscribes to them and backfills missed minutes with historical bars.
 
 A minute is closed when its last 5-second bar (the one starting at :55) arrives, or when a bar of
-a later minute arrives first (a 5-second bar was missed: the minute closes with what it has).
+a later minute arrives first, or 10 s after its end by TWS's clock (a 5-second bar was missed:
+the minute closes with what it has).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from tradeplane.venues.source import Backoff, BarSink, SourceState
 log = logging.getLogger("tradeplane.venues.ib")
 MINUTE = timedelta(minutes=1)
 LAST_SLOT_S = 55
+# How long past its end a minute waits for a missed :55 bar before closing without it.
+LAST_BAR_GRACE = timedelta(seconds=10)
 
 
 @dataclass
@@ -78,6 +81,12 @@ class MinuteAggregator:
             out.append(self._close(symbol, current))
         return out
 
+    def close_due(self, cutoff: datetime) -> list[Bar]:
+        """Minutes that ended at or before ``cutoff`` and still wait for their :55 bar: it was
+        missed and no later bar came (the session's last minute), so they close as they are."""
+        due = [(s, m) for s, m in self._open.items() if m.start + MINUTE <= cutoff]
+        return [self._close(s, m) for s, m in due]
+
     def accept_closed(self, bars: Iterable[Bar]) -> list[Bar]:
         """Whole minutes from elsewhere (historical backfill): only those not passed on yet."""
         out = []
@@ -115,6 +124,16 @@ class IbBarSource:
         self._subscriptions: list[Any] = []
         self._sink: BarSink | None = None
         self._queue: asyncio.Queue[list[Bar]] = asyncio.Queue()
+        self._tws_offset = timedelta(0)  # TWS's clock minus ours, as last asked
+
+    def _tws_now(self) -> datetime:
+        return datetime.now(UTC) + self._tws_offset
+
+    async def _sync_clock(self) -> datetime:
+        await self.session.paced()
+        now: datetime = await self.ib.reqCurrentTimeAsync()
+        self._tws_offset = now - datetime.now(UTC)
+        return now
 
     def resume_after(self, last: dict[str, datetime]) -> None:
         for symbol, ts in last.items():
@@ -138,6 +157,7 @@ class IbBarSource:
         import ib_async
 
         await self.session.connect()
+        await self._sync_clock()
         self.state.up()
         contracts = []
         for symbol in self.symbols:
@@ -158,7 +178,9 @@ class IbBarSource:
             try:
                 bars = await asyncio.wait_for(self._queue.get(), 1.0)
             except TimeoutError:
-                continue
+                bars = self.minutes.close_due(self._tws_now() - LAST_BAR_GRACE)
+                if not bars:
+                    continue
             await sink.bars(bars)
         raise ConnectionError("TWS closed the connection")
 
@@ -205,7 +227,8 @@ class IbBarSource:
             rows = await self.ib.reqHistoricalDataAsync(
                 contract, "", "1 D", "1 min", "TRADES", False, formatDate=2
             )
-            now = datetime.now(UTC)
+            # TWS's clock, not ours: the last row is the minute still forming until it ends.
+            now = await self._sync_clock()
             bars = []
             for r in rows or []:
                 ts = r.date if isinstance(r.date, datetime) else None

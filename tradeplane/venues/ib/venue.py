@@ -50,9 +50,11 @@ class IbVenueClient:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def rebase(self, seq: int) -> None:
-        """Number new events after the broker's journaled cursor (it survives our restarts)."""
-        self._seq = max(self._seq, seq)
+    async def open(self, cursor: int) -> None:
+        """Connect and resync; new events are numbered after the broker's journaled ``cursor``
+        (it survives our restarts)."""
+        self._seq = max(self._seq, cursor)
+        await self.start()
 
     async def start(self) -> str:
         account = await self.session.connect()

@@ -86,3 +86,39 @@ def test_source_on_the_fake_tws_then_minute_bars_once_and_in_order_across_a_1101
                 assert b.ts - a.ts == timedelta(minutes=1)
 
     asyncio.run(main())
+
+
+def test_minutes_lost_in_a_1101_outage_then_backfilled_from_history_once_and_in_order() -> None:
+    async def main() -> None:
+        async with FakeTws(bar_start=int(T0.timestamp())) as fake:
+            fake.set_price("SPY", 500.0)
+            source = IbBarSource(
+                IbConfig(host="127.0.0.1", port=fake.port, client_id=20, connect_timeout_s=3)
+            )
+            sink = Sink()
+            task = await running(source, sink)
+            await until(lambda: source.state.connected and source._subscriptions)
+            fake.advance_bars(12)
+            await until(lambda: len(sink.got) == 1)
+            fake.connectivity_lost()
+            await until(lambda: source.session.link.state.value == "lost")
+            fake.advance_bars(36)  # three minutes TWS could not pass on
+            fake.connectivity_restored(data_lost=True, drop_held=True)
+            await until(lambda: len(sink.got) == 4)
+            fake.advance_bars(12)
+            await until(lambda: len(sink.got) == 5)
+            await stop(task)
+            assert source.state.backfilled_bars == 3
+            assert [b.ts for b in sink.got] == [T0 + timedelta(minutes=k) for k in range(5)]
+
+    asyncio.run(main())
+
+
+def test_last_slot_missed_and_no_later_bar_then_minute_closed_once_its_end_has_passed() -> None:
+    agg = MinuteAggregator()
+    assert five_s(agg, T0, 11) == []  # the session's last minute, its :55 bar never comes
+    assert agg.close_due(T0 + timedelta(seconds=59)) == []
+    (closed,) = agg.close_due(T0 + timedelta(minutes=1))
+    assert (closed.ts, closed.open, closed.close) == (T0, 100.0, 110.25)
+    assert agg.close_due(T0 + timedelta(minutes=5)) == []
+    assert five_s(agg, T0 + timedelta(seconds=50), 1) == []  # late: that minute is gone

@@ -44,8 +44,7 @@ def test_market_order_then_accepted_and_filled_with_commission_in_seq_order() ->
         async with FakeTws() as fake:
             fake.set_price("SPY", 500.0)
             client = client_for(fake)
-            client.rebase(41)  # the broker's journaled cursor
-            await client.start()
+            await client.open(41)  # the broker's journaled cursor
             await client.submit(order("tpAAA"))
             await until(lambda: any(e.kind == "order_filled" for e in client._events))
             events = await all_events(client)
@@ -67,7 +66,7 @@ def test_limit_order_resting_then_cancelled_event_and_open_orders_empty() -> Non
         async with FakeTws() as fake:
             fake.set_price("SPY", 500.0)
             client = client_for(fake)
-            await client.start()
+            await client.open(0)
             await client.submit(order("tpLMT", limit=450.0))
             await until(lambda: any(e.kind == "order_accepted" for e in client._events))
             assert [o.client_order_id for o in await client.open_orders()] == ["tpLMT"]
@@ -86,7 +85,7 @@ def test_link_lost_while_a_resting_order_fills_then_gated_and_the_fill_found_onc
         async with FakeTws() as fake:
             fake.set_price("SPY", 500.0)
             client = client_for(fake)
-            await client.start()
+            await client.open(0)
             await client.submit(order("tpGAP", limit=490.0))
             await until(lambda: any(e.kind == "order_accepted" for e in client._events))
             fake.connectivity_lost()
@@ -113,7 +112,7 @@ def test_order_rejected_by_tws_then_rejected_event_with_the_reason() -> None:
             fake.set_price("SPY", 500.0)
             fake.reject_next_order(code=201, msg="Order rejected - reason: margin")
             client = client_for(fake)
-            await client.start()
+            await client.open(0)
             await client.submit(order("tpREJ"))
             await until(lambda: any(e.kind == "order_rejected" for e in client._events))
             rejected = [e for e in await all_events(client) if e.kind == "order_rejected"]
