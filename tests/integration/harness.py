@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import ray
 
 from tests.helpers import eventually
 from tests.integration.conftest import HERE
@@ -78,3 +82,46 @@ def recovery_events(state_dir: Path) -> dict[str, list[str]]:
         for e in j.events(kinds=kinds):
             out.setdefault(e["data"]["target"], []).append(e["kind"])
     return out
+
+
+@contextmanager
+def market_moving(advance_one_minute: Callable[[], None], every_s: float = 0.4) -> Iterator[None]:
+    """A stand-in's market clock moving on: one minute (its bars close) every ``every_s``."""
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(every_s):
+            advance_one_minute()
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def heartbeat(name: str, role: str) -> dict[str, Any]:
+    beat: dict[str, Any] = ray.get(
+        ray.get_actor(f"{name}/{role}", namespace="tradeplane").heartbeat.remote(), timeout=10
+    )
+    return beat
+
+
+def strategy_stats(name: str, strategy_name: str) -> dict[str, Any]:
+    return dict(heartbeat(name, f"strategy/{strategy_name}")["stats"])
+
+
+def feed_source(name: str) -> dict[str, Any]:
+    return dict(heartbeat(name, "feed")["source"])
+
+
+def bars_seen(state_dir: Path, strategy_name: str) -> list[datetime]:
+    """The bar times a strategy that submits on every bar acted on, in order (from the
+    triggers of its journaled intents)."""
+    with JournalReader.open(state_dir) as j:
+        intents = j.intents(strategy=strategy_name)
+    triggers = [i["trigger"] for i in sorted(intents, key=lambda i: i["seq"])]
+    # "bar:<symbol>:<iso time>" (core.ids.bar_trigger); symbols hold no colon.
+    return [datetime.fromisoformat(t.split(":", 2)[2]) for t in triggers if t.startswith("bar:")]

@@ -5,18 +5,23 @@ journaled and skipped. Orders go to the sim venue (paper), which matches against
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
 
 from tests.helpers import eventually
 from tests.integration.conftest import make_config
-from tests.integration.harness import live_status, running, strategy, wait_for_kind
+from tests.integration.harness import (
+    feed_source,
+    live_status,
+    market_moving,
+    running,
+    strategy,
+    strategy_stats,
+    wait_for_kind,
+)
 from tests.standins.binance import BinanceStandin
 from tests.standins.okx import OkxStandin
 from tradeplane.journal.reader import JournalReader
@@ -24,32 +29,8 @@ from tradeplane.journal.reader import JournalReader
 pytestmark = pytest.mark.usefixtures("ray_session")
 
 
-@contextmanager
-def minutes_passing(standin: Any, every_s: float = 0.4) -> Iterator[None]:
-    """The stand-in's clock moves one minute every ``every_s`` (its bars close)."""
-    stop = threading.Event()
-
-    def tick() -> None:
-        while not stop.wait(every_s):
-            standin.advance(1)
-
-    thread = threading.Thread(target=tick, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(5)
-
-
-def strategy_stats(name: str, role: str) -> dict[str, Any]:
-    beat = ray.get(ray.get_actor(f"{name}/{role}", namespace="tradeplane").heartbeat.remote())
-    return dict(beat["stats"])
-
-
-def feed_source(name: str) -> dict[str, Any]:
-    beat = ray.get(ray.get_actor(f"{name}/feed", namespace="tradeplane").heartbeat.remote())
-    return dict(beat["source"])
+def minutes_passing(standin: Any, every_s: float = 0.4) -> AbstractContextManager[None]:
+    return market_moving(lambda: standin.advance(1), every_s)
 
 
 def crypto_config(state: Path, feed: dict[str, Any], symbols: tuple[str, ...]) -> Any:
@@ -76,14 +57,14 @@ def test_okx_websocket_then_bars_reach_the_strategy_once_across_a_dropped_connec
             wait_for_kind(state, "order_filled", 2)
             okx.disconnect_all(abrupt=True)
             eventually(lambda: feed_source(run.name)["connects"] >= 2, timeout_s=30)
-            bars = strategy_stats(run.name, "strategy/flip")["bars"]
+            bars = strategy_stats(run.name, "flip")["bars"]
             eventually(
-                lambda: strategy_stats(run.name, "strategy/flip")["bars"] >= bars + 5,
+                lambda: strategy_stats(run.name, "flip")["bars"] >= bars + 5,
                 timeout_s=30,
             )
             okx.send_raw('{"arg":{"channel":"candle1m","instId":"BTC-USDT"},"data":[["oops"')
             wait_for_kind(state, "venue_message_rejected", 1)
-            stats = strategy_stats(run.name, "strategy/flip")
+            stats = strategy_stats(run.name, "flip")
             assert stats["duplicate_bars"] == 0 and stats["out_of_order_bars"] == 0
             assert live_status(run.name)["health"] == "ok"
     with JournalReader.open(state) as j:
@@ -111,12 +92,12 @@ def test_binance_silent_then_feed_silent_recovered_and_bars_flow_again_without_r
             )
             bn.set_silent(False)
             eventually(lambda: live_status(run.name).get("health") == "ok", timeout_s=60)
-            bars = strategy_stats(run.name, "strategy/flip")["bars"]
+            bars = strategy_stats(run.name, "flip")["bars"]
             eventually(
-                lambda: strategy_stats(run.name, "strategy/flip")["bars"] >= bars + 3,
+                lambda: strategy_stats(run.name, "flip")["bars"] >= bars + 3,
                 timeout_s=30,
             )
-            stats = strategy_stats(run.name, "strategy/flip")
+            stats = strategy_stats(run.name, "flip")
             assert stats["duplicate_bars"] == 0 and stats["out_of_order_bars"] == 0
     with JournalReader.open(state) as j:
         kinds = j.counts_by_kind()

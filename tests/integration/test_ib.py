@@ -5,55 +5,64 @@ held events dropped) no order is lost or doubled: fills made meanwhile are found
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
+from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
+import ib_async
 import pytest
 
 from tests.helpers import eventually
 from tests.integration.conftest import make_config
-from tests.integration.harness import live_status, running, strategy, wait_for_kind
+from tests.integration.harness import (
+    bars_seen,
+    feed_source,
+    live_status,
+    market_moving,
+    running,
+    strategy,
+    wait_for_kind,
+)
 from tests.standins.tws import FakeTws
+from tradeplane.config.models import TradeplaneConfig
+from tradeplane.core.errors import OperationalError
 from tradeplane.journal.reader import JournalReader
+from tradeplane.supervisor import deployment
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
 
-@contextmanager
-def minutes_passing(fake: FakeTws, every_s: float = 0.4) -> Iterator[None]:
-    stop = threading.Event()
+def minutes_passing(fake: FakeTws, every_s: float = 0.4) -> AbstractContextManager[None]:
+    return market_moving(lambda: fake.advance_bars(12), every_s)  # 12 five-second bars
 
-    def tick() -> None:
-        while not stop.wait(every_s):
-            fake.advance_bars(12)  # one minute of 5-second bars
 
-    thread = threading.Thread(target=tick, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(5)
+def ib_config(state: Path, fake: FakeTws, client_id: int, **sections: Any) -> TradeplaneConfig:
+    ib = {"host": "127.0.0.1", "port": fake.port, "client_id": client_id, "connect_timeout_s": 2}
+    return make_config(
+        state,
+        symbols=("SPY",),
+        venue={"kind": "ib", "ib": ib},
+        # The fake TWS trades at any hour: the test must not depend on the NYSE being open.
+        session={"calendar": "24/7"},
+        **sections,
+    )
 
 
 def test_ib_orders_then_journal_and_tws_agree_exactly_across_a_lost_link(tmp_path: Path) -> None:
     state = tmp_path / "state"
     with FakeTws() as fake, minutes_passing(fake):
         fake.set_price("SPY", 500.0)
-        cfg = make_config(
+        cfg = ib_config(
             state,
-            symbols=("SPY",),
+            fake,
+            31,
             strategies=[
                 strategy("flip", "Flipper", ["SPY"], every=1),
                 # A buy resting below the market until the price falls during the outage.
                 strategy("rest", "BuyOnce", ["SPY"], quantity=5, limit_fraction=0.95),
             ],
-            venue={
-                "kind": "ib",
-                "ib": {"host": "127.0.0.1", "port": fake.port, "client_id": 31, "symbols": ["SPY"]},
-            },
         )
         with running(cfg) as run:
             wait_for_kind(state, "order_filled", 3)
@@ -96,3 +105,89 @@ def _resting(fake: FakeTws) -> bool:
 def orders_by_strategy(orders: dict[str, dict[str, object]], name: str) -> str:
     (coid,) = [c for c, o in orders.items() if o["strategy"] == name]
     return coid
+
+
+def test_client_id_in_use_at_deploy_then_start_refused_with_the_reason_and_nothing_left(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    with FakeTws() as fake:
+        other = ib_async.IB()
+        other.connect("127.0.0.1", fake.port, clientId=33, timeout=5)  # another app on our id
+        try:
+            cfg = ib_config(state, fake, 33, strategies=[strategy("flip", "Flipper", ["SPY"])])
+            with pytest.raises(OperationalError) as refused:
+                deployment.deploy(cfg, timeout_s=60)
+        finally:
+            other.disconnect()
+        placed = fake.placed_orders
+    message = str(refused.value)
+    assert "client id already in use (error 326)" in message and "venue.ib.client_id" in message
+    assert "Traceback" not in message and "ray::" not in message
+    assert deployment.leftover_children(cfg) == []
+    with JournalReader.open(state) as j:
+        (failed,) = j.events(kinds=["deployment_failed"])
+    assert "error 326" in failed["data"]["reason"] and "Traceback" not in failed["data"]["reason"]
+    assert placed == []
+
+
+def test_ib_socket_drop_silence_and_data_loss_then_health_says_so_and_bars_stay_whole(
+    tmp_path: Path,
+) -> None:
+    """TWS closes the socket, then goes silent, then loses market data (1101): each is seen in
+    the health, recovered from without the operator, and the strategy still sees every minute
+    exactly once and in order (the lost ones backfilled from history). API pacing holds."""
+    state = tmp_path / "state"
+    with FakeTws() as fake, minutes_passing(fake):
+        fake.set_price("SPY", 500.0)
+        cfg = ib_config(
+            state,
+            fake,
+            35,
+            strategies=[strategy("flip", "Flipper", ["SPY"], every=1)],
+            supervisor={"feed_silence_s": 3.0, "recovery_cooldown_s": 0.1},
+        )
+        with running(cfg) as run:
+            filled = wait_for_kind(state, "order_filled", 2)
+            fake.set_silent(True)  # TWS hangs and drops every API socket: no one gets back in
+            fake.disconnect_all()  # until it answers again
+            eventually(
+                lambda: live_status(run.name).get("health") == "broker_disconnected",
+                timeout_s=20,
+                what="the dropped socket seen",
+            )
+            fake.set_silent(False)
+            eventually(lambda: live_status(run.name).get("health") == "ok", timeout_s=60)
+            filled = wait_for_kind(state, "order_filled", filled + 2)
+
+            fake.set_silent(True)
+            eventually(
+                lambda: live_status(run.name).get("health") in ("feed_silent", "recovering"),
+                timeout_s=30,
+                what="the silence seen",
+            )
+            fake.set_silent(False)
+            eventually(lambda: live_status(run.name).get("health") == "ok", timeout_s=90)
+            filled = wait_for_kind(state, "order_filled", filled + 2)
+
+            backfilled = feed_source(run.name)["backfilled_bars"]
+            fake.connectivity_lost()
+            lost_at = fake.bar_clock
+            eventually(lambda: fake.bar_clock >= lost_at + 180, timeout_s=10, what="3 minutes")
+            fake.connectivity_restored(data_lost=True, drop_held=True)
+            eventually(
+                lambda: feed_source(run.name)["backfilled_bars"] >= backfilled + 2,
+                timeout_s=30,
+                what="the minutes lost in the 1101 backfilled",
+            )
+            eventually(lambda: live_status(run.name).get("health") == "ok", timeout_s=60)
+            wait_for_kind(state, "order_filled", filled + 2)
+        busiest = fake.max_client_msgs_per_s
+    with JournalReader.open(state) as j:
+        changes = [e["data"]["health"] for e in j.events(kinds=["health_changed"])]
+    assert {"broker_disconnected", "feed_silent"} <= set(changes), changes
+    seen = bars_seen(state, "flip")
+    assert len(seen) >= 10
+    gaps = [(a, b) for a, b in pairwise(seen) if b - a != timedelta(minutes=1)]
+    assert gaps == [], f"minutes skipped, repeated or out of order: {gaps}"
+    assert busiest < 45, f"{busiest} API messages in one second from one client"

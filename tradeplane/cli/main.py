@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 
 from tradeplane.cli import output, render
 from tradeplane.cli.chaos_cmd import chaos_command, fault_command
@@ -17,7 +18,7 @@ from tradeplane.cli.journal_cmd import journal_app, resolve_state_dir
 from tradeplane.cli.shadow_cmd import shadow_command
 from tradeplane.cli.trace_cmd import trace_app
 from tradeplane.config.loading import ConfigError, load_config
-from tradeplane.core.errors import OperationalError
+from tradeplane.core.errors import OperationalError, root_cause
 
 app = typer.Typer(
     name="tradeplane",
@@ -44,7 +45,7 @@ AddressOpt = Annotated[
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -92,8 +93,8 @@ def run(
         sup = deployment.deploy(cfg)
     except (OperationalError, RuntimeError) as exc:
         _fail(str(exc), 1)
-    except Exception as exc:  # a Ray error carrying the child's start-up failure
-        _fail(f"deployment failed to start: {exc}", 1)
+    except Exception as exc:  # a Ray error outside start-up itself (the cluster, a name race)
+        _fail(f"deployment failed to start: {root_cause(exc)}", 1)
 
     deadline = None if duration is None else time.monotonic() + duration
     status: dict[str, Any] = {}

@@ -109,6 +109,9 @@ class IbConfig(FrozenModel):
     """Pacing of requests to TWS (IB allows 50; we stay under 45). Default 40."""
     connect_timeout_s: float = Field(default=10.0, gt=0)
     """How long one connection attempt may take. Default 10."""
+    heartbeat_s: float = Field(default=10.0, gt=0)
+    """How often the broker asks TWS the time to prove the socket alive: no answer within it
+    and the link counts as lost (reconnect, then resync). A hung TWS sends no error. Default 10."""
 
     @field_validator("symbols")
     @classmethod

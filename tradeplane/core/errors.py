@@ -41,3 +41,15 @@ class IllegalTransition(InvariantError):
 
 class InvalidMarketData(TradeplaneError):
     """A bar or price failed validation; it is rejected with this reason and never used."""
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The exception a remote call failed with, however many Ray task errors wrap it (each
+    carries the one it wraps as ``cause``): its message, not a chain of remote tracebacks,
+    is what an operator needs to read."""
+    for _ in range(16):
+        cause = getattr(exc, "cause", None)
+        if not isinstance(cause, BaseException) or cause is exc:
+            break
+        exc = cause
+    return exc

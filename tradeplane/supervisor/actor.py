@@ -34,7 +34,7 @@ from tradeplane.actors.common import (
 )
 from tradeplane.actors.records import event_record
 from tradeplane.config.models import TradeplaneConfig
-from tradeplane.core.errors import OperationalError
+from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.core.health import Health, HealthFacts, HealthReading, Phase
 from tradeplane.core.session import make_calendar
 from tradeplane.core.watchdog import Lifecycle, RecoveryPolicy
@@ -137,7 +137,7 @@ class Supervisor(RecoveryMixin, StoppingMixin):
             await self._reconcile(timeout)
         except Exception as exc:
             if self.core.failure is None:
-                self.core.failure = f"start-up failed: {exc}"
+                self.core.failure = f"start-up failed: {root_cause(exc)}"
             self.core.set_phase(Phase.FAILED)
             await self._observe()
             with contextlib.suppress(Exception):

@@ -12,7 +12,7 @@ import ray
 
 from tradeplane.actors.common import NAMESPACE, ROLE_SUPERVISOR, actor_name
 from tradeplane.config.models import TradeplaneConfig
-from tradeplane.core.errors import OperationalError
+from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.supervisor.actor import SupervisorActor
 from tradeplane.supervisor.specs import child_specs, read_sources
 
@@ -133,9 +133,9 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
         ray.get(sup.deploy.remote(), timeout=timeout_s)
         if start_feed:
             ray.get(sup.start_feed.remote(), timeout=30)
-    except Exception:
+    except Exception as exc:
         ray.kill(sup, no_restart=True)
-        raise
+        raise OperationalError(f"deployment {name!r} failed to start: {root_cause(exc)}") from exc
     return sup
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from tradeplane.config.venues import IbConfig
 from tradeplane.core.errors import InvalidMarketData
 from tradeplane.core.model import Bar
+from tradeplane.venues.ib.core import Link
 from tradeplane.venues.source import Backoff, BarSink, SourceState
 
 log = logging.getLogger("tradeplane.venues.ib")
@@ -36,6 +37,7 @@ class _Minute:
     low: float
     close: float
     volume: float
+    partial: bool  # its first 5-second bar was not the :00 one (subscribed or resumed late)
 
     def bar(self, symbol: str) -> Bar:
         return Bar(symbol, self.start, self.open, self.high, self.low, self.close, self.volume)
@@ -47,6 +49,10 @@ class MinuteAggregator:
     def __init__(self) -> None:
         self._open: dict[str, _Minute] = {}
         self._last_closed: dict[str, datetime] = {}
+        # Symbols whose minute closed without its start: that minute must come from history,
+        # and the live minutes after it wait (held) until it has.
+        self.from_history: set[str] = set()
+        self._held: dict[str, list[Bar]] = {}
 
     def seed(self, symbol: str, last_closed: datetime) -> None:
         self._last_closed[symbol] = last_closed
@@ -67,10 +73,11 @@ class MinuteAggregator:
         out: list[Bar] = []
         current = self._open.get(symbol)
         if current is not None and current.start < start:
-            out.append(self._close(symbol, current))
+            out += self._close(symbol, current)
             current = None
         if current is None:
-            current = _Minute(start, o, h, lo, c, max(0.0, v))
+            partial = ts.astimezone(UTC).second != 0
+            current = _Minute(start, o, h, lo, c, max(0.0, v), partial)
             self._open[symbol] = current
         else:
             current.high = max(current.high, h)
@@ -78,32 +85,53 @@ class MinuteAggregator:
             current.close = c
             current.volume += max(0.0, v)
         if ts.astimezone(UTC).second >= LAST_SLOT_S:
-            out.append(self._close(symbol, current))
+            out += self._close(symbol, current)
         return out
+
+    def drop_open(self) -> None:
+        """Forget the minutes being built: an outage cut them, history rebuilds them whole."""
+        self._open.clear()
 
     def close_due(self, cutoff: datetime) -> list[Bar]:
         """Minutes that ended at or before ``cutoff`` and still wait for their :55 bar: it was
         missed and no later bar came (the session's last minute), so they close as they are."""
         due = [(s, m) for s, m in self._open.items() if m.start + MINUTE <= cutoff]
-        return [self._close(s, m) for s, m in due]
+        return [bar for s, m in due for bar in self._close(s, m)]
 
-    def accept_closed(self, bars: Iterable[Bar]) -> list[Bar]:
-        """Whole minutes from elsewhere (historical backfill): only those not passed on yet."""
-        out = []
-        for bar in sorted(bars, key=lambda b: b.ts):
-            last = self._last_closed.get(bar.symbol)
-            if last is None or bar.ts > last:
-                self._last_closed[bar.symbol] = bar.ts
-                pending = self._open.get(bar.symbol)
-                if pending is not None and pending.start <= bar.ts:
-                    del self._open[bar.symbol]
-                out.append(bar)
-        return out
+    def accept_closed(self, symbol: str, bars: Iterable[Bar]) -> tuple[list[Bar], list[Bar]]:
+        """Whole minutes of ``symbol`` from history: those after the last one passed on and
+        before the live minutes held back for them (none after a fresh start: no history is
+        replayed into strategies). Returns them and the held live minutes, to pass on in
+        that order; each minute once."""
+        self.from_history.discard(symbol)
+        held = self._held.pop(symbol, [])
+        last = self._last_closed.get(symbol)
+        until = held[0].ts if held else None
+        history: dict[datetime, Bar] = {}
+        if last is not None:
+            for bar in bars:
+                if bar.symbol == symbol and bar.ts > last and (until is None or bar.ts < until):
+                    history[bar.ts] = bar
+        filled = [history[ts] for ts in sorted(history)]
+        out = filled + held
+        if out:
+            self._last_closed[symbol] = out[-1].ts
+            pending = self._open.get(symbol)
+            if pending is not None and pending.start <= out[-1].ts:
+                del self._open[symbol]
+        return filled, held
 
-    def _close(self, symbol: str, minute: _Minute) -> Bar:
+    def _close(self, symbol: str, minute: _Minute) -> list[Bar]:
         self._open.pop(symbol, None)
+        if minute.partial:  # never passed on as if whole: its source asks history for it
+            self.from_history.add(symbol)
+            return []
+        bar = minute.bar(symbol)
+        if symbol in self.from_history:  # history's minutes come first: hold this one
+            self._held.setdefault(symbol, []).append(bar)
+            return []
         self._last_closed[symbol] = minute.start
-        return minute.bar(symbol)
+        return [bar]
 
 
 class IbBarSource:
@@ -159,6 +187,7 @@ class IbBarSource:
         await self.session.connect()
         await self._sync_clock()
         self.state.up()
+        self.minutes.drop_open()  # what the last connection was building lost its tail
         contracts = []
         for symbol in self.symbols:
             await self.session.paced()
@@ -169,12 +198,16 @@ class IbBarSource:
         await self._backfill(sink, contracts)
         self._subscribe(contracts)
         while self.ib.isConnected():
-            state = self.session.link.state.value
-            if state == "resyncing":  # TWS back after 1101/1102: fill the gap, resubscribe
+            if self.session.link.state is Link.RESYNCING:  # TWS back after 1101/1102
+                self.minutes.drop_open()
                 if self.session.link.needs_resubscribe:
                     self._subscribe(contracts)
                 await self._backfill(sink, contracts)
                 self.session.link.resynced()
+            if self.minutes.from_history:  # a minute joined late: take it whole from history
+                await self._backfill(
+                    sink, [c for c in contracts if c.symbol in self.minutes.from_history]
+                )
             try:
                 bars = await asyncio.wait_for(self._queue.get(), 1.0)
             except TimeoutError:
@@ -195,8 +228,8 @@ class IbBarSource:
             self._subscriptions.append(bars)
 
     def _on_realtime(self, bars: Any, has_new_bar: bool) -> None:
-        if not has_new_bar or not bars:
-            return
+        if not has_new_bar or not bars or self.session.link.state is not Link.UP:
+            return  # while TWS is away or resyncing, history fills those minutes
         rt = bars[-1]
         symbol = bars.contract.symbol
         try:
@@ -217,36 +250,38 @@ class IbBarSource:
             self._queue.put_nowait(closed)
 
     async def _backfill(self, sink: BarSink, contracts: list[Any]) -> None:
-        """Historical 1-minute bars newer than the last minute passed on (a fresh start takes
-        none: no history replayed into the strategies)."""
+        """Historical 1-minute bars after the last minute passed on, then any live minutes
+        held back for them."""
         for contract in contracts:
-            last = self.minutes.last(contract.symbol)
-            if last is None:
-                continue
-            await self.session.paced()
-            rows = await self.ib.reqHistoricalDataAsync(
-                contract, "", "1 D", "1 min", "TRADES", False, formatDate=2
-            )
-            # TWS's clock, not ours: the last row is the minute still forming until it ends.
-            now = await self._sync_clock()
-            bars = []
-            for r in rows or []:
-                ts = r.date if isinstance(r.date, datetime) else None
-                if ts is None or ts + MINUTE > now:
-                    continue  # not a closed minute
-                with contextlib.suppress(InvalidMarketData, TypeError, ValueError):
-                    bars.append(
-                        Bar(
-                            contract.symbol,
-                            ts.astimezone(UTC),
-                            r.open,
-                            r.high,
-                            r.low,
-                            r.close,
-                            max(0.0, float(r.volume)),
-                        )
+            symbol = contract.symbol
+            history = [] if self.minutes.last(symbol) is None else await self._history(contract)
+            filled, held = self.minutes.accept_closed(symbol, history)
+            self.state.backfilled_bars += len(filled)
+            if filled or held:
+                await sink.bars(filled + held)
+
+    async def _history(self, contract: Any) -> list[Bar]:
+        await self.session.paced()
+        rows = await self.ib.reqHistoricalDataAsync(
+            contract, "", "1 D", "1 min", "TRADES", False, formatDate=2
+        )
+        # TWS's clock, not ours: the last row is the minute still forming until it ends.
+        now = await self._sync_clock()
+        bars = []
+        for r in rows or []:
+            ts = r.date if isinstance(r.date, datetime) else None
+            if ts is None or ts + MINUTE > now:
+                continue  # not a closed minute
+            with contextlib.suppress(InvalidMarketData, TypeError, ValueError):
+                bars.append(
+                    Bar(
+                        contract.symbol,
+                        ts.astimezone(UTC),
+                        r.open,
+                        r.high,
+                        r.low,
+                        r.close,
+                        max(0.0, float(r.volume)),
                     )
-            fresh = self.minutes.accept_closed(bars)
-            if fresh:
-                self.state.backfilled_bars += len(fresh)
-                await sink.bars(fresh)
+                )
+        return bars

@@ -99,6 +99,18 @@ class IbSession:
         self.ib.disconnect()
         self.link.disconnected("closed by us")
 
+    async def prove_alive(self) -> None:
+        """Ask TWS the time; a TWS that stays silent is taken as gone (``IbUnavailable``, the
+        socket closed) so the owner reconnects and resyncs instead of waiting on it forever."""
+        await self.paced()
+        try:
+            await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), self.cfg.heartbeat_s)
+        except TimeoutError:
+            why = f"TWS silent: no answer to a heartbeat in {self.cfg.heartbeat_s:g} s"
+            self.link.disconnected(why)
+            self.ib.disconnect()
+            raise IbUnavailable(f"IB at {self.cfg.host}:{self.cfg.port}: {why}") from None
+
     @property
     def connected(self) -> bool:
         return bool(self.ib.isConnected()) and self.link.may_send

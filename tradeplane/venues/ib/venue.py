@@ -77,17 +77,23 @@ class IbVenueClient:
             self.session.link.resynced()
 
     async def maintain(self) -> None:
-        """Keep the link: reconnect (and resync) after the socket dropped, resync after TWS
-        regained IB (1101/1102). Runs for the broker's lifetime."""
+        """Keep the link: reconnect (and resync) after the socket dropped or TWS stopped
+        answering heartbeats, resync after TWS regained IB (1101/1102). Runs for the broker's
+        lifetime."""
         backoff = Backoff(0.5, 30.0)
+        last_proof = time.monotonic()
         while True:
             await asyncio.sleep(0.25)
             try:
                 if self.session.link.state is Link.DOWN:
                     await self.start()
                     backoff.reset()
+                    last_proof = time.monotonic()
                 elif self.session.link.state is Link.RESYNCING:
                     await self.resync()
+                elif time.monotonic() - last_proof >= self.cfg.heartbeat_s:
+                    await self.session.prove_alive()
+                    last_proof = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure: try again later, the gate stays shut

@@ -17,6 +17,7 @@ from tradeplane.core.model import Bar
 from tradeplane.venues.ib.bars import IbBarSource, MinuteAggregator
 
 T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
 
 
 def five_s(agg: MinuteAggregator, start: datetime, n: int, price: float = 100.0) -> list[Bar]:
@@ -48,9 +49,42 @@ def test_replayed_or_backfilled_minutes_then_each_passed_on_once() -> None:
     agg = MinuteAggregator()
     five_s(agg, T0, 12)
     assert five_s(agg, T0, 12) == []  # resubscribed: the same minute again
-    later = [Bar("SPY", T0 + timedelta(minutes=k), 1, 1, 1, 1, 0) for k in (0, 1, 2)]
-    assert [b.ts for b in agg.accept_closed(later)] == [T0 + timedelta(minutes=1), later[2].ts]
-    assert agg.accept_closed(later) == []
+    later = [Bar("SPY", T0 + timedelta(minutes=k), 1, 1, 1, 1, 0) for k in (0, 1, 2, 2)]
+    filled, held = agg.accept_closed("SPY", later)
+    assert [b.ts for b in filled] == [T0 + timedelta(minutes=1), later[2].ts] and held == []
+    assert agg.accept_closed("SPY", later) == ([], [])
+
+
+def history(*minutes: int) -> list[Bar]:
+    return [Bar("SPY", T0 + timedelta(minutes=k), 7, 7, 7, 7, 70) for k in minutes]
+
+
+def test_minute_joined_late_then_taken_from_history_and_the_live_ones_after_it_wait() -> None:
+    agg = MinuteAggregator()
+    agg.seed("SPY", T0 - timedelta(minutes=2))
+    assert five_s(agg, T0 + timedelta(seconds=20), 8) == []  # :20 to :55: not a whole minute
+    assert agg.from_history == {"SPY"}
+    assert five_s(agg, T0 + timedelta(minutes=1), 12) == []  # whole, but history goes first
+    filled, held = agg.accept_closed("SPY", history(-1, 0, 1, 2))
+    assert [b.ts for b in filled] == [T0 - timedelta(minutes=1), T0]
+    assert [(b.ts, b.open) for b in held] == [(T0 + timedelta(minutes=1), 100.0)]
+    assert agg.from_history == set() and agg.last("SPY") == T0 + timedelta(minutes=1)
+    assert [b.ts for b in five_s(agg, T0 + timedelta(minutes=2), 12)] == [T0 + MIN * 2]
+
+
+def test_fresh_start_mid_minute_then_that_minute_skipped_and_no_history_replayed() -> None:
+    agg = MinuteAggregator()
+    five_s(agg, T0 + timedelta(seconds=30), 6)
+    assert agg.from_history == {"SPY"}
+    assert agg.accept_closed("SPY", history(-3, -2, -1, 0)) == ([], [])
+    assert [b.ts for b in five_s(agg, T0 + MIN, 12)] == [T0 + MIN]
+
+
+def test_outage_cut_the_open_minute_then_it_is_dropped_not_closed_with_a_missing_tail() -> None:
+    agg = MinuteAggregator()
+    five_s(agg, T0, 6)
+    agg.drop_open()
+    assert [b.ts for b in five_s(agg, T0 + MIN, 12)] == [T0 + MIN]  # T0 never passed on
 
 
 def test_bad_five_second_bar_then_invalid_market_data_and_nothing_closed() -> None:

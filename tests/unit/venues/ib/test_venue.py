@@ -120,3 +120,35 @@ def test_order_rejected_by_tws_then_rejected_event_with_the_reason() -> None:
             client.close()
 
     asyncio.run(main())
+
+
+def test_tws_silent_then_heartbeat_unanswered_link_down_and_reconnected_once_it_speaks() -> None:
+    async def main() -> None:
+        async with FakeTws() as fake:
+            client = IbVenueClient(
+                IbConfig(
+                    host="127.0.0.1",
+                    port=fake.port,
+                    client_id=12,
+                    connect_timeout_s=1,
+                    heartbeat_s=0.5,
+                )
+            )
+            await client.open(0)
+            upkeep = asyncio.ensure_future(client.maintain())
+            await until(lambda: heartbeats(fake) >= 2, timeout_s=5)
+            assert client.connected and fake.client_ids() == [12]  # answered: still the one link
+            fake.set_silent(True)
+            await until(lambda: client.session.link.state is Link.DOWN, timeout_s=5)
+            assert "TWS silent" in client.session.link.events[-1][1]
+            assert not client.connected
+            fake.set_silent(False)
+            await until(lambda: client.connected, timeout_s=10)
+            upkeep.cancel()
+            client.close()
+
+    asyncio.run(main())
+
+
+def heartbeats(fake: FakeTws) -> int:
+    return sum(1 for msg_id, _ in fake.received_from(12) if msg_id == 49)  # reqCurrentTime
