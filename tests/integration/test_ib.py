@@ -5,6 +5,8 @@ held events dropped) no order is lost or doubled: fills made meanwhile are found
 
 from __future__ import annotations
 
+import subprocess
+import time
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from itertools import pairwise
@@ -191,3 +193,61 @@ def test_ib_socket_drop_silence_and_data_loss_then_health_says_so_and_bars_stay_
     gaps = [(a, b) for a, b in pairwise(seen) if b - a != timedelta(minutes=1)]
     assert gaps == [], f"minutes skipped, repeated or out of order: {gaps}"
     assert busiest < 45, f"{busiest} API messages in one second from one client"
+
+
+def test_shadow_command_on_ib_then_nyse_session_in_every_line_and_no_order_reaches_tws(
+    ray_address: str, tmp_path: Path
+) -> None:
+    from tests.integration.test_run_cli import ROOT, TRADEPLANE, run_env
+    from tradeplane.core.session import make_calendar
+
+    state = tmp_path / "shadow"
+    nyse = make_calendar("XNYS")
+    with FakeTws() as fake, minutes_passing(fake, every_s=0.3):
+        fake.set_price("SPY", 500.0)
+        env = run_env()
+        env.update(IB_HOST="127.0.0.1", IB_PORT=str(fake.port), IB_CLIENT_ID="40")
+        open_before = nyse.is_open(time.time())
+        out = subprocess.run(
+            [
+                TRADEPLANE,
+                "shadow",
+                str(ROOT / "tests" / "integration" / "strategies" / "flipper.py"),
+                "--class",
+                "Flipper",
+                "--feed",
+                "ib",
+                "--symbols",
+                "SPY",
+                "--duration",
+                "10",
+                "--interval",
+                "2",
+                "--state-dir",
+                str(state),
+                "--address",
+                ray_address,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=env,
+            cwd=ROOT,
+        )
+        open_after = nyse.is_open(time.time())
+        placed, broker_msgs = fake.placed_orders, fake.received_from(40)
+        feed_msgs = fake.received_from(41)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("health=")]
+    assert len(lines) >= 3, out.stdout
+    if open_before == open_after:  # the bell did not ring during the run
+        session, health = ("open", "ok") if open_before else ("closed", "idle_market_closed")
+        assert all(f"session={session}" in ln for ln in lines), lines
+        assert f"health={health}" in lines[-1], lines
+    assert any("recent_intents=" in ln and "SPY" in ln for ln in lines), lines
+    assert placed == [] and broker_msgs == [], "shadow mode sent something to TWS"
+    assert any(msg_id == 50 for msg_id, _ in feed_msgs)  # the feed asked for real-time bars
+    with JournalReader.open(state) as j:
+        started = j.events(kinds=["deployment_started"])[-1]["data"]
+        fills = j.fills()
+    assert started["mode"] == "shadow" and fills  # virtual fills only
