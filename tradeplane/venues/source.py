@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,6 +36,7 @@ class SourceState:
     backfilled_bars: int = 0
     rejected_messages: int = 0
     rate_limited: int = 0
+    repeated_bars: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def up(self) -> None:
@@ -64,8 +65,32 @@ class SourceState:
             "backfilled_bars": self.backfilled_bars,
             "rejected_messages": self.rejected_messages,
             "rate_limited": self.rate_limited,
+            "repeated_bars": self.repeated_bars,
             **self.extra,
         }
+
+
+class Tracker(Protocol):
+    def accept(self, bars: Iterable[Bar]) -> tuple[list[Bar], list[Any]]: ...
+
+
+async def pass_on(
+    tracker: Tracker, sink: BarSink, state: SourceState, bars: list[Bar], *, pushed: bool
+) -> None:
+    """Closed bars through the tracker to the sink, each once and in order. A repeat of the
+    last bar is what a backfill overlapping the stream gives: counted, not reported. A bar
+    older than the last one is reported when the venue pushed it as closed (an out-of-order
+    message); one implied by the stream or paged from REST after the fact is only counted."""
+    accepted, dropped = tracker.accept(bars)
+    for r in dropped:
+        if r.reason == "out of order" and pushed:
+            await state.reject(sink, r.reason, r.raw)
+        elif r.reason in ("duplicate", "out of order"):
+            state.repeated_bars += 1
+        else:
+            await state.reject(sink, r.reason, r.raw)
+    if accepted:
+        await sink.bars(accepted)
 
 
 class Backoff:

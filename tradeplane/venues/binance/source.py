@@ -17,7 +17,6 @@ from datetime import datetime
 import aiohttp
 
 from tradeplane.config.venues import BinanceFeedConfig
-from tradeplane.core.model import Bar
 from tradeplane.venues.binance.klines import (
     MINUTE_MS,
     BinanceError,
@@ -33,7 +32,7 @@ from tradeplane.venues.binance.klines import (
     should_reconnect,
     stream_path,
 )
-from tradeplane.venues.source import Backoff, BarSink, SourceState, keep_connected
+from tradeplane.venues.source import Backoff, BarSink, SourceState, keep_connected, pass_on
 
 log = logging.getLogger("tradeplane.venues.binance")
 PAGE = 1000
@@ -116,7 +115,7 @@ class BinanceKlineSource:
             last = self.tracker.last(parsed.symbol)
             if last is not None and parsed.open_ms > last + MINUTE_MS:
                 await self._backfill(http, sink)  # a kline went missing: fill it first
-            await self._deliver(sink, [parsed.bar])
+            await pass_on(self.tracker, sink, self.state, [parsed.bar], pushed=True)
         elif isinstance(parsed, WsError):
             raise BinanceError(0, parsed.code, parsed.msg)
         elif isinstance(parsed, Malformed):
@@ -147,9 +146,4 @@ class BinanceKlineSource:
             fresh = [b for b in bars if last is None or open_ms_of(b) > last]
             if fresh:
                 self.state.backfilled_bars += len(fresh)
-                await self._deliver(sink, fresh)
-
-    async def _deliver(self, sink: BarSink, bars: list[Bar]) -> None:
-        accepted, _ = self.tracker.accept(bars)  # repeats after a backfill are expected
-        if accepted:
-            await sink.bars(accepted)
+                await pass_on(self.tracker, sink, self.state, fresh, pushed=False)

@@ -35,7 +35,7 @@ from tradeplane.venues.okx.candles import (
     parse_ws_message,
     subscribe_message,
 )
-from tradeplane.venues.source import Backoff, BarSink, SourceState, keep_connected
+from tradeplane.venues.source import Backoff, BarSink, SourceState, keep_connected, pass_on
 
 log = logging.getLogger("tradeplane.venues.okx")
 PAGE = 300
@@ -125,11 +125,14 @@ class OkxCandleSource:
     async def _on_text(self, sink: BarSink, text: str) -> None:
         parsed = parse_ws_message(text)
         if isinstance(parsed, CandlePush):
-            closed = [*self.evolving.on_push(parsed.batch), *parsed.batch.bars]
-            if self._http is not None and self._skips_ahead(closed):
+            implied = self.evolving.on_push(parsed.batch)
+            if self._http is not None and self._skips_ahead([*implied, *parsed.batch.bars]):
                 # A bar went missing (a quiet spell on a live connection): fill it first.
                 await self._backfill(self._http, sink)
-            await self._deliver(sink, closed, parsed.batch)
+            for r in parsed.batch.rejected:
+                await self.state.reject(sink, r.reason, r.raw)
+            await pass_on(self.tracker, sink, self.state, implied, pushed=False)
+            await pass_on(self.tracker, sink, self.state, parsed.batch.bars, pushed=True)
         elif isinstance(parsed, WsError):
             raise OkxError(parsed.code, parsed.msg)
         elif isinstance(parsed, Malformed):
@@ -174,7 +177,7 @@ class OkxCandleSource:
                     await self.state.reject(sink, r.reason, r.raw)
             if fresh:
                 self.state.backfilled_bars += 0 if first_poll else len(fresh)
-                await self._deliver(sink, fresh, None)
+                await pass_on(self.tracker, sink, self.state, fresh, pushed=False)
         self.state.extra["last_poll_ms"] = now_ms
 
     async def _get(
@@ -186,17 +189,6 @@ class OkxCandleSource:
             return parse_rest_candles(symbol, resp.status, body, resp.headers.get("Retry-After"))
 
     # -- delivery ----------------------------------------------------------------------------------
-
-    async def _deliver(self, sink: BarSink, bars: list[Bar], batch: CandleBatch | None) -> None:
-        if batch is not None:
-            for r in batch.rejected:
-                await self.state.reject(sink, r.reason, r.raw)
-        accepted, dropped = self.tracker.accept(sorted(bars, key=_ts))
-        for r in dropped:
-            if r.reason not in ("duplicate", "out of order"):  # replays after a backfill: normal
-                await self.state.reject(sink, r.reason, r.raw)
-        if accepted:
-            await sink.bars(accepted)
 
 
 def _ts(bar: Bar) -> datetime:
