@@ -280,6 +280,18 @@ class FakeTws:
 
         self._call(run)
 
+    def push_realtime_bar(self, symbol: str, fields: list[str]) -> None:
+        """A realtimeBar (msg 50) to every subscription of ``symbol`` with these raw fields
+        (time, open, high, low, close, volume, wap, count): malformed ones on command."""
+
+        def run() -> None:
+            for s in self._ready():
+                for req_id, sym in s.rt_bars.items():
+                    if sym == symbol:
+                        self._send(s, [50, 3, req_id, *fields])
+
+        self._call(run)
+
     def advance_bars(self, n: int = 1) -> None:
         """Advance the bar clock by n x 5 s: each step pushes a realtimeBar per subscription
         and a historicalDataUpdate per keepUpToDate request."""

@@ -43,6 +43,12 @@ class _Minute:
         return Bar(symbol, self.start, self.open, self.high, self.low, self.close, self.volume)
 
 
+@dataclass(frozen=True)
+class Rejection:
+    reason: str
+    raw: str
+
+
 class MinuteAggregator:
     """Per symbol, 5-second bars in, closed 1-minute bars out (each minute once, in order)."""
 
@@ -151,7 +157,8 @@ class IbBarSource:
         self.state = SourceState(extra={"venue": "ib", "transport": "realtime bars"})
         self._subscriptions: list[Any] = []
         self._sink: BarSink | None = None
-        self._queue: asyncio.Queue[list[Bar]] = asyncio.Queue()
+        # Closed minutes and bad bars, from TWS's callbacks to the loop that hands them on.
+        self._queue: asyncio.Queue[list[Bar] | Rejection] = asyncio.Queue()
         self._tws_offset = timedelta(0)  # TWS's clock minus ours, as last asked
 
     def _tws_now(self) -> datetime:
@@ -209,12 +216,13 @@ class IbBarSource:
                     sink, [c for c in contracts if c.symbol in self.minutes.from_history]
                 )
             try:
-                bars = await asyncio.wait_for(self._queue.get(), 1.0)
+                item = await asyncio.wait_for(self._queue.get(), 1.0)
             except TimeoutError:
-                bars = self.minutes.close_due(self._tws_now() - LAST_BAR_GRACE)
-                if not bars:
-                    continue
-            await sink.bars(bars)
+                item = self.minutes.close_due(self._tws_now() - LAST_BAR_GRACE)
+            if isinstance(item, Rejection):
+                await self.state.reject(sink, item.reason, item.raw)
+            elif item:
+                await sink.bars(item)
         raise ConnectionError("TWS closed the connection")
 
     def _subscribe(self, contracts: list[Any]) -> None:
@@ -243,8 +251,10 @@ class IbBarSource:
                 float(rt.volume),
             )
         except (InvalidMarketData, TypeError, ValueError) as exc:
-            self.state.rejected_messages += 1
-            log.warning("ib feed: bad real-time bar for %s: %s", symbol, exc)
+            raw = (
+                f"{symbol} {rt.time} o={rt.open_} h={rt.high} l={rt.low} c={rt.close} v={rt.volume}"
+            )
+            self._queue.put_nowait(Rejection(f"bad real-time bar: {exc}", raw))
             return
         if closed:
             self._queue.put_nowait(closed)

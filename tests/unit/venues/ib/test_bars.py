@@ -156,3 +156,30 @@ def test_last_slot_missed_and_no_later_bar_then_minute_closed_once_its_end_has_p
     assert (closed.ts, closed.open, closed.close) == (T0, 100.0, 110.25)
     assert agg.close_due(T0 + timedelta(minutes=5)) == []
     assert five_s(agg, T0 + timedelta(seconds=50), 1) == []  # late: that minute is gone
+
+
+def test_bad_real_time_bars_from_tws_then_each_rejected_with_a_reason_and_minutes_go_on() -> None:
+    async def main() -> None:
+        async with FakeTws(bar_start=int(T0.timestamp())) as fake:
+            source = IbBarSource(
+                IbConfig(host="127.0.0.1", port=fake.port, client_id=20, connect_timeout_s=3)
+            )
+            sink = Sink()
+            task = await running(source, sink)
+            await until(lambda: source.state.connected and source._subscriptions)
+            at = str(int(T0.timestamp()) + 20)
+            for o, h, low, c in (
+                ("nan", "1", "1", "1"),
+                ("-5", "1", "1", "1"),
+                ("2", "1", "3", "2"),
+            ):
+                fake.push_realtime_bar("SPY", [at, o, h, low, c, "10", "1", "1"])
+            await until(lambda: len(sink.rejections) == 3)
+            fake.advance_bars(24)
+            await until(lambda: len(sink.got) == 2)
+            await stop(task)
+            assert all(r.startswith("ib: bad real-time bar: ") for r, _ in sink.rejections)
+            assert all("SPY" in raw for _, raw in sink.rejections)
+            assert [b.ts for b in sink.got] == [T0, T0 + MIN]
+
+    asyncio.run(main())
