@@ -251,3 +251,42 @@ def test_shadow_command_on_ib_then_nyse_session_in_every_line_and_no_order_reach
         started = j.events(kinds=["deployment_started"])[-1]["data"]
         fills = j.fills()
     assert started["mode"] == "shadow" and fills  # virtual fills only
+
+
+def test_ib_account_changed_by_hand_then_reconciliation_blocks_the_strict_start_else_adopts(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    with FakeTws() as fake, minutes_passing(fake):
+        fake.set_price("SPY", 500.0)
+        cfg = ib_config(state, fake, 37, strategies=[strategy("once", "BuyOnce", ["SPY"])])
+        with running(cfg):
+            wait_for_kind(state, "order_filled", 1)
+        # By hand in TWS while tradeplane is down: more shares, and an order of its own.
+        fake.set_position("SPY", 130, 500.0)
+        by_hand = ib_async.IB()
+        by_hand.connect("127.0.0.1", fake.port, clientId=90, timeout=5)
+        (spy,) = by_hand.qualifyContracts(ib_async.Stock("SPY", "SMART", "USD"))
+        by_hand.placeOrder(spy, ib_async.LimitOrder("BUY", 2, 100.0))
+        fake.wait_for(lambda: len(fake.placed_orders) == 2)
+        by_hand.disconnect()
+
+        strict = cfg.model_copy(
+            update={
+                "supervisor": cfg.supervisor.model_copy(
+                    update={"fail_on_reconciliation_mismatch": True}
+                )
+            }
+        )
+        with pytest.raises(OperationalError, match="reconciliation mismatch"):
+            deployment.deploy(strict, timeout_s=60)
+        with running(cfg) as run:
+            eventually(lambda: live_status(run.name).get("health") == "ok", timeout_s=30)
+    with JournalReader.open(state) as j:
+        reports = [e["data"] for e in j.events(kinds=["reconciliation"])]
+    assert [r["action"] for r in reports] == ["none", "block_start", "adopt_venue"]
+    blocked = reports[1]
+    (mismatch,) = blocked["quantity_mismatches"]
+    assert (mismatch["symbol"], mismatch["expected"], mismatch["venue"]) == ("SPY", 100, 130)
+    (external,) = blocked["unexpected_orders"]
+    assert external["symbol"] == "SPY" and external["client_order_id"].startswith("ib-perm-")

@@ -32,6 +32,7 @@ from tradeplane.venues.source import Backoff
 
 log = logging.getLogger("tradeplane.venues.ib")
 EVENT_MEMORY = 20_000
+EXTERNAL_PREFIX = "ib-perm-"  # an order without our orderRef, named by IB's permanent id
 _STATUS_EVENT = {"accepted": "order_accepted", "cancelled": "order_cancelled"}
 
 
@@ -166,7 +167,9 @@ class IbVenueClient:
 
     async def open_orders(self) -> list[VenueOrderState]:
         self._check_link("open orders")
-        return [_state(t) for t in self.ib.openTrades() if t.order.orderRef]
+        # Every open order of the account, ours or not: reconciliation must see one placed by
+        # hand or by another program (it has no orderRef; it goes by IB's permanent id).
+        return [_state(t) for t in self.ib.openTrades()]
 
     async def positions(self) -> dict[str, VenuePosition]:
         self._check_link("positions")
@@ -265,7 +268,7 @@ def _state(trade: Any) -> VenueOrderState:
     o, s = trade.order, trade.orderStatus
     now = time.time()
     return VenueOrderState(
-        client_order_id=o.orderRef,
+        client_order_id=o.orderRef or f"{EXTERNAL_PREFIX}{o.permId or o.orderId}",
         venue_order_id=str(o.permId or o.orderId),
         symbol=trade.contract.symbol,
         side=Side.BUY if o.action.upper() == "BUY" else Side.SELL,
