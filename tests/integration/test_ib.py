@@ -250,7 +250,13 @@ def test_shadow_command_on_ib_then_nyse_session_in_every_line_and_no_order_reach
     with JournalReader.open(state) as j:
         started = j.events(kinds=["deployment_started"])[-1]["data"]
         fills = j.fills()
-    assert started["mode"] == "shadow" and fills  # virtual fills only
+        decisions = {i["decision"] for i in j.intents()}
+        reasons = {i["reason"] for i in j.intents() if i["decision"] == "denied"}
+    assert started["mode"] == "shadow"
+    if open_before and open_after:
+        assert fills  # virtual fills only
+    elif not open_before and not open_after:  # risk holds every order until the open
+        assert not fills and decisions == {"denied"} and reasons == {"MARKET_CLOSED"}
 
 
 def test_ib_account_changed_by_hand_then_reconciliation_blocks_the_strict_start_else_adopts(

@@ -172,6 +172,10 @@ class RiskConfig(FrozenModel):
     """Only these symbols may be traded; unset = all. Default unset."""
     blocked_symbols: tuple[str, ...] = ()
     """These symbols may not be traded. Default empty."""
+    deny_when_market_closed: bool = True
+    """Deny new orders (``MARKET_CLOSED``) while the session calendar says the market is
+    closed, rather than leave them waiting at the broker for the open. A 24/7 calendar is
+    never closed; the kill switch's flatten still goes. Default true."""
     kill_switch_cancel_orders: bool = True
     """Cancel working orders when the kill switch trips. Default true."""
     kill_switch_flatten: bool = False

@@ -5,9 +5,10 @@ Pure: no Ray, no IO, time from the injected clock. Besides the pre-trade checks
 switch on *every* mark and fill, not only at submit; it rolls the risk day over by the session
 calendar inside a long-running process; and it exports/restores its state for restarts.
 
-Order of checks: reconciling -> symbol allowed/blocked -> duplicate intent -> trading state ->
-price known / stale -> price deviation -> order qty/value -> position qty/value -> gross exposure
--> number of positions -> daily loss / drawdown -> rate limits -> duplicate order window.
+Order of checks: reconciling -> symbol allowed/blocked -> duplicate intent -> market open ->
+trading state -> price known / stale -> price deviation -> order qty/value -> position qty/value
+-> gross exposure -> number of positions -> daily loss / drawdown -> rate limits -> duplicate
+order window.
 """
 
 from __future__ import annotations
@@ -236,7 +237,9 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
                 f"intent {intent.client_order_id} already approved",
                 {"client_order_id": intent.client_order_id},
             )
-        denial = denial or self._check_trading_state(intent, signed)
+        denial = (
+            denial or self._check_market_open(intent) or self._check_trading_state(intent, signed)
+        )
         if denial is not None:
             return denial
         price, denial = self._resolve_price(intent)

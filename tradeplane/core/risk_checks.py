@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 from tradeplane.core.model import Intent, OrderDenied, OrderType
 from tradeplane.core.risk_book import EPS, Book
 from tradeplane.core.risk_types import DenyReason, Figures, RiskLimits, TradingState
+from tradeplane.core.session import iso_utc
 
 if TYPE_CHECKING:
     from tradeplane.core.clock import Clock
+    from tradeplane.core.session import SessionCalendar
 
 DupKey = tuple[str, str, str, float, str, float | None]
 RATE_WINDOW_S = 60.0
@@ -39,6 +41,7 @@ class PreTradeChecks:
 
     limits: RiskLimits
     clock: Clock
+    calendar: SessionCalendar
     book: Book
     state: TradingState
     denied: dict[str, int]
@@ -77,6 +80,19 @@ class PreTradeChecks:
                 {"symbol": sym},
             )
         return None
+
+    def _check_market_open(self, intent: Intent) -> OrderDenied | None:
+        now = self.clock.now()
+        if not self.limits.deny_when_market_closed or self.calendar.is_open(now):
+            return None
+        opens = self.calendar.next_open(now)
+        when = "" if opens is None else f"; it opens {iso_utc(opens)}"
+        return self._deny(
+            intent,
+            DenyReason.MARKET_CLOSED,
+            f"the market is closed{when}",
+            {"next_open": opens},
+        )
 
     def _check_trading_state(self, intent: Intent, signed: float) -> OrderDenied | None:
         if self.state is TradingState.HALTED:

@@ -40,6 +40,7 @@ class DenyReason(StrEnum):
     RATE_LIMIT = "RATE_LIMIT"
     DUPLICATE_ORDER = "DUPLICATE_ORDER"
     INTENT_EXPIRED = "INTENT_EXPIRED"
+    MARKET_CLOSED = "MARKET_CLOSED"
 
 
 class TradingState(StrEnum):
@@ -79,6 +80,7 @@ class RiskLimits:
     duplicate_order_window_s: float | None = None
     allowed_symbols: tuple[str, ...] | None = None
     blocked_symbols: tuple[str, ...] = ()
+    deny_when_market_closed: bool = True
 
     def disabled(self) -> list[str]:
         """Names of the limits that are off."""

@@ -317,3 +317,37 @@ def test_denials_are_counted_by_reason() -> None:
     approved(e.check(intent()))
     assert e.denied == {"MAX_ORDER_QUANTITY": 1} and e.approved == 1
     assert e.summary()["denied"] == {"MAX_ORDER_QUANTITY": 1}
+
+
+# -- market hours --------------------------------------------------------------------------
+
+SUNDAY_NOON = 1795348800.0  # 2026-11-22 12:00 UTC: NYSE closed
+TUESDAY_10_ET = 1795532400.0  # 2026-11-24 15:00 UTC (10:00 New York): NYSE open
+MONDAY_OPEN = 1795444200.0  # 2026-11-23 14:30 UTC (09:30 New York)
+
+
+def nyse_engine(at: float, **limits: object) -> RiskEngine:
+    from tradeplane.core.session import make_calendar
+
+    e = RiskEngine(
+        RiskLimits(**limits),  # type: ignore[arg-type]
+        clock=ManualClock(at),
+        calendar=make_calendar("XNYS"),
+    )
+    e.mark("AAA", 100.0)
+    return e
+
+
+def test_nyse_closed_then_denied_market_closed_with_the_next_open() -> None:
+    d = denied(nyse_engine(SUNDAY_NOON).check(intent()), DenyReason.MARKET_CLOSED)
+    assert d.figures["next_open"] == MONDAY_OPEN
+    assert "2026-11-23T14:30:00+00:00" in d.message
+
+
+def test_nyse_open_or_the_check_switched_off_then_approved() -> None:
+    approved(nyse_engine(TUESDAY_10_ET).check(intent()))
+    approved(nyse_engine(SUNDAY_NOON, deny_when_market_closed=False).check(intent()))
+
+
+def test_always_open_calendar_then_never_market_closed() -> None:
+    approved(engine(ManualClock(SUNDAY_NOON)).check(intent()))

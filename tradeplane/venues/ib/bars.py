@@ -231,7 +231,7 @@ class IbBarSource:
                 self.ib.cancelRealTimeBars(sub)
         self._subscriptions = []
         for contract in contracts:
-            bars = self.ib.reqRealTimeBars(contract, 5, "TRADES", False)
+            bars = self.ib.reqRealTimeBars(contract, 5, "TRADES", True)  # regular hours: XNYS
             bars.updateEvent += self._on_realtime
             self._subscriptions.append(bars)
 
@@ -273,7 +273,7 @@ class IbBarSource:
     async def _history(self, contract: Any) -> list[Bar]:
         await self.session.paced()
         rows = await self.ib.reqHistoricalDataAsync(
-            contract, "", "1 D", "1 min", "TRADES", False, formatDate=2
+            contract, "", "1 D", "1 min", "TRADES", True, formatDate=2
         )
         # TWS's clock, not ours: the last row is the minute still forming until it ends.
         now = await self._sync_clock()
