@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from datetime import UTC, datetime
@@ -41,6 +42,8 @@ from tradeplane.venues.sources import external_source
 
 FEED_SCOPE, SIM_KEY, LAST_BARS_KEY = "feed", "sim", "last_bars"
 SNAPSHOT_EVERY_S = 1.0
+STREAM_STOP_S = 10.0
+log = logging.getLogger("tradeplane.feed")
 
 
 def sim_start(now: float, interval_s: int, history_bars: int) -> datetime:
@@ -140,15 +143,20 @@ class FeedActor(SupervisedActor):
             # (right after a restart) already sees data flowing; bounded, a silent source
             # must not hold the caller.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._first_pass.wait(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await self._first_pass.wait()
         return True
 
     async def stop_streaming(self) -> dict[str, Any]:
         self.streaming = False
         if self._stream is not None:
             self._stream.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._stream
+            # Bounded: a source that ignores its cancellation must not hold the stop forever.
+            done, _ = await asyncio.wait({self._stream}, timeout=STREAM_STOP_S)
+            if not done:
+                log.error(
+                    "feed: the source did not stop within %ss of its cancellation", STREAM_STOP_S
+                )
         self._journal_snapshot(force=True)
         return {"bars": self.bars}
 

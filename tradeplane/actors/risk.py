@@ -293,7 +293,8 @@ class RiskActor(SupervisedActor):
             return
         event = self._first_mark.setdefault(symbol, asyncio.Event())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), FIRST_MARK_WAIT_S)
+            async with asyncio.timeout(FIRST_MARK_WAIT_S):
+                await event.wait()
 
     async def _decide(
         self, intent: Intent, *, flatten: bool = False, received: float | None = None

@@ -124,9 +124,8 @@ class StrategyActor(SupervisedActor):
             return
         since = {s: t.isoformat() for s, t in self.runner.last_bar_ts.items()}
         try:
-            bars: list[Bar] = await asyncio.wait_for(
-                feed.bars_since.remote(list(self.runner.symbols), since), 10.0
-            )
+            async with asyncio.timeout(10.0):
+                bars: list[Bar] = await feed.bars_since.remote(list(self.runner.symbols), since)
         except (ray.exceptions.RayActorError, TimeoutError):
             return
         if bars:

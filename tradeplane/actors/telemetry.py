@@ -302,9 +302,8 @@ class TelemetryActor(SupervisedActor):
             if handle is None:
                 return role, None
             try:
-                got: list[MetricPoint] = await asyncio.wait_for(
-                    handle.metrics_snapshot.remote(), SCRAPE_TIMEOUT_S
-                )
+                async with asyncio.timeout(SCRAPE_TIMEOUT_S):
+                    got: list[MetricPoint] = await handle.metrics_snapshot.remote()
             except Exception:
                 self.peers.forget(role)
                 return role, None

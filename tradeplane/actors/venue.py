@@ -145,7 +145,8 @@ class StreamingSimVenue:
         if not events and wait_s > 0:
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), wait_s)
+                async with asyncio.timeout(wait_s):
+                    await self._changed.wait()
             self._refuse_if_dropped("events_since")  # the drop may have begun while we waited
             events = self.venue.events_since(seq, limit)
         return self._garble(events)
@@ -345,9 +346,8 @@ class RayVenueClient(_InProcessLink):
             self._connected = False
             raise TransientError("venue actor not found")
         try:
-            result = await asyncio.wait_for(
-                getattr(handle, method).remote(*args), timeout_s or self.call_timeout_s
-            )
+            async with asyncio.timeout(timeout_s or self.call_timeout_s):
+                result = await getattr(handle, method).remote(*args)
         except (ray.exceptions.RayActorError, TimeoutError) as exc:
             self.peers.forget(ROLE_VENUE)
             self._connected = False

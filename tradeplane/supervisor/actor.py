@@ -213,7 +213,8 @@ class Supervisor(RecoveryMixin, StoppingMixin):
         except (ChildGone, TimeoutError) as exc:
             cause = None
             with contextlib.suppress(TimeoutError):
-                cause = await asyncio.wait_for(self.adapter.wait_for_death(role), 5.0)
+                async with asyncio.timeout(5.0):
+                    cause = await self.adapter.wait_for_death(role)
             raise RuntimeError(f"{role} did not become ready: {cause or exc}") from exc
         if restart:
             self.core.restarted(role)
@@ -301,7 +302,8 @@ class Supervisor(RecoveryMixin, StoppingMixin):
         interval = self.cfg.supervisor.monitor_interval_s
         while self.core.phase in (Phase.READY, Phase.RUNNING):
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self.wake.wait()
             self.wake.clear()
             try:
                 await self._tick()

@@ -47,7 +47,8 @@ class RayChildAdapter:
         if handle is None:
             raise ChildGone(f"{role}: no handle")
         try:
-            return await asyncio.wait_for(getattr(handle, method).remote(*args), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                return await getattr(handle, method).remote(*args)
         except RayActorError as exc:
             raise ChildGone(f"{role}: {type(exc).__name__}") from exc
 

@@ -118,7 +118,8 @@ class RecoveryMixin:
                 # Woken early by a new failure, which may outrank the one we were waiting for.
                 self.recovery_wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.recovery_wake.wait(), wait_s or None)
+                    async with asyncio.timeout(wait_s or None):
+                        await self.recovery_wake.wait()
                 continue
             try:
                 await self._carry_out(recovery)

@@ -93,7 +93,8 @@ class BinanceKlineSource:
                     log.info("binance: replacing the connection before the 24 h limit")
                     return  # the caller's loop connects again (and backfills)
                 try:
-                    msg = await asyncio.wait_for(ws.receive(), self.receive_timeout_s)
+                    async with asyncio.timeout(self.receive_timeout_s):
+                        msg = await ws.receive()
                 except TimeoutError:
                     raise ConnectionError("nothing received, not even a ping") from None
                 if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):

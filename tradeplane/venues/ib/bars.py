@@ -216,7 +216,8 @@ class IbBarSource:
                     sink, [c for c in contracts if c.symbol in self.minutes.from_history]
                 )
             try:
-                item = await asyncio.wait_for(self._queue.get(), 1.0)
+                async with asyncio.timeout(1.0):
+                    item = await self._queue.get()
             except TimeoutError:
                 item = self.minutes.close_due(self._tws_now() - LAST_BAR_GRACE)
             if isinstance(item, Rejection):

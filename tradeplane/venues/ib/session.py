@@ -104,7 +104,8 @@ class IbSession:
         socket closed) so the owner reconnects and resyncs instead of waiting on it forever."""
         await self.paced()
         try:
-            await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), self.cfg.heartbeat_s)
+            async with asyncio.timeout(self.cfg.heartbeat_s):
+                await self.ib.reqCurrentTimeAsync()
         except TimeoutError:
             why = f"TWS silent: no answer to a heartbeat in {self.cfg.heartbeat_s:g} s"
             self.link.disconnected(why)

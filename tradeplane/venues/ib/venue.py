@@ -193,7 +193,8 @@ class IbVenueClient:
         if not events and wait_s > 0:
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), wait_s)
+                async with asyncio.timeout(wait_s):
+                    await self._changed.wait()
             events = self._after(seq, limit)
         return events
 

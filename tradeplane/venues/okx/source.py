@@ -101,9 +101,10 @@ class OkxCandleSource:
             awaiting_pong = False
             while True:
                 try:
-                    msg = await asyncio.wait_for(
-                        ws.receive(), PONG_WAIT_S if awaiting_pong else self.cfg.ping_interval_s
-                    )
+                    async with asyncio.timeout(
+                        PONG_WAIT_S if awaiting_pong else self.cfg.ping_interval_s
+                    ):
+                        msg = await ws.receive()
                 except TimeoutError:
                     if awaiting_pong:
                         raise ConnectionError("no pong: connection silent") from None
