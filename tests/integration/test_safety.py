@@ -207,8 +207,9 @@ def test_corrupted_journal_then_start_refused_naming_the_file(tmp_path: Path) ->
     raw = bytearray(db.read_bytes())
     raw[:16] = b"not a database!!"
     db.write_bytes(bytes(raw))
-    with pytest.raises(Exception, match=r"journal\.db"):
+    with pytest.raises(Exception, match=r"journal\.db") as refused:
         deployment.deploy(cfg)
+    assert "\x1b[" not in str(refused.value) and "Traceback" not in str(refused.value)
 
 
 def crash_left_order_submitting(state: Path, name: str) -> str:

@@ -93,5 +93,10 @@ class RayChildAdapter:
 
 
 def _death_cause(exc: RayActorError) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if "creation task" in lines[0] and len(lines) > 1:
+        # The first line names the actor's process; the last is the error __init__ raised.
+        return f"failed while starting: {lines[-1]}"[:300]
+    return lines[0][:300]
