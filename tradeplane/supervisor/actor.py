@@ -132,8 +132,13 @@ class Supervisor(RecoveryMixin, StoppingMixin):
     async def deploy(self) -> dict[str, Any]:
         timeout = self.cfg.supervisor.startup_timeout_s
         try:
+            # Every child's process boots at once (the slow part: a fresh Python importing the
+            # runtime); they then become ready one by one in dependency order, journal first.
+            early = [r for r, spec in self.specs.items() if spec.colocate_with is None]
+            for role in early:
+                self.adapter.create(self.specs[role])
             for role in self.specs:
-                await self._create_and_ready(role, timeout)
+                await self._create_and_ready(role, timeout, created=role in early)
             await self._reconcile(timeout)
         except Exception as exc:
             if self.core.failure is None:
@@ -201,13 +206,16 @@ class Supervisor(RecoveryMixin, StoppingMixin):
             await asyncio.sleep(0.02)
 
     async def _create_and_ready(
-        self, role: str, timeout_s: float, *, restart: bool = False
+        self, role: str, timeout_s: float, *, restart: bool = False, created: bool = False
     ) -> None:
         spec = self.specs[role]
-        node_id = None
-        if spec.colocate_with is not None:
-            node_id = await self.adapter.call(spec.colocate_with, "node_id", timeout_s=timeout_s)
-        self.adapter.create(spec, node_id)
+        if not created:
+            node_id = None
+            if spec.colocate_with is not None:
+                node_id = await self.adapter.call(
+                    spec.colocate_with, "node_id", timeout_s=timeout_s
+                )
+            self.adapter.create(spec, node_id)
         try:
             await self.adapter.call(role, "ready", timeout_s=timeout_s)
         except (ChildGone, TimeoutError) as exc:
