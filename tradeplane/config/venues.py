@@ -110,8 +110,9 @@ class IbConfig(FrozenModel):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     """How long one connection attempt may take. Default 10."""
     heartbeat_s: float = Field(default=10.0, gt=0)
-    """How often the broker asks TWS the time to prove the socket alive: no answer within it
-    and the link counts as lost (reconnect, then resync). A hung TWS sends no error. Default 10."""
+    """How often the broker and the feed ask TWS the time to prove the socket alive: no answer
+    within it and the link counts as lost (reconnect, then resync). A hung TWS sends no error,
+    and bars stop anyway when the market closes. Default 10."""
 
     @field_validator("symbols")
     @classmethod

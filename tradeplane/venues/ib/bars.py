@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -204,7 +205,16 @@ class IbBarSource:
             contracts.append(contract)
         await self._backfill(sink, contracts)
         self._subscribe(contracts)
+        last_proof = time.monotonic()
         while self.ib.isConnected():
+            if (
+                self.session.link.state is Link.UP
+                and time.monotonic() - last_proof >= self.session.cfg.heartbeat_s
+            ):
+                # Bars stop when the market closes: a hung TWS must not wait for the open to
+                # be found. Raises (and the run loop reconnects) when TWS does not answer.
+                await self.session.prove_alive()
+                last_proof = time.monotonic()
             if self.session.link.state is Link.RESYNCING:  # TWS back after 1101/1102
                 self.minutes.drop_open()
                 if self.session.link.needs_resubscribe:

@@ -92,7 +92,10 @@ class IbVenueClient:
                     last_proof = time.monotonic()
                 elif self.session.link.state is Link.RESYNCING:
                     await self.resync()
-                elif time.monotonic() - last_proof >= self.cfg.heartbeat_s:
+                elif (
+                    self.session.link.state is Link.UP
+                    and time.monotonic() - last_proof >= self.cfg.heartbeat_s
+                ):
                     await self.session.prove_alive()
                     last_proof = time.monotonic()
             except asyncio.CancelledError:

@@ -183,3 +183,26 @@ def test_bad_real_time_bars_from_tws_then_each_rejected_with_a_reason_and_minute
             assert [b.ts for b in sink.got] == [T0, T0 + MIN]
 
     asyncio.run(main())
+
+
+def test_tws_silent_then_the_feed_heartbeat_goes_unanswered_and_it_reconnects() -> None:
+    async def main() -> None:
+        async with FakeTws(bar_start=int(T0.timestamp())) as fake:
+            cfg = IbConfig(
+                host="127.0.0.1",
+                port=fake.port,
+                client_id=20,
+                connect_timeout_s=1,
+                heartbeat_s=0.5,
+            )
+            source = IbBarSource(cfg)
+            task = await running(source, Sink())
+            await until(lambda: source.state.connected and source._subscriptions)
+            fake.set_silent(True)
+            await until(lambda: source.state.disconnects == 1, timeout_s=5)
+            assert "TWS silent" in (source.state.last_error or "")
+            fake.set_silent(False)
+            await until(lambda: source.state.connected and source.state.connects == 2, 10)
+            await stop(task)
+
+    asyncio.run(main())
