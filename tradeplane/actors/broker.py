@@ -16,6 +16,7 @@ from typing import Any
 
 import ray
 
+from tradeplane.actors.broker_resolution import ResolvingMixin
 from tradeplane.actors.common import (
     ROLE_BROKER,
     ROLE_RISK,
@@ -35,7 +36,6 @@ from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import TransientError
 from tradeplane.core.execution import ExecutionCore, OrderEvent
 from tradeplane.core.model import CancelOrder, Envelope, Fill, SubmitOrder
-from tradeplane.core.orders import OrderStatus
 from tradeplane.core.venue_events import check_venue_event, describe_raw
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.telemetry.actors import actor_metrics
@@ -48,7 +48,7 @@ CURSOR_SCOPE, CURSOR_KEY = "broker", "venue_cursor"
 
 
 @ray.remote
-class BrokerActor(SupervisedActor):
+class BrokerActor(SupervisedActor, ResolvingMixin):
     def __init__(self, cfg: TradeplaneConfig, run_id: str) -> None:
         self.protect_secrets(cfg)
         self.cfg = cfg
@@ -372,75 +372,6 @@ class BrokerActor(SupervisedActor):
         ]
         seqs = await call_journal(self.peers, records)
         self._notify(real, seqs)
-
-    # -- resolving what a crash or timeout left open ---------------------------------------------
-
-    async def _resolve_loop(self) -> None:
-        while True:
-            await asyncio.sleep(0.25)
-            await self._resolve_once()
-
-    async def _resolve_once(self) -> list[str]:
-        """Ask the venue about every order in submitting/unknown; close those it never saw once
-        the grace period has passed. Returns those still waiting for an answer."""
-        grace = self.cfg.supervisor.unconfirmed_grace_s
-        now = time.time()
-        pending = [
-            o
-            for status in (OrderStatus.PENDING_SUBMIT, OrderStatus.UNKNOWN)
-            for o in self.core.orders.in_status(status)
-            if o.client_order_id not in self._in_submit
-        ]
-        waiting: list[str] = []
-        for order in pending:
-            coid = order.client_order_id
-            try:
-                seen = await self.venue.order(coid)
-            except TransientError as exc:
-                self._venue_failed(exc)
-                return [o.client_order_id for o in pending]
-            if seen is not None:  # the venue has it; its events arrive on the stream
-                self._resolved(coid, f"found at venue ({seen.status})", order.status.value)
-                continue
-            if now - order.updated_ts < grace:
-                waiting.append(coid)
-                continue
-            event = self.core.close_unconfirmed(coid, "NOT_RECEIVED_BY_VENUE")
-            await self._journal_events([event])
-            if event is not None:
-                self._resolved(coid, "rejected NOT_RECEIVED_BY_VENUE", order.status.value)
-        return waiting
-
-    def _resolved(self, coid: str, outcome: str, was: str) -> None:
-        if coid not in self._reported:
-            self._reported.add(coid)
-            self.resolutions.append(
-                {"client_order_id": coid, "was": was, "outcome": outcome, "ts": time.time()}
-            )
-
-    async def reconcile_inputs(self, timeout_s: float = 30.0) -> dict[str, Any]:
-        """For the start-up reconciliation: settle every order left in submitting/unknown by
-        asking the venue (never guessing), catch the event stream up with the venue, then report
-        the venue's live positions and open orders."""
-        await self._ready.wait()
-        deadline = time.monotonic() + timeout_s
-        while await self._resolve_once():
-            if time.monotonic() > deadline:
-                raise TransientError("orders in submitting/unknown still unanswered by the venue")
-            await asyncio.sleep(0.1)
-        target = await self.venue.last_seq()
-        while self.cursor < target:
-            if time.monotonic() > deadline:
-                raise TransientError(f"event stream at {self.cursor}, venue at {target}")
-            await asyncio.sleep(0.02)
-        positions = await self.venue.positions()
-        open_orders = await self.venue.open_orders()
-        return {
-            "positions": positions,
-            "open_orders": open_orders,
-            "resolutions": list(self.resolutions),
-            "cursor": self.cursor,
-        }
 
     async def live_holdings(self) -> dict[str, Any]:
         """The venue's positions and open orders as it reports them now (read-only)."""
