@@ -19,11 +19,9 @@ one span per other supervisor event as children.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from tradeplane.telemetry.context import (
@@ -32,41 +30,26 @@ from tradeplane.telemetry.context import (
     RISK_CHECK,
     RISK_FLATTEN,
     STRATEGY_INTENT,
-    SUPERVISOR_RUN,
     VENUE_ACK,
     TraceContext,
     intent_context,
     parse_traceparent,
-    run_context,
     span_id,
 )
 from tradeplane.telemetry.model import AttributeValue, SpanEvent, SpanStatus, TraceSpan
+from tradeplane.telemetry.span_values import Event, root_span
+from tradeplane.telemetry.span_values import attrs as _attrs
+from tradeplane.telemetry.span_values import event_ts as _event_ts
+from tradeplane.telemetry.span_values import first_number as _first
+from tradeplane.telemetry.span_values import number as _num
+from tradeplane.telemetry.supervisor_spans import SUPERVISOR_KINDS, SupervisorTrace
 
-Event = dict[str, Any]
 Lookup = Callable[[str], list[Event]]
 """All journal events of one client order id, in journal order (to rebuild a forgotten order)."""
 
 # Orders kept after they close too (a late event still finds its spans' state); beyond this the
 # lookup rebuilds an order from the journal.
 _ORDER_MEMORY = 10_000
-_SUPERVISOR_KINDS = frozenset(
-    {
-        "health_changed",
-        "recovery_attempt",
-        "recovery_succeeded",
-        "recovery_failed",
-        "recovery_exhausted",
-        "strategy_error",
-        "strategy_suspended",
-        "supervisor_reattached",
-        "feed_started",
-        "deployment_stopped",
-        "deployment_failed",
-        "kill_switch_activated",
-        "kill_switch_cleared",
-        "reconciliation_mismatch",
-    }
-)
 
 
 @dataclass(slots=True)
@@ -78,50 +61,6 @@ class _Order:
     sent_ts: float | None = None
     submit_done: bool = False
     acked: bool = False
-
-
-def _attr(value: Any) -> AttributeValue | None:
-    if value is None:
-        return None
-    if isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    return str(value)
-
-
-def _attrs(**values: Any) -> dict[str, AttributeValue]:
-    out: dict[str, AttributeValue] = {}
-    for key, value in values.items():
-        v = _attr(value)
-        if v is not None:
-            out[f"tradeplane.{key}"] = v
-    return out
-
-
-def _event_ts(ev: Event) -> float:
-    """A journal line's time: ISO-8601 UTC in the line, epoch seconds in records."""
-    ts = ev.get("ts")
-    if isinstance(ts, str):
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-    return float(ts) if ts is not None else 0.0
-
-
-def _first(*values: Any) -> float:
-    """The first of ``values`` that is a finite number (the last one is the fallback)."""
-    for v in values[:-1]:
-        n = _num(v)
-        if n is not None:
-            return n
-    return float(values[-1])
-
-
-def _num(value: Any) -> float | None:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 class SpanBuilder:
@@ -140,9 +79,12 @@ class SpanBuilder:
         self._lookup = lookup
         self._all = include_unsampled  # offline tools show every intent, sampled or not
         self._orders: OrderedDict[str, _Order] = OrderedDict()
-        self._run_id = run_id
-        self._attempts: dict[tuple[str, int], float] = {}
-        self.skipped = 0  # events of traces that are unsampled or have no context
+        self._supervisor = SupervisorTrace(run_id)
+        self._skipped = 0  # events of traces that are unsampled or have no context
+
+    @property
+    def skipped(self) -> int:
+        return self._skipped + self._supervisor.skipped
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -161,9 +103,9 @@ class SpanBuilder:
         if isinstance(kind, str) and kind.startswith("order_"):
             return self._order_event(ev, kind)
         if kind == "deployment_started":
-            return self._run_started(ev)
-        if kind in _SUPERVISOR_KINDS:
-            return self._supervisor(ev, kind)
+            return self._supervisor.run_started(ev)
+        if kind in SUPERVISOR_KINDS:
+            return self._supervisor.event(ev, kind)
         return []
 
     # -- the intent's trace --------------------------------------------------------------------
@@ -173,7 +115,7 @@ class SpanBuilder:
         data = ev.get("data") or {}
         coid = ev.get("client_order_id") or data.get("client_order_id")
         if ctx is None or not coid:
-            self.skipped += 1
+            self._skipped += 1
             return []
         attrs = _attrs(
             deployment=ev.get("deployment"),
@@ -188,26 +130,21 @@ class SpanBuilder:
         )
         self._remember(_Order(ctx, coid, attrs))
         if not ctx.sampled and not self._all:
-            self.skipped += 1
+            self._skipped += 1
             return []
         flatten = data.get("source") == "flatten"
         end = _event_ts(ev)
         start = _first(data.get("bar_recv_ts"), end)
         return [
-            TraceSpan(
-                trace_id=ctx.trace_id,
-                span_id=ctx.span_id,
-                parent_span_id=None,
-                name=RISK_FLATTEN if flatten else STRATEGY_INTENT,
-                component="risk" if flatten else "strategy",
-                start_ts=min(start, end),
-                end_ts=end,
-                attributes={
-                    **attrs,
-                    **_attrs(trigger=data.get("trigger"), reason=data.get("reason")),
-                },
+            root_span(
+                ctx,
+                RISK_FLATTEN if flatten else STRATEGY_INTENT,
+                "risk" if flatten else "strategy",
+                start,
+                end,
+                {**attrs, **_attrs(trigger=data.get("trigger"), reason=data.get("reason"))},
+                ev,
                 kind="producer",
-                journal_seq=ev.get("seq"),
             )
         ]
 
@@ -407,7 +344,7 @@ class SpanBuilder:
         if order is None:
             order = self._rebuild(coid, ev)
         if order is None or not (order.ctx.sampled or self._all):
-            self.skipped += 1
+            self._skipped += 1
             return None
         self._orders.move_to_end(coid)
         return order
@@ -417,7 +354,7 @@ class SpanBuilder:
         (without emitting), or, with no lookup, derive its context from the event itself."""
         if self._lookup is not None:
             earlier = [e for e in self._lookup(coid) if e.get("seq", 0) < ev.get("seq", 0)]
-            replay = SpanBuilder(run_id=self._run_id, include_unsampled=self._all)
+            replay = SpanBuilder(run_id=self._supervisor.run_id, include_unsampled=self._all)
             replay.feed(earlier)
             order = replay._orders.get(coid)
             if order is not None:
@@ -453,104 +390,6 @@ class SpanBuilder:
         self._orders.move_to_end(order.coid)
         while len(self._orders) > _ORDER_MEMORY:
             self._orders.popitem(last=False)
-
-    # -- the supervisor's trace ----------------------------------------------------------------
-
-    def _run_started(self, ev: Event) -> list[TraceSpan]:
-        data = ev.get("data") or {}
-        run_id = data.get("run_id")
-        if not run_id:
-            return []
-        self._run_id = str(run_id)
-        ctx = run_context(str(ev.get("deployment")), self._run_id)
-        end = _event_ts(ev)
-        start = _first(data.get("started_ts"), end)
-        return [
-            TraceSpan(
-                trace_id=ctx.trace_id,
-                span_id=ctx.span_id,
-                parent_span_id=None,
-                name=SUPERVISOR_RUN,
-                component="supervisor",
-                start_ts=min(start, end),
-                end_ts=end,
-                attributes=_attrs(
-                    deployment=ev.get("deployment"),
-                    run_id=self._run_id,
-                    mode=data.get("mode"),
-                    venue=data.get("venue"),
-                    strategies=",".join(map(str, data.get("strategies") or [])),
-                ),
-                journal_seq=ev.get("seq"),
-            )
-        ]
-
-    def _supervisor(self, ev: Event, kind: str) -> list[TraceSpan]:
-        data = ev.get("data") or {}
-        ts = _event_ts(ev)
-        if kind == "recovery_attempt":
-            key = (str(data.get("target")), int(data.get("attempt") or 0))
-            self._attempts[key] = ts
-            if len(self._attempts) > 10_000:
-                self._attempts.pop(next(iter(self._attempts)))
-        run_id = str(data.get("run_id") or self._run_id or "")
-        if not run_id:
-            self.skipped += 1
-            return []
-        ctx = run_context(str(ev.get("deployment")), run_id)
-        name, start, status, message = f"supervisor.{kind}", ts, "unset", None
-        extra: dict[str, AttributeValue] = {}
-        if kind == "health_changed":
-            name = "supervisor.health"
-            extra = _attrs(
-                health=data.get("health"), previous=data.get("previous"), reason=data.get("reason")
-            )
-        elif kind in ("recovery_succeeded", "recovery_failed"):
-            name = "supervisor.recovery"
-            key = (str(data.get("target")), int(data.get("attempt") or 0))
-            took = _num(data.get("took_s"))
-            start = self._attempts.pop(key, ts - took if took is not None else ts)
-            ok = kind == "recovery_succeeded"
-            status, message = ("ok", None) if ok else ("error", str(data.get("error") or ""))
-            extra = _attrs(
-                target=data.get("target"),
-                attempt=data.get("attempt"),
-                outcome="succeeded" if ok else "failed",
-                took_s=took,
-            )
-        else:
-            extra = {
-                k: v
-                for k, v in _attrs(
-                    target=data.get("target"),
-                    attempt=data.get("attempt"),
-                    cause=data.get("cause"),
-                    reason=data.get("reason"),
-                    error=data.get("error"),
-                    strategy=ev.get("strategy") or data.get("strategy"),
-                ).items()
-            }
-            if kind in ("recovery_exhausted", "deployment_failed", "strategy_error"):
-                status, message = "error", str(data.get("reason") or data.get("error") or kind)
-        return [
-            TraceSpan(
-                trace_id=ctx.trace_id,
-                span_id=span_id(ctx.trace_id, name, str(ev.get("event_id") or ev.get("seq"))),
-                parent_span_id=ctx.span_id,
-                name=name,
-                component="supervisor",
-                start_ts=min(start, ts),
-                end_ts=ts,
-                attributes={
-                    **_attrs(deployment=ev.get("deployment"), run_id=run_id),
-                    **extra,
-                },
-                events=(SpanEvent(kind, ts, extra),),
-                status=status,  # type: ignore[arg-type]
-                status_message=message,
-                journal_seq=ev.get("seq"),
-            )
-        ]
 
 
 def _intent_key(ev: Event, order: _Order) -> str:
