@@ -24,7 +24,7 @@ from tradeplane.core.reconcile import (
 )
 from tradeplane.journal.reader import JournalReader
 from tradeplane.journal.store import JournalStore
-from tradeplane.venues.sim.matching import VenueEvent, VenueOrderRequest
+from tradeplane.venues.sim.model import VenueEvent, VenueOrderRequest
 from tradeplane.venues.sim.snapshot import live_holdings, sim_venue_db
 from tradeplane.venues.sim.venue import SimVenue
 

@@ -18,12 +18,8 @@ from tradeplane.core.venue_events import (
     check_venue_event,
     describe_raw,
 )
-from tradeplane.venues.sim.matching import (
-    PaperMatchingEngine,
-    VenueEvent,
-    VenueFill,
-    VenueOrderRequest,
-)
+from tradeplane.venues.sim.matching import PaperMatchingEngine
+from tradeplane.venues.sim.model import VenueEvent, VenueFill, VenueOrderRequest
 
 FILL = VenueFill(
     "SIM-000001-1", "c-1", "SIM-000001", "ACME", Side.BUY, 2.0, 100.0, 0.1, 5.0, "taker"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from tradeplane.venues.sim.market import MarketSimulator, default_initial_price
-from tradeplane.venues.sim.matching import (
+from tradeplane.venues.sim.matching import PaperMatchingEngine
+from tradeplane.venues.sim.model import (
     EngineChanges,
     EngineState,
-    PaperMatchingEngine,
     VenueEvent,
     VenueFill,
     VenueOrderRequest,

@@ -24,7 +24,7 @@ from tradeplane.config.base import FrozenModel
 from tradeplane.core.clock import Clock
 from tradeplane.core.errors import TransientError
 from tradeplane.core.model import Side
-from tradeplane.venues.sim.matching import VenueEvent, VenueFill
+from tradeplane.venues.sim.model import VenueEvent, VenueFill
 
 INJECTED_REJECT = "INJECTED_REJECT"
 FaultTarget = Literal["feed", "venue"]

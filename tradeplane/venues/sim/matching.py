@@ -9,151 +9,26 @@ than traded twice.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
 from tradeplane.core.clock import Clock
 from tradeplane.core.model import Bar, OrderType, Side
-
-WORKING_STATUSES = frozenset({"accepted", "partially_filled"})
-TERMINAL_STATUSES = frozenset({"filled", "cancelled", "rejected", "expired"})
-STAT_NAMES = ("submits", "duplicate_submits", "rejects", "fills", "cancels")
-VENUE_ORDER_PREFIX = "SIM-"
-
-# Quantities closer than this (relative) to the ordered amount count as completely filled, so
-# float dust never leaves an order working forever.
-_QTY_REL_EPS = 1e-9
-
-
-@dataclass(frozen=True, slots=True)
-class VenueOrderRequest:
-    client_order_id: str
-    symbol: str
-    side: Side
-    quantity: float
-    order_type: OrderType
-    limit_price: float | None = None
-
-    def __post_init__(self) -> None:
-        # Enum fields are a programming contract (a typo is a bug, not a venue reject); numbers
-        # are validated by the engine and rejected the way a real venue would.
-        object.__setattr__(self, "side", Side(self.side))
-        object.__setattr__(self, "order_type", OrderType(self.order_type))
-
-
-@dataclass(frozen=True, slots=True)
-class VenueFill:
-    fill_id: str
-    client_order_id: str
-    venue_order_id: str
-    symbol: str
-    side: Side
-    quantity: float
-    price: float
-    fee: float
-    ts: float
-    liquidity: str  # "maker" | "taker"
-
-    @property
-    def signed_quantity(self) -> float:
-        return self.side.sign * self.quantity
-
-
-@dataclass(frozen=True, slots=True)
-class VenueOrderState:
-    client_order_id: str
-    venue_order_id: str | None
-    symbol: str
-    side: Side
-    quantity: float
-    order_type: OrderType
-    limit_price: float | None
-    status: str  # accepted | partially_filled | filled | cancelled | rejected | expired
-    filled_quantity: float
-    avg_fill_price: float
-    fees: float
-    reason: str | None
-    created_ts: float
-    updated_ts: float
-
-    @property
-    def is_working(self) -> bool:
-        return self.status in WORKING_STATUSES
-
-    @property
-    def remaining_quantity(self) -> float:
-        return max(0.0, self.quantity - self.filled_quantity)
-
-
-@dataclass(frozen=True, slots=True)
-class VenueEvent:
-    seq: int
-    kind: str  # order_accepted | order_rejected | order_cancelled | order_filled | cancel_rejected
-    client_order_id: str
-    venue_order_id: str | None
-    ts: float
-    reason: str | None = None
-    fill: VenueFill | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class VenuePosition:
-    symbol: str
-    quantity: float  # signed, short < 0
-    avg_price: float
-
-
-@dataclass(slots=True)
-class EngineChanges:
-    """What changed since the last ``take_changes``; with the events (which carry the fills)
-    this is exactly what a store must write."""
-
-    orders: dict[str, VenueOrderState]  # latest state per client order id
-    positions: dict[str, VenuePosition]  # quantity 0 = position closed
-    last_prices: dict[str, float]
-    last_seq: int
-    order_counter: int
-    stats: dict[str, int]
-
-
-@dataclass(slots=True)
-class EngineState:
-    """Everything needed to rebuild an engine; events are kept by whoever persists them."""
-
-    orders: list[VenueOrderState]
-    fills: list[VenueFill]  # in the order they happened
-    positions: dict[str, VenuePosition]
-    last_prices: dict[str, float]
-    last_seq: int
-    order_counter: int
-    stats: dict[str, int]
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _as_float(value: Any) -> float:
-    """A rejected request still leaves a record; anything that is not a number becomes NaN."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return math.nan
-
-
-def apply_fill_to_position(
-    position: VenuePosition | None, symbol: str, signed_qty: float, price: float
-) -> VenuePosition:
-    """Net a fill into a position; reducing keeps the entry price, a flip restarts it."""
-    qty = position.quantity if position else 0.0
-    avg = position.avg_price if position else 0.0
-    new_qty = qty + signed_qty
-    if abs(new_qty) <= _QTY_REL_EPS * max(abs(qty), abs(signed_qty)):
-        return VenuePosition(symbol, 0.0, 0.0)
-    if qty == 0.0 or (qty > 0) == (signed_qty > 0):
-        avg = (avg * abs(qty) + price * abs(signed_qty)) / abs(new_qty)
-    elif (new_qty > 0) != (qty > 0):
-        avg = price
-    return VenuePosition(symbol, new_qty, avg)
+from tradeplane.venues.sim.model import (
+    QTY_REL_EPS,
+    STAT_NAMES,
+    VENUE_ORDER_PREFIX,
+    WORKING_STATUSES,
+    EngineChanges,
+    EngineState,
+    VenueEvent,
+    VenueFill,
+    VenueOrderRequest,
+    VenueOrderState,
+    VenuePosition,
+    apply_fill_to_position,
+    as_float,
+    is_real,
+)
 
 
 class _SymbolBook:
@@ -225,10 +100,10 @@ class PaperMatchingEngine:
             ("maker_fee_bps", maker_fee_bps),
             ("slippage_bps", slippage_bps),
         ):
-            if not _is_real(value) or not 0 <= value < 1e4:
+            if not is_real(value) or not 0 <= value < 1e4:
                 raise ValueError(f"{name} must be finite and in [0, 10000), got {value!r}")
         if max_participation is not None and not (
-            _is_real(max_participation) and 0 < max_participation <= 1
+            is_real(max_participation) and 0 < max_participation <= 1
         ):
             raise ValueError(
                 f"max_participation must be in (0, 1] or None, got {max_participation!r}"
@@ -288,9 +163,9 @@ class PaperMatchingEngine:
             venue_order_id=venue_order_id,
             symbol=req.symbol,
             side=req.side,
-            quantity=_as_float(req.quantity),
+            quantity=as_float(req.quantity),
             order_type=req.order_type,
-            limit_price=None if req.limit_price is None else _as_float(req.limit_price),
+            limit_price=None if req.limit_price is None else as_float(req.limit_price),
             status="rejected" if reason else "accepted",
             filled_quantity=0.0,
             avg_fill_price=0.0,
@@ -429,10 +304,10 @@ class PaperMatchingEngine:
             return "INVALID_CLIENT_ORDER_ID"
         if not req.symbol or not isinstance(req.symbol, str):
             return "INVALID_SYMBOL"
-        if not _is_real(req.quantity) or req.quantity <= 0:
+        if not is_real(req.quantity) or req.quantity <= 0:
             return "INVALID_QUANTITY"
         if req.order_type is OrderType.LIMIT:
-            if not _is_real(req.limit_price) or req.limit_price is None or req.limit_price <= 0:
+            if not is_real(req.limit_price) or req.limit_price is None or req.limit_price <= 0:
                 return "INVALID_PRICE"
         elif req.limit_price is not None:
             return "INVALID_PRICE"
@@ -460,7 +335,7 @@ class PaperMatchingEngine:
         now = self._clock.now()
         assert order.venue_order_id is not None
         filled = order.filled_quantity + quantity
-        done = order.quantity - filled <= _QTY_REL_EPS * order.quantity
+        done = order.quantity - filled <= QTY_REL_EPS * order.quantity
         if done:
             quantity = order.quantity - order.filled_quantity
             filled = order.quantity

@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 from tradeplane.core.errors import OperationalError
 from tradeplane.core.reconcile import Holdings, LiveOrder
-from tradeplane.venues.sim.matching import VenueOrderState, VenuePosition
+from tradeplane.venues.sim.model import VenueOrderState, VenuePosition
 from tradeplane.venues.sim.store import check_file, read_working_state
 from tradeplane.venues.sim.venue import SimVenue
 

@@ -15,8 +15,8 @@ from types import TracebackType
 from tradeplane.core.clock import Clock
 from tradeplane.core.errors import OperationalError
 from tradeplane.core.model import Bar
-from tradeplane.venues.sim.matching import (
-    PaperMatchingEngine,
+from tradeplane.venues.sim.matching import PaperMatchingEngine
+from tradeplane.venues.sim.model import (
     VenueEvent,
     VenueFill,
     VenueOrderRequest,

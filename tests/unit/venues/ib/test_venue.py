@@ -15,7 +15,7 @@ from tradeplane.core.model import OrderType, Side
 from tradeplane.venues.ib.core import Link
 from tradeplane.venues.ib.venue import IbVenueClient
 from tradeplane.venues.sim import VenueOrderRequest
-from tradeplane.venues.sim.matching import VenueEvent
+from tradeplane.venues.sim.model import VenueEvent
 
 
 def client_for(fake: FakeTws, client_id: int = 11) -> IbVenueClient:

@@ -19,7 +19,7 @@ from tradeplane.venues.sim.faults import (
     fault_target,
     malformed_message,
 )
-from tradeplane.venues.sim.matching import VenueEvent
+from tradeplane.venues.sim.model import VenueEvent
 
 
 @pytest.fixture

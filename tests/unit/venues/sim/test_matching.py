@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from tradeplane.core.clock import ManualClock
 from tradeplane.core.model import Bar, OrderType, Side
-from tradeplane.venues.sim.matching import (
-    PaperMatchingEngine,
+from tradeplane.venues.sim.matching import PaperMatchingEngine
+from tradeplane.venues.sim.model import (
     VenueEvent,
     VenueOrderRequest,
     VenuePosition,

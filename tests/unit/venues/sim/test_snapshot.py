@@ -14,7 +14,7 @@ from tradeplane.core.clock import ManualClock
 from tradeplane.core.errors import OperationalError
 from tradeplane.core.model import Bar, OrderType, Side
 from tradeplane.core.reconcile import Holdings, LiveOrder
-from tradeplane.venues.sim.matching import VenueOrderRequest, VenueOrderState, VenuePosition
+from tradeplane.venues.sim.model import VenueOrderRequest, VenueOrderState, VenuePosition
 from tradeplane.venues.sim.snapshot import holdings_from_venue, live_holdings, read_sim_holdings
 from tradeplane.venues.sim.venue import SimVenue
 
@@ -103,7 +103,7 @@ def test_what_a_crashed_venue_left_in_its_write_ahead_log_is_read(db_path: Path)
         from pathlib import Path
         from tradeplane.core.clock import ManualClock
         from tradeplane.core.model import Bar, OrderType, Side
-        from tradeplane.venues.sim.matching import VenueOrderRequest
+        from tradeplane.venues.sim.model import VenueOrderRequest
         from tradeplane.venues.sim.venue import SimVenue
         venue = SimVenue.open(Path({str(db_path)!r}), clock=ManualClock())
         venue.submit(VenueOrderRequest("crash", "CCC", Side.BUY, 2.0, OrderType.MARKET))

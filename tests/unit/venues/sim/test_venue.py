@@ -16,7 +16,7 @@ from tradeplane.core.clock import ManualClock
 from tradeplane.core.errors import OperationalError
 from tradeplane.core.model import Bar, OrderType, Side
 from tradeplane.venues.sim import store as store_module
-from tradeplane.venues.sim.matching import EngineChanges, VenueEvent, VenueOrderRequest
+from tradeplane.venues.sim.model import EngineChanges, VenueEvent, VenueOrderRequest
 from tradeplane.venues.sim.store import SimVenueStore
 from tradeplane.venues.sim.venue import SimVenue
 
