@@ -17,7 +17,27 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import aiohttp
+
 from tradeplane.core.model import Bar
+
+RAW_LIMIT = 300  # characters of a rejected message kept with its reason
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Something a venue sent that was not used, with why; ``raw`` keeps 300 characters."""
+
+    reason: str
+    raw: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "raw", self.raw[:RAW_LIMIT])
+
+
+@dataclass(frozen=True)
+class Malformed(Rejected):
+    """A websocket message that is none of the kinds the venue sends."""
 
 
 class BarSink(Protocol):
@@ -68,6 +88,21 @@ class SourceState:
             "repeated_bars": self.repeated_bars,
             **self.extra,
         }
+
+
+async def frame_text(
+    ws: aiohttp.ClientWebSocketResponse, msg: aiohttp.WSMessage, state: SourceState, sink: BarSink
+) -> str | None:
+    """A websocket message's text. A close or an error raises ``ConnectionError`` (the caller
+    reconnects); any other kind of frame is rejected with its reason (None)."""
+    if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+        raise ConnectionError(f"closed by the server ({ws.close_code})")
+    if msg.type is aiohttp.WSMsgType.ERROR:
+        raise ConnectionError(f"websocket error: {ws.exception()}")
+    if msg.type is not aiohttp.WSMsgType.TEXT:
+        await state.reject(sink, f"unexpected {msg.type.name} frame", repr(msg.data))
+        return None
+    return str(msg.data)
 
 
 class Tracker(Protocol):

@@ -26,12 +26,12 @@ from urllib.parse import urlencode
 
 from tradeplane.core.errors import InvalidMarketData
 from tradeplane.core.model import Bar
+from tradeplane.venues.source import RAW_LIMIT, Malformed, Rejected
 
 MINUTE_MS = 60_000
 INTERVAL = "1m"
 MAX_LIMIT = 1000
 MAX_CONNECTION_S = 24 * 3600
-RAW_LIMIT = 300
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last instant datetime can hold
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
@@ -56,15 +56,6 @@ class BinanceRateLimited(BinanceError):
         super().__init__(status, code, msg)
         self.retry_after_s = retry_after_s
         self.banned = banned
-
-
-@dataclass(frozen=True)
-class Rejected:
-    reason: str
-    raw: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "raw", self.raw[:RAW_LIMIT])
 
 
 @dataclass(frozen=True)
@@ -96,15 +87,6 @@ class WsError:
     code: int | None
     msg: str
     id: int | None = None
-
-
-@dataclass(frozen=True)
-class Malformed:
-    reason: str
-    raw: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "raw", self.raw[:RAW_LIMIT])
 
 
 WsMessage = KlineUpdate | SubscribeResult | WsError | Malformed

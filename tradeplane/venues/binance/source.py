@@ -32,7 +32,14 @@ from tradeplane.venues.binance.klines import (
     should_reconnect,
     stream_path,
 )
-from tradeplane.venues.source import Backoff, BarSink, SourceState, keep_connected, pass_on
+from tradeplane.venues.source import (
+    Backoff,
+    BarSink,
+    SourceState,
+    frame_text,
+    keep_connected,
+    pass_on,
+)
 
 log = logging.getLogger("tradeplane.venues.binance")
 PAGE = 1000
@@ -97,16 +104,9 @@ class BinanceKlineSource:
                         msg = await ws.receive()
                 except TimeoutError:
                     raise ConnectionError("nothing received, not even a ping") from None
-                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
-                    raise ConnectionError(f"closed by the server ({ws.close_code})")
-                if msg.type is aiohttp.WSMsgType.ERROR:
-                    raise ConnectionError(f"websocket error: {ws.exception()}")
-                if msg.type is not aiohttp.WSMsgType.TEXT:
-                    await self.state.reject(
-                        sink, f"unexpected {msg.type.name} frame", repr(msg.data)
-                    )
-                    continue
-                await self._on_text(http, sink, msg.data)
+                text = await frame_text(ws, msg, self.state, sink)
+                if text is not None:
+                    await self._on_text(http, sink, text)
 
     async def _on_text(self, http: aiohttp.ClientSession, sink: BarSink, text: str) -> None:
         parsed = parse_ws_message(text)

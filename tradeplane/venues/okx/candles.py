@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from tradeplane.core.errors import InvalidMarketData, TransientError
 from tradeplane.core.model import Bar
+from tradeplane.venues.source import RAW_LIMIT, Malformed, Rejected
 
 BAR = "1m"
 CHANNEL = "candle1m"
@@ -33,7 +34,6 @@ PONG = "pong"
 MAX_LIMIT = 300
 RATE_LIMITED_CODE = "50011"
 MINUTE_MS = 60_000
-RAW_MAX = 300
 DEFAULT_RETRY_AFTER_S = 1.0
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -68,14 +68,6 @@ class OkxRateLimited(OkxError, TransientError):
 
 
 @dataclass(frozen=True)
-class Rejected:
-    """A row (or bar) that was not used, with why. ``raw`` is truncated to 300 characters."""
-
-    reason: str
-    raw: str
-
-
-@dataclass(frozen=True)
 class CandleBatch:
     """The outcome of one REST answer or one WebSocket push for one instrument.
 
@@ -94,12 +86,12 @@ class CandleBatch:
 
 def _raw(value: object) -> str:
     if isinstance(value, bytes | bytearray):
-        return value[: RAW_MAX * 4].decode("utf-8", errors="replace")[:RAW_MAX]
+        return value[: RAW_LIMIT * 4].decode("utf-8", errors="replace")[:RAW_LIMIT]
     try:
         text = value if isinstance(value, str) else json.dumps(value, allow_nan=True)
     except (TypeError, ValueError, RecursionError):
         text = repr(value)
-    return text[:RAW_MAX]
+    return text[:RAW_LIMIT]
 
 
 def ms_to_datetime(ms: int) -> datetime:
@@ -305,12 +297,6 @@ class CandlePush:
     batch: CandleBatch
 
 
-@dataclass(frozen=True)
-class Malformed:
-    reason: str
-    raw: str
-
-
 WsMessage = Pong | Subscribed | WsError | Notice | CandlePush | Malformed
 
 
@@ -321,7 +307,7 @@ def parse_ws_message(text: str) -> WsMessage:
     try:
         doc: Any = json.loads(text)
     except (ValueError, RecursionError, TypeError) as exc:
-        return Malformed(f"not JSON: {exc}"[:RAW_MAX], _raw(text))
+        return Malformed(f"not JSON: {exc}"[:RAW_LIMIT], _raw(text))
     if not isinstance(doc, dict):
         return Malformed(f"not a JSON object but {type(doc).__name__}", _raw(text))
     event = doc.get("event")

@@ -35,7 +35,14 @@ from tradeplane.venues.okx.candles import (
     parse_ws_message,
     subscribe_message,
 )
-from tradeplane.venues.source import Backoff, BarSink, SourceState, keep_connected, pass_on
+from tradeplane.venues.source import (
+    Backoff,
+    BarSink,
+    SourceState,
+    frame_text,
+    keep_connected,
+    pass_on,
+)
 
 log = logging.getLogger("tradeplane.venues.okx")
 PAGE = 300
@@ -112,16 +119,9 @@ class OkxCandleSource:
                     awaiting_pong = True
                     continue
                 awaiting_pong = False
-                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
-                    raise ConnectionError(f"closed by the server ({ws.close_code})")
-                if msg.type is aiohttp.WSMsgType.ERROR:
-                    raise ConnectionError(f"websocket error: {ws.exception()}")
-                if msg.type is not aiohttp.WSMsgType.TEXT:
-                    await self.state.reject(
-                        sink, f"unexpected {msg.type.name} frame", repr(msg.data)
-                    )
-                    continue
-                await self._on_text(sink, msg.data)
+                text = await frame_text(ws, msg, self.state, sink)
+                if text is not None:
+                    await self._on_text(sink, text)
 
     async def _on_text(self, sink: BarSink, text: str) -> None:
         parsed = parse_ws_message(text)
