@@ -169,43 +169,13 @@ def test_okx_rest_polling_then_rate_limits_backed_off_an_outage_seen_and_every_m
 def test_shadow_command_on_okx_then_periodic_health_lines_a_summary_and_no_order_routed(
     ray_address: str, tmp_path: Path
 ) -> None:
-    import subprocess
-
-    from tests.integration.test_run_cli import ROOT, TRADEPLANE, run_env
+    from tests.integration.test_run_cli import run_env, run_shadow
 
     state = tmp_path / "shadow"
     with OkxStandin(symbols=["BTC-USDT"]) as okx, minutes_passing(okx, every_s=0.3):
         env = run_env()
         env.update(TRADEPLANE_OKX_REST_URL=okx.rest_url, TRADEPLANE_OKX_WS_URL=okx.ws_url)
-        out = subprocess.run(
-            [
-                TRADEPLANE,
-                "shadow",
-                str(ROOT / "tests" / "integration" / "strategies" / "flipper.py"),
-                "--class",
-                "Flipper",
-                "--feed",
-                "okx",
-                "--symbols",
-                "BTC-USDT",
-                "--duration",
-                "10",
-                "--interval",
-                "2",
-                "--state-dir",
-                str(state),
-                "--address",
-                ray_address,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env=env,
-            cwd=ROOT,
-        )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("health=")]
-    assert len(lines) >= 3, out.stdout
+        out, lines = run_shadow(ray_address, state, "okx", "BTC-USDT", env)
     for key in ("recovery=", "attempts=", "session=continuous", "last_bar_age=", "positions="):
         assert all(key in ln for ln in lines), (key, lines)
     assert any("recent_intents=" in ln and "BTC-USDT" in ln for ln in lines), lines

@@ -5,7 +5,6 @@ held events dropped) no order is lost or doubled: fills made meanwhile are found
 
 from __future__ import annotations
 
-import subprocess
 import time
 from contextlib import AbstractContextManager
 from datetime import timedelta
@@ -198,7 +197,7 @@ def test_ib_socket_drop_silence_and_data_loss_then_health_says_so_and_bars_stay_
 def test_shadow_command_on_ib_then_nyse_session_in_every_line_and_no_order_reaches_tws(
     ray_address: str, tmp_path: Path
 ) -> None:
-    from tests.integration.test_run_cli import ROOT, TRADEPLANE, run_env
+    from tests.integration.test_run_cli import run_env, run_shadow
     from tradeplane.core.session import make_calendar
 
     state = tmp_path / "shadow"
@@ -208,38 +207,10 @@ def test_shadow_command_on_ib_then_nyse_session_in_every_line_and_no_order_reach
         env = run_env()
         env.update(IB_HOST="127.0.0.1", IB_PORT=str(fake.port), IB_CLIENT_ID="40")
         open_before = nyse.is_open(time.time())
-        out = subprocess.run(
-            [
-                TRADEPLANE,
-                "shadow",
-                str(ROOT / "tests" / "integration" / "strategies" / "flipper.py"),
-                "--class",
-                "Flipper",
-                "--feed",
-                "ib",
-                "--symbols",
-                "SPY",
-                "--duration",
-                "10",
-                "--interval",
-                "2",
-                "--state-dir",
-                str(state),
-                "--address",
-                ray_address,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env=env,
-            cwd=ROOT,
-        )
+        _, lines = run_shadow(ray_address, state, "ib", "SPY", env)
         open_after = nyse.is_open(time.time())
         placed, broker_msgs = fake.placed_orders, fake.received_from(40)
         feed_msgs = fake.received_from(41)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("health=")]
-    assert len(lines) >= 3, out.stdout
     if open_before == open_after:  # the bell did not ring during the run
         session, health = ("open", "ok") if open_before else ("closed", "idle_market_closed")
         assert all(f"session={session}" in ln for ln in lines), lines

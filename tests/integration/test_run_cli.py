@@ -66,6 +66,43 @@ def run_demo(
     return out
 
 
+def run_shadow(
+    ray_address: str, state: Path, feed: str, symbol: str, env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """``tradeplane shadow`` of the test Flipper for 10 s, status lines every 2 s; the run and
+    its ``health=`` lines (it must have exited 0)."""
+    out = subprocess.run(
+        [
+            TRADEPLANE,
+            "shadow",
+            str(ROOT / "tests" / "integration" / "strategies" / "flipper.py"),
+            "--class",
+            "Flipper",
+            "--feed",
+            feed,
+            "--symbols",
+            symbol,
+            "--duration",
+            "10",
+            "--interval",
+            "2",
+            "--state-dir",
+            str(state),
+            "--address",
+            ray_address,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("health=")]
+    assert len(lines) >= 3, out.stdout
+    return out, lines
+
+
 def test_run_with_duration_then_summary_journal_path_and_exit_0(
     ray_address: str, tmp_path: Path
 ) -> None:

@@ -20,6 +20,17 @@ T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 
 
+def source_on(fake: FakeTws, connect_timeout_s: float = 3, **extra: float) -> IbBarSource:
+    cfg = IbConfig(
+        host="127.0.0.1",
+        port=fake.port,
+        client_id=20,
+        connect_timeout_s=connect_timeout_s,
+        **extra,  # type: ignore[arg-type]
+    )
+    return IbBarSource(cfg)
+
+
 def five_s(agg: MinuteAggregator, start: datetime, n: int, price: float = 100.0) -> list[Bar]:
     out: list[Bar] = []
     for i in range(n):
@@ -99,9 +110,7 @@ def test_source_on_the_fake_tws_then_minute_bars_once_and_in_order_across_a_1101
     async def main() -> None:
         async with FakeTws(bar_start=int(T0.timestamp())) as fake:
             fake.set_price("SPY", 500.0)
-            source = IbBarSource(
-                IbConfig(host="127.0.0.1", port=fake.port, client_id=20, connect_timeout_s=3)
-            )
+            source = source_on(fake)
             sink = Sink()
             task = await running(source, sink)
             await until(lambda: source.state.connected and source._subscriptions)
@@ -126,9 +135,7 @@ def test_minutes_lost_in_a_1101_outage_then_backfilled_from_history_once_and_in_
     async def main() -> None:
         async with FakeTws(bar_start=int(T0.timestamp())) as fake:
             fake.set_price("SPY", 500.0)
-            source = IbBarSource(
-                IbConfig(host="127.0.0.1", port=fake.port, client_id=20, connect_timeout_s=3)
-            )
+            source = source_on(fake)
             sink = Sink()
             task = await running(source, sink)
             await until(lambda: source.state.connected and source._subscriptions)
@@ -161,9 +168,7 @@ def test_last_slot_missed_and_no_later_bar_then_minute_closed_once_its_end_has_p
 def test_bad_real_time_bars_from_tws_then_each_rejected_with_a_reason_and_minutes_go_on() -> None:
     async def main() -> None:
         async with FakeTws(bar_start=int(T0.timestamp())) as fake:
-            source = IbBarSource(
-                IbConfig(host="127.0.0.1", port=fake.port, client_id=20, connect_timeout_s=3)
-            )
+            source = source_on(fake)
             sink = Sink()
             task = await running(source, sink)
             await until(lambda: source.state.connected and source._subscriptions)
@@ -188,14 +193,7 @@ def test_bad_real_time_bars_from_tws_then_each_rejected_with_a_reason_and_minute
 def test_tws_silent_then_the_feed_heartbeat_goes_unanswered_and_it_reconnects() -> None:
     async def main() -> None:
         async with FakeTws(bar_start=int(T0.timestamp())) as fake:
-            cfg = IbConfig(
-                host="127.0.0.1",
-                port=fake.port,
-                client_id=20,
-                connect_timeout_s=1,
-                heartbeat_s=0.5,
-            )
-            source = IbBarSource(cfg)
+            source = source_on(fake, connect_timeout_s=1, heartbeat_s=0.5)
             task = await running(source, Sink())
             await until(lambda: source.state.connected and source._subscriptions)
             fake.set_silent(True)

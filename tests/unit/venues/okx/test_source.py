@@ -24,11 +24,16 @@ def cfg(okx: OkxStandin, **extra: object) -> OkxFeedConfig:
     )
 
 
+def source_for(okx: OkxStandin, config: OkxFeedConfig) -> OkxCandleSource:
+    """A source on the stand-in's clock (its bars close when the test moves it)."""
+    return OkxCandleSource(config, SYMBOLS, clock=lambda: okx.now_ms / 1000)
+
+
 def test_websocket_minutes_close_then_each_closed_bar_once_in_order_never_the_evolving() -> None:
     async def main() -> None:
         with OkxStandin(symbols=SYMBOLS) as okx:
             sink = Sink()
-            source = OkxCandleSource(cfg(okx), SYMBOLS, clock=lambda: okx.now_ms / 1000)
+            source = source_for(okx, cfg(okx))
             task = await running(source, sink)
             await until(lambda: all(sink.of(s) for s in SYMBOLS))  # the latest closed bar
             for _ in range(3):
@@ -47,7 +52,7 @@ def test_connection_dropped_while_bars_close_then_gap_backfilled_without_repeats
     async def main() -> None:
         with OkxStandin(symbols=SYMBOLS) as okx:
             sink = Sink()
-            source = OkxCandleSource(cfg(okx), SYMBOLS, clock=lambda: okx.now_ms / 1000)
+            source = source_for(okx, cfg(okx))
             task = await running(source, sink)
             await until(lambda: all(sink.of(s) for s in SYMBOLS))
             okx.refuse_connections(True)
@@ -71,7 +76,7 @@ def test_silent_connection_then_pinged_and_missed_bars_filled_before_the_next_pu
     async def main() -> None:
         with OkxStandin(symbols=SYMBOLS) as okx:
             sink = Sink()
-            source = OkxCandleSource(cfg(okx), SYMBOLS, clock=lambda: okx.now_ms / 1000)
+            source = source_for(okx, cfg(okx))
             task = await running(source, sink)
             await until(lambda: all(sink.of(s) for s in SYMBOLS))
             okx.set_silent(True)
@@ -91,7 +96,7 @@ def test_malformed_pushes_and_rate_limits_then_rejected_and_the_stream_goes_on()
     async def main() -> None:
         with OkxStandin(symbols=SYMBOLS) as okx:
             sink = Sink()
-            source = OkxCandleSource(cfg(okx), SYMBOLS, clock=lambda: okx.now_ms / 1000)
+            source = source_for(okx, cfg(okx))
             okx.rate_limit(1)
             task = await running(source, sink)
             await until(lambda: all(sink.of(s) for s in SYMBOLS))
@@ -115,14 +120,14 @@ def test_rest_polling_then_closed_bars_in_order_and_a_restart_resumes_after_the_
         with OkxStandin(symbols=SYMBOLS) as okx:
             sink = Sink()
             rest = cfg(okx, transport="rest")
-            source = OkxCandleSource(rest, SYMBOLS, clock=lambda: okx.now_ms / 1000)
+            source = source_for(okx, rest)
             task = await running(source, sink)
             await until(lambda: all(sink.of(s) for s in SYMBOLS))
             okx.advance(2)
             await until(lambda: all(len(sink.of(s)) == 3 for s in SYMBOLS))
             await stop(task)
             okx.advance(2)
-            again = OkxCandleSource(rest, SYMBOLS, clock=lambda: okx.now_ms / 1000)
+            again = source_for(okx, rest)
             again.resume_after({s: sink.of(s)[-1].ts for s in SYMBOLS})
             task = await running(again, sink)
             await until(lambda: all(len(sink.of(s)) == 5 for s in SYMBOLS))
