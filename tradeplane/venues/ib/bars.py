@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ from tradeplane.config.venues import IbConfig
 from tradeplane.core.errors import InvalidMarketData
 from tradeplane.core.model import Bar
 from tradeplane.venues.ib.core import Link
-from tradeplane.venues.source import Backoff, BarSink, SourceState
+from tradeplane.venues.source import Backoff, BarSink, Rejected, SourceState
 
 log = logging.getLogger("tradeplane.venues.ib")
 MINUTE = timedelta(minutes=1)
@@ -42,12 +41,6 @@ class _Minute:
 
     def bar(self, symbol: str) -> Bar:
         return Bar(symbol, self.start, self.open, self.high, self.low, self.close, self.volume)
-
-
-@dataclass(frozen=True)
-class Rejection:
-    reason: str
-    raw: str
 
 
 class MinuteAggregator:
@@ -157,9 +150,8 @@ class IbBarSource:
         self.minutes = MinuteAggregator()
         self.state = SourceState(extra={"venue": "ib", "transport": "realtime bars"})
         self._subscriptions: list[Any] = []
-        self._sink: BarSink | None = None
         # Closed minutes and bad bars, from TWS's callbacks to the loop that hands them on.
-        self._queue: asyncio.Queue[list[Bar] | Rejection] = asyncio.Queue()
+        self._queue: asyncio.Queue[list[Bar] | Rejected] = asyncio.Queue()
         self._tws_offset = timedelta(0)  # TWS's clock minus ours, as last asked
 
     def _tws_now(self) -> datetime:
@@ -205,16 +197,10 @@ class IbBarSource:
             contracts.append(contract)
         await self._backfill(sink, contracts)
         self._subscribe(contracts)
-        last_proof = time.monotonic()
         while self.ib.isConnected():
-            if (
-                self.session.link.state is Link.UP
-                and time.monotonic() - last_proof >= self.session.cfg.heartbeat_s
-            ):
-                # Bars stop when the market closes: a hung TWS must not wait for the open to
-                # be found. Raises (and the run loop reconnects) when TWS does not answer.
-                await self.session.prove_alive()
-                last_proof = time.monotonic()
+            # Bars stop when the market closes: a hung TWS must not wait for the open to be
+            # found. Raises (and the run loop reconnects) when TWS does not answer.
+            await self.session.heartbeat_if_due()
             if self.session.link.state is Link.RESYNCING:  # TWS back after 1101/1102
                 self.minutes.drop_open()
                 if self.session.link.needs_resubscribe:
@@ -230,7 +216,7 @@ class IbBarSource:
                     item = await self._queue.get()
             except TimeoutError:
                 item = self.minutes.close_due(self._tws_now() - LAST_BAR_GRACE)
-            if isinstance(item, Rejection):
+            if isinstance(item, Rejected):
                 await self.state.reject(sink, item.reason, item.raw)
             elif item:
                 await sink.bars(item)
@@ -265,7 +251,7 @@ class IbBarSource:
             raw = (
                 f"{symbol} {rt.time} o={rt.open_} h={rt.high} l={rt.low} c={rt.close} v={rt.volume}"
             )
-            self._queue.put_nowait(Rejection(f"bad real-time bar: {exc}", raw))
+            self._queue.put_nowait(Rejected(f"bad real-time bar: {exc}", raw))
             return
         if closed:
             self._queue.put_nowait(closed)

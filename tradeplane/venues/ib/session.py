@@ -19,7 +19,7 @@ import ib_async
 
 from tradeplane.config.venues import IbConfig
 from tradeplane.core.errors import OperationalError, TransientError
-from tradeplane.venues.ib.core import CLIENT_ID_IN_USE, LinkState, Pacer
+from tradeplane.venues.ib.core import CLIENT_ID_IN_USE, Link, LinkState, Pacer
 
 log = logging.getLogger("tradeplane.venues.ib")
 
@@ -48,6 +48,8 @@ class IbSession:
         self.ib: Any = ib_factory()
         self.link = LinkState()
         self.pacer = Pacer(cfg.max_messages_per_s, clock)
+        self._clock = clock
+        self._last_proof = clock()
         self.account: str | None = None
         self.errors: list[tuple[int, int, str]] = []
         self._id_in_use = asyncio.Event()
@@ -93,11 +95,18 @@ class IbSession:
             raise IbIdentityRefused(f"IB at {where}: {problem}")
         self.account = self.cfg.account or managed[0]
         self.link.connected()
+        self._last_proof = self._clock()
         return self.account
 
     def disconnect(self) -> None:
         self.ib.disconnect()
         self.link.disconnected("closed by us")
+
+    async def heartbeat_if_due(self) -> None:
+        """While the link is up, prove it alive every ``heartbeat_s`` (see ``prove_alive``)."""
+        if self.link.state is Link.UP and self._clock() - self._last_proof >= self.cfg.heartbeat_s:
+            await self.prove_alive()
+            self._last_proof = self._clock()
 
     async def prove_alive(self) -> None:
         """Ask TWS the time; a TWS that stays silent is taken as gone (``IbUnavailable``, the

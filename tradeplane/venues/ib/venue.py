@@ -82,22 +82,16 @@ class IbVenueClient:
         answering heartbeats, resync after TWS regained IB (1101/1102). Runs for the broker's
         lifetime."""
         backoff = Backoff(0.5, 30.0)
-        last_proof = time.monotonic()
         while True:
             await asyncio.sleep(0.25)
             try:
                 if self.session.link.state is Link.DOWN:
                     await self.start()
                     backoff.reset()
-                    last_proof = time.monotonic()
                 elif self.session.link.state is Link.RESYNCING:
                     await self.resync()
-                elif (
-                    self.session.link.state is Link.UP
-                    and time.monotonic() - last_proof >= self.cfg.heartbeat_s
-                ):
-                    await self.session.prove_alive()
-                    last_proof = time.monotonic()
+                else:
+                    await self.session.heartbeat_if_due()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure: try again later, the gate stays shut
