@@ -29,7 +29,7 @@ setup: $(STAMP) ## Create .venv and install tradeplane with its dev tools
 run: $(STAMP) ## Run the offline demo (sim venue, two strategies, paper) for RUN_SECONDS
 	$(BIN)/tradeplane run config/demo.toml --duration $(RUN_SECONDS)
 
-test: $(STAMP) ## Run the whole test suite (unit, integration on real Ray, chaos)
+test: lint ## Lint, then the whole test suite (unit, integration on real Ray, chaos)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## Run only the pure unit tests (no Ray)
@@ -46,10 +46,11 @@ bench: $(STAMP) ## Run the benchmarks (several minutes); JSON lines on stdout
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/venues.py
 
-lint: $(STAMP) ## ruff, ruff format --check and mypy
+lint: $(STAMP) ## ruff, ruff format --check, mypy and the import contracts (layers)
 	$(BIN)/ruff check tradeplane tests bench examples
 	$(BIN)/ruff format --check tradeplane tests bench examples
 	$(BIN)/mypy tradeplane
+	$(BIN)/lint-imports
 
 fmt: $(STAMP) ## Format and auto-fix
 	$(BIN)/ruff format tradeplane tests bench examples

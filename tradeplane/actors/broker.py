@@ -30,7 +30,7 @@ from tradeplane.actors.common import (
     strategy_role,
 )
 from tradeplane.actors.records import KILL_SWITCH_KEY, RISK_SCOPE, event_record, order_record
-from tradeplane.actors.venue import LocalVenueClient, RayVenueClient, VenueClient, open_sim_venue
+from tradeplane.actors.venue import LocalVenueClient, RayVenueClient, open_sim_venue
 from tradeplane.config.models import Mode, TradeplaneConfig
 from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import TransientError
@@ -41,7 +41,7 @@ from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.telemetry.context import submit_context
 from tradeplane.telemetry.latency import TickToOrder
-from tradeplane.venues.sim import VenueOrderRequest
+from tradeplane.venues.base import VenueClient, VenueOrderRequest
 from tradeplane.venues.sim.snapshot import sim_venue_db
 
 CURSOR_SCOPE, CURSOR_KEY = "broker", "venue_cursor"

@@ -9,11 +9,11 @@ import time
 from collections import deque
 from typing import Any
 
-from tradeplane.actors.venue import VenueClient
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import TransientError
 from tradeplane.core.execution import ExecutionCore
 from tradeplane.core.orders import OrderStatus
+from tradeplane.venues.base import VenueClient
 
 
 class ResolvingMixin:

@@ -33,7 +33,7 @@ from tradeplane.core.reconcile import (
     reconcile,
 )
 from tradeplane.journal.records import StateWrite
-from tradeplane.venues.sim.snapshot import holdings_from_venue
+from tradeplane.venues.base import holdings_from_venue
 
 log = logging.getLogger("tradeplane.reconciler")
 

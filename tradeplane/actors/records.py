@@ -9,6 +9,7 @@ from tradeplane.core.execution import OrderEvent, order_event_data
 from tradeplane.core.ids import unique_event_id
 from tradeplane.core.model import Intent, OrderDenied, OrderType, Side
 from tradeplane.journal.records import JournalRecord, StateWrite
+from tradeplane.protocol.events import EventKind, event_kind
 
 log = logging.getLogger("tradeplane.records")
 
@@ -46,7 +47,7 @@ def intent_record(intent: Intent, extra: dict[str, Any] | None = None) -> Journa
         data.update(extra)
     return JournalRecord(
         event_id=f"intent/{intent.intent_id}",
-        kind="intent",
+        kind=EventKind.INTENT,
         ts=intent.ts,
         deployment=intent.deployment,
         data=data,
@@ -65,7 +66,7 @@ def denial_record(
     i = denial.intent
     return JournalRecord(
         event_id=f"order_denied/{i.intent_id}",
-        kind="order_denied",
+        kind=EventKind.ORDER_DENIED,
         ts=denial.ts,
         deployment=i.deployment,
         data={
@@ -100,7 +101,7 @@ def order_record(
         event_id = f"{ev.kind}/{ev.fill.fill_id}"
     elif venue_seq is not None:
         event_id = f"{ev.kind}/{o.client_order_id}/v{venue_seq}"
-    elif ev.kind in ("order_submitting", "order_submitted"):
+    elif ev.kind in (EventKind.ORDER_SUBMITTING, EventKind.ORDER_SUBMITTED):
         event_id = f"{ev.kind}/{o.client_order_id}"
     else:
         event_id = f"{ev.kind}/{o.client_order_id}/{unique_event_id('x')[2:]}"
@@ -119,16 +120,17 @@ def order_record(
 
 def event_record(
     deployment: str,
-    kind: str,
+    kind: EventKind | str,
     ts: float,
     data: dict[str, Any],
     *,
     strategy: str | None = None,
     event_id: str | None = None,
 ) -> JournalRecord:
+    known = event_kind(kind)  # an unknown kind fails here, at its writer
     return JournalRecord(
-        event_id=event_id or unique_event_id(kind),
-        kind=kind,
+        event_id=event_id or unique_event_id(known),
+        kind=known,
         ts=ts,
         deployment=deployment,
         data=data,

@@ -63,10 +63,8 @@ from tradeplane.core.reconcile import net_positions
 from tradeplane.core.risk import (
     KillSwitchActivated,
     KillSwitchCleared,
-    KillSwitchPolicy,
     RiskDayRolledOver,
     RiskEngine,
-    RiskLimits,
 )
 from tradeplane.core.session import make_calendar
 from tradeplane.journal.records import JournalRecord, StateWrite
@@ -96,11 +94,11 @@ class RiskActor(SupervisedActor):
         self.peers = Peers(self.deployment)
         self.outbox = Outbox(self.peers, inflight_limit=cfg.supervisor.inflight_limit)
         self.engine = RiskEngine(
-            RiskLimits.from_config(cfg.risk),
+            cfg.risk.limits(),
             clock=SystemClock(),
             calendar=make_calendar(cfg.session.calendar),
             starting_equity=starting_equity(cfg),
-            policy=KillSwitchPolicy.from_config(cfg.risk),
+            policy=cfg.risk.kill_switch_policy(),
         )
         self._decided: deque[str] = deque(maxlen=DECIDED_MEMORY)
         self._decided_set: set[str] = set()

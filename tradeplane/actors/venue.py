@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import ray
 
@@ -23,13 +23,13 @@ from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import TransientError
 from tradeplane.core.model import Bar, Envelope
 from tradeplane.telemetry.metrics import ActorMetrics
-from tradeplane.venues.sim import (
-    SimVenue,
+from tradeplane.venues.base import (
     VenueEvent,
     VenueOrderRequest,
     VenueOrderState,
     VenuePosition,
 )
+from tradeplane.venues.sim import SimVenue
 from tradeplane.venues.sim.faults import (
     INJECTED_REJECT,
     FaultBook,
@@ -245,28 +245,6 @@ class SimVenueActor(SupervisedActor):
 
     async def close(self) -> None:
         self.sim.venue.close()
-
-
-class VenueClient(Protocol):
-    """What the broker needs from a venue. Every call may raise ``TransientError``."""
-
-    async def open(self, cursor: int) -> None:
-        """Connect; the event stream continues after ``cursor`` (the broker's journaled one)."""
-
-    async def maintain(self) -> None:
-        """The connection's upkeep for the broker's lifetime (returns at once if none)."""
-
-    async def submit(self, req: VenueOrderRequest) -> list[VenueEvent]: ...
-    async def cancel(self, client_order_id: str) -> list[VenueEvent]: ...
-    async def order(self, client_order_id: str) -> VenueOrderState | None: ...
-    async def open_orders(self) -> list[VenueOrderState]: ...
-    async def positions(self) -> dict[str, VenuePosition]: ...
-    async def events_since(self, seq: int, limit: int, wait_s: float) -> list[VenueEvent]: ...
-    async def last_seq(self) -> int: ...
-    def on_bars(self, bars: list[Bar]) -> None: ...
-    @property
-    def connected(self) -> bool: ...
-    def close(self) -> None: ...
 
 
 class _InProcessLink:

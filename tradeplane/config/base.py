@@ -1,5 +1,5 @@
-"""The settings every config model shares, apart from ``models`` so that models defined next to
-the code they configure (``venues.sim.faults``) can use them without an import cycle."""
+"""The settings every config model shares, apart from ``models`` so that the settings of one
+part (``config.faults``, ``config.venues``) can use them without an import cycle."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
+from dataclasses import fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -16,9 +17,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from tradeplane.config.base import FrozenModel
+from tradeplane.config.faults import FaultSpec
 from tradeplane.config.telemetry import TelemetryConfig
 from tradeplane.config.venues import FEED_SILENCE_DEFAULT_S, FeedConfig, IbConfig
-from tradeplane.venues.sim.faults import FaultSpec
+from tradeplane.core.risk_types import KillSwitchPolicy, RiskLimits
 
 IB_CALENDAR = "XNYS"
 
@@ -230,6 +232,19 @@ class RiskConfig(FrozenModel):
         if both:
             raise ValueError(f"blocked_symbols: {sorted(both)} also in allowed_symbols")
         return self
+
+    def limits(self) -> RiskLimits:
+        """The risk core's limits from this section (same field names)."""
+        return RiskLimits(**{f.name: getattr(self, f.name) for f in fields(RiskLimits)})
+
+    def kill_switch_policy(self) -> KillSwitchPolicy:
+        return KillSwitchPolicy(
+            cancel_orders=self.kill_switch_cancel_orders,
+            flatten=self.kill_switch_flatten,
+            allow_reducing=self.kill_switch_allow_reducing,
+            max_venue_rejections=self.max_venue_rejections,
+            venue_rejection_window_s=self.venue_rejection_window_s,
+        )
 
     def disabled_limits(self) -> list[str]:
         """Names of the limits that are unset (off); journaled at start."""

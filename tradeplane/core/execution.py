@@ -15,6 +15,7 @@ from tradeplane.core.clock import Clock
 from tradeplane.core.errors import InvariantError
 from tradeplane.core.model import Fill, OrderType, Side, SubmitOrder
 from tradeplane.core.orders import ORDER_STATUS, Order, OrderStatus, OrderTracker
+from tradeplane.protocol.events import EventKind, VenueEventKind
 
 
 class VenueFillLike(Protocol):
@@ -55,18 +56,18 @@ class VenueEventLike(Protocol):
 class OrderEvent:
     """A change to an order worth journaling; ``kind`` is the journal kind."""
 
-    kind: str
+    kind: EventKind
     order: Order
     ts: float
     fill: Fill | None = None
     reason: str | None = None
 
 
-_EVENT_STATUS = {
-    "order_accepted": OrderStatus.ACCEPTED,
-    "order_rejected": OrderStatus.REJECTED,
-    "order_cancelled": OrderStatus.CANCELLED,
-    "order_expired": OrderStatus.EXPIRED,
+_EVENT_STATUS: dict[str, tuple[EventKind, OrderStatus]] = {
+    VenueEventKind.ORDER_ACCEPTED: (EventKind.ORDER_ACCEPTED, OrderStatus.ACCEPTED),
+    VenueEventKind.ORDER_REJECTED: (EventKind.ORDER_REJECTED, OrderStatus.REJECTED),
+    VenueEventKind.ORDER_CANCELLED: (EventKind.ORDER_CANCELLED, OrderStatus.CANCELLED),
+    VenueEventKind.ORDER_EXPIRED: (EventKind.ORDER_EXPIRED, OrderStatus.EXPIRED),
 }
 
 
@@ -115,7 +116,7 @@ class ExecutionCore:
             return None
         now = self.clock.now()
         order = self.orders.add(Order.from_intent(cmd.intent, now))
-        return OrderEvent("order_submitting", order, now)
+        return OrderEvent(EventKind.ORDER_SUBMITTING, order, now)
 
     def submitted(self, coid: str) -> OrderEvent | None:
         """The venue took the submit call. Its own events may already have moved the order on."""
@@ -124,7 +125,7 @@ class ExecutionCore:
             return None
         now = self.clock.now()
         updated = self.orders.update_status(coid, _S.SUBMITTED, now)
-        return OrderEvent("order_submitted", updated, now)
+        return OrderEvent(EventKind.ORDER_SUBMITTED, updated, now)
 
     def unknown(self, coid: str, reason: str) -> OrderEvent | None:
         """Timeout or disconnect during submit: the outcome is unknown until the venue says."""
@@ -133,7 +134,7 @@ class ExecutionCore:
             return None
         now = self.clock.now()
         updated = self.orders.update_status(coid, _S.UNKNOWN, now, reason=reason)
-        return OrderEvent("order_unknown", updated, now, reason=reason)
+        return OrderEvent(EventKind.ORDER_UNKNOWN, updated, now, reason=reason)
 
     def close_unconfirmed(self, coid: str, reason: str) -> OrderEvent | None:
         """The venue, asked after the grace period, has never seen this order."""
@@ -142,7 +143,7 @@ class ExecutionCore:
             return None
         now = self.clock.now()
         updated = self.orders.update_status(coid, _S.REJECTED, now, reason=reason)
-        return OrderEvent("order_rejected", updated, now, reason=reason)
+        return OrderEvent(EventKind.ORDER_REJECTED, updated, now, reason=reason)
 
     def request_cancel(self, coid: str) -> tuple[OrderEvent | None, bool]:
         """Returns (event, send_now). An order still being submitted is cancelled once it is."""
@@ -156,7 +157,9 @@ class ExecutionCore:
             return None, False
         now = self.clock.now()
         return OrderEvent(
-            "order_pending_cancel", self.orders.update_status(coid, _S.PENDING_CANCEL, now), now
+            EventKind.ORDER_PENDING_CANCEL,
+            self.orders.update_status(coid, _S.PENDING_CANCEL, now),
+            now,
         ), True
 
     def take_deferred_cancel(self, coid: str) -> bool:
@@ -175,23 +178,29 @@ class ExecutionCore:
             self.unmatched_events += 1
             return []
         out: list[OrderEvent] = []
-        if order.status in (_S.PENDING_SUBMIT, _S.UNKNOWN) and ev.kind != "cancel_rejected":
+        if (
+            order.status in (_S.PENDING_SUBMIT, _S.UNKNOWN)
+            and ev.kind != VenueEventKind.CANCEL_REJECTED
+        ):
             # The venue has it, so it was submitted, whatever our submit call reported.
             order = self.orders.update_status(ev.client_order_id, _S.SUBMITTED, ev.ts)
-            out.append(OrderEvent("order_submitted", order, ev.ts))
-        if ev.kind == "order_filled":
+            out.append(OrderEvent(EventKind.ORDER_SUBMITTED, order, ev.ts))
+        if ev.kind == VenueEventKind.ORDER_FILLED:
             out.append(self._apply_fill(order, ev))
             return out
-        if ev.kind == "cancel_rejected":
+        if ev.kind == VenueEventKind.CANCEL_REJECTED:
             if order.status is _S.PENDING_CANCEL:
                 back = _S.PARTIALLY_FILLED if order.filled_quantity > 0 else _S.ACCEPTED
                 updated = self.orders.update_status(order.client_order_id, back, ev.ts)
-                out.append(OrderEvent("order_cancel_rejected", updated, ev.ts, reason=ev.reason))
+                out.append(
+                    OrderEvent(EventKind.ORDER_CANCEL_REJECTED, updated, ev.ts, reason=ev.reason)
+                )
             return out
-        status = _EVENT_STATUS.get(ev.kind)
-        if status is None:
+        change = _EVENT_STATUS.get(ev.kind)
+        if change is None:
             self.ignored_events += 1
             return out
+        journal_kind, status = change
         if order.status is status or not ORDER_STATUS.allowed(order.status, status):
             # Already there or already past it (a replayed event): nothing to do.
             self.ignored_events += 1
@@ -203,7 +212,7 @@ class ExecutionCore:
             reason=ev.reason,
             venue_order_id=ev.venue_order_id,
         )
-        out.append(OrderEvent(ev.kind, updated, ev.ts, reason=ev.reason))
+        out.append(OrderEvent(journal_kind, updated, ev.ts, reason=ev.reason))
         return out
 
     def _apply_fill(self, order: Order, ev: VenueEventLike) -> OrderEvent:
@@ -226,13 +235,13 @@ class ExecutionCore:
         )
         if fill.fill_id in order.fill_ids:
             self.ignored_events += 1
-            return OrderEvent("order_fill_duplicate", order, ev.ts, fill=fill)
+            return OrderEvent(EventKind.ORDER_FILL_DUPLICATE, order, ev.ts, fill=fill)
         if order.is_terminal:
             raise InvariantError(
                 f"fill {fill.fill_id} on {order.client_order_id} which is already {order.status}"
             )
         updated, _ = self.orders.apply_fill(fill)
-        return OrderEvent("order_filled", updated, ev.ts, fill=fill)
+        return OrderEvent(EventKind.ORDER_FILLED, updated, ev.ts, fill=fill)
 
 
 _S = OrderStatus

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from tradeplane.core.statemachine import TransitionTable
-
-if TYPE_CHECKING:
-    from tradeplane.config.models import RiskConfig
+from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.states import TradingState
 
 Figures = dict[str, float | str | None]
 
@@ -41,14 +40,6 @@ class DenyReason(StrEnum):
     DUPLICATE_ORDER = "DUPLICATE_ORDER"
     INTENT_EXPIRED = "INTENT_EXPIRED"
     MARKET_CLOSED = "MARKET_CLOSED"
-
-
-class TradingState(StrEnum):
-    """ACTIVE trades; REDUCING only lets exposure shrink; HALTED lets only the flatten through."""
-
-    ACTIVE = "active"
-    REDUCING = "reducing"
-    HALTED = "halted"
 
 
 TRADING_STATES: TransitionTable[TradingState] = TransitionTable(
@@ -86,10 +77,6 @@ class RiskLimits:
         """Names of the limits that are off."""
         return [f.name for f in fields(self) if getattr(self, f.name) in (None, ())]
 
-    @classmethod
-    def from_config(cls, cfg: RiskConfig) -> RiskLimits:
-        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
-
 
 @dataclass(frozen=True, slots=True)
 class KillSwitchPolicy:
@@ -105,18 +92,8 @@ class KillSwitchPolicy:
     def tripped_state(self) -> TradingState:
         return TradingState.REDUCING if self.allow_reducing else TradingState.HALTED
 
-    @classmethod
-    def from_config(cls, cfg: RiskConfig) -> KillSwitchPolicy:
-        return cls(
-            cancel_orders=cfg.kill_switch_cancel_orders,
-            flatten=cfg.kill_switch_flatten,
-            allow_reducing=cfg.kill_switch_allow_reducing,
-            max_venue_rejections=cfg.max_venue_rejections,
-            venue_rejection_window_s=cfg.venue_rejection_window_s,
-        )
 
-
-def _event_dict(kind: str, event: Any) -> dict[str, Any]:
+def _event_dict(kind: EventKind, event: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": kind}
     for f in fields(event):
         v = getattr(event, f.name)
@@ -128,7 +105,7 @@ def _event_dict(kind: str, event: Any) -> dict[str, Any]:
 class KillSwitchActivated:
     """Event: the kill switch tripped (or an operator pulled it)."""
 
-    kind: ClassVar[str] = "kill_switch_activated"
+    kind: ClassVar[EventKind] = EventKind.KILL_SWITCH_ACTIVATED
     reason: str
     source: str
     figures: Figures
@@ -145,7 +122,7 @@ class KillSwitchActivated:
 class KillSwitchCleared:
     """Event: the kill switch was cleared; trading is active again."""
 
-    kind: ClassVar[str] = "kill_switch_cleared"
+    kind: ClassVar[EventKind] = EventKind.KILL_SWITCH_CLEARED
     reason: str
     source: str
     ts: float
@@ -158,7 +135,7 @@ class KillSwitchCleared:
 class RiskDayRolledOver:
     """Event: a new risk day began; daily counters were reset (the kill switch was not)."""
 
-    kind: ClassVar[str] = "risk_day_rolled_over"
+    kind: ClassVar[EventKind] = EventKind.RISK_DAY_ROLLED_OVER
     previous_day: str
     day: str
     figures: Figures

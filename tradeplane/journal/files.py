@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tradeplane.core.errors import OperationalError
+from tradeplane.durable import fsync_dir
 
 DB_NAME = "journal.db"
 JSONL_NAME = "journal.jsonl"
@@ -20,19 +21,6 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 _TAIL_CHUNK = 64 * 1024
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-def fsync_file(fd: int) -> None:
-    # fdatasync also flushes the size change an append makes; macOS has only fsync.
-    (getattr(os, "fdatasync", None) or os.fsync)(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def open_private(path: Path, flags: int) -> int:

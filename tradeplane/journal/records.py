@@ -25,6 +25,10 @@ from typing import Any
 
 import orjson
 
+from tradeplane.protocol.events import EventKind
+
+KNOWN_KINDS = frozenset(EventKind)
+
 GENESIS_HASH = "0" * 64
 
 LINE_KEYS = frozenset(
@@ -50,7 +54,7 @@ class JournalRecord:
     """One event to journal. ``event_id`` is the idempotency key: appending it again is a no-op."""
 
     event_id: str
-    kind: str
+    kind: EventKind
     ts: float
     deployment: str
     data: dict[str, Any]
@@ -223,8 +227,7 @@ def validate_record(record: JournalRecord) -> None:
     kind, event_id, deployment, ts = record.kind, record.event_id, record.deployment, record.ts
     s, i, c, t = record.strategy, record.intent_id, record.client_order_id, record.traceparent
     if (
-        type(kind) is str
-        and kind
+        type(kind) is EventKind
         and type(event_id) is str
         and event_id
         and type(deployment) is str
@@ -240,6 +243,9 @@ def validate_record(record: JournalRecord) -> None:
         return
     kind = record.kind if isinstance(record.kind, str) else repr(record.kind)
     _check_str(kind, "kind", record.kind, optional=False)
+    if record.kind not in KNOWN_KINDS:
+        # A kind nobody projects, counts or traces would be stored and never read: refuse it.
+        raise ValueError(f"journal {record.event_id!r}: unknown event kind {kind!r}")
     _check_str(kind, "event_id", record.event_id, optional=False)
     _check_str(kind, "deployment", record.deployment, optional=False)
     for name in ("strategy", "intent_id", "client_order_id", "traceparent"):

@@ -29,6 +29,7 @@ import sqlite3
 import stat
 from pathlib import Path
 
+from tradeplane import durable
 from tradeplane.core.errors import OperationalError
 from tradeplane.journal import files, schema
 from tradeplane.journal.files import write_all
@@ -94,7 +95,7 @@ def open_db(state_dir: Path, deployment: str, fsync: bool) -> sqlite3.Connection
                 )
             _initialise(conn, deployment)
             if created:
-                files.fsync_dir(state_dir)
+                durable.fsync_dir(state_dir)
         else:
             schema.check_meta(conn, db_path, deployment)
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -237,9 +238,9 @@ def open_jsonl(
             )
             size += reappend_from_db(conn, fd, file_seq)
         if changed and fsync:
-            files.fsync_file(fd)
+            durable.fsync_file(fd)
         if created and fsync:
-            files.fsync_dir(state_dir)
+            durable.fsync_dir(state_dir)
         return fd, size
     except BaseException:
         os.close(fd)

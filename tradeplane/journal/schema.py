@@ -14,6 +14,7 @@ from typing import Any
 
 from tradeplane.core.errors import OperationalError
 from tradeplane.journal.records import JournalRecord, StateWrite, dumps_payload
+from tradeplane.protocol.events import ORDER_STATUS_KINDS, EventKind
 
 FORMAT = "tradeplane-journal"
 SCHEMA_VERSION = 1
@@ -111,19 +112,6 @@ UPSERT_STATE = (
 UPSERT_META = (
     "INSERT INTO meta (key, value) VALUES (?, ?)"
     " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-)
-
-ORDER_STATUS_KINDS = frozenset(
-    {
-        "order_submitted",
-        "order_accepted",
-        "order_partially_filled",
-        "order_pending_cancel",
-        "order_cancelled",
-        "order_rejected",
-        "order_expired",
-        "order_unknown",
-    }
 )
 
 
@@ -374,21 +362,37 @@ def _health_changed(conn: sqlite3.Connection, record: JournalRecord, seq: int) -
     conn.execute(UPSERT_STATE, ("health", component, data, record.ts))
 
 
-PROJECTIONS: dict[str, Callable[[sqlite3.Connection, JournalRecord, int], None]] = {
-    "intent": _intent,
-    "order_denied": _order_denied,
-    "order_submitting": _order_submitting,
-    "order_filled": _order_filled,
-    "health_changed": _health_changed,
+Projection = Callable[[sqlite3.Connection, JournalRecord, int], None]
+
+_PROJECTED: dict[EventKind, Projection] = {
+    EventKind.INTENT: _intent,
+    EventKind.ORDER_DENIED: _order_denied,
+    EventKind.ORDER_SUBMITTING: _order_submitting,
+    EventKind.ORDER_FILLED: _order_filled,
+    EventKind.HEALTH_CHANGED: _health_changed,
     **dict.fromkeys(ORDER_STATUS_KINDS, _order_status),
 }
 
 
+def _record_only(conn: sqlite3.Connection, record: JournalRecord, seq: int) -> None:
+    """Kinds that live in ``events`` alone (read back by kind, never projected)."""
+
+
+# Total over ``EventKind``: a kind added to the protocol is journaled by ``_record_only`` until
+# it gets a projection; a kind outside it is refused (``project``), never silently dropped.
+PROJECTIONS: dict[str, Projection] = {k: _PROJECTED.get(k, _record_only) for k in EventKind}
+
+
+def _unknown(record: JournalRecord) -> ValueError:
+    return ValueError(f"journal {record.event_id!r}: unknown event kind {record.kind!r}")
+
+
 def project(conn: sqlite3.Connection, record: JournalRecord, seq: int) -> None:
-    """Apply one event to the projections; unknown kinds are journaled with no projection."""
+    """Apply one event to the projections; a kind outside ``EventKind`` raises."""
     fn = PROJECTIONS.get(record.kind)
-    if fn is not None:
-        fn(conn, record, seq)
+    if fn is None:
+        raise _unknown(record)
+    fn(conn, record, seq)
 
 
 def project_all(conn: sqlite3.Connection, records: list[JournalRecord], first_seq: int) -> None:
@@ -396,5 +400,6 @@ def project_all(conn: sqlite3.Connection, records: list[JournalRecord], first_se
     get = PROJECTIONS.get
     for seq, record in enumerate(records, first_seq):
         fn = get(record.kind)
-        if fn is not None:
-            fn(conn, record, seq)
+        if fn is None:
+            raise _unknown(record)
+        fn(conn, record, seq)

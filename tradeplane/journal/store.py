@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from tradeplane import durable
 from tradeplane.core.errors import OperationalError, TransientError
 from tradeplane.journal import files, recovery, schema
 from tradeplane.journal.files import write_all
@@ -229,7 +230,7 @@ class JournalStore:
             else:
                 self._jsonl_size += write_all(fd, ("\n".join(new_lines) + "\n").encode())
             if self.fsync:
-                files.fsync_file(fd)
+                durable.fsync_file(fd)
         except OSError as exc:
             self._jsonl_dirty = True
             raise TransientError(

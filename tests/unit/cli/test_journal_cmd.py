@@ -236,7 +236,7 @@ def test_export_csv_with_kind_and_since_seq_writes_those_rows(state: Path, out_d
         "--format",
         "csv",
         "--kind",
-        "note",
+        "bar_summary",
         "--kind",
         "order_filled",
         "--since-seq",

@@ -53,7 +53,7 @@ def test_status_from_a_state_dir_masks_a_secret_the_journal_holds_in_text_and_js
 ) -> None:
     state = tmp_path / "state"
     with JournalStore.open(state, DEPLOYMENT) as store:  # written around the journal actor
-        store.commit([rec("leak", "venue_error", {"reason": f"key {secret}"})])
+        store.commit([rec("leak", "venue_message_rejected", {"reason": f"key {secret}"})])
     runner = CliRunner()
     for extra in ([], ["--json"]):
         result = runner.invoke(app, ["status", DEPLOYMENT, "--state-dir", str(state), *extra])

@@ -15,6 +15,7 @@ from tradeplane.cli.main import app
 from tradeplane.core.ids import client_order_id, intent_id
 from tradeplane.journal.records import JournalRecord
 from tradeplane.journal.store import JournalStore
+from tradeplane.protocol.events import EventKind
 from tradeplane.telemetry.context import (
     intent_context,
     risk_check_context,
@@ -211,7 +212,7 @@ def test_without_a_deployment_the_journal_holding_the_id_is_found(
 ) -> None:
     (tmp_path / ".tradeplane" / "empty").mkdir(parents=True)  # no journal: not searched
     with JournalStore.open(tmp_path / ".tradeplane" / "other", "other") as store:
-        store.commit([JournalRecord("n", "note", T0, "other", {})])
+        store.commit([JournalRecord("n", EventKind.BAR_SUMMARY, T0, "other", {})])
     state.rename(tmp_path / ".tradeplane" / DEP)
     monkeypatch.chdir(tmp_path)
     result = trace(client_order_id(FILLED))

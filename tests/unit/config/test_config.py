@@ -171,7 +171,7 @@ def test_risk_defaults_are_all_limits_off_and_a_reducing_kill_switch() -> None:
 
 
 def test_risk_config_maps_onto_engine_limits_and_policy() -> None:
-    from tradeplane.core.risk import KillSwitchPolicy, RiskLimits, TradingState
+    from tradeplane.core.risk import TradingState
 
     cfg = parse_config(
         minimal(
@@ -184,10 +184,10 @@ def test_risk_config_maps_onto_engine_limits_and_policy() -> None:
             }
         )
     )
-    limits = RiskLimits.from_config(cfg.risk)
+    limits = cfg.risk.limits()
     assert limits.max_daily_loss == 500 and limits.max_orders_per_second == 3
     assert limits.allowed_symbols == ("AAA",)
-    policy = KillSwitchPolicy.from_config(cfg.risk)
+    policy = cfg.risk.kill_switch_policy()
     assert policy.tripped_state is TradingState.HALTED and policy.max_venue_rejections == 4
 
 

@@ -5,17 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from tradeplane.journal.records import JournalRecord
+from tradeplane.protocol.events import EventKind, event_kind
 
 DEPLOYMENT = "demo"
 T0 = 1_700_000_000.0
 
 
+# A kind the journal only records (no projection): the filler of tests about the record itself.
+NOTE = EventKind.BAR_SUMMARY
+
+
 def rec(
-    event_id: str, kind: str = "note", data: dict[str, Any] | None = None, **kw: Any
+    event_id: str, kind: EventKind | str = NOTE, data: dict[str, Any] | None = None, **kw: Any
 ) -> JournalRecord:
     kw.setdefault("ts", T0)
     kw.setdefault("deployment", DEPLOYMENT)
-    return JournalRecord(event_id=event_id, kind=kind, data=data if data is not None else {}, **kw)
+    data = data if data is not None else {}
+    return JournalRecord(event_id=event_id, kind=event_kind(kind), data=data, **kw)
 
 
 def notes(n: int, start: int = 0, prefix: str = "n") -> list[JournalRecord]:

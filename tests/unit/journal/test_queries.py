@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.journal.factories import intent, notes, rec, submitting, trade
+from tests.unit.journal.factories import NOTE, intent, notes, rec, submitting, trade
 from tradeplane.journal import queries
 from tradeplane.journal.store import JournalStore
 
@@ -98,5 +98,5 @@ def test_fills_filter_by_strategy_order_and_seq(store: JournalStore) -> None:
 
 def test_counts_by_kind_and_meta(store: JournalStore) -> None:
     store.commit([*notes(2), rec("x", "intent", {"intent_id": "i9"})])
-    assert queries.counts_by_kind(store.conn) == {"note": 2, "intent": 1}
+    assert queries.counts_by_kind(store.conn) == {NOTE: 2, "intent": 1}
     assert queries.meta(store.conn)["last_seq"] == 3 == queries.last_seq(store.conn)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tests.unit.journal.factories import T0, intent, rec
+from tests.unit.journal.factories import NOTE, T0, intent, rec
 from tradeplane.journal.records import (
     GENESIS_HASH,
     LINE_KEYS,
@@ -64,7 +64,7 @@ def test_non_finite_float_in_data_is_a_value_error_naming_field_and_kind(bad: fl
 
 def test_non_json_value_in_data_is_a_value_error_naming_field() -> None:
     with pytest.raises(ValueError, match=r"data\.when has type object"):
-        encode_line(rec("e1", "x", {"when": object()}), 1, GENESIS_HASH)
+        encode_line(rec("e1", data={"when": object()}), 1, GENESIS_HASH)
 
 
 @pytest.mark.parametrize(
@@ -72,10 +72,29 @@ def test_non_json_value_in_data_is_a_value_error_naming_field() -> None:
     [("event_id", ""), ("kind", ""), ("deployment", ""), ("ts", math.nan), ("strategy", 3)],
 )
 def test_malformed_record_fields_are_value_errors(field: str, value: object) -> None:
-    kw: dict[str, object] = {"event_id": "e1", "kind": "k", "ts": T0, "deployment": "d", "data": {}}
+    kw: dict[str, object] = {
+        "event_id": "e1",
+        "kind": NOTE,
+        "ts": T0,
+        "deployment": "d",
+        "data": {},
+    }
     kw[field] = value
     with pytest.raises(ValueError, match=field):
         encode_line(JournalRecord(**kw), 1, GENESIS_HASH)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["order_filed", "note", "ORDER_FILLED"])
+def test_record_of_a_kind_outside_the_protocol_is_refused_naming_it(kind: str) -> None:
+    record = JournalRecord(event_id="e1", kind=kind, ts=T0, deployment="d", data={})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=f"unknown event kind '{kind}'"):
+        encode_line(record, 1, GENESIS_HASH)
+
+
+def test_record_whose_kind_is_the_plain_string_of_a_known_kind_is_accepted() -> None:
+    record = JournalRecord(event_id="e1", kind="bar_summary", ts=T0, deployment="d", data={})  # type: ignore[arg-type]
+    line, _ = encode_line(record, 1, GENESIS_HASH)
+    assert json.loads(line)["kind"] == "bar_summary"
 
 
 @pytest.mark.parametrize("deep", [True, False])

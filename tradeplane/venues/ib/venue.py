@@ -24,10 +24,15 @@ import ib_async
 from tradeplane.config.venues import IbConfig
 from tradeplane.core.errors import TransientError
 from tradeplane.core.model import OrderType, Side
+from tradeplane.venues.base import (
+    VenueEvent,
+    VenueFill,
+    VenueOrderRequest,
+    VenueOrderState,
+    VenuePosition,
+)
 from tradeplane.venues.ib.core import ORDER_ERRORS_BENIGN, Link, map_status
 from tradeplane.venues.ib.session import IbSession
-from tradeplane.venues.sim import VenueOrderRequest
-from tradeplane.venues.sim.model import VenueEvent, VenueFill, VenueOrderState, VenuePosition
 from tradeplane.venues.source import Backoff
 
 log = logging.getLogger("tradeplane.venues.ib")

@@ -6,7 +6,8 @@ listed in the config into injections at fixed times after deployment start. Rand
 (``probability`` < 1) come from a seeded generator per fault kind, so a chaos run repeats exactly
 and one kind's draws never shift another's.
 
-This module must not import ``tradeplane.config``: the config imports ``FaultSpec`` from here.
+The fault vocabulary (``FaultKind``, ``FaultSpec``) is configuration and lives in
+``tradeplane.config.faults``.
 """
 
 from __future__ import annotations
@@ -15,63 +16,26 @@ import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
-
-from tradeplane.config.base import FrozenModel
+from tradeplane.config.faults import (
+    FaultKind,
+    FaultSpec,
+    FaultTarget,
+    fault_target,
+)
 from tradeplane.core.clock import Clock
 from tradeplane.core.errors import TransientError
 from tradeplane.core.model import Side
 from tradeplane.venues.sim.model import VenueEvent, VenueFill
 
 INJECTED_REJECT = "INJECTED_REJECT"
-FaultTarget = Literal["feed", "venue"]
-
-
-class FaultKind(StrEnum):
-    DROP_CONNECTION = "drop_connection"
-    SILENT = "silent"
-    DELAY_ACKS = "delay_acks"
-    DUPLICATE_FILLS = "duplicate_fills"
-    REJECT_ORDERS = "reject_orders"
-    MALFORMED = "malformed"
-
-
-FEED_FAULTS: frozenset[FaultKind] = frozenset({FaultKind.SILENT})
-
-
-def fault_target(kind: FaultKind | str) -> FaultTarget:
-    """Which actor carries out ``kind``: the feed (silence) or the venue actor (the rest)."""
-    return "feed" if FaultKind(kind) in FEED_FAULTS else "venue"
 
 
 class VenueUnavailable(TransientError):
     """The venue refused a call because its connection is down (injected ``drop_connection``).
 
     Nothing was done: a refused submit is never placed."""
-
-
-class FaultSpec(FrozenModel):
-    """One fault: what goes wrong, when (for the config schedule), for how long and how often."""
-
-    kind: FaultKind
-    """What goes wrong: ``drop_connection``, ``silent`` (feed), ``delay_acks``,
-    ``duplicate_fills``, ``reject_orders`` or ``malformed``. Required."""
-    at_s: float = Field(default=0.0, ge=0)
-    """When the schedule injects it, in seconds after deployment start. Default 0."""
-    duration_s: float | None = Field(default=None, gt=0)
-    """How long it stays active, in seconds; unset = until cleared. Default unset."""
-    delay_s: float = Field(default=2.0, gt=0)
-    """``delay_acks`` only: how long each submit's answer is held back, in seconds. Default 2."""
-    probability: float = Field(default=1.0, gt=0, le=1)
-    """Share (0, 1] of calls, orders, fills or batches affected while active; the draws are
-    seeded, so a run repeats exactly. Default 1 (all)."""
-
-    @property
-    def target(self) -> FaultTarget:
-        return fault_target(self.kind)
 
 
 @dataclass(slots=True)

@@ -7,94 +7,37 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from tradeplane.core.model import OrderType, Side
+from tradeplane.venues.base import (
+    TERMINAL_STATUSES,
+    WORKING_STATUSES,
+    VenueEvent,
+    VenueFill,
+    VenueOrderRequest,
+    VenueOrderState,
+    VenuePosition,
+)
 
-WORKING_STATUSES = frozenset({"accepted", "partially_filled"})
-TERMINAL_STATUSES = frozenset({"filled", "cancelled", "rejected", "expired"})
+__all__ = [
+    "TERMINAL_STATUSES",
+    "WORKING_STATUSES",
+    "EngineChanges",
+    "EngineState",
+    "VenueEvent",
+    "VenueFill",
+    "VenueOrderRequest",
+    "VenueOrderState",
+    "VenuePosition",
+    "apply_fill_to_position",
+    "as_float",
+    "is_real",
+]
+
 STAT_NAMES = ("submits", "duplicate_submits", "rejects", "fills", "cancels")
 VENUE_ORDER_PREFIX = "SIM-"
 
 # Quantities closer than this (relative) to the ordered amount count as completely filled, so
 # float dust never leaves an order working forever.
 QTY_REL_EPS = 1e-9
-
-
-@dataclass(frozen=True, slots=True)
-class VenueOrderRequest:
-    client_order_id: str
-    symbol: str
-    side: Side
-    quantity: float
-    order_type: OrderType
-    limit_price: float | None = None
-
-    def __post_init__(self) -> None:
-        # Enum fields are a programming contract (a typo is a bug, not a venue reject); numbers
-        # are validated by the engine and rejected the way a real venue would.
-        object.__setattr__(self, "side", Side(self.side))
-        object.__setattr__(self, "order_type", OrderType(self.order_type))
-
-
-@dataclass(frozen=True, slots=True)
-class VenueFill:
-    fill_id: str
-    client_order_id: str
-    venue_order_id: str
-    symbol: str
-    side: Side
-    quantity: float
-    price: float
-    fee: float
-    ts: float
-    liquidity: str  # "maker" | "taker"
-
-    @property
-    def signed_quantity(self) -> float:
-        return self.side.sign * self.quantity
-
-
-@dataclass(frozen=True, slots=True)
-class VenueOrderState:
-    client_order_id: str
-    venue_order_id: str | None
-    symbol: str
-    side: Side
-    quantity: float
-    order_type: OrderType
-    limit_price: float | None
-    status: str  # accepted | partially_filled | filled | cancelled | rejected | expired
-    filled_quantity: float
-    avg_fill_price: float
-    fees: float
-    reason: str | None
-    created_ts: float
-    updated_ts: float
-
-    @property
-    def is_working(self) -> bool:
-        return self.status in WORKING_STATUSES
-
-    @property
-    def remaining_quantity(self) -> float:
-        return max(0.0, self.quantity - self.filled_quantity)
-
-
-@dataclass(frozen=True, slots=True)
-class VenueEvent:
-    seq: int
-    kind: str  # order_accepted | order_rejected | order_cancelled | order_filled | cancel_rejected
-    client_order_id: str
-    venue_order_id: str | None
-    ts: float
-    reason: str | None = None
-    fill: VenueFill | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class VenuePosition:
-    symbol: str
-    quantity: float  # signed, short < 0
-    avg_price: float
 
 
 @dataclass(slots=True)

@@ -25,13 +25,12 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
 from tradeplane.core.errors import OperationalError
-from tradeplane.core.reconcile import Holdings, LiveOrder
-from tradeplane.venues.sim.model import VenueOrderState, VenuePosition
+from tradeplane.core.reconcile import Holdings
+from tradeplane.venues.base import VenueOrderState, VenuePosition, holdings_from_venue
 from tradeplane.venues.sim.store import check_file, read_working_state
 from tradeplane.venues.sim.venue import SimVenue
 
@@ -70,31 +69,6 @@ def read_sim_holdings(db_path: Path) -> Holdings:
     # A venue that started while we read could have changed what we read under us.
     _refuse_if_in_use(path)
     return holdings_from_venue(positions, orders)
-
-
-def holdings_from_venue(
-    positions: Mapping[str, VenuePosition], orders: Iterable[VenueOrderState]
-) -> Holdings:
-    """Holdings from what a venue reports (``positions()``, ``open_orders()``), e.g. as they
-    come back from the venue actor; orders no longer working are left out."""
-    return Holdings(
-        positions={s: p.quantity for s, p in positions.items() if p.quantity != 0.0},
-        open_orders=tuple(_live_order(o) for o in orders if o.is_working),
-    )
-
-
-def _live_order(o: VenueOrderState) -> LiveOrder:
-    return LiveOrder(
-        client_order_id=o.client_order_id,
-        venue_order_id=o.venue_order_id,
-        symbol=o.symbol,
-        side=o.side.value,
-        quantity=o.quantity,
-        remaining=o.remaining_quantity,
-        order_type=o.order_type.value,
-        limit_price=o.limit_price,
-        status=o.status,
-    )
 
 
 def _refuse_if_in_use(path: Path) -> None:

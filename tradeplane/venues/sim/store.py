@@ -18,7 +18,7 @@ from typing import Any
 
 from tradeplane.core.errors import OperationalError
 from tradeplane.core.model import OrderType, Side
-from tradeplane.journal.files import fsync_dir
+from tradeplane.durable import fsync_dir
 from tradeplane.venues.sim.model import (
     WORKING_STATUSES,
     EngineChanges,

@@ -1,0 +1,145 @@
+"""What every venue speaks, whichever it is (the sim venue, IB; OKX and Binance for market data):
+the order request the broker sends, the order states, fills, positions and events a venue reports,
+the client interface the broker talks through, and how a venue's report becomes the holdings that
+reconciliation compares. No venue imports another; all import this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from tradeplane.core.model import OrderType, Side
+from tradeplane.core.reconcile import Holdings, LiveOrder
+
+if TYPE_CHECKING:
+    from tradeplane.core.model import Bar
+
+WORKING_STATUSES = frozenset({"accepted", "partially_filled"})
+TERMINAL_STATUSES = frozenset({"filled", "cancelled", "rejected", "expired"})
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrderRequest:
+    client_order_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    order_type: OrderType
+    limit_price: float | None = None
+
+    def __post_init__(self) -> None:
+        # Enum fields are a programming contract (a typo is a bug, not a venue reject); numbers
+        # are validated by the engine and rejected the way a real venue would.
+        object.__setattr__(self, "side", Side(self.side))
+        object.__setattr__(self, "order_type", OrderType(self.order_type))
+
+
+@dataclass(frozen=True, slots=True)
+class VenueFill:
+    fill_id: str
+    client_order_id: str
+    venue_order_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    price: float
+    fee: float
+    ts: float
+    liquidity: str  # "maker" | "taker"
+
+    @property
+    def signed_quantity(self) -> float:
+        return self.side.sign * self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrderState:
+    client_order_id: str
+    venue_order_id: str | None
+    symbol: str
+    side: Side
+    quantity: float
+    order_type: OrderType
+    limit_price: float | None
+    status: str  # accepted | partially_filled | filled | cancelled | rejected | expired
+    filled_quantity: float
+    avg_fill_price: float
+    fees: float
+    reason: str | None
+    created_ts: float
+    updated_ts: float
+
+    @property
+    def is_working(self) -> bool:
+        return self.status in WORKING_STATUSES
+
+    @property
+    def remaining_quantity(self) -> float:
+        return max(0.0, self.quantity - self.filled_quantity)
+
+
+@dataclass(frozen=True, slots=True)
+class VenueEvent:
+    seq: int
+    kind: str  # order_accepted | order_rejected | order_cancelled | order_filled | cancel_rejected
+    client_order_id: str
+    venue_order_id: str | None
+    ts: float
+    reason: str | None = None
+    fill: VenueFill | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VenuePosition:
+    symbol: str
+    quantity: float  # signed, short < 0
+    avg_price: float
+
+
+class VenueClient(Protocol):
+    """What the broker needs from a venue. Every call may raise ``TransientError``."""
+
+    async def open(self, cursor: int) -> None:
+        """Connect; the event stream continues after ``cursor`` (the broker's journaled one)."""
+
+    async def maintain(self) -> None:
+        """The connection's upkeep for the broker's lifetime (returns at once if none)."""
+
+    async def submit(self, req: VenueOrderRequest) -> list[VenueEvent]: ...
+    async def cancel(self, client_order_id: str) -> list[VenueEvent]: ...
+    async def order(self, client_order_id: str) -> VenueOrderState | None: ...
+    async def open_orders(self) -> list[VenueOrderState]: ...
+    async def positions(self) -> dict[str, VenuePosition]: ...
+    async def events_since(self, seq: int, limit: int, wait_s: float) -> list[VenueEvent]: ...
+    async def last_seq(self) -> int: ...
+    def on_bars(self, bars: list[Bar]) -> None: ...
+    @property
+    def connected(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+def holdings_from_venue(
+    positions: Mapping[str, VenuePosition], orders: Iterable[VenueOrderState]
+) -> Holdings:
+    """Holdings from what a venue reports (``positions()``, ``open_orders()``), e.g. as they
+    come back from the venue actor; orders no longer working are left out."""
+    return Holdings(
+        positions={s: p.quantity for s, p in positions.items() if p.quantity != 0.0},
+        open_orders=tuple(_live_order(o) for o in orders if o.is_working),
+    )
+
+
+def _live_order(o: VenueOrderState) -> LiveOrder:
+    return LiveOrder(
+        client_order_id=o.client_order_id,
+        venue_order_id=o.venue_order_id,
+        symbol=o.symbol,
+        side=o.side.value,
+        quantity=o.quantity,
+        remaining=o.remaining_quantity,
+        order_type=o.order_type.value,
+        limit_price=o.limit_price,
+        status=o.status,
+    )
