@@ -35,6 +35,7 @@ from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import InvalidMarketData
 from tradeplane.core.model import Bar, Envelope
 from tradeplane.journal.records import JournalRecord, StateWrite
+from tradeplane.protocol.events import EventKind
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.venues.sim import MarketSimulator
 from tradeplane.venues.sim.faults import FaultBook, FaultKind
@@ -204,7 +205,7 @@ class FeedActor(SupervisedActor):
         self.rejected_messages += 1
         record = event_record(
             self.deployment,
-            "venue_message_rejected",
+            EventKind.VENUE_MESSAGE_REJECTED,
             time.time(),
             {"source": self.cfg.feed.kind, "reason": reason, "message": raw},
         )
@@ -222,7 +223,11 @@ class FeedActor(SupervisedActor):
                 self.outbox.send_nowait(
                     ROLE_JOURNAL,
                     "append",
-                    [event_record(self.deployment, "bar_rejected", recv, {"reason": str(exc)})],
+                    [
+                        event_record(
+                            self.deployment, EventKind.BAR_REJECTED, recv, {"reason": str(exc)}
+                        )
+                    ],
                     [],
                 )
                 continue
@@ -256,7 +261,7 @@ class FeedActor(SupervisedActor):
             records = [
                 event_record(
                     self.deployment,
-                    "bar",
+                    EventKind.BAR,
                     recv,
                     {
                         "symbol": b.symbol,

@@ -39,6 +39,7 @@ from tradeplane.core.errors import StrategyError
 from tradeplane.core.model import Bar, Envelope, Fill, Side
 from tradeplane.core.strategy import Emitted, Strategy, StrategyRunner
 from tradeplane.journal.records import StateWrite
+from tradeplane.protocol.events import EventKind
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.telemetry.context import intent_context
 
@@ -188,7 +189,7 @@ class StrategyActor(SupervisedActor):
         self._isolating = True
         record = event_record(
             self.deployment,
-            "strategy_error",
+            EventKind.STRATEGY_ERROR,
             time.time(),
             {"error": self._failure, "action": "restart"},
             strategy=self.scfg.name,

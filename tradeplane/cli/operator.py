@@ -15,6 +15,7 @@ from tradeplane.actors.records import event_record, kill_switch_state
 from tradeplane.core.errors import OperationalError
 from tradeplane.journal.files import DB_NAME
 from tradeplane.journal.store import JournalStore
+from tradeplane.protocol.events import EventKind
 
 
 def find_running(name: str, address: str | None) -> Any | None:
@@ -51,7 +52,7 @@ def set_kill_switch_offline(
             f"pass --address of its cluster"
         ) from exc
     now = time.time()
-    kind = "kill_switch_activated" if active else "kill_switch_cleared"
+    kind = EventKind.KILL_SWITCH_ACTIVATED if active else EventKind.KILL_SWITCH_CLEARED
     state = kill_switch_state(active, reason, "operator", now, offline=True)
     value = dict(state.data)
     try:

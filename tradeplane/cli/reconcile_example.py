@@ -24,6 +24,7 @@ from tradeplane.core.reconcile import (
 )
 from tradeplane.journal.reader import JournalReader
 from tradeplane.journal.store import JournalStore
+from tradeplane.protocol.events import EventKind
 from tradeplane.venues.sim.model import VenueEvent, VenueOrderRequest
 from tradeplane.venues.sim.snapshot import live_holdings, sim_venue_db
 from tradeplane.venues.sim.venue import SimVenue
@@ -83,7 +84,7 @@ class _Broker:
         records = [] if submitted is None else [order_record(DEPLOYMENT, submitted)]
         for ev in events:
             for oe in self.core.apply_venue_event(ev):
-                if oe.kind != "order_fill_duplicate":
+                if oe.kind != EventKind.ORDER_FILL_DUPLICATE:
                     records.append(order_record(DEPLOYMENT, oe, venue_seq=ev.seq))
         if records:
             self.journal.commit(records)

@@ -37,7 +37,6 @@ class EventKind(StrEnum):
     KILL_SWITCH_CLEARED = "kill_switch_cleared"
     RISK_DAY_ROLLED_OVER = "risk_day_rolled_over"
     RECONCILIATION = "reconciliation"
-    RECONCILIATION_MISMATCH = "reconciliation_mismatch"
     # -- strategies
     STRATEGY_ERROR = "strategy_error"
     STRATEGY_SUSPENDED = "strategy_suspended"

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tradeplane.protocol.events import EventKind
 from tradeplane.telemetry.metrics import ActorMetrics
 
 
@@ -34,21 +35,23 @@ class JournalCounter:
 
 
 ORDER_KINDS = (
-    "order_submitting",
-    "order_submitted",
-    "order_accepted",
-    "order_partially_filled",
-    "order_filled",
-    "order_pending_cancel",
-    "order_cancelled",
-    "order_cancel_rejected",
-    "order_rejected",
-    "order_expired",
-    "order_unknown",
+    EventKind.ORDER_SUBMITTING,
+    EventKind.ORDER_SUBMITTED,
+    EventKind.ORDER_ACCEPTED,
+    EventKind.ORDER_PARTIALLY_FILLED,
+    EventKind.ORDER_FILLED,
+    EventKind.ORDER_PENDING_CANCEL,
+    EventKind.ORDER_CANCELLED,
+    EventKind.ORDER_CANCEL_REJECTED,
+    EventKind.ORDER_REJECTED,
+    EventKind.ORDER_EXPIRED,
+    EventKind.ORDER_UNKNOWN,
 )
 
 COUNTERS = (
-    JournalCounter("intents", "Intents journaled", ("intent",), ("strategy",), ("strategy",)),
+    JournalCounter(
+        "intents", "Intents journaled", (EventKind.INTENT,), ("strategy",), ("strategy",)
+    ),
     JournalCounter(
         "risk_denials", "Intents denied by risk", ("order_denied",), ("data.reason",), ("reason",)
     ),
@@ -58,14 +61,14 @@ COUNTERS = (
     JournalCounter(
         "fills",
         "Fills journaled",
-        ("order_filled",),
+        (EventKind.ORDER_FILLED,),
         ("strategy", "data.symbol"),
         ("strategy", "symbol"),
     ),
     JournalCounter(
         "recovery_attempts",
         "Recovery attempts started by the supervisor",
-        ("recovery_attempt",),
+        (EventKind.RECOVERY_ATTEMPT,),
         ("data.target",),
         ("target",),
     ),
@@ -80,14 +83,14 @@ COUNTERS = (
     JournalCounter(
         "reconciliations",
         "Reconciliations against the venue, by the action taken (none: clean)",
-        ("reconciliation",),
+        (EventKind.RECONCILIATION,),
         ("data.action",),
         ("action",),
     ),
     JournalCounter(
         "health_changes",
         "Deployment health changes, by the new state",
-        ("health_changed",),
+        (EventKind.HEALTH_CHANGED,),
         ("data.health",),
         ("health",),
     ),

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tradeplane.protocol.events import EventKind
 from tradeplane.telemetry.context import (
     BROKER_FILL,
     BROKER_SUBMIT,
@@ -96,13 +97,13 @@ class SpanBuilder:
 
     def _one(self, ev: Event) -> list[TraceSpan]:
         kind = ev.get("kind")
-        if kind == "intent":
+        if kind == EventKind.INTENT:
             return self._intent(ev)
-        if kind == "order_denied":
+        if kind == EventKind.ORDER_DENIED:
             return self._denied(ev)
         if isinstance(kind, str) and kind.startswith("order_"):
             return self._order_event(ev, kind)
-        if kind == "deployment_started":
+        if kind == EventKind.DEPLOYMENT_STARTED:
             return self._supervisor.run_started(ev)
         if kind in SUPERVISOR_KINDS:
             return self._supervisor.event(ev, kind)
@@ -199,7 +200,7 @@ class SpanBuilder:
         ts = _event_ts(ev)
         received = _first(data.get("received_ts"), ts)
         out: list[TraceSpan] = []
-        if kind == "order_submitting":
+        if kind == EventKind.ORDER_SUBMITTING:
             trace = data.get("trace") or {}
             start = _first(trace.get("risk_received_ts"), ts)
             end = _first(trace.get("approved_ts"), start)
@@ -209,16 +210,16 @@ class SpanBuilder:
         # A rejection before the submit span closed is the broker's (held back, never received
         # by the venue): it ends broker.submit. One after it is the venue's answer: venue.ack.
         submitted_before = order.submit_done
-        if not order.submit_done and kind != "order_pending_cancel":
+        if not order.submit_done and kind != EventKind.ORDER_PENDING_CANCEL:
             out.append(self._submit_span(order, ev, kind, ts, data))
-        if kind == "order_submitted":
+        if kind == EventKind.ORDER_SUBMITTED:
             sent = _num(data.get("sent_ts"))
             order.sent_ts = sent if sent is not None else order.sent_ts
-        elif kind in ("order_accepted", "order_filled") and not order.acked:
+        elif kind in (EventKind.ORDER_ACCEPTED, EventKind.ORDER_FILLED) and not order.acked:
             out.append(self._ack_span(order, ev, received, error=None))
-        elif kind == "order_rejected" and not order.acked and submitted_before:
+        elif kind == EventKind.ORDER_REJECTED and not order.acked and submitted_before:
             out.append(self._ack_span(order, ev, received, error=data.get("reason") or "rejected"))
-        if kind == "order_filled" and isinstance(data.get("fill"), dict):
+        if kind == EventKind.ORDER_FILLED and isinstance(data.get("fill"), dict):
             out.append(self._fill_span(order, ev, data["fill"], received))
         return out
 
@@ -229,9 +230,9 @@ class SpanBuilder:
         start = order.submit_start if order.submit_start is not None else ts
         status: SpanStatus = "ok"
         message = None
-        if kind == "order_rejected":
+        if kind == EventKind.ORDER_REJECTED:
             status, message = "error", str(data.get("reason") or "rejected")
-        elif kind == "order_unknown":
+        elif kind == EventKind.ORDER_UNKNOWN:
             status, message = "error", str(data.get("reason") or "unknown")
         return self._span(
             order,
@@ -380,8 +381,12 @@ class SpanBuilder:
         # Without the order's history its earlier spans cannot be rebuilt, and re-emitting them
         # from this event would overwrite the real ones (same ids): only what follows is built.
         kind = str(ev.get("kind"))
-        order.submit_done = kind != "order_submitting"
-        order.acked = kind not in ("order_submitting", "order_submitted", "order_unknown")
+        order.submit_done = kind != EventKind.ORDER_SUBMITTING
+        order.acked = kind not in (
+            EventKind.ORDER_SUBMITTING,
+            EventKind.ORDER_SUBMITTED,
+            EventKind.ORDER_UNKNOWN,
+        )
         self._remember(order)
         return order
 

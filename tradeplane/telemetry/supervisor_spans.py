@@ -4,6 +4,7 @@ supervisor event as children."""
 
 from __future__ import annotations
 
+from tradeplane.protocol.events import EventKind
 from tradeplane.telemetry.context import SUPERVISOR_RUN, run_context, span_id
 from tradeplane.telemetry.model import AttributeValue, SpanEvent, TraceSpan
 from tradeplane.telemetry.span_values import (
@@ -17,21 +18,26 @@ from tradeplane.telemetry.span_values import (
 
 SUPERVISOR_KINDS = frozenset(
     {
-        "health_changed",
-        "recovery_attempt",
-        "recovery_succeeded",
-        "recovery_failed",
-        "recovery_exhausted",
-        "strategy_error",
-        "strategy_suspended",
-        "supervisor_reattached",
-        "feed_started",
-        "deployment_stopped",
-        "deployment_failed",
-        "kill_switch_activated",
-        "kill_switch_cleared",
-        "reconciliation_mismatch",
+        EventKind.HEALTH_CHANGED,
+        EventKind.RECOVERY_ATTEMPT,
+        EventKind.RECOVERY_SUCCEEDED,
+        EventKind.RECOVERY_FAILED,
+        EventKind.RECOVERY_EXHAUSTED,
+        EventKind.STRATEGY_ERROR,
+        EventKind.STRATEGY_SUSPENDED,
+        EventKind.SUPERVISOR_REATTACHED,
+        EventKind.FEED_STARTED,
+        EventKind.DEPLOYMENT_STOPPED,
+        EventKind.DEPLOYMENT_FAILED,
+        EventKind.KILL_SWITCH_ACTIVATED,
+        EventKind.KILL_SWITCH_CLEARED,
     }
+)
+
+_FAILURE_KINDS = (
+    EventKind.RECOVERY_EXHAUSTED,
+    EventKind.DEPLOYMENT_FAILED,
+    EventKind.STRATEGY_ERROR,
 )
 
 
@@ -62,7 +68,7 @@ class SupervisorTrace:
     def event(self, ev: Event, kind: str) -> list[TraceSpan]:
         data = ev.get("data") or {}
         ts = event_ts(ev)
-        if kind == "recovery_attempt":
+        if kind == EventKind.RECOVERY_ATTEMPT:
             key = (str(data.get("target")), int(data.get("attempt") or 0))
             self._attempts[key] = ts
             if len(self._attempts) > 10_000:
@@ -74,17 +80,17 @@ class SupervisorTrace:
         ctx = run_context(str(ev.get("deployment")), run_id)
         name, start, status, message = f"supervisor.{kind}", ts, "unset", None
         extra: dict[str, AttributeValue] = {}
-        if kind == "health_changed":
+        if kind == EventKind.HEALTH_CHANGED:
             name = "supervisor.health"
             extra = attrs(
                 health=data.get("health"), previous=data.get("previous"), reason=data.get("reason")
             )
-        elif kind in ("recovery_succeeded", "recovery_failed"):
+        elif kind in (EventKind.RECOVERY_SUCCEEDED, EventKind.RECOVERY_FAILED):
             name = "supervisor.recovery"
             key = (str(data.get("target")), int(data.get("attempt") or 0))
             took = number(data.get("took_s"))
             start = self._attempts.pop(key, ts - took if took is not None else ts)
-            ok = kind == "recovery_succeeded"
+            ok = kind == EventKind.RECOVERY_SUCCEEDED
             status, message = ("ok", None) if ok else ("error", str(data.get("error") or ""))
             extra = attrs(
                 target=data.get("target"),
@@ -104,7 +110,11 @@ class SupervisorTrace:
                     strategy=ev.get("strategy") or data.get("strategy"),
                 ).items()
             }
-            if kind in ("recovery_exhausted", "deployment_failed", "strategy_error"):
+            if kind in (
+                EventKind.RECOVERY_EXHAUSTED,
+                EventKind.DEPLOYMENT_FAILED,
+                EventKind.STRATEGY_ERROR,
+            ):
                 status, message = "error", str(data.get("reason") or data.get("error") or kind)
         return [
             TraceSpan(
