@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.helpers import eventually
 from tradeplane.cli.operator import set_kill_switch_offline
 from tradeplane.cli.preflight import run_preflight
 from tradeplane.config.loading import parse_config
@@ -147,7 +148,8 @@ def test_preflight_ib_against_the_fake_tws_then_account_positions_and_identity(
         assert venue.status == "ok" and "DU1234567 (paper)" in venue.detail, venue
         assert "1 position(s)" in venue.detail  # SPY, read from TWS
         assert statuses(result)["reconciliation"] == "warn"  # journal flat, venue long SPY
-        assert fake.client_ids() == []  # the probe hung up
+        # The probe hung up; the fake notices the closed socket on its own loop, a moment later.
+        eventually(lambda: fake.client_ids() == [], what="the preflight probe disconnected")
     with FakeTws(accounts=("U123",)) as live:
         ib_live = {**ib, "port": live.port}
         refused = run_preflight(config(tmp_path / "s2", venue={"kind": "ib", "ib": ib_live}), "ib")
