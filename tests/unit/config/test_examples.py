@@ -1,6 +1,7 @@
 """The example deployment files in ``config/``: each loads through the CLI's loader with no
 environment at all, is the kind of deployment its name promises, names strategies that exist and
-run with the parameters given, carries no credentials, and is listed in README."""
+run with the parameters given, carries no credentials, passes ``tradeplane preflight`` offline
+(IB against the fake TWS), and is listed in README."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.standins.tws import FakeTws
+from tradeplane.cli.preflight import run_preflight
 from tradeplane.config.loading import load_config
 from tradeplane.config.models import Mode, TradeplaneConfig
 from tradeplane.config.venues import IB_LIVE_PORTS
@@ -47,6 +50,7 @@ SYMBOL_SPELLING = {
     "okx": re.compile(r"^[A-Z0-9]+-[A-Z0-9]+$"),  # BTC-USDT
     "binance": re.compile(r"^[A-Z0-9]+$"),  # BTCUSDT
 }
+TUESDAY_16_UTC = datetime(2026, 11, 24, 16, 0, tzinfo=UTC).timestamp()  # NYSE open
 SECRET_WORDS = re.compile(r"key|secret|passphrase|password|token|credential", re.IGNORECASE)
 
 
@@ -186,3 +190,23 @@ def test_readme_lists_every_example() -> None:
     listed = section[1].split("\n## ", 1)[0]
     for path in EXAMPLES:
         assert f"config/{path.name}" in listed, path.name
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in EXAMPLES if EXPECTED[p.name].venue == "sim"], ids=lambda p: p.name
+)
+def test_sim_example_passes_preflight(path: Path, tmp_path: Path) -> None:
+    cfg = load_config(path, state_dir=tmp_path / "state", env={})
+    result = run_preflight(cfg, "sim", now=TUESDAY_16_UTC)
+    assert result.ready, result.reasons()
+    assert not (tmp_path / "state").exists()  # preflight never writes
+
+
+def test_ib_example_passes_preflight_against_the_fake_tws(tmp_path: Path) -> None:
+    with FakeTws() as fake:
+        env = {"IB_PORT": str(fake.port)}  # as an operator points it at their TWS
+        cfg = load_config(CONFIG_DIR / "paper-ib.toml", state_dir=tmp_path / "state", env=env)
+        result = run_preflight(cfg, "ib", now=TUESDAY_16_UTC)
+    assert result.ready, result.reasons()
+    venue = next(c for c in result.checks if c.name == "venue")
+    assert "DU1234567 (paper)" in venue.detail
