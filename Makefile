@@ -45,6 +45,7 @@ bench: $(STAMP) ## Run the benchmarks (several minutes); JSON lines on stdout
 	$(BIN)/python bench/recovery.py
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/venues.py
+	$(BIN)/python bench/promptness.py
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy and the import contracts (layers)
 	$(BIN)/ruff check tradeplane tests bench examples

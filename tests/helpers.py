@@ -1,7 +1,8 @@
-"""Shared test helpers: wait for a condition instead of sleeping."""
+"""Shared test helpers: wait for a condition instead of sleeping; seeded garbage bytes."""
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -31,3 +32,19 @@ def eventually(
                 f"not true within {timeout_s}s{': ' + what if what else ''}; last={last!r}"
             )
         time.sleep(interval_s)
+
+
+# Seeds of the corruption tests: each is in the test's id, so a failure names the bytes it used.
+CORRUPTION_SEEDS = (1, 7, 20261204)
+
+
+def seed_id(seed: int) -> str:
+    return f"seed={seed}"
+
+
+def garbage(rng: random.Random | int, n: int) -> bytes:
+    """``n`` pseudo-random bytes from ``rng`` (or a fresh generator seeded with it): the same
+    seed, the same bytes, so a corruption test that fails can be run again as it was."""
+    if isinstance(rng, int):
+        rng = random.Random(rng)
+    return rng.randbytes(n)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import sqlite3
 import stat
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import CORRUPTION_SEEDS, garbage, seed_id
 from tests.unit.journal.factories import DEPLOYMENT, notes
 from tradeplane.core.errors import OperationalError
 from tradeplane.journal import files, recovery
@@ -99,24 +101,32 @@ def test_a_lost_jsonl_is_rebuilt_whole_or_not_at_all(
 # --- journal.db ---------------------------------------------------------------------------------
 
 
-def corrupt(path: Path, offset: int, n: int) -> None:
+def corrupt(path: Path, offset: int, n: int, rng: random.Random) -> None:
     with open(path, "r+b") as f:
         f.seek(offset)
-        f.write(os.urandom(n))
+        f.write(garbage(rng, n))
 
 
-def test_a_damaged_schema_page_is_an_operational_error_naming_the_file(state_dir: Path) -> None:
+@pytest.mark.parametrize("seed", CORRUPTION_SEEDS[:1], ids=seed_id)
+def test_a_damaged_schema_page_is_an_operational_error_naming_the_file(
+    state_dir: Path, seed: int
+) -> None:
     make(state_dir, 500)
-    corrupt(state_dir / "journal.db", 100, 3000)  # page 1 after the header: sqlite_master
+    # page 1 after the header: sqlite_master
+    corrupt(state_dir / "journal.db", 100, 3000, random.Random(seed))
     refused(state_dir, r"journal\.db .*(malformed|not a database|damaged)")
 
 
-def test_damaged_recent_pages_are_an_operational_error_naming_the_file(state_dir: Path) -> None:
+@pytest.mark.parametrize("seed", CORRUPTION_SEEDS[:1], ids=seed_id)
+def test_damaged_recent_pages_are_an_operational_error_naming_the_file(
+    state_dir: Path, seed: int
+) -> None:
     make(state_dir, 3000)
     db = state_dir / "journal.db"
     size = db.stat().st_size
+    rng = random.Random(seed)
     for page in range(size // 4096 - 8, size // 4096):
-        corrupt(db, page * 4096 + 8, 64)
+        corrupt(db, page * 4096 + 8, 64, rng)
     refused(state_dir, r"journal\.db .*(malformed|damaged|inconsistent)")
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import CORRUPTION_SEEDS, garbage, seed_id
 from tests.unit.journal.factories import DEPLOYMENT, notes, rec
 from tradeplane.core.errors import OperationalError
 from tradeplane.journal import queries
@@ -250,9 +251,10 @@ def test_sqlite_file_with_a_different_meta_format_is_refused(state_dir: Path) ->
         JournalStore.open(state_dir, DEPLOYMENT)
 
 
-def test_garbage_bytes_are_refused_naming_the_file(state_dir: Path) -> None:
+@pytest.mark.parametrize("seed", CORRUPTION_SEEDS, ids=seed_id)
+def test_garbage_bytes_are_refused_naming_the_file(state_dir: Path, seed: int) -> None:
     state_dir.mkdir()
-    (state_dir / "journal.db").write_bytes(os.urandom(8192))
+    (state_dir / "journal.db").write_bytes(garbage(seed, 8192))
     with pytest.raises(OperationalError, match=r"journal\.db is not a SQLite database"):
         JournalStore.open(state_dir, DEPLOYMENT)
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import stat
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import CORRUPTION_SEEDS, garbage, seed_id
 from tradeplane.core.clock import ManualClock
 from tradeplane.core.errors import OperationalError
 from tradeplane.core.model import Bar, OrderType, Side
@@ -320,11 +320,12 @@ def test_database_from_newer_version_then_operational_error(db: Path, clock: Man
     _assert_refused(db, clock, "version '99' is not supported")
 
 
+@pytest.mark.parametrize("seed", CORRUPTION_SEEDS, ids=seed_id)
 def test_garbage_bytes_then_operational_error_naming_path(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: ManualClock, seed: int
 ) -> None:
     path = tmp_path / "garbage.db"
-    path.write_bytes(os.urandom(4096))
+    path.write_bytes(garbage(seed, 4096))
     _assert_refused(path, clock, "not an SQLite database")
 
 
