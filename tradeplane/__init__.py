@@ -1,6 +1,8 @@
 """tradeplane: a supervised runtime that carries a trading strategy from shadow to paper to live."""
 
 import os as _os
+from importlib.metadata import PackageNotFoundError as _NotInstalled
+from importlib.metadata import version as _version
 
 # Ray reads this when it is first imported: at 0 a single-node cluster binds 127.0.0.1 only
 # (Ray's default on Linux is every interface). Multi-node operators set it to 1 explicitly.
@@ -12,4 +14,8 @@ from tradeplane.core.model import Bar, Fill, Position, Side
 from tradeplane.core.strategy import Strategy, StrategyContext
 
 __all__ = ["Bar", "Fill", "Position", "Side", "Strategy", "StrategyContext"]
-__version__ = "0.1.0"
+
+try:  # one source of truth: pyproject.toml's version, as installed
+    __version__ = _version("tradeplane")
+except _NotInstalled:  # a bare source tree on sys.path, never installed
+    __version__ = "0+unknown"

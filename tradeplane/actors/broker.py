@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 
 import ray
+from tenacity import wait_exponential
 
 from tradeplane.actors.broker_resolution import ResolvingMixin
 from tradeplane.actors.common import (
@@ -36,6 +37,7 @@ from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import TransientError
 from tradeplane.core.execution import ExecutionCore, OrderEvent
 from tradeplane.core.model import CancelOrder, Envelope, Fill, SubmitOrder
+from tradeplane.core.retry import failure, retrying
 from tradeplane.core.venue_events import check_venue_event, describe_raw
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.telemetry.actors import actor_metrics
@@ -259,16 +261,14 @@ class BrokerActor(SupervisedActor, ResolvingMixin):
     # -- venue stream --------------------------------------------------------------------------
 
     async def _stream_loop(self) -> None:
-        backoff = 0.05
+        # Each poll starts its waits over: 0.05 s, doubling to 0.5 s while the venue fails.
+        poll = retrying(
+            wait_exponential(0.05, max=0.5),
+            on=(TransientError,),
+            before_sleep=lambda rs: self._venue_failed(failure(rs)),
+        )
         while True:
-            try:
-                events = await self.venue.events_since(self.cursor, 500, 1.0)
-                backoff = 0.05
-            except TransientError as exc:
-                self._venue_failed(exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 0.5)
-                continue
+            events: list[Any] = await poll(self.venue.events_since, self.cursor, 500, 1.0)
             received = time.time()
             events = await self._screen(events)
             pending, self._unjournaled = self._unjournaled, []

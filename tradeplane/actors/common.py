@@ -20,6 +20,9 @@ from typing import Any
 import psutil
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+from tenacity import AsyncRetrying, retry_if_result, wait_exponential, wait_fixed
+
+from tradeplane.core.retry import Sleep, Wait, retrying
 
 NAMESPACE = "tradeplane"
 log = logging.getLogger("tradeplane.actors")
@@ -111,6 +114,7 @@ class Outbox:
         self.tasks: set[asyncio.Task[None]] = set()
         self._retrying: set[str] = set()
         self._abandoned: set[str] = set()
+        self.sleep: Sleep = asyncio.sleep  # tests inject their own
 
     def inflight(self, role: str | None = None) -> int:
         if role is not None:
@@ -187,12 +191,20 @@ class Outbox:
             task.add_done_callback(self.tasks.discard)
 
     async def _retry_until_empty(self, role: str, first_delay_s: float = 0.25) -> None:
-        delay = first_delay_s
+        # Just parked: wait first, then resend until nothing is left (a resend may park again).
+        until_empty = AsyncRetrying(
+            wait=wait_exponential(first_delay_s, max=5.0),
+            retry=retry_if_result(bool),
+            sleep=self.sleep,
+        )
         try:
-            while self._retry.get(role):
-                await asyncio.sleep(delay)
-                self.resend(role)
-                delay = min(delay * 2, 5.0)
+            async for attempt in until_empty:
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        self.resend(role)
+                outcome = attempt.retry_state.outcome
+                if outcome is not None and not outcome.failed:  # a resend that raised ends us
+                    attempt.retry_state.set_result(bool(self._retry.get(role)))
         finally:
             self._retrying.discard(role)
 
@@ -300,6 +312,33 @@ class SupervisedActor:
         return outbox.resend(role) if outbox is not None else 0
 
 
+class _JournalAway(Exception):
+    """No handle to the journal right now (being restarted): try again."""
+
+
+async def _journal_call(peers: Peers, method: str, *args: Any, **kwargs: Any) -> Any:
+    handle = peers.get(ROLE_JOURNAL)
+    if handle is None:
+        raise _JournalAway
+    try:
+        return await getattr(handle, method).remote(*args, **kwargs)
+    except RayActorError:
+        peers.forget(ROLE_JOURNAL)
+        raise
+
+
+async def _until_journal_back(
+    peers: Peers, wait: Wait, retry_s: float, method: str, *args: Any, **kwargs: Any
+) -> Any:
+    from tradeplane.core.errors import OperationalError
+
+    policy = retrying(wait, on=(RayActorError, _JournalAway), give_up_after_s=retry_s)
+    try:
+        return await policy(_journal_call, peers, method, *args, **kwargs)
+    except (RayActorError, _JournalAway) as exc:
+        raise OperationalError(f"journal unavailable for {retry_s:.0f}s") from exc
+
+
 async def call_journal(
     peers: Peers,
     records: list[Any],
@@ -309,38 +348,14 @@ async def call_journal(
 ) -> list[int]:
     """Append and wait for the commit, retrying across a journal restart (appends are idempotent
     by event id). Raises ``OperationalError`` when the journal stays away for ``retry_s``."""
-    from tradeplane.core.errors import OperationalError
-
-    deadline = asyncio.get_running_loop().time() + retry_s
-    delay = 0.05
-    while True:
-        handle = peers.get(ROLE_JOURNAL)
-        if handle is not None:
-            try:
-                seqs: list[int] = await handle.append.remote(records, state or [])
-                return seqs
-            except RayActorError:
-                peers.forget(ROLE_JOURNAL)
-        if asyncio.get_running_loop().time() >= deadline:
-            raise OperationalError(f"journal unavailable for {retry_s:.0f}s")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 1.0)
+    seqs: list[int] = await _until_journal_back(
+        peers, wait_exponential(0.05, max=1.0), retry_s, "append", records, state or []
+    )
+    return seqs
 
 
 async def query_journal(peers: Peers, name: str, *, retry_s: float = 30.0, **kwargs: Any) -> Any:
-    from tradeplane.core.errors import OperationalError
-
-    deadline = asyncio.get_running_loop().time() + retry_s
-    while True:
-        handle = peers.get(ROLE_JOURNAL)
-        if handle is not None:
-            try:
-                return await handle.query.remote(name, **kwargs)
-            except RayActorError:
-                peers.forget(ROLE_JOURNAL)
-        if asyncio.get_running_loop().time() >= deadline:
-            raise OperationalError(f"journal unavailable for {retry_s:.0f}s")
-        await asyncio.sleep(0.1)
+    return await _until_journal_back(peers, wait_fixed(0.1), retry_s, "query", name, **kwargs)
 
 
 def spawn(tasks: set[asyncio.Task[Any]], coro: Any) -> asyncio.Task[Any]:

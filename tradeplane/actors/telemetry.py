@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_exponential
 
 from tradeplane.actors.common import (
     ROLE_TELEMETRY,
@@ -39,7 +40,7 @@ from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import OperationalError
 from tradeplane.journal.files import atomic_write
 from tradeplane.journal.reader import JournalReader
-from tradeplane.telemetry.export import Resources, SpanShipper, make_exporter
+from tradeplane.telemetry.export import Resources, ShipResult, SpanShipper, make_exporter
 from tradeplane.telemetry.journal_metrics import JournalCounters
 from tradeplane.telemetry.metrics import ActorMetrics, MetricPoint
 from tradeplane.telemetry.prometheus import MetricsServer, render
@@ -183,27 +184,41 @@ class TelemetryActor(SupervisedActor):
     # -- spans ---------------------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        backoff = self.tcfg.export_interval_s
         while True:
             try:
-                await self._read_all()
-                if self.shipper is not None and len(self.shipper):
-                    result = await asyncio.to_thread(self.shipper.ship_once)
-                    self._after_ship()
-                    if result.failed:
-                        self.last_export_error = result.error
-                        await asyncio.sleep(backoff)
-                        backoff = min(backoff * 2, 5.0)
-                        continue
-                    backoff = self.tcfg.export_interval_s
-                    if len(self.shipper):
-                        continue  # more batches ready: no wait
-                await asyncio.sleep(self.tcfg.export_interval_s)
+                await self._export_round()
+                if self.shipper is None or not len(self.shipper):
+                    await asyncio.sleep(self.tcfg.export_interval_s)
+                # else more batches are ready: no wait
             except asyncio.CancelledError:
                 raise
             except Exception:  # one bad round must not end the export loop
                 log.exception("telemetry round failed")
                 await asyncio.sleep(1.0)
+
+    async def _export_round(self) -> None:
+        """Read the journal on and export one batch. A failed export is tried again (reading
+        on first) after a wait that doubles from ``export_interval_s`` up to 5 s (or the
+        interval, when that is longer); any exception ends the round."""
+        interval = self.tcfg.export_interval_s
+        until_exported = AsyncRetrying(
+            wait=wait_exponential(interval, max=max(interval, 5.0)),
+            retry=retry_if_result(lambda result: result is not None and result.failed),
+            before_sleep=self._export_failed,
+        )
+        await until_exported(self._read_and_ship)
+
+    async def _read_and_ship(self) -> ShipResult | None:
+        await self._read_all()
+        if self.shipper is None or not len(self.shipper):
+            return None
+        result = await asyncio.to_thread(self.shipper.ship_once)
+        self._after_ship()
+        return result
+
+    def _export_failed(self, retry_state: RetryCallState) -> None:
+        assert retry_state.outcome is not None
+        self.last_export_error = retry_state.outcome.result().error
 
     async def _read_all(self) -> None:
         async with self._reading:

@@ -12,6 +12,7 @@ import typer
 from rich.live import Live
 from rich.markup import escape
 
+from tradeplane import __version__
 from tradeplane.cli import output, render
 from tradeplane.cli.chaos_cmd import chaos_command, fault_command
 from tradeplane.cli.journal_cmd import journal_app, resolve_state_dir
@@ -33,6 +34,25 @@ app.command("chaos")(chaos_command)
 app.command("fault")(fault_command)
 app.command("shadow")(shadow_command)
 console, err = output.console, output.err  # both mask secrets (tradeplane.cli.output)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"tradeplane {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the installed version and exit.", callback=_print_version
+        ),
+    ] = False,
+) -> None:
+    """A supervised runtime that carries a trading strategy from shadow to paper to live."""
+
 
 ConfigArg = Annotated[Path, typer.Argument(help="Deployment config (TOML).")]
 StateDirOpt = Annotated[

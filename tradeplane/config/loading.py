@@ -11,21 +11,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dotenv.parser import parse_stream
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 
+from tradeplane.config.env import (
+    CREDENTIAL_ENV,
+    Credentials,
+    CredentialVars,
+    Overrides,
+    OverrideVars,
+    describe,
+    dotenv_files,
+)
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.config.telemetry import EnvError, apply_otel_env
 from tradeplane.config.venues import VenueEnvError, apply_venue_env
 from tradeplane.core.errors import OperationalError
 from tradeplane.core.redact import Redactor
 
-CREDENTIAL_ENV = {
-    "api_key": "TRADEPLANE_API_KEY",
-    "api_secret": "TRADEPLANE_API_SECRET",
-    "passphrase": "TRADEPLANE_API_PASSPHRASE",
-    "account_id": "TRADEPLANE_ACCOUNT_ID",
-}
-"""``venue.credentials`` field -> the environment (or ``.env``) variable it comes from."""
 _INLINE_CREDENTIAL = "credentials come from the environment or .env, never the config file"
 
 
@@ -34,40 +37,33 @@ class ConfigError(OperationalError):
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """Parse KEY=VALUE lines (optional ``export``, quotes, # comments). Values never logged."""
-    values: dict[str, str] = {}
+    """``path``'s KEY=VALUE lines (``export``, quotes and # comments as python-dotenv reads
+    them, no ``${}`` expansion). A line that is not KEY=VALUE fails, naming the line; values
+    are never shown."""
     if not path.is_file():
-        return values
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not key.replace("_", "").isalnum():
-            raise ConfigError(f"{path}:{lineno}: expected KEY=VALUE")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
+        return {}
+    values: dict[str, str] = {}
+    with path.open(encoding="utf-8") as stream:
+        for binding in parse_stream(stream):
+            if binding.error or (binding.key is not None and binding.value is None):
+                raise ConfigError(f"{path}:{binding.original.line}: expected KEY=VALUE")
+            if binding.key is not None and binding.value is not None:
+                values[binding.key] = binding.value
     return values
 
 
 def environment(config_dir: Path | None = None) -> dict[str, str]:
-    """``.env`` (cwd, then the config's folder) overlaid by the process environment."""
+    """``.env`` (the config's folder, then cwd) overlaid by the process environment."""
     merged: dict[str, str] = {}
-    for folder in (config_dir, Path.cwd()):
-        if folder is not None:
-            merged.update(read_dotenv(folder / ".env"))
+    for dotenv in dotenv_files(config_dir):
+        merged.update(read_dotenv(dotenv))
     merged.update(os.environ)
     return merged
 
 
 def credential_values(env: Mapping[str, str]) -> dict[str, str]:
     """The credentials set (non-empty) in ``env``, by ``venue.credentials`` field."""
-    return {field: env[var] for field, var in CREDENTIAL_ENV.items() if env.get(var)}
+    return CredentialVars.of(env).values()
 
 
 def secret_values(cfg: BaseModel) -> list[str]:
@@ -153,19 +149,26 @@ def load_config(
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML in {path}: {exc}") from None
-    env = environment(path.parent) if env is None else env
     _refuse_inline_credentials(raw, str(path))
-    override = state_dir or env.get("TRADEPLANE_STATE_DIR")
-    if override:
-        raw.setdefault("deployment", {})
-        if isinstance(raw["deployment"], dict):
-            raw["deployment"]["state_dir"] = str(override)
     try:
-        apply_otel_env(raw, env)
-        apply_venue_env(raw, env)
+        if env is None:
+            for dotenv in dotenv_files(path.parent):
+                read_dotenv(dotenv)  # a malformed line fails here, naming it
+            overrides: OverrideVars = Overrides.read(path.parent)
+            credentials: CredentialVars = Credentials.read(path.parent)
+        else:
+            overrides, credentials = OverrideVars.of(env), CredentialVars.of(env)
+        if state_dir or overrides.state_dir:
+            raw.setdefault("deployment", {})
+            if isinstance(raw["deployment"], dict):
+                raw["deployment"]["state_dir"] = str(state_dir or overrides.state_dir)
+        apply_otel_env(raw, overrides.by_variable())
+        apply_venue_env(raw, overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid environment for {path}:\n  {describe(exc)}") from None
     except (EnvError, VenueEnvError) as exc:
         raise ConfigError(f"invalid environment for {path}:\n  {exc}") from None
-    creds = credential_values(env)
+    creds = credentials.values()
     if creds:
         raw.setdefault("venue", {})
         if isinstance(raw["venue"], dict):

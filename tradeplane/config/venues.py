@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator
 
 from tradeplane.config.base import FrozenModel
+from tradeplane.config.env import OverrideVars, describe
 
 # How each market-data source delivers, and so how long a silence is normal for it: a
 # REST-polled feed sees its bars a poll late, a streaming one as they close.
@@ -136,38 +137,38 @@ class IbConfig(FrozenModel):
         return None
 
 
-_ENV: tuple[tuple[str, tuple[str, ...], type], ...] = (
-    ("TRADEPLANE_OKX_REST_URL", ("feed", "okx", "rest_url"), str),
-    ("TRADEPLANE_OKX_WS_URL", ("feed", "okx", "ws_url"), str),
-    ("TRADEPLANE_BINANCE_REST_URL", ("feed", "binance", "rest_url"), str),
-    ("TRADEPLANE_BINANCE_WS_URL", ("feed", "binance", "ws_url"), str),
-    ("IB_HOST", ("venue", "ib", "host"), str),
-    ("IB_PORT", ("venue", "ib", "port"), int),
-    ("IB_CLIENT_ID", ("venue", "ib", "client_id"), int),
-    ("IB_ACCOUNT", ("venue", "ib", "account"), str),
+_ENV: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("okx_rest_url", ("feed", "okx", "rest_url")),
+    ("okx_ws_url", ("feed", "okx", "ws_url")),
+    ("binance_rest_url", ("feed", "binance", "rest_url")),
+    ("binance_ws_url", ("feed", "binance", "ws_url")),
+    ("ib_host", ("venue", "ib", "host")),
+    ("ib_port", ("venue", "ib", "port")),
+    ("ib_client_id", ("venue", "ib", "client_id")),
+    ("ib_account", ("venue", "ib", "account")),
 )
+"""``OverrideVars`` field (``TRADEPLANE_OKX_REST_URL``, ``IB_PORT``, ...) -> the config field."""
 
 
 class VenueEnvError(ValueError):
     """A venue variable with a value that cannot be used."""
 
 
-def apply_venue_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
-    """Overlay the venue variables onto a raw config mapping (they win over the file)."""
-    for var, path, kind in _ENV:
-        value = env.get(var, "").strip()
-        if not value:
+def apply_venue_env(raw: dict[str, Any], env: Mapping[str, str] | OverrideVars) -> None:
+    """Overlay the venue variables onto a raw config mapping (they win over the file).
+    Raises ``VenueEnvError`` naming a variable whose value cannot be used."""
+    try:
+        values = env if isinstance(env, OverrideVars) else OverrideVars.of(env)
+    except ValidationError as exc:
+        raise VenueEnvError(describe(exc)) from None
+    for field, path in _ENV:
+        value = getattr(values, field)
+        if value is None:
             continue
-        typed: Any = value
-        if kind is int:
-            try:
-                typed = int(value)
-            except ValueError:
-                raise VenueEnvError(f"{var}={value!r}: must be an integer") from None
         node = raw
         for key in path[:-1]:
             child = node.setdefault(key, {})
             if not isinstance(child, dict):
                 return  # the model validation names the bad table
             node = child
-        node[path[-1]] = typed
+        node[path[-1]] = value

@@ -1,7 +1,9 @@
 """Prometheus text exposition (format 0.0.4) of ``MetricPoint`` values, and the HTTP endpoint.
 
-``render`` groups points from many actors into one family per metric name; ``MetricsServer``
-serves whatever an injected ``collect()`` coroutine returns on ``GET /metrics``.
+``render`` groups points from many actors into one family per metric name and has
+``prometheus_client`` write them (``PointsCollector`` is a custom collector over a list of
+points); ``MetricsServer`` serves whatever an injected ``collect()`` coroutine returns on
+``GET /metrics``.
 """
 
 from __future__ import annotations
@@ -9,16 +11,19 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 from aiohttp import web
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
-from tradeplane.telemetry.metrics import MetricKind, MetricPoint
+from tradeplane.telemetry.metrics import MetricPoint
 
 _log = logging.getLogger(__name__)
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 _INVALID_NAME = re.compile(r"[^a-zA-Z0-9_:]")
 _INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -37,83 +42,72 @@ def _label_name(name: str) -> str:
     return "_" + clean if not clean or clean[0].isdigit() else clean
 
 
-def _escape_label(value: str) -> str:
-    return value.replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n")
-
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", r"\\").replace("\n", r"\n")
-
-
 def format_value(value: float) -> str:
-    """A sample value as Prometheus writes it: shortest round-trip repr, ``NaN``, ``±Inf``."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
+    """A sample value as Prometheus writes it (``NaN``, ``±Inf``, Go's float spelling)."""
+    return str(floatToGoString(value))
 
 
-def _labels(pairs: Iterable[tuple[str, str]]) -> str:
+def _labels(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     seen: dict[str, str] = {}
     for key, value in pairs:
         seen.setdefault(_label_name(key), value)
-    if not seen:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape_label(v)}"' for k, v in seen.items()) + "}"
+    return seen
 
 
-@dataclass
-class _Family:
-    name: str
-    kind: MetricKind
-    help: str
-    points: list[MetricPoint] = field(default_factory=list)
-    seen: set[tuple[tuple[str, str], ...]] = field(default_factory=set)
+def _add_samples(family: Metric, point: MetricPoint) -> None:
+    name = family.name
+    if family.type == "counter":
+        if point.value is not None:
+            family.add_sample(f"{name}_total", _labels(point.labels), point.value)
+        return
+    if family.type != "histogram":
+        if point.value is not None:
+            family.add_sample(name, _labels(point.labels), point.value)
+        return
+    base = [(k, v) for k, v in point.labels if _label_name(k) != "le"]
+    for bound, count in point.buckets:
+        family.add_sample(f"{name}_bucket", _labels([*base, ("le", format_value(bound))]), count)
+    if not point.buckets or not math.isinf(point.buckets[-1][0]):
+        family.add_sample(f"{name}_bucket", _labels([*base, ("le", "+Inf")]), point.count or 0)
+    family.add_sample(f"{name}_sum", _labels(base), point.sum or 0.0)
+    family.add_sample(f"{name}_count", _labels(base), point.count or 0)
 
 
-def _family_lines(family: _Family) -> list[str]:
-    name, kind = family.name, family.kind
-    exposed = f"{name}_total" if kind == "counter" else name
-    lines = [f"# HELP {exposed} {_escape_help(family.help)}", f"# TYPE {exposed} {kind}"]
-    for point in family.points:
-        if kind != "histogram":
-            if point.value is not None:
-                lines.append(f"{exposed}{_labels(point.labels)} {format_value(point.value)}")
-            continue
-        base = [(k, v) for k, v in point.labels if _label_name(k) != "le"]
-        for bound, count in point.buckets:
-            lines.append(f"{name}_bucket{_labels([*base, ('le', format_value(bound))])} {count}")
-        if not point.buckets or not math.isinf(point.buckets[-1][0]):
-            lines.append(f"{name}_bucket{_labels([*base, ('le', '+Inf')])} {point.count or 0}")
-        lines.append(f"{name}_sum{_labels(base)} {format_value(point.sum or 0.0)}")
-        lines.append(f"{name}_count{_labels(base)} {point.count or 0}")
-    return lines
-
-
-def render(points: Iterable[MetricPoint], *, prefix: str = "tradeplane_") -> str:
-    """Prometheus text for ``points``: one ``# HELP``/``# TYPE`` block per metric name.
+class PointsCollector(Collector):
+    """A ``prometheus_client`` collector over ``MetricPoint`` values gathered from many actors.
 
     Points are grouped by (sanitized, prefixed) name in first-seen order; a point whose kind
     differs from the first point of its name is skipped, as is a repeated label set.
     """
-    families: dict[str, _Family] = {}
-    for point in points:
-        name = _metric_name(point.name, prefix)
-        if point.kind == "counter" and name.endswith("_total"):
-            name = name.removesuffix("_total")
-        family = families.get(name)
-        if family is None:
-            family = families[name] = _Family(name, point.kind, point.description)
-        elif family.kind != point.kind:
-            _log.debug("skipping %s point of %s: family is a %s", point.kind, name, family.kind)
-            continue
-        if point.labels in family.seen:
-            continue
-        family.seen.add(point.labels)
-        family.points.append(point)
-    lines = [line for family in families.values() for line in _family_lines(family)]
-    return "\n".join(lines) + "\n" if lines else ""
+
+    def __init__(self, points: Iterable[MetricPoint], *, prefix: str = "tradeplane_") -> None:
+        self.points = points
+        self.prefix = prefix
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        seen: dict[str, set[tuple[tuple[str, str], ...]]] = {}
+        for point in self.points:
+            name = _metric_name(point.name, self.prefix)
+            if point.kind == "counter" and name.endswith("_total"):
+                name = name.removesuffix("_total")
+            family = families.get(name)
+            if family is None:
+                family = families[name] = Metric(name, point.description, point.kind)
+                seen[name] = set()
+            elif family.type != point.kind:
+                _log.debug("skipping %s point of %s: family is a %s", point.kind, name, family.type)
+                continue
+            if point.labels in seen[name]:
+                continue
+            seen[name].add(point.labels)
+            _add_samples(family, point)
+        yield from families.values()
+
+
+def render(points: Iterable[MetricPoint], *, prefix: str = "tradeplane_") -> str:
+    """Prometheus text for ``points``: one ``# HELP``/``# TYPE`` block per metric name."""
+    return generate_latest(PointsCollector(points, prefix=prefix)).decode("utf-8")
 
 
 Collect = Callable[[], Awaitable[str]]

@@ -9,17 +9,17 @@ the source.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
+from tenacity import RetryCallState
 
 from tradeplane.core.model import Bar
+from tradeplane.core.retry import Backoff, failure, retrying
 
 RAW_LIMIT = 300  # characters of a rejected message kept with its reason
 
@@ -128,33 +128,6 @@ async def pass_on(
         await sink.bars(accepted)
 
 
-class Backoff:
-    """Waits that double from ``first_s`` up to ``max_s``, each spread by ±``jitter``; ``reset``
-    after a success. Pure: the caller sleeps."""
-
-    def __init__(
-        self,
-        first_s: float = 0.5,
-        max_s: float = 30.0,
-        jitter: float = 0.2,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.first_s = first_s
-        self.max_s = max_s
-        self.jitter = jitter
-        self.rng = rng or random.Random()
-        self.attempts = 0
-
-    def next(self) -> float:
-        base = min(self.max_s, self.first_s * 2**self.attempts)
-        self.attempts += 1
-        spread = base * self.jitter
-        return max(0.0, min(self.max_s, base + self.rng.uniform(-spread, spread)))
-
-    def reset(self) -> None:
-        self.attempts = 0
-
-
 async def keep_connected(
     connect_once: Callable[[], Awaitable[None]],
     state: SourceState,
@@ -163,19 +136,30 @@ async def keep_connected(
     *,
     rate_limited: type[Exception],
     describe_limit: Callable[[Any], str],
-    errors: tuple[type[BaseException], ...],
+    errors: tuple[type[Exception], ...],
 ) -> None:
     """Run ``connect_once`` forever: a rate limit waits its ``retry_after_s`` (at least the
-    backoff), any of ``errors`` is a lost connection retried with backoff."""
-    while True:
-        try:
-            await connect_once()
-        except asyncio.CancelledError:
-            raise
-        except rate_limited as exc:
+    backoff), any of ``errors`` is a lost connection retried with backoff. ``connect_once``
+    resets ``backoff`` once it is connected."""
+
+    def wait(retry_state: RetryCallState) -> float:
+        exc, pause = failure(retry_state), backoff.next()
+        if isinstance(exc, rate_limited):
+            return max(getattr(exc, "retry_after_s", 0.0), pause)
+        return pause
+
+    def lost(retry_state: RetryCallState) -> None:
+        exc = failure(retry_state)
+        if isinstance(exc, rate_limited):
             state.rate_limited += 1
             state.lost(describe_limit(exc), log)
-            await asyncio.sleep(max(getattr(exc, "retry_after_s", 0.0), backoff.next()))
-        except errors as exc:
+        else:
             state.lost(f"{type(exc).__name__}: {exc}", log)
-            await asyncio.sleep(backoff.next())
+
+    reconnecting = retrying(wait, on=(rate_limited, *errors), before_sleep=lost)
+
+    async def connect() -> None:  # an ``async def``: tenacity awaits only those
+        await connect_once()
+
+    while True:  # a connection that ended without an error is opened again at once
+        await reconnecting(connect)

@@ -91,3 +91,44 @@ def test_messages_parked_while_peer_is_away_then_delivered_in_order() -> None:
         return [args[0] for _, args in replacement.received]
 
     assert asyncio.run(scenario()) == [0, 1, 2, 3, 4]
+
+
+def test_parked_messages_retried_after_waits_doubling_to_five_seconds() -> None:
+    async def scenario() -> tuple[list[float], list[Any]]:
+        peers = FakePeers()
+        outbox = Outbox(peers)  # type: ignore[arg-type]
+        replacement = FakeActor()
+        waits: list[float] = []
+
+        async def sleep(seconds: float) -> None:  # injected: no real waiting
+            waits.append(seconds)
+            if len(waits) == 7:
+                peers.current = replacement  # back after the seventh wait
+            await asyncio.sleep(0)
+
+        outbox.sleep = sleep
+        peers.current = None
+        outbox.send_nowait("risk", "on_intents", 1)
+        await _settle(outbox)
+        return waits, [args[0] for _, args in replacement.received]
+
+    waits, received = asyncio.run(scenario())
+    assert waits == [0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+    assert received == [1]
+
+
+def test_outbox_retry_loop_when_cancelled_then_it_ends_and_can_start_again() -> None:
+    async def scenario() -> bool:
+        peers = FakePeers()
+        outbox = Outbox(peers)  # type: ignore[arg-type]
+        peers.current = None
+        outbox.send_nowait("risk", "on_intents", 1)
+        (loop_task,) = outbox.tasks
+        await asyncio.sleep(0)
+        loop_task.cancel()
+        await asyncio.gather(loop_task, return_exceptions=True)
+        assert loop_task.cancelled() and outbox.pending_retries() == 1
+        outbox.send_nowait("risk", "on_intents", 2)  # parks, and starts a new retry loop
+        return len(outbox.tasks) == 1
+
+    assert asyncio.run(scenario())

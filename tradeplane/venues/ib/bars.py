@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tenacity import RetryCallState
+
 from tradeplane.config.venues import IbConfig
 from tradeplane.core.errors import InvalidMarketData
 from tradeplane.core.model import Bar
+from tradeplane.core.retry import Backoff, failure, retrying
 from tradeplane.venues.ib.core import Link
-from tradeplane.venues.source import Backoff, BarSink, Rejected, SourceState
+from tradeplane.venues.source import BarSink, Rejected, SourceState
 
 log = logging.getLogger("tradeplane.venues.ib")
 MINUTE = timedelta(minutes=1)
@@ -168,18 +171,16 @@ class IbBarSource:
             self.minutes.seed(symbol, ts)
 
     async def run(self, sink: BarSink) -> None:
-        backoff = Backoff(0.5, 30.0)
-        while True:
-            try:
-                await self._connected_session(sink)
-                backoff.reset()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # every failure here is a reason to reconnect
-                self.state.lost(f"{type(exc).__name__}: {exc}", log)
-                with contextlib.suppress(Exception):
-                    self.session.disconnect()
-                await asyncio.sleep(backoff.next())
+        while True:  # a fresh backoff once a session ended without an error
+            # Every failure here is a reason to reconnect.
+            reconnecting = retrying(Backoff(0.5, 30.0), on=(Exception,), before_sleep=self._lost)
+            await reconnecting(self._connected_session, sink)
+
+    def _lost(self, retry_state: RetryCallState) -> None:
+        exc = failure(retry_state)
+        self.state.lost(f"{type(exc).__name__}: {exc}", log)
+        with contextlib.suppress(Exception):
+            self.session.disconnect()
 
     async def _connected_session(self, sink: BarSink) -> None:
         import ib_async

@@ -20,10 +20,12 @@ from collections import deque
 from typing import Any
 
 import ib_async
+from tenacity import RetryCallState, wait_fixed
 
 from tradeplane.config.venues import IbConfig
 from tradeplane.core.errors import TransientError
 from tradeplane.core.model import OrderType, Side
+from tradeplane.core.retry import Backoff, failure, retrying
 from tradeplane.venues.base import (
     VenueEvent,
     VenueFill,
@@ -33,7 +35,6 @@ from tradeplane.venues.base import (
 )
 from tradeplane.venues.ib.core import ORDER_ERRORS_BENIGN, Link, map_status
 from tradeplane.venues.ib.session import IbSession
-from tradeplane.venues.source import Backoff
 
 log = logging.getLogger("tradeplane.venues.ib")
 EVENT_MEMORY = 20_000
@@ -87,23 +88,26 @@ class IbVenueClient:
         answering heartbeats, resync after TWS regained IB (1101/1102). Runs for the broker's
         lifetime."""
         backoff = Backoff(0.5, 30.0)
+        # Any failure: try again later (the usual 0.25 s tick after the backoff), the gate
+        # stays shut meanwhile.
+        upkeep = retrying(backoff + wait_fixed(0.25), on=(Exception,), before_sleep=self._failed)
         while True:
             await asyncio.sleep(0.25)
-            try:
-                if self.session.link.state is Link.DOWN:
-                    await self.start()
-                    backoff.reset()
-                elif self.session.link.state is Link.RESYNCING:
-                    await self.resync()
-                else:
-                    await self.session.heartbeat_if_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any failure: try again later, the gate stays shut
-                log.warning("IB link upkeep failed: %s", exc)
-                with contextlib.suppress(Exception):
-                    self.session.disconnect()
-                await asyncio.sleep(backoff.next())
+            await upkeep(self._upkeep, backoff)
+
+    async def _upkeep(self, backoff: Backoff) -> None:
+        if self.session.link.state is Link.DOWN:
+            await self.start()
+            backoff.reset()
+        elif self.session.link.state is Link.RESYNCING:
+            await self.resync()
+        else:
+            await self.session.heartbeat_if_due()
+
+    def _failed(self, retry_state: RetryCallState) -> None:
+        log.warning("IB link upkeep failed: %s", failure(retry_state))
+        with contextlib.suppress(Exception):
+            self.session.disconnect()
 
     @property
     def connected(self) -> bool:

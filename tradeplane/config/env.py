@@ -1,0 +1,148 @@
+"""The variables tradeplane reads from the environment and ``.env``, as pydantic-settings.
+
+Each set of variables is a plain model whose fields are named by their variable (it validates
+any mapping: a test's, or one already merged) and a ``BaseSettings`` beside it that reads the
+process environment over ``.env`` files (the config's folder, then the working directory, the
+later winning). A bad value fails validation naming the variable, never printing a credential.
+
+``Credentials`` loads on its own, so the process that talks to the venue can read its
+credentials from its own node's environment instead of receiving them in a config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from tradeplane.config.models import CredentialsConfig
+
+_VARS = ConfigDict(extra="ignore", frozen=True, populate_by_name=False)
+_SETTINGS = SettingsConfigDict(
+    extra="ignore", frozen=True, case_sensitive=True, env_ignore_empty=True
+)
+
+
+def dotenv_files(config_dir: Path | None = None) -> tuple[Path, ...]:
+    """The ``.env`` files read, lowest precedence first: the config's folder, then the cwd."""
+    return tuple(folder / ".env" for folder in (config_dir, Path.cwd()) if folder is not None)
+
+
+def _var(name: str) -> Any:
+    return Field(None, validation_alias=name)
+
+
+class CredentialVars(BaseModel):
+    """``venue.credentials`` by the variable each comes from; an empty one is unset."""
+
+    model_config = _VARS
+
+    api_key: SecretStr | None = _var("TRADEPLANE_API_KEY")
+    api_secret: SecretStr | None = _var("TRADEPLANE_API_SECRET")
+    passphrase: SecretStr | None = _var("TRADEPLANE_API_PASSPHRASE")
+    account_id: SecretStr | None = _var("TRADEPLANE_ACCOUNT_ID")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @classmethod
+    def of(cls, env: Mapping[str, str]) -> Self:
+        return cls.model_validate(dict(env))
+
+    def config(self) -> CredentialsConfig:
+        from tradeplane.config.models import CredentialsConfig  # models imports this module
+
+        return CredentialsConfig(**{k: v for k, v in self if v is not None})
+
+    def values(self) -> dict[str, str]:
+        """The plain values set, by ``venue.credentials`` field (to register for redaction)."""
+        return {k: v.get_secret_value() for k, v in self if v is not None}
+
+
+class Credentials(CredentialVars, BaseSettings):
+    """Venue credentials from this process's environment over ``.env``, on their own."""
+
+    model_config = _SETTINGS
+
+    @classmethod
+    def read(cls, config_dir: Path | None = None) -> Self:
+        return cls(_env_file=dotenv_files(config_dir))  # type: ignore[call-arg]
+
+
+class OverrideVars(BaseModel):
+    """The variables that override config fields (README: state dir, feed URLs, IB address,
+    OpenTelemetry). Surrounding blanks are dropped; a blank one is unset."""
+
+    model_config = _VARS
+
+    state_dir: str | None = _var("TRADEPLANE_STATE_DIR")
+    okx_rest_url: str | None = _var("TRADEPLANE_OKX_REST_URL")
+    okx_ws_url: str | None = _var("TRADEPLANE_OKX_WS_URL")
+    binance_rest_url: str | None = _var("TRADEPLANE_BINANCE_REST_URL")
+    binance_ws_url: str | None = _var("TRADEPLANE_BINANCE_WS_URL")
+    ib_host: str | None = _var("IB_HOST")
+    ib_port: int | None = _var("IB_PORT")
+    ib_client_id: int | None = _var("IB_CLIENT_ID")
+    ib_account: str | None = _var("IB_ACCOUNT")
+    otel_traces_exporter: str | None = _var("OTEL_TRACES_EXPORTER")
+    otel_exporter_otlp_protocol: str | None = _var("OTEL_EXPORTER_OTLP_PROTOCOL")
+    otel_exporter_otlp_endpoint: str | None = _var("OTEL_EXPORTER_OTLP_ENDPOINT")
+    otel_service_name: str | None = _var("OTEL_SERVICE_NAME")
+    otel_traces_sampler: str | None = _var("OTEL_TRACES_SAMPLER")
+    otel_traces_sampler_arg: str | None = _var("OTEL_TRACES_SAMPLER_ARG")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+
+    @classmethod
+    def of(cls, env: Mapping[str, str]) -> Self:
+        return cls.model_validate(dict(env))
+
+    def by_variable(self) -> dict[str, Any]:
+        """The variables set, by name."""
+        return {
+            variable_name(name): value
+            for name, value in self
+            if value is not None and name in type(self).model_fields
+        }
+
+
+class Overrides(OverrideVars, BaseSettings):
+    """The override variables from this process's environment over ``.env``."""
+
+    model_config = _SETTINGS
+
+    @classmethod
+    def read(cls, config_dir: Path | None = None) -> Self:
+        return cls(_env_file=dotenv_files(config_dir))  # type: ignore[call-arg]
+
+
+def describe(exc: ValidationError) -> str:
+    """One line per bad variable: its name and what is wrong, never its value."""
+    return "\n  ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+CREDENTIAL_ENV = {
+    name: str(info.validation_alias) for name, info in CredentialVars.model_fields.items()
+}
+"""``venue.credentials`` field -> the environment (or ``.env``) variable it comes from."""
+
+
+def variable_name(field: str) -> str:
+    """The variable a field of ``OverrideVars`` or ``CredentialVars`` is read from."""
+    for model in (OverrideVars, CredentialVars):
+        info = model.model_fields.get(field)
+        if info is not None and isinstance(info.validation_alias, str):
+            return info.validation_alias
+    raise KeyError(field)
