@@ -11,9 +11,9 @@ from hypothesis import settings
 
 # Property tests draw the same examples on every run, so a failure in CI is the failure you get
 # again at your desk; `--hypothesis-profile explore` draws fresh ones (and prints how to replay).
-settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
 settings.register_profile("explore", derandomize=False, print_blob=True)
-settings.load_profile("ci")
+settings.load_profile("repeatable")
 
 
 @pytest.fixture(scope="session")
