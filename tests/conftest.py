@@ -1,5 +1,5 @@
 """Session fixtures: one Ray instance (bound to 127.0.0.1) shared by the integration and chaos
-suites."""
+suites; the hypothesis profile every suite runs with."""
 
 from __future__ import annotations
 
