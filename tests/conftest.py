@@ -1,5 +1,5 @@
 """Session fixtures: one Ray instance (bound to 127.0.0.1) shared by the integration and chaos
-suites."""
+suites; the hypothesis profile every suite runs with."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from hypothesis import settings
 
 # Property tests draw the same examples on every run, so a failure in CI is the failure you get
 # again at your desk; `--hypothesis-profile explore` draws fresh ones (and prints how to replay).
-settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
 settings.register_profile("explore", derandomize=False, print_blob=True)
-settings.load_profile("ci")
+settings.load_profile("repeatable")
 
 
 @pytest.fixture(scope="session")

@@ -119,6 +119,15 @@ def test_example_symbols_spelt_as_the_feed_spells_them(path: Path) -> None:
     assert all(spelling.match(s) for s in cfg.venue.symbols), cfg.venue.symbols
 
 
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_feed_silence_outlasts_a_bar(path: Path) -> None:
+    """Silence shorter than the bar interval would restart a healthy feed between two bars."""
+    cfg = load(path)
+    sim = cfg.venue.kind == "sim" and cfg.feed.kind == "venue"
+    bar_interval_s = cfg.venue.sim.bar_interval_s / cfg.venue.sim.speed if sim else 60.0
+    assert cfg.resolved_feed_silence_s() > bar_interval_s
+
+
 def test_ib_example_is_a_paper_connection() -> None:
     ib = load(CONFIG_DIR / "paper-ib.toml").venue.ib
     assert ib.live is False
