@@ -42,6 +42,7 @@ from tradeplane.core.ids import client_order_id, intent_id
 from tradeplane.journal.reader import verify_journal
 from tradeplane.journal.records import JournalRecord
 from tradeplane.journal.store import JournalStore
+from tradeplane.protocol.events import event_kind
 
 DEPLOYMENT = "bench"
 T0 = 1_700_000_000.0
@@ -123,7 +124,7 @@ def cycle(n: int) -> list[JournalRecord]:
     sym = SYMBOLS[n % len(SYMBOLS)]
 
     def rec(event_id: str, kind: str, data: dict[str, Any], **kw: Any) -> JournalRecord:
-        return JournalRecord(event_id, kind, ts, DEPLOYMENT, data, **kw)
+        return JournalRecord(event_id, event_kind(kind), ts, DEPLOYMENT, data, **kw)
 
     def ids(m: int) -> dict[str, Any]:
         return {"strategy": "momentum", "intent_id": iid(m), "client_order_id": coid(m)}

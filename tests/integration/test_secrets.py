@@ -22,6 +22,7 @@ from tradeplane.config.loading import load_config, secret_values
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.journal.reader import JournalReader
 from tradeplane.journal.records import JournalRecord, StateWrite
+from tradeplane.protocol.events import EventKind
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -164,7 +165,7 @@ def test_the_journal_masks_a_secret_that_reaches_it(
     name = cfg.deployment.name
     leak = JournalRecord(
         event_id="venue-error/1",
-        kind="venue_error",
+        kind=EventKind.VENUE_MESSAGE_REJECTED,
         ts=time.time(),
         deployment=name,
         data={"message": f"auth failed for {account}", "request": [{"sig": api_secret}]},
@@ -184,7 +185,7 @@ def test_the_journal_masks_a_secret_that_reaches_it(
         assert files_containing(state, secret) == []
     assert files_containing(state, "auth failed for ***")
     with JournalReader.open(state) as reader:
-        (event,) = reader.events(kinds=["venue_error"])
+        (event,) = reader.events(kinds=["venue_message_rejected"])
         assert event["data"] == {"message": "auth failed for ***", "request": [{"sig": "***"}]}
         assert reader.get_state("venue", "session") == {"token": "***"}
     # Control: a journal that is not told the secrets writes them as given.

@@ -40,6 +40,7 @@ from tradeplane.core.model import CancelOrder, Envelope, Fill, SubmitOrder
 from tradeplane.core.retry import failure, retrying
 from tradeplane.core.venue_events import check_venue_event, describe_raw
 from tradeplane.journal.records import JournalRecord, StateWrite
+from tradeplane.protocol.api import RiskApi, StrategyApi
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.telemetry.context import submit_context
 from tradeplane.telemetry.latency import TickToOrder
@@ -150,7 +151,7 @@ class BrokerActor(SupervisedActor, ResolvingMixin):
         if begun is None:
             existing = self.core.orders.get(coid)
             if existing is not None and existing.is_terminal:
-                self.outbox.send_nowait(ROLE_RISK, "on_order_events", [], [coid])
+                self.outbox.send_nowait(ROLE_RISK, RiskApi.on_order_events, [], [coid])
             return False
         self._in_submit.add(coid)
         try:
@@ -231,7 +232,7 @@ class BrokerActor(SupervisedActor, ResolvingMixin):
         self.last_error = str(exc)
         if not self.venue.connected and not self.resyncing:
             self.resyncing, self.resync_reason = True, str(exc)[:200]
-            self.outbox.send_nowait(ROLE_RISK, "begin_resync", self.resync_reason)
+            self.outbox.send_nowait(ROLE_RISK, RiskApi.begin_resync, self.resync_reason)
 
     async def end_resync(self) -> dict[str, Any]:
         """The supervisor reconciled with the reconnected venue: orders may leave again."""
@@ -352,13 +353,17 @@ class BrokerActor(SupervisedActor, ResolvingMixin):
             self._traceparents.pop(coid, None)
         if fills or closed:
             self.outbox.send_nowait(
-                ROLE_RISK, "on_order_events", [f for _, f in fills], closed, venue_rejected or []
+                ROLE_RISK,
+                RiskApi.on_order_events,
+                [f for _, f in fills],
+                closed,
+                venue_rejected or [],
             )
         by_strategy: dict[str, list[tuple[int, Fill]]] = {}
         for q, f in fills:
             by_strategy.setdefault(f.strategy, []).append((q, f))
         for strategy, strategy_fills in by_strategy.items():
-            self.outbox.send_nowait(strategy_role(strategy), "on_fills", strategy_fills)
+            self.outbox.send_nowait(strategy_role(strategy), StrategyApi.on_fills, strategy_fills)
 
     async def _journal_events(self, events: list[OrderEvent | None]) -> None:
         real = [e for e in events if e is not None]

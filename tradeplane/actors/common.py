@@ -15,35 +15,73 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic
 
 import psutil
 import ray
+from ray import ObjectRef
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from tenacity import AsyncRetrying, retry_if_result, wait_exponential, wait_fixed
 
 from tradeplane.core.retry import Sleep, Wait, retrying
+from tradeplane.protocol.api import A, ChildApi, JournalApi, Method, P, R
+from tradeplane.protocol.roles import (
+    NAMESPACE,
+    ROLE_BROKER,
+    ROLE_FEED,
+    ROLE_JOURNAL,
+    ROLE_RECONCILER,
+    ROLE_RISK,
+    ROLE_SUPERVISOR,
+    ROLE_TELEMETRY,
+    ROLE_VENUE,
+    STRATEGY_PREFIX,
+    Role,
+    actor_name,
+    child_role,
+    strategy_role,
+)
 
-NAMESPACE = "tradeplane"
+__all__ = [  # the role vocabulary is the protocol's; the shells keep importing it from here
+    "NAMESPACE",
+    "ROLE_BROKER",
+    "ROLE_FEED",
+    "ROLE_JOURNAL",
+    "ROLE_RECONCILER",
+    "ROLE_RISK",
+    "ROLE_SUPERVISOR",
+    "ROLE_TELEMETRY",
+    "ROLE_VENUE",
+    "STRATEGY_PREFIX",
+    "Outbox",
+    "Peers",
+    "Remote",
+    "Role",
+    "SupervisedActor",
+    "actor_name",
+    "call_journal",
+    "child_options",
+    "child_role",
+    "process_info",
+    "query_journal",
+    "spawn",
+    "strategy_role",
+]
+
 log = logging.getLogger("tradeplane.actors")
 
-ROLE_JOURNAL = "journal"
-ROLE_VENUE = "venue"
-ROLE_BROKER = "broker"
-ROLE_RISK = "risk"
-ROLE_FEED = "feed"
-ROLE_RECONCILER = "reconciler"
-ROLE_SUPERVISOR = "supervisor"
-ROLE_TELEMETRY = "telemetry"
-STRATEGY_PREFIX = "strategy/"
 
+class Remote(Generic[A]):
+    """A Ray actor handle typed by the interface of the actor behind it."""
 
-def actor_name(deployment: str, role: str) -> str:
-    return f"{deployment}/{role}"
+    __slots__ = ("handle",)
 
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
 
-def strategy_role(strategy: str) -> str:
-    return f"{STRATEGY_PREFIX}{strategy}"
+    def call(self, method: Method[A, P, R], *args: P.args, **kwargs: P.kwargs) -> ObjectRef[R]:
+        ref: ObjectRef[R] = getattr(self.handle, method.__name__).remote(*args, **kwargs)
+        return ref
 
 
 def child_options(deployment: str, role: str, **extra: Any) -> dict[str, Any]:
@@ -69,6 +107,11 @@ class Peers:
         self.deployment = deployment
         self._handles: dict[str, Any] = {}
 
+    def remote(self, role: Role[A]) -> Remote[A] | None:
+        """The typed handle of ``role``'s actor; None while it has none (being restarted)."""
+        handle = self.get(role)
+        return None if handle is None else Remote(handle)
+
     def get(self, role: str) -> Any | None:
         handle = self._handles.get(role)
         if handle is None:
@@ -91,6 +134,7 @@ class _Message:
     role: str
     method: str
     args: tuple[Any, ...]
+    kwargs: dict[str, Any]
 
 
 class Outbox:
@@ -124,19 +168,23 @@ class Outbox:
     def pending_retries(self) -> int:
         return sum(len(q) for q in self._retry.values())
 
-    async def send(self, role: str, method: str, *args: Any) -> None:
+    async def send(
+        self, role: Role[A], method: Method[A, P, Any], *args: P.args, **kwargs: P.kwargs
+    ) -> None:
         while self._inflight.get(role, 0) >= self.inflight_limit:
             self.backpressure_waits += 1
             event = self._space.setdefault(role, asyncio.Event())
             event.clear()
             await event.wait()
-        self.send_nowait(role, method, *args)
+        self.send_nowait(role, method, *args, **kwargs)
 
-    def send_nowait(self, role: str, method: str, *args: Any) -> None:
+    def send_nowait(
+        self, role: Role[A], method: Method[A, P, Any], *args: P.args, **kwargs: P.kwargs
+    ) -> None:
         if role in self._abandoned:
             self.dropped += 1
             return
-        msg = _Message(role, method, args)
+        msg = _Message(role, method.__name__, args, kwargs)
         if self._retry.get(role):
             self._park(msg)  # keep order: older undelivered messages go first
             return
@@ -148,7 +196,7 @@ class Outbox:
             self._park(msg)
             return
         try:
-            ref = getattr(handle, msg.method).remote(*msg.args)
+            ref = getattr(handle, msg.method).remote(*msg.args, **msg.kwargs)
         except RayActorError:
             self.peers.forget(msg.role)
             self._park(msg)
@@ -288,13 +336,13 @@ class SupervisedActor:
 
     async def probe(self, role: str, count: int = 50, gap_s: float = 0.01) -> list[float]:
         """One-way delays (ms) of ``count`` pings from this actor to a sibling: latency probe."""
-        peers = getattr(self, "peers", None)
-        handle = peers.get(role) if peers is not None else None
-        if handle is None:
+        peers: Peers | None = getattr(self, "peers", None)
+        sibling = peers.remote(child_role(role)) if peers is not None else None
+        if sibling is None:
             return []
         out = []
         for _ in range(count):
-            out.append(await handle.ping.remote(time.time()) * 1000.0)
+            out.append(await sibling.call(ChildApi.ping, time.time()) * 1000.0)
             await asyncio.sleep(gap_s)
         return out
 
@@ -316,27 +364,35 @@ class _JournalAway(Exception):
     """No handle to the journal right now (being restarted): try again."""
 
 
-async def _journal_call(peers: Peers, method: str, *args: Any, **kwargs: Any) -> Any:
-    handle = peers.get(ROLE_JOURNAL)
-    if handle is None:
+async def _journal_call(
+    peers: Peers, method: Method[JournalApi, P, R], *args: P.args, **kwargs: P.kwargs
+) -> R:
+    journal = peers.remote(ROLE_JOURNAL)
+    if journal is None:
         raise _JournalAway
     try:
-        return await getattr(handle, method).remote(*args, **kwargs)
+        return await journal.call(method, *args, **kwargs)
     except RayActorError:
         peers.forget(ROLE_JOURNAL)
         raise
 
 
 async def _until_journal_back(
-    peers: Peers, wait: Wait, retry_s: float, method: str, *args: Any, **kwargs: Any
-) -> Any:
+    peers: Peers,
+    wait: Wait,
+    retry_s: float,
+    method: Method[JournalApi, P, R],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R:
     from tradeplane.core.errors import OperationalError
 
     policy = retrying(wait, on=(RayActorError, _JournalAway), give_up_after_s=retry_s)
     try:
-        return await policy(_journal_call, peers, method, *args, **kwargs)
+        result: R = await policy(_journal_call, peers, method, *args, **kwargs)
     except (RayActorError, _JournalAway) as exc:
         raise OperationalError(f"journal unavailable for {retry_s:.0f}s") from exc
+    return result
 
 
 async def call_journal(
@@ -348,14 +404,15 @@ async def call_journal(
 ) -> list[int]:
     """Append and wait for the commit, retrying across a journal restart (appends are idempotent
     by event id). Raises ``OperationalError`` when the journal stays away for ``retry_s``."""
-    seqs: list[int] = await _until_journal_back(
-        peers, wait_exponential(0.05, max=1.0), retry_s, "append", records, state or []
+    return await _until_journal_back(
+        peers, wait_exponential(0.05, max=1.0), retry_s, JournalApi.append, records, state or []
     )
-    return seqs
 
 
 async def query_journal(peers: Peers, name: str, *, retry_s: float = 30.0, **kwargs: Any) -> Any:
-    return await _until_journal_back(peers, wait_fixed(0.1), retry_s, "query", name, **kwargs)
+    return await _until_journal_back(
+        peers, wait_fixed(0.1), retry_s, JournalApi.query, name, **kwargs
+    )
 
 
 def spawn(tasks: set[asyncio.Task[Any]], coro: Any) -> asyncio.Task[Any]:

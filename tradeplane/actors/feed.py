@@ -35,7 +35,9 @@ from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import InvalidMarketData
 from tradeplane.core.model import Bar, Envelope
 from tradeplane.journal.records import JournalRecord, StateWrite
+from tradeplane.protocol.api import BarSubscriberApi, JournalApi
 from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.roles import Role
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.venues.sim import MarketSimulator
 from tradeplane.venues.sim.faults import FaultBook, FaultKind
@@ -60,7 +62,10 @@ class FeedActor(SupervisedActor):
         self.cfg = cfg
         self.deployment = cfg.deployment.name
         self.sim_cfg = cfg.venue.sim
-        self.subscribers = subscribers  # role -> symbols it wants (None: all)
+        # role -> symbols it wants (None: all)
+        self.subscribers: dict[Role[BarSubscriberApi], list[str] | None] = {
+            Role(role): symbols for role, symbols in subscribers.items()
+        }
         self.peers = Peers(self.deployment)
         self.outbox = Outbox(self.peers, inflight_limit=cfg.supervisor.inflight_limit)
         self.sim: MarketSimulator | None = None
@@ -196,7 +201,7 @@ class FeedActor(SupervisedActor):
             self._last_bar_ts[bar.symbol] = bar.ts.isoformat()
         self.outbox.send_nowait(
             ROLE_JOURNAL,
-            "append",
+            JournalApi.append,
             [],
             [StateWrite(FEED_SCOPE, LAST_BARS_KEY, {"bars": dict(self._last_bar_ts)}, now)],
         )
@@ -209,7 +214,7 @@ class FeedActor(SupervisedActor):
             time.time(),
             {"source": self.cfg.feed.kind, "reason": reason, "message": raw},
         )
-        self.outbox.send_nowait(ROLE_JOURNAL, "append", [record], [])
+        self.outbox.send_nowait(ROLE_JOURNAL, JournalApi.append, [record], [])
 
     async def _publish(self, bars: list[Bar]) -> None:
         recv = time.time()
@@ -222,7 +227,7 @@ class FeedActor(SupervisedActor):
                 self._bars_rejected.add(1)
                 self.outbox.send_nowait(
                     ROLE_JOURNAL,
-                    "append",
+                    JournalApi.append,
                     [
                         event_record(
                             self.deployment, EventKind.BAR_REJECTED, recv, {"reason": str(exc)}
@@ -252,7 +257,7 @@ class FeedActor(SupervisedActor):
                 payload=subset,
                 deployment=self.deployment,
             )
-            await self.outbox.send(role, "on_bars", env)
+            await self.outbox.send(role, BarSubscriberApi.on_bars, env)
         self._journal_bars(good, recv)
         self._journal_snapshot()
 
@@ -276,7 +281,7 @@ class FeedActor(SupervisedActor):
                 )
                 for b in bars
             ]
-            self.outbox.send_nowait(ROLE_JOURNAL, "append", records, [])
+            self.outbox.send_nowait(ROLE_JOURNAL, JournalApi.append, records, [])
             return
         for b in bars:
             s = self._summary.setdefault(b.symbol, {"bars": 0})
@@ -286,7 +291,7 @@ class FeedActor(SupervisedActor):
             record: JournalRecord = event_record(
                 self.deployment, "bar_summary", recv, {"symbols": self._summary}
             )
-            self.outbox.send_nowait(ROLE_JOURNAL, "append", [record], [])
+            self.outbox.send_nowait(ROLE_JOURNAL, JournalApi.append, [record], [])
             self._summary = {}
 
     def _journal_snapshot(self, force: bool = False) -> None:
@@ -295,7 +300,10 @@ class FeedActor(SupervisedActor):
             return
         self._last_snapshot = now
         self.outbox.send_nowait(
-            ROLE_JOURNAL, "append", [], [StateWrite(FEED_SCOPE, SIM_KEY, self.sim.snapshot(), now)]
+            ROLE_JOURNAL,
+            JournalApi.append,
+            [],
+            [StateWrite(FEED_SCOPE, SIM_KEY, self.sim.snapshot(), now)],
         )
 
     async def bars_since(self, symbols: list[str], since: dict[str, str]) -> list[Bar]:

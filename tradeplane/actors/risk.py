@@ -68,6 +68,7 @@ from tradeplane.core.risk import (
 )
 from tradeplane.core.session import make_calendar
 from tradeplane.journal.records import JournalRecord, StateWrite
+from tradeplane.protocol.api import BrokerApi, JournalApi
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.telemetry.context import intent_context, risk_check_context
 
@@ -219,7 +220,7 @@ class RiskActor(SupervisedActor):
                     received_ts=time.time(),
                     traceparent=check.traceparent if check else None,
                 )
-                self.outbox.send_nowait(ROLE_JOURNAL, "append", [record], [])
+                self.outbox.send_nowait(ROLE_JOURNAL, JournalApi.append, [record], [])
         if rows:
             log.warning("decided %d intent(s) left undecided by a restart", len(rows))
 
@@ -279,7 +280,7 @@ class RiskActor(SupervisedActor):
         if isinstance(item, CancelIntent):
             self.outbox.send_nowait(
                 ROLE_BROKER,
-                "cancel",
+                BrokerApi.cancel,
                 CancelOrder(item.client_order_id, item.strategy, "strategy", item.ts),
             )
             return
@@ -323,11 +324,11 @@ class RiskActor(SupervisedActor):
                 {"intent_id": intent.intent_id, "reason": decision.reason, "ts": decision.ts}
             )
             record = denial_record(decision, received_ts=received, traceparent=traceparent)
-            self.outbox.send_nowait(ROLE_JOURNAL, "append", [record], self._state_writes())
+            self.outbox.send_nowait(ROLE_JOURNAL, JournalApi.append, [record], self._state_writes())
             return
         self.outbox.send_nowait(
             ROLE_BROKER,
-            "submit",
+            BrokerApi.submit,
             replace(
                 decision,
                 reduces_position=reduces,
@@ -393,7 +394,7 @@ class RiskActor(SupervisedActor):
     async def _on_kill_switch(self, ev: KillSwitchActivated) -> None:
         action: dict[str, Any] = {"ts": time.time(), "reason": ev.reason, "source": ev.source}
         if ev.cancel_orders or ev.flatten:
-            self.outbox.send_nowait(ROLE_BROKER, "cancel_all", f"kill switch: {ev.reason}")
+            self.outbox.send_nowait(ROLE_BROKER, BrokerApi.cancel_all, f"kill switch: {ev.reason}")
             action["cancel_all"] = True
         if ev.flatten:
             action["flatten_orders"] = await self._flatten(f"kill-{ev.ts}", ev.reason)
@@ -444,7 +445,7 @@ class RiskActor(SupervisedActor):
     async def flatten(self, reason: str = "operator") -> dict[str, Any]:
         """Cancel every working order, then close every position with market orders."""
         await self._ready.wait()
-        self.outbox.send_nowait(ROLE_BROKER, "cancel_all", f"flatten: {reason}")
+        self.outbox.send_nowait(ROLE_BROKER, BrokerApi.cancel_all, f"flatten: {reason}")
         sent = await self._flatten(f"op-{time.time():.6f}", reason)
         record = event_record(
             self.deployment, "flatten_requested", time.time(), {"reason": reason, "orders": sent}
@@ -455,8 +456,8 @@ class RiskActor(SupervisedActor):
     def _tell_broker_trading_state(self) -> None:
         self.outbox.send_nowait(
             ROLE_BROKER,
-            "set_trading_state",
-            self.engine.trading_state.value,
+            BrokerApi.set_trading_state,
+            self.engine.trading_state,
             self.engine.summary().get("kill_switch"),
         )
 
@@ -478,7 +479,7 @@ class RiskActor(SupervisedActor):
                     await self._act(events)
                 writes = self._state_writes()
                 if writes:
-                    self.outbox.send_nowait(ROLE_JOURNAL, "append", [], writes)
+                    self.outbox.send_nowait(ROLE_JOURNAL, JournalApi.append, [], writes)
             except Exception:  # the loop must outlive one bad round
                 log.exception("persisting risk state failed")
 

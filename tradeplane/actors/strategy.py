@@ -39,6 +39,7 @@ from tradeplane.core.errors import StrategyError
 from tradeplane.core.model import Bar, Envelope, Fill, Side
 from tradeplane.core.strategy import Emitted, Strategy, StrategyRunner
 from tradeplane.journal.records import StateWrite
+from tradeplane.protocol.api import FeedApi, JournalApi, RiskApi
 from tradeplane.protocol.events import EventKind
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.telemetry.context import intent_context
@@ -120,13 +121,14 @@ class StrategyActor(SupervisedActor):
         return self._summary()
 
     async def _replay_missed_bars(self) -> None:
-        feed = self.peers.get(ROLE_FEED)
+        feed = self.peers.remote(ROLE_FEED)
         if feed is None:
             return
         since = {s: t.isoformat() for s, t in self.runner.last_bar_ts.items()}
         try:
             async with asyncio.timeout(10.0):
-                bars: list[Bar] = await feed.bars_since.remote(list(self.runner.symbols), since)
+                symbols = list(self.runner.symbols)
+                bars: list[Bar] = await feed.call(FeedApi.bars_since, symbols, since)
         except (ray.exceptions.RayActorError, TimeoutError):
             return
         if bars:
@@ -243,7 +245,7 @@ class StrategyActor(SupervisedActor):
                 self.errors.append(str(exc))
         if records or state:
             # Journal first (same caller, so the journal sees it before risk can act on it).
-            self.outbox.send_nowait(ROLE_JOURNAL, "append", records, state)
+            self.outbox.send_nowait(ROLE_JOURNAL, JournalApi.append, records, state)
         if out:
             first = out.intents[0].intent_id if out.intents else f"cancel-{now}"
             env = Envelope(
@@ -256,7 +258,7 @@ class StrategyActor(SupervisedActor):
                 deployment=self.deployment,
                 strategy=self.scfg.name,
             )
-            await self.outbox.send(ROLE_RISK, "on_intents", env)
+            await self.outbox.send(ROLE_RISK, RiskApi.on_intents, env)
 
     # -- observation ---------------------------------------------------------------------------
 

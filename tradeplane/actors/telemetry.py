@@ -32,6 +32,7 @@ from tradeplane.actors.common import (
     Peers,
     SupervisedActor,
     call_journal,
+    child_role,
     process_info,
     spawn,
 )
@@ -40,6 +41,7 @@ from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import OperationalError
 from tradeplane.journal.files import atomic_write
 from tradeplane.journal.reader import JournalReader
+from tradeplane.protocol.api import ChildApi
 from tradeplane.telemetry.export import Resources, ShipResult, SpanShipper, make_exporter
 from tradeplane.telemetry.journal_metrics import JournalCounters
 from tradeplane.telemetry.metrics import ActorMetrics, MetricPoint
@@ -313,12 +315,12 @@ class TelemetryActor(SupervisedActor):
             points: list[MetricPoint] = list(self.metrics.snapshot())
 
         async def one(role: str) -> tuple[str, list[MetricPoint] | None]:
-            handle = self.peers.get(role)
-            if handle is None:
+            child = self.peers.remote(child_role(role))
+            if child is None:
                 return role, None
             try:
                 async with asyncio.timeout(SCRAPE_TIMEOUT_S):
-                    got: list[MetricPoint] = await handle.metrics_snapshot.remote()
+                    got: list[MetricPoint] = await child.call(ChildApi.metrics_snapshot)
             except Exception:
                 self.peers.forget(role)
                 return role, None

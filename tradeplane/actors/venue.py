@@ -22,6 +22,7 @@ from tradeplane.config.models import SimVenueConfig
 from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import TransientError
 from tradeplane.core.model import Bar, Envelope
+from tradeplane.protocol.api import Method, P, R, VenueApi
 from tradeplane.telemetry.metrics import ActorMetrics
 from tradeplane.venues.base import (
     VenueEvent,
@@ -318,57 +319,67 @@ class RayVenueClient(_InProcessLink):
     def connected(self) -> bool:
         return self._connected
 
-    async def _call(self, method: str, *args: Any, timeout_s: float | None = None) -> Any:
-        handle = self.peers.get(ROLE_VENUE)
-        if handle is None:
+    async def _call(
+        self,
+        method: Method[VenueApi, P, R],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        return await self._call_within(self.call_timeout_s, method, *args, **kwargs)
+
+    async def _call_within(
+        self,
+        timeout_s: float,
+        method: Method[VenueApi, P, R],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        venue = self.peers.remote(ROLE_VENUE)
+        name = method.__name__
+        if venue is None:
             self._connected = False
             raise TransientError("venue actor not found")
         try:
-            async with asyncio.timeout(timeout_s or self.call_timeout_s):
-                result = await getattr(handle, method).remote(*args)
+            async with asyncio.timeout(timeout_s):
+                result = await venue.call(method, *args, **kwargs)
         except (ray.exceptions.RayActorError, TimeoutError) as exc:
             self.peers.forget(ROLE_VENUE)
             self._connected = False
-            raise TransientError(f"venue {method} failed: {type(exc).__name__}") from exc
+            raise TransientError(f"venue {name} failed: {type(exc).__name__}") from exc
         except ray.exceptions.RayTaskError as exc:
             refusal = refused_by_venue(exc)
             if refusal is None:
                 raise
             # The actor is alive (keep its handle); only our connection to it is down.
             self._connected = False
-            raise TransientError(f"venue {method} refused: {refusal}") from exc
+            raise TransientError(f"venue {name} refused: {refusal}") from exc
         self._connected = True
         return result
 
     async def submit(self, req: VenueOrderRequest) -> list[VenueEvent]:
-        result: list[VenueEvent] = await self._call("submit", req)
-        return result
+        return await self._call(VenueApi.submit, req)
 
     async def cancel(self, client_order_id: str) -> list[VenueEvent]:
-        result: list[VenueEvent] = await self._call("cancel", client_order_id)
-        return result
+        return await self._call(VenueApi.cancel, client_order_id)
 
     async def order(self, client_order_id: str) -> VenueOrderState | None:
-        result: VenueOrderState | None = await self._call("order", client_order_id)
-        return result
+        return await self._call(VenueApi.order, client_order_id)
 
     async def open_orders(self) -> list[VenueOrderState]:
-        result: list[VenueOrderState] = await self._call("open_orders")
-        return result
+        return await self._call(VenueApi.open_orders)
 
     async def positions(self) -> dict[str, VenuePosition]:
-        result: dict[str, VenuePosition] = await self._call("positions")
-        return result
+        return await self._call(VenueApi.positions)
 
     async def events_since(self, seq: int, limit: int, wait_s: float) -> list[VenueEvent]:
-        result: list[VenueEvent] = await self._call(
-            "events_since", seq, limit, wait_s, timeout_s=wait_s + self.call_timeout_s
+        timeout_s = wait_s + self.call_timeout_s
+        events: list[VenueEvent] = await self._call_within(
+            timeout_s, VenueApi.events_since, seq, limit, wait_s
         )
-        return result
+        return events
 
     async def last_seq(self) -> int:
-        result: int = await self._call("last_seq")
-        return result
+        return await self._call(VenueApi.last_seq)
 
     def on_bars(self, bars: list[Bar]) -> None:
         """The venue actor gets its bars from the feed directly."""

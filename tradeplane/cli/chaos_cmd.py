@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from tradeplane.cli import output
+from tradeplane.protocol.api import SupervisorApi
 from tradeplane.supervisor.chaos import (
     ACTOR_KINDS,
     RUN_MODES,
@@ -253,13 +254,14 @@ def fault_command(
     sup = _connect(name, address)
     try:
         if clear:
-            result = operator.call_running(sup, "clear_faults", kind, timeout_s=30.0)
+            result = operator.call_running_within(30, sup, SupervisorApi.clear_faults, kind)
         else:
+            assert kind is not None  # refused above without --clear
             params: dict[str, Any] = {"probability": probability}
             if delay_s is not None:
                 params["delay_s"] = delay_s
-            result = operator.call_running(
-                sup, "inject_fault", kind, duration_s, params, timeout_s=30.0
+            result = operator.call_running_within(
+                30, sup, SupervisorApi.inject_fault, kind, duration_s, params
             )
     except AttributeError:
         _fail(f"{name}'s supervisor does not support fault injection (an older version?)", 1)

@@ -20,6 +20,7 @@ from tradeplane.cli.shadow_cmd import shadow_command
 from tradeplane.cli.trace_cmd import trace_app
 from tradeplane.config.loading import ConfigError, load_config
 from tradeplane.core.errors import OperationalError, root_cause
+from tradeplane.protocol.api import SupervisorApi
 
 app = typer.Typer(
     name="tradeplane",
@@ -109,6 +110,8 @@ def run(
     deployment.connect(address)
     import ray
 
+    from tradeplane.cli import operator
+
     try:
         sup = deployment.deploy(cfg)
     except (OperationalError, RuntimeError) as exc:
@@ -121,7 +124,7 @@ def run(
     with Live(console=console, refresh_per_second=2, transient=False) as live:
         while not stop_requested and (deadline is None or time.monotonic() < deadline):
             try:
-                status = ray.get(sup.status.remote(), timeout=5)
+                status = operator.call_running_within(5, sup, SupervisorApi.status)
                 live.update(render.live_view(status))
             except Exception as exc:  # keep showing; the supervisor may be restarting
                 live.update(render.header({"deployment": name, "health": "?", "reason": str(exc)}))
@@ -260,7 +263,7 @@ def kill_switch(
     sup = operator.find_running(name, address)
     try:
         if sup is not None:
-            summary = operator.call_running(sup, "kill_switch", active, reason)
+            summary = operator.call_running(sup, SupervisorApi.kill_switch, active, reason)
             console.print(
                 f"{name}: kill switch {'ACTIVE' if active else 'cleared'}; trading state "
                 f"{summary.get('trading_state')}"
@@ -284,7 +287,7 @@ def flatten(name: NameArg, reason: ReasonOpt = "operator", address: AddressOpt =
     sup = operator.find_running(name, address)
     if sup is None:
         _fail(f"no running deployment named {name!r} (flatten needs the venue connection)", 1)
-    result = operator.call_running(sup, "flatten", reason)
+    result = operator.call_running(sup, SupervisorApi.flatten, reason)
     console.print(f"{name}: cancel-all sent; {result.get('orders', 0)} flatten order(s) submitted")
 
 
@@ -296,7 +299,7 @@ def cancel_all(name: NameArg, reason: ReasonOpt = "operator", address: AddressOp
     sup = operator.find_running(name, address)
     if sup is None:
         _fail(f"no running deployment named {name!r} (cancel-all needs the venue connection)", 1)
-    result = operator.call_running(sup, "cancel_all", reason)
+    result = operator.call_running(sup, SupervisorApi.cancel_all, reason)
     console.print(
         f"{name}: {result.get('cancel_requested', 0)} cancel(s) sent for "
         f"{result.get('open', 0)} open order(s)"

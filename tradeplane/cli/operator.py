@@ -15,6 +15,7 @@ from tradeplane.actors.records import event_record, kill_switch_state
 from tradeplane.core.errors import OperationalError
 from tradeplane.journal.files import DB_NAME
 from tradeplane.journal.store import JournalStore
+from tradeplane.protocol.api import Method, P, R, SupervisorApi
 from tradeplane.protocol.events import EventKind
 
 
@@ -29,10 +30,24 @@ def find_running(name: str, address: str | None) -> Any | None:
     return deployment.find_supervisor(name)
 
 
-def call_running(sup: Any, method: str, *args: Any, timeout_s: float = 60.0) -> Any:
+def call_running(
+    sup: Any, method: Method[SupervisorApi, P, R], *args: P.args, **kwargs: P.kwargs
+) -> R:
+    """Call ``method`` on a running deployment's supervisor and wait (at most a minute)."""
+    return call_running_within(60.0, sup, method, *args, **kwargs)
+
+
+def call_running_within(
+    timeout_s: float,
+    sup: Any,
+    method: Method[SupervisorApi, P, R],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R:
     import ray
 
-    return ray.get(getattr(sup, method).remote(*args), timeout=timeout_s)
+    result: R = ray.get(getattr(sup, method.__name__).remote(*args, **kwargs), timeout=timeout_s)
+    return result
 
 
 def set_kill_switch_offline(

@@ -24,12 +24,14 @@ from tradeplane.actors.records import (
     RISK_SCOPE,
     RISK_STATE_KEY,
 )
+from tradeplane.cli.operator import call_running_within
 from tradeplane.config.models import Mode, TradeplaneConfig
 from tradeplane.core.errors import OperationalError, TransientError
 from tradeplane.core.reconcile import Holdings, expected_from_journal, reconcile
 from tradeplane.core.session import make_calendar
 from tradeplane.journal.files import DB_NAME, JSONL_NAME
 from tradeplane.journal.reader import JournalReader, verify_journal
+from tradeplane.protocol.api import SupervisorApi
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -119,9 +121,7 @@ def _running_check(running: Any | None) -> Check:
     if running is None:
         return Check("deployment", OK, "not running")
     try:
-        import ray
-
-        status = ray.get(running.status.remote(), timeout=10)
+        status = call_running_within(10, running, SupervisorApi.status)
     except Exception as exc:
         return Check("deployment", FAIL, f"running but not answering: {type(exc).__name__}")
     detail = f"running: phase {status.get('phase')}, health {status.get('health')}"
@@ -203,9 +203,7 @@ def _venue_check(
 
     if running is not None:
         try:
-            import ray
-
-            raw = ray.get(running.venue_holdings.remote(), timeout=15)
+            raw = call_running_within(15, running, SupervisorApi.venue_holdings)
             live = holdings_from_venue(raw["positions"], raw["open_orders"])
         except Exception as exc:
             checks.append(Check("venue", FAIL, f"running deployment's venue: {exc}"))

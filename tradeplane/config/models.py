@@ -293,8 +293,9 @@ class SupervisorConfig(FrozenModel):
     """A child that does not answer a heartbeat within this is treated as hung. Default 5."""
     feed_silence_s: float | None = Field(default=None, gt=0)
     """No bar for this long while the market is open gives health ``feed_silent`` and a
-    recovery (the broker/feed pair is restarted). Unset: the venue's default, 30 s for a streaming
-    feed (``sim``), 90 s for a REST-polled one. Default unset."""
+    recovery (the broker/feed pair is restarted). Unset: 30 s for a streaming feed, 90 s for a
+    REST-polled one, and never less than one and a half bar gaps (so 90 s on the 1-minute bars of
+    OKX, Binance and IB, whose closed bars come a minute apart). Default unset."""
     startup_timeout_s: float = Field(default=60.0, gt=0)
     """How long deployment start (or one actor's restart) may take before it fails. Default 60."""
     auto_recover: bool = True
@@ -433,4 +434,12 @@ class TradeplaneConfig(FrozenModel):
         """``supervisor.feed_silence_s``, or the default for how this venue's feed delivers."""
         if self.supervisor.feed_silence_s is not None:
             return self.supervisor.feed_silence_s
-        return FEED_SILENCE_DEFAULT_S[self.feed.style]
+        # Health ages the last *closed* bar, so a healthy feed goes a whole bar gap without one:
+        # the threshold must leave room for a bar half a gap late, or every gap reads silent.
+        return max(FEED_SILENCE_DEFAULT_S[self.feed.style], 1.5 * self.bar_gap_s())
+
+    def bar_gap_s(self) -> float:
+        """Wall-clock seconds between two closed bars of this deployment's feed."""
+        if self.feed.kind == "venue" and self.venue.kind == "sim":
+            return self.venue.sim.bar_interval_s / self.venue.sim.speed
+        return 60.0  # OKX candle1m, Binance kline_1m, IB minutes folded from 5-s bars

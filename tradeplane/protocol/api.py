@@ -11,8 +11,8 @@ Types only: nothing here runs, and the imports below are for the checker.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from tradeplane.core.model import Bar, CancelOrder, Envelope, Fill, SubmitOrder
@@ -24,6 +24,13 @@ if TYPE_CHECKING:
         VenueOrderState,
         VenuePosition,
     )
+
+A = TypeVar("A")
+P = ParamSpec("P")
+R = TypeVar("R")
+Method = Callable[Concatenate[A, P], Awaitable[R]]
+"""A remote method named through its interface (``RiskApi.on_intents``): the transport sends its
+``__name__``, and mypy checks the method exists on the role's interface and the arguments fit."""
 
 
 class ChildApi(Protocol):
@@ -47,6 +54,12 @@ class FaultTargetApi(Protocol):
         self, kind: str, duration_s: float | None = None, params: dict[str, Any] | None = None
     ) -> dict[str, Any]: ...
     async def clear_faults(self, kind: str | None = None) -> int: ...
+
+
+class BarSubscriberApi(Protocol):
+    """Every actor the feed publishes closed bars to: strategies, risk, the broker, the venue."""
+
+    async def on_bars(self, envelope: Envelope) -> None: ...
 
 
 class JournalApi(ChildApi, Protocol):

@@ -74,6 +74,27 @@ def test_feed_styles_then_silence_defaults_90s_for_rest_polling_30s_for_streams(
     assert FeedConfig(kind="binance").style == "streaming"
 
 
+@pytest.mark.parametrize(
+    ("extra", "env", "silence_s"),
+    [
+        ("", {}, 30.0),  # sim: a 1-minute bar every wall-clock second
+        ("[venue.sim]\nspeed = 1\n", {}, 90.0),  # sim in real time: bars a minute apart
+        ('[feed]\nkind = "okx"\n', {}, 90.0),
+        ('[feed]\nkind = "okx"\n[feed.okx]\ntransport = "rest"\n', {}, 90.0),
+        ('[feed]\nkind = "binance"\n', {}, 90.0),
+        ('[venue]\nkind = "ib"\n', {"IB_PORT": "4002"}, 90.0),
+        ('[feed]\nkind = "okx"\n[supervisor]\nfeed_silence_s = 12\n', {}, 12.0),
+    ],
+)
+def test_default_feed_silence_outlasts_the_gap_between_two_closed_bars(
+    tmp_path: Path, extra: str, env: dict[str, str], silence_s: float
+) -> None:
+    cfg = load_config(write_config(tmp_path, extra), env=env)
+    assert cfg.resolved_feed_silence_s() == silence_s
+    if cfg.supervisor.feed_silence_s is None:
+        assert cfg.resolved_feed_silence_s() > cfg.bar_gap_s()
+
+
 def test_external_feed_and_ib_venue_then_load(tmp_path: Path) -> None:
     assert load_config(write_config(tmp_path, '[feed]\nkind = "okx"\n'), env={}).feed.kind == "okx"
     cfg = load_config(write_config(tmp_path, '[venue]\nkind = "ib"\n'), env={"IB_PORT": "4002"})
