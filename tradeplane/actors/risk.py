@@ -48,6 +48,7 @@ from tradeplane.actors.records import (
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import OperationalError
+from tradeplane.core.exposure import is_flat
 from tradeplane.core.flatten import cash_flow_from_positions, flatten_intents
 from tradeplane.core.model import (
     CancelIntent,
@@ -307,9 +308,6 @@ class RiskActor(SupervisedActor):
             events = self.engine.roll_day_if_due()
             if events:
                 await self._act(events)
-        position = self.engine.position(intent.symbol)
-        signed = intent.side.sign * intent.quantity
-        reduces = position * signed < 0 and abs(signed) <= abs(position) + 1e-12
         decision = self.engine.check(intent, flatten=flatten)
         self._remember(intent.intent_id)
         tripped = [] if flatten else self.engine.drain_events()
@@ -332,7 +330,6 @@ class RiskActor(SupervisedActor):
             "submit",
             replace(
                 decision,
-                reduces_position=reduces,
                 flatten=flatten,
                 traceparent=traceparent,
                 received_ts=received,
@@ -426,7 +423,7 @@ class RiskActor(SupervisedActor):
         net = net_positions(rows)
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            if all(abs(self.engine.position(s) - q) <= 1e-9 for s, q in net.items()):
+            if all(is_flat(self.engine.position(s) - q) for s, q in net.items()):
                 return
             await asyncio.sleep(0.02)
         log.warning("flatten: risk's positions still differ from the journal's; sizing by journal")

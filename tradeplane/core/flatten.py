@@ -11,9 +11,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tradeplane.core import ids
+from tradeplane.core.exposure import is_flat
 from tradeplane.core.model import Intent, OrderType, Side
-
-FLAT_EPSILON = 1e-9
 
 
 def flatten_intents(
@@ -28,7 +27,7 @@ def flatten_intents(
     out: list[Intent] = []
     for ordinal, ((strategy, symbol), row) in enumerate(sorted(positions.items())):
         qty = float(row.get("quantity") or 0.0)
-        if abs(qty) <= FLAT_EPSILON:
+        if is_flat(qty):
             continue
         intent_id = ids.intent_id(deployment, strategy, trigger, ordinal)
         out.append(
