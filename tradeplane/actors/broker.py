@@ -36,11 +36,13 @@ from tradeplane.config.models import Mode, TradeplaneConfig
 from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import TransientError
 from tradeplane.core.execution import ExecutionCore, OrderEvent
+from tradeplane.core.halt_gate import HoldCause, held_back, restored_trading_state
 from tradeplane.core.model import CancelOrder, Envelope, Fill, SubmitOrder
 from tradeplane.core.retry import failure, retrying
 from tradeplane.core.venue_events import check_venue_event, describe_raw
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.protocol.api import RiskApi, StrategyApi
+from tradeplane.protocol.states import TradingState
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.telemetry.context import submit_context
 from tradeplane.telemetry.latency import TickToOrder
@@ -86,7 +88,7 @@ class BrokerActor(SupervisedActor, ResolvingMixin):
         # start-up reconciliation report).
         self.resolutions: deque[dict[str, Any]] = deque(maxlen=1000)
         self._reported: set[str] = set()
-        self.trading_state = "active"
+        self.trading_state = TradingState.ACTIVE
         self.kill_switch: dict[str, Any] | None = None
         self.blocked_by_kill_switch = 0
         # Set when the venue connection is lost; cleared by the supervisor once the reconnected
@@ -133,9 +135,8 @@ class BrokerActor(SupervisedActor, ResolvingMixin):
             r["fill_ids"] = by_order.get(r["client_order_id"], [])
         self.core.restore(rows)
         kill = await query_journal(self.peers, "get_state", scope=RISK_SCOPE, key=KILL_SWITCH_KEY)
-        if kill and kill.get("active"):
-            # Until risk says which: the strictest, so nothing queued slips out.
-            self.trading_state, self.kill_switch = "halted", kill
+        state, active_kill = restored_trading_state(kill)
+        self.trading_state, self.kill_switch = state, active_kill
         cursor = await query_journal(self.peers, "get_state", scope=CURSOR_SCOPE, key=CURSOR_KEY)
         self.cursor = int(cursor["seq"]) if cursor else 0
         self.restored_open = len(self.core.orders.open_orders())
@@ -206,23 +207,27 @@ class BrokerActor(SupervisedActor, ResolvingMixin):
             self._in_submit.discard(coid)
 
     def _held_back(self, cmd: SubmitOrder) -> str | None:
-        """Why an order approved earlier and still queued here may not leave now, or None.
-
-        While the venue connection resyncs nothing leaves. Halt means halt: with the kill
-        switch active an order leaves only if it is a flatten, or only reduces while trading is
-        REDUCING."""
-        if self.resyncing:
+        """Why an order approved earlier and still queued here may not leave now, or None
+        (the rule: ``core.halt_gate``)."""
+        held = held_back(
+            cmd,
+            self.trading_state,
+            resyncing=self.resyncing,
+            resync_reason=self.resync_reason,
+        )
+        if held is None:
+            return None
+        if held.cause is HoldCause.RESYNCING:
             self.blocked_by_resync += 1
-            return f"RECONCILING: venue connection resyncing ({self.resync_reason})"
-        if self.trading_state == "active" or cmd.flatten:
-            return None
-        if self.trading_state == "reducing" and cmd.reduces_position:
-            return None
-        self.blocked_by_kill_switch += 1
-        return f"TRADING_{self.trading_state.upper()}: kill switch active"
+        else:
+            self.blocked_by_kill_switch += 1
+        return held.reason
 
-    async def set_trading_state(self, state: str, kill_switch: dict[str, Any] | None) -> None:
-        self.trading_state, self.kill_switch = state, kill_switch
+    async def set_trading_state(
+        self, state: TradingState, kill_switch: dict[str, Any] | None
+    ) -> None:
+        # TradingState(...) refuses a value that is not a trading state: the gate never guesses.
+        self.trading_state, self.kill_switch = TradingState(state), kill_switch
 
     def _venue_failed(self, exc: Exception) -> None:
         """A venue call failed. A lost connection starts a resync: nothing is sent until the

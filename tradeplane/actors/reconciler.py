@@ -32,6 +32,7 @@ from tradeplane.core.reconcile import (
     expected_from_journal,
     reconcile,
 )
+from tradeplane.core.reconcile_action import decide
 from tradeplane.journal.records import StateWrite
 from tradeplane.venues.base import holdings_from_venue
 
@@ -68,13 +69,10 @@ class ReconcilerActor(SupervisedActor):
             unknown_outcomes_resolved=live_raw["resolutions"],
             venue=self.cfg.venue.kind,
         )
-        blocks = self.cfg.supervisor.fail_on_reconciliation_mismatch
-        if report.clean:
-            action = "none"
-        elif blocks:
-            action = "block_start"
-        else:
-            action = "adopt_venue"
+        decision = decide(
+            report, live, fail_on_mismatch=self.cfg.supervisor.fail_on_reconciliation_mismatch
+        )
+        action = decision.action.value  # the wire keeps the plain string
         if not report.clean:
             log.warning("reconciliation mismatch (%s): %s", action, report.summary())
         data = {**report.to_dict(), "run_id": self.run_id, "action": action}
@@ -89,10 +87,8 @@ class ReconcilerActor(SupervisedActor):
             "summary": report.summary(),
             "lines": report.lines(),
             "action": action,
-            "adopt_positions": dict(live.positions) if action == "adopt_venue" else None,
-            "external_orders": [dict(o) for o in report.unexpected_orders]
-            if action == "adopt_venue"
-            else [],
+            "adopt_positions": decision.adopt_positions,
+            "external_orders": decision.external_orders,
         }
 
     async def heartbeat(self) -> dict[str, Any]:

@@ -48,7 +48,8 @@ from tradeplane.actors.records import (
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import OperationalError
-from tradeplane.core.flatten import cash_flow_from_positions, flatten_intents
+from tradeplane.core.exposure import is_flat
+from tradeplane.core.flatten import flatten_intents
 from tradeplane.core.model import (
     CancelIntent,
     CancelOrder,
@@ -58,7 +59,6 @@ from tradeplane.core.model import (
     OrderDenied,
     Side,
 )
-from tradeplane.core.orders import OPEN_STATUSES, OrderStatus
 from tradeplane.core.reconcile import net_positions
 from tradeplane.core.risk import (
     KillSwitchActivated,
@@ -66,6 +66,7 @@ from tradeplane.core.risk import (
     RiskDayRolledOver,
     RiskEngine,
 )
+from tradeplane.core.risk_recovery import CheckOrphan, RiskJournal, RiskRecovery
 from tradeplane.core.session import make_calendar
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.protocol.api import BrokerApi, JournalApi
@@ -78,8 +79,6 @@ PERSIST_INTERVAL_S = 1.0
 # The feed sends a bar to the strategies and to risk separately; an intent can arrive before
 # risk has seen its symbol's first bar. It waits this long for that mark instead of being denied.
 FIRST_MARK_WAIT_S = 2.0
-# How far back a restarted risk looks for intents left without a decision.
-ORPHAN_LOOKBACK_S = 2 * 86_400.0
 
 
 def starting_equity(cfg: TradeplaneConfig) -> float:
@@ -94,12 +93,16 @@ class RiskActor(SupervisedActor):
         self.deployment = cfg.deployment.name
         self.peers = Peers(self.deployment)
         self.outbox = Outbox(self.peers, inflight_limit=cfg.supervisor.inflight_limit)
+        clock = SystemClock()
         self.engine = RiskEngine(
             cfg.risk.limits(),
-            clock=SystemClock(),
+            clock=clock,
             calendar=make_calendar(cfg.session.calendar),
             starting_equity=starting_equity(cfg),
             policy=cfg.risk.kill_switch_policy(),
+        )
+        self.recovery = RiskRecovery(
+            self.engine, clock, recovered_intent_max_age_s=cfg.risk.recovered_intent_max_age_s
         )
         self._decided: deque[str] = deque(maxlen=DECIDED_MEMORY)
         self._decided_set: set[str] = set()
@@ -142,79 +145,57 @@ class RiskActor(SupervisedActor):
         return {"summary": self.engine.summary()}
 
     async def _restore(self) -> list[Any]:
-        rows = await query_journal(self.peers, "positions")
-        positions = net_positions(rows)
-        orders = await query_journal(self.peers, "orders")  # one read serves both uses below
-        working: dict[str, tuple[str, float]] = {}
-        for o in orders:
-            if OrderStatus(o["status"]) not in OPEN_STATUSES:
-                continue
-            remaining = float(o["quantity"]) - float(o["filled_quantity"] or 0.0)
-            working[o["client_order_id"]] = (o["symbol"], Side(o["side"]).sign * remaining)
-        self.engine.restore(positions, working, cash_flow=cash_flow_from_positions(rows.values()))
-        snapshot = await query_journal(
-            self.peers, "get_state", scope=RISK_SCOPE, key=RISK_STATE_KEY
+        """Read what the journal holds for risk; ``core.risk_recovery`` takes it back."""
+        positions = await query_journal(self.peers, "positions")
+        orders = await query_journal(self.peers, "orders")
+        journal = RiskJournal(
+            positions=positions,
+            orders=orders,
+            risk_state=await query_journal(
+                self.peers, "get_state", scope=RISK_SCOPE, key=RISK_STATE_KEY
+            ),
+            kill_switch=await query_journal(
+                self.peers, "get_state", scope=RISK_SCOPE, key=KILL_SWITCH_KEY
+            ),
+            intents=await query_journal(self.peers, "intents"),
+            last_reconciliation=await query_journal(
+                self.peers, "get_state", scope=RECONCILIATION_SCOPE, key=RECONCILIATION_KEY
+            ),
         )
-        events: list[Any] = []
-        if snapshot:
-            try:
-                events = self.engine.restore_state(snapshot)
-            except ValueError as exc:
-                raise OperationalError(
-                    f"risk state in {self.cfg.deployment.resolved_state_dir()}/journal.db "
-                    f"(state {RISK_SCOPE}/{RISK_STATE_KEY}) is unusable, refusing to start: {exc}"
-                ) from exc
-        # Orders are journaled before they leave, so the journal is the floor for the counters.
-        since = time.time() - 86_400 * 2
-        self.engine.restore_order_history(
-            [
-                float(o["created_ts"])
-                for o in orders
-                if o.get("created_ts") is not None and float(o["created_ts"]) >= since
-            ]
+        where = (
+            f"{self.cfg.deployment.resolved_state_dir()}/journal.db "
+            f"(state {RISK_SCOPE}/{RISK_STATE_KEY})"
         )
-        kill = await query_journal(self.peers, "get_state", scope=RISK_SCOPE, key=KILL_SWITCH_KEY)
-        if kill is not None:
-            self._apply_persisted_kill_switch(kill)
-        for row in await query_journal(self.peers, "intents"):
-            if row.get("decision"):
-                self._remember(row["intent_id"])
-        last = await query_journal(
-            self.peers, "get_state", scope=RECONCILIATION_SCOPE, key=RECONCILIATION_KEY
-        )
-        # A restart inside a run that already reconciled trades at once; a new start waits.
-        self.engine.set_reconciling(not (last and last.get("run_id") == self.run_id))
-        return events
+        restored = self.recovery.restore(journal, run_id=self.run_id, where=where)
+        for intent_id in restored.decided_intent_ids:
+            self._remember(intent_id)
+        return restored.events
 
     async def _decide_orphans(self) -> None:
-        """Intents the journal holds with no decision: the risk that had them died before its
-        approval reached the broker or its denial reached the journal (sends are fire-and-forget,
-        and the strategy counted them delivered). Each gets a decision now, before any new
-        intent: recent ones are checked as usual (the broker drops a second submit of an order
-        it already has), older ones are denied ``INTENT_EXPIRED``, never sent late. A flatten
-        order is never re-sent on its own: the operator or the kill switch asks again."""
-        max_age = self.cfg.risk.recovered_intent_max_age_s
-        since = time.time() - ORPHAN_LOOKBACK_S
+        """Decide every intent the journal holds without a decision, before any new intent, as
+        ``core.risk_recovery`` says: recent ones checked as usual, the rest denied."""
         try:
-            rows = await query_journal(self.peers, "intents", undecided_only=True, since_ts=since)
+            rows = await query_journal(
+                self.peers, "intents", undecided_only=True, since_ts=self.recovery.orphans_since()
+            )
         except OperationalError:
             log.exception("could not read undecided intents")
             return
         async with self._deciding:
             for row in rows:
                 intent = intent_from_row(self.deployment, row)
-                if intent is None or intent.intent_id in self._decided_set:
+                decision = self.recovery.decide_orphan(intent, self._decided_set)
+                if decision is None:
                     continue
                 self.orphans += 1
-                age = time.time() - intent.ts
-                if age <= max_age and not intent.trigger.startswith("flatten:"):
-                    await self._await_first_mark(intent.symbol)
-                    await self._decide(intent, received=time.time())
+                if isinstance(decision, CheckOrphan):
+                    await self._await_first_mark(decision.intent.symbol)
+                    await self._decide(decision.intent, received=time.time())
                     continue
-                self._remember(intent.intent_id)
-                denial = self.engine.expire(intent, age, max_age)
+                denial = decision.denial
+                self._remember(denial.intent.intent_id)
                 self._decisions.add(1, {"decision": "denied"})
-                check = risk_check_context(intent.traceparent, intent.intent_id)
+                check = risk_check_context(denial.intent.traceparent, denial.intent.intent_id)
                 record = denial_record(
                     denial,
                     received_ts=time.time(),
@@ -223,15 +204,6 @@ class RiskActor(SupervisedActor):
                 self.outbox.send_nowait(ROLE_JOURNAL, JournalApi.append, [record], [])
         if rows:
             log.warning("decided %d intent(s) left undecided by a restart", len(rows))
-
-    def _apply_persisted_kill_switch(self, kill: dict[str, Any]) -> None:
-        active = bool(kill.get("active"))
-        if active and not self.engine.kill_switch_active:
-            self.engine.activate_kill_switch(
-                str(kill.get("reason") or "restored"), source=str(kill.get("source") or "operator")
-            )
-        elif not active and self.engine.kill_switch_active:
-            self.engine.clear_kill_switch(str(kill.get("reason") or "cleared"), source="operator")
 
     async def begin_resync(self, reason: str) -> None:
         """The broker lost the venue: deny new intents (``RECONCILING``) until the supervisor
@@ -306,9 +278,6 @@ class RiskActor(SupervisedActor):
             events = self.engine.roll_day_if_due()
             if events:
                 await self._act(events)
-        position = self.engine.position(intent.symbol)
-        signed = intent.side.sign * intent.quantity
-        reduces = position * signed < 0 and abs(signed) <= abs(position) + 1e-12
         decision = self.engine.check(intent, flatten=flatten)
         self._remember(intent.intent_id)
         tripped = [] if flatten else self.engine.drain_events()
@@ -331,7 +300,6 @@ class RiskActor(SupervisedActor):
             BrokerApi.submit,
             replace(
                 decision,
-                reduces_position=reduces,
                 flatten=flatten,
                 traceparent=traceparent,
                 received_ts=received,
@@ -425,7 +393,7 @@ class RiskActor(SupervisedActor):
         net = net_positions(rows)
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            if all(abs(self.engine.position(s) - q) <= 1e-9 for s, q in net.items()):
+            if all(is_flat(self.engine.position(s) - q) for s, q in net.items()):
                 return
             await asyncio.sleep(0.02)
         log.warning("flatten: risk's positions still differ from the journal's; sizing by journal")

@@ -12,6 +12,7 @@ from tradeplane.actors.records import (
     RISK_SCOPE,
     RISK_STATE_KEY,
 )
+from tradeplane.core.exposure import is_flat
 from tradeplane.journal.reader import JournalReader
 
 
@@ -22,7 +23,7 @@ def offline_status(state_dir: Path, *, tail: int = 10) -> dict[str, Any]:
         strategies: dict[str, Any] = {}
         for (strategy, symbol), pos in positions.items():
             entry = strategies.setdefault(strategy, {"positions": {}, "pnl": {}, "stats": {}})
-            if abs(float(pos.get("quantity", 0.0))) > 1e-12:
+            if not is_flat(float(pos.get("quantity", 0.0))):
                 entry["positions"][symbol] = pos
         return {
             "state_dir": str(state_dir),

@@ -11,9 +11,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tradeplane.core import ids
+from tradeplane.core.exposure import is_flat
 from tradeplane.core.model import Intent, OrderType, Side
 
-FLAT_EPSILON = 1e-9
+FLATTEN_TRIGGER_PREFIX = "flatten:"
+"""Every flatten intent's trigger starts so: a restarted risk never re-sends one on its own."""
 
 
 def flatten_intents(
@@ -24,11 +26,11 @@ def flatten_intents(
     ts: float,
 ) -> list[Intent]:
     """One market intent per (strategy, symbol) that holds a position, opposite side, same size."""
-    trigger = f"flatten:{request_id}"
+    trigger = f"{FLATTEN_TRIGGER_PREFIX}{request_id}"
     out: list[Intent] = []
     for ordinal, ((strategy, symbol), row) in enumerate(sorted(positions.items())):
         qty = float(row.get("quantity") or 0.0)
-        if abs(qty) <= FLAT_EPSILON:
+        if is_flat(qty):
             continue
         intent_id = ids.intent_id(deployment, strategy, trigger, ordinal)
         out.append(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from tradeplane.core.errors import InvariantError
+from tradeplane.core.exposure import QTY_EPS
 from tradeplane.core.model import Fill, Intent, OrderType, Side
 from tradeplane.core.statemachine import TransitionTable
 
@@ -57,8 +58,6 @@ ORDER_STATUS = TransitionTable[OrderStatus](
 
 TERMINAL_STATUSES = frozenset(s for s in OrderStatus if ORDER_STATUS.is_terminal(s))
 OPEN_STATUSES = frozenset(OrderStatus) - TERMINAL_STATUSES
-
-_QTY_EPS = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +129,12 @@ class Order:
         if fill.client_order_id != self.client_order_id or fill.side is not self.side:
             raise InvariantError(f"fill {fill.fill_id} does not belong to {self.client_order_id}")
         filled = self.filled_quantity + fill.quantity
-        if filled > self.quantity * (1 + 1e-9) + _QTY_EPS:
+        if filled > self.quantity * (1 + 1e-9) + QTY_EPS:
             raise InvariantError(
                 f"overfill on {self.client_order_id}: {filled} > ordered {self.quantity}"
             )
         avg = (self.avg_fill_price * self.filled_quantity + fill.price * fill.quantity) / filled
-        done = math.isclose(filled, self.quantity, rel_tol=1e-9, abs_tol=_QTY_EPS)
+        done = math.isclose(filled, self.quantity, rel_tol=1e-9, abs_tol=QTY_EPS)
         status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
         if status != self.status or status is not OrderStatus.PARTIALLY_FILLED:
             ORDER_STATUS.check(self.status, status)

@@ -12,9 +12,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from tradeplane.core.exposure import is_flat
 from tradeplane.core.model import Fill, Position
 
-_EPS = 1e-12
 # Fill ids remembered to drop a fill delivered twice in quick succession. Older duplicates are
 # stopped upstream (the strategy's journal-seq watermark), so the memory stays bounded.
 REMEMBERED_FILL_IDS = 4096
@@ -59,7 +59,7 @@ class VirtualPortfolio:
         self.cash -= signed_qty * price + fee
         self.fees += fee
         q = book.quantity
-        if abs(q) < _EPS or (q > 0) == (signed_qty > 0):
+        if is_flat(q) or (q > 0) == (signed_qty > 0):
             total = abs(q) + abs(signed_qty)
             book.avg_price = (abs(q) * book.avg_price + abs(signed_qty) * price) / total
             book.quantity = q + signed_qty
@@ -67,7 +67,7 @@ class VirtualPortfolio:
         closed = min(abs(signed_qty), abs(q))
         book.realized_pnl += closed * (price - book.avg_price) * (1 if q > 0 else -1)
         new_q = q + signed_qty
-        if abs(new_q) < _EPS:
+        if is_flat(new_q):
             book.quantity, book.avg_price = 0.0, 0.0
         elif (new_q > 0) != (q > 0):
             book.quantity, book.avg_price = new_q, price  # flipped: the remainder opened at price
@@ -91,7 +91,7 @@ class VirtualPortfolio:
         return {
             s: self.position(s)
             for s, b in self._books.items()
-            if include_flat or abs(b.quantity) >= _EPS
+            if include_flat or not is_flat(b.quantity)
         }
 
     def _price(self, symbol: str, book: _Book) -> float:

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from tradeplane.core.exposure import QTY_EPS
+
 # Relative tolerance for limit prices in a fingerprint: a price survives a text or float round
 # trip through a venue API only to about this precision.
 _PRICE_REL_TOL = 1e-9
@@ -247,7 +249,7 @@ def reconcile(
     *,
     checked_at: float,
     unknown_outcomes_resolved: Iterable[Mapping[str, Any]] = (),
-    quantity_tolerance: float = 1e-9,
+    quantity_tolerance: float = QTY_EPS,
     venue: str = "",
 ) -> ReconciliationReport:
     """Diff the journal's holdings (``expected``) against the venue's (``live``)."""

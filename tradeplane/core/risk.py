@@ -18,8 +18,9 @@ from collections import deque
 from typing import Any
 
 from tradeplane.core.clock import Clock
+from tradeplane.core.exposure import is_flat, reduces_position
 from tradeplane.core.model import Fill, Intent, OrderDenied, SubmitOrder
-from tradeplane.core.risk_book import EPS, Book, Working
+from tradeplane.core.risk_book import Book, Working
 from tradeplane.core.risk_checks import DupKey, PreTradeChecks, dup_key
 from tradeplane.core.risk_state import KillRecord, PersistentRiskState
 from tradeplane.core.risk_types import (
@@ -270,7 +271,12 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
     def _approve(self, intent: Intent, price: float) -> SubmitOrder:
         now = self.clock.now()
         coid = intent.client_order_id
-        self.book.add_working(coid, intent.symbol, float(intent.side.sign * intent.quantity))
+        signed = float(intent.side.sign * intent.quantity)
+        # Judged on the worst-case exposure before this order joins it, so two queued sells that
+        # together would flip a long are not both "reducing" when the kill switch trips later.
+        before, _ = self.book.exposure_before_after(intent.symbol, signed)
+        reduces = reduces_position(before, signed)
+        self.book.add_working(coid, intent.symbol, signed)
         self._approvals.append(now)
         self._orders_today += 1
         self._duplicates[dup_key(intent)] = now
@@ -281,7 +287,9 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
         self._recent_id_set.add(coid)
         self.approved += 1
         self._bump()
-        return SubmitOrder(intent=intent, approved_ts=now, reference_price=price)
+        return SubmitOrder(
+            intent=intent, approved_ts=now, reference_price=price, reduces_position=reduces
+        )
 
     def _prune_duplicates(self, now: float) -> None:
         window = self.limits.duplicate_order_window_s or 0.0
@@ -416,7 +424,7 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
         rebase = False
         for sym in set(positions) | set(self.book.positions):
             delta = positions.get(sym, 0.0) - self.book.position(sym)
-            if abs(delta) <= EPS:
+            if is_flat(delta):
                 continue
             price = self.book.prices.get(sym)
             if price is None:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from tradeplane.core.exposure import increases_exposure, is_flat
 from tradeplane.core.model import Fill
-
-EPS = 1e-9
 
 
 @dataclass(slots=True)
@@ -39,7 +38,7 @@ class Book:
             raise ValueError(f"mark price for {symbol} must be finite and > 0, got {price}")
         self.prices[symbol] = price
         self.mark_ts[symbol] = ts
-        if symbol not in self._avg_price and abs(self.position(symbol)) > EPS:
+        if symbol not in self._avg_price and not is_flat(self.position(symbol)):
             self._avg_price[symbol] = price  # restored position: entry unknown, start from here
 
     def apply_fill(self, fill: Fill) -> float:
@@ -52,13 +51,13 @@ class Book:
         if before * signed < 0:  # reduces (and maybe flips)
             closed = min(abs(signed), abs(before))
             realized += closed * (fill.price - avg) * (1.0 if before > 0 else -1.0)
-            if abs(after) <= EPS:
+            if is_flat(after):
                 self._avg_price.pop(sym, None)
             elif after * before < 0:
                 self._avg_price[sym] = fill.price
-        elif abs(after) > EPS:
+        elif not is_flat(after):
             self._avg_price[sym] = (abs(before) * avg + abs(signed) * fill.price) / abs(after)
-        self.positions[sym] = 0.0 if abs(after) <= EPS else after
+        self.positions[sym] = 0.0 if is_flat(after) else after
         self.cash_flow += -signed * fill.price - fill.fee
         self.realized += realized
         w = self.working.get(fill.client_order_id)
@@ -79,7 +78,7 @@ class Book:
         working: dict[str, tuple[str, float]],
         cash_flow: float | None,
     ) -> None:
-        self.positions = {s: float(q) for s, q in positions.items() if abs(q) > EPS}
+        self.positions = {s: float(q) for s, q in positions.items() if not is_flat(q)}
         self.working = {coid: Working(sym, float(q)) for coid, (sym, q) in working.items()}
         avg = {s: self._avg_price.get(s) or self.prices.get(s) for s in self.positions}
         self._avg_price = {s: p for s, p in avg.items() if p is not None}
@@ -94,7 +93,7 @@ class Book:
         return self.positions.get(symbol, 0.0)
 
     def held(self) -> list[str]:
-        return [s for s, q in self.positions.items() if abs(q) > EPS]
+        return [s for s, q in self.positions.items() if not is_flat(q)]
 
     def working_quantity(self, symbol: str, side: float = 0.0) -> float:
         """Net working quantity, or only the working quantity on ``side``'s sign when given."""
@@ -111,8 +110,8 @@ class Book:
 
     def increases(self, symbol: str, signed: float) -> bool:
         """Whether an order of ``signed`` quantity raises the symbol's worst-case |exposure|."""
-        before, after = self.exposure_before_after(symbol, signed)
-        return abs(after) > abs(before) + EPS
+        before, _ = self.exposure_before_after(symbol, signed)
+        return increases_exposure(before, signed)
 
     def worst_case_quantity(self, symbol: str) -> float:
         """Largest |position| reachable if every working order on one side fills."""
@@ -125,7 +124,7 @@ class Book:
     def active_symbols(self) -> set[str]:
         """Symbols with a position or a working order."""
         out = set(self.held())
-        out.update(w.symbol for w in self.working.values() if abs(w.signed_remaining) > EPS)
+        out.update(w.symbol for w in self.working.values() if not is_flat(w.signed_remaining))
         return out
 
     def equity(self, starting_equity: float) -> float | None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
+from tradeplane.core.exposure import reduces_position
 from tradeplane.core.model import Intent, OrderDenied, OrderType
-from tradeplane.core.risk_book import EPS, Book
+from tradeplane.core.risk_book import Book
 from tradeplane.core.risk_types import DenyReason, Figures, RiskLimits, TradingState
 from tradeplane.core.session import iso_utc
 
@@ -103,14 +104,14 @@ class PreTradeChecks:
                 {"trading_state": self.state.value, "kill_switch_reason": self._kill_reason()},
             )
         if self.state is TradingState.REDUCING:
-            before, after = self.book.exposure_before_after(intent.symbol, signed)
-            if abs(after) > abs(before) + EPS or after * before < -EPS:  # grows or flips
+            before, _ = self.book.exposure_before_after(intent.symbol, signed)
+            if not reduces_position(before, signed):  # grows, flips or opens
                 return self._reducing_denial(intent, signed, "trading is reducing-only")
         return None
 
     def _check_flatten(self, intent: Intent, signed: float) -> OrderDenied | None:
-        before, after = self.book.exposure_before_after(intent.symbol, signed)
-        if abs(before) > EPS and before * signed < 0 and after * before >= -EPS:
+        before, _ = self.book.exposure_before_after(intent.symbol, signed)
+        if reduces_position(before, signed):
             return None
         return self._reducing_denial(intent, signed, "a flatten order may only reduce the position")
 
@@ -216,9 +217,9 @@ class PreTradeChecks:
 
     def _check_position(self, intent: Intent, price: float, signed: float) -> OrderDenied | None:
         """Worst case: every working order on the same side fills."""
-        before, after = self.book.exposure_before_after(intent.symbol, signed)
-        if abs(after) <= abs(before) + EPS:
+        if not self.book.increases(intent.symbol, signed):
             return None
+        _, after = self.book.exposure_before_after(intent.symbol, signed)
         pos = self.book.position(intent.symbol)
         qty_limit = self.limits.max_position_quantity
         if qty_limit is not None and abs(after) > qty_limit:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from ray.exceptions import RayActorError
 
-from tradeplane.actors.common import call_journal, query_journal
+from tradeplane.actors.common import Remote, call_journal, query_journal
 from tradeplane.core.errors import OperationalError
 
 
@@ -50,6 +50,9 @@ class FakePeers:
 
     def get(self, role: str) -> FakeJournal | None:
         return self.journal
+
+    def remote(self, role: str) -> Remote[Any] | None:
+        return None if self.journal is None else Remote(self.journal)
 
     def forget(self, role: str | None = None) -> None:
         self.forgotten += 1

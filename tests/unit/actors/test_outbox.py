@@ -8,6 +8,8 @@ from typing import Any
 from ray.exceptions import RayActorError
 
 from tradeplane.actors.common import Outbox
+from tradeplane.protocol.api import BrokerApi, RiskApi
+from tradeplane.protocol.roles import ROLE_BROKER, ROLE_RISK
 
 
 class FakeMethod:
@@ -65,10 +67,10 @@ def test_call_failing_after_the_rewire_then_redelivered_without_another_rewire()
         first = peers.current
         assert first is not None
         first.alive = False
-        outbox.send_nowait("broker", "submit", 1)  # in flight to an actor that just died
+        outbox.send_nowait(ROLE_BROKER, BrokerApi.submit, 1)  # in flight to an actor that just died
         peers.current = FakeActor()  # restarted; the rewire arrives before the failure does
-        outbox.resend("broker")
-        outbox.send_nowait("broker", "submit", 2)
+        outbox.resend(ROLE_BROKER)
+        outbox.send_nowait(ROLE_BROKER, BrokerApi.submit, 2)
         await _settle(outbox)
         assert peers.current is not None
         return [args[0] for _, args in peers.current.received]
@@ -84,7 +86,7 @@ def test_messages_parked_while_peer_is_away_then_delivered_in_order() -> None:
         replacement = FakeActor()
         peers.current = None  # the receiver is being restarted
         for n in range(5):
-            outbox.send_nowait("risk", "on_intents", n)
+            outbox.send_nowait(ROLE_RISK, RiskApi.on_intents, n)
         assert outbox.pending_retries() == 5
         peers.current = replacement  # back, but nobody calls rewire
         await _settle(outbox)
@@ -108,7 +110,7 @@ def test_parked_messages_retried_after_waits_doubling_to_five_seconds() -> None:
 
         outbox.sleep = sleep
         peers.current = None
-        outbox.send_nowait("risk", "on_intents", 1)
+        outbox.send_nowait(ROLE_RISK, RiskApi.on_intents, 1)
         await _settle(outbox)
         return waits, [args[0] for _, args in replacement.received]
 
@@ -122,13 +124,13 @@ def test_outbox_retry_loop_when_cancelled_then_it_ends_and_can_start_again() -> 
         peers = FakePeers()
         outbox = Outbox(peers)  # type: ignore[arg-type]
         peers.current = None
-        outbox.send_nowait("risk", "on_intents", 1)
+        outbox.send_nowait(ROLE_RISK, RiskApi.on_intents, 1)
         (loop_task,) = outbox.tasks
         await asyncio.sleep(0)
         loop_task.cancel()
         await asyncio.gather(loop_task, return_exceptions=True)
         assert loop_task.cancelled() and outbox.pending_retries() == 1
-        outbox.send_nowait("risk", "on_intents", 2)  # parks, and starts a new retry loop
+        outbox.send_nowait(ROLE_RISK, RiskApi.on_intents, 2)  # parks, and starts a new retry loop
         return len(outbox.tasks) == 1
 
     assert asyncio.run(scenario())

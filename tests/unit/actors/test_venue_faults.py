@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import pytest
 from ray.exceptions import RayActorError, RayTaskError
 
+from tradeplane.actors.common import Remote
 from tradeplane.actors.venue import RayVenueClient, StreamingSimVenue
 from tradeplane.core.clock import ManualClock
 from tradeplane.core.errors import TransientError
@@ -335,6 +336,9 @@ class FakePeers:
 
     def get(self, role: str) -> Any:
         return self.handle
+
+    def remote(self, role: str) -> Remote[Any] | None:
+        return None if self.handle is None else Remote(self.handle)
 
     def forget(self, role: str | None = None) -> None:
         self.forgotten.append(role)

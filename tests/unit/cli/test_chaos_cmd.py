@@ -183,11 +183,11 @@ def supervisor_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     calls: list[tuple[Any, ...]] = []
     monkeypatch.setattr(operator, "find_running", lambda name, address: "sup")
 
-    def call_running(sup: Any, method: str, *args: Any, timeout_s: float = 60.0) -> Any:
-        calls.append((method, *args))
-        return {"method": method, "active": ["delay_acks"]}
+    def call_running_within(timeout_s: float, sup: Any, method: Any, *args: Any) -> Any:
+        calls.append((method.__name__, *args))
+        return {"method": method.__name__, "active": ["delay_acks"]}
 
-    monkeypatch.setattr(operator, "call_running", call_running)
+    monkeypatch.setattr(operator, "call_running_within", call_running_within)
     return calls
 
 

@@ -358,3 +358,23 @@ def test_summary_is_json_safe_and_complete() -> None:
     ):
         assert key in s
     assert s["daily_loss_limit"] == 500 and s["equity"] == pytest.approx(10_000)
+
+
+def test_approval_marks_reducing_orders_by_worst_case_exposure_so_queued_ones_cannot_flip() -> None:
+    e = engine()
+    long_100_at_100(e)
+    first = e.check(intent(Side.SELL, qty=60))
+    second = e.check(intent(Side.SELL, qty=60))  # with the first working, this one would flip
+    third = e.check(intent(Side.SELL, qty=40))
+    grow = e.check(intent(Side.BUY, qty=1))
+    assert isinstance(first, SubmitOrder) and first.reduces_position
+    assert isinstance(second, SubmitOrder) and not second.reduces_position
+    assert isinstance(third, SubmitOrder) and not third.reduces_position  # 100-60-60 < 0 already
+    assert isinstance(grow, SubmitOrder) and not grow.reduces_position
+
+
+def test_approval_when_flat_then_not_reducing() -> None:
+    e = engine()
+    e.mark("AAA", 100.0)
+    d = e.check(intent(Side.SELL, qty=1))
+    assert isinstance(d, SubmitOrder) and not d.reduces_position
