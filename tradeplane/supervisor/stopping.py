@@ -5,6 +5,7 @@ what a step could not do is recorded (``errors`` in ``deployment_stopped`` and t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -119,7 +120,9 @@ class Stopper:
     async def kill_all(self) -> list[str]:
         """Every child goes, last first; returns the roles whose kill failed (logged)."""
         for task in list(self.sup.watchers.values()):
-            task.cancel()
+            # The death watch that saw the last failure may be the one running this stop.
+            if task is not asyncio.current_task():
+                task.cancel()
         failed = []
         for role in reversed(list(self.sup.specs)):
             try:

@@ -314,6 +314,10 @@ class Supervisor:
         self, role: str, timeout_s: float, *, restart: bool = False, created: bool = False
     ) -> None:
         spec = self.specs[role]
+        if restart and self.core.phase in (Phase.STOPPING, Phase.STOPPED):
+            # A restart under way when the stop came: the stop has killed (or will kill) every
+            # child by name, and a new one must not outlive it.
+            raise OperationalError(f"{role} not restarted: the deployment is stopping")
         if not created:
             node_id = None
             if spec.colocate_with is not None:

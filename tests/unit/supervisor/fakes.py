@@ -197,6 +197,7 @@ class FakeAdapter:
         self.sent.append((role, method, args))
 
     async def kill(self, role: str) -> None:
+        await asyncio.sleep(0)  # a real kill waits for the name to be free
         self.killed.append(role)
         child = self.children.pop(role, None)
         if child is not None:
