@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tradeplane.actors.common import ROLE_JOURNAL, strategy_role
-from tradeplane.core.health import Phase
 from tradeplane.supervisor.adapter import ChildGone
 from tradeplane.supervisor.commands import ChildDied
+from tradeplane.supervisor.derive import adopt, adoptable
 
 if TYPE_CHECKING:
     from tradeplane.supervisor.supervisor import Supervisor
@@ -29,25 +29,16 @@ async def reattach(sup: Supervisor) -> bool:
         )
     except (ChildGone, TimeoutError):
         return False
-    if (
-        not run
-        or run.get("run_id") != sup.run_id
-        or run.get("phase") not in (Phase.READY.value, Phase.RUNNING.value)
-    ):
+    if not adoptable(run, sup.run_id):
         return False
-    core.set_phase(Phase.READY)
-    core.set_phase(Phase.RUNNING)
     suspended = await suspended_in_run(sup)
-    missing = []
-    for role in sup.specs:
-        if role in suspended:  # stays suspended: its budget was spent before we died
-            core.suspend(role)
-            adapter.abandon(role)
-        elif adapter.attach(role):
-            core.running(role)
-            sup.watch(role)
-        else:
-            missing.append(role)
+    alive = {role: adapter.attach(role) for role in sup.specs if role not in suspended}
+    adoption = adopt(core, alive, suspended)
+    for role in adoption.abandon:
+        adapter.abandon(role)
+    for role in adoption.watch:
+        sup.watch(role)
+    missing = list(adoption.missing)
     sup.journal("supervisor_reattached", {"run_id": sup.run_id, "missing": missing})
     sup.start_loops()
     sup.wake.set()  # observe at once: health is unknown until the first tick

@@ -17,6 +17,7 @@ from tradeplane.actors.common import ROLE_BROKER, ROLE_RECONCILER, ROLE_RISK, ST
 from tradeplane.core.watchdog import Lifecycle, RecoveryDecision
 from tradeplane.supervisor.commands import RecoveryFinished, ResyncEnded, ResyncFinished
 from tradeplane.supervisor.core import VENUE_CONNECTION, Recovery
+from tradeplane.supervisor.derive import rewiring
 
 if TYPE_CHECKING:
     from tradeplane.supervisor.supervisor import Supervisor
@@ -94,11 +95,11 @@ class Recoverer:
         """Siblings resend what the restarted actor never got, and the newcomer learns which
         strategies are suspended; the next tick brings it to the desired state (a restarted
         feed is told to stream there)."""
+        plan = rewiring(self.core, role)
         try:
-            for other, child in self.core.children.items():
-                if other != role and child.state is Lifecycle.RUNNING:
-                    self.adapter.send(other, "rewire", role)
-            for gone in self.core.suspended():
+            for other in plan.siblings:
+                self.adapter.send(other, "rewire", role)
+            for gone in plan.suspended:
                 self.adapter.send(role, "forget_peer", gone)
             self.adapter.resend(role)
         except Exception:

@@ -26,7 +26,7 @@ from tradeplane.actors.common import (
 from tradeplane.actors.records import event_record
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import OperationalError, root_cause
-from tradeplane.core.health import Health, HealthFacts, HealthReading, Phase
+from tradeplane.core.health import Health, HealthReading, Phase
 from tradeplane.core.session import make_calendar
 from tradeplane.core.watchdog import Lifecycle, RecoveryPolicy
 from tradeplane.journal.records import StateWrite
@@ -58,6 +58,7 @@ from tradeplane.supervisor.commands import (
     WakeRecovery,
 )
 from tradeplane.supervisor.core import SupervisorCore
+from tradeplane.supervisor.derive import health_facts
 from tradeplane.supervisor.reattach import RUN_KEY, RUN_SCOPE, reattach
 from tradeplane.supervisor.recovery import Recoverer
 from tradeplane.supervisor.status import build_status
@@ -408,24 +409,8 @@ class Supervisor:
         await self.observe()
 
     async def observe(self) -> None:
-        feed = self.core.children.get(ROLE_FEED)
-        broker = self.core.children.get(ROLE_BROKER)
-        fb = feed.last_heartbeat if feed else {}
-        bb = broker.last_heartbeat if broker else {}
         now = self.clock.now()
-        facts = HealthFacts(
-            phase=self.core.phase,
-            now=now,
-            children_down=self.core.down() if self.core.phase is not Phase.STARTING else (),
-            feed_started=bool(fb.get("streaming")),
-            last_bar_recv_ts=fb.get("last_bar_recv_ts"),
-            feed_started_ts=fb.get("started_ts"),
-            broker_connected=bool(bb.get("connected", True)),
-            broker_resyncing=bool(bb.get("resyncing")),
-            market_open=self.calendar.is_open(now),
-            feed_silence_s=self.core.feed_silence_s,
-            suspended=self.core.suspended(),
-        )
+        facts = health_facts(self.core, now, self.calendar.is_open(now))
         self.reading, change = self.core.observe_health(facts)
         await self.handle(HealthRead(self.reading, change))
 
