@@ -150,14 +150,7 @@ class SupervisorCore:
         limit = self.strategy_max_restarts if child.is_strategy else None
         decision = self.policy.on_failure(role, now, max_attempts=limit)
         if decision.retry:
-            self.queue[role] = Recovery(
-                role,
-                (role,),
-                now + decision.delay_s,
-                decision.attempt,
-                decision.max_attempts,
-                error,
-            )
+            self._queue(decision, (role,), now, error)
         elif child.suspendable:
             child.move(Lifecycle.SUSPENDED)
         else:
@@ -174,15 +167,16 @@ class SupervisorCore:
         if not decision.retry:
             self._exhaust(decision)
         elif roles:
-            self.queue[target] = Recovery(
-                target,
-                roles,
-                now + decision.delay_s,
-                decision.attempt,
-                decision.max_attempts,
-                cause,
-            )
+            self._queue(decision, roles, now, cause)
         return decision
+
+    def _queue(
+        self, decision: RecoveryDecision, roles: tuple[str, ...], now: float, cause: str
+    ) -> None:
+        due = now + decision.delay_s
+        self.queue[decision.target] = Recovery(
+            decision.target, roles, due, decision.attempt, decision.max_attempts, cause
+        )
 
     def _exhaust(self, decision: RecoveryDecision) -> None:
         if self.exhausted is None:
@@ -364,7 +358,13 @@ class SupervisorCore:
             | {"ts": done.started_ts, "took_s": took}
         )
         del self.restart_log[:-50]
-        cmds = [Rewire(role) for role in done.roles]
+        cmds = []
+        if self.halt is not None and self.broker_role in done.roles:
+            # A broker restarted after the give-up (its restart was under way) came up trading:
+            # halted again before anyone resends to it.
+            self.halt.confirmed = False
+            cmds.append(SetTradingState("halted", dict(HALTED)))
+        cmds += [Rewire(role) for role in done.roles]
         if self.feed_role in done.roles and self.phase is Phase.RUNNING:
             # Not left to the next tick: every moment without bars is a moment not trading.
             cmds.append(StartStreaming())
@@ -440,8 +440,10 @@ class SupervisorCore:
             "reason": why,
             "then": self.on_recovery_exhausted,
         }
-        # No recovery may start once we give up: the phase changes before the first command.
-        self.set_phase(Phase.FAILED)
+        # No recovery may start once we give up: the phase changes before the first command
+        # (a stop already under way goes on to stopped).
+        if self.active:
+            self.set_phase(Phase.FAILED)
         cmds: list[Command] = [
             JournalEvent("recovery_exhausted", exhausted, durable=True),
             WakeRecovery(),

@@ -417,7 +417,10 @@ class Supervisor:
     # -- operator commands ---------------------------------------------------------------------
 
     async def stop(self, reason: str = "operator") -> dict[str, Any]:
-        await self.handle(StopRequested(reason))
+        commands = self.core.step(StopRequested(reason), self.clock.now())
+        if not commands:  # stopped already
+            return self.status()
+        await self.execute(commands)
         return self.last_stop if self.last_stop is not None else self.status()
 
     async def kill_switch(self, active: bool, reason: str) -> dict[str, Any]:
