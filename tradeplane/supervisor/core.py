@@ -362,7 +362,7 @@ class SupervisorCore:
         if self.halt is not None and self.broker_role in done.roles:
             # A broker restarted after the give-up (its restart was under way) came up trading:
             # halted again before anyone resends to it.
-            self.halt.confirmed = False
+            self.halt.confirmed, self.halt.given_up = False, None
             cmds.append(SetTradingState("halted", dict(HALTED)))
         cmds += [Rewire(role) for role in done.roles]
         if self.feed_role in done.roles and self.phase is Phase.RUNNING:
