@@ -21,7 +21,7 @@ SHELL = ["actor.py", "recovery.py", "stopping.py", "status.py", "adapter.py"]
 # Files added by the refactor of issue 13; absent at the old commit.
 SHELL_NEW = ["supervisor.py", "reattach.py", "clock.py"]
 CORE = ["core.py"]
-CORE_NEW = ["commands.py", "model.py", "derive.py"]
+CORE_NEW = ["commands.py", "model.py", "derive.py", "halting.py"]
 
 
 _ONE_BRANCH = (

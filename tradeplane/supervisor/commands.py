@@ -96,6 +96,11 @@ class HaltRetryDue:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class HaltIssued:
+    """Every halt command has been carried out (whatever the broker answered)."""
+
+
 Observation = (
     ChildDied
     | HeartbeatReceived
@@ -108,6 +113,7 @@ Observation = (
     | StopRequested
     | HaltFinished
     | HaltRetryDue
+    | HaltIssued
 )
 
 # -- commands -------------------------------------------------------------------------------------

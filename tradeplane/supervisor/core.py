@@ -26,12 +26,13 @@ from tradeplane.core.health import (
     derive_health,
 )
 from tradeplane.core.watchdog import LIFECYCLE, Lifecycle, RecoveryDecision, RecoveryPolicy
+from tradeplane.supervisor import halting
 from tradeplane.supervisor.commands import (
-    CancelOpenOrders,
     ChildDied,
     Command,
     EndResync,
     HaltFinished,
+    HaltIssued,
     HaltRetryDue,
     HealthRead,
     HeartbeatMissed,
@@ -45,12 +46,10 @@ from tradeplane.supervisor.commands import (
     ResyncEnded,
     ResyncFinished,
     Rewire,
-    ScheduleWake,
     SetTradingState,
     StartStreaming,
     StopDeployment,
     StopRequested,
-    StopStreaming,
     SuspendActor,
     TickEnded,
     WakeRecovery,
@@ -58,7 +57,6 @@ from tradeplane.supervisor.commands import (
 from tradeplane.supervisor.model import (
     ACTIVE_PHASES,
     FEED_SILENCE,
-    GONE,
     HALTED,
     PHASE,
     VENUE_CONNECTION,
@@ -113,7 +111,8 @@ class SupervisorCore:
 
     @property
     def active(self) -> bool:
-        return self.phase in ACTIVE_PHASES
+        """Recovering and watching: ready or running, and not giving up."""
+        return self.phase in ACTIVE_PHASES and self.halt is None
 
     def running(self, role: str) -> None:
         child = self.children[role]
@@ -246,6 +245,7 @@ class SupervisorCore:
         feed = self.children.get(feed_role)
         return (
             self.phase is Phase.RUNNING
+            and self.halt is None
             and feed is not None
             and feed.state is Lifecycle.RUNNING
             and bool(feed.last_heartbeat)
@@ -296,9 +296,11 @@ class SupervisorCore:
                 self.set_phase(Phase.STOPPING)
                 return [WakeRecovery(), StopDeployment(reason)]
             case HaltFinished(error):
-                return self._halt_answered(error)
+                return halting.halt_answered(self, error)
             case HaltRetryDue():
-                return self._halt_retry()
+                return halting.halt_retry(self)
+            case HaltIssued():
+                return halting.halt_issued(self)
         raise TypeError(f"not an observation: {obs!r}")
 
     def _died(self, role: str, cause: str, now: float) -> list[Command]:
@@ -313,7 +315,7 @@ class SupervisorCore:
         if decision.retry:
             cmds = [WakeRecovery()]
         elif self.exhausted is not None:
-            cmds = self._give_up(decision)
+            cmds = halting.give_up(self, decision)
         else:
             cmds = [
                 SuspendActor(role, decision)
@@ -365,7 +367,7 @@ class SupervisorCore:
             self.halt.confirmed, self.halt.given_up = False, None
             cmds.append(SetTradingState("halted", dict(HALTED)))
         cmds += [Rewire(role) for role in done.roles]
-        if self.feed_role in done.roles and self.phase is Phase.RUNNING:
+        if self.feed_role in done.roles and self.phase is Phase.RUNNING and self.halt is None:
             # Not left to the next tick: every moment without bars is a moment not trading.
             cmds.append(StartStreaming())
         succeeded = {
@@ -404,7 +406,7 @@ class SupervisorCore:
         if done.result["action"] == "block_start":
             self.resync_running = False
             reason = f"reconciliation mismatch after reconnect: {done.result['summary']}"
-            return self._give_up(decision, reason)
+            return halting.give_up(self, decision, reason)
         return [EndResync(decision, done.started_ts, done.result["summary"])]
 
     def _resync_ended(self, done: ResyncEnded, now: float) -> list[Command]:
@@ -420,82 +422,3 @@ class SupervisorCore:
             "reconciliation": done.summary,
         }
         return [JournalEvent("recovery_succeeded", succeeded)]
-
-    # -- giving up ------------------------------------------------------------------------------
-
-    def _give_up(self, decision: RecoveryDecision, reason: str | None = None) -> list[Command]:
-        """Fail closed: journal why (durably, before anything else), stop the bars (so no new
-        intent), hold back everything queued at the broker, cancel working orders where
-        configured; then health ``failed``, or a full stop when so configured."""
-        if self.halt is not None:
-            return []
-        why = reason or self.failure or decision.reason
-        self.failure = why
-        self.halt = Halt(decision.target, why)
-        exhausted = {
-            "target": decision.target,
-            "attempts": decision.attempt,
-            "max_attempts": decision.max_attempts,
-            "window_s": self.policy.window_s,
-            "reason": why,
-            "then": self.on_recovery_exhausted,
-        }
-        # No recovery may start once we give up: the phase changes before the first command
-        # (a stop already under way goes on to stopped).
-        if self.active:
-            self.set_phase(Phase.FAILED)
-        cmds: list[Command] = [
-            JournalEvent("recovery_exhausted", exhausted, durable=True),
-            WakeRecovery(),
-            StopStreaming(),
-            SetTradingState("halted", dict(HALTED)),
-        ]
-        if self.cancel_orders_on_exhausted:
-            cmds.append(CancelOpenOrders("recovery exhausted"))
-        cmds += [JournalEvent("deployment_failed", {"reason": why}, run_state=True), Observe()]
-        if self.on_recovery_exhausted == "stopped":
-            cmds.append(ScheduleWake(0.0, StopRequested(f"recovery exhausted: {why}")))
-        return cmds
-
-    def _halt_answered(self, error: str | None) -> list[Command]:
-        """The broker's answer to the halt. A refusal or a lost call is recorded and retried
-        with bounded backoff until the broker confirms, or is known gone (dead, or killed by
-        the stop): a gone broker sends nothing, and it is not restarted once we gave up."""
-        halt = self.halt
-        if halt is None or halt.confirmed or halt.given_up is not None:
-            return []
-        if error is None:
-            halt.confirmed = True
-            if not halt.failures:
-                return []
-            return [JournalEvent("halt_succeeded", {"attempts": halt.failures + 1})]
-        halt.failures += 1
-        failed: dict[str, Any] = {"error": error[:500], "attempt": halt.failures}
-        gone = self._broker_gone()
-        if gone is not None:
-            halt.given_up = gone
-            return [JournalEvent("halt_failed", failed | {"retry_in_s": None, "given_up": gone})]
-        delay = min(self.halt_retry_s * 2 ** (halt.failures - 1), self.halt_retry_max_s)
-        return [
-            JournalEvent("halt_failed", failed | {"retry_in_s": delay}),
-            ScheduleWake(delay, HaltRetryDue()),
-        ]
-
-    def _halt_retry(self) -> list[Command]:
-        halt = self.halt
-        if halt is None or halt.confirmed or halt.given_up is not None:
-            return []
-        gone = self._broker_gone()
-        if gone is not None:
-            halt.given_up = gone
-            stopped = {"attempt": halt.failures, "retry_in_s": None, "given_up": gone}
-            return [JournalEvent("halt_failed", {"error": None} | stopped)]
-        return [SetTradingState("halted", dict(HALTED))]
-
-    def _broker_gone(self) -> str | None:
-        broker = self.children.get(self.broker_role)
-        if broker is None or broker.state in GONE:
-            return "broker is down: nothing leaves it, and it is not restarted after a halt"
-        if self.phase in (Phase.STOPPING, Phase.STOPPED):
-            return "deployment stopping: the broker is closed and killed"
-        return None

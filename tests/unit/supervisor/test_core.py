@@ -9,6 +9,7 @@ from tradeplane.supervisor.commands import (
     ChildDied,
     EndResync,
     HaltFinished,
+    HaltIssued,
     HaltRetryDue,
     JournalEvent,
     RecoveryFinished,
@@ -264,7 +265,12 @@ def test_budget_spent_then_exhaustion_journaled_durably_before_the_halt_and_phas
     assert exhausted < names.index("SetTradingState") and cmds[exhausted].durable
     # Cancelling is configured per deployment (off in this core; the Supervisor tests cover it).
     assert "StopStreaming" in names and "CancelOpenOrders" not in names
-    assert c.phase is Phase.FAILED and c.halt is not None
+    # No recovery from the give-up on; failed once the halt is issued.
+    assert c.halt is not None and not c.active and c.next_recovery(9.0) == (None, 0.0)
+    assert ScheduleWake(0.0, HaltIssued()) in cmds
+    failed, _ = c.step(HaltIssued(), 2.0)
+    assert c.phase is Phase.FAILED
+    assert failed.kind == "deployment_failed" and failed.run_state
 
 
 def test_halt_refused_then_recorded_and_retried_with_bounded_backoff() -> None:
@@ -302,7 +308,7 @@ def test_broker_restart_finishing_after_give_up_then_halted_before_rewired() -> 
     c.begin(journal)
     c.restarted("journal")
     c.step(ChildDied("journal", "again"), 1.6)  # ...when the journal's budget is spent
-    assert c.phase is Phase.FAILED
+    assert c.halt is not None
     c.restarted("broker")
     cmds = c.step(RecoveryFinished("broker", ("broker",), 1, "x", 1.0), 2.0)
     assert kinds_of(cmds)[:2] == ["SetTradingState", "Rewire"]
