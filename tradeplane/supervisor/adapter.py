@@ -1,4 +1,5 @@
-"""Every Ray call the supervisor makes goes through here, so its loop can run against a fake."""
+"""Every Ray call the supervisor makes goes through here, its journaling included, so the
+supervisor runs against a fake in unit tests (``tests/unit/supervisor/fakes.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from typing import Any, Protocol
 import ray
 from ray.exceptions import RayActorError
 
-from tradeplane.actors.common import NAMESPACE, actor_name
+from tradeplane.actors.common import (
+    NAMESPACE,
+    ROLE_JOURNAL,
+    Outbox,
+    Peers,
+    actor_name,
+    call_journal,
+)
 from tradeplane.supervisor.specs import ChildSpec
 
 
@@ -24,11 +32,56 @@ class ChildAdapter(Protocol):
     def send(self, role: str, method: str, *args: Any) -> None: ...
     async def kill(self, role: str) -> None: ...
 
+    async def journal(self, records: list[Any], state: list[Any], *, retry_s: float) -> None:
+        """Append and wait for the commit, across a journal restart; raises
+        ``OperationalError`` when the journal stays away for ``retry_s``."""
+        ...
+
+    def append(self, records: list[Any], state: list[Any]) -> None:
+        """Append without waiting: kept and resent until the journal acknowledges it."""
+        ...
+
+    def resend(self, role: str) -> None:
+        """``role`` is back: resend what the supervisor sent it and it never acknowledged."""
+        ...
+
+    def abandon(self, role: str) -> None:
+        """``role`` will not come back: drop what waits for it."""
+        ...
+
+    def inflight(self) -> int:
+        """Sends dispatched and not yet acknowledged."""
+        ...
+
+    def undelivered(self) -> int:
+        """Sends not yet acknowledged (in flight or waiting to be resent)."""
+        ...
+
 
 class RayChildAdapter:
     def __init__(self, deployment: str) -> None:
         self.deployment = deployment
         self.handles: dict[str, Any] = {}
+        self.peers = Peers(deployment)
+        self.outbox = Outbox(self.peers)
+
+    async def journal(self, records: list[Any], state: list[Any], *, retry_s: float) -> None:
+        await call_journal(self.peers, records, state, retry_s=retry_s)
+
+    def append(self, records: list[Any], state: list[Any]) -> None:
+        self.outbox.send_nowait(ROLE_JOURNAL, "append", records, state)
+
+    def resend(self, role: str) -> None:
+        self.outbox.resend(role)
+
+    def abandon(self, role: str) -> None:
+        self.outbox.abandon(role)
+
+    def inflight(self) -> int:
+        return self.outbox.inflight()
+
+    def undelivered(self) -> int:
+        return self.outbox.inflight() + self.outbox.pending_retries()
 
     def create(self, spec: ChildSpec, node_id: str | None = None) -> None:
         self.handles[spec.role] = spec.create(node_id)

@@ -1,8 +1,10 @@
-"""The supervisor's pure core: children and their lifecycle, the recovery policy, and health.
+"""The supervisor's pure core: children and their lifecycle, the recovery policy, health, and the
+fail-closed halt.
 
-The actor feeds it observations (a death, a heartbeat, a timeout, a silent feed, a lost venue
-connection) with the current time and carries out the step it returns; no Ray here, so every rule
-is unit-testable.
+The shell feeds it observations (``commands``: a death, a heartbeat, a timeout, a health reading,
+a recovery's result, a stop request, the broker's answer to a halt) through ``step`` with the
+current time and carries out the commands it returns; no Ray and no IO here, so every rule is
+unit-testable.
 
 Recoveries are queued and carried out one at a time, dependencies first (journal before venue
 before broker before risk before strategies before feed): a broker restarted before its journal
@@ -12,10 +14,10 @@ suspended and the others trade on. Any other budget spent means the deployment s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from tradeplane.core.health import (
+    Health,
     HealthChange,
     HealthFacts,
     HealthReading,
@@ -23,62 +25,47 @@ from tradeplane.core.health import (
     Phase,
     derive_health,
 )
-from tradeplane.core.statemachine import TransitionTable
 from tradeplane.core.watchdog import LIFECYCLE, Lifecycle, RecoveryDecision, RecoveryPolicy
-
-PHASE = TransitionTable[Phase](
-    "deployment phase",
-    {
-        Phase.STARTING: frozenset({Phase.READY, Phase.STOPPING, Phase.FAILED}),
-        Phase.READY: frozenset({Phase.RUNNING, Phase.STOPPING, Phase.FAILED}),
-        Phase.RUNNING: frozenset({Phase.STOPPING, Phase.FAILED}),
-        Phase.STOPPING: frozenset({Phase.STOPPED, Phase.FAILED}),
-        Phase.STOPPED: frozenset(),
-        Phase.FAILED: frozenset({Phase.STOPPING, Phase.STOPPED}),
-    },
+from tradeplane.supervisor import halting
+from tradeplane.supervisor.commands import (
+    ChildDied,
+    Command,
+    EndResync,
+    HaltFinished,
+    HaltIssued,
+    HaltRetryDue,
+    HealthRead,
+    HeartbeatMissed,
+    HeartbeatReceived,
+    JournalEvent,
+    KillActor,
+    Observation,
+    Observe,
+    RecoveryFinished,
+    Resync,
+    ResyncEnded,
+    ResyncFinished,
+    Rewire,
+    SetTradingState,
+    StartStreaming,
+    StopDeployment,
+    StopRequested,
+    SuspendActor,
+    TickEnded,
+    WakeRecovery,
 )
-STRATEGY_PREFIX = "strategy/"
-# Actors whose loss never stops trading: out of restarts, they are suspended, not fatal.
-NON_CRITICAL_ROLES = frozenset({"telemetry"})
-FEED_SILENCE = "feed_silence"  # recovery target: the broker/feed pair
-VENUE_CONNECTION = "venue_connection"  # recovery target: resync after a reconnect
-_ACTIVE = (Phase.READY, Phase.RUNNING)
+from tradeplane.supervisor.model import (
+    ACTIVE_PHASES,
+    FEED_SILENCE,
+    HALTED,
+    PHASE,
+    VENUE_CONNECTION,
+    Child,
+    Halt,
+    Recovery,
+)
 
-
-@dataclass(slots=True)
-class Child:
-    role: str
-    order: int
-    state: Lifecycle = Lifecycle.CREATING
-    restarts: int = 0
-    last_heartbeat: dict[str, Any] = field(default_factory=dict)
-    last_heartbeat_ts: float | None = None
-    last_error: str | None = None
-    hung_since: float | None = None
-
-    def move(self, to: Lifecycle) -> None:
-        self.state = LIFECYCLE.check(self.state, to)
-
-    @property
-    def is_strategy(self) -> bool:
-        return self.role.startswith(STRATEGY_PREFIX)
-
-    @property
-    def suspendable(self) -> bool:
-        """Out of restarts it is suspended and the deployment trades on."""
-        return self.is_strategy or self.role in NON_CRITICAL_ROLES
-
-
-@dataclass(frozen=True, slots=True)
-class Recovery:
-    """One queued recovery: restart ``roles`` (in order) at ``due_ts``."""
-
-    target: str
-    roles: tuple[str, ...]
-    due_ts: float
-    attempt: int
-    max_attempts: int
-    cause: str
+__all__ = ["FEED_SILENCE", "VENUE_CONNECTION", "Child", "Recovery", "SupervisorCore"]
 
 
 class SupervisorCore:
@@ -90,6 +77,12 @@ class SupervisorCore:
         heartbeat_timeout_s: float,
         feed_silence_s: float,
         strategy_max_restarts: int | None = None,
+        cancel_orders_on_exhausted: bool = False,
+        on_recovery_exhausted: str = "failed",
+        halt_retry_s: float = 0.5,
+        halt_retry_max_s: float = 10.0,
+        broker_role: str = "broker",
+        feed_role: str = "feed",
     ) -> None:
         self.children = {role: Child(role, i) for i, role in enumerate(roles)}
         self.policy = policy
@@ -102,6 +95,13 @@ class SupervisorCore:
         self.exhausted: RecoveryDecision | None = None
         self.queue: dict[str, Recovery] = {}  # by target
         self.in_progress: str | None = None
+        self.cancel_orders_on_exhausted = cancel_orders_on_exhausted
+        self.on_recovery_exhausted = on_recovery_exhausted
+        self.halt_retry_s, self.halt_retry_max_s = halt_retry_s, halt_retry_max_s
+        self.broker_role, self.feed_role = broker_role, feed_role
+        self.halt: Halt | None = None
+        self.resync_running = False
+        self.restart_log: list[dict[str, Any]] = []
 
     # -- phase and liveness ---------------------------------------------------------------------
 
@@ -111,7 +111,8 @@ class SupervisorCore:
 
     @property
     def active(self) -> bool:
-        return self.phase in _ACTIVE
+        """Recovering and watching: ready or running, and not giving up."""
+        return self.phase in ACTIVE_PHASES and self.halt is None
 
     def running(self, role: str) -> None:
         child = self.children[role]
@@ -148,14 +149,7 @@ class SupervisorCore:
         limit = self.strategy_max_restarts if child.is_strategy else None
         decision = self.policy.on_failure(role, now, max_attempts=limit)
         if decision.retry:
-            self.queue[role] = Recovery(
-                role,
-                (role,),
-                now + decision.delay_s,
-                decision.attempt,
-                decision.max_attempts,
-                error,
-            )
+            self._queue(decision, (role,), now, error)
         elif child.suspendable:
             child.move(Lifecycle.SUSPENDED)
         else:
@@ -172,15 +166,16 @@ class SupervisorCore:
         if not decision.retry:
             self._exhaust(decision)
         elif roles:
-            self.queue[target] = Recovery(
-                target,
-                roles,
-                now + decision.delay_s,
-                decision.attempt,
-                decision.max_attempts,
-                cause,
-            )
+            self._queue(decision, roles, now, cause)
         return decision
+
+    def _queue(
+        self, decision: RecoveryDecision, roles: tuple[str, ...], now: float, cause: str
+    ) -> None:
+        due = now + decision.delay_s
+        self.queue[decision.target] = Recovery(
+            decision.target, roles, due, decision.attempt, decision.max_attempts, cause
+        )
 
     def _exhaust(self, decision: RecoveryDecision) -> None:
         if self.exhausted is None:
@@ -227,6 +222,15 @@ class SupervisorCore:
         child.restarts += 1
         self.running(role)
 
+    def stopped(self, role: str) -> None:
+        """The stop killed it (from any state: every state has a way to stopped)."""
+        child = self.children[role]
+        if child.state is Lifecycle.STOPPED:
+            return
+        if not LIFECYCLE.allowed(child.state, Lifecycle.STOPPED):
+            child.move(Lifecycle.STOPPING)
+        child.move(Lifecycle.STOPPED)
+
     def end(self) -> None:
         self.in_progress = None
 
@@ -241,6 +245,7 @@ class SupervisorCore:
         feed = self.children.get(feed_role)
         return (
             self.phase is Phase.RUNNING
+            and self.halt is None
             and feed is not None
             and feed.state is Lifecycle.RUNNING
             and bool(feed.last_heartbeat)
@@ -260,3 +265,160 @@ class SupervisorCore:
     def observe_health(self, facts: HealthFacts) -> tuple[HealthReading, HealthChange | None]:
         reading = derive_health(facts)
         return reading, self.health.observe(reading, facts.now)
+
+    # -- the step function ----------------------------------------------------------------------
+
+    def step(self, obs: Observation, now: float) -> list[Command]:
+        """One observation in, the commands that follow from it out (to carry out in order)."""
+        match obs:
+            case ChildDied(role, cause):
+                return self._died(role, cause, now)
+            case HeartbeatReceived(role, beat):
+                self.on_heartbeat(role, beat, now)
+                return []
+            case HeartbeatMissed(role):
+                # Hung: killing it lets the death watch report it like any other death.
+                return [KillActor(role)] if self.on_heartbeat_missed(role, now) else []
+            case TickEnded():
+                start = [StartStreaming()] if self.feed_should_start(self.feed_role) else []
+                return start + self._venue_back(now)
+            case HealthRead(reading, change):
+                return self._health(reading, change, now)
+            case RecoveryFinished():
+                return self._recovered(obs, now)
+            case ResyncFinished():
+                return self._resynced(obs)
+            case ResyncEnded():
+                return self._resync_ended(obs, now)
+            case StopRequested(reason):
+                if self.phase is Phase.STOPPED:
+                    return []
+                self.set_phase(Phase.STOPPING)
+                return [WakeRecovery(), StopDeployment(reason)]
+            case HaltFinished(error):
+                return halting.halt_answered(self, error)
+            case HaltRetryDue():
+                return halting.halt_retry(self)
+            case HaltIssued():
+                return halting.halt_issued(self)
+        raise TypeError(f"not an observation: {obs!r}")
+
+    def _died(self, role: str, cause: str, now: float) -> list[Command]:
+        decision = self.on_death(role, now, cause)
+        if decision is None:
+            return []
+        died = {"role": role, "cause": cause, "attempt": decision.attempt, "retry": decision.retry}
+        return [JournalEvent("actor_died", died), *self._after(decision, (role,))]
+
+    def _after(self, decision: RecoveryDecision, roles: tuple[str, ...]) -> list[Command]:
+        cmds: list[Command]
+        if decision.retry:
+            cmds = [WakeRecovery()]
+        elif self.exhausted is not None:
+            cmds = halting.give_up(self, decision)
+        else:
+            cmds = [
+                SuspendActor(role, decision)
+                for role in roles
+                if self.children[role].state is Lifecycle.SUSPENDED
+            ]
+        return [*cmds, Observe()]
+
+    def _health(
+        self, reading: HealthReading, change: HealthChange | None, now: float
+    ) -> list[Command]:
+        cmds: list[Command] = []
+        if change is not None:
+            data = {
+                "component": "deployment",
+                "previous": change.previous.value,
+                "health": change.current.value,
+                "reason": change.reason,
+            }
+            cmds.append(JournalEvent("health_changed", data))
+        # A silent feed while the market is open: the broker/feed pair restarted through the
+        # policy (once queued, not again).
+        if self.active and reading.health is Health.FEED_SILENT and self.silence_recovery_due():
+            pair = tuple(r for r in (self.broker_role, self.feed_role) if r in self.children)
+            decision = self.on_fault(FEED_SILENCE, now, reading.reason, pair)
+            cmds += self._after(decision, pair)
+        return cmds
+
+    def _recovered(self, done: RecoveryFinished, now: float) -> list[Command]:
+        cmds: list[Command]
+        if done.error is not None:
+            failed = {"target": done.target, "attempt": done.attempt, "error": done.error[:500]}
+            cmds = [JournalEvent("recovery_failed", failed)]
+            for role in done.roles:
+                if self.children[role].state is not Lifecycle.RUNNING:
+                    cmds.append(KillActor(role))  # a half-started actor must not linger
+                    cmds += self._died(role, f"restart failed: {done.error}", now)
+            return cmds
+        took = now - done.started_ts
+        self.restart_log.append(
+            {"target": done.target, "roles": list(done.roles), "cause": done.cause}
+            | {"ts": done.started_ts, "took_s": took}
+        )
+        del self.restart_log[:-50]
+        cmds = []
+        if self.halt is not None and self.broker_role in done.roles:
+            # A broker restarted after the give-up (its restart was under way) came up trading:
+            # halted again before anyone resends to it.
+            self.halt.confirmed, self.halt.given_up = False, None
+            cmds.append(SetTradingState("halted", dict(HALTED)))
+        cmds += [Rewire(role) for role in done.roles]
+        if self.feed_role in done.roles and self.phase is Phase.RUNNING and self.halt is None:
+            # Not left to the next tick: every moment without bars is a moment not trading.
+            cmds.append(StartStreaming())
+        succeeded = {
+            "target": done.target,
+            "roles": list(done.roles),
+            "attempt": done.attempt,
+            "took_s": round(took, 3),
+            "phases": done.phases,
+        }
+        cmds.append(JournalEvent("recovery_succeeded", succeeded))
+        return cmds
+
+    # -- venue connection -----------------------------------------------------------------------
+
+    def _venue_back(self, now: float) -> list[Command]:
+        """The broker lost the venue and reached it again: reconcile before trading resumes."""
+        broker = self.children.get(self.broker_role)
+        beat = broker.last_heartbeat if broker is not None else {}
+        if not (beat.get("resyncing") and beat.get("connected")) or self.resync_running:
+            return []
+        if self.phase is not Phase.RUNNING or self.exhausted is not None:
+            return []
+        decision = self.on_fault(VENUE_CONNECTION, now, "venue reconnected")
+        if not decision.retry:
+            return self._after(decision, ())
+        self.resync_running = True
+        return [Resync(decision)]
+
+    def _resynced(self, done: ResyncFinished) -> list[Command]:
+        decision = done.decision
+        if done.error is not None or done.result is None:
+            self.resync_running = False
+            error = (done.error or "no result")[:500]
+            failed = {"target": VENUE_CONNECTION, "attempt": decision.attempt, "error": error}
+            return [JournalEvent("recovery_failed", failed)]
+        if done.result["action"] == "block_start":
+            self.resync_running = False
+            reason = f"reconciliation mismatch after reconnect: {done.result['summary']}"
+            return halting.give_up(self, decision, reason)
+        return [EndResync(decision, done.started_ts, done.result["summary"])]
+
+    def _resync_ended(self, done: ResyncEnded, now: float) -> list[Command]:
+        self.resync_running = False
+        attempt = done.decision.attempt
+        if done.error is not None:
+            failed = {"target": VENUE_CONNECTION, "attempt": attempt, "error": done.error[:500]}
+            return [JournalEvent("recovery_failed", failed)]
+        succeeded = {
+            "target": VENUE_CONNECTION,
+            "attempt": attempt,
+            "took_s": round(now - done.started_ts, 3),
+            "reconciliation": done.summary,
+        }
+        return [JournalEvent("recovery_succeeded", succeeded)]

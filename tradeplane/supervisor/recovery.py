@@ -1,6 +1,7 @@
-"""How the supervisor recovers: restarts of dead actors, the broker/feed pair after feed silence,
-a resync after the venue connection came back, strategy suspension, and the fail-closed halt
-when the policy gives up. A mixin of ``Supervisor`` (kept apart so each module stays small).
+"""Recoverer: carries out what the core decided about recovery. Restarts of dead actors (queued,
+one at a time, dependencies first), the broker/feed pair after feed silence, a resync after the
+venue connection came back, strategy suspension. Each outcome goes back to the core as an
+observation; the core decides what follows (another attempt, suspension, the fail-closed halt).
 
 Every attempt is journaled when it starts (``recovery_attempt``) and again with its result
 (``recovery_succeeded`` / ``recovery_failed``); a spent budget is ``recovery_exhausted``.
@@ -9,232 +10,141 @@ Every attempt is journaled when it starts (``recovery_attempt``) and again with 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
-from tradeplane.actors.common import (
-    ROLE_BROKER,
-    ROLE_FEED,
-    ROLE_RECONCILER,
-    ROLE_RISK,
-    STRATEGY_PREFIX,
-    Outbox,
-    Peers,
-    call_journal,
-    spawn,
-)
-from tradeplane.actors.records import event_record
-from tradeplane.core.health import Health, HealthReading, Phase
+from tradeplane.actors.common import ROLE_BROKER, ROLE_RECONCILER, ROLE_RISK, STRATEGY_PREFIX, spawn
 from tradeplane.core.watchdog import Lifecycle, RecoveryDecision
-from tradeplane.supervisor.core import FEED_SILENCE, VENUE_CONNECTION, Recovery
+from tradeplane.supervisor.commands import RecoveryFinished, ResyncEnded, ResyncFinished
+from tradeplane.supervisor.core import VENUE_CONNECTION, Recovery
+from tradeplane.supervisor.derive import rewiring
 
 if TYPE_CHECKING:
-    from tradeplane.config.models import TradeplaneConfig
-    from tradeplane.journal.records import StateWrite
-    from tradeplane.supervisor.adapter import ChildAdapter
-    from tradeplane.supervisor.core import SupervisorCore
-    from tradeplane.supervisor.specs import ChildSpec
+    from tradeplane.supervisor.supervisor import Supervisor
 
 log = logging.getLogger("tradeplane.supervisor")
 
 
-class RecoveryMixin:
-    cfg: TradeplaneConfig
-    core: SupervisorCore
-    adapter: ChildAdapter
-    specs: dict[str, ChildSpec]
-    peers: Peers
-    outbox: Outbox
-    deployment: str
-    run_id: str
-    reading: HealthReading
-    tasks: set[asyncio.Task[Any]]
-    watchers: dict[str, asyncio.Task[Any]]
-    wake: asyncio.Event
-    recovery_wake: asyncio.Event
-    restart_log: list[dict[str, Any]]
-    reconciliation: dict[str, Any] | None
-    _resync_task: asyncio.Task[Any] | None
-    _halting: bool
+class Recoverer:
+    def __init__(self, sup: Supervisor) -> None:
+        self.sup = sup
+        self.core = sup.core
+        self.adapter = sup.adapter
+        self.clock = sup.clock
+        self.wake = asyncio.Event()
+        self.worker: asyncio.Task[Any] | None = None
+        self.resync_task: asyncio.Task[Any] | None = None
+        self.reconciliation: dict[str, Any] | None = None
 
-    if TYPE_CHECKING:  # provided by Supervisor and StoppingMixin
+    def start(self) -> None:
+        if self.worker is None or self.worker.done():
+            self.worker = spawn(self.sup.tasks, self._work())
 
-        def journal(
-            self, kind: str, data: dict[str, Any], state: list[StateWrite] | None = None
-        ) -> None: ...
+    def cancel(self) -> None:
+        """No recovery may bring an actor back while the deployment stops; one half-created is
+        killed with the others by name at the end."""
+        if self.worker is not None and self.worker is not asyncio.current_task():
+            self.worker.cancel()
 
-        def _run_state(self) -> StateWrite: ...
+    # -- restarts ------------------------------------------------------------------------------
 
-        async def _observe(self) -> None: ...
-
-        async def _create_and_ready(
-            self, role: str, timeout_s: float, *, restart: bool
-        ) -> None: ...
-
-        async def stop(self, reason: str = "operator") -> dict[str, Any]: ...
-
-    # -- failures in ---------------------------------------------------------------------------
-
-    async def _on_death(self, role: str, cause: str) -> None:
-        decision = self.core.on_death(role, time.time(), cause)
-        self.wake.set()
-        if decision is None:
-            return
-        self.journal(
-            "actor_died",
-            {"role": role, "cause": cause, "attempt": decision.attempt, "retry": decision.retry},
-        )
-        await self._after_decision(decision, (role,))
-
-    async def _after_decision(self, decision: RecoveryDecision, roles: tuple[str, ...]) -> None:
-        if decision.retry:
-            self.recovery_wake.set()
-        elif self.core.exhausted is not None:
-            await self._halt(decision)
-        else:
-            for role in roles:
-                if self.core.children[role].state is Lifecycle.SUSPENDED:
-                    await self._suspend(role, decision)
-        await self._observe()
-
-    def _check_feed_silence(self) -> None:
-        """Called on each health reading: a silent feed while the market is open gets the
-        broker/feed pair restarted through the policy (once queued, not again)."""
-        if self.reading.health is not Health.FEED_SILENT or not self.core.silence_recovery_due():
-            return
-        pair = tuple(r for r in (ROLE_BROKER, ROLE_FEED) if r in self.specs)
-        decision = self.core.on_fault(FEED_SILENCE, time.time(), self.reading.reason, pair)
-        spawn(self.tasks, self._after_decision(decision, pair))
-
-    # -- the recovery worker -------------------------------------------------------------------
-
-    async def _recovery_worker(self) -> None:
+    async def _work(self) -> None:
         """Carries out queued recoveries one at a time, dependencies first."""
         while self.core.active:
-            recovery, wait_s = self.core.next_recovery(time.time())
+            recovery, wait_s = self.core.next_recovery(self.clock.now())
             if recovery is None or wait_s > 0:
                 # Woken early by a new failure, which may outrank the one we were waiting for.
-                self.recovery_wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait_s or None):
-                        await self.recovery_wake.wait()
+                self.wake.clear()
+                await self.clock.wait(self.wake, wait_s or None)
                 continue
             try:
-                await self._carry_out(recovery)
-            except Exception:  # the worker must outlive any one recovery
+                await self._restart(recovery)
+            except Exception:
+                # A bug, not a failed restart (that is reported as RecoveryFinished): the worker
+                # must outlive it, and the dead child is still down, so health says so.
                 log.exception("recovery of %s failed unexpectedly", recovery.target)
             finally:
                 self.core.end()
 
-    async def _carry_out(self, rec: Recovery) -> None:
+    async def _restart(self, rec: Recovery) -> None:
         self.core.begin(rec)
-        self._journal_attempt(rec.target, rec.roles, rec.attempt, rec.max_attempts, rec.cause)
-        await self._observe()
-        started = time.time()
+        self.journal_attempt(rec.target, rec.roles, rec.attempt, rec.max_attempts, rec.cause)
+        await self.sup.observe()
+        started = self.clock.now()
         phases: dict[str, float] = {}
+        error: str | None = None
         try:
             for role in rec.roles:
                 # Cancel the death watch first: a planned kill is not another failure.
-                self._unwatch(role)
+                self.sup.unwatch(role)
                 await self.adapter.kill(role)
-            phases["kill_s"] = round(time.time() - started, 3)
+            phases["kill_s"] = round(self.clock.now() - started, 3)
             for role in rec.roles:
-                begun = time.time()
-                await self._create_and_ready(
-                    role, self.cfg.supervisor.startup_timeout_s, restart=True
-                )
-                phases[f"{role}_ready_s"] = round(time.time() - begun, 3)
+                begun = self.clock.now()
+                timeout = self.sup.cfg.supervisor.startup_timeout_s
+                await self.sup.start_child(role, timeout, restart=True)
+                phases[f"{role}_ready_s"] = round(self.clock.now() - begun, 3)
         except Exception as exc:
-            self.journal(
-                "recovery_failed",
-                {"target": rec.target, "attempt": rec.attempt, "error": str(exc)[:500]},
-            )
-            for role in rec.roles:
-                if self.core.children[role].state is not Lifecycle.RUNNING:
-                    with contextlib.suppress(Exception):
-                        await self.adapter.kill(role)
-                    await self._on_death(role, f"restart failed: {exc}")
-            return
-        for role in rec.roles:
-            self._rewire(role)
-        if ROLE_FEED in rec.roles and self.core.phase is Phase.RUNNING:
-            # Not left to the next tick: every moment without bars is a moment not trading.
-            with contextlib.suppress(Exception):
-                await self.adapter.call(ROLE_FEED, "start_streaming", timeout_s=10.0)
-        took = time.time() - started
-        self.restart_log.append(
-            {"target": rec.target, "roles": list(rec.roles), "cause": rec.cause, "ts": started}
-            | {"took_s": took}
-        )
-        del self.restart_log[:-50]
-        self.journal(
-            "recovery_succeeded",
-            {
-                "target": rec.target,
-                "roles": list(rec.roles),
-                "attempt": rec.attempt,
-                "took_s": round(took, 3),
-                "phases": phases,
-            },
-        )
-        self.wake.set()
+            error = str(exc)
+        kept = phases if error is None else {}
+        done = RecoveryFinished(rec.target, rec.roles, rec.attempt, rec.cause, started, error, kept)
+        await self.sup.handle(done)
+        self.sup.wake.set()
 
-    def _rewire(self, role: str) -> None:
+    def rewire(self, role: str) -> None:
         """Siblings resend what the restarted actor never got, and the newcomer learns which
         strategies are suspended; the next tick brings it to the desired state (a restarted
         feed is told to stream there)."""
+        plan = rewiring(self.core, role)
         try:
-            for other, child in self.core.children.items():
-                if other != role and child.state is Lifecycle.RUNNING:
-                    self.adapter.send(other, "rewire", role)
-            for gone in self.core.suspended():
+            for other in plan.siblings:
+                self.adapter.send(other, "rewire", role)
+            for gone in plan.suspended:
                 self.adapter.send(role, "forget_peer", gone)
-            self.outbox.resend(role)
-        except Exception:  # best effort: each outbox also retries on its own
+            self.adapter.resend(role)
+        except Exception:
+            # Safe to lose: every sender's outbox also retries on its own until delivered.
             log.exception("rewiring after %s restart failed", role)
 
-    def _unwatch(self, role: str) -> None:
-        task = self.watchers.pop(role, None)
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-
-    def _journal_attempt(
+    def journal_attempt(
         self, target: str, roles: tuple[str, ...], attempt: int, max_attempts: int, cause: str
     ) -> None:
-        self.journal(
+        self.sup.journal(
             "recovery_attempt",
             {
                 "target": target,
                 "roles": list(roles),
                 "attempt": attempt,
                 "max_attempts": max_attempts,
-                "window_s": self.cfg.supervisor.recovery_window_s,
+                "window_s": self.sup.cfg.supervisor.recovery_window_s,
                 "cause": cause,
             },
         )
 
     # -- strategy suspension -------------------------------------------------------------------
 
-    async def _suspend(self, role: str, decision: RecoveryDecision) -> None:
+    async def suspend(self, role: str, decision: RecoveryDecision) -> None:
         """A strategy out of restarts: nobody sends to it any more and its working orders are
         cancelled; the other strategies trade on."""
         if not role.startswith(STRATEGY_PREFIX):  # non-critical (telemetry): just say so
-            self.journal("actor_suspended", {"role": role, "reason": decision.reason})
+            self.sup.journal("actor_suspended", {"role": role, "reason": decision.reason})
             log.error("%s suspended: %s", role, decision.reason)
             return
         strategy = role[len(STRATEGY_PREFIX) :]
-        self.outbox.abandon(role)
+        self.adapter.abandon(role)
         for other, child in self.core.children.items():
             if child.state is Lifecycle.RUNNING:
                 self.adapter.send(other, "forget_peer", role)
         cancelled: dict[str, Any] = {}
-        with contextlib.suppress(Exception):
+        cancel_error: dict[str, str] = {}
+        try:
             cancelled = await self.adapter.call(
                 ROLE_BROKER, "cancel_all", f"strategy {strategy} suspended", strategy, timeout_s=10
             )
-        self.journal(
+        except Exception as exc:
+            # Its orders may still work at the venue: said in the record, not swallowed.
+            cancel_error = {"cancel_error": f"{type(exc).__name__}: {exc}"[:500]}
+        self.sup.journal(
             "strategy_suspended",
             {
                 "strategy": strategy,
@@ -243,63 +153,45 @@ class RecoveryMixin:
                 "reason": decision.reason,
                 "last_error": self.core.children[role].last_error,
                 "orders_cancelled": cancelled.get("cancel_requested", 0),
-            },
+            }
+            | cancel_error,
         )
         log.error("strategy %s suspended: %s", strategy, decision.reason)
 
     # -- venue connection ----------------------------------------------------------------------
 
-    def _check_resync(self) -> None:
-        """The broker lost the venue and reached it again: reconcile before trading resumes."""
-        beat = self.core.children[ROLE_BROKER].last_heartbeat if ROLE_BROKER in self.specs else {}
-        if not (beat.get("resyncing") and beat.get("connected")):
-            return
-        if self._resync_task is not None and not self._resync_task.done():
-            return
-        if self.core.phase is not Phase.RUNNING or self.core.exhausted is not None:
-            return
-        decision = self.core.on_fault(VENUE_CONNECTION, time.time(), "venue reconnected")
-        if not decision.retry:
-            spawn(self.tasks, self._after_decision(decision, ()))
-            return
-        self._resync_task = spawn(self.tasks, self._resync(decision))
+    def start_resync(self, decision: RecoveryDecision) -> None:
+        self.resync_task = spawn(self.sup.tasks, self._resync(decision))
 
     async def _resync(self, decision: RecoveryDecision) -> None:
-        await asyncio.sleep(decision.delay_s)
-        timeout = self.cfg.supervisor.startup_timeout_s
-        self._journal_attempt(
+        await self.clock.sleep(decision.delay_s)
+        timeout = self.sup.cfg.supervisor.startup_timeout_s
+        self.journal_attempt(
             VENUE_CONNECTION,
             (ROLE_BROKER, ROLE_RECONCILER, ROLE_RISK),
             decision.attempt,
             decision.max_attempts,
             "venue connection lost and back: reconcile before trading resumes",
         )
-        started = time.time()
+        started = self.clock.now()
         try:
-            result = await self._reconcile_once(timeout)
+            result = await self.reconcile_once(timeout)
         except Exception as exc:
-            self.journal(
-                "recovery_failed",
-                {"target": VENUE_CONNECTION, "attempt": decision.attempt, "error": str(exc)[:500]},
-            )
+            await self.sup.handle(ResyncFinished(decision, started, error=str(exc)))
             return
-        if result["action"] == "block_start":
-            reason = f"reconciliation mismatch after reconnect: {result['summary']}"
-            await self._halt(decision, reason=reason)
-            return
-        await self.adapter.call(ROLE_BROKER, "end_resync", timeout_s=timeout)
-        self.journal(
-            "recovery_succeeded",
-            {
-                "target": VENUE_CONNECTION,
-                "attempt": decision.attempt,
-                "took_s": round(time.time() - started, 3),
-                "reconciliation": result["summary"],
-            },
-        )
-        self.wake.set()
+        await self.sup.handle(ResyncFinished(decision, started, result=result))
 
-    async def _reconcile_once(self, timeout_s: float) -> dict[str, Any]:
+    async def end_resync(self, decision: RecoveryDecision, started_ts: float, summary: Any) -> None:
+        timeout = self.sup.cfg.supervisor.startup_timeout_s
+        error = None
+        try:
+            await self.adapter.call(ROLE_BROKER, "end_resync", timeout_s=timeout)
+        except Exception as exc:
+            error = f"end_resync: {type(exc).__name__}: {exc}"
+        await self.sup.handle(ResyncEnded(decision, started_ts, summary, error))
+        self.sup.wake.set()
+
+    async def reconcile_once(self, timeout_s: float) -> dict[str, Any]:
         """The journal against the venue; unless the mismatch blocks, risk adopts the venue's
         holdings and trades again."""
         result: dict[str, Any] = await self.adapter.call(
@@ -318,55 +210,3 @@ class RecoveryMixin:
                 timeout_s=timeout_s,
             )
         return result
-
-    # -- giving up -----------------------------------------------------------------------------
-
-    async def _halt(self, decision: RecoveryDecision, *, reason: str | None = None) -> None:
-        """Fail closed: journal why, stop the bars (so no new intent), hold back everything
-        queued at the broker, cancel working orders where configured; then health ``failed``,
-        or a full stop when so configured."""
-        if self._halting:
-            return
-        self._halting = True
-        why = reason or self.core.failure or decision.reason
-        self.core.failure = why
-        sup = self.cfg.supervisor
-        with contextlib.suppress(Exception):
-            await call_journal(
-                self.peers,
-                [
-                    event_record(
-                        self.deployment,
-                        "recovery_exhausted",
-                        time.time(),
-                        {
-                            "target": decision.target,
-                            "attempts": decision.attempt,
-                            "max_attempts": decision.max_attempts,
-                            "window_s": sup.recovery_window_s,
-                            "reason": why,
-                            "then": sup.on_recovery_exhausted,
-                        },
-                    )
-                ],
-                retry_s=5.0,
-            )
-        with contextlib.suppress(Exception):
-            await self.adapter.call(ROLE_FEED, "stop_streaming", timeout_s=5.0)
-        halted = {"active": True, "reason": "recovery_exhausted", "source": "supervisor"}
-        with contextlib.suppress(Exception):
-            await self.adapter.call(
-                ROLE_BROKER, "set_trading_state", "halted", halted, timeout_s=5.0
-            )
-        if sup.cancel_orders_on_exhausted:
-            with contextlib.suppress(Exception):
-                await self.adapter.call(
-                    ROLE_BROKER, "cancel_all", "recovery exhausted", timeout_s=10
-                )
-        self.core.set_phase(Phase.FAILED)
-        self.recovery_wake.set()
-        self.journal("deployment_failed", {"reason": why}, [self._run_state()])
-        await self._observe()
-        log.error("deployment %s halted: %s", self.deployment, why)
-        if sup.on_recovery_exhausted == "stopped":
-            await self.stop(f"recovery exhausted: {why}")

@@ -3,7 +3,6 @@ deployment, assembled from the children's last heartbeats (no calls, so it never
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from tradeplane.actors.common import (
@@ -17,11 +16,11 @@ from tradeplane.actors.common import (
 )
 
 if TYPE_CHECKING:
-    from tradeplane.supervisor.actor import Supervisor
+    from tradeplane.supervisor.supervisor import Supervisor
 
 
 def build_status(sup: Supervisor) -> dict[str, Any]:
-    now = time.time()
+    now = sup.clock.now()
     children = sup.core.children
     feed = children[ROLE_FEED].last_heartbeat if ROLE_FEED in children else {}
     strategies = {
@@ -87,7 +86,7 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
                 "process",
             )
         },
-        "reconciliation": sup.reconciliation,
+        "reconciliation": sup.recoverer.reconciliation,
         "journal": {
             k: journal.get(k) for k in ("last_seq", "paths", "last_commit_ms", "max_commit_ms")
         },
@@ -109,7 +108,7 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
         if ROLE_TELEMETRY in children
         else None,
         "strategies": strategies,
-        "restarts": list(sup.restart_log),
+        "restarts": list(sup.core.restart_log),
         "health_history": [
             {"from": h.previous.value, "to": h.current.value, "reason": h.reason, "ts": h.ts}
             for h in sup.core.health.history[-10:]

@@ -1,12 +1,12 @@
-"""How a deployment stops: no more bars, strategies stopped, everything in flight delivered,
-risk state written, the journal flushed and closed, the venue's files released, then the actors
-go. A mixin of ``Supervisor`` (kept apart so each module stays small)."""
+"""Stopper: how a deployment stops. No more bars, strategies stopped, everything in flight
+delivered, risk state written, the journal flushed and closed, the venue's files released, then
+the actors go. Each step is bounded and best effort so one stuck child cannot hold the stop;
+what a step could not do is recorded (``errors`` in ``deployment_stopped`` and the summary)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
+import logging
 from typing import TYPE_CHECKING, Any
 
 from tradeplane.actors.common import (
@@ -17,138 +17,118 @@ from tradeplane.actors.common import (
     ROLE_TELEMETRY,
     ROLE_VENUE,
     STRATEGY_PREFIX,
-    Outbox,
-    Peers,
-    call_journal,
 )
-from tradeplane.actors.records import event_record
-from tradeplane.core.health import HealthReading, Phase
-from tradeplane.core.watchdog import Lifecycle
+from tradeplane.core.health import Phase
 from tradeplane.supervisor.adapter import ChildGone
 
 if TYPE_CHECKING:
-    from tradeplane.journal.records import StateWrite
-    from tradeplane.supervisor.adapter import ChildAdapter
-    from tradeplane.supervisor.core import SupervisorCore
-    from tradeplane.supervisor.specs import ChildSpec
+    from tradeplane.supervisor.supervisor import Supervisor
+
+log = logging.getLogger("tradeplane.supervisor")
 
 
-class StoppingMixin:
-    core: SupervisorCore
-    adapter: ChildAdapter
-    specs: dict[str, ChildSpec]
-    peers: Peers
-    outbox: Outbox
-    deployment: str
-    run_id: str
-    watchers: dict[str, asyncio.Task[Any]]
-    worker_task: asyncio.Task[Any] | None
-    reading: HealthReading
+class Stopper:
+    def __init__(self, sup: Supervisor) -> None:
+        self.sup = sup
+        self.core = sup.core
+        self.adapter = sup.adapter
+        self.clock = sup.clock
 
-    def status(self) -> dict[str, Any]:
-        raise NotImplementedError
+    async def _step(
+        self, errors: dict[str, str], role: str, method: str, *args: Any, timeout_s: float = 10.0
+    ) -> bool:
+        try:
+            await self.adapter.call(role, method, *args, timeout_s=timeout_s)
+        except Exception as exc:
+            errors[f"{role}.{method}"] = f"{type(exc).__name__}: {exc}"[:300]
+            log.warning("stop: %s.%s failed: %s", role, method, exc)
+            return False
+        return True
 
-    async def status_with_orders(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def _observe(self) -> None:
-        raise NotImplementedError
-
-    def _run_state(self) -> StateWrite:
-        raise NotImplementedError
-
-    # -- stop ----------------------------------------------------------------------------------
-
-    async def stop(self, reason: str = "operator") -> dict[str, Any]:
-        if self.core.phase is Phase.STOPPED:
-            return self.status()
-        self.core.set_phase(Phase.STOPPING)
-        if self.worker_task is not None and self.worker_task is not asyncio.current_task():
-            # No recovery may bring an actor back while we stop; one half-created is killed
-            # with the others by name at the end.
-            self.worker_task.cancel()
+    async def run(self, reason: str) -> dict[str, Any]:
+        """The phase is already ``stopping`` (the core's step)."""
+        self.sup.recoverer.cancel()
+        errors: dict[str, str] = {}
         calls = [(ROLE_FEED, "stop_streaming")]
-        for role in self.specs:
-            if role.startswith(STRATEGY_PREFIX):
-                calls.append((role, "stop"))
+        calls += [(role, "stop") for role in self.sup.specs if role.startswith(STRATEGY_PREFIX)]
         calls.append((ROLE_RISK, "persist"))
         for role, method in calls:
-            with contextlib.suppress(Exception):
-                await self.adapter.call(role, method, timeout_s=10.0)
-        await self._drain()
-        with contextlib.suppress(Exception):
-            await self.adapter.call(ROLE_BROKER, "drain", timeout_s=15.0)
-        await self._drain()
-        summary = await self.status_with_orders()
+            await self._step(errors, role, method)
+        await self.drain()
+        await self._step(errors, ROLE_BROKER, "drain", timeout_s=15.0)
+        await self.drain()
+        summary = await self.sup.status_with_orders()
         self.core.set_phase(Phase.STOPPED)
-        await self._observe()
+        await self.sup.observe()
         summary.update(
             phase=self.core.phase.value,
-            health=self.reading.health.value,
-            reason=self.core.failure or self.reading.reason,
+            health=self.sup.reading.health.value,
+            reason=self.core.failure or self.sup.reading.reason,
         )
-        with contextlib.suppress(Exception):
-            await call_journal(
-                self.peers,
-                [
-                    event_record(
-                        self.deployment,
-                        "deployment_stopped",
-                        time.time(),
-                        {
-                            "reason": reason,
-                            "run_id": self.run_id,
-                            "orders": summary.get("orders", {}),
-                        },
-                    )
-                ],
-                [self._run_state()],
-                retry_s=10.0,
-            )
-            await self.adapter.call(ROLE_JOURNAL, "close", timeout_s=15.0)
-        if ROLE_TELEMETRY in self.specs:
-            # Everything the run journaled goes to the collector before the actors go
-            # (bounded: a down collector cannot hold the stop).
-            with contextlib.suppress(Exception):
-                await self.adapter.call(ROLE_TELEMETRY, "flush", 10.0, timeout_s=15.0)
-                await self.adapter.call(ROLE_TELEMETRY, "close", timeout_s=5.0)
+        stopped = {"reason": reason, "orders": summary.get("orders", {})}
+        if errors:
+            stopped["errors"] = dict(errors)
+        if await self.sup.journal_durably("deployment_stopped", stopped, [self.sup.run_state()]):
+            await self._step(errors, ROLE_JOURNAL, "close", timeout_s=15.0)
+        else:
+            # The journal is away: the stop goes on (nothing may keep trading), and the
+            # operator is told the record of this stop is missing.
+            errors["journal"] = "unreachable: deployment_stopped not recorded"
+        # Everything the run journaled goes to the collector before the actors go (bounded: a
+        # down collector cannot hold the stop).
+        if ROLE_TELEMETRY in self.sup.specs and await self._step(
+            errors, ROLE_TELEMETRY, "flush", 10.0, timeout_s=15.0
+        ):
+            await self._step(errors, ROLE_TELEMETRY, "close", timeout_s=5.0)
         # Release the venue's files before the processes go: Ray's kill returns before the
         # process has exited, and an operator reading the venue right after must find it free.
         for role in (ROLE_BROKER, ROLE_VENUE):
-            if role in self.specs:
-                with contextlib.suppress(Exception):
-                    await self.adapter.call(role, "close", timeout_s=5.0)
-        await self._kill_all()
+            if role in self.sup.specs:
+                await self._step(errors, role, "close", timeout_s=5.0)
+        not_killed = await self.kill_all()
+        if not_killed:
+            errors["kill"] = ", ".join(not_killed)
+        if errors:
+            summary["stop_errors"] = errors
         return summary
 
-    async def _drain(self, timeout_s: float = 10.0) -> None:
+    async def drain(self, timeout_s: float = 10.0) -> None:
         """Wait until every child has delivered what it holds (outboxes empty)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        deadline = self.clock.now() + timeout_s
+        while self.clock.now() < deadline:
             busy = False
-            for role in self.specs:
+            for role in self.sup.specs:
                 if role == ROLE_JOURNAL:
                     continue
                 try:
                     beat = await self.adapter.call(role, "heartbeat", timeout_s=2.0)
                 except (ChildGone, TimeoutError):
-                    continue
+                    continue  # a dead or hung child delivers nothing more: nothing to wait for
                 box = beat.get("outbox", {})
                 if box.get("inflight") or box.get("pending_retries"):
                     busy = True
-            if not busy and not self.outbox.inflight():
+            if not busy and not self.adapter.inflight():
                 return
-            await asyncio.sleep(0.05)
+            await self.clock.sleep(0.05)
 
-    async def _kill_all(self) -> None:
-        for task in list(self.watchers.values()):
-            task.cancel()
-        for role in reversed(list(self.specs)):
-            with contextlib.suppress(Exception):
+    async def settle(self, timeout_s: float) -> None:
+        """Wait (bounded) until the supervisor's own sends are acknowledged."""
+        deadline = self.clock.now() + timeout_s
+        while self.adapter.inflight() and self.clock.now() < deadline:
+            await self.clock.sleep(0.02)
+
+    async def kill_all(self) -> list[str]:
+        """Every child goes, last first; returns the roles whose kill failed (logged)."""
+        for task in list(self.sup.watchers.values()):
+            # The death watch that saw the last failure may be the one running this stop.
+            if task is not asyncio.current_task():
+                task.cancel()
+        failed = []
+        for role in reversed(list(self.sup.specs)):
+            try:
                 await self.adapter.kill(role)
-            child = self.core.children[role]
-            if child.state is not Lifecycle.STOPPED:
-                with contextlib.suppress(Exception):
-                    if child.state is not Lifecycle.STOPPING:
-                        child.move(Lifecycle.STOPPING)
-                    child.move(Lifecycle.STOPPED)
+            except Exception as exc:
+                failed.append(role)
+                log.error("stop: killing %s failed: %s", role, exc)
+            self.core.stopped(role)
+        return failed

@@ -1,9 +1,28 @@
+from typing import Any
+
 import pytest
 
 from tradeplane.core.errors import IllegalTransition
 from tradeplane.core.health import Health, HealthFacts, Phase
 from tradeplane.core.watchdog import Lifecycle, RecoveryPolicy
+from tradeplane.supervisor.commands import (
+    ChildDied,
+    EndResync,
+    HaltFinished,
+    HaltIssued,
+    HaltRetryDue,
+    JournalEvent,
+    RecoveryFinished,
+    Resync,
+    ResyncEnded,
+    ResyncFinished,
+    ScheduleWake,
+    SetTradingState,
+    StopRequested,
+    TickEnded,
+)
 from tradeplane.supervisor.core import FEED_SILENCE, SupervisorCore
+from tradeplane.supervisor.model import HALTED
 
 ROLES = ["journal", "venue", "broker", "risk", "strategy/a", "feed"]
 
@@ -215,3 +234,124 @@ def test_feed_not_started_while_ready_or_failed_or_without_a_heartbeat() -> None
     failed.on_heartbeat("feed", {"streaming": False}, 1.0)
     failed.set_phase(Phase.FAILED)
     assert not failed.feed_should_start("feed")
+
+
+# -- the step function: observations in, commands out ---------------------------------------------
+
+
+def kinds_of(commands: list[Any]) -> list[str]:
+    return [type(c).__name__ for c in commands]
+
+
+def exhausted_core() -> tuple[SupervisorCore, list[Any]]:
+    c = core(max_attempts=0)
+    return c, c.step(ChildDied("risk", "killed"), 1.0)
+
+
+def test_death_with_budget_left_then_journaled_and_recovery_woken() -> None:
+    c = core()
+    cmds = c.step(ChildDied("broker", "killed"), 1.0)
+    assert kinds_of(cmds) == ["JournalEvent", "WakeRecovery", "Observe"]
+    assert cmds[0] == JournalEvent(
+        "actor_died", {"role": "broker", "cause": "killed", "attempt": 1, "retry": True}
+    )
+
+
+def test_budget_spent_then_exhaustion_journaled_durably_before_the_halt_and_phase_failed() -> None:
+    c, cmds = exhausted_core()
+    names = kinds_of(cmds)
+    journaled = [c.kind if isinstance(c, JournalEvent) else None for c in cmds]
+    exhausted = journaled.index("recovery_exhausted")
+    assert exhausted < names.index("SetTradingState") and cmds[exhausted].durable
+    # Cancelling is configured per deployment (off in this core; the Supervisor tests cover it).
+    assert "StopStreaming" in names and "CancelOpenOrders" not in names
+    # No recovery from the give-up on; failed once the halt is issued.
+    assert c.halt is not None and not c.active and c.next_recovery(9.0) == (None, 0.0)
+    assert ScheduleWake(0.0, HaltIssued()) in cmds
+    failed, _ = c.step(HaltIssued(), 2.0)
+    assert c.phase is Phase.FAILED
+    assert failed.kind == "deployment_failed" and failed.run_state
+
+
+def test_halt_refused_then_recorded_and_retried_with_bounded_backoff() -> None:
+    c, _ = exhausted_core()
+    delays = []
+    for _ in range(8):
+        failed, wake = c.step(HaltFinished("TimeoutError"), 2.0)
+        assert failed.kind == "halt_failed" and isinstance(wake, ScheduleWake)
+        delays.append(wake.delay_s)
+        assert c.step(HaltRetryDue(), 2.0) == [SetTradingState("halted", dict(HALTED))]
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+    (succeeded,) = c.step(HaltFinished(None), 3.0)
+    assert succeeded == JournalEvent("halt_succeeded", {"attempts": 9})
+    assert c.step(HaltRetryDue(), 4.0) == []
+
+
+def test_halt_refused_while_broker_dead_then_recorded_and_given_up() -> None:
+    c, _ = exhausted_core()
+    c.children["broker"].move(Lifecycle.DEAD)
+    (failed,) = c.step(HaltFinished("ChildGone"), 2.0)
+    assert failed.kind == "halt_failed" and failed.data["retry_in_s"] is None
+    assert "broker is down" in failed.data["given_up"]
+    assert c.step(HaltRetryDue(), 3.0) == []
+
+
+def test_broker_restart_finishing_after_give_up_then_halted_before_rewired() -> None:
+    c = core(max_attempts=1)
+    c.on_death("broker", 1.0, "x")
+    rec, _ = c.next_recovery(1.0)
+    assert rec is not None
+    c.begin(rec)  # the broker's restart is under way...
+    c.step(ChildDied("journal", "x"), 1.5)
+    journal, _ = c.next_recovery(1.5)
+    assert journal is not None and journal.target == "journal"
+    c.begin(journal)
+    c.restarted("journal")
+    c.step(ChildDied("journal", "again"), 1.6)  # ...when the journal's budget is spent
+    assert c.halt is not None
+    c.restarted("broker")
+    cmds = c.step(RecoveryFinished("broker", ("broker",), 1, "x", 1.0), 2.0)
+    assert kinds_of(cmds)[:2] == ["SetTradingState", "Rewire"]
+
+
+def test_stop_requested_then_stopping_and_once_stopped_nothing_more() -> None:
+    c = core()
+    assert kinds_of(c.step(StopRequested("operator"), 1.0)) == ["WakeRecovery", "StopDeployment"]
+    assert c.phase is Phase.STOPPING
+    c.set_phase(Phase.STOPPED)
+    assert c.step(StopRequested("again"), 2.0) == []
+
+
+def test_restarted_feed_then_told_to_stream_and_success_journaled() -> None:
+    c = core()
+    c.on_death("feed", 1.0, "x")
+    rec, _ = c.next_recovery(1.0)
+    assert rec is not None
+    c.begin(rec)
+    c.restarted("feed")
+    cmds = c.step(RecoveryFinished("feed", ("feed",), 1, "x", 1.0, phases={"kill_s": 0.1}), 3.0)
+    assert kinds_of(cmds) == ["Rewire", "StartStreaming", "JournalEvent"]
+    assert cmds[-1].data["took_s"] == 2.0 and c.restart_log[-1]["target"] == "feed"
+
+
+def test_venue_back_then_one_resync_until_it_finishes() -> None:
+    c = core()
+    c.on_heartbeat("broker", {"resyncing": True, "connected": True}, 1.0)
+    (resync,) = c.step(TickEnded(), 1.0)
+    assert isinstance(resync, Resync)
+    assert c.step(TickEnded(), 2.0) == []  # one at a time
+    result = {"action": "adopt", "summary": "clean"}
+    (end,) = c.step(ResyncFinished(resync.decision, 2.0, result=result), 3.0)
+    assert isinstance(end, EndResync)
+    (ok,) = c.step(ResyncEnded(resync.decision, 2.0, "clean"), 4.0)
+    assert ok.kind == "recovery_succeeded" and not c.resync_running
+
+
+def test_mismatch_after_reconnect_then_fail_closed() -> None:
+    c = core()
+    c.on_heartbeat("broker", {"resyncing": True, "connected": True}, 1.0)
+    (resync,) = c.step(TickEnded(), 1.0)
+    result = {"action": "block_start", "summary": "2 differences"}
+    cmds = c.step(ResyncFinished(resync.decision, 2.0, result=result), 3.0)
+    assert "SetTradingState" in kinds_of(cmds)
+    assert c.failure == "reconciliation mismatch after reconnect: 2 differences"

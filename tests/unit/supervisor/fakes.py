@@ -1,0 +1,266 @@
+"""A fake of the supervisor's adapter and clock: children are plain records, the journal a list,
+time moves only when a test advances it. Nothing sleeps for real: a wait on the fake clock ends
+when the test advances past its deadline (or its event is set)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tradeplane.config.models import TradeplaneConfig
+from tradeplane.core.errors import OperationalError
+from tradeplane.supervisor.adapter import ChildGone
+from tradeplane.supervisor.supervisor import Supervisor
+
+ROLES = ("journal", "venue", "broker", "risk", "reconciler", "strategy/a", "feed")
+
+
+async def settle(rounds: int = 200) -> None:
+    """Let every ready task run (the fake answers at once, so a few hundred yields suffice)."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
+async def eventually(probe: Callable[[], Any], what: str = "", rounds: int = 20_000) -> Any:
+    for _ in range(rounds):
+        value = probe()
+        if value:
+            return value
+        await asyncio.sleep(0)
+    raise AssertionError(f"never true: {what}")
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.t = now
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self.t + seconds, future))
+        await future
+
+    async def wait(self, event: asyncio.Event, timeout_s: float | None) -> bool:
+        if event.is_set():
+            return True
+        waiter = asyncio.ensure_future(event.wait())
+        if timeout_s is None:
+            await waiter
+            return True
+        sleeper = asyncio.ensure_future(self.sleep(timeout_s))
+        done, pending = await asyncio.wait({waiter, sleeper}, return_when="FIRST_COMPLETED")
+        for task in pending:
+            task.cancel()
+        return waiter in done
+
+    async def advance(self, seconds: float) -> None:
+        await settle()  # whoever is about to wait starts waiting before time moves
+        self.t += seconds
+        for deadline, future in self._sleepers:
+            if deadline <= self.t and not future.done():
+                future.set_result(None)
+        self._sleepers = [(d, f) for d, f in self._sleepers if not f.done()]
+        await settle()
+
+
+@dataclass
+class FakeChild:
+    role: str
+    alive: bool = True
+    cause: str = ""
+    died: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def die(self, cause: str) -> None:
+        if self.alive:
+            self.alive, self.cause = False, cause
+            self.died.set()
+
+
+@dataclass(frozen=True)
+class FakeSpec:
+    role: str
+    colocate_with: str | None = None
+
+
+class FakeAdapter:
+    """Records every call; ``fail(role, method, times, exc)`` makes calls fail, ``crash(role)``
+    kills a child, ``journal_up = False`` makes the journal unreachable (durable appends raise,
+    queued ones wait in ``pending`` until it is back)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.children: dict[str, FakeChild] = {}
+        self.calls: list[tuple[str, str, tuple[Any, ...]]] = []
+        self.sent: list[tuple[str, str, tuple[Any, ...]]] = []
+        self.created: list[str] = []
+        self.killed: list[str] = []
+        self.records: list[dict[str, Any]] = []  # committed, with seq
+        self.state: dict[tuple[str, str], Any] = {}
+        self.pending: list[tuple[list[Any], list[Any]]] = []
+        self.journal_up = True
+        self.failures: dict[tuple[str, str], list[Exception]] = {}
+        self.create_failures: dict[str, int] = {}
+        self.abandoned: set[str] = set()
+        self.beats: dict[str, dict[str, Any]] = {}
+
+    # -- test controls -------------------------------------------------------------------------
+
+    def fail(self, role: str, method: str, times: int, exc: Exception | None = None) -> None:
+        self.failures[(role, method)] = [exc or ChildGone(f"{role}: refused")] * times
+
+    def crash(self, role: str, cause: str = "killed by test") -> None:
+        self.children[role].die(cause)
+
+    def journal_back(self) -> None:
+        self.journal_up = True
+        pending, self.pending = self.pending, []
+        for records, state in pending:
+            self._commit(records, state)
+
+    def kinds(self) -> list[str]:
+        return [r["kind"] for r in self.records]
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        return [r["data"] for r in self.records if r["kind"] == kind]
+
+    def method_calls(self, role: str, method: str) -> list[tuple[Any, ...]]:
+        return [args for r, m, args in self.calls if (r, m) == (role, method)]
+
+    # -- the adapter ---------------------------------------------------------------------------
+
+    def create(self, spec: Any, node_id: str | None = None) -> None:
+        self.created.append(spec.role)
+        child = FakeChild(spec.role)
+        self.children[spec.role] = child
+        if self.create_failures.get(spec.role, 0) > 0:
+            self.create_failures[spec.role] -= 1
+            child.die("failed while starting: RuntimeError: boom")
+
+    def attach(self, role: str) -> bool:
+        child = self.children.get(role)
+        return child is not None and child.alive
+
+    async def call(self, role: str, method: str, *args: Any, timeout_s: float) -> Any:
+        self.calls.append((role, method, args))
+        await asyncio.sleep(0)
+        child = self.children.get(role)
+        if child is None or not child.alive:
+            raise ChildGone(f"{role}: dead")
+        queued = self.failures.get((role, method))
+        if queued:
+            raise queued.pop()
+        return self._answer(role, method, args)
+
+    def _answer(self, role: str, method: str, args: tuple[Any, ...]) -> Any:
+        if method == "heartbeat":
+            beat = {"feed": {"streaming": True, "last_bar_recv_ts": self.clock.now()}}.get(
+                role, {"connected": True} if role == "broker" else {}
+            )
+            return beat | self.beats.get(role, {})
+        if (role, method) == ("reconciler", "run"):
+            report = {"clean": True, "checked_at": self.clock.now()}
+            return {"action": "adopt", "summary": "clean", "lines": [], "report": report} | {
+                "adopt_positions": {},
+                "external_orders": [],
+            }
+        if method == "query":
+            return self._query(args)
+        if method == "cancel_all":
+            return {"cancel_requested": 0}
+        return {}
+
+    def _query(self, args: tuple[Any, ...]) -> Any:
+        name = args[0]
+        if name == "get_state":
+            return self.state.get((args[1], args[2]))
+        if name == "events":
+            kinds, since = args[1], args[2] if len(args) > 2 else 0
+            return [r for r in self.records if r["kind"] in kinds and r["seq"] > since]
+        return {}
+
+    async def wait_for_death(self, role: str) -> str:
+        child = self.children.get(role)
+        if child is None:
+            return "no handle"
+        await child.died.wait()
+        return child.cause
+
+    def send(self, role: str, method: str, *args: Any) -> None:
+        self.sent.append((role, method, args))
+
+    async def kill(self, role: str) -> None:
+        await asyncio.sleep(0)  # a real kill waits for the name to be free
+        self.killed.append(role)
+        child = self.children.pop(role, None)
+        if child is not None:
+            child.die("killed")
+
+    async def journal(self, records: list[Any], state: list[Any], *, retry_s: float) -> None:
+        await asyncio.sleep(0)
+        if not self._journal_reachable():
+            raise OperationalError(f"journal unavailable for {retry_s:.0f}s")
+        self._commit(records, state)
+
+    def append(self, records: list[Any], state: list[Any]) -> None:
+        if self._journal_reachable():
+            self._commit(records, state)
+        else:
+            self.pending.append((records, state))
+
+    def resend(self, role: str) -> None:
+        if role == "journal" and self._journal_reachable():
+            self.journal_back()
+
+    def abandon(self, role: str) -> None:
+        self.abandoned.add(role)
+
+    def inflight(self) -> int:
+        return 0
+
+    def undelivered(self) -> int:
+        return len(self.pending)
+
+    def _journal_reachable(self) -> bool:
+        child = self.children.get("journal")
+        return self.journal_up and child is not None and child.alive
+
+    def _commit(self, records: list[Any], state: list[Any]) -> None:
+        seen = {r["event_id"] for r in self.records}
+        for record in records:
+            if record.event_id not in seen:  # idempotent by event id, like the journal
+                seq = len(self.records) + 1
+                self.records.append(
+                    {"seq": seq, "kind": record.kind, "data": record.data}
+                    | {"event_id": record.event_id}
+                )
+        for write in state:
+            self.state[(write.scope, write.key)] = write.data
+
+
+def config(**supervisor: Any) -> TradeplaneConfig:
+    sup = {"recovery_jitter": 0.0, "recovery_cooldown_s": 1.0, "monitor_interval_s": 1.0}
+    return TradeplaneConfig.model_validate(
+        {
+            "deployment": {"name": "t"},
+            "venue": {"sim": {"symbols": ["ACME"]}},
+            "strategies": [{"name": "a", "path": "x.py", "class_name": "A"}],
+            "supervisor": sup | supervisor,
+        }
+    )
+
+
+def supervisor(
+    clock: FakeClock | None = None, adapter: FakeAdapter | None = None, **cfg: Any
+) -> tuple[Supervisor, FakeAdapter, FakeClock]:
+    clock = clock or FakeClock()
+    adapter = adapter or FakeAdapter(clock)
+    specs: list[Any] = [FakeSpec(role) for role in ROLES]
+    return Supervisor(config(**cfg), "run-1", specs, adapter, clock), adapter, clock

@@ -1,0 +1,33 @@
+"""The supervisor's sense of time, injected: the wall clock in production, a fake in unit tests
+(which drive time forward themselves, so nothing there really sleeps)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+    async def sleep(self, seconds: float) -> None: ...
+    async def wait(self, event: asyncio.Event, timeout_s: float | None) -> bool:
+        """Until ``event`` is set (True) or ``timeout_s`` passed (False; None: no timeout)."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def wait(self, event: asyncio.Event, timeout_s: float | None) -> bool:
+        # A timeout is the normal way out of the wait, not an error.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await event.wait()
+                return True
+        return False

@@ -1,0 +1,86 @@
+"""Pure decisions over the supervisor's core that need no step of their own: the health facts
+from the children's last heartbeats, who is told of a restarted child, and what a restarted
+supervisor adopts. No IO: the shell gathers the inputs and carries out the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tradeplane.core.health import HealthFacts, Phase
+from tradeplane.core.watchdog import Lifecycle
+from tradeplane.supervisor.core import SupervisorCore
+
+_ADOPTABLE = (Phase.READY.value, Phase.RUNNING.value)
+
+
+def health_facts(core: SupervisorCore, now: float, market_open: bool) -> HealthFacts:
+    feed = core.children.get(core.feed_role)
+    broker = core.children.get(core.broker_role)
+    fb = feed.last_heartbeat if feed else {}
+    bb = broker.last_heartbeat if broker else {}
+    return HealthFacts(
+        phase=core.phase,
+        now=now,
+        children_down=core.down() if core.phase is not Phase.STARTING else (),
+        feed_started=bool(fb.get("streaming")),
+        last_bar_recv_ts=fb.get("last_bar_recv_ts"),
+        feed_started_ts=fb.get("started_ts"),
+        broker_connected=bool(bb.get("connected", True)),
+        broker_resyncing=bool(bb.get("resyncing")),
+        market_open=market_open,
+        feed_silence_s=core.feed_silence_s,
+        suspended=core.suspended(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Rewiring:
+    """After ``role`` restarted: the running siblings that resend to it, and the suspended
+    peers it must not send to."""
+
+    siblings: tuple[str, ...]
+    suspended: tuple[str, ...]
+
+
+def rewiring(core: SupervisorCore, role: str) -> Rewiring:
+    running = tuple(
+        other
+        for other, child in core.children.items()
+        if other != role and child.state is Lifecycle.RUNNING
+    )
+    return Rewiring(running, core.suspended())
+
+
+def adoptable(run: dict[str, Any] | None, run_id: str) -> bool:
+    """Whether a restarted supervisor adopts the deployment the journal's run record names:
+    this run, started and not over (a fresh deployment, or a stopped or failed one, is not)."""
+    if not run:
+        return False
+    return run.get("run_id") == run_id and run.get("phase") in _ADOPTABLE
+
+
+@dataclass(frozen=True, slots=True)
+class Adoption:
+    watch: tuple[str, ...]
+    abandon: tuple[str, ...]
+    missing: tuple[str, ...]
+
+
+def adopt(core: SupervisorCore, alive: dict[str, bool], suspended: set[str]) -> Adoption:
+    """The run goes on under the restarted supervisor: a strategy suspended before stays
+    suspended (its budget was spent), a live child is adopted and watched, a missing one died
+    while nobody watched and is recovered like any other death."""
+    core.set_phase(Phase.READY)
+    core.set_phase(Phase.RUNNING)
+    watch, abandon, missing = [], [], []
+    for role in core.children:
+        if role in suspended:
+            core.suspend(role)
+            abandon.append(role)
+        elif alive.get(role):
+            core.running(role)
+            watch.append(role)
+        else:
+            missing.append(role)
+    return Adoption(tuple(watch), tuple(abandon), tuple(missing))

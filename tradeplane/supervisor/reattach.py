@@ -1,0 +1,64 @@
+"""A restarted supervisor re-attaches to its deployment: the children are detached named actors,
+so they outlived it and kept trading. It reads the run's state and the strategies it suspended
+from the journal (its memory is gone) and adopts the live children by name; a child missing by
+now is recovered like any other death."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tradeplane.actors.common import ROLE_JOURNAL, strategy_role
+from tradeplane.supervisor.adapter import ChildGone
+from tradeplane.supervisor.commands import ChildDied
+from tradeplane.supervisor.derive import adopt, adoptable
+
+if TYPE_CHECKING:
+    from tradeplane.supervisor.supervisor import Supervisor
+
+RUN_SCOPE, RUN_KEY = "supervisor", "run"
+
+
+async def reattach(sup: Supervisor) -> bool:
+    """False when there is nothing to adopt: no journal, a fresh deployment, or one over."""
+    adapter, core = sup.adapter, sup.core
+    if not adapter.attach(ROLE_JOURNAL):
+        return False
+    try:
+        run = await adapter.call(
+            ROLE_JOURNAL, "query", "get_state", RUN_SCOPE, RUN_KEY, timeout_s=10.0
+        )
+    except (ChildGone, TimeoutError):
+        return False
+    if not adoptable(run, sup.run_id):
+        return False
+    suspended = await suspended_in_run(sup)
+    alive = {role: adapter.attach(role) for role in sup.specs if role not in suspended}
+    adoption = adopt(core, alive, suspended)
+    for role in adoption.abandon:
+        adapter.abandon(role)
+    for role in adoption.watch:
+        sup.watch(role)
+    missing = list(adoption.missing)
+    sup.journal("supervisor_reattached", {"run_id": sup.run_id, "missing": missing})
+    sup.start_loops()
+    sup.wake.set()  # observe at once: health is unknown until the first tick
+    for role in missing:  # died while we were down: recovered like any other death
+        await sup.handle(ChildDied(role, "not found on re-attach"))
+    return True
+
+
+async def suspended_in_run(sup: Supervisor) -> set[str]:
+    """Strategies this run suspended, from the journal."""
+    try:
+        started = await sup.adapter.call(
+            ROLE_JOURNAL, "query", "events", ["deployment_started"], timeout_s=10.0
+        )
+        since = max((e["seq"] for e in started if e["data"].get("run_id") == sup.run_id), default=0)
+        events = await sup.adapter.call(
+            ROLE_JOURNAL, "query", "events", ["strategy_suspended"], since, timeout_s=10.0
+        )
+    except (ChildGone, TimeoutError):
+        # Without the journal nothing is known suspended: a suspended strategy's actor is gone,
+        # so it is found missing and goes through the policy again (bounded by its budget).
+        return set()
+    return {strategy_role(e["data"]["strategy"]) for e in events}

@@ -1,0 +1,489 @@
+"""Supervisor: the supervision of one deployment over an adapter and a clock, both injected (the
+Ray actor in ``actor`` is a thin shell around it; unit tests run it against a fake).
+
+It creates the children, watches them (death the moment the adapter reports it, hangs by heartbeat
+timeout, a silent feed and a lost venue connection by the health reading), and hands every
+observation to the pure ``SupervisorCore``, carrying out the commands the core returns. Its
+collaborators: ``Recoverer`` (restarts, resyncs, suspensions) and ``Stopper`` (the ordered stop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from typing import TYPE_CHECKING, Any
+
+from tradeplane.actors.common import (
+    ROLE_BROKER,
+    ROLE_FEED,
+    ROLE_JOURNAL,
+    ROLE_RISK,
+    ROLE_VENUE,
+    spawn,
+)
+from tradeplane.actors.records import event_record
+from tradeplane.config.models import TradeplaneConfig
+from tradeplane.core.errors import OperationalError, root_cause
+from tradeplane.core.health import Health, HealthReading, Phase
+from tradeplane.core.session import make_calendar
+from tradeplane.core.watchdog import Lifecycle, RecoveryPolicy
+from tradeplane.journal.records import StateWrite
+from tradeplane.supervisor.adapter import ChildAdapter, ChildGone
+from tradeplane.supervisor.clock import Clock
+from tradeplane.supervisor.commands import (
+    CancelOpenOrders,
+    ChildDied,
+    Command,
+    EndResync,
+    HaltFinished,
+    HealthRead,
+    HeartbeatMissed,
+    HeartbeatReceived,
+    JournalEvent,
+    KillActor,
+    Observation,
+    Observe,
+    Resync,
+    Rewire,
+    ScheduleWake,
+    SetTradingState,
+    StartStreaming,
+    StopDeployment,
+    StopRequested,
+    StopStreaming,
+    SuspendActor,
+    TickEnded,
+    WakeRecovery,
+)
+from tradeplane.supervisor.core import SupervisorCore
+from tradeplane.supervisor.derive import health_facts
+from tradeplane.supervisor.reattach import RUN_KEY, RUN_SCOPE, reattach
+from tradeplane.supervisor.recovery import Recoverer
+from tradeplane.supervisor.status import build_status
+from tradeplane.supervisor.stopping import Stopper
+from tradeplane.telemetry.actors import actor_metrics
+from tradeplane.venues.sim.faults import FaultSchedule, fault_target
+
+if TYPE_CHECKING:
+    from tradeplane.supervisor.specs import ChildSpec
+
+log = logging.getLogger("tradeplane.supervisor")
+__all__ = ["RUN_KEY", "RUN_SCOPE", "Supervisor"]
+# How long a durable supervisor record may wait for the journal before it is queued instead.
+DURABLE_RETRY_S = 5.0
+
+
+class Supervisor:
+    def __init__(
+        self,
+        cfg: TradeplaneConfig,
+        run_id: str,
+        specs: list[ChildSpec],
+        adapter: ChildAdapter,
+        clock: Clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.run_id = run_id
+        self.deployment = cfg.deployment.name
+        self.specs: dict[str, ChildSpec] = {s.role: s for s in specs}
+        self.adapter = adapter
+        self.clock = clock
+        sup = cfg.supervisor
+        self.core = SupervisorCore(
+            list(self.specs),
+            RecoveryPolicy(
+                max_attempts=sup.max_recovery_attempts,
+                window_s=sup.recovery_window_s,
+                cooldown_s=sup.recovery_cooldown_s,
+                backoff_max_s=sup.recovery_backoff_max_s,
+                jitter=sup.recovery_jitter,
+                auto_recover=sup.auto_recover,
+                rng=rng or random.Random(),
+            ),
+            heartbeat_timeout_s=sup.heartbeat_timeout_s,
+            feed_silence_s=cfg.resolved_feed_silence_s(),
+            strategy_max_restarts=sup.strategy_max_restarts,
+            cancel_orders_on_exhausted=sup.cancel_orders_on_exhausted,
+            on_recovery_exhausted=sup.on_recovery_exhausted,
+            broker_role=ROLE_BROKER,
+            feed_role=ROLE_FEED,
+        )
+        self.calendar = make_calendar(cfg.session.calendar)
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.watchers: dict[str, asyncio.Task[Any]] = {}
+        self.wake = asyncio.Event()
+        self.reading = HealthReading(Health.STARTING, "deploying actors")
+        self.started_ts = clock.now()
+        self.loop_task: asyncio.Task[Any] | None = None
+        self.journal_failures = 0
+        self.faults = FaultSchedule(cfg.venue.sim.faults)
+        self.feed_started_ts: float | None = None
+        self.recoverer = Recoverer(self)
+        self.stopper = Stopper(self)
+        self.last_stop: dict[str, Any] | None = None
+        self.metrics = actor_metrics(cfg, "supervisor")
+        self.metrics.gauge(
+            "health_state",
+            "1 for the deployment's current health state, 0 for the others",
+            "1",
+            lambda: [
+                (1.0 if h is self.reading.health else 0.0, {"state": h.value}) for h in Health
+            ],
+        )
+        self.metrics.gauge(
+            "actors_down",
+            "Actors dead, restarting or suspended",
+            "1",
+            lambda: [(float(len(self.core.down())), {})],
+        )
+
+    # -- the core's steps ----------------------------------------------------------------------
+
+    async def handle(self, obs: Observation) -> None:
+        await self.execute(self.core.step(obs, self.clock.now()))
+
+    async def execute(self, commands: list[Command]) -> None:
+        for cmd in commands:
+            await self._carry_out(cmd)
+
+    async def _carry_out(self, cmd: Command) -> None:
+        match cmd:
+            case JournalEvent(kind, data, durable, run_state):
+                state = [self.run_state()] if run_state else []
+                if durable:
+                    await self.journal_durably(kind, data, state)
+                else:
+                    self.journal(kind, data, state)
+            case KillActor(role):
+                await self.kill(role)
+            case WakeRecovery():
+                self.recoverer.wake.set()
+            case Rewire(role):
+                self.recoverer.rewire(role)
+            case StartStreaming():
+                await self._start_streaming()
+            case StopStreaming():
+                try:
+                    await self.adapter.call(ROLE_FEED, "stop_streaming", timeout_s=5.0)
+                except Exception as exc:
+                    # Safe to lose: bars are stopped only to spare work. A feed that cannot be
+                    # reached sends nothing, and the halted broker lets no new order out anyway.
+                    log.warning("feed did not stop streaming: %s", exc)
+            case Resync(decision):
+                self.recoverer.start_resync(decision)
+            case EndResync(decision, started_ts, summary):
+                await self.recoverer.end_resync(decision, started_ts, summary)
+            case SuspendActor(role, decision):
+                await self.recoverer.suspend(role, decision)
+            case SetTradingState(state, kill_switch):
+                error = None
+                try:
+                    await self.adapter.call(
+                        ROLE_BROKER, "set_trading_state", state, kill_switch, timeout_s=5.0
+                    )
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                await self.handle(HaltFinished(error))  # recorded and retried by the core
+            case CancelOpenOrders(reason):
+                try:
+                    await self.adapter.call(ROLE_BROKER, "cancel_all", reason, timeout_s=10)
+                except Exception as exc:
+                    # Orders may still work at the venue: the operator must hear of it.
+                    log.error("cancel_all after %s failed: %s", reason, exc)
+                    self.journal("cancel_all_failed", {"reason": reason, "error": str(exc)[:500]})
+            case ScheduleWake(delay_s, then):
+                if delay_s <= 0:
+                    await self.handle(then)
+                else:
+                    spawn(self.tasks, self._wake_later(delay_s, then))
+            case Observe():
+                await self.observe()
+            case StopDeployment(reason):
+                self.last_stop = await self.stopper.run(reason)
+
+    async def _wake_later(self, delay_s: float, obs: Observation) -> None:
+        await self.clock.sleep(delay_s)
+        await self.handle(obs)
+
+    async def kill(self, role: str) -> None:
+        try:
+            await self.adapter.kill(role)
+        except Exception as exc:
+            # Safe to lose: the child is already known dead or hung, and its restart kills it
+            # again by name before creating the new one (a failure there is recovery_failed).
+            log.warning("killing %s failed: %s", role, exc)
+
+    async def _start_streaming(self) -> None:
+        try:
+            await self.adapter.call(ROLE_FEED, "start_streaming", timeout_s=10.0)
+        except Exception as exc:
+            # Safe to lose: desired vs observed, the next tick asks a feed that does not stream
+            # again (TickEnded -> StartStreaming).
+            log.warning("feed did not start streaming: %s", exc)
+
+    # -- journal -------------------------------------------------------------------------------
+
+    def record(self, kind: str, data: dict[str, Any]) -> Any:
+        # The run id rides on every supervisor record: its span belongs to that run's trace.
+        return event_record(
+            self.deployment, kind, self.clock.now(), {"run_id": self.run_id, **data}
+        )
+
+    def journal(
+        self, kind: str, data: dict[str, Any], state: list[StateWrite] | None = None
+    ) -> None:
+        """Queued: kept and resent by the adapter until the journal acknowledges it."""
+        self.adapter.append([self.record(kind, data)], state or [])
+
+    async def journal_durably(
+        self, kind: str, data: dict[str, Any], state: list[StateWrite] | None = None
+    ) -> bool:
+        """Wait for the commit. A journal away for ``DURABLE_RETRY_S`` does not hold up what
+        follows (a fail-closed halt must never wait on the journal): the record is queued
+        instead, resent until the journal is back, counted and logged; False then."""
+        record = self.record(kind, data)
+        try:
+            await self.adapter.journal([record], state or [], retry_s=DURABLE_RETRY_S)
+            return True
+        except Exception as exc:
+            self.journal_failures += 1
+            log.error("journal unreachable, %s queued for when it is back: %s", kind, exc)
+            self.adapter.append([record], state or [])  # idempotent by event id
+            return False
+
+    def run_state(self) -> StateWrite:
+        value = {"run_id": self.run_id, "phase": self.core.phase.value}
+        return StateWrite(RUN_SCOPE, RUN_KEY, value, self.clock.now())
+
+    # -- deploy --------------------------------------------------------------------------------
+
+    async def deploy(self) -> dict[str, Any]:
+        timeout = self.cfg.supervisor.startup_timeout_s
+        try:
+            # Every child's process boots at once (the slow part: a fresh Python importing the
+            # runtime); they then become ready one by one in dependency order, journal first.
+            early = [r for r, spec in self.specs.items() if spec.colocate_with is None]
+            for role in early:
+                self.adapter.create(self.specs[role])
+            for role in self.specs:
+                await self.start_child(role, timeout, created=role in early)
+            await self._reconcile(timeout)
+        except Exception as exc:
+            if self.core.failure is None:
+                self.core.failure = f"start-up failed: {root_cause(exc)}"
+            self.core.set_phase(Phase.FAILED)
+            await self.observe()
+            data = {"reason": self.core.failure}
+            await self.journal_durably("deployment_failed", data, [self.run_state()])
+            await self.stopper.settle(5.0)
+            await self.stopper.kill_all()
+            raise
+        self.core.set_phase(Phase.READY)
+        started = {
+            "started_ts": self.started_ts,
+            "mode": self.cfg.deployment.mode.value,
+            "venue": self.cfg.venue.kind,
+            "strategies": [s.name for s in self.cfg.strategies],
+            "symbols": list(self.cfg.venue.symbols),
+            "risk_limits_disabled": self.cfg.risk.disabled_limits(),
+            "session_calendar": self.cfg.session.calendar,
+            "reconciliation": (self.recoverer.reconciliation or {}).get("summary"),
+        }
+        # A deployment that cannot journal its start does not start (raises after 30 s).
+        await self.adapter.journal(
+            [self.record("deployment_started", started)], [self.run_state()], retry_s=30.0
+        )
+        self.start_loops()
+        await self.observe()
+        return self.status()
+
+    async def _reconcile(self, timeout_s: float) -> None:
+        """Before the first bar: the journal against the venue. A mismatch either stops the
+        start (configured) or the venue's holdings are adopted by risk."""
+        result = await self.recoverer.reconcile_once(timeout_s)
+        if result["action"] == "block_start":
+            self.core.failure = f"reconciliation mismatch: {result['summary']}"
+            raise OperationalError(
+                self.core.failure
+                + " (fail_on_reconciliation_mismatch is set; `tradeplane status` shows the report)"
+            )
+
+    async def start_child(
+        self, role: str, timeout_s: float, *, restart: bool = False, created: bool = False
+    ) -> None:
+        spec = self.specs[role]
+        if restart and self.core.phase in (Phase.STOPPING, Phase.STOPPED):
+            # A restart under way when the stop came: the stop has killed (or will kill) every
+            # child by name, and a new one must not outlive it.
+            raise OperationalError(f"{role} not restarted: the deployment is stopping")
+        if not created:
+            node_id = None
+            if spec.colocate_with is not None:
+                node_id = await self.adapter.call(
+                    spec.colocate_with, "node_id", timeout_s=timeout_s
+                )
+            self.adapter.create(spec, node_id)
+        try:
+            await self.adapter.call(role, "ready", timeout_s=timeout_s)
+        except (ChildGone, TimeoutError) as exc:
+            cause = None
+            # Only to name the cause in the error: a child that does not die in 5 s has none.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5.0):
+                    cause = await self.adapter.wait_for_death(role)
+            raise RuntimeError(f"{role} did not become ready: {cause or exc}") from exc
+        if restart:
+            self.core.restarted(role)
+        else:
+            self.core.running(role)
+        self.watch(role)
+
+    async def start_feed(self) -> dict[str, Any]:
+        await self.adapter.call(ROLE_FEED, "start_streaming", timeout_s=10.0)
+        self.core.set_phase(Phase.RUNNING)
+        self.feed_started_ts = self.clock.now()
+        self.journal("feed_started", {}, [self.run_state()])
+        await self.observe()
+        return self.status()
+
+    async def reattach(self) -> bool:
+        """After Ray restarted the supervisor: adopt the children still alive, by name."""
+        return await reattach(self)
+
+    # -- monitoring ----------------------------------------------------------------------------
+
+    def watch(self, role: str) -> None:
+        self.unwatch(role)
+        self.watchers[role] = spawn(self.tasks, self._watch_one(role))
+
+    def unwatch(self, role: str) -> None:
+        task = self.watchers.pop(role, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _watch_one(self, role: str) -> None:
+        cause = await self.adapter.wait_for_death(role)
+        self.wake.set()
+        await self.handle(ChildDied(role, cause))
+
+    def start_loops(self) -> None:
+        if self.loop_task is None or self.loop_task.done():
+            self.loop_task = spawn(self.tasks, self._loop())
+        self.recoverer.start()
+
+    async def _loop(self) -> None:
+        interval = self.cfg.supervisor.monitor_interval_s
+        while self.core.active:
+            await self.clock.wait(self.wake, interval)
+            self.wake.clear()
+            try:
+                await self.tick()
+            except Exception:
+                # The loop must survive any one bad tick; the next tick observes afresh.
+                log.exception("supervisor tick failed")
+
+    async def tick(self) -> None:
+        now = self.clock.now()
+        running = [r for r, c in self.core.children.items() if c.state is Lifecycle.RUNNING]
+        timeout = min(self.cfg.supervisor.heartbeat_timeout_s, 2.0)
+        results = await asyncio.gather(
+            *(self.adapter.call(r, "heartbeat", timeout_s=timeout) for r in running),
+            return_exceptions=True,
+        )
+        for role, result in zip(running, results, strict=True):
+            if isinstance(result, dict):
+                await self.handle(HeartbeatReceived(role, result))
+            elif isinstance(result, TimeoutError):
+                await self.handle(HeartbeatMissed(role))
+        await self.handle(TickEnded())
+        if self.feed_started_ts is not None and self.core.phase is Phase.RUNNING:
+            for spec in self.faults.due(now - self.feed_started_ts):
+                try:
+                    await self.inject_fault(spec.kind, spec.duration_s, spec.model_dump())
+                except Exception:
+                    # Chaos only (a scheduled sim fault): the run goes on without it.
+                    log.exception("scheduled fault %s not injected", spec.kind)
+        await self.observe()
+
+    async def observe(self) -> None:
+        now = self.clock.now()
+        facts = health_facts(self.core, now, self.calendar.is_open(now))
+        self.reading, change = self.core.observe_health(facts)
+        await self.handle(HealthRead(self.reading, change))
+
+    # -- operator commands ---------------------------------------------------------------------
+
+    async def stop(self, reason: str = "operator") -> dict[str, Any]:
+        commands = self.core.step(StopRequested(reason), self.clock.now())
+        if not commands:  # stopped already
+            return self.status()
+        await self.execute(commands)
+        return self.last_stop if self.last_stop is not None else self.status()
+
+    async def kill_switch(self, active: bool, reason: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.adapter.call(
+            ROLE_RISK, "kill_switch", active, reason, "operator", timeout_s=30.0
+        )
+        return result
+
+    async def flatten(self, reason: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.adapter.call(
+            ROLE_RISK, "flatten", reason, timeout_s=30.0
+        )
+        return result
+
+    async def cancel_all(self, reason: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.adapter.call(
+            ROLE_BROKER, "cancel_all", reason, timeout_s=30.0
+        )
+        await self.adapter.journal([self.record("cancel_all_requested", result)], [], retry_s=30.0)
+        return result
+
+    async def inject_fault(
+        self, kind: str, duration_s: float | None = None, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Chaos: tell the sim venue (or, for ``silent``, the feed) to misbehave."""
+        role = ROLE_FEED if fault_target(kind) == "feed" else ROLE_VENUE
+        if role not in self.specs:
+            raise OperationalError(f"fault {kind!r} needs the sim venue's own actor (paper mode)")
+        extra = {k: v for k, v in (params or {}).items() if k in ("delay_s", "probability")}
+        result: dict[str, Any] = await self.adapter.call(
+            role, "inject_fault", kind, duration_s, extra, timeout_s=10.0
+        )
+        self.journal(
+            "fault_injected",
+            {"kind": kind, "target": role, "duration_s": duration_s, "params": extra},
+        )
+        return result
+
+    async def clear_faults(self, kind: str | None = None) -> dict[str, Any]:
+        cleared = {}
+        for role in (ROLE_FEED, ROLE_VENUE):
+            if role in self.specs:
+                # A dead child holds no faults: its restart starts clean.
+                with contextlib.suppress(ChildGone, TimeoutError):
+                    cleared[role] = await self.adapter.call(
+                        role, "clear_faults", kind, timeout_s=10.0
+                    )
+        self.journal("faults_cleared", {"kind": kind, "cleared": cleared})
+        return cleared
+
+    # -- status --------------------------------------------------------------------------------
+
+    async def status_with_orders(self) -> dict[str, Any]:
+        status = self.status()
+        if self.core.children[ROLE_JOURNAL].state is Lifecycle.RUNNING:
+            try:
+                status["orders"] = await self.adapter.call(
+                    ROLE_JOURNAL, "query", "order_counts_by_status", timeout_s=2.0
+                )
+            except Exception:
+                # Status must answer whatever the journal does; it then shows no order counts.
+                log.debug("order counts unavailable", exc_info=True)
+        return status
+
+    def status(self) -> dict[str, Any]:
+        return build_status(self)
