@@ -42,6 +42,7 @@ from tradeplane.core.retry import failure, retrying
 from tradeplane.core.venue_events import check_venue_event, describe_raw
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.protocol.api import RiskApi, StrategyApi
+from tradeplane.protocol.events import EventKind
 from tradeplane.protocol.states import TradingState
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.telemetry.context import submit_context
@@ -289,7 +290,9 @@ class BrokerActor(SupervisedActor, ResolvingMixin):
                     for oe in self.core.apply_venue_event(ev)
                 )
             journaled = [
-                (oe, seq) for oe, seq, _ in order_events if oe.kind != "order_fill_duplicate"
+                (oe, seq)
+                for oe, seq, _ in order_events
+                if oe.kind != EventKind.ORDER_FILL_DUPLICATE
             ]
             records = [
                 order_record(
@@ -300,12 +303,12 @@ class BrokerActor(SupervisedActor, ResolvingMixin):
                     extra=extra,
                 )
                 for oe, seq, extra in order_events
-                if oe.kind != "order_fill_duplicate"
+                if oe.kind != EventKind.ORDER_FILL_DUPLICATE
             ]
             rejected = [
                 oe.order.client_order_id
                 for oe, seq in journaled
-                if seq is not None and oe.kind == "order_rejected"
+                if seq is not None and oe.kind == EventKind.ORDER_REJECTED
             ]
             state = []
             if events:
@@ -331,7 +334,7 @@ class BrokerActor(SupervisedActor, ResolvingMixin):
             bad.append(
                 event_record(
                     self.deployment,
-                    "venue_message_rejected",
+                    EventKind.VENUE_MESSAGE_REJECTED,
                     time.time(),
                     {"reason": reason, "message": describe_raw(ev)},
                 )
@@ -351,7 +354,7 @@ class BrokerActor(SupervisedActor, ResolvingMixin):
         fills = [
             (q, e.fill)
             for e, q in zip(events, seq_of, strict=True)
-            if e.kind == "order_filled" and e.fill is not None
+            if e.kind == EventKind.ORDER_FILLED and e.fill is not None
         ]
         closed = [e.order.client_order_id for e in events if e.order.is_terminal]
         for coid in closed:

@@ -289,7 +289,7 @@ class FeedActor(SupervisedActor):
         if recv >= self._summary_due:
             self._summary_due = recv + self.cfg.journal.bar_summary_interval_s
             record: JournalRecord = event_record(
-                self.deployment, "bar_summary", recv, {"symbols": self._summary}
+                self.deployment, EventKind.BAR_SUMMARY, recv, {"symbols": self._summary}
             )
             self.outbox.send_nowait(ROLE_JOURNAL, JournalApi.append, [record], [])
             self._summary = {}

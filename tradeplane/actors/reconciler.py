@@ -34,6 +34,8 @@ from tradeplane.core.reconcile import (
 )
 from tradeplane.core.reconcile_action import decide
 from tradeplane.journal.records import StateWrite
+from tradeplane.protocol.api import BrokerApi
+from tradeplane.protocol.events import EventKind
 from tradeplane.venues.base import holdings_from_venue
 
 log = logging.getLogger("tradeplane.reconciler")
@@ -53,10 +55,10 @@ class ReconcilerActor(SupervisedActor):
 
     async def run(self, timeout_s: float = 30.0) -> dict[str, Any]:
         """Reconcile once; returns the report, the action taken and the holdings to adopt."""
-        broker = self.peers.get(ROLE_BROKER)
+        broker = self.peers.remote(ROLE_BROKER)
         if broker is None:
             raise RuntimeError("broker not found: cannot ask the venue")
-        live_raw = await broker.reconcile_inputs.remote(timeout_s)
+        live_raw = await broker.call(BrokerApi.reconcile_inputs, timeout_s)
         live: Holdings = holdings_from_venue(live_raw["positions"], live_raw["open_orders"])
         expected = expected_from_journal(
             await query_journal(self.peers, "positions"),
@@ -78,7 +80,7 @@ class ReconcilerActor(SupervisedActor):
         data = {**report.to_dict(), "run_id": self.run_id, "action": action}
         await call_journal(
             self.peers,
-            [event_record(self.deployment, "reconciliation", report.checked_at, data)],
+            [event_record(self.deployment, EventKind.RECONCILIATION, report.checked_at, data)],
             [StateWrite(RECONCILIATION_SCOPE, RECONCILIATION_KEY, data, time.time())],
         )
         self.last = {"summary": report.summary(), "clean": report.clean, "action": action}

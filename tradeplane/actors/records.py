@@ -9,7 +9,7 @@ from tradeplane.core.execution import OrderEvent, order_event_data
 from tradeplane.core.ids import unique_event_id
 from tradeplane.core.model import Intent, OrderDenied, OrderType, Side
 from tradeplane.journal.records import JournalRecord, StateWrite
-from tradeplane.protocol.events import EventKind, event_kind
+from tradeplane.protocol.events import EventKind
 
 log = logging.getLogger("tradeplane.records")
 
@@ -120,17 +120,16 @@ def order_record(
 
 def event_record(
     deployment: str,
-    kind: EventKind | str,
+    kind: EventKind,
     ts: float,
     data: dict[str, Any],
     *,
     strategy: str | None = None,
     event_id: str | None = None,
 ) -> JournalRecord:
-    known = event_kind(kind)  # an unknown kind fails here, at its writer
     return JournalRecord(
-        event_id=event_id or unique_event_id(known),
-        kind=known,
+        event_id=event_id or unique_event_id(kind),
+        kind=kind,
         ts=ts,
         deployment=deployment,
         data=data,

@@ -70,6 +70,7 @@ from tradeplane.core.risk_recovery import CheckOrphan, RiskJournal, RiskRecovery
 from tradeplane.core.session import make_calendar
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.protocol.api import BrokerApi, JournalApi
+from tradeplane.protocol.events import EventKind
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.telemetry.context import intent_context, risk_check_context
 
@@ -342,16 +343,20 @@ class RiskActor(SupervisedActor):
                 data = ev.to_dict()
                 if isinstance(ev, KillSwitchActivated):
                     records.append(
-                        event_record(self.deployment, "kill_switch_activated", now, data)
+                        event_record(self.deployment, EventKind.KILL_SWITCH_ACTIVATED, now, data)
                     )
                     writes.append(
                         kill_switch_state(True, ev.reason, ev.source, now, figures=ev.figures)
                     )
                 elif isinstance(ev, KillSwitchCleared):
-                    records.append(event_record(self.deployment, "kill_switch_cleared", now, data))
+                    records.append(
+                        event_record(self.deployment, EventKind.KILL_SWITCH_CLEARED, now, data)
+                    )
                     writes.append(kill_switch_state(False, ev.reason, ev.source, now))
                 elif isinstance(ev, RiskDayRolledOver):
-                    records.append(event_record(self.deployment, "risk_day_rolled_over", now, data))
+                    records.append(
+                        event_record(self.deployment, EventKind.RISK_DAY_ROLLED_OVER, now, data)
+                    )
             writes.extend(self._state_writes(force=True))
             await call_journal(self.peers, records, writes, retry_s=3600.0)
             for ev in events:
@@ -416,7 +421,10 @@ class RiskActor(SupervisedActor):
         self.outbox.send_nowait(ROLE_BROKER, BrokerApi.cancel_all, f"flatten: {reason}")
         sent = await self._flatten(f"op-{time.time():.6f}", reason)
         record = event_record(
-            self.deployment, "flatten_requested", time.time(), {"reason": reason, "orders": sent}
+            self.deployment,
+            EventKind.FLATTEN_REQUESTED,
+            time.time(),
+            {"reason": reason, "orders": sent},
         )
         await call_journal(self.peers, [record])
         return {"orders": sent, "reason": reason}

@@ -42,6 +42,7 @@ from tradeplane.core.errors import OperationalError
 from tradeplane.journal.files import atomic_write
 from tradeplane.journal.reader import JournalReader
 from tradeplane.protocol.api import ChildApi
+from tradeplane.protocol.events import EventKind
 from tradeplane.telemetry.export import Resources, ShipResult, SpanShipper, make_exporter
 from tradeplane.telemetry.journal_metrics import JournalCounters
 from tradeplane.telemetry.metrics import ActorMetrics, MetricPoint
@@ -148,10 +149,12 @@ class TelemetryActor(SupervisedActor):
         except OSError as exc:
             # Not fatal: trading goes on without the endpoint, and status says why.
             self.server, self.endpoint_error = None, str(exc)
-            self._journal("telemetry_endpoint_failed", {"error": str(exc)[:300]})
+            self._journal(EventKind.TELEMETRY_ENDPOINT_FAILED, {"error": str(exc)[:300]})
             return
         self.endpoint = f"http://{host}:{port}/metrics"
-        self._journal("telemetry_started", {"metrics": self.endpoint, **self._export_target()})
+        self._journal(
+            EventKind.TELEMETRY_STARTED, {"metrics": self.endpoint, **self._export_target()}
+        )
 
     def _export_target(self) -> dict[str, Any]:
         return {
@@ -259,7 +262,7 @@ class TelemetryActor(SupervisedActor):
         self._last_drop_warning = now
         log.warning("telemetry: %d spans dropped (collector down or slow)", fresh)
         self._journal(
-            "telemetry_spans_dropped",
+            EventKind.TELEMETRY_SPANS_DROPPED,
             {
                 "dropped": fresh,
                 "dropped_total": self.shipper.dropped,
@@ -333,7 +336,7 @@ class TelemetryActor(SupervisedActor):
 
     # -- observation ---------------------------------------------------------------------------
 
-    def _journal(self, kind: str, data: dict[str, Any]) -> None:
+    def _journal(self, kind: EventKind, data: dict[str, Any]) -> None:
         record = event_record(self.deployment, kind, time.time(), data)
         spawn(self.tasks, call_journal(self.peers, [record], retry_s=10.0))
 

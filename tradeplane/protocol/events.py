@@ -54,6 +54,8 @@ class EventKind(StrEnum):
     RECOVERY_FAILED = "recovery_failed"
     RECOVERY_EXHAUSTED = "recovery_exhausted"
     HALT_FAILED = "halt_failed"
+    HALT_SUCCEEDED = "halt_succeeded"
+    CANCEL_ALL_FAILED = "cancel_all_failed"
     FAULT_INJECTED = "fault_injected"
     FAULTS_CLEARED = "faults_cleared"
     # -- telemetry

@@ -14,6 +14,7 @@ import ray
 
 from tradeplane.actors.common import ROLE_BROKER, SupervisedActor, spawn
 from tradeplane.config.models import TradeplaneConfig
+from tradeplane.protocol.api import BrokerApi
 from tradeplane.supervisor.adapter import RayChildAdapter
 from tradeplane.supervisor.clock import SystemClock
 from tradeplane.supervisor.specs import child_specs
@@ -75,7 +76,7 @@ class SupervisorActor(SupervisedActor):
     async def venue_holdings(self) -> dict[str, Any]:
         """For ``preflight`` while running: the venue's holdings, asked through the broker."""
         result: dict[str, Any] = await self.sup.adapter.call(
-            ROLE_BROKER, "live_holdings", timeout_s=10.0
+            10.0, ROLE_BROKER, BrokerApi.live_holdings
         )
         return result
 

@@ -14,9 +14,12 @@ from tradeplane.actors.common import (
     ROLE_JOURNAL,
     Outbox,
     Peers,
+    Remote,
     actor_name,
     call_journal,
 )
+from tradeplane.protocol.api import A, JournalApi, Method, P, R
+from tradeplane.protocol.roles import Role
 from tradeplane.supervisor.specs import ChildSpec
 
 
@@ -27,9 +30,26 @@ class ChildGone(Exception):
 class ChildAdapter(Protocol):
     def create(self, spec: ChildSpec, node_id: str | None = None) -> None: ...
     def attach(self, role: str) -> bool: ...
-    async def call(self, role: str, method: str, *args: Any, timeout_s: float) -> Any: ...
+    async def call(
+        self,
+        timeout_s: float,
+        role: Role[A],
+        method: Method[A, P, R],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        """``method`` on ``role``'s actor, answered within ``timeout_s`` (``TimeoutError``), or
+        ``ChildGone`` when the actor is dead or has no handle."""
+        ...
+
     async def wait_for_death(self, role: str) -> str: ...
-    def send(self, role: str, method: str, *args: Any) -> None: ...
+
+    def send(
+        self, role: Role[A], method: Method[A, P, Any], *args: P.args, **kwargs: P.kwargs
+    ) -> None:
+        """Fire and forget (``rewire``, ``forget_peer``): nothing is waited for."""
+        ...
+
     async def kill(self, role: str) -> None: ...
 
     async def journal(self, records: list[Any], state: list[Any], *, retry_s: float) -> None:
@@ -69,7 +89,7 @@ class RayChildAdapter:
         await call_journal(self.peers, records, state, retry_s=retry_s)
 
     def append(self, records: list[Any], state: list[Any]) -> None:
-        self.outbox.send_nowait(ROLE_JOURNAL, "append", records, state)
+        self.outbox.send_nowait(ROLE_JOURNAL, JournalApi.append, records, state)
 
     def resend(self, role: str) -> None:
         self.outbox.resend(role)
@@ -95,13 +115,21 @@ class RayChildAdapter:
             return False
         return True
 
-    async def call(self, role: str, method: str, *args: Any, timeout_s: float) -> Any:
+    async def call(
+        self,
+        timeout_s: float,
+        role: Role[A],
+        method: Method[A, P, R],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
         handle = self.handles.get(role)
         if handle is None:
             raise ChildGone(f"{role}: no handle")
+        child: Remote[A] = Remote(handle)
         try:
             async with asyncio.timeout(timeout_s):
-                return await getattr(handle, method).remote(*args)
+                return await child.call(method, *args, **kwargs)
         except RayActorError as exc:
             raise ChildGone(f"{role}: {type(exc).__name__}") from exc
 
@@ -118,10 +146,12 @@ class RayChildAdapter:
             return f"{type(exc).__name__}: {exc}"
         return "returned"
 
-    def send(self, role: str, method: str, *args: Any) -> None:
+    def send(
+        self, role: Role[A], method: Method[A, P, Any], *args: P.args, **kwargs: P.kwargs
+    ) -> None:
         handle = self.handles.get(role)
         if handle is not None:
-            getattr(handle, method).remote(*args)
+            Remote[A](handle).call(method, *args, **kwargs)
 
     async def kill(self, role: str) -> None:
         handle = self.handles.pop(role, None)

@@ -17,12 +17,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tradeplane.protocol.api import ChildApi
+from tradeplane.protocol.roles import NAMESPACE, ROLE_SUPERVISOR, STRATEGY_PREFIX, actor_name
+
 ACTOR_KINDS = ("strategy", "risk", "broker", "feed", "journal", "supervisor", "venue")
 KILL_MODES = ("sigkill", "ray-kill")
 RUN_MODES = (*KILL_MODES, "mixed")
 JITTER = 0.2
-SUPERVISOR = "supervisor"
-STRATEGY_PREFIX = "strategy/"  # mirrors tradeplane.actors.common, which imports Ray
+SUPERVISOR: str = ROLE_SUPERVISOR
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)?$")
@@ -131,8 +133,6 @@ class ChaosPlan:
 
 
 def _name(deployment: str, role: str) -> str:
-    from tradeplane.actors.common import actor_name
-
     return actor_name(deployment, role)
 
 
@@ -141,7 +141,7 @@ def _locate(deployment: str, role: str, timeout_s: float) -> tuple[Any | None, d
     actor is being restarted, so the answer is assembled from whichever ones respond."""
     import ray
 
-    from tradeplane.actors.common import NAMESPACE
+    from tradeplane.actors.common import Remote
 
     name = _name(deployment, role)
     info: dict[str, Any] = {
@@ -164,7 +164,7 @@ def _locate(deployment: str, role: str, timeout_s: float) -> tuple[Any | None, d
         # The actor's own word is the freshest: the cluster's tables may still show the
         # previous process for a moment after a restart.
         try:
-            beat: Any = ray.get(handle.heartbeat.remote(), timeout=timeout_s)
+            beat = ray.get(Remote[ChildApi](handle).call(ChildApi.heartbeat), timeout=timeout_s)
             pid = (beat.get("process") or {}).get("pid")
             if pid:
                 info["pid"], info["source"] = int(pid), "heartbeat"
@@ -204,8 +204,6 @@ def _gcs_row(actor_id: str) -> dict[str, Any] | None:
 def _state_api_row(name: str, timeout_s: float) -> dict[str, Any] | None:
     try:
         from ray.util.state import list_actors
-
-        from tradeplane.actors.common import NAMESPACE
 
         rows = list_actors(
             filters=[("name", "=", name)],

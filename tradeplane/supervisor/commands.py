@@ -13,6 +13,8 @@ from typing import Any
 
 from tradeplane.core.health import HealthChange, HealthReading
 from tradeplane.core.watchdog import RecoveryDecision
+from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.states import TradingState
 
 # -- observations ---------------------------------------------------------------------------------
 
@@ -86,7 +88,7 @@ class StopRequested:
 
 @dataclass(frozen=True, slots=True)
 class HaltFinished:
-    """The broker answered ``set_trading_state("halted")`` (``error`` None) or did not."""
+    """The broker answered ``set_trading_state(HALTED)`` (``error`` None) or did not."""
 
     error: str | None = None
 
@@ -124,7 +126,7 @@ class JournalEvent:
     """Append an event (the run id is added by the shell). ``durable``: wait for the commit
     before the next command; ``run_state``: write the run's phase with it."""
 
-    kind: str
+    kind: EventKind
     data: dict[str, Any]
     durable: bool = False
     run_state: bool = False
@@ -184,7 +186,7 @@ class SuspendActor:
 
 @dataclass(frozen=True, slots=True)
 class SetTradingState:
-    state: str
+    state: TradingState
     kill_switch: dict[str, Any]
 
 

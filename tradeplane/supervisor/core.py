@@ -26,6 +26,8 @@ from tradeplane.core.health import (
     derive_health,
 )
 from tradeplane.core.watchdog import LIFECYCLE, Lifecycle, RecoveryDecision, RecoveryPolicy
+from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.states import TradingState
 from tradeplane.supervisor import halting
 from tradeplane.supervisor.commands import (
     ChildDied,
@@ -308,7 +310,7 @@ class SupervisorCore:
         if decision is None:
             return []
         died = {"role": role, "cause": cause, "attempt": decision.attempt, "retry": decision.retry}
-        return [JournalEvent("actor_died", died), *self._after(decision, (role,))]
+        return [JournalEvent(EventKind.ACTOR_DIED, died), *self._after(decision, (role,))]
 
     def _after(self, decision: RecoveryDecision, roles: tuple[str, ...]) -> list[Command]:
         cmds: list[Command]
@@ -335,7 +337,7 @@ class SupervisorCore:
                 "health": change.current.value,
                 "reason": change.reason,
             }
-            cmds.append(JournalEvent("health_changed", data))
+            cmds.append(JournalEvent(EventKind.HEALTH_CHANGED, data))
         # A silent feed while the market is open: the broker/feed pair restarted through the
         # policy (once queued, not again).
         if self.active and reading.health is Health.FEED_SILENT and self.silence_recovery_due():
@@ -348,7 +350,7 @@ class SupervisorCore:
         cmds: list[Command]
         if done.error is not None:
             failed = {"target": done.target, "attempt": done.attempt, "error": done.error[:500]}
-            cmds = [JournalEvent("recovery_failed", failed)]
+            cmds = [JournalEvent(EventKind.RECOVERY_FAILED, failed)]
             for role in done.roles:
                 if self.children[role].state is not Lifecycle.RUNNING:
                     cmds.append(KillActor(role))  # a half-started actor must not linger
@@ -365,7 +367,7 @@ class SupervisorCore:
             # A broker restarted after the give-up (its restart was under way) came up trading:
             # halted again before anyone resends to it.
             self.halt.confirmed, self.halt.given_up = False, None
-            cmds.append(SetTradingState("halted", dict(HALTED)))
+            cmds.append(SetTradingState(TradingState.HALTED, dict(HALTED)))
         cmds += [Rewire(role) for role in done.roles]
         if self.feed_role in done.roles and self.phase is Phase.RUNNING and self.halt is None:
             # Not left to the next tick: every moment without bars is a moment not trading.
@@ -377,7 +379,7 @@ class SupervisorCore:
             "took_s": round(took, 3),
             "phases": done.phases,
         }
-        cmds.append(JournalEvent("recovery_succeeded", succeeded))
+        cmds.append(JournalEvent(EventKind.RECOVERY_SUCCEEDED, succeeded))
         return cmds
 
     # -- venue connection -----------------------------------------------------------------------
@@ -402,7 +404,7 @@ class SupervisorCore:
             self.resync_running = False
             error = (done.error or "no result")[:500]
             failed = {"target": VENUE_CONNECTION, "attempt": decision.attempt, "error": error}
-            return [JournalEvent("recovery_failed", failed)]
+            return [JournalEvent(EventKind.RECOVERY_FAILED, failed)]
         if done.result["action"] == "block_start":
             self.resync_running = False
             reason = f"reconciliation mismatch after reconnect: {done.result['summary']}"
@@ -414,11 +416,11 @@ class SupervisorCore:
         attempt = done.decision.attempt
         if done.error is not None:
             failed = {"target": VENUE_CONNECTION, "attempt": attempt, "error": done.error[:500]}
-            return [JournalEvent("recovery_failed", failed)]
+            return [JournalEvent(EventKind.RECOVERY_FAILED, failed)]
         succeeded = {
             "target": VENUE_CONNECTION,
             "attempt": attempt,
             "took_s": round(now - done.started_ts, 3),
             "reconciliation": done.summary,
         }
-        return [JournalEvent("recovery_succeeded", succeeded)]
+        return [JournalEvent(EventKind.RECOVERY_SUCCEEDED, succeeded)]

@@ -10,9 +10,10 @@ from typing import Any
 
 import ray
 
-from tradeplane.actors.common import NAMESPACE, ROLE_SUPERVISOR, actor_name
+from tradeplane.actors.common import NAMESPACE, ROLE_SUPERVISOR, Remote, actor_name
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import OperationalError, root_cause
+from tradeplane.protocol.api import SupervisorApi
 from tradeplane.supervisor.actor import SupervisorActor
 from tradeplane.supervisor.specs import child_specs, read_sources
 
@@ -129,10 +130,11 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
         num_cpus=0,
         max_concurrency=1000,
     ).remote(cfg, run_id, read_sources(cfg))
+    supervisor: Remote[SupervisorApi] = Remote(sup)
     try:
-        ray.get(sup.deploy.remote(), timeout=timeout_s)
+        ray.get(supervisor.call(SupervisorApi.deploy), timeout=timeout_s)
         if start_feed:
-            ray.get(sup.start_feed.remote(), timeout=30)
+            ray.get(supervisor.call(SupervisorApi.start_feed), timeout=30)
     except Exception as exc:
         ray.kill(sup, no_restart=True)
         raise OperationalError(f"deployment {name!r} failed to start: {root_cause(exc)}") from exc
@@ -143,7 +145,7 @@ def status(deployment: str, timeout_s: float = 10.0) -> dict[str, Any] | None:
     sup = find_supervisor(deployment)
     if sup is None:
         return None
-    result: dict[str, Any] = ray.get(sup.status.remote(), timeout=timeout_s)
+    result = ray.get(Remote[SupervisorApi](sup).call(SupervisorApi.status), timeout=timeout_s)
     return result
 
 
@@ -152,7 +154,8 @@ def stop(deployment: str, *, reason: str = "operator", timeout_s: float = 120.0)
     if sup is None:
         raise OperationalError(f"no running deployment named {deployment!r}")
     try:
-        summary: dict[str, Any] = ray.get(sup.stop.remote(reason), timeout=timeout_s)
+        call = Remote[SupervisorApi](sup).call(SupervisorApi.stop, reason)
+        summary = ray.get(call, timeout=timeout_s)
     finally:
         ray.kill(sup, no_restart=True)
     return summary

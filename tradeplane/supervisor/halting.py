@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from tradeplane.core.health import Phase
 from tradeplane.core.watchdog import RecoveryDecision
+from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.states import TradingState
 from tradeplane.supervisor.commands import (
     CancelOpenOrders,
     Command,
@@ -49,10 +51,10 @@ def give_up(
     # No recovery starts once we give up (``active`` is false from here); the phase moves
     # to failed when the halt has been issued (``HaltIssued``).
     cmds: list[Command] = [
-        JournalEvent("recovery_exhausted", exhausted, durable=True),
+        JournalEvent(EventKind.RECOVERY_EXHAUSTED, exhausted, durable=True),
         WakeRecovery(),
         StopStreaming(),
-        SetTradingState("halted", dict(HALTED)),
+        SetTradingState(TradingState.HALTED, dict(HALTED)),
     ]
     if core.cancel_orders_on_exhausted:
         cmds.append(CancelOpenOrders("recovery exhausted"))
@@ -65,7 +67,7 @@ def halt_issued(core: SupervisorCore) -> list[Command]:
         return []  # a stop under way goes on to stopped
     core.set_phase(Phase.FAILED)
     cmds: list[Command] = [
-        JournalEvent("deployment_failed", {"reason": halt.reason}, run_state=True),
+        JournalEvent(EventKind.DEPLOYMENT_FAILED, {"reason": halt.reason}, run_state=True),
         Observe(),
     ]
     if core.on_recovery_exhausted == "stopped":
@@ -84,16 +86,18 @@ def halt_answered(core: SupervisorCore, error: str | None) -> list[Command]:
         halt.confirmed = True
         if not halt.failures:
             return []
-        return [JournalEvent("halt_succeeded", {"attempts": halt.failures + 1})]
+        return [JournalEvent(EventKind.HALT_SUCCEEDED, {"attempts": halt.failures + 1})]
     halt.failures += 1
     failed: dict[str, Any] = {"error": error[:500], "attempt": halt.failures}
     gone = broker_gone(core)
     if gone is not None:
         halt.given_up = gone
-        return [JournalEvent("halt_failed", failed | {"retry_in_s": None, "given_up": gone})]
+        return [
+            JournalEvent(EventKind.HALT_FAILED, failed | {"retry_in_s": None, "given_up": gone})
+        ]
     delay = min(core.halt_retry_s * 2 ** (halt.failures - 1), core.halt_retry_max_s)
     return [
-        JournalEvent("halt_failed", failed | {"retry_in_s": delay}),
+        JournalEvent(EventKind.HALT_FAILED, failed | {"retry_in_s": delay}),
         ScheduleWake(delay, HaltRetryDue()),
     ]
 
@@ -106,8 +110,8 @@ def halt_retry(core: SupervisorCore) -> list[Command]:
     if gone is not None:
         halt.given_up = gone
         stopped = {"attempt": halt.failures, "retry_in_s": None, "given_up": gone}
-        return [JournalEvent("halt_failed", {"error": None} | stopped)]
-    return [SetTradingState("halted", dict(HALTED))]
+        return [JournalEvent(EventKind.HALT_FAILED, {"error": None} | stopped)]
+    return [SetTradingState(TradingState.HALTED, dict(HALTED))]
 
 
 def broker_gone(core: SupervisorCore) -> str | None:

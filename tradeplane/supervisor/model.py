@@ -9,6 +9,7 @@ from typing import Any
 from tradeplane.core.health import Phase
 from tradeplane.core.statemachine import TransitionTable
 from tradeplane.core.watchdog import LIFECYCLE, Lifecycle
+from tradeplane.protocol.roles import ROLE_TELEMETRY, STRATEGY_PREFIX
 
 PHASE = TransitionTable[Phase](
     "deployment phase",
@@ -21,9 +22,8 @@ PHASE = TransitionTable[Phase](
         Phase.FAILED: frozenset({Phase.STOPPING, Phase.STOPPED}),
     },
 )
-STRATEGY_PREFIX = "strategy/"
 # Actors whose loss never stops trading: out of restarts, they are suspended, not fatal.
-NON_CRITICAL_ROLES = frozenset({"telemetry"})
+NON_CRITICAL_ROLES = frozenset({ROLE_TELEMETRY})
 FEED_SILENCE = "feed_silence"  # recovery target: the broker/feed pair
 VENUE_CONNECTION = "venue_connection"  # recovery target: resync after a reconnect
 ACTIVE_PHASES = (Phase.READY, Phase.RUNNING)

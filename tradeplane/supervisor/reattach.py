@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tradeplane.actors.common import ROLE_JOURNAL, strategy_role
+from tradeplane.protocol.api import JournalApi
+from tradeplane.protocol.events import EventKind
 from tradeplane.supervisor.adapter import ChildGone
 from tradeplane.supervisor.commands import ChildDied
 from tradeplane.supervisor.derive import adopt, adoptable
@@ -25,7 +27,7 @@ async def reattach(sup: Supervisor) -> bool:
         return False
     try:
         run = await adapter.call(
-            ROLE_JOURNAL, "query", "get_state", RUN_SCOPE, RUN_KEY, timeout_s=10.0
+            10.0, ROLE_JOURNAL, JournalApi.query, "get_state", RUN_SCOPE, RUN_KEY
         )
     except (ChildGone, TimeoutError):
         return False
@@ -39,7 +41,7 @@ async def reattach(sup: Supervisor) -> bool:
     for role in adoption.watch:
         sup.watch(role)
     missing = list(adoption.missing)
-    sup.journal("supervisor_reattached", {"run_id": sup.run_id, "missing": missing})
+    sup.journal(EventKind.SUPERVISOR_REATTACHED, {"run_id": sup.run_id, "missing": missing})
     sup.start_loops()
     sup.wake.set()  # observe at once: health is unknown until the first tick
     for role in missing:  # died while we were down: recovered like any other death
@@ -51,11 +53,11 @@ async def suspended_in_run(sup: Supervisor) -> set[str]:
     """Strategies this run suspended, from the journal."""
     try:
         started = await sup.adapter.call(
-            ROLE_JOURNAL, "query", "events", ["deployment_started"], timeout_s=10.0
+            10.0, ROLE_JOURNAL, JournalApi.query, "events", ["deployment_started"]
         )
         since = max((e["seq"] for e in started if e["data"].get("run_id") == sup.run_id), default=0)
         events = await sup.adapter.call(
-            ROLE_JOURNAL, "query", "events", ["strategy_suspended"], since, timeout_s=10.0
+            10.0, ROLE_JOURNAL, JournalApi.query, "events", ["strategy_suspended"], since
         )
     except (ChildGone, TimeoutError):
         # Without the journal nothing is known suspended: a suspended strategy's actor is gone,

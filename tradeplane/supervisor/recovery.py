@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from tradeplane.actors.common import ROLE_BROKER, ROLE_RECONCILER, ROLE_RISK, STRATEGY_PREFIX, spawn
 from tradeplane.core.watchdog import Lifecycle, RecoveryDecision
+from tradeplane.protocol.api import BrokerApi, ChildApi, ReconcilerApi, RiskApi
+from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.roles import child_role
 from tradeplane.supervisor.commands import RecoveryFinished, ResyncEnded, ResyncFinished
 from tradeplane.supervisor.core import VENUE_CONNECTION, Recovery
 from tradeplane.supervisor.derive import rewiring
@@ -98,9 +101,9 @@ class Recoverer:
         plan = rewiring(self.core, role)
         try:
             for other in plan.siblings:
-                self.adapter.send(other, "rewire", role)
+                self.adapter.send(child_role(other), ChildApi.rewire, role)
             for gone in plan.suspended:
-                self.adapter.send(role, "forget_peer", gone)
+                self.adapter.send(child_role(role), ChildApi.forget_peer, gone)
             self.adapter.resend(role)
         except Exception:
             # Safe to lose: every sender's outbox also retries on its own until delivered.
@@ -110,7 +113,7 @@ class Recoverer:
         self, target: str, roles: tuple[str, ...], attempt: int, max_attempts: int, cause: str
     ) -> None:
         self.sup.journal(
-            "recovery_attempt",
+            EventKind.RECOVERY_ATTEMPT,
             {
                 "target": target,
                 "roles": list(roles),
@@ -127,25 +130,25 @@ class Recoverer:
         """A strategy out of restarts: nobody sends to it any more and its working orders are
         cancelled; the other strategies trade on."""
         if not role.startswith(STRATEGY_PREFIX):  # non-critical (telemetry): just say so
-            self.sup.journal("actor_suspended", {"role": role, "reason": decision.reason})
+            self.sup.journal(EventKind.ACTOR_SUSPENDED, {"role": role, "reason": decision.reason})
             log.error("%s suspended: %s", role, decision.reason)
             return
         strategy = role[len(STRATEGY_PREFIX) :]
         self.adapter.abandon(role)
         for other, child in self.core.children.items():
             if child.state is Lifecycle.RUNNING:
-                self.adapter.send(other, "forget_peer", role)
+                self.adapter.send(child_role(other), ChildApi.forget_peer, role)
         cancelled: dict[str, Any] = {}
         cancel_error: dict[str, str] = {}
         try:
             cancelled = await self.adapter.call(
-                ROLE_BROKER, "cancel_all", f"strategy {strategy} suspended", strategy, timeout_s=10
+                10, ROLE_BROKER, BrokerApi.cancel_all, f"strategy {strategy} suspended", strategy
             )
         except Exception as exc:
             # Its orders may still work at the venue: said in the record, not swallowed.
             cancel_error = {"cancel_error": f"{type(exc).__name__}: {exc}"[:500]}
         self.sup.journal(
-            "strategy_suspended",
+            EventKind.STRATEGY_SUSPENDED,
             {
                 "strategy": strategy,
                 "attempts": decision.attempt,
@@ -185,7 +188,7 @@ class Recoverer:
         timeout = self.sup.cfg.supervisor.startup_timeout_s
         error = None
         try:
-            await self.adapter.call(ROLE_BROKER, "end_resync", timeout_s=timeout)
+            await self.adapter.call(timeout, ROLE_BROKER, BrokerApi.end_resync)
         except Exception as exc:
             error = f"end_resync: {type(exc).__name__}: {exc}"
         await self.sup.handle(ResyncEnded(decision, started_ts, summary, error))
@@ -195,7 +198,7 @@ class Recoverer:
         """The journal against the venue; unless the mismatch blocks, risk adopts the venue's
         holdings and trades again."""
         result: dict[str, Any] = await self.adapter.call(
-            ROLE_RECONCILER, "run", timeout_s, timeout_s=timeout_s
+            timeout_s, ROLE_RECONCILER, ReconcilerApi.run, timeout_s
         )
         self.reconciliation = {k: result.get(k) for k in ("summary", "action", "lines")} | {
             "clean": result["report"]["clean"],
@@ -203,10 +206,10 @@ class Recoverer:
         }
         if result["action"] != "block_start":
             await self.adapter.call(
+                timeout_s,
                 ROLE_RISK,
-                "end_reconciliation",
+                RiskApi.end_reconciliation,
                 result["adopt_positions"],
                 result["external_orders"],
-                timeout_s=timeout_s,
             )
         return result

@@ -16,9 +16,29 @@ from tradeplane.actors.common import (
     ROLE_RISK,
     ROLE_TELEMETRY,
     ROLE_VENUE,
-    STRATEGY_PREFIX,
 )
 from tradeplane.core.health import Phase
+from tradeplane.protocol.api import (
+    A,
+    BrokerApi,
+    ChildApi,
+    FeedApi,
+    JournalApi,
+    Method,
+    P,
+    RiskApi,
+    StrategyApi,
+    TelemetryApi,
+    VenueApi,
+)
+from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.roles import (
+    Role,
+    child_role,
+    is_strategy_role,
+    strategy_name,
+    strategy_role,
+)
 from tradeplane.supervisor.adapter import ChildGone
 
 if TYPE_CHECKING:
@@ -35,13 +55,20 @@ class Stopper:
         self.clock = sup.clock
 
     async def _step(
-        self, errors: dict[str, str], role: str, method: str, *args: Any, timeout_s: float = 10.0
+        self,
+        errors: dict[str, str],
+        timeout_s: float,
+        role: Role[A],
+        method: Method[A, P, Any],
+        *args: P.args,
+        **kwargs: P.kwargs,
     ) -> bool:
         try:
-            await self.adapter.call(role, method, *args, timeout_s=timeout_s)
+            await self.adapter.call(timeout_s, role, method, *args, **kwargs)
         except Exception as exc:
-            errors[f"{role}.{method}"] = f"{type(exc).__name__}: {exc}"[:300]
-            log.warning("stop: %s.%s failed: %s", role, method, exc)
+            name = method.__name__
+            errors[f"{role}.{name}"] = f"{type(exc).__name__}: {exc}"[:300]
+            log.warning("stop: %s.%s failed: %s", role, name, exc)
             return False
         return True
 
@@ -49,13 +76,13 @@ class Stopper:
         """The phase is already ``stopping`` (the core's step)."""
         self.sup.recoverer.cancel()
         errors: dict[str, str] = {}
-        calls = [(ROLE_FEED, "stop_streaming")]
-        calls += [(role, "stop") for role in self.sup.specs if role.startswith(STRATEGY_PREFIX)]
-        calls.append((ROLE_RISK, "persist"))
-        for role, method in calls:
-            await self._step(errors, role, method)
+        await self._step(errors, 10.0, ROLE_FEED, FeedApi.stop_streaming)
+        for role in self.sup.specs:
+            if is_strategy_role(role):
+                await self._step(errors, 10.0, strategy_role(strategy_name(role)), StrategyApi.stop)
+        await self._step(errors, 10.0, ROLE_RISK, RiskApi.persist)
         await self.drain()
-        await self._step(errors, ROLE_BROKER, "drain", timeout_s=15.0)
+        await self._step(errors, 15.0, ROLE_BROKER, BrokerApi.drain)
         await self.drain()
         summary = await self.sup.status_with_orders()
         self.core.set_phase(Phase.STOPPED)
@@ -68,8 +95,10 @@ class Stopper:
         stopped = {"reason": reason, "orders": summary.get("orders", {})}
         if errors:
             stopped["errors"] = dict(errors)
-        if await self.sup.journal_durably("deployment_stopped", stopped, [self.sup.run_state()]):
-            await self._step(errors, ROLE_JOURNAL, "close", timeout_s=15.0)
+        if await self.sup.journal_durably(
+            EventKind.DEPLOYMENT_STOPPED, stopped, [self.sup.run_state()]
+        ):
+            await self._step(errors, 15.0, ROLE_JOURNAL, JournalApi.close)
         else:
             # The journal is away: the stop goes on (nothing may keep trading), and the
             # operator is told the record of this stop is missing.
@@ -77,14 +106,15 @@ class Stopper:
         # Everything the run journaled goes to the collector before the actors go (bounded: a
         # down collector cannot hold the stop).
         if ROLE_TELEMETRY in self.sup.specs and await self._step(
-            errors, ROLE_TELEMETRY, "flush", 10.0, timeout_s=15.0
+            errors, 15.0, ROLE_TELEMETRY, TelemetryApi.flush, 10.0
         ):
-            await self._step(errors, ROLE_TELEMETRY, "close", timeout_s=5.0)
+            await self._step(errors, 5.0, ROLE_TELEMETRY, TelemetryApi.close)
         # Release the venue's files before the processes go: Ray's kill returns before the
         # process has exited, and an operator reading the venue right after must find it free.
-        for role in (ROLE_BROKER, ROLE_VENUE):
-            if role in self.sup.specs:
-                await self._step(errors, role, "close", timeout_s=5.0)
+        if ROLE_BROKER in self.sup.specs:
+            await self._step(errors, 5.0, ROLE_BROKER, BrokerApi.close)
+        if ROLE_VENUE in self.sup.specs:
+            await self._step(errors, 5.0, ROLE_VENUE, VenueApi.close)
         not_killed = await self.kill_all()
         if not_killed:
             errors["kill"] = ", ".join(not_killed)
@@ -101,7 +131,7 @@ class Stopper:
                 if role == ROLE_JOURNAL:
                     continue
                 try:
-                    beat = await self.adapter.call(role, "heartbeat", timeout_s=2.0)
+                    beat = await self.adapter.call(2.0, child_role(role), ChildApi.heartbeat)
                 except (ChildGone, TimeoutError):
                     continue  # a dead or hung child delivers nothing more: nothing to wait for
                 box = beat.get("outbox", {})

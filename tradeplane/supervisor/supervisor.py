@@ -29,7 +29,17 @@ from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.core.health import Health, HealthReading, Phase
 from tradeplane.core.session import make_calendar
 from tradeplane.core.watchdog import Lifecycle, RecoveryPolicy
-from tradeplane.journal.records import StateWrite
+from tradeplane.journal.records import JournalRecord, StateWrite
+from tradeplane.protocol.api import (
+    BrokerApi,
+    ChildApi,
+    FaultTargetApi,
+    FeedApi,
+    JournalApi,
+    RiskApi,
+)
+from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.roles import Role, child_role
 from tradeplane.supervisor.adapter import ChildAdapter, ChildGone
 from tradeplane.supervisor.clock import Clock
 from tradeplane.supervisor.commands import (
@@ -167,7 +177,7 @@ class Supervisor:
                 await self._start_streaming()
             case StopStreaming():
                 try:
-                    await self.adapter.call(ROLE_FEED, "stop_streaming", timeout_s=5.0)
+                    await self.adapter.call(5.0, ROLE_FEED, FeedApi.stop_streaming)
                 except Exception as exc:
                     # Safe to lose: bars are stopped only to spare work. A feed that cannot be
                     # reached sends nothing, and the halted broker lets no new order out anyway.
@@ -182,18 +192,20 @@ class Supervisor:
                 error = None
                 try:
                     await self.adapter.call(
-                        ROLE_BROKER, "set_trading_state", state, kill_switch, timeout_s=5.0
+                        5.0, ROLE_BROKER, BrokerApi.set_trading_state, state, kill_switch
                     )
                 except Exception as exc:
                     error = f"{type(exc).__name__}: {exc}"
                 await self.handle(HaltFinished(error))  # recorded and retried by the core
             case CancelOpenOrders(reason):
                 try:
-                    await self.adapter.call(ROLE_BROKER, "cancel_all", reason, timeout_s=10)
+                    await self.adapter.call(10, ROLE_BROKER, BrokerApi.cancel_all, reason)
                 except Exception as exc:
                     # Orders may still work at the venue: the operator must hear of it.
                     log.error("cancel_all after %s failed: %s", reason, exc)
-                    self.journal("cancel_all_failed", {"reason": reason, "error": str(exc)[:500]})
+                    self.journal(
+                        EventKind.CANCEL_ALL_FAILED, {"reason": reason, "error": str(exc)[:500]}
+                    )
             case ScheduleWake(delay_s, then):
                 if delay_s <= 0:
                     await self.handle(then)
@@ -218,7 +230,7 @@ class Supervisor:
 
     async def _start_streaming(self) -> None:
         try:
-            await self.adapter.call(ROLE_FEED, "start_streaming", timeout_s=10.0)
+            await self.adapter.call(10.0, ROLE_FEED, FeedApi.start_streaming)
         except Exception as exc:
             # Safe to lose: desired vs observed, the next tick asks a feed that does not stream
             # again (TickEnded -> StartStreaming).
@@ -226,20 +238,20 @@ class Supervisor:
 
     # -- journal -------------------------------------------------------------------------------
 
-    def record(self, kind: str, data: dict[str, Any]) -> Any:
+    def record(self, kind: EventKind, data: dict[str, Any]) -> JournalRecord:
         # The run id rides on every supervisor record: its span belongs to that run's trace.
         return event_record(
             self.deployment, kind, self.clock.now(), {"run_id": self.run_id, **data}
         )
 
     def journal(
-        self, kind: str, data: dict[str, Any], state: list[StateWrite] | None = None
+        self, kind: EventKind, data: dict[str, Any], state: list[StateWrite] | None = None
     ) -> None:
         """Queued: kept and resent by the adapter until the journal acknowledges it."""
         self.adapter.append([self.record(kind, data)], state or [])
 
     async def journal_durably(
-        self, kind: str, data: dict[str, Any], state: list[StateWrite] | None = None
+        self, kind: EventKind, data: dict[str, Any], state: list[StateWrite] | None = None
     ) -> bool:
         """Wait for the commit. A journal away for ``DURABLE_RETRY_S`` does not hold up what
         follows (a fail-closed halt must never wait on the journal): the record is queued
@@ -277,7 +289,7 @@ class Supervisor:
             self.core.set_phase(Phase.FAILED)
             await self.observe()
             data = {"reason": self.core.failure}
-            await self.journal_durably("deployment_failed", data, [self.run_state()])
+            await self.journal_durably(EventKind.DEPLOYMENT_FAILED, data, [self.run_state()])
             await self.stopper.settle(5.0)
             await self.stopper.kill_all()
             raise
@@ -294,7 +306,7 @@ class Supervisor:
         }
         # A deployment that cannot journal its start does not start (raises after 30 s).
         await self.adapter.journal(
-            [self.record("deployment_started", started)], [self.run_state()], retry_s=30.0
+            [self.record(EventKind.DEPLOYMENT_STARTED, started)], [self.run_state()], retry_s=30.0
         )
         self.start_loops()
         await self.observe()
@@ -323,11 +335,11 @@ class Supervisor:
             node_id = None
             if spec.colocate_with is not None:
                 node_id = await self.adapter.call(
-                    spec.colocate_with, "node_id", timeout_s=timeout_s
+                    timeout_s, child_role(spec.colocate_with), ChildApi.node_id
                 )
             self.adapter.create(spec, node_id)
         try:
-            await self.adapter.call(role, "ready", timeout_s=timeout_s)
+            await self.adapter.call(timeout_s, child_role(role), ChildApi.ready)
         except (ChildGone, TimeoutError) as exc:
             cause = None
             # Only to name the cause in the error: a child that does not die in 5 s has none.
@@ -342,10 +354,10 @@ class Supervisor:
         self.watch(role)
 
     async def start_feed(self) -> dict[str, Any]:
-        await self.adapter.call(ROLE_FEED, "start_streaming", timeout_s=10.0)
+        await self.adapter.call(10.0, ROLE_FEED, FeedApi.start_streaming)
         self.core.set_phase(Phase.RUNNING)
         self.feed_started_ts = self.clock.now()
-        self.journal("feed_started", {}, [self.run_state()])
+        self.journal(EventKind.FEED_STARTED, {}, [self.run_state()])
         await self.observe()
         return self.status()
 
@@ -390,7 +402,7 @@ class Supervisor:
         running = [r for r, c in self.core.children.items() if c.state is Lifecycle.RUNNING]
         timeout = min(self.cfg.supervisor.heartbeat_timeout_s, 2.0)
         results = await asyncio.gather(
-            *(self.adapter.call(r, "heartbeat", timeout_s=timeout) for r in running),
+            *(self.adapter.call(timeout, child_role(r), ChildApi.heartbeat) for r in running),
             return_exceptions=True,
         )
         for role, result in zip(running, results, strict=True):
@@ -425,50 +437,51 @@ class Supervisor:
 
     async def kill_switch(self, active: bool, reason: str) -> dict[str, Any]:
         result: dict[str, Any] = await self.adapter.call(
-            ROLE_RISK, "kill_switch", active, reason, "operator", timeout_s=30.0
+            30.0, ROLE_RISK, RiskApi.kill_switch, active, reason, "operator"
         )
         return result
 
     async def flatten(self, reason: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.adapter.call(
-            ROLE_RISK, "flatten", reason, timeout_s=30.0
-        )
+        result: dict[str, Any] = await self.adapter.call(30.0, ROLE_RISK, RiskApi.flatten, reason)
         return result
 
     async def cancel_all(self, reason: str) -> dict[str, Any]:
         result: dict[str, Any] = await self.adapter.call(
-            ROLE_BROKER, "cancel_all", reason, timeout_s=30.0
+            30.0, ROLE_BROKER, BrokerApi.cancel_all, reason
         )
-        await self.adapter.journal([self.record("cancel_all_requested", result)], [], retry_s=30.0)
+        await self.adapter.journal(
+            [self.record(EventKind.CANCEL_ALL_REQUESTED, result)], [], retry_s=30.0
+        )
         return result
 
     async def inject_fault(
         self, kind: str, duration_s: float | None = None, params: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Chaos: tell the sim venue (or, for ``silent``, the feed) to misbehave."""
-        role = ROLE_FEED if fault_target(kind) == "feed" else ROLE_VENUE
+        role: Role[FaultTargetApi] = ROLE_FEED if fault_target(kind) == "feed" else ROLE_VENUE
         if role not in self.specs:
             raise OperationalError(f"fault {kind!r} needs the sim venue's own actor (paper mode)")
         extra = {k: v for k, v in (params or {}).items() if k in ("delay_s", "probability")}
         result: dict[str, Any] = await self.adapter.call(
-            role, "inject_fault", kind, duration_s, extra, timeout_s=10.0
+            10.0, role, FaultTargetApi.inject_fault, kind, duration_s, extra
         )
         self.journal(
-            "fault_injected",
+            EventKind.FAULT_INJECTED,
             {"kind": kind, "target": role, "duration_s": duration_s, "params": extra},
         )
         return result
 
     async def clear_faults(self, kind: str | None = None) -> dict[str, Any]:
-        cleared = {}
-        for role in (ROLE_FEED, ROLE_VENUE):
+        cleared: dict[str, int] = {}
+        targets: tuple[Role[FaultTargetApi], ...] = (ROLE_FEED, ROLE_VENUE)
+        for role in targets:
             if role in self.specs:
                 # A dead child holds no faults: its restart starts clean.
                 with contextlib.suppress(ChildGone, TimeoutError):
                     cleared[role] = await self.adapter.call(
-                        role, "clear_faults", kind, timeout_s=10.0
+                        10.0, role, FaultTargetApi.clear_faults, kind
                     )
-        self.journal("faults_cleared", {"kind": kind, "cleared": cleared})
+        self.journal(EventKind.FAULTS_CLEARED, {"kind": kind, "cleared": cleared})
         return cleared
 
     # -- status --------------------------------------------------------------------------------
@@ -478,7 +491,7 @@ class Supervisor:
         if self.core.children[ROLE_JOURNAL].state is Lifecycle.RUNNING:
             try:
                 status["orders"] = await self.adapter.call(
-                    ROLE_JOURNAL, "query", "order_counts_by_status", timeout_s=2.0
+                    2.0, ROLE_JOURNAL, JournalApi.query, "order_counts_by_status"
                 )
             except Exception:
                 # Status must answer whatever the journal does; it then shows no order counts.

@@ -148,7 +148,10 @@ class FakeAdapter:
         child = self.children.get(role)
         return child is not None and child.alive
 
-    async def call(self, role: str, method: str, *args: Any, timeout_s: float) -> Any:
+    async def call(
+        self, timeout_s: float, role: str, method_fn: Callable[..., Any], *args: Any
+    ) -> Any:
+        method = method_fn.__name__  # recorded by name: what the real adapter sends
         self.calls.append((role, method, args))
         await asyncio.sleep(0)
         child = self.children.get(role)
@@ -193,8 +196,8 @@ class FakeAdapter:
         await child.died.wait()
         return child.cause
 
-    def send(self, role: str, method: str, *args: Any) -> None:
-        self.sent.append((role, method, args))
+    def send(self, role: str, method: Callable[..., Any], *args: Any) -> None:
+        self.sent.append((role, method.__name__, args))
 
     async def kill(self, role: str) -> None:
         await asyncio.sleep(0)  # a real kill waits for the name to be free

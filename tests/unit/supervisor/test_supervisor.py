@@ -109,9 +109,9 @@ def test_halt_journaled_durably_before_the_broker_is_told() -> None:
             await journal(records, state, retry_s=retry_s)
             order.extend(r.kind for r in records)
 
-        async def call_spy(role: str, method: str, *args: Any, timeout_s: float) -> Any:
-            order.append(method)
-            return await call(role, method, *args, timeout_s=timeout_s)
+        async def call_spy(timeout_s: float, role: str, method: Any, *args: Any) -> Any:
+            order.append(method.__name__)
+            return await call(timeout_s, role, method, *args)
 
         adapter.journal, adapter.call = journal_spy, call_spy  # type: ignore[method-assign]
         await exhaust_risk(sup, adapter)
