@@ -35,9 +35,8 @@ from tradeplane.config.models import Mode, TradeplaneConfig
 from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import TransientError
 from tradeplane.core.execution import ExecutionCore, OrderEvent
-from tradeplane.core.halt_gate import HoldCause, held_back, restored_trading_state
+from tradeplane.core.halt_gate import HoldCause, gate_state, held_back, restored_trading_state
 from tradeplane.core.model import CancelOrder, Envelope, Fill, SubmitOrder
-from tradeplane.core.risk_types import TradingState
 from tradeplane.core.venue_events import check_venue_event, describe_raw
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.telemetry.actors import actor_metrics
@@ -208,7 +207,7 @@ class BrokerActor(SupervisedActor, ResolvingMixin):
         (the rule: ``core.halt_gate``)."""
         held = held_back(
             cmd,
-            TradingState(self.trading_state),
+            gate_state(self.trading_state),
             resyncing=self.resyncing,
             resync_reason=self.resync_reason,
         )
