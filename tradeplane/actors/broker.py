@@ -36,7 +36,7 @@ from tradeplane.config.models import Mode, TradeplaneConfig
 from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import TransientError
 from tradeplane.core.execution import ExecutionCore, OrderEvent
-from tradeplane.core.halt_gate import HoldCause, held_back, restored_trading_state
+from tradeplane.core.halt_gate import HoldCause, gate_state, held_back, restored_trading_state
 from tradeplane.core.model import CancelOrder, Envelope, Fill, SubmitOrder
 from tradeplane.core.retry import failure, retrying
 from tradeplane.core.venue_events import check_venue_event, describe_raw
@@ -227,8 +227,8 @@ class BrokerActor(SupervisedActor, ResolvingMixin):
     async def set_trading_state(
         self, state: TradingState, kill_switch: dict[str, Any] | None
     ) -> None:
-        # TradingState(...) refuses a value that is not a trading state: the gate never guesses.
-        self.trading_state, self.kill_switch = TradingState(state), kill_switch
+        # A value that is no trading state gates as HALTED: garbled, it holds orders back.
+        self.trading_state, self.kill_switch = gate_state(state), kill_switch
 
     def _venue_failed(self, exc: Exception) -> None:
         """A venue call failed. A lost connection starts a resync: nothing is sent until the

@@ -60,6 +60,15 @@ def may_leave_in(trading_state: TradingState, order: SubmitOrder) -> bool:
     return trading_state is TradingState.REDUCING and order.reduces_position
 
 
+def gate_state(wire_value: str) -> TradingState:
+    """The trading state a wire string names; one the gate does not know counts as HALTED, so
+    a garbled state holds orders back instead of letting them out."""
+    try:
+        return TradingState(wire_value)
+    except ValueError:
+        return TradingState.HALTED
+
+
 def restored_trading_state(
     kill_switch: dict[str, Any] | None,
 ) -> tuple[TradingState, dict[str, Any] | None]:

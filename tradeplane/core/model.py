@@ -124,7 +124,8 @@ class SubmitOrder:
     approved_ts: float
     reference_price: float | None
     reduces_position: bool = False
-    """At approval the order only reduced the position: it may still leave while REDUCING."""
+    """At approval the order only shrank the symbol's worst-case exposure, never flipping it
+    (``core.exposure.reduces_position``): it may still leave while REDUCING."""
     flatten: bool = False
     """Risk's own flatten order: it may leave in any trading state."""
     traceparent: str | None = None

@@ -18,7 +18,7 @@ from collections import deque
 from typing import Any
 
 from tradeplane.core.clock import Clock
-from tradeplane.core.exposure import is_flat, reduces_position
+from tradeplane.core.exposure import is_flat
 from tradeplane.core.model import Fill, Intent, OrderDenied, SubmitOrder
 from tradeplane.core.risk_book import Book, Working
 from tradeplane.core.risk_checks import DupKey, PreTradeChecks, dup_key
@@ -274,8 +274,7 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
         signed = float(intent.side.sign * intent.quantity)
         # Judged on the worst-case exposure before this order joins it, so two queued sells that
         # together would flip a long are not both "reducing" when the kill switch trips later.
-        before, _ = self.book.exposure_before_after(intent.symbol, signed)
-        reduces = reduces_position(before, signed)
+        reduces = self.book.reduces(intent.symbol, signed)
         self.book.add_working(coid, intent.symbol, signed)
         self._approvals.append(now)
         self._orders_today += 1

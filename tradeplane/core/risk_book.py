@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from tradeplane.core.exposure import increases_exposure, is_flat
+from tradeplane.core.exposure import increases_exposure, is_flat, reduces_position
 from tradeplane.core.model import Fill
 
 
@@ -112,6 +112,12 @@ class Book:
         """Whether an order of ``signed`` quantity raises the symbol's worst-case |exposure|."""
         before, _ = self.exposure_before_after(symbol, signed)
         return increases_exposure(before, signed)
+
+    def reduces(self, symbol: str, signed: float) -> bool:
+        """Whether an order of ``signed`` quantity only shrinks the symbol's worst-case exposure
+        (``core.exposure.reduces_position``: a flip or an opening order does not)."""
+        before, _ = self.exposure_before_after(symbol, signed)
+        return reduces_position(before, signed)
 
     def worst_case_quantity(self, symbol: str) -> float:
         """Largest |position| reachable if every working order on one side fills."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
-from tradeplane.core.exposure import reduces_position
 from tradeplane.core.model import Intent, OrderDenied, OrderType
 from tradeplane.core.risk_book import Book
 from tradeplane.core.risk_types import DenyReason, Figures, RiskLimits, TradingState
@@ -103,15 +102,13 @@ class PreTradeChecks:
                 f"trading is halted ({self._kill_reason()}): only the flatten order may pass",
                 {"trading_state": self.state.value, "kill_switch_reason": self._kill_reason()},
             )
-        if self.state is TradingState.REDUCING:
-            before, _ = self.book.exposure_before_after(intent.symbol, signed)
-            if not reduces_position(before, signed):  # grows, flips or opens
-                return self._reducing_denial(intent, signed, "trading is reducing-only")
+        # In REDUCING an order that grows, flips or opens the exposure is denied.
+        if self.state is TradingState.REDUCING and not self.book.reduces(intent.symbol, signed):
+            return self._reducing_denial(intent, signed, "trading is reducing-only")
         return None
 
     def _check_flatten(self, intent: Intent, signed: float) -> OrderDenied | None:
-        before, _ = self.book.exposure_before_after(intent.symbol, signed)
-        if reduces_position(before, signed):
+        if self.book.reduces(intent.symbol, signed):
             return None
         return self._reducing_denial(intent, signed, "a flatten order may only reduce the position")
 

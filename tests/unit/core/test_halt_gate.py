@@ -4,7 +4,13 @@ import itertools
 
 import pytest
 
-from tradeplane.core.halt_gate import HoldCause, held_back, may_leave_in, restored_trading_state
+from tradeplane.core.halt_gate import (
+    HoldCause,
+    gate_state,
+    held_back,
+    may_leave_in,
+    restored_trading_state,
+)
 from tradeplane.core.model import Intent, OrderType, Side, SubmitOrder
 from tradeplane.core.risk_types import TradingState
 
@@ -63,3 +69,10 @@ def test_restored_state_when_journal_holds_active_kill_switch_then_halted() -> N
 @pytest.mark.parametrize("kill", [None, {}, {"active": False, "reason": "cleared"}])
 def test_restored_state_when_no_active_kill_switch_then_active(kill: dict | None) -> None:
     assert restored_trading_state(kill) == (TradingState.ACTIVE, None)
+
+
+def test_gate_state_when_wire_value_unknown_then_halted_so_orders_are_held() -> None:
+    assert gate_state("reducing") is TradingState.REDUCING
+    assert gate_state("bogus") is TradingState.HALTED
+    held = held_back(order(reduces=True), gate_state("bogus"))
+    assert held is not None and held.cause is HoldCause.KILL_SWITCH
