@@ -282,3 +282,18 @@ def test_hung_child_then_killed_after_heartbeat_timeout_and_restarted() -> None:
         assert sup.core.children["venue"].restarts == 1
 
     run(scenario)
+
+
+def test_supervisor_logic_imports_no_ray_directly() -> None:
+    """Only the adapter, the actor shell and the child specs talk to Ray."""
+    import ast
+    from pathlib import Path
+
+    import tradeplane.supervisor
+
+    folder = Path(tradeplane.supervisor.__file__).parent
+    for name in ("supervisor", "recovery", "stopping", "reattach", "clock", "derive", "halting"):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        modules |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert not any(m == "ray" or m.startswith("ray.") for m in modules), name
