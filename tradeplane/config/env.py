@@ -1,35 +1,22 @@
-"""The variables tradeplane reads from the environment and ``.env``, as pydantic-settings.
+"""The variables tradeplane reads from the environment and ``.env``: one model per set, each
+field named by its variable, validating any mapping (a test's, or one already merged). A bad
+value fails validation naming the variable, never printing a credential.
 
-Each set of variables is a plain model whose fields are named by their variable (it validates
-any mapping: a test's, or one already merged) and a ``BaseSettings`` beside it that reads the
-process environment over ``.env`` files (the config's folder, then the working directory, the
-later winning). A bad value fails validation naming the variable, never printing a credential.
-
-``Credentials`` loads on its own, so the process that talks to the venue can read its
-credentials from its own node's environment instead of receiving them in a config.
+``config.settings`` reads them from the process environment and ``.env`` (pydantic-settings);
+this module stays free of it, so an actor that only checks a config does not import it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from tradeplane.config.models import CredentialsConfig
 
 _VARS = ConfigDict(extra="ignore", frozen=True, populate_by_name=False)
-_SETTINGS = SettingsConfigDict(
-    extra="ignore", frozen=True, case_sensitive=True, env_ignore_empty=True
-)
-
-
-def dotenv_files(config_dir: Path | None = None) -> tuple[Path, ...]:
-    """The ``.env`` files read, lowest precedence first: the config's folder, then the cwd."""
-    return tuple(folder / ".env" for folder in (config_dir, Path.cwd()) if folder is not None)
 
 
 def _var(name: str) -> Any:
@@ -63,16 +50,6 @@ class CredentialVars(BaseModel):
     def values(self) -> dict[str, str]:
         """The plain values set, by ``venue.credentials`` field (to register for redaction)."""
         return {k: v.get_secret_value() for k, v in self if v is not None}
-
-
-class Credentials(CredentialVars, BaseSettings):
-    """Venue credentials from this process's environment over ``.env``, on their own."""
-
-    model_config = _SETTINGS
-
-    @classmethod
-    def read(cls, config_dir: Path | None = None) -> Self:
-        return cls(_env_file=dotenv_files(config_dir))  # type: ignore[call-arg]
 
 
 class OverrideVars(BaseModel):
@@ -116,16 +93,6 @@ class OverrideVars(BaseModel):
             for name, value in self
             if value is not None and name in type(self).model_fields
         }
-
-
-class Overrides(OverrideVars, BaseSettings):
-    """The override variables from this process's environment over ``.env``."""
-
-    model_config = _SETTINGS
-
-    @classmethod
-    def read(cls, config_dir: Path | None = None) -> Self:
-        return cls(_env_file=dotenv_files(config_dir))  # type: ignore[call-arg]
 
 
 def describe(exc: ValidationError) -> str:
