@@ -20,7 +20,7 @@ _VARS = ConfigDict(extra="ignore", frozen=True, populate_by_name=False)
 
 
 def _var(name: str) -> Any:
-    return Field(None, validation_alias=name)
+    return Field(None, alias=name)
 
 
 class CredentialVars(BaseModel):
@@ -88,11 +88,7 @@ class OverrideVars(BaseModel):
 
     def by_variable(self) -> dict[str, Any]:
         """The variables set, by name."""
-        return {
-            variable_name(name): value
-            for name, value in self
-            if value is not None and name in type(self).model_fields
-        }
+        return self.model_dump(by_alias=True, exclude_none=True)
 
 
 def describe(exc: ValidationError) -> str:
@@ -100,16 +96,5 @@ def describe(exc: ValidationError) -> str:
     return "\n  ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
 
 
-CREDENTIAL_ENV = {
-    name: str(info.validation_alias) for name, info in CredentialVars.model_fields.items()
-}
+CREDENTIAL_ENV = {name: str(info.alias) for name, info in CredentialVars.model_fields.items()}
 """``venue.credentials`` field -> the environment (or ``.env``) variable it comes from."""
-
-
-def variable_name(field: str) -> str:
-    """The variable a field of ``OverrideVars`` or ``CredentialVars`` is read from."""
-    for model in (OverrideVars, CredentialVars):
-        info = model.model_fields.get(field)
-        if info is not None and isinstance(info.validation_alias, str):
-            return info.validation_alias
-    raise KeyError(field)
