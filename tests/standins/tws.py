@@ -56,6 +56,7 @@ class _Session:
     account_sub: bool = False
     rt_bars: dict[int, str] = field(default_factory=dict)  # reqId -> symbol
     hist_subs: dict[int, tuple[str, bool]] = field(default_factory=dict)  # reqId -> sym, epoch
+    hung_up: bool = False  # pacing violated: nothing more is answered
 
 
 class FakeTws:
@@ -325,6 +326,8 @@ class FakeTws:
 
     def _record(self, s: _Session, fields: list[str]) -> bool:
         """Log the message and measure the rate; False when pacing hung up on the client."""
+        if s.hung_up:
+            return False
         now = time.monotonic()
         s.msg_times.append(now)
         while now - s.msg_times[0] > _RATE_WINDOW_S:
@@ -335,12 +338,15 @@ class FakeTws:
         if self.pacing_limit is not None and len(s.msg_times) > self.pacing_limit:
             text = f"Max rate of messages per second has been exceeded:max={self.pacing_limit}"
             self._send(s, self._err(s, -1, 100, text))
-            s.writer.close()
+            # Half-close and read on until the client goes: closing with its messages unread
+            # would reset the connection, and a reset can destroy the 100 before it is read.
+            s.hung_up = True
+            s.writer.write_eof()
             return False
         return True
 
     def _send(self, s: _Session, fields: list[Any]) -> None:
-        if self._silent or s.writer.is_closing():
+        if self._silent or s.hung_up or s.writer.is_closing():
             return
         data = m.frame(fields)
         if self._lost and s.ready:

@@ -1,39 +1,26 @@
-"""The variables tradeplane reads from the environment and ``.env``, as pydantic-settings.
+"""The variables tradeplane reads from the environment and ``.env``: one model per set, each
+field named by its variable, validating any mapping (a test's, or one already merged). A bad
+value fails validation naming the variable, never printing a credential.
 
-Each set of variables is a plain model whose fields are named by their variable (it validates
-any mapping: a test's, or one already merged) and a ``BaseSettings`` beside it that reads the
-process environment over ``.env`` files (the config's folder, then the working directory, the
-later winning). A bad value fails validation naming the variable, never printing a credential.
-
-``Credentials`` loads on its own, so the process that talks to the venue can read its
-credentials from its own node's environment instead of receiving them in a config.
+``config.settings`` reads them from the process environment and ``.env`` (pydantic-settings);
+this module stays free of it, so an actor that only checks a config does not import it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from tradeplane.config.models import CredentialsConfig
 
 _VARS = ConfigDict(extra="ignore", frozen=True, populate_by_name=False)
-_SETTINGS = SettingsConfigDict(
-    extra="ignore", frozen=True, case_sensitive=True, env_ignore_empty=True
-)
-
-
-def dotenv_files(config_dir: Path | None = None) -> tuple[Path, ...]:
-    """The ``.env`` files read, lowest precedence first: the config's folder, then the cwd."""
-    return tuple(folder / ".env" for folder in (config_dir, Path.cwd()) if folder is not None)
 
 
 def _var(name: str) -> Any:
-    return Field(None, validation_alias=name)
+    return Field(None, alias=name)
 
 
 class CredentialVars(BaseModel):
@@ -63,16 +50,6 @@ class CredentialVars(BaseModel):
     def values(self) -> dict[str, str]:
         """The plain values set, by ``venue.credentials`` field (to register for redaction)."""
         return {k: v.get_secret_value() for k, v in self if v is not None}
-
-
-class Credentials(CredentialVars, BaseSettings):
-    """Venue credentials from this process's environment over ``.env``, on their own."""
-
-    model_config = _SETTINGS
-
-    @classmethod
-    def read(cls, config_dir: Path | None = None) -> Self:
-        return cls(_env_file=dotenv_files(config_dir))  # type: ignore[call-arg]
 
 
 class OverrideVars(BaseModel):
@@ -111,21 +88,7 @@ class OverrideVars(BaseModel):
 
     def by_variable(self) -> dict[str, Any]:
         """The variables set, by name."""
-        return {
-            variable_name(name): value
-            for name, value in self
-            if value is not None and name in type(self).model_fields
-        }
-
-
-class Overrides(OverrideVars, BaseSettings):
-    """The override variables from this process's environment over ``.env``."""
-
-    model_config = _SETTINGS
-
-    @classmethod
-    def read(cls, config_dir: Path | None = None) -> Self:
-        return cls(_env_file=dotenv_files(config_dir))  # type: ignore[call-arg]
+        return self.model_dump(by_alias=True, exclude_none=True)
 
 
 def describe(exc: ValidationError) -> str:
@@ -133,16 +96,5 @@ def describe(exc: ValidationError) -> str:
     return "\n  ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
 
 
-CREDENTIAL_ENV = {
-    name: str(info.validation_alias) for name, info in CredentialVars.model_fields.items()
-}
+CREDENTIAL_ENV = {name: str(info.alias) for name, info in CredentialVars.model_fields.items()}
 """``venue.credentials`` field -> the environment (or ``.env``) variable it comes from."""
-
-
-def variable_name(field: str) -> str:
-    """The variable a field of ``OverrideVars`` or ``CredentialVars`` is read from."""
-    for model in (OverrideVars, CredentialVars):
-        info = model.model_fields.get(field)
-        if info is not None and isinstance(info.validation_alias, str):
-            return info.validation_alias
-    raise KeyError(field)

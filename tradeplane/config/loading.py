@@ -11,17 +11,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dotenv.parser import parse_stream
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 
 from tradeplane.config.env import (
     CREDENTIAL_ENV,
-    Credentials,
     CredentialVars,
-    Overrides,
     OverrideVars,
     describe,
-    dotenv_files,
 )
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.config.telemetry import EnvError, apply_otel_env
@@ -40,6 +36,8 @@ def read_dotenv(path: Path) -> dict[str, str]:
     """``path``'s KEY=VALUE lines (``export``, quotes and # comments as python-dotenv reads
     them, no ``${}`` expansion). A line that is not KEY=VALUE fails, naming the line; values
     are never shown."""
+    from dotenv.parser import parse_stream  # only the CLI and the driver read .env files
+
     if not path.is_file():
         return {}
     values: dict[str, str] = {}
@@ -55,7 +53,7 @@ def read_dotenv(path: Path) -> dict[str, str]:
 def environment(config_dir: Path | None = None) -> dict[str, str]:
     """``.env`` (the config's folder, then cwd) overlaid by the process environment."""
     merged: dict[str, str] = {}
-    for dotenv in dotenv_files(config_dir):
+    for dotenv in (d / ".env" for d in (config_dir, Path.cwd()) if d is not None):
         merged.update(read_dotenv(dotenv))
     merged.update(os.environ)
     return merged
@@ -150,6 +148,9 @@ def load_config(
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML in {path}: {exc}") from None
     _refuse_inline_credentials(raw, str(path))
+    # Imported here: every actor imports this module (secret_values), none of them loads a file.
+    from tradeplane.config.settings import Credentials, Overrides, dotenv_files
+
     try:
         if env is None:
             for dotenv in dotenv_files(path.parent):

@@ -107,7 +107,8 @@ class IbConfig(FrozenModel):
     symbols: tuple[str, ...] = ("SPY",)
     """US stocks traded (SMART routing, USD). Default SPY."""
     max_messages_per_s: float = Field(default=40.0, gt=0, lt=50)
-    """Pacing of requests to TWS (IB allows 50; we stay under 45). Default 40."""
+    """Most messages per second sent to TWS, every message counted (ib_async's client throttle
+    queues the rest; IB disconnects a client above 50). Default 40."""
     connect_timeout_s: float = Field(default=10.0, gt=0)
     """How long one connection attempt may take. Default 10."""
     heartbeat_s: float = Field(default=10.0, gt=0)

@@ -68,7 +68,9 @@ def retrying(
     included) propagates at once. Past ``give_up_after_s`` the last error is re-raised.
 
     Call it with an ``async def`` (or a bound async method): tenacity treats any other callable
-    as synchronous, so a lambda returning a coroutine would be "done" without being awaited."""
+    as synchronous, so a lambda returning a coroutine would be "done" without being awaited.
+    One call at a time per object (tenacity keeps a call's state on it): a loop may reuse one,
+    concurrent callers each build their own."""
     from tenacity import retry_if_exception_type, stop_after_delay, stop_never
 
     kwargs: dict[str, Any] = {}

@@ -115,9 +115,16 @@ def test_collector_listening_then_telemetry_ok(tmp_path: Path) -> None:
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
+        endpoint = f"http://127.0.0.1:{port}"
+        # metrics_port 0 (a free one at start): the default 9464 may be held by any deployment
+        # or test run on this machine, which would make this check warn for another reason.
         cfg = config(
             tmp_path / "state",
-            telemetry={"traces_exporter": "otlp-http", "otlp_endpoint": f"http://127.0.0.1:{port}"},
+            telemetry={
+                "traces_exporter": "otlp-http",
+                "otlp_endpoint": endpoint,
+                "metrics_port": 0,
+            },
         )
         result = run_preflight(cfg, "sim")
     assert statuses(result)["telemetry"] == "ok", result.checks

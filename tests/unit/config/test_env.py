@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tradeplane.config.env import CREDENTIAL_ENV, Credentials, Overrides, OverrideVars
+from tradeplane.config.env import CREDENTIAL_ENV, OverrideVars
 from tradeplane.config.loading import ConfigError, load_config
+from tradeplane.config.settings import Credentials, Overrides
 
 KEY = "AK-0b1e-key"
 CONFIG = '[deployment]\nname = "t"\n[[strategies]]\nname = "a"\npath = "s.py"\nclass_name = "A"\n'

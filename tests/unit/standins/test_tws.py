@@ -471,21 +471,45 @@ def test_reject_error_and_silent(fake: FakeTws) -> None:
     assert fake.placed_orders[0].order_ref == "rej-1"
 
 
+def most_within(times: list[float], window_s: float) -> int:
+    """The most of ``times`` (sorted) that fall within any closed window of ``window_s``."""
+    first, best = 0, 0
+    for last, t in enumerate(times):
+        while t - times[first] > window_s:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
+
+
 def test_pacing_measure_and_enforcement() -> None:
     with FakeTws(pacing_limit=50) as fake:
 
         async def main() -> None:
             ib, errors = await connect(fake)
+            # Timed where ib_async's throttle releases each message, on its own clock: what the
+            # fake sees also carries the scheduler's stalls, which on a loaded machine can
+            # bunch two throttled bursts into less than a second (a flake seen in the suite).
+            loop, sent, send = asyncio.get_running_loop(), [], ib.client.conn.sendMsg
+
+            def timed_send(msg: bytes) -> None:
+                sent.append(loop.time())
+                send(msg)
+
+            ib.client.conn.sendMsg = timed_send  # type: ignore[method-assign]
             try:
                 for _ in range(60):  # ib_async throttles to 45 msg/s
                     ib.client.reqCurrentTime()
                 await until(lambda: sum(1 for i, _ in fake.received if i == 49) == 60, 4)
-                assert fake.max_client_msgs_per_s <= 46
+                # Stamped a moment after ib_async's own clock reading (and a stall inside a
+                # burst can widen that): a 0.9 s window still holds one burst, never two.
+                assert len(sent) >= 60 and most_within(sent, 0.9) <= 45
                 ib.client.MaxRequests = 0  # no client throttle: TWS answers 100 and hangs up
                 for _ in range(60):
                     ib.client.reqCurrentTime()
                 await until(lambda: not ib.isConnected())
-                assert errors[-1][1] == 100
+                # 100 (pacing violation) among the errors: the farm-status notices (2104, 2158)
+                # TWS sends at connect may be delivered after it.
+                assert 100 in [code for _, code, *_ in errors], errors
             finally:
                 ib.disconnect()
 

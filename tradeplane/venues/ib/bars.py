@@ -161,7 +161,6 @@ class IbBarSource:
         return datetime.now(UTC) + self._tws_offset
 
     async def _sync_clock(self) -> datetime:
-        await self.session.paced()
         now: datetime = await self.ib.reqCurrentTimeAsync()
         self._tws_offset = now - datetime.now(UTC)
         return now
@@ -191,7 +190,6 @@ class IbBarSource:
         self.minutes.drop_open()  # what the last connection was building lost its tail
         contracts = []
         for symbol in self.symbols:
-            await self.session.paced()
             (contract,) = await self.ib.qualifyContractsAsync(
                 ib_async.Stock(symbol, "SMART", "USD")
             )
@@ -269,7 +267,6 @@ class IbBarSource:
                 await sink.bars(filled + held)
 
     async def _history(self, contract: Any) -> list[Bar]:
-        await self.session.paced()
         rows = await self.ib.reqHistoricalDataAsync(
             contract, "", "1 D", "1 min", "TRADES", True, formatDate=2
         )

@@ -1,11 +1,10 @@
 """The Interactive Brokers adapter's pure parts: what TWS's order states mean in our order table,
-what its connectivity codes do to the connection, and the request pacing (no IO, injected clock).
+what its connectivity codes do to the connection (no IO).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from enum import StrEnum
 
 from tradeplane.core.orders import OrderStatus
@@ -97,24 +96,3 @@ class LinkState:
     @property
     def may_send(self) -> bool:
         return self.state is Link.UP
-
-
-class Pacer:
-    """At most ``rate_per_s`` requests in any one-second window (IB disconnects a client that
-    sends more than 50/s). ``delay()`` says how long to wait before the next one may go."""
-
-    def __init__(self, rate_per_s: float, clock: Callable[[], float]) -> None:
-        self.limit = max(1, int(rate_per_s))
-        self.clock = clock
-        self._sent: deque[float] = deque()
-
-    def delay(self) -> float:
-        now = self.clock()
-        while self._sent and now - self._sent[0] >= 1.0:
-            self._sent.popleft()
-        if len(self._sent) < self.limit:
-            return 0.0
-        return max(0.0, 1.0 - (now - self._sent[0]))
-
-    def sent(self) -> None:
-        self._sent.append(self.clock())

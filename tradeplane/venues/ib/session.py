@@ -3,7 +3,7 @@
 Connecting fails fast and clearly on a client id already in use (error 326: ib_async itself
 only times out) and refuses a connection whose identity does not match the config (a live
 account or port when paper is configured). TWS's connectivity codes drive ``LinkState``;
-requests go through the pacer.
+ib_async's client throttle paces every message under ``max_messages_per_s``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import ib_async
 
 from tradeplane.config.venues import IbConfig
 from tradeplane.core.errors import OperationalError, TransientError
-from tradeplane.venues.ib.core import CLIENT_ID_IN_USE, Link, LinkState, Pacer
+from tradeplane.venues.ib.core import CLIENT_ID_IN_USE, Link, LinkState
 
 log = logging.getLogger("tradeplane.venues.ib")
 
@@ -47,7 +47,10 @@ class IbSession:
         self.cfg = cfg
         self.ib: Any = ib_factory()
         self.link = LinkState()
-        self.pacer = Pacer(cfg.max_messages_per_s, clock)
+        # Pacing is ib_async's client throttle: it counts every message written to the socket
+        # (IB's 50/s limit counts them all), those that connecting and syncing send included.
+        self.ib.client.MaxRequests = max(1, int(cfg.max_messages_per_s))
+        self.ib.client.RequestsInterval = 1.0
         self._clock = clock
         self._last_proof = clock()
         self.account: str | None = None
@@ -111,7 +114,6 @@ class IbSession:
     async def prove_alive(self) -> None:
         """Ask TWS the time; a TWS that stays silent is taken as gone (``IbUnavailable``, the
         socket closed) so the owner reconnects and resyncs instead of waiting on it forever."""
-        await self.paced()
         try:
             async with asyncio.timeout(self.cfg.heartbeat_s):
                 await self.ib.reqCurrentTimeAsync()
@@ -124,14 +126,6 @@ class IbSession:
     @property
     def connected(self) -> bool:
         return bool(self.ib.isConnected()) and self.link.may_send
-
-    # -- pacing --------------------------------------------------------------------------------
-
-    async def paced(self) -> None:
-        """Wait until one more request fits under the pacing limit, then count it."""
-        while (wait := self.pacer.delay()) > 0:
-            await asyncio.sleep(wait)
-        self.pacer.sent()
 
     # -- events --------------------------------------------------------------------------------
 

@@ -70,11 +70,8 @@ class IbVenueClient:
 
     async def resync(self) -> None:
         """The whole picture from TWS, as events (idempotent for the broker); then trade on."""
-        await self.session.paced()
         trades = await self.ib.reqAllOpenOrdersAsync()
-        await self.session.paced()
         completed = await self.ib.reqCompletedOrdersAsync(apiOnly=False)
-        await self.session.paced()
         fills = await self.ib.reqExecutionsAsync()
         for trade in [*trades, *completed]:
             self._on_status(trade)
@@ -128,7 +125,6 @@ class IbVenueClient:
     async def _contract(self, symbol: str) -> Any:
         contract = self._contracts.get(symbol)
         if contract is None:
-            await self.session.paced()
             (contract,) = await self.ib.qualifyContractsAsync(
                 ib_async.Stock(symbol, "SMART", "USD")
             )
@@ -148,7 +144,6 @@ class IbVenueClient:
             order = ib_async.MarketOrder(action, req.quantity)
         order.orderRef = req.client_order_id
         order.account = self.session.account or ""
-        await self.session.paced()
         self.ib.placeOrder(contract, order)
         return []  # TWS answers on the stream
 
@@ -156,7 +151,6 @@ class IbVenueClient:
         self._check_link("cancel")
         trade = self._trade(client_order_id)
         if trade is not None:
-            await self.session.paced()
             self.ib.cancelOrder(trade.order)
         return []
 
@@ -179,7 +173,6 @@ class IbVenueClient:
 
     async def positions(self) -> dict[str, VenuePosition]:
         self._check_link("positions")
-        await self.session.paced()
         out: dict[str, VenuePosition] = {}
         for p in await self.ib.reqPositionsAsync():
             if self.session.account and p.account != self.session.account:

@@ -12,7 +12,7 @@ from tests.standins.tws import FakeTws
 from tests.unit.venues.support import until
 from tradeplane.config.venues import IbConfig
 from tradeplane.core.orders import OrderStatus
-from tradeplane.venues.ib.core import Link, LinkState, Pacer, map_status
+from tradeplane.venues.ib.core import Link, LinkState, map_status
 from tradeplane.venues.ib.session import (
     IbClientIdInUse,
     IbIdentityRefused,
@@ -113,14 +113,16 @@ def test_link_codes_out_of_place_then_ignored() -> None:
     assert link.state is Link.LOST
 
 
-def test_pacer_when_limit_reached_then_waits_until_the_oldest_leaves_the_window() -> None:
-    now = [0.0]
-    pacer = Pacer(40, lambda: now[0])
-    for _ in range(40):
-        assert pacer.delay() == 0.0
-        pacer.sent()
-    assert pacer.delay() == pytest.approx(1.0)
-    now[0] = 0.6
-    assert pacer.delay() == pytest.approx(0.4)
-    now[0] = 1.0
-    assert pacer.delay() == 0.0
+def test_every_message_paced_under_the_configured_rate_by_ib_asyncs_throttle() -> None:
+    async def main() -> None:
+        async with FakeTws(pacing_limit=30) as fake:  # TWS hangs up above 30/s here
+            session = IbSession(cfg(fake, client_id=5, max_messages_per_s=20))
+            await session.connect()  # connecting and syncing send messages too: all counted
+            for _ in range(45):  # raw requests no code of ours paces
+                session.ib.client.reqCurrentTime()
+            await until(lambda: sum(1 for i, _ in fake.received if i == 49) == 45, 5)
+            assert session.connected
+            assert fake.max_client_msgs_per_s <= 21
+            session.disconnect()
+
+    asyncio.run(main())
