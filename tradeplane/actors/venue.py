@@ -23,6 +23,7 @@ from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import TransientError
 from tradeplane.core.model import Bar, Envelope
 from tradeplane.protocol.api import Method, P, R, VenueApi
+from tradeplane.protocol.events import VenueEventKind
 from tradeplane.telemetry.metrics import ActorMetrics
 from tradeplane.venues.base import (
     VenueEvent,
@@ -158,7 +159,9 @@ class StreamingSimVenue:
         out: list[Any] = []
         for ev in events:
             out.append(ev)
-            if ev.kind == "order_filled" and self.faults.hit(FaultKind.DUPLICATE_FILLS):
+            if ev.kind == VenueEventKind.ORDER_FILLED and self.faults.hit(
+                FaultKind.DUPLICATE_FILLS
+            ):
                 out.append(ev)  # the same event again: same seq, same fill id
         if self.faults.hit(FaultKind.MALFORMED):
             # Carries the seq before the batch: a reader that advanced its cursor on it anyway

@@ -36,6 +36,7 @@ from tradeplane.core.ids import client_order_id, intent_id_from_client_order_id
 from tradeplane.core.redact import REDACTOR
 from tradeplane.journal.files import DB_NAME
 from tradeplane.journal.reader import JournalReader
+from tradeplane.protocol.events import EventKind
 from tradeplane.telemetry.context import parse_traceparent
 from tradeplane.telemetry.jaeger import jaeger_traces, write_jaeger_json
 from tradeplane.telemetry.model import TraceSpan
@@ -170,7 +171,7 @@ def _details(values: dict[str, Any], keys: tuple[str, ...], fill: tuple[Any, Any
 
 def _lines(found: _Found, spans: list[TraceSpan], info: dict[str, Any]) -> list[str]:
     """What ``trace ID`` prints; times in milliseconds from the intent."""
-    intent = next((e for e in found.events if e.get("kind") == "intent"), found.events[0])
+    intent = next((e for e in found.events if e.get("kind") == EventKind.INTENT), found.events[0])
     t0 = _epoch(intent.get("ts")) or min((s.start_ts for s in spans), default=0.0)
     out = ["trace: none (no trace context was journaled for this intent)"]
     if info["trace_id"] is not None:
@@ -207,7 +208,7 @@ def _lines(found: _Found, spans: list[TraceSpan], info: dict[str, Any]) -> list[
 
 
 def _summary(found: _Found, spans: list[TraceSpan]) -> dict[str, Any]:
-    first = next((e for e in found.events if e.get("kind") == "intent"), found.events[0])
+    first = next((e for e in found.events if e.get("kind") == EventKind.INTENT), found.events[0])
     contexts = (parse_traceparent(e.get("traceparent")) for e in (first, *found.events))
     ctx = next((c for c in contexts if c is not None), None)  # the intent's own first
     return {
@@ -258,7 +259,7 @@ def show(
 def _run_before(reader: JournalReader, start: float, last_seq: int) -> str | None:
     """The run id of the last ``deployment_started`` at or before ``start``."""
     run_id = None
-    for ev in reader.events(["deployment_started"]):
+    for ev in reader.events([EventKind.DEPLOYMENT_STARTED]):
         when = _epoch(ev.get("ts"))
         if ev["seq"] <= last_seq and when is not None and when <= start:
             run_id = (ev.get("data") or {}).get("run_id") or run_id

@@ -12,16 +12,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-VENUE_EVENT_KINDS = frozenset(
-    {
-        "order_accepted",
-        "order_rejected",
-        "order_cancelled",
-        "order_filled",
-        "cancel_rejected",
-        "order_expired",
-    }
-)
+from tradeplane.protocol.events import VenueEventKind
+
+VENUE_EVENT_KINDS: frozenset[str] = frozenset(VenueEventKind)
 _EVENT_ATTRS = ("seq", "kind", "client_order_id", "venue_order_id", "ts", "fill")
 _FILL_ATTRS = ("fill_id", "client_order_id", "quantity", "price", "fee")
 MAX_REPR_CHARS = 1000
@@ -55,7 +48,7 @@ def check_venue_event(ev: object) -> str | None:
         return f"{e.kind}: venue_order_id must be a string or None, got {_short(e.venue_order_id)}"
     if not _is_real(e.ts):
         return f"{e.kind}: ts must be a finite number, got {_short(e.ts)}"
-    if e.kind == "order_filled":
+    if e.kind == VenueEventKind.ORDER_FILLED:
         return _check_fill(e.fill, e.client_order_id)
     return None
 

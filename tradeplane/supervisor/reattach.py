@@ -53,11 +53,11 @@ async def suspended_in_run(sup: Supervisor) -> set[str]:
     """Strategies this run suspended, from the journal."""
     try:
         started = await sup.adapter.call(
-            10.0, ROLE_JOURNAL, JournalApi.query, "events", ["deployment_started"]
+            10.0, ROLE_JOURNAL, JournalApi.query, "events", [EventKind.DEPLOYMENT_STARTED]
         )
         since = max((e["seq"] for e in started if e["data"].get("run_id") == sup.run_id), default=0)
         events = await sup.adapter.call(
-            10.0, ROLE_JOURNAL, JournalApi.query, "events", ["strategy_suspended"], since
+            10.0, ROLE_JOURNAL, JournalApi.query, "events", [EventKind.STRATEGY_SUSPENDED], since
         )
     except (ChildGone, TimeoutError):
         # Without the journal nothing is known suspended: a suspended strategy's actor is gone,

@@ -53,7 +53,11 @@ COUNTERS = (
         "intents", "Intents journaled", (EventKind.INTENT,), ("strategy",), ("strategy",)
     ),
     JournalCounter(
-        "risk_denials", "Intents denied by risk", ("order_denied",), ("data.reason",), ("reason",)
+        "risk_denials",
+        "Intents denied by risk",
+        (EventKind.ORDER_DENIED,),
+        ("data.reason",),
+        ("reason",),
     ),
     JournalCounter(
         "order_events", "Order events journaled, by kind", ORDER_KINDS, (), (), with_kind="event"
@@ -75,7 +79,7 @@ COUNTERS = (
     JournalCounter(
         "recovery_results",
         "Recovery attempts finished, by outcome",
-        ("recovery_succeeded", "recovery_failed", "recovery_exhausted"),
+        (EventKind.RECOVERY_SUCCEEDED, EventKind.RECOVERY_FAILED, EventKind.RECOVERY_EXHAUSTED),
         ("data.target",),
         ("target",),
         with_kind="outcome",

@@ -26,6 +26,7 @@ from tradeplane.config.venues import IbConfig
 from tradeplane.core.errors import TransientError
 from tradeplane.core.model import OrderType, Side
 from tradeplane.core.retry import Backoff, failure, retrying
+from tradeplane.protocol.events import VenueEventKind
 from tradeplane.venues.base import (
     VenueEvent,
     VenueFill,
@@ -39,7 +40,10 @@ from tradeplane.venues.ib.session import IbSession
 log = logging.getLogger("tradeplane.venues.ib")
 EVENT_MEMORY = 20_000
 EXTERNAL_PREFIX = "ib-perm-"  # an order without our orderRef, named by IB's permanent id
-_STATUS_EVENT = {"accepted": "order_accepted", "cancelled": "order_cancelled"}
+_STATUS_EVENT = {
+    "accepted": VenueEventKind.ORDER_ACCEPTED,
+    "cancelled": VenueEventKind.ORDER_CANCELLED,
+}
 
 
 class IbVenueClient:
@@ -219,7 +223,7 @@ class IbVenueClient:
         # error in its log; an answer to our own cancel is error 202.
         refusal = [e for e in trade.log if e.errorCode and e.errorCode not in ORDER_ERRORS_BENIGN]
         if status == "rejected" or (status == "cancelled" and refusal):
-            kind = "order_rejected"
+            kind = VenueEventKind.ORDER_REJECTED
             messages = [e.message for e in (refusal or trade.log) if e.message]
             reason = messages[-1] if messages else "rejected by IB"
         if kind is None or (coid, kind) in self._emitted:
@@ -246,7 +250,7 @@ class IbVenueClient:
         self._emitted.add((coid, ex.execId))
         side = Side.BUY if ex.side.upper().startswith("B") else Side.SELL
         self._append(
-            kind="order_filled",
+            kind=VenueEventKind.ORDER_FILLED,
             client_order_id=coid,
             venue_order_id=str(ex.permId or ex.orderId),
             fill=VenueFill(

@@ -27,6 +27,7 @@ from tradeplane.config.faults import (
 from tradeplane.core.clock import Clock
 from tradeplane.core.errors import TransientError
 from tradeplane.core.model import Side
+from tradeplane.protocol.events import VenueEventKind
 from tradeplane.venues.sim.model import VenueEvent, VenueFill
 
 INJECTED_REJECT = "INJECTED_REJECT"
@@ -200,7 +201,7 @@ def malformed_message(shape: int, template: VenueEvent, seq: int) -> object:
     name = MALFORMED_SHAPES[shape % len(MALFORMED_SHAPES)]
     coid, vid, ts = template.client_order_id, template.venue_order_id, template.ts
     if name == "fill_missing":
-        return VenueEvent(seq, "order_filled", coid, vid, ts)
+        return VenueEvent(seq, VenueEventKind.ORDER_FILLED, coid, vid, ts)
     if name in ("fill_price_nan", "fill_price_negative", "fill_quantity_zero"):
         good = template.fill
         fill = VenueFill(
@@ -215,10 +216,10 @@ def malformed_message(shape: int, template: VenueEvent, seq: int) -> object:
             ts=ts,
             liquidity="taker",
         )
-        return VenueEvent(seq, "order_filled", coid, vid, ts, None, fill)
+        return VenueEvent(seq, VenueEventKind.ORDER_FILLED, coid, vid, ts, None, fill)
     if name == "unknown_kind":
         return VenueEvent(seq, "order_teleported", coid, vid, ts)
     if name == "plain_dict":
         return {"seq": seq, "kind": "order_filled", "client_order_id": coid, "price": 1.0}
     # No fill here: a copy of a real fill id would let a careless reader de-duplicate the real one.
-    return VenueEvent(seq, "order_cancelled", "", vid, ts)
+    return VenueEvent(seq, VenueEventKind.ORDER_CANCELLED, "", vid, ts)

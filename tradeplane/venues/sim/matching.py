@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from tradeplane.core.clock import Clock
 from tradeplane.core.model import Bar, OrderType, Side
+from tradeplane.protocol.events import VenueEventKind
 from tradeplane.venues.sim.model import (
     QTY_REL_EPS,
     STAT_NAMES,
@@ -153,7 +154,11 @@ class PaperMatchingEngine:
             # Leave no record: the original must stay untouched, and a blank id has no key.
             self._stats["duplicate_submits"] += int(duplicate)
             self._stats["rejects"] += 1
-            return [self._emit("order_rejected", str(req.client_order_id), None, now, reason)]
+            return [
+                self._emit(
+                    VenueEventKind.ORDER_REJECTED, str(req.client_order_id), None, now, reason
+                )
+            ]
         venue_order_id = None
         if reason is None:
             self._order_counter += 1
@@ -177,8 +182,14 @@ class PaperMatchingEngine:
         self._store(order)
         if reason is not None:
             self._stats["rejects"] += 1
-            return [self._emit("order_rejected", order.client_order_id, None, now, reason)]
-        return [self._emit("order_accepted", order.client_order_id, order.venue_order_id, now)]
+            return [
+                self._emit(VenueEventKind.ORDER_REJECTED, order.client_order_id, None, now, reason)
+            ]
+        return [
+            self._emit(
+                VenueEventKind.ORDER_ACCEPTED, order.client_order_id, order.venue_order_id, now
+            )
+        ]
 
     def cancel(self, client_order_id: str) -> list[VenueEvent]:
         now = self._clock.now()
@@ -186,12 +197,18 @@ class PaperMatchingEngine:
         if order is None or order.status not in WORKING_STATUSES:
             reason = "UNKNOWN_ORDER" if order is None else f"ORDER_ALREADY_{order.status.upper()}"
             venue_order_id = None if order is None else order.venue_order_id
-            return [self._emit("cancel_rejected", client_order_id, venue_order_id, now, reason)]
+            return [
+                self._emit(
+                    VenueEventKind.CANCEL_REJECTED, client_order_id, venue_order_id, now, reason
+                )
+            ]
         self._store(
             replace(order, status="cancelled", reason="CANCELLED_BY_CLIENT", updated_ts=now)
         )
         self._stats["cancels"] += 1
-        return [self._emit("order_cancelled", client_order_id, order.venue_order_id, now)]
+        return [
+            self._emit(VenueEventKind.ORDER_CANCELLED, client_order_id, order.venue_order_id, now)
+        ]
 
     def on_bar(self, bar: Bar) -> list[VenueEvent]:
         symbol = bar.symbol
@@ -376,7 +393,12 @@ class PaperMatchingEngine:
         self._touched_positions[order.symbol] = position
         self._stats["fills"] += 1
         return self._emit(
-            "order_filled", order.client_order_id, order.venue_order_id, now, None, fill
+            VenueEventKind.ORDER_FILLED,
+            order.client_order_id,
+            order.venue_order_id,
+            now,
+            None,
+            fill,
         )
 
     def _book(self, symbol: str) -> _SymbolBook:
