@@ -27,6 +27,7 @@ from tradeplane.core.health import (
 )
 from tradeplane.core.watchdog import LIFECYCLE, Lifecycle, RecoveryDecision, RecoveryPolicy
 from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.roles import ROLE_BROKER, ROLE_FEED
 from tradeplane.protocol.states import TradingState
 from tradeplane.supervisor import halting
 from tradeplane.supervisor.commands import (
@@ -83,8 +84,8 @@ class SupervisorCore:
         on_recovery_exhausted: str = "failed",
         halt_retry_s: float = 0.5,
         halt_retry_max_s: float = 10.0,
-        broker_role: str = "broker",
-        feed_role: str = "feed",
+        broker_role: str = ROLE_BROKER,
+        feed_role: str = ROLE_FEED,
     ) -> None:
         self.children = {role: Child(role, i) for i, role in enumerate(roles)}
         self.policy = policy

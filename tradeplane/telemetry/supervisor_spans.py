@@ -31,6 +31,9 @@ SUPERVISOR_KINDS = frozenset(
         EventKind.DEPLOYMENT_FAILED,
         EventKind.KILL_SWITCH_ACTIVATED,
         EventKind.KILL_SWITCH_CLEARED,
+        EventKind.HALT_FAILED,
+        EventKind.HALT_SUCCEEDED,
+        EventKind.CANCEL_ALL_FAILED,
     }
 )
 
@@ -38,6 +41,8 @@ _FAILURE_KINDS = (
     EventKind.RECOVERY_EXHAUSTED,
     EventKind.DEPLOYMENT_FAILED,
     EventKind.STRATEGY_ERROR,
+    EventKind.HALT_FAILED,
+    EventKind.CANCEL_ALL_FAILED,
 )
 
 
@@ -110,11 +115,7 @@ class SupervisorTrace:
                     strategy=ev.get("strategy") or data.get("strategy"),
                 ).items()
             }
-            if kind in (
-                EventKind.RECOVERY_EXHAUSTED,
-                EventKind.DEPLOYMENT_FAILED,
-                EventKind.STRATEGY_ERROR,
-            ):
+            if kind in _FAILURE_KINDS:
                 status, message = "error", str(data.get("reason") or data.get("error") or kind)
         return [
             TraceSpan(

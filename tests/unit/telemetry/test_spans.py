@@ -891,3 +891,20 @@ def test_supervisor_event_before_any_run_then_skipped() -> None:
 
     assert builder.feed([j.lines[1]]) == []
     assert builder.skipped == 1
+
+
+def test_halt_failed_then_an_error_span_under_the_run_naming_the_error(run: Run) -> None:
+    j = supervisor_journal()
+    refused = {"error": "ChildGone: broker: dead", "attempt": 1, "retry_in_s": 0.5}
+    j.add("halt_failed", T0 + 10.0, refused, event_id="hf1")
+    j.add("halt_succeeded", T0 + 11.0, {"attempts": 2}, event_id="hs1")
+
+    spans = run(j.lines)
+    failed, succeeded = (
+        one(spans, "supervisor.halt_failed"),
+        one(spans, "supervisor.halt_succeeded"),
+    )
+
+    assert failed.parent_span_id == succeeded.parent_span_id == run_context(DEP, "r1").span_id
+    assert (failed.status, failed.status_message) == ("error", "ChildGone: broker: dead")
+    assert succeeded.status != "error"
