@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from typing import Any
 
 import ray
 from tenacity import wait_exponential
 
-from tradeplane.actors.broker_resolution import ResolvingMixin
+from tradeplane.actors.broker_resolution import Resolver
 from tradeplane.actors.common import (
     ROLE_BROKER,
     ROLE_RISK,
@@ -54,7 +53,7 @@ CURSOR_SCOPE, CURSOR_KEY = "broker", "venue_cursor"
 
 
 @ray.remote
-class BrokerActor(SupervisedActor, ResolvingMixin):
+class BrokerActor(SupervisedActor):
     def __init__(self, cfg: TradeplaneConfig, run_id: str) -> None:
         self.protect_secrets(cfg)
         self.cfg = cfg
@@ -85,10 +84,14 @@ class BrokerActor(SupervisedActor, ResolvingMixin):
         self.venue_errors = 0
         self.last_error: str | None = None
         self.restored_open = 0
-        # How each order a crash or timeout left in submitting/unknown was settled (for the
-        # start-up reconciliation report).
-        self.resolutions: deque[dict[str, Any]] = deque(maxlen=1000)
-        self._reported: set[str] = set()
+        self.resolver = Resolver(
+            self.core,
+            self.venue,
+            grace_s=cfg.supervisor.unconfirmed_grace_s,
+            in_submit=self._in_submit,
+            venue_failed=self._venue_failed,
+            journal_events=self._journal_events,
+        )
         self.trading_state = TradingState.ACTIVE
         self.kill_switch: dict[str, Any] | None = None
         self.blocked_by_kill_switch = 0
@@ -122,7 +125,7 @@ class BrokerActor(SupervisedActor, ResolvingMixin):
             await self.venue.open(self.cursor)
             spawn(self.tasks, self.venue.maintain())
             spawn(self.tasks, self._stream_loop())
-            spawn(self.tasks, self._resolve_loop())
+            spawn(self.tasks, self.resolver.loop())
             self._ready.set()
         return {"open_orders": len(self.core.orders.open_orders()), "cursor": self.cursor}
 
@@ -438,6 +441,13 @@ class BrokerActor(SupervisedActor, ResolvingMixin):
             "outbox": self.outbox.stats(),
         }
 
+    async def reconcile_inputs(self, timeout_s: float = 30.0) -> dict[str, Any]:
+        """For the start-up reconciliation: settle every order left in submitting/unknown by
+        asking the venue (never guessing), catch the event stream up with the venue, then report
+        the venue's live positions and open orders."""
+        await self._ready.wait()
+        return await self.resolver.reconcile_inputs(lambda: self.cursor, timeout_s)
+
     async def latency_samples(self, clear: bool = False) -> dict[str, list[Any]]:
         return self.tick_to_order.samples(clear)
 
@@ -449,7 +459,7 @@ class BrokerActor(SupervisedActor, ResolvingMixin):
             await asyncio.sleep(0.02)
         # An order a crash left in submitting/unknown is settled by asking the venue before we
         # stop (within the grace period), so the journal does not end on an open question.
-        while time.monotonic() < deadline and await self._resolve_once():
+        while time.monotonic() < deadline and await self.resolver.resolve_once():
             await asyncio.sleep(0.1)
         # And everything the venue has said so far is journaled (the stream caught up).
         with contextlib.suppress(TransientError):
