@@ -18,7 +18,7 @@ from tradeplane.actors.common import (
     actor_name,
     call_journal,
 )
-from tradeplane.protocol.api import A, JournalApi, Method, P, R
+from tradeplane.protocol.api import A, ChildApi, JournalApi, Method, P, R
 from tradeplane.protocol.roles import Role
 from tradeplane.supervisor.specs import ChildSpec
 
@@ -139,7 +139,7 @@ class RayChildAdapter:
         if handle is None:
             return "no handle"
         try:
-            await handle.wait_for_death.remote()
+            await Remote[ChildApi](handle).call(ChildApi.wait_for_death)
         except RayActorError as exc:
             return _death_cause(exc)
         except Exception as exc:  # creation failed (e.g. __init__ raised)

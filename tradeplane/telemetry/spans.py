@@ -164,7 +164,7 @@ class SpanBuilder:
                 start,
                 end,
                 _attrs(decision="denied", reason=reason, message=data.get("message")),
-                events=(SpanEvent("order_denied", end, _attrs(reason=reason)),),
+                events=(SpanEvent(EventKind.ORDER_DENIED, end, _attrs(reason=reason)),),
             )
         ]
 
