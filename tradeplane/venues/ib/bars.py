@@ -30,6 +30,10 @@ MINUTE = timedelta(minutes=1)
 LAST_SLOT_S = 55
 # How long past its end a minute waits for a missed :55 bar before closing without it.
 LAST_BAR_GRACE = timedelta(seconds=10)
+# A minute's row reaches IB's history a moment after the minute ends: ask no sooner.
+HISTORY_SETTLE = timedelta(seconds=2)
+# IB counts an identical historical request within 15 s as a pacing violation (error 162).
+HISTORY_RETRY = timedelta(seconds=15)
 
 
 @dataclass
@@ -56,6 +60,8 @@ class MinuteAggregator:
         # and the live minutes after it wait (held) until it has.
         self.from_history: set[str] = set()
         self._held: dict[str, list[Bar]] = {}
+        self._needed: dict[str, datetime] = {}  # the latest minute history must bring
+        self._ask_at: dict[str, datetime] = {}  # when history may be asked (TWS time)
 
     def seed(self, symbol: str, last_closed: datetime) -> None:
         self._last_closed[symbol] = last_closed
@@ -101,21 +107,48 @@ class MinuteAggregator:
         due = [(s, m) for s, m in self._open.items() if m.start + MINUTE <= cutoff]
         return [bar for s, m in due for bar in self._close(s, m)]
 
-    def accept_closed(self, symbol: str, bars: Iterable[Bar]) -> tuple[list[Bar], list[Bar]]:
+    def history_due(self, now: datetime) -> set[str]:
+        """The symbols whose missing minute history should have by ``now`` (TWS time) and that
+        were not asked too recently."""
+        return {s for s in self.from_history if self._ask_at.get(s, now) <= now}
+
+    def accept_closed(
+        self, symbol: str, bars: Iterable[Bar], now: datetime | None = None
+    ) -> tuple[list[Bar], list[Bar]]:
         """Whole minutes of ``symbol`` from history: those after the last one passed on and
         before the live minutes held back for them (none after a fresh start: no history is
         replayed into strategies). Returns them and the held live minutes, to pass on in
-        that order; each minute once."""
-        self.from_history.discard(symbol)
+        that order; each minute once.
+
+        History that does not reach the minute a late join left out yet (asked a moment too
+        soon) is not taken as proof the minute is gone: what it has before that minute is
+        passed on, the live minutes stay held, and history is asked again at ``now`` +
+        ``HISTORY_RETRY``. A later minute in history with that one absent means it had no
+        trades: then it is skipped."""
+        rows = [bar for bar in bars if bar.symbol == symbol]
         held = self._held.pop(symbol, [])
         last = self._last_closed.get(symbol)
-        until = held[0].ts if held else None
+        needed = self._needed.get(symbol)
+        newest = max((bar.ts for bar in rows), default=None)
+        waiting = last is not None and needed is not None and (newest is None or newest < needed)
+        until = needed if waiting else held[0].ts if held else None
         history: dict[datetime, Bar] = {}
         if last is not None:
-            for bar in bars:
-                if bar.symbol == symbol and bar.ts > last and (until is None or bar.ts < until):
+            for bar in rows:
+                if bar.ts > last and (until is None or bar.ts < until):
                     history[bar.ts] = bar
         filled = [history[ts] for ts in sorted(history)]
+        if waiting:
+            if held:
+                self._held[symbol] = held
+            if filled:
+                self._last_closed[symbol] = filled[-1].ts
+            if now is not None:
+                self._ask_at[symbol] = now + HISTORY_RETRY
+            return filled, []
+        self.from_history.discard(symbol)
+        self._needed.pop(symbol, None)
+        self._ask_at.pop(symbol, None)
         out = filled + held
         if out:
             self._last_closed[symbol] = out[-1].ts
@@ -128,6 +161,8 @@ class MinuteAggregator:
         self._open.pop(symbol, None)
         if minute.partial:  # never passed on as if whole: its source asks history for it
             self.from_history.add(symbol)
+            self._needed[symbol] = max(self._needed.get(symbol, minute.start), minute.start)
+            self._ask_at.setdefault(symbol, minute.start + MINUTE + HISTORY_SETTLE)
             return []
         bar = minute.bar(symbol)
         if symbol in self.from_history:  # history's minutes come first: hold this one
@@ -206,10 +241,9 @@ class IbBarSource:
                     self._subscribe(contracts)
                 await self._backfill(sink, contracts)
                 self.session.link.resynced()
-            if self.minutes.from_history:  # a minute joined late: take it whole from history
-                await self._backfill(
-                    sink, [c for c in contracts if c.symbol in self.minutes.from_history]
-                )
+            due = self.minutes.history_due(self._tws_now())
+            if due:  # a minute joined late: take it whole from history
+                await self._backfill(sink, [c for c in contracts if c.symbol in due])
             try:
                 async with asyncio.timeout(1.0):
                     item = await self._queue.get()
@@ -261,7 +295,7 @@ class IbBarSource:
         for contract in contracts:
             symbol = contract.symbol
             history = [] if self.minutes.last(symbol) is None else await self._history(contract)
-            filled, held = self.minutes.accept_closed(symbol, history)
+            filled, held = self.minutes.accept_closed(symbol, history, self._tws_now())
             self.state.backfilled_bars += len(filled)
             if filled or held:
                 await sink.bars(filled + held)

@@ -83,6 +83,39 @@ def test_minute_joined_late_then_taken_from_history_and_the_live_ones_after_it_w
     assert [b.ts for b in five_s(agg, T0 + timedelta(minutes=2), 12)] == [T0 + MIN * 2]
 
 
+def test_history_asked_before_it_has_the_late_minute_then_nothing_skipped_and_asked_again() -> None:
+    """A reconnect mid-minute: the minute closes partial and history is asked a moment too
+    soon (its row for that minute not there yet). That must not let the next live minute jump
+    the gap (a flake of the IB integration test showed 20:39 then 20:41)."""
+    agg = MinuteAggregator()
+    agg.seed("SPY", T0 - 2 * MIN)
+    five_s(agg, T0 + timedelta(seconds=20), 8)  # T0 joined late: closed partial
+    assert agg.history_due(T0 + MIN) == set()  # not before the minute ends and settles
+    asked = T0 + MIN + timedelta(seconds=2)
+    assert agg.history_due(asked) == {"SPY"}
+    five_s(agg, T0 + MIN, 12)  # T0+1 whole, held behind T0
+    filled, held = agg.accept_closed("SPY", history(-2, -1), asked)  # T0's row not there yet
+    assert [b.ts for b in filled] == [T0 - MIN] and held == []
+    assert agg.from_history == {"SPY"} and agg.last("SPY") == T0 - MIN
+    assert agg.history_due(asked + timedelta(seconds=14)) == set()  # IB's 15 s rule
+    later = asked + timedelta(seconds=15)
+    assert agg.history_due(later) == {"SPY"}
+    filled, held = agg.accept_closed("SPY", history(-2, -1, 0, 1), later)
+    assert [b.ts for b in filled + held] == [T0, T0 + MIN]
+    assert held[0].open == 100.0  # the live minute, not history's copy of it
+    assert agg.from_history == set() and agg.history_due(later) == set()
+
+
+def test_history_past_the_late_minute_without_it_then_it_had_no_trades_and_is_skipped() -> None:
+    agg = MinuteAggregator()
+    agg.seed("SPY", T0 - MIN)
+    five_s(agg, T0 + timedelta(seconds=20), 8)
+    five_s(agg, T0 + MIN, 12)
+    filled, held = agg.accept_closed("SPY", history(-1, 1), T0 + 2 * MIN)
+    assert filled == [] and [b.ts for b in held] == [T0 + MIN]
+    assert agg.from_history == set() and agg.last("SPY") == T0 + MIN
+
+
 def test_fresh_start_mid_minute_then_that_minute_skipped_and_no_history_replayed() -> None:
     agg = MinuteAggregator()
     five_s(agg, T0 + timedelta(seconds=30), 6)
