@@ -75,9 +75,9 @@ def test_risk_died_holding_intents_then_restarted_risk_decides_each_recent_sent_
 ) -> None:
     """Risk's approvals and denials are fire-and-forget: killed with an intent in hand, it
     leaves that intent journaled with no decision. The restarted risk must decide it."""
-    from tradeplane.actors.common import NAMESPACE, actor_name
     from tradeplane.actors.records import intent_record
     from tradeplane.core.model import Intent, OrderType, Side
+    from tradeplane.protocol.roles import NAMESPACE, actor_name
     from tradeplane.supervisor.chaos import kill_actor
     from tradeplane.telemetry.context import intent_context
 

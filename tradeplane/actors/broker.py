@@ -18,8 +18,6 @@ from tenacity import wait_exponential
 
 from tradeplane.actors.broker_resolution import Resolver
 from tradeplane.actors.common import (
-    ROLE_BROKER,
-    ROLE_RISK,
     Outbox,
     Peers,
     SupervisedActor,
@@ -27,7 +25,6 @@ from tradeplane.actors.common import (
     process_info,
     query_journal,
     spawn,
-    strategy_role,
 )
 from tradeplane.actors.records import KILL_SWITCH_KEY, RISK_SCOPE, event_record, order_record
 from tradeplane.actors.venue import LocalVenueClient, RayVenueClient, open_sim_venue
@@ -42,6 +39,7 @@ from tradeplane.core.venue_events import check_venue_event, describe_raw
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.protocol.api import RiskApi, StrategyApi
 from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.roles import ROLE_BROKER, ROLE_RISK, strategy_role
 from tradeplane.protocol.states import TradingState
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.telemetry.context import submit_context

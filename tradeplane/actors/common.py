@@ -1,4 +1,4 @@
-"""Plumbing shared by the actor shells: names, peer lookup, and at-least-once delivery.
+"""Plumbing shared by the actor shells: typed handles, peer lookup, and at-least-once delivery.
 
 Delivery between actors is at-least-once with idempotent receivers: a sender keeps each message
 until the receiving actor has acknowledged it (its method returned) and resends what a dead
@@ -25,48 +25,7 @@ from tenacity import AsyncRetrying, retry_if_result, wait_exponential, wait_fixe
 
 from tradeplane.core.retry import Sleep, Wait, retrying
 from tradeplane.protocol.api import A, ChildApi, JournalApi, Method, P, R
-from tradeplane.protocol.roles import (
-    NAMESPACE,
-    ROLE_BROKER,
-    ROLE_FEED,
-    ROLE_JOURNAL,
-    ROLE_RECONCILER,
-    ROLE_RISK,
-    ROLE_SUPERVISOR,
-    ROLE_TELEMETRY,
-    ROLE_VENUE,
-    STRATEGY_PREFIX,
-    Role,
-    actor_name,
-    child_role,
-    strategy_role,
-)
-
-__all__ = [  # the role vocabulary is the protocol's; the shells keep importing it from here
-    "NAMESPACE",
-    "ROLE_BROKER",
-    "ROLE_FEED",
-    "ROLE_JOURNAL",
-    "ROLE_RECONCILER",
-    "ROLE_RISK",
-    "ROLE_SUPERVISOR",
-    "ROLE_TELEMETRY",
-    "ROLE_VENUE",
-    "STRATEGY_PREFIX",
-    "Outbox",
-    "Peers",
-    "Remote",
-    "Role",
-    "SupervisedActor",
-    "actor_name",
-    "call_journal",
-    "child_options",
-    "child_role",
-    "process_info",
-    "query_journal",
-    "spawn",
-    "strategy_role",
-]
+from tradeplane.protocol.roles import NAMESPACE, ROLE_JOURNAL, Role, actor_name, child_role
 
 log = logging.getLogger("tradeplane.actors")
 

@@ -20,8 +20,6 @@ from typing import Any
 import ray
 
 from tradeplane.actors.common import (
-    ROLE_FEED,
-    ROLE_JOURNAL,
     Outbox,
     Peers,
     SupervisedActor,
@@ -37,7 +35,7 @@ from tradeplane.core.model import Bar, Envelope
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.protocol.api import BarSubscriberApi, JournalApi
 from tradeplane.protocol.events import EventKind
-from tradeplane.protocol.roles import Role
+from tradeplane.protocol.roles import ROLE_FEED, ROLE_JOURNAL, Role
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.venues.sim import MarketSimulator
 from tradeplane.venues.sim.faults import FaultBook, FaultKind

@@ -17,8 +17,6 @@ from typing import Any
 import ray
 
 from tradeplane.actors.common import (
-    ROLE_BROKER,
-    ROLE_RECONCILER,
     Peers,
     SupervisedActor,
     call_journal,
@@ -36,6 +34,7 @@ from tradeplane.core.reconcile_action import decide
 from tradeplane.journal.records import StateWrite
 from tradeplane.protocol.api import BrokerApi
 from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.roles import ROLE_BROKER, ROLE_RECONCILER
 from tradeplane.venues.base import holdings_from_venue
 
 log = logging.getLogger("tradeplane.reconciler")

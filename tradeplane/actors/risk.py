@@ -22,9 +22,6 @@ from typing import Any
 import ray
 
 from tradeplane.actors.common import (
-    ROLE_BROKER,
-    ROLE_JOURNAL,
-    ROLE_RISK,
     Outbox,
     Peers,
     SupervisedActor,
@@ -71,6 +68,7 @@ from tradeplane.core.session import make_calendar
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.protocol.api import BrokerApi, JournalApi
 from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.roles import ROLE_BROKER, ROLE_JOURNAL, ROLE_RISK
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.telemetry.context import intent_context, risk_check_context
 

@@ -21,16 +21,12 @@ from typing import Any
 import ray
 
 from tradeplane.actors.common import (
-    ROLE_FEED,
-    ROLE_JOURNAL,
-    ROLE_RISK,
     Outbox,
     Peers,
     SupervisedActor,
     call_journal,
     process_info,
     query_journal,
-    strategy_role,
 )
 from tradeplane.actors.records import event_record, intent_record
 from tradeplane.config.models import StrategyConfig, TradeplaneConfig
@@ -41,6 +37,7 @@ from tradeplane.core.strategy import Emitted, Strategy, StrategyRunner
 from tradeplane.journal.records import StateWrite
 from tradeplane.protocol.api import FeedApi, JournalApi, RiskApi
 from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.roles import ROLE_FEED, ROLE_JOURNAL, ROLE_RISK, strategy_role
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.telemetry.context import intent_context
 

@@ -27,15 +27,7 @@ from typing import Any
 import ray
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_exponential
 
-from tradeplane.actors.common import (
-    ROLE_TELEMETRY,
-    Peers,
-    SupervisedActor,
-    call_journal,
-    child_role,
-    process_info,
-    spawn,
-)
+from tradeplane.actors.common import Peers, SupervisedActor, call_journal, process_info, spawn
 from tradeplane.actors.records import event_record
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import OperationalError
@@ -43,6 +35,7 @@ from tradeplane.journal.files import atomic_write
 from tradeplane.journal.reader import JournalReader
 from tradeplane.protocol.api import ChildApi
 from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.roles import ROLE_TELEMETRY, child_role
 from tradeplane.telemetry.export import Resources, ShipResult, SpanShipper, make_exporter
 from tradeplane.telemetry.journal_metrics import JournalCounters
 from tradeplane.telemetry.metrics import ActorMetrics, MetricPoint

@@ -17,13 +17,14 @@ from typing import Any
 
 import ray
 
-from tradeplane.actors.common import ROLE_VENUE, Peers, SupervisedActor, process_info
+from tradeplane.actors.common import Peers, SupervisedActor, process_info
 from tradeplane.config.models import SimVenueConfig
 from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import TransientError
 from tradeplane.core.model import Bar, Envelope
 from tradeplane.protocol.api import Method, P, R, VenueApi
 from tradeplane.protocol.events import VenueEventKind
+from tradeplane.protocol.roles import ROLE_VENUE
 from tradeplane.telemetry.metrics import ActorMetrics
 from tradeplane.venues.base import (
     VenueEvent,

@@ -12,9 +12,10 @@ from typing import Any
 
 import ray
 
-from tradeplane.actors.common import ROLE_BROKER, SupervisedActor, spawn
+from tradeplane.actors.common import SupervisedActor, spawn
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.protocol.api import BrokerApi
+from tradeplane.protocol.roles import ROLE_BROKER
 from tradeplane.supervisor.adapter import RayChildAdapter
 from tradeplane.supervisor.clock import SystemClock
 from tradeplane.supervisor.specs import child_specs

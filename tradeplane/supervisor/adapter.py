@@ -9,17 +9,9 @@ from typing import Any, Protocol
 import ray
 from ray.exceptions import RayActorError
 
-from tradeplane.actors.common import (
-    NAMESPACE,
-    ROLE_JOURNAL,
-    Outbox,
-    Peers,
-    Remote,
-    actor_name,
-    call_journal,
-)
+from tradeplane.actors.common import Outbox, Peers, Remote, call_journal
 from tradeplane.protocol.api import A, ChildApi, JournalApi, Method, P, R
-from tradeplane.protocol.roles import Role
+from tradeplane.protocol.roles import NAMESPACE, ROLE_JOURNAL, Role, actor_name
 from tradeplane.supervisor.specs import ChildSpec
 
 

@@ -10,10 +10,11 @@ from typing import Any
 
 import ray
 
-from tradeplane.actors.common import NAMESPACE, ROLE_SUPERVISOR, Remote, actor_name
+from tradeplane.actors.common import Remote
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.protocol.api import SupervisorApi
+from tradeplane.protocol.roles import NAMESPACE, ROLE_SUPERVISOR, actor_name
 from tradeplane.supervisor.actor import SupervisorActor
 from tradeplane.supervisor.specs import child_specs, read_sources
 

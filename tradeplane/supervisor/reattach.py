@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tradeplane.actors.common import ROLE_JOURNAL, strategy_role
 from tradeplane.protocol.api import JournalApi
 from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.roles import ROLE_JOURNAL, strategy_role
 from tradeplane.supervisor.adapter import ChildGone
 from tradeplane.supervisor.commands import ChildDied
 from tradeplane.supervisor.derive import adopt, adoptable

@@ -13,11 +13,17 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from tradeplane.actors.common import ROLE_BROKER, ROLE_RECONCILER, ROLE_RISK, STRATEGY_PREFIX, spawn
+from tradeplane.actors.common import spawn
 from tradeplane.core.watchdog import Lifecycle, RecoveryDecision
 from tradeplane.protocol.api import BrokerApi, ChildApi, ReconcilerApi, RiskApi
 from tradeplane.protocol.events import EventKind
-from tradeplane.protocol.roles import child_role
+from tradeplane.protocol.roles import (
+    ROLE_BROKER,
+    ROLE_RECONCILER,
+    ROLE_RISK,
+    STRATEGY_PREFIX,
+    child_role,
+)
 from tradeplane.supervisor.commands import RecoveryFinished, ResyncEnded, ResyncFinished
 from tradeplane.supervisor.core import VENUE_CONNECTION, Recovery
 from tradeplane.supervisor.derive import rewiring

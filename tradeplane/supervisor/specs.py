@@ -8,18 +8,7 @@ from typing import Any
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tradeplane.actors.broker import BrokerActor
-from tradeplane.actors.common import (
-    ROLE_BROKER,
-    ROLE_FEED,
-    ROLE_JOURNAL,
-    ROLE_RECONCILER,
-    ROLE_RISK,
-    ROLE_SUPERVISOR,
-    ROLE_TELEMETRY,
-    ROLE_VENUE,
-    child_options,
-    strategy_role,
-)
+from tradeplane.actors.common import child_options
 from tradeplane.actors.feed import FeedActor
 from tradeplane.actors.journal import JournalActor
 from tradeplane.actors.reconciler import ReconcilerActor
@@ -28,6 +17,17 @@ from tradeplane.actors.strategy import StrategyActor
 from tradeplane.actors.telemetry import TelemetryActor
 from tradeplane.actors.venue import SimVenueActor
 from tradeplane.config.models import CredentialsConfig, Mode, TradeplaneConfig
+from tradeplane.protocol.roles import (
+    ROLE_BROKER,
+    ROLE_FEED,
+    ROLE_JOURNAL,
+    ROLE_RECONCILER,
+    ROLE_RISK,
+    ROLE_SUPERVISOR,
+    ROLE_TELEMETRY,
+    ROLE_VENUE,
+    strategy_role,
+)
 
 
 @dataclass(frozen=True)

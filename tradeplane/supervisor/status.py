@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tradeplane.actors.common import (
+from tradeplane.protocol.roles import (
     ROLE_BROKER,
     ROLE_FEED,
     ROLE_JOURNAL,

@@ -9,14 +9,6 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from tradeplane.actors.common import (
-    ROLE_BROKER,
-    ROLE_FEED,
-    ROLE_JOURNAL,
-    ROLE_RISK,
-    ROLE_TELEMETRY,
-    ROLE_VENUE,
-)
 from tradeplane.core.health import Phase
 from tradeplane.protocol.api import (
     A,
@@ -33,6 +25,12 @@ from tradeplane.protocol.api import (
 )
 from tradeplane.protocol.events import EventKind
 from tradeplane.protocol.roles import (
+    ROLE_BROKER,
+    ROLE_FEED,
+    ROLE_JOURNAL,
+    ROLE_RISK,
+    ROLE_TELEMETRY,
+    ROLE_VENUE,
     Role,
     child_role,
     is_strategy_role,

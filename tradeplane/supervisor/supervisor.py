@@ -15,14 +15,7 @@ import logging
 import random
 from typing import TYPE_CHECKING, Any
 
-from tradeplane.actors.common import (
-    ROLE_BROKER,
-    ROLE_FEED,
-    ROLE_JOURNAL,
-    ROLE_RISK,
-    ROLE_VENUE,
-    spawn,
-)
+from tradeplane.actors.common import spawn
 from tradeplane.actors.records import event_record
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import OperationalError, root_cause
@@ -39,7 +32,15 @@ from tradeplane.protocol.api import (
     RiskApi,
 )
 from tradeplane.protocol.events import EventKind
-from tradeplane.protocol.roles import Role, child_role
+from tradeplane.protocol.roles import (
+    ROLE_BROKER,
+    ROLE_FEED,
+    ROLE_JOURNAL,
+    ROLE_RISK,
+    ROLE_VENUE,
+    Role,
+    child_role,
+)
 from tradeplane.supervisor.adapter import ChildAdapter, ChildGone
 from tradeplane.supervisor.clock import Clock
 from tradeplane.supervisor.commands import (
