@@ -16,17 +16,23 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 if TYPE_CHECKING:
     from tradeplane.config.models import CredentialsConfig
 
-_VARS = ConfigDict(extra="ignore", frozen=True, populate_by_name=False)
-
 
 def _var(name: str) -> Any:
     return Field(None, alias=name)
 
 
-class CredentialVars(BaseModel):
-    """``venue.credentials`` by the variable each comes from; an empty one is unset."""
+class _Variables(BaseModel):
+    """A set of variables, each field read from the variable its alias names."""
 
-    model_config = _VARS
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=False)
+
+    @classmethod
+    def of(cls, env: Mapping[str, str]) -> Self:
+        return cls.model_validate(dict(env))
+
+
+class CredentialVars(_Variables):
+    """``venue.credentials`` by the variable each comes from; an empty one is unset."""
 
     api_key: SecretStr | None = _var("TRADEPLANE_API_KEY")
     api_secret: SecretStr | None = _var("TRADEPLANE_API_SECRET")
@@ -38,10 +44,6 @@ class CredentialVars(BaseModel):
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @classmethod
-    def of(cls, env: Mapping[str, str]) -> Self:
-        return cls.model_validate(dict(env))
-
     def config(self) -> CredentialsConfig:
         from tradeplane.config.models import CredentialsConfig  # models imports this module
 
@@ -52,11 +54,9 @@ class CredentialVars(BaseModel):
         return {k: v.get_secret_value() for k, v in self if v is not None}
 
 
-class OverrideVars(BaseModel):
+class OverrideVars(_Variables):
     """The variables that override config fields (README: state dir, feed URLs, IB address,
     OpenTelemetry). Surrounding blanks are dropped; a blank one is unset."""
-
-    model_config = _VARS
 
     state_dir: str | None = _var("TRADEPLANE_STATE_DIR")
     okx_rest_url: str | None = _var("TRADEPLANE_OKX_REST_URL")
@@ -81,10 +81,6 @@ class OverrideVars(BaseModel):
             value = value.strip()
             return value or None
         return value
-
-    @classmethod
-    def of(cls, env: Mapping[str, str]) -> Self:
-        return cls.model_validate(dict(env))
 
     def by_variable(self) -> dict[str, Any]:
         """The variables set, by name."""

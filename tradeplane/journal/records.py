@@ -25,9 +25,7 @@ from typing import Any
 
 import orjson
 
-from tradeplane.protocol.events import EventKind
-
-KNOWN_KINDS = frozenset(EventKind)
+from tradeplane.protocol.events import KINDS_BY_VALUE, EventKind
 
 GENESIS_HASH = "0" * 64
 
@@ -243,7 +241,7 @@ def validate_record(record: JournalRecord) -> None:
         return
     kind = record.kind if isinstance(record.kind, str) else repr(record.kind)
     _check_str(kind, "kind", record.kind, optional=False)
-    if record.kind not in KNOWN_KINDS:
+    if record.kind not in KINDS_BY_VALUE:
         # A kind nobody projects, counts or traces would be stored and never read: refuse it.
         raise ValueError(f"journal {record.event_id!r}: unknown event kind {kind!r}")
     _check_str(kind, "event_id", record.event_id, optional=False)

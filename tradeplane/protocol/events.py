@@ -83,12 +83,13 @@ class VenueEventKind(StrEnum):
     CANCEL_REJECTED = "cancel_rejected"
 
 
-_KINDS = {k.value: k for k in EventKind}
+KINDS_BY_VALUE: dict[str, EventKind] = {k.value: k for k in EventKind}
+"""Every kind by its value: the one lookup of whether a string names a kind."""
 
 
 def event_kind(value: object) -> EventKind:
     """``value`` as an ``EventKind``; ``ValueError`` naming it when no such kind exists."""
-    kind = _KINDS.get(value) if isinstance(value, str) else None
+    kind = KINDS_BY_VALUE.get(value) if isinstance(value, str) else None
     if kind is None:
         raise ValueError(f"unknown event kind {value!r}")
     return kind
