@@ -34,7 +34,7 @@ from tradeplane.core.errors import InvalidMarketData
 from tradeplane.core.model import Bar, Envelope
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.protocol.api import BarSubscriberApi, JournalApi
-from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.events import EventKind, MessageKind
 from tradeplane.protocol.roles import ROLE_FEED, ROLE_JOURNAL, Role
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.venues.sim import MarketSimulator
@@ -249,7 +249,7 @@ class FeedActor(SupervisedActor):
                 continue
             env = Envelope(
                 event_id=f"bars/{subset[0].ts.isoformat()}",
-                kind="bars",
+                kind=MessageKind.BARS,
                 ts_event=subset[0].ts_epoch,
                 ts_recv=recv,
                 payload=subset,

@@ -36,7 +36,7 @@ from tradeplane.core.model import Bar, Envelope, Fill, Side
 from tradeplane.core.strategy import Emitted, Strategy, StrategyRunner
 from tradeplane.journal.records import StateWrite
 from tradeplane.protocol.api import FeedApi, JournalApi, RiskApi
-from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.events import EventKind, MessageKind
 from tradeplane.protocol.roles import ROLE_FEED, ROLE_JOURNAL, ROLE_RISK, strategy_role
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.telemetry.context import intent_context
@@ -247,7 +247,7 @@ class StrategyActor(SupervisedActor):
             first = out.intents[0].intent_id if out.intents else f"cancel-{now}"
             env = Envelope(
                 event_id=f"intents/{self.scfg.name}/{first}",
-                kind="intents",
+                kind=MessageKind.INTENTS,
                 ts_event=now,
                 ts_recv=now,
                 payload=[*out.intents, *out.cancels],

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tradeplane.protocol.api import ChildApi
-from tradeplane.protocol.roles import NAMESPACE, ROLE_SUPERVISOR, STRATEGY_PREFIX, actor_name
+from tradeplane.protocol.roles import NAMESPACE, ROLE_SUPERVISOR, actor_name, is_strategy_role
 
 ACTOR_KINDS = ("strategy", "risk", "broker", "feed", "journal", "supervisor", "venue")
 KILL_MODES = ("sigkill", "ray-kill")
@@ -74,7 +74,7 @@ def expand_kinds(kinds: Iterable[str], roles: Iterable[str]) -> list[str]:
         if kind == SUPERVISOR:
             matched = [SUPERVISOR]
         elif kind == "strategy":
-            matched = sorted(r for r in available if r.startswith(STRATEGY_PREFIX))
+            matched = sorted(r for r in available if is_strategy_role(r))
         else:
             matched = [kind] if kind in available else []
         if not matched:

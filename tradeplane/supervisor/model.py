@@ -9,7 +9,7 @@ from typing import Any
 from tradeplane.core.health import Phase
 from tradeplane.core.statemachine import TransitionTable
 from tradeplane.core.watchdog import LIFECYCLE, Lifecycle
-from tradeplane.protocol.roles import ROLE_TELEMETRY, STRATEGY_PREFIX
+from tradeplane.protocol.roles import ROLE_TELEMETRY, is_strategy_role
 
 PHASE = TransitionTable[Phase](
     "deployment phase",
@@ -45,7 +45,7 @@ class Child:
 
     @property
     def is_strategy(self) -> bool:
-        return self.role.startswith(STRATEGY_PREFIX)
+        return is_strategy_role(self.role)
 
     @property
     def suspendable(self) -> bool:

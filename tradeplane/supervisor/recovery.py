@@ -21,8 +21,9 @@ from tradeplane.protocol.roles import (
     ROLE_BROKER,
     ROLE_RECONCILER,
     ROLE_RISK,
-    STRATEGY_PREFIX,
     child_role,
+    is_strategy_role,
+    strategy_name,
 )
 from tradeplane.supervisor.commands import RecoveryFinished, ResyncEnded, ResyncFinished
 from tradeplane.supervisor.core import VENUE_CONNECTION, Recovery
@@ -135,11 +136,11 @@ class Recoverer:
     async def suspend(self, role: str, decision: RecoveryDecision) -> None:
         """A strategy out of restarts: nobody sends to it any more and its working orders are
         cancelled; the other strategies trade on."""
-        if not role.startswith(STRATEGY_PREFIX):  # non-critical (telemetry): just say so
+        if not is_strategy_role(role):  # non-critical (telemetry): just say so
             self.sup.journal(EventKind.ACTOR_SUSPENDED, {"role": role, "reason": decision.reason})
             log.error("%s suspended: %s", role, decision.reason)
             return
-        strategy = role[len(STRATEGY_PREFIX) :]
+        strategy = strategy_name(role)
         self.adapter.abandon(role)
         for other, child in self.core.children.items():
             if child.state is Lifecycle.RUNNING:

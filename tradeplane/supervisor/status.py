@@ -12,7 +12,8 @@ from tradeplane.protocol.roles import (
     ROLE_RISK,
     ROLE_TELEMETRY,
     ROLE_VENUE,
-    STRATEGY_PREFIX,
+    is_strategy_role,
+    strategy_name,
 )
 
 if TYPE_CHECKING:
@@ -24,9 +25,9 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
     children = sup.core.children
     feed = children[ROLE_FEED].last_heartbeat if ROLE_FEED in children else {}
     strategies = {
-        role[len(STRATEGY_PREFIX) :]: c.last_heartbeat
+        strategy_name(role): c.last_heartbeat
         for role, c in children.items()
-        if role.startswith(STRATEGY_PREFIX)
+        if is_strategy_role(role)
     }
     broker = children[ROLE_BROKER].last_heartbeat if ROLE_BROKER in children else {}
     journal = children[ROLE_JOURNAL].last_heartbeat if ROLE_JOURNAL in children else {}
