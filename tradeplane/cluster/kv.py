@@ -1,0 +1,48 @@
+"""Run records in Ray's key-value store (GCS): they outlive every tradeplane process and are
+readable from any node of the cluster, so the CLI on a node without the state dir can say
+which node holds it, and a journal restarted anywhere can be checked against its identity."""
+
+from __future__ import annotations
+
+import json
+
+from ray.experimental import internal_kv
+
+from tradeplane.core.run_record import RunRecord
+
+KV_NAMESPACE = "tradeplane"
+
+
+def _key(deployment: str) -> str:
+    return f"run/{deployment}"
+
+
+def put_run(record: RunRecord) -> None:
+    internal_kv._internal_kv_put(
+        _key(record.deployment),
+        json.dumps(record.to_dict(), sort_keys=True),
+        overwrite=True,
+        namespace=KV_NAMESPACE,
+    )
+
+
+def get_run(deployment: str) -> RunRecord | None:
+    raw = internal_kv._internal_kv_get(_key(deployment), namespace=KV_NAMESPACE)
+    if raw is None:
+        return None
+    return RunRecord.from_dict(json.loads(raw))
+
+
+def list_runs() -> list[RunRecord]:
+    keys = internal_kv._internal_kv_list("run/", namespace=KV_NAMESPACE)
+    out = []
+    for key in sorted(keys):
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        record = get_run(name.removeprefix("run/"))
+        if record is not None:
+            out.append(record)
+    return out
+
+
+def delete_run(deployment: str) -> None:
+    internal_kv._internal_kv_del(_key(deployment), namespace=KV_NAMESPACE)
