@@ -176,7 +176,10 @@ def list_deployments(address: AddressOpt = "auto") -> None:
     for name in names:
         try:
             s = deployment.status(name, timeout_s=5) or {}
-            console.print(f"{name}\t{s.get('health')}\t{s.get('mode')}\t{s.get('state_dir')}")
+            node = (s.get("state_node") or {}).get("node_ip") or "?"
+            console.print(
+                f"{name}\t{s.get('health')}\t{s.get('mode')}\t{node}:{s.get('state_dir')}"
+            )
         except Exception as exc:
             console.print(f"{name}\t?\t{type(exc).__name__}")
 

@@ -45,6 +45,12 @@ def header(status: dict[str, Any]) -> Table:
         f"up {fmt_age(status.get('uptime_s'))}",
     )
     t.add_row(Text(str(status.get("reason", "")), style="dim"), "", "", "", "", "")
+    state_node = status.get("state_node") or {}
+    if state_node.get("node_id"):
+        where = f"state node {state_node.get('node_ip')} ({str(state_node['node_id'])[:12]})"
+        lost = status.get("lost_nodes") or []
+        gone = f"{len(lost)} node(s) lost" if lost else ""
+        t.add_row(Text(where, style="dim"), Text(gone, style="bold red"), "", "", "", "")
     return t
 
 
@@ -142,11 +148,17 @@ def telemetry_line(status: dict[str, Any]) -> Text:
 
 def children_table(status: dict[str, Any]) -> Table:
     t = Table(title="actors", expand=True)
-    for col in ("actor", "state", "restarts", "heartbeat"):
+    for col in ("actor", "state", "restarts", "heartbeat", "node"):
         t.add_column(col)
+    placement = status.get("placement") or {}
     for role, c in status.get("children", {}).items():
+        node = (placement.get(role) or {}).get("node_ip", "")
         t.add_row(
-            role, c.get("state", ""), str(c.get("restarts", 0)), fmt_age(c.get("heartbeat_age_s"))
+            role,
+            c.get("state", ""),
+            str(c.get("restarts", 0)),
+            fmt_age(c.get("heartbeat_age_s")),
+            node,
         )
     return t
 

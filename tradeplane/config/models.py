@@ -42,6 +42,15 @@ class DeploymentConfig(FrozenModel):
     """Where the journal and state live. Default ``.tradeplane/<name>`` (relative to the cwd)."""
     starting_cash: float = Field(default=1_000_000.0, gt=0)
     """Cash of the virtual portfolio in shadow mode, in account currency. Default 1,000,000."""
+    state_node: str | None = None
+    """The node that holds the deployment's record: the journal, telemetry, sim or shadow venue,
+    reconciler, supervisor, risk, broker and (unless ``feed_node`` says otherwise) the feed run
+    there at every start and restart. A Ray node id, an IP, a node label ``key=value``, or a
+    custom resource or label key; it must name exactly one live node at ``up``. Default: the
+    node the CLI runs on."""
+    feed_node: str | None = None
+    """Where the feed runs, in the same forms as ``state_node``, resolved at every (re)start.
+    Default: the state node (a venue bound to a host, like IB's TWS, must be reached there)."""
 
     @field_validator("name")
     @classmethod
@@ -355,7 +364,11 @@ class StrategyConfig(FrozenModel):
     params: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments passed to the strategy's constructor. Default none."""
     resources: dict[str, float] = Field(default_factory=dict)
-    """Ray custom resources to place this strategy's actor (e.g. a node label). Default none."""
+    """Ray custom resources this strategy's actor asks for: only nodes that have them take it.
+    Default none."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Ray node labels (``ray start --labels``) a node must carry to take this strategy's actor.
+    Strategies spread over the eligible nodes. Default none (any node)."""
     snapshot_interval_s: float = Field(default=1.0, gt=0)
     """Most seconds between state snapshots while bars flow (also after every intent).
     Default 1."""

@@ -56,6 +56,8 @@ class EventKind(StrEnum):
     HALT_FAILED = "halt_failed"
     HALT_SUCCEEDED = "halt_succeeded"
     CANCEL_ALL_FAILED = "cancel_all_failed"
+    NODE_LOST = "node_lost"
+    STATE_NODE_LOST = "state_node_lost"
     FAULT_INJECTED = "fault_injected"
     FAULTS_CLEARED = "faults_cleared"
     # -- telemetry

@@ -13,6 +13,7 @@ from typing import Any
 import ray
 
 from tradeplane.actors.common import SupervisedActor, spawn
+from tradeplane.cluster.placement import NodeInfo
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.protocol.api import BrokerApi
 from tradeplane.protocol.roles import ROLE_BROKER
@@ -24,7 +25,13 @@ from tradeplane.supervisor.supervisor import Supervisor
 
 @ray.remote
 class SupervisorActor(SupervisedActor):
-    def __init__(self, cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> None:
+    def __init__(
+        self,
+        cfg: TradeplaneConfig,
+        run_id: str,
+        sources: dict[str, str],
+        state_node: NodeInfo | None = None,
+    ) -> None:
         self.protect_secrets(cfg)
         self.sup = Supervisor(
             cfg,
@@ -32,6 +39,7 @@ class SupervisorActor(SupervisedActor):
             child_specs(cfg, run_id, sources),
             RayChildAdapter(cfg.deployment.name),
             SystemClock(),
+            state_node=state_node,
         )
         self.metrics = self.sup.metrics  # served through the telemetry actor's endpoint
         self._deploying = False

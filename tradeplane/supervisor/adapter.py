@@ -10,6 +10,10 @@ import ray
 from ray.exceptions import RayActorError
 
 from tradeplane.actors.common import Outbox, Peers, Remote, call_journal
+from tradeplane.cluster import kv
+from tradeplane.cluster.nodes import cluster_nodes
+from tradeplane.cluster.placement import NodeInfo
+from tradeplane.core.run_record import RunRecord
 from tradeplane.protocol.api import A, ChildApi, JournalApi, Method, P, R
 from tradeplane.protocol.roles import NAMESPACE, ROLE_JOURNAL, Role, actor_name
 from tradeplane.supervisor.specs import ChildSpec
@@ -65,6 +69,14 @@ class ChildAdapter(Protocol):
         """Sends dispatched and not yet acknowledged."""
         ...
 
+    async def nodes(self) -> list[NodeInfo]:
+        """Ray's node table (dead nodes included); raises when the control plane is away."""
+        ...
+
+    def publish_run(self, record: RunRecord) -> None:
+        """The run record where every node can read it (Ray's key-value store)."""
+        ...
+
     def undelivered(self) -> int:
         """Sends not yet acknowledged (in flight or waiting to be resent)."""
         ...
@@ -97,6 +109,14 @@ class RayChildAdapter:
 
     def create(self, spec: ChildSpec, node_id: str | None = None) -> None:
         self.handles[spec.role] = spec.create(node_id)
+
+    async def nodes(self) -> list[NodeInfo]:
+        # A blocking call to the control plane: off the event loop, bounded.
+        async with asyncio.timeout(5.0):
+            return await asyncio.to_thread(cluster_nodes)
+
+    def publish_run(self, record: RunRecord) -> None:
+        kv.put_run(record)
 
     def attach(self, role: str) -> bool:
         try:

@@ -59,6 +59,8 @@ class RecoveryFinished:
     started_ts: float
     error: str | None = None
     phases: dict[str, float] = field(default_factory=dict)
+    unplaceable: bool = False
+    """No live node could take a role (its resources or labels): waiting will not help."""
 
 
 @dataclass(frozen=True, slots=True)

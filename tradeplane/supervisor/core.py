@@ -62,6 +62,7 @@ from tradeplane.supervisor.model import (
     FEED_SILENCE,
     HALTED,
     PHASE,
+    UNPLACEABLE,
     VENUE_CONNECTION,
     Child,
     Halt,
@@ -352,6 +353,8 @@ class SupervisorCore:
         if done.error is not None:
             failed = {"target": done.target, "attempt": done.attempt, "error": done.error[:500]}
             cmds = [JournalEvent(EventKind.RECOVERY_FAILED, failed)]
+            if done.unplaceable:
+                cmds += self._unplaceable(done, now)
             for role in done.roles:
                 if self.children[role].state is not Lifecycle.RUNNING:
                     cmds.append(KillActor(role))  # a half-started actor must not linger
@@ -381,6 +384,29 @@ class SupervisorCore:
             "phases": done.phases,
         }
         cmds.append(JournalEvent(EventKind.RECOVERY_SUCCEEDED, succeeded))
+        return cmds
+
+    def _unplaceable(self, done: RecoveryFinished, now: float) -> list[Command]:
+        """A strategy no live node can take is suspended at once (``strategy_unplaceable``):
+        retrying would only wait for a node nobody has promised. Other roles go through the
+        policy as a failed restart."""
+        cmds: list[Command] = []
+        for role in done.roles:
+            child = self.children[role]
+            if not child.is_strategy or child.state is not Lifecycle.RESTARTING:
+                continue
+            child.move(Lifecycle.DEAD)
+            child.last_error = done.error
+            child.move(Lifecycle.SUSPENDED)
+            decision = RecoveryDecision(
+                role,
+                retry=False,
+                delay_s=0.0,
+                attempt=done.attempt,
+                max_attempts=self.strategy_max_restarts or self.policy.max_attempts,
+                reason=f"{UNPLACEABLE}: {done.error}",
+            )
+            cmds.append(SuspendActor(role, decision))
         return cmds
 
     # -- venue connection -----------------------------------------------------------------------

@@ -9,8 +9,11 @@ import uuid
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tradeplane.actors.common import Remote
+from tradeplane.cluster.nodes import cluster_nodes, current_node_id
+from tradeplane.cluster.placement import NodeInfo, PlacementError, eligible, resolve_node
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.protocol.api import SupervisorApi
@@ -122,6 +125,8 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
             f"run `tradeplane down {name}` first"
         )
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+    state_node = state_node_for(cfg)
+    check_placeable(cfg)
     sup = SupervisorActor.options(  # type: ignore[attr-defined]
         name=supervisor_name(name),
         namespace=NAMESPACE,
@@ -130,7 +135,10 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
         max_task_retries=0,
         num_cpus=0,
         max_concurrency=1000,
-    ).remote(cfg, run_id, read_sources(cfg))
+        # Ray restarts a dead supervisor on the state node or nowhere: with that node gone the
+        # deployment stays down (fail closed) until an operator's `up`.
+        scheduling_strategy=NodeAffinitySchedulingStrategy(state_node.node_id, soft=False),
+    ).remote(cfg, run_id, read_sources(cfg), state_node)
     supervisor: Remote[SupervisorApi] = Remote(sup)
     try:
         ray.get(supervisor.call(SupervisorApi.deploy), timeout=timeout_s)
@@ -140,6 +148,23 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
         ray.kill(sup, no_restart=True)
         raise OperationalError(f"deployment {name!r} failed to start: {root_cause(exc)}") from exc
     return sup
+
+
+def state_node_for(cfg: TradeplaneConfig) -> NodeInfo:
+    """The live node ``[deployment] state_node`` names (default: this process's node)."""
+    return resolve_node(cfg.deployment.state_node, cluster_nodes(), current_node_id())
+
+
+def check_placeable(cfg: TradeplaneConfig) -> None:
+    """Every strategy has a live node that can take it, and the feed's node exists: refused at
+    ``up`` rather than found out by a start that waits for a node nobody will add."""
+    nodes = cluster_nodes()
+    for s in cfg.strategies:
+        if not eligible(nodes, s.resources, s.labels):
+            wants = {"resources": dict(s.resources), "labels": dict(s.labels)}
+            raise PlacementError(f"strategy {s.name!r}: no live node can take it ({wants})")
+    if cfg.deployment.feed_node:
+        resolve_node(cfg.deployment.feed_node, nodes, current_node_id())
 
 
 def status(deployment: str, timeout_s: float = 10.0) -> dict[str, Any] | None:

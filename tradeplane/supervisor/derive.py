@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tradeplane.cluster.placement import NodeInfo
 from tradeplane.core.health import HealthFacts, Phase
 from tradeplane.core.watchdog import Lifecycle
 from tradeplane.supervisor.core import SupervisorCore
@@ -84,3 +85,23 @@ def adopt(core: SupervisorCore, alive: dict[str, bool], suspended: set[str]) -> 
         else:
             missing.append(role)
     return Adoption(tuple(watch), tuple(abandon), tuple(missing))
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLoss:
+    node_id: str
+    roles: tuple[str, ...]
+
+
+def lost_nodes(placement: dict[str, str], nodes: list[NodeInfo], known: set[str]) -> list[NodeLoss]:
+    """Nodes that host roles of the deployment and that Ray's node table no longer shows
+    alive, each once (``known``: those already reported)."""
+    alive = {n.node_id for n in nodes if n.alive}
+    hosted: dict[str, list[str]] = {}
+    for role, node in placement.items():
+        hosted.setdefault(node, []).append(role)
+    return [
+        NodeLoss(node, tuple(sorted(roles)))
+        for node, roles in sorted(hosted.items())
+        if node not in alive and node not in known
+    ]

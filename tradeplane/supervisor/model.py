@@ -26,6 +26,7 @@ PHASE = TransitionTable[Phase](
 NON_CRITICAL_ROLES = frozenset({ROLE_TELEMETRY})
 FEED_SILENCE = "feed_silence"  # recovery target: the broker/feed pair
 VENUE_CONNECTION = "venue_connection"  # recovery target: resync after a reconnect
+UNPLACEABLE = "strategy_unplaceable"  # why a strategy no live node can take is suspended
 ACTIVE_PHASES = (Phase.READY, Phase.RUNNING)
 
 

@@ -14,6 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from tradeplane.actors.common import spawn
+from tradeplane.cluster.placement import PlacementError
 from tradeplane.core.watchdog import Lifecycle, RecoveryDecision
 from tradeplane.protocol.api import BrokerApi, ChildApi, ReconcilerApi, RiskApi
 from tradeplane.protocol.events import EventKind
@@ -83,6 +84,7 @@ class Recoverer:
         started = self.clock.now()
         phases: dict[str, float] = {}
         error: str | None = None
+        unplaceable = False
         try:
             for role in rec.roles:
                 # Cancel the death watch first: a planned kill is not another failure.
@@ -94,10 +96,14 @@ class Recoverer:
                 timeout = self.sup.cfg.supervisor.startup_timeout_s
                 await self.sup.start_child(role, timeout, restart=True)
                 phases[f"{role}_ready_s"] = round(self.clock.now() - begun, 3)
+        except PlacementError as exc:
+            error, unplaceable = str(exc), True
         except Exception as exc:
             error = str(exc)
         kept = phases if error is None else {}
-        done = RecoveryFinished(rec.target, rec.roles, rec.attempt, rec.cause, started, error, kept)
+        done = RecoveryFinished(
+            rec.target, rec.roles, rec.attempt, rec.cause, started, error, kept, unplaceable
+        )
         await self.sup.handle(done)
         self.sup.wake.set()
 

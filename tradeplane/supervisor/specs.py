@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -16,6 +16,7 @@ from tradeplane.actors.risk import RiskActor
 from tradeplane.actors.strategy import StrategyActor
 from tradeplane.actors.telemetry import TelemetryActor
 from tradeplane.actors.venue import SimVenueActor
+from tradeplane.cluster.placement import Placement, Where
 from tradeplane.config.models import CredentialsConfig, Mode, TradeplaneConfig
 from tradeplane.protocol.roles import (
     ROLE_BROKER,
@@ -36,13 +37,20 @@ class ChildSpec:
     actor_class: Any
     args: tuple[Any, ...]
     options: dict[str, Any]
-    colocate_with: str | None = None
-    """Role whose node this actor must run on (it reads that actor's files)."""
+    placement: Placement = field(default_factory=Placement)
 
     def create(self, node_id: str | None = None) -> Any:
+        """A new actor: on ``node_id`` when given (hard: never elsewhere, it fails instead),
+        otherwise wherever its resources and labels allow, spread."""
         options = dict(self.options)
         if node_id is not None:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
+        else:
+            options["scheduling_strategy"] = "SPREAD"
+            if self.placement.resources:
+                options["resources"] = dict(self.placement.resources)
+            if self.placement.labels:
+                options["label_selector"] = dict(self.placement.labels)
         return self.actor_class.options(**options).remote(*self.args)
 
 
@@ -101,16 +109,23 @@ def child_specs(cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> 
     )
     for s in cfg.strategies:
         role = strategy_role(s.name)
-        opts = child_options(dep, role, **({"resources": dict(s.resources)} if s.resources else {}))
-        specs.append(ChildSpec(role, StrategyActor, (public, s, sources[s.name], run_id), opts))
+        where = Placement(Where.SPREAD, resources=dict(s.resources), labels=dict(s.labels))
+        args = (public, s, sources[s.name], run_id)
+        specs.append(ChildSpec(role, StrategyActor, args, child_options(dep, role), where))
+    feed_node = cfg.deployment.feed_node
+    feed_where = Placement(Where.NAMED_NODE, feed_node) if feed_node else Placement()
     specs.append(
         ChildSpec(
-            ROLE_FEED, FeedActor, (public, run_id, subscribers), child_options(dep, ROLE_FEED)
+            ROLE_FEED,
+            FeedActor,
+            (public, run_id, subscribers),
+            child_options(dep, ROLE_FEED),
+            feed_where,
         )
     )
     if cfg.telemetry.enabled:
-        # Right after the journal (it reads the journal's files, on the journal's node), so it
-        # sees every line of the run; it is asked for the others' metrics by role.
+        # Right after the journal (it reads the journal's files: both on the state node), so
+        # it sees every line of the run; it is asked for the others' metrics by role.
         roles = [s.role for s in specs] + [ROLE_TELEMETRY, ROLE_SUPERVISOR]
         specs.insert(
             1,
@@ -119,7 +134,6 @@ def child_specs(cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> 
                 TelemetryActor,
                 (public, run_id, roles),
                 child_options(dep, ROLE_TELEMETRY),
-                colocate_with=ROLE_JOURNAL,
             ),
         )
     return specs

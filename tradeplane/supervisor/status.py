@@ -43,6 +43,12 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
         "reason": sup.core.failure or sup.reading.reason,
         "last_bar_age_s": sup.reading.last_bar_age_s,
         "uptime_s": now - sup.started_ts,
+        "state_node": {"node_id": sup.state_node.node_id, "node_ip": sup.state_node.ip},
+        "placement": {
+            role: {"node_id": node, "node_ip": sup.node_ips.get(node, "")}
+            for role, node in sorted(sup.placement.items())
+        },
+        "lost_nodes": list(sup.lost_nodes.values()),
         "recovery": recovery_status(sup, now),
         "children": {
             role: {

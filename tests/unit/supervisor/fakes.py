@@ -9,12 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tradeplane.cluster.placement import NodeInfo, Placement
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import OperationalError
+from tradeplane.core.run_record import RunRecord
 from tradeplane.supervisor.adapter import ChildGone
 from tradeplane.supervisor.supervisor import Supervisor
 
 ROLES = ("journal", "venue", "broker", "risk", "reconciler", "strategy/a", "feed")
+STATE_NODE = "a" * 56
 
 
 async def settle(rounds: int = 200) -> None:
@@ -87,7 +90,7 @@ class FakeChild:
 @dataclass(frozen=True)
 class FakeSpec:
     role: str
-    colocate_with: str | None = None
+    placement: Placement = field(default_factory=Placement)
 
 
 class FakeAdapter:
@@ -110,6 +113,10 @@ class FakeAdapter:
         self.create_failures: dict[str, int] = {}
         self.abandoned: set[str] = set()
         self.beats: dict[str, dict[str, Any]] = {}
+        self.node_table: list[NodeInfo] = [NodeInfo(STATE_NODE, "10.0.0.1", alive=True)]
+        self.created_on: dict[str, str | None] = {}
+        self.lands_on: dict[str, str] = {}  # where Ray put a spread actor
+        self.runs: list[RunRecord] = []
 
     # -- test controls -------------------------------------------------------------------------
 
@@ -138,6 +145,7 @@ class FakeAdapter:
 
     def create(self, spec: Any, node_id: str | None = None) -> None:
         self.created.append(spec.role)
+        self.created_on[spec.role] = node_id
         child = FakeChild(spec.role)
         self.children[spec.role] = child
         if self.create_failures.get(spec.role, 0) > 0:
@@ -178,6 +186,8 @@ class FakeAdapter:
             return self._query(args)
         if method == "cancel_all":
             return {"cancel_requested": 0}
+        if method == "node_id":
+            return self.created_on.get(role) or self.lands_on.get(role) or STATE_NODE
         return {}
 
     def _query(self, args: tuple[Any, ...]) -> Any:
@@ -228,6 +238,13 @@ class FakeAdapter:
     def inflight(self) -> int:
         return 0
 
+    async def nodes(self) -> list[NodeInfo]:
+        await asyncio.sleep(0)
+        return list(self.node_table)
+
+    def publish_run(self, record: RunRecord) -> None:
+        self.runs.append(record)
+
     def undelivered(self) -> int:
         return len(self.pending)
 
@@ -261,9 +278,15 @@ def config(**supervisor: Any) -> TradeplaneConfig:
 
 
 def supervisor(
-    clock: FakeClock | None = None, adapter: FakeAdapter | None = None, **cfg: Any
+    clock: FakeClock | None = None,
+    adapter: FakeAdapter | None = None,
+    placements: dict[str, Placement] | None = None,
+    **cfg: Any,
 ) -> tuple[Supervisor, FakeAdapter, FakeClock]:
     clock = clock or FakeClock()
     adapter = adapter or FakeAdapter(clock)
-    specs: list[Any] = [FakeSpec(role) for role in ROLES]
-    return Supervisor(config(**cfg), "run-1", specs, adapter, clock), adapter, clock
+    where = placements or {}
+    specs: list[Any] = [FakeSpec(role, where.get(role, Placement())) for role in ROLES]
+    state_node = NodeInfo(STATE_NODE, "10.0.0.1", alive=True)
+    sup = Supervisor(config(**cfg), "run-1", specs, adapter, clock, state_node=state_node)
+    return sup, adapter, clock

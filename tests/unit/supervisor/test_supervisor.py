@@ -8,7 +8,14 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tests.unit.supervisor.fakes import FakeAdapter, FakeClock, eventually, settle, supervisor
+from tests.unit.supervisor.fakes import (
+    STATE_NODE,
+    FakeAdapter,
+    FakeClock,
+    eventually,
+    settle,
+    supervisor,
+)
 from tradeplane.core.health import Health, Phase
 from tradeplane.core.watchdog import Lifecycle
 from tradeplane.supervisor.supervisor import Supervisor
@@ -40,7 +47,12 @@ def test_deploy_then_every_child_created_running_and_start_journaled() -> None:
         sup, adapter, _ = await running()
         assert all(c.state is Lifecycle.RUNNING for c in sup.core.children.values())
         assert adapter.kinds()[0] == "deployment_started" and "feed_started" in adapter.kinds()
-        assert adapter.state[("supervisor", "run")] == {"run_id": "run-1", "phase": "running"}
+        assert adapter.state[("supervisor", "run")] == {
+            "run_id": "run-1",
+            "phase": "running",
+            "state_node_id": STATE_NODE,
+            "state_node_ip": "10.0.0.1",
+        }
         assert sup.status()["health"] == Health.OK.value
 
     run(scenario)
