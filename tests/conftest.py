@@ -16,6 +16,11 @@ settings.register_profile("explore", derandomize=False, print_blob=True)
 settings.load_profile("repeatable")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Multi-node tests last: they replace the shared single-node Ray with a cluster."""
+    items.sort(key=lambda item: "multinode" in item.nodeid.split("/"))
+
+
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     import ray
