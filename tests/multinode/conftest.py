@@ -26,7 +26,7 @@ HEALTH_CHECK = {
     "health_check_timeout_ms": 1000,
     "health_check_failure_threshold": 3,
 }
-NODE = {"num_cpus": 1, "object_store_memory": 80 * 1024 * 1024}
+NODE = {"num_cpus": 1, "object_store_memory": 80 * 1024 * 1024, "node_ip_address": "127.0.0.1"}
 _zones = itertools.count()
 
 
@@ -73,6 +73,11 @@ def nodes() -> Iterator[Nodes]:
     from tradeplane.protocol.roles import NAMESPACE
 
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    # Every node on loopback. Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when first imported,
+    # perhaps before tradeplane set it: with it on, Ray rewrites 127.0.0.1 to the host's IP.
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
     if ray.is_initialized():
         ray.shutdown()  # the shared single-node instance: no test after these needs it
     cluster = Cluster(
@@ -84,7 +89,12 @@ def nodes() -> Iterator[Nodes]:
     # Not ``deployment.connect``: it opts this process into token auth when a token file
     # exists, and nodes added later (they inherit this environment) would then demand a token
     # the cluster's other components never send.
-    ray.init(address=cluster.address, namespace=NAMESPACE, log_to_driver=False)
+    ray.init(
+        address=cluster.address,
+        _node_ip_address="127.0.0.1",
+        namespace=NAMESPACE,
+        log_to_driver=False,
+    )
     try:
         yield found
     finally:

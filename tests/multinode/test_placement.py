@@ -21,7 +21,7 @@ STATE_ROLES = ("supervisor", "journal", "telemetry", "venue", "broker", "risk", 
 STRATEGIES = ("s1", "s2", "s3", "s4")
 
 
-def spread_config(state: Path, **sections: Any) -> Any:
+def spread_config(state: Path, **supervisor: Any) -> Any:
     strategies = [
         strategy(name, "Flipper", ["AAA", "BBB"], every=2) | {"resources": {"tp_strategy": 1}}
         for name in STRATEGIES
@@ -30,8 +30,7 @@ def spread_config(state: Path, **sections: Any) -> Any:
         state,
         strategies=strategies,
         deployment={"state_node": "tp-role=state"},
-        supervisor={"max_recovery_attempts": 10, "strategy_max_restarts": 10},
-        **sections,
+        supervisor={"max_recovery_attempts": 10, "strategy_max_restarts": 10, **supervisor},
     )
 
 

@@ -24,7 +24,9 @@ from tradeplane.actors.common import (
     call_journal,
     process_info,
     query_journal,
+    renew_lease,
     spawn,
+    watch_lease,
 )
 from tradeplane.actors.records import KILL_SWITCH_KEY, RISK_SCOPE, event_record, order_record
 from tradeplane.actors.venue import LocalVenueClient, RayVenueClient, open_sim_venue
@@ -33,6 +35,7 @@ from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import TransientError
 from tradeplane.core.execution import ExecutionCore, OrderEvent
 from tradeplane.core.halt_gate import HoldCause, gate_state, held_back, restored_trading_state
+from tradeplane.core.lease import SupervisionLease
 from tradeplane.core.model import CancelOrder, Envelope, Fill, SubmitOrder
 from tradeplane.core.retry import failure, retrying
 from tradeplane.core.venue_events import check_venue_event, describe_raw
@@ -91,6 +94,9 @@ class BrokerActor(SupervisedActor):
             journal_events=self._journal_events,
         )
         self.trading_state = TradingState.ACTIVE
+        # Nothing leaves once the supervisor has been away for lease_s (see core.lease).
+        self.lease = SupervisionLease(cfg.supervisor.lease_s, time.time())
+        self.blocked_unsupervised = 0
         self.kill_switch: dict[str, Any] | None = None
         self.blocked_by_kill_switch = 0
         # Set when the venue connection is lost; cleared by the supervisor once the reconnected
@@ -124,7 +130,9 @@ class BrokerActor(SupervisedActor):
             spawn(self.tasks, self.venue.maintain())
             spawn(self.tasks, self._stream_loop())
             spawn(self.tasks, self.resolver.loop())
+            spawn(self.tasks, watch_lease(self.lease, ROLE_BROKER))
             self._ready.set()
+        self.lease.renew(time.time())
         return {"open_orders": len(self.core.orders.open_orders()), "cursor": self.cursor}
 
     async def _restore(self) -> None:
@@ -211,15 +219,19 @@ class BrokerActor(SupervisedActor):
     def _held_back(self, cmd: SubmitOrder) -> str | None:
         """Why an order approved earlier and still queued here may not leave now, or None
         (the rule: ``core.halt_gate``)."""
+        now = time.time()
         held = held_back(
             cmd,
             self.trading_state,
             resyncing=self.resyncing,
             resync_reason=self.resync_reason,
+            unsupervised_s=self.lease.silent_s(now) if self.lease.lapsed(now) else None,
         )
         if held is None:
             return None
-        if held.cause is HoldCause.RESYNCING:
+        if held.cause is HoldCause.UNSUPERVISED:
+            self.blocked_unsupervised += 1
+        elif held.cause is HoldCause.RESYNCING:
             self.blocked_by_resync += 1
         else:
             self.blocked_by_kill_switch += 1
@@ -414,7 +426,9 @@ class BrokerActor(SupervisedActor):
     # -- observation ---------------------------------------------------------------------------
 
     async def heartbeat(self) -> dict[str, Any]:
+        lease = renew_lease(self.lease, ROLE_BROKER)
         return {
+            "lease": lease | {"blocked": self.blocked_unsupervised},
             "role": ROLE_BROKER,
             "ts": time.time(),
             "process": process_info(),

@@ -23,6 +23,7 @@ from ray import ObjectRef
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from tenacity import AsyncRetrying, retry_if_result, wait_exponential, wait_fixed
 
+from tradeplane.core.lease import SupervisionLease
 from tradeplane.core.retry import Sleep, Wait, retrying
 from tradeplane.protocol.api import A, ChildApi, JournalApi, Method, P, R
 from tradeplane.protocol.roles import NAMESPACE, ROLE_JOURNAL, Role, actor_name, child_role
@@ -398,3 +399,29 @@ def process_info() -> dict[str, Any]:
     if _PROCESS is None:
         _PROCESS = psutil.Process(os.getpid())
     return {"pid": _PROCESS.pid, "rss_bytes": _PROCESS.memory_info().rss}
+
+
+async def watch_lease(lease: SupervisionLease, role: str) -> None:
+    """Says, once per lapse, that ``role`` has gone without its supervisor: the operator reads
+    it in this node's logs (the journal is on the state node, maybe the very node lost)."""
+    log = logging.getLogger("tradeplane.lease")
+    while True:
+        await asyncio.sleep(max(0.05, lease.lapse_s / 4))
+        if lease.check(time.time()):
+            log.error(
+                "%s: no call from the supervisor for %.0fs (its node, the state node, or Ray's "
+                "control plane lost?): acting on nothing until it is back",
+                role,
+                lease.silent_s(time.time()),
+            )
+
+
+def renew_lease(lease: SupervisionLease, role: str) -> dict[str, Any]:
+    """The supervisor called: renew, say so if it had been away, and report the lease."""
+    now = time.time()
+    away = lease.renew(now)
+    if away is not None:
+        logging.getLogger("tradeplane.lease").warning(
+            "%s: the supervisor is back after %.0fs", role, away
+        )
+    return {"lapses": lease.lapses, "away_s": away}

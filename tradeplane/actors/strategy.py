@@ -27,11 +27,15 @@ from tradeplane.actors.common import (
     call_journal,
     process_info,
     query_journal,
+    renew_lease,
+    spawn,
+    watch_lease,
 )
 from tradeplane.actors.records import event_record, intent_record
 from tradeplane.config.models import StrategyConfig, TradeplaneConfig
 from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import StrategyError
+from tradeplane.core.lease import SupervisionLease
 from tradeplane.core.model import Bar, Envelope, Fill, Side
 from tradeplane.core.strategy import Emitted, Strategy, StrategyRunner
 from tradeplane.journal.records import StateWrite
@@ -88,6 +92,10 @@ class StrategyActor(SupervisedActor):
         self.metrics = actor_metrics(cfg, "strategy", instance=strategy_cfg.name)
         self._bars_seen = self.metrics.counter("strategy_bars", "Bars a strategy received")
         self._labels = {"strategy": strategy_cfg.name}
+        # On a node of its own, a strategy may outlive the state node: then it emits nothing.
+        self.lease = SupervisionLease(cfg.supervisor.lease_s, time.time())
+        self.unsupervised_intents = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -114,6 +122,8 @@ class StrategyActor(SupervisedActor):
         await self._isolate_if_failed()
         await self._emit(out, force_snapshot=True)
         self._ready.set()
+        self.lease.renew(time.time())
+        spawn(self._tasks, watch_lease(self.lease, self.role))
         await self._replay_missed_bars()
         return self._summary()
 
@@ -210,6 +220,12 @@ class StrategyActor(SupervisedActor):
 
     async def _emit(self, out: Emitted, *, force_snapshot: bool = False) -> None:
         now = time.time()
+        if self.lease.lapsed(now):
+            # Nobody is there to decide, journal or send them: dropped, counted, said in the
+            # heartbeat. The strategy's state resumes from its last snapshot when a new
+            # deployment (after `up`) replaces this actor.
+            self.unsupervised_intents += len(out.intents)
+            return
         records = []
         ratio = self.cfg.telemetry.sampling_ratio
         # Each intent is the root of its own trace; the context rides in the intent itself.
@@ -284,7 +300,10 @@ class StrategyActor(SupervisedActor):
         }
 
     async def heartbeat(self) -> dict[str, Any]:
+        lapsed = self.lease.lapsed(time.time())
+        lease = renew_lease(self.lease, self.role)
         return {
+            "lease": lease | {"lapsed": lapsed, "dropped_intents": self.unsupervised_intents},
             "role": self.role,
             "ts": time.time(),
             "process": process_info(),

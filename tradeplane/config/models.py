@@ -307,6 +307,11 @@ class SupervisorConfig(FrozenModel):
     OKX, Binance and IB, whose closed bars come a minute apart). Default unset."""
     startup_timeout_s: float = Field(default=60.0, gt=0)
     """How long deployment start (or one actor's restart) may take before it fails. Default 60."""
+    lease_s: float = Field(default=15.0, gt=0)
+    """A child that hears nothing from the supervisor for this long (its node, the state node,
+    lost; or Ray's control plane and the supervisor with it) stops acting on its own and says
+    so: a strategy emits nothing, the broker lets no order out, until the supervisor calls
+    again. Default 15."""
     auto_recover: bool = True
     """Recover by itself: restart a dead actor, restart a silent feed, resync a reconnected
     broker. Off: the first such failure stops the deployment fail-closed. Default true."""

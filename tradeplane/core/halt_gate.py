@@ -23,6 +23,7 @@ from tradeplane.core.risk_types import TradingState
 class HoldCause(StrEnum):
     RESYNCING = "resyncing"
     KILL_SWITCH = "kill_switch"
+    UNSUPERVISED = "unsupervised"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +40,15 @@ def held_back(
     *,
     resyncing: bool = False,
     resync_reason: str | None = None,
+    unsupervised_s: float | None = None,
 ) -> HeldBack | None:
-    """Why ``order`` may not leave now, or None when it may."""
+    """Why ``order`` may not leave now, or None when it may. ``unsupervised_s``: how long the
+    broker has gone without its supervisor once its lease lapsed: nothing leaves, the flatten
+    included (nobody could act on what follows it)."""
+    if unsupervised_s is not None:
+        return HeldBack(
+            HoldCause.UNSUPERVISED, f"UNSUPERVISED: no supervisor for {unsupervised_s:.0f}s"
+        )
     if resyncing:
         return HeldBack(
             HoldCause.RESYNCING, f"RECONCILING: venue connection resyncing ({resync_reason})"

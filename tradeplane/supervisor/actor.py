@@ -31,6 +31,7 @@ class SupervisorActor(SupervisedActor):
         run_id: str,
         sources: dict[str, str],
         state_node: NodeInfo | None = None,
+        state_node_lost: dict[str, Any] | None = None,
     ) -> None:
         self.protect_secrets(cfg)
         self.sup = Supervisor(
@@ -40,6 +41,7 @@ class SupervisorActor(SupervisedActor):
             RayChildAdapter(cfg.deployment.name),
             SystemClock(),
             state_node=state_node,
+            state_node_lost=state_node_lost,
         )
         self.metrics = self.sup.metrics  # served through the telemetry actor's endpoint
         self._deploying = False

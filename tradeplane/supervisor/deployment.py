@@ -12,6 +12,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tradeplane.actors.common import Remote
+from tradeplane.cluster import kv
 from tradeplane.cluster.nodes import cluster_nodes, current_node_id
 from tradeplane.cluster.placement import NodeInfo, PlacementError, eligible, resolve_node
 from tradeplane.config.models import TradeplaneConfig
@@ -22,6 +23,9 @@ from tradeplane.supervisor.actor import SupervisorActor
 from tradeplane.supervisor.specs import child_specs, read_sources
 
 LOOPBACK = "127.0.0.1"
+# A run record in one of these phases may have left actors running (a failed deployment stays
+# up for inspection).
+LIVE_PHASES = ("starting", "ready", "running", "stopping", "failed")
 
 
 def connect(
@@ -116,14 +120,26 @@ def leftover_children(cfg: TradeplaneConfig) -> list[str]:
 def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float = 120.0) -> Any:
     """Create the supervisor, deploy every child, start the feed; returns the supervisor."""
     name = cfg.deployment.name
-    if find_supervisor(name) is not None:
-        raise OperationalError(f"deployment {name!r} is already running (tradeplane down {name})")
+    lost = state_node_lost(name)
+    old_supervisor = find_supervisor(name)
+    if old_supervisor is not None:
+        if lost is None:
+            raise OperationalError(
+                f"deployment {name!r} is already running (tradeplane down {name})"
+            )
+        # Bound to a node that is gone: it can never run again, only hold the name.
+        ray.kill(old_supervisor, no_restart=True)
     leftovers = leftover_children(cfg)
-    if leftovers:
+    if leftovers and lost is None:
         raise OperationalError(
             f"deployment {name!r} has actors left from an earlier run: {', '.join(leftovers)}; "
             f"run `tradeplane down {name}` first"
         )
+    if lost is not None:
+        # Actors of the old run still alive on other nodes (strategies that outlived the state
+        # node): reaped before anything new starts, so no two of a role ever run.
+        reap(name, leftovers)
+        lost["reaped"] = leftovers
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
     state_node = state_node_for(cfg)
     check_placeable(cfg)
@@ -138,7 +154,7 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
         # Ray restarts a dead supervisor on the state node or nowhere: with that node gone the
         # deployment stays down (fail closed) until an operator's `up`.
         scheduling_strategy=NodeAffinitySchedulingStrategy(state_node.node_id, soft=False),
-    ).remote(cfg, run_id, read_sources(cfg), state_node)
+    ).remote(cfg, run_id, read_sources(cfg), state_node, lost)
     supervisor: Remote[SupervisorApi] = Remote(sup)
     try:
         ray.get(supervisor.call(SupervisorApi.deploy), timeout=timeout_s)
@@ -148,6 +164,44 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
         ray.kill(sup, no_restart=True)
         raise OperationalError(f"deployment {name!r} failed to start: {root_cause(exc)}") from exc
     return sup
+
+
+def state_node_lost(deployment: str) -> dict[str, Any] | None:
+    """What is known of the deployment's last run when it was left running on a state node
+    that Ray no longer shows alive (None otherwise): its run record from Ray's key-value
+    store."""
+    previous = kv.get_run(deployment)
+    if previous is None or previous.phase not in LIVE_PHASES:
+        return None
+    alive = {n.node_id for n in cluster_nodes() if n.alive}
+    if previous.state_node_id in alive:
+        return None
+    return {
+        "previous_run_id": previous.run_id,
+        "previous_phase": previous.phase,
+        "state_node_id": previous.state_node_id,
+        "state_node_ip": previous.state_node_ip,
+        "placement": previous.placement,
+    }
+
+
+def reap(deployment: str, roles: list[str], timeout_s: float = 30.0) -> None:
+    """Kill ``roles``' actors by name and wait until Ray has freed their names."""
+    for role in roles:
+        try:
+            ray.kill(ray.get_actor(actor_name(deployment, role), namespace=NAMESPACE))
+        except ValueError:
+            continue
+    deadline = time.monotonic() + timeout_s
+    for role in roles:
+        while time.monotonic() < deadline:
+            try:
+                ray.get_actor(actor_name(deployment, role), namespace=NAMESPACE)
+            except ValueError:
+                break
+            time.sleep(0.05)
+        else:
+            raise OperationalError(f"{role} of {deployment!r} could not be reaped in {timeout_s}s")
 
 
 def state_node_for(cfg: TradeplaneConfig) -> NodeInfo:

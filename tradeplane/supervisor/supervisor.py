@@ -105,8 +105,11 @@ class Supervisor:
         clock: Clock,
         rng: random.Random | None = None,
         state_node: NodeInfo | None = None,
+        state_node_lost: dict[str, Any] | None = None,
     ) -> None:
         self.cfg = cfg
+        # The last run's state node was lost (found by `up`): said first thing in the journal.
+        self.state_node_lost = state_node_lost
         # Where the record lives (chosen at ``up``); every state role is created there.
         self.state_node = state_node or NodeInfo("", "", alive=True)
         self.placement: dict[str, str] = {}  # role -> node id of its current actor
@@ -304,6 +307,12 @@ class Supervisor:
                 self.adapter.create(spec, await self.node_for(spec))
             for role in self.specs:
                 await self.start_child(role, timeout, created=True)
+                if role == ROLE_JOURNAL and self.state_node_lost is not None:
+                    await self.adapter.journal(
+                        [self.record(EventKind.STATE_NODE_LOST, self.state_node_lost)],
+                        [],
+                        retry_s=30.0,
+                    )
             await self._reconcile(timeout)
         except Exception as exc:
             if self.core.failure is None:

@@ -76,3 +76,12 @@ def test_gate_state_when_wire_value_unknown_then_halted_so_orders_are_held() -> 
     assert gate_state("bogus") is TradingState.HALTED
     held = held_back(order(reduces=True), gate_state("bogus"))
     assert held is not None and held.cause is HoldCause.KILL_SWITCH
+
+
+@pytest.mark.parametrize("flatten", [False, True])
+def test_gate_when_supervisor_lease_lapsed_then_nothing_leaves_flatten_included(
+    flatten: bool,
+) -> None:
+    held = held_back(order(flatten=flatten), TradingState.ACTIVE, unsupervised_s=16.4)
+    assert held is not None and held.cause is HoldCause.UNSUPERVISED
+    assert held.reason == "UNSUPERVISED: no supervisor for 16s"
