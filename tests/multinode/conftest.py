@@ -11,6 +11,7 @@ deployment works.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from collections.abc import Iterator
@@ -57,6 +58,16 @@ class Nodes:
         if node is self.state:
             self.state = None
         self.cluster.remove_node(node, allow_graceful=False)
+
+    def forget_dead(self) -> None:
+        """Nodes lost behind the fixture's back (a chaos kill): cleaned up and forgotten."""
+        import ray
+
+        alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+        for node in [*self.workers, self.state]:
+            if node is not None and node.node_id not in alive:
+                with contextlib.suppress(Exception):
+                    self.lose(node)
 
     def ensure(self, workers: int = 2) -> None:
         if self.state is None:

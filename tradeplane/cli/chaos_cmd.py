@@ -81,6 +81,14 @@ def chaos_command(
     settle: Annotated[
         str, typer.Option("--settle", help="After the last kill, wait this long for health ok.")
     ] = "30s",
+    kill_node: Annotated[
+        bool,
+        typer.Option(
+            "--kill-node",
+            help="Instead: lose one worker node at random (never the state node or the head), "
+            "then report how the deployment recovered.",
+        ),
+    ] = False,
     address: ChaosAddressOpt = "auto",
 ) -> None:
     """Kill a running deployment's actors every --every for --duration, then report how it
@@ -92,6 +100,9 @@ def chaos_command(
         expand_kinds,
         run_chaos,
     )
+
+    if kill_node:
+        _kill_node(name, seed, _duration("--settle", settle), address)
 
     kinds = split_kinds(kill)
     bad = [k for k in kinds if k not in ACTOR_KINDS]
@@ -139,6 +150,46 @@ def chaos_command(
     status = _settle(name, settle_s)
     console.print(_summary_table(results))
     raise typer.Exit(_print_status(name, status, seed))
+
+
+def _kill_node(name: str, seed: int | None, settle_s: float, address: str) -> NoReturn:
+    from tradeplane.cluster.node_kill import kill_node
+
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
+    _connect(name, address)
+    try:
+        result = kill_node(name, seed)
+    except LookupError as exc:
+        _fail(str(exc), 1)
+    if result.get("node_id") is None:
+        _fail(f"no node to lose: {result['error']}", 1)
+    outcome = "[green]lost[/]" if result["ok"] else f"[red]FAILED[/] ({result['error']})"
+    console.print(
+        f"node {result['node_ip']} ({result['node_id'][:12]}) hosting "
+        f"{', '.join(result['roles']) or 'no role'}: {outcome}, declared dead after "
+        f"{result['dead_after_s']}s (seed {seed})"
+    )
+    if not result["ok"]:
+        raise typer.Exit(1)
+    if result["roles"]:
+        _wait_noticed(name, result["node_id"], settle_s)
+    status = _settle(name, settle_s)
+    raise typer.Exit(_print_status(name, status, seed))
+
+
+def _wait_noticed(name: str, node_id: str, timeout_s: float) -> None:
+    """Until the supervisor shows the node lost: health read before that is still the old one."""
+    from tradeplane.supervisor.chaos import default_status
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = default_status(name) or {}
+        if any(n.get("node_id") == node_id for n in status.get("lost_nodes") or []):
+            console.print(f"{name} noticed the loss")
+            return
+        time.sleep(0.2)
+    console.print(f"[red]{name} did not show the node lost within {timeout_s:g}s[/]")
 
 
 def _kill_line(r: dict[str, Any]) -> str:

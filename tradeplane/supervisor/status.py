@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 def build_status(sup: Supervisor) -> dict[str, Any]:
     now = sup.clock.now()
     children = sup.core.children
+    placer = sup.placer
     feed = children[ROLE_FEED].last_heartbeat if ROLE_FEED in children else {}
     strategies = {
         strategy_name(role): c.last_heartbeat
@@ -43,12 +44,12 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
         "reason": sup.core.failure or sup.reading.reason,
         "last_bar_age_s": sup.reading.last_bar_age_s,
         "uptime_s": now - sup.started_ts,
-        "state_node": {"node_id": sup.state_node.node_id, "node_ip": sup.state_node.ip},
+        "state_node": {"node_id": placer.state_node.node_id, "node_ip": placer.state_node.ip},
         "placement": {
-            role: {"node_id": node, "node_ip": sup.node_ips.get(node, "")}
-            for role, node in sorted(sup.placement.items())
+            role: {"node_id": node, "node_ip": placer.node_ips.get(node, "")}
+            for role, node in sorted(placer.placement.items())
         },
-        "lost_nodes": list(sup.lost_nodes.values()),
+        "lost_nodes": list(placer.lost_nodes.values()),
         "recovery": recovery_status(sup, now),
         "children": {
             role: {

@@ -17,18 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from tradeplane.actors.common import spawn
 from tradeplane.actors.records import event_record
-from tradeplane.cluster.placement import (
-    NodeInfo,
-    Placement,
-    PlacementError,
-    Where,
-    eligible,
-    resolve_node,
-)
+from tradeplane.cluster.placement import NodeInfo
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.core.health import Health, HealthReading, Phase
-from tradeplane.core.run_record import RunRecord
 from tradeplane.core.session import make_calendar
 from tradeplane.core.watchdog import Lifecycle, RecoveryPolicy
 from tradeplane.journal.records import JournalRecord, StateWrite
@@ -78,7 +70,8 @@ from tradeplane.supervisor.commands import (
     WakeRecovery,
 )
 from tradeplane.supervisor.core import SupervisorCore
-from tradeplane.supervisor.derive import health_facts, lost_nodes
+from tradeplane.supervisor.derive import health_facts
+from tradeplane.supervisor.placing import Placer
 from tradeplane.supervisor.reattach import RUN_KEY, RUN_SCOPE, reattach
 from tradeplane.supervisor.recovery import Recoverer
 from tradeplane.supervisor.status import build_status
@@ -110,12 +103,7 @@ class Supervisor:
         self.cfg = cfg
         # The last run's state node was lost (found by `up`): said first thing in the journal.
         self.state_node_lost = state_node_lost
-        # Where the record lives (chosen at ``up``); every state role is created there.
-        self.state_node = state_node or NodeInfo("", "", alive=True)
-        self.placement: dict[str, str] = {}  # role -> node id of its current actor
-        self.node_ips: dict[str, str] = {self.state_node.node_id: self.state_node.ip}
-        self.lost_nodes: dict[str, dict[str, Any]] = {}  # node id -> what was lost with it
-        self.published: RunRecord | None = None
+        self.placer = Placer(self, state_node or NodeInfo("", "", alive=True))
         self.run_id = run_id
         self.deployment = cfg.deployment.name
         self.specs: dict[str, ChildSpec] = {s.role: s for s in specs}
@@ -290,8 +278,8 @@ class Supervisor:
         value = {
             "run_id": self.run_id,
             "phase": self.core.phase.value,
-            "state_node_id": self.state_node.node_id,
-            "state_node_ip": self.state_node.ip,
+            "state_node_id": self.placer.state_node.node_id,
+            "state_node_ip": self.placer.state_node.ip,
         }
         return StateWrite(RUN_SCOPE, RUN_KEY, value, self.clock.now())
 
@@ -302,9 +290,9 @@ class Supervisor:
         try:
             # Every child's process boots at once (the slow part: a fresh Python importing the
             # runtime); they then become ready one by one in dependency order, journal first.
-            self.publish_run()
+            self.placer.publish_run()
             for spec in self.specs.values():
-                self.adapter.create(spec, await self.node_for(spec))
+                self.adapter.create(spec, await self.placer.node_for(spec))
             for role in self.specs:
                 await self.start_child(role, timeout, created=True)
                 if role == ROLE_JOURNAL and self.state_node_lost is not None:
@@ -363,7 +351,7 @@ class Supervisor:
             # child by name, and a new one must not outlive it.
             raise OperationalError(f"{role} not restarted: the deployment is stopping")
         if not created:
-            self.adapter.create(spec, await self.node_for(spec))
+            self.adapter.create(spec, await self.placer.node_for(spec))
         try:
             await self.adapter.call(timeout_s, child_role(role), ChildApi.ready)
         except (ChildGone, TimeoutError) as exc:
@@ -378,90 +366,7 @@ class Supervisor:
         else:
             self.core.running(role)
         self.watch(role)
-        await self.locate(role)
-
-    # -- placement -----------------------------------------------------------------------------
-
-    async def node_for(self, spec: ChildSpec) -> str | None:
-        """The node ``spec``'s actor must be created on (None: Ray spreads it over the eligible
-        nodes). Raises ``PlacementError`` when no live node can take it."""
-        where: Placement = spec.placement
-        if where.where is Where.STATE_NODE:
-            return self.state_node.node_id or None
-        nodes = await self.nodes()
-        if where.where is Where.NAMED_NODE:
-            return resolve_node(where.node, nodes, self.state_node.node_id).node_id
-        if not eligible(nodes, where.resources, where.labels):
-            wants = {"resources": where.resources, "labels": where.labels}
-            raise PlacementError(f"no live node can take {spec.role} ({wants})")
-        return None
-
-    async def nodes(self) -> list[NodeInfo]:
-        nodes = await self.adapter.nodes()
-        self.node_ips.update({n.node_id: n.ip for n in nodes})
-        return nodes
-
-    async def locate(self, role: str) -> None:
-        """Which node ``role``'s new actor landed on (for status, and to know what a node's
-        loss takes with it)."""
-        try:
-            node = await self.adapter.call(5.0, child_role(role), ChildApi.node_id)
-        except Exception as exc:
-            # Safe to lose: status shows the role unplaced until its next start; its death is
-            # still watched directly.
-            log.warning("node of %s unknown: %s", role, exc)
-            return
-        if isinstance(node, str) and node:
-            self.placement[role] = node
-
-    async def watch_nodes(self) -> None:
-        """Node loss is read from Ray's node table and journaled with the roles it hosted; the
-        roles' deaths arrive through their death watches and go through the policy."""
-        try:
-            nodes = await self.nodes()
-        except Exception as exc:
-            log.warning("node table unavailable: %s", exc)
-            return
-        for loss in lost_nodes(self.placement, nodes, set(self.lost_nodes)):
-            data = {
-                "node_id": loss.node_id,
-                "node_ip": self.node_ips.get(loss.node_id, ""),
-                "roles": list(loss.roles),
-                "state_node": loss.node_id == self.state_node.node_id,
-            }
-            self.lost_nodes[loss.node_id] = data | {"ts": self.clock.now()}
-            log.error("node %s lost with %s", data["node_ip"] or loss.node_id, data["roles"])
-            await self.journal_durably(EventKind.NODE_LOST, data)
-
-    def run_record(self) -> RunRecord:
-        return RunRecord(
-            deployment=self.deployment,
-            run_id=self.run_id,
-            phase=self.core.phase.value,
-            state_node_id=self.state_node.node_id,
-            state_node_ip=self.state_node.ip,
-            state_dir=str(self.cfg.deployment.resolved_state_dir()),
-            placement=dict(sorted(self.placement.items())),
-            updated_ts=self.clock.now(),
-        )
-
-    def publish_run(self) -> None:
-        """The run record in Ray's key-value store, where any node's CLI finds it; written
-        when it changed."""
-        record = self.run_record()
-        if (
-            self.published is not None
-            and record.with_(updated_ts=self.published.updated_ts) == self.published
-        ):
-            return
-        try:
-            self.adapter.publish_run(record)
-        except Exception as exc:
-            # Safe to lose for now: the next tick writes it again (it is compared to the last
-            # one written, which stays the old one).
-            log.warning("run record not published: %s", exc)
-            return
-        self.published = record
+        await self.placer.locate(role)
 
     async def start_feed(self) -> dict[str, Any]:
         await self.adapter.call(10.0, ROLE_FEED, FeedApi.start_streaming)
@@ -489,10 +394,10 @@ class Supervisor:
     async def _watch_one(self, role: str) -> None:
         cause = await self.adapter.wait_for_death(role)
         self.wake.set()
-        if role in self.placement:
+        if role in self.placer.placement:
             # Ray reports the actors of a lost node dead once the node is declared dead: read
             # the node table now, while the role still counts as on it, and say it first.
-            await self.watch_nodes()
+            await self.placer.watch_nodes(force=True)
         await self.handle(ChildDied(role, cause))
 
     def start_loops(self) -> None:
@@ -524,7 +429,7 @@ class Supervisor:
                 await self.handle(HeartbeatReceived(role, result))
             elif isinstance(result, TimeoutError):
                 await self.handle(HeartbeatMissed(role))
-        await self.watch_nodes()
+        await self.placer.watch_nodes()
         await self.handle(TickEnded())
         if self.feed_started_ts is not None and self.core.phase is Phase.RUNNING:
             for spec in self.faults.due(now - self.feed_started_ts):
@@ -534,7 +439,7 @@ class Supervisor:
                     # Chaos only (a scheduled sim fault): the run goes on without it.
                     log.exception("scheduled fault %s not injected", spec.kind)
         await self.observe()
-        self.publish_run()
+        self.placer.publish_run()
 
     async def observe(self) -> None:
         now = self.clock.now()
