@@ -33,16 +33,19 @@ is_ipv4() {
 # An address that is not on any local interface is refused: Ray would advertise an address
 # nobody can reach it on.
 resolve_interface() {
-  local want="$1" ip
+  local want="$1" ip addrs
   if is_ipv4 "$want"; then
     ip="$want"
-    if [ "$ip" != "127.0.0.1" ] && command -v ip >/dev/null \
-      && ! ip -o -4 addr show | awk '{print $4}' | cut -d/ -f1 | grep -qx "$ip"; then
-      die "$ip is not an address of this machine (ip -4 addr)"
+    # 127.0.0.0/8 is all loopback (lo), though `ip addr` lists only 127.0.0.1: tests use
+    # 127.0.0.2 and .3 as two "machines" on one host.
+    if [[ ! "$ip" =~ ^127\. ]] && command -v ip >/dev/null; then
+      addrs="$(ip -o -4 addr show | awk '{split($4, a, "/"); print a[1]}')"
+      grep -qx "$ip" <<<"$addrs" || die "$ip is not an address of this machine (ip -4 addr)"
     fi
   else
     command -v ip >/dev/null || die "cannot resolve interface '$want' without the ip command"
-    ip="$(ip -o -4 addr show dev "$want" 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -n1)"
+    addrs="$(ip -o -4 addr show dev "$want" 2>/dev/null | awk '{split($4, a, "/"); print a[1]}')" || true
+    ip="${addrs%%$'\n'*}"
     [ -n "$ip" ] || die "interface '$want' has no IPv4 address"
   fi
   echo "$ip"

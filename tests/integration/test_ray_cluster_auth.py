@@ -1,5 +1,5 @@
 """ops/ray/start-head.sh and join-worker.sh on loopback: the token is required on every node and
-every client, and a worker joins with it.
+every client, a worker joins with it, and `tradeplane cluster check` finds both nodes alike.
 
 Like test_cluster_cli.py this starts its own cluster (its own temp dir, torn down process by
 process). ``HOME`` and the token path are the test's own: a local ``ray.init`` writes
@@ -9,7 +9,6 @@ process). ``HOME`` and the token path are the test's own: a local ``ray.init`` w
 from __future__ import annotations
 
 import os
-import re
 import stat
 import subprocess
 import sys
@@ -20,19 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import eventually
+from tests.helpers import eventually, ray_lines
 from tests.integration.test_cluster_cli import BIN, ROOT, _kill_cluster, free_port
 
 pytestmark = pytest.mark.cluster
 
 OPS = ROOT / "ops" / "ray"
-# A line Ray itself writes: glog-style `[2026-01-01 00:00:00,000 W 123 123] file.cc:1: ...`, or
-# Python logging's `2026-01-01 00:00:00,000\tWARNING file.py:1 -- ...`.
-RAY_LOG_LINE = re.compile(r"^\[?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\s+(?:[IWEF] |INFO|WARNING)")
-
-
-def ray_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if RAY_LOG_LINE.match(line)]
+# Two "machines" on loopback. Not 127.0.0.1: with multi-node enabled (as on a worker) Ray turns
+# 127.0.0.1 into this host's outward address, where nothing listens.
+HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
 
 
 def clean_env(home: Path, ray_dir: Path) -> dict[str, str]:
@@ -80,7 +75,7 @@ def head(tmp_path: Path) -> Iterator[Head]:
     try:
         started = subprocess.run(
             [
-                *(str(OPS / "start-head.sh"), "--port", str(port), "--"),
+                *(str(OPS / "start-head.sh"), "--interface", HEAD_IP, "--port", str(port), "--"),
                 *("--include-dashboard=false", f"--temp-dir={temp}", "--num-cpus=1"),
             ],
             capture_output=True,
@@ -89,7 +84,7 @@ def head(tmp_path: Path) -> Iterator[Head]:
             env=env,
         )
         assert started.returncode == 0, started.stdout + started.stderr
-        yield Head(f"127.0.0.1:{port}", temp, home, ray_dir, env)
+        yield Head(f"{HEAD_IP}:{port}", temp, home, ray_dir, env)
     finally:
         _kill_cluster(temp)
 
@@ -132,7 +127,7 @@ def test_head_requires_the_token_and_a_worker_joins_with_it(head: Head, tmp_path
     worker_dir = tmp_path / "worker-ray"
     joined = subprocess.run(
         [
-            *(str(OPS / "join-worker.sh"), "--address", head.address, "--interface", "127.0.0.1"),
+            *(str(OPS / "join-worker.sh"), "--address", head.address, "--interface", WORKER_IP),
             *("--token-file", str(token), "--versions", str(head.ray_dir / "cluster.versions")),
             *("--", f"--temp-dir={head.temp}", "--num-cpus=1", "--resources", '{"joined": 1}'),
         ],

@@ -100,3 +100,10 @@ def test_join_when_interface_is_not_this_machines_then_refused(tmp_path: Path) -
     env = {"TRADEPLANE_CLUSTER_VERSIONS": line, "RAY_AUTH_TOKEN": TOKEN}
     out = join(tmp_path, "--interface", "no-such-iface0", **env)
     assert out.returncode == 2 and "no-such-iface0" in out.stderr
+
+
+def test_join_when_address_is_not_on_this_machine_then_refused(tmp_path: Path) -> None:
+    line = versions_line(local_versions())
+    env = {"TRADEPLANE_CLUSTER_VERSIONS": line, "RAY_AUTH_TOKEN": TOKEN}
+    out = join(tmp_path, "--interface", "198.51.100.254", **env)  # TEST-NET-2: nobody's
+    assert out.returncode == 2 and "not an address of this machine" in out.stderr
