@@ -143,6 +143,9 @@ def test_head_requires_the_token_and_a_worker_joins_with_it(head: Head, tmp_path
         check = tradeplane(
             with_token(head.env, head.ray_dir), "cluster", "check", "--address", head.address
         )
-        return check.returncode == 0 and check.stdout.count("\tok") == 2
+        assert check.returncode == 0, check.stdout + check.stderr
+        verdicts = [line.split()[-1] for line in check.stdout.splitlines() if line.strip()]
+        assert verdicts == ["ok", "ok"], check.stdout + check.stderr  # node ip, id, verdict
+        return True
 
     eventually(two_nodes_same_versions, timeout_s=60, interval_s=2.0, what="both nodes checked")
