@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -48,3 +49,15 @@ def garbage(rng: random.Random | int, n: int) -> bytes:
     if isinstance(rng, int):
         rng = random.Random(rng)
     return rng.randbytes(n)
+
+
+# A line Ray itself writes: glog-style `[2026-01-01 00:00:00,000 W 123 123] file.cc:1: ...`, or
+# Python logging's `2026-01-01 00:00:00,000\tWARNING file.py:1 -- ...` (its token-auth notice).
+RAY_LOG_LINE = re.compile(
+    r"^\[?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\s+(?:[IWEF] |INFO|WARNING|ERROR)"
+)
+
+
+def ray_lines(text: str) -> list[str]:
+    """Ray's own log lines in a CLI's output: they belong in Ray's logs."""
+    return [line for line in text.splitlines() if RAY_LOG_LINE.match(line)]

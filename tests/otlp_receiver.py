@@ -109,7 +109,8 @@ class _TraceServicer(trace_service_pb2_grpc.TraceServiceServicer):
         self._rx = receiver
 
     def Export(self, request: ExportRequest, context: grpc.ServicerContext) -> ExportResponse:
-        if not self._rx._handle(request, "grpc"):
+        metadata = {k.lower(): str(v) for k, v in context.invocation_metadata()}
+        if not self._rx._handle(request, "grpc", metadata):
             context.abort(grpc.StatusCode.UNAVAILABLE, "receiver set unavailable")
         return ExportResponse()
 
@@ -147,7 +148,8 @@ class _HttpHandler(BaseHTTPRequestHandler):
         except Exception as exc:
             self._reply(400, f"bad request: {exc}".encode(), "text/plain")
             return
-        if self.server.receiver._handle(request, "http"):
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        if self.server.receiver._handle(request, "http", headers):
             self._reply(200, ExportResponse().SerializeToString())
         else:
             self._reply(503, b"receiver set unavailable", "text/plain")
@@ -182,6 +184,7 @@ class OtlpReceiver:
         self._http_thread: threading.Thread | None = None
         self.requests = 0
         self.rejected_requests = 0
+        self.request_headers: list[dict[str, str]] = []  # per request: HTTP headers / gRPC metadata
         self.grpc_port = 0
         self.http_port = 0
 
@@ -257,10 +260,13 @@ class OtlpReceiver:
             self._unavailable = bool(unavailable)
 
     # -- storage -------------------------------------------------------------------------------
-    def _handle(self, request: ExportRequest, transport: str) -> bool:
+    def _handle(
+        self, request: ExportRequest, transport: str, headers: dict[str, str] | None = None
+    ) -> bool:
         """Record one export request; False means "answer unavailable"."""
         with self._lock:
             self.requests += 1
+            self.request_headers.append(dict(headers or {}))
             delay = self._delay_s
         if delay > 0:
             self._stopping.wait(delay)

@@ -20,7 +20,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.helpers import eventually
+from tests.helpers import eventually, ray_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -102,6 +102,7 @@ def _kill_cluster(temp: str) -> None:
 def status_json(name: str, *args: str) -> dict[str, Any]:
     out = cli("status", name, "--json", *args)
     assert out.returncode == 0, out.stderr
+    assert ray_lines(out.stderr) == [], out.stderr
     result: dict[str, Any] = json.loads(out.stdout)
     return result
 
@@ -111,9 +112,11 @@ def test_up_status_down_from_separate_processes(cluster: str, tmp_path: Path) ->
     up = cli("up", str(CONFIG), "--address", cluster, "--state-dir", str(state))
     assert up.returncode == 0, up.stdout + up.stderr
     assert "demo:" in up.stdout
+    assert ray_lines(up.stderr) == [], up.stderr
 
     listed = cli("ls", "--address", cluster)
     assert listed.returncode == 0 and listed.stdout.startswith("demo"), listed.stdout
+    assert ray_lines(listed.stderr) == [], listed.stderr
 
     def orders_flowing() -> bool:
         live = status_json("demo", "--address", cluster)["live"]
@@ -124,6 +127,7 @@ def test_up_status_down_from_separate_processes(cluster: str, tmp_path: Path) ->
     down = cli("down", "demo", "--address", cluster)
     assert down.returncode == 0, down.stdout + down.stderr
     assert "journal:" in down.stdout
+    assert ray_lines(down.stderr) == [], down.stderr
 
     assert "no deployments running" in cli("ls", "--address", cluster).stdout
     offline = status_json("demo", "--state-dir", str(state))

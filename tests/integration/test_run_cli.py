@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import eventually
+from tests.helpers import eventually, ray_lines
 from tradeplane.journal.reader import JournalReader, verify_journal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,6 +111,7 @@ def test_run_with_duration_then_summary_journal_path_and_exit_0(
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert f"journal: {state / 'journal.jsonl'}" in out.stdout
     assert "health at stop: stopped" in out.stdout
+    assert ray_lines(out.stderr) == [], out.stderr
     assert_stopped_cleanly(state)
 
 

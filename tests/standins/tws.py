@@ -83,6 +83,9 @@ class FakeTws:
         self.host = "127.0.0.1"
         self.port = 0
         self.internal_errors: list[str] = []  # exceptions raised while handling a request
+        # The account's values (reqAccountUpdates 6, reqAccountUpdatesMulti 76, account summary
+        # 62), in USD, as TWS reports them: strings.
+        self.account_values = {"NetLiquidation": "1000000", "TotalCashValue": "1000000"}
         self._lock = threading.Lock()  # guards the observation lists
         self._received: list[tuple[int | None, int, list[str]]] = []  # clientId, msgId, fields
         self._placed: list[PlacedOrder] = []
@@ -219,6 +222,11 @@ class FakeTws:
     def set_price(self, symbol: str, price: float, volume: float = 0.0) -> None:
         """Set the last price (fills crossing orders; feeds bars)."""
         self._call(self._set_price, symbol, price, volume)
+
+    def set_account_values(self, net_liquidation: float, total_cash: float) -> None:
+        """What later account requests report (a subscription already answered keeps its own)."""
+        values = {"NetLiquidation": f"{net_liquidation:.2f}", "TotalCashValue": f"{total_cash:.2f}"}
+        self._call(self.account_values.update, values)
 
     def set_position(
         self, symbol: str, quantity: float, avg_cost: float, account: str | None = None
@@ -412,8 +420,8 @@ class FakeTws:
         acct = f[3] or self.accounts[0]
         if not s.account_sub:
             return
-        for tag in ("NetLiquidation", "TotalCashValue"):
-            self._send(s, [6, 2, tag, "1000000", "USD", acct])
+        for tag, value in self.account_values.items():
+            self._send(s, [6, 2, tag, value, "USD", acct])
         for (a, _), (c, qty, avg) in self._positions.items():
             if a == acct:
                 price = self._prices.get(c["symbol"], avg)
@@ -423,12 +431,14 @@ class FakeTws:
 
     def _req_account_multi(self, s: _Session, f: list[str]) -> None:
         acct = f[3] or self.accounts[0]
-        self._send(s, [73, 1, f[2], acct, f[4], "NetLiquidation", "1000000", "USD"])
+        for tag, value in self.account_values.items():
+            self._send(s, [73, 1, f[2], acct, f[4], tag, value, "USD"])
         self._send(s, [74, 1, f[2]])
 
     def _req_account_summary(self, s: _Session, f: list[str]) -> None:
         for acct in self.accounts:
-            self._send(s, [63, 1, f[2], acct, "NetLiquidation", "1000000", "USD"])
+            for tag, value in self.account_values.items():
+                self._send(s, [63, 1, f[2], acct, tag, value, "USD"])
         self._send(s, [64, 1, f[2]])
 
     def _req_open_orders(self, s: _Session, f: list[str]) -> None:

@@ -31,12 +31,19 @@ from tradeplane.actors.common import Peers, SupervisedActor, call_journal, proce
 from tradeplane.actors.records import event_record
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import OperationalError
+from tradeplane.core.redact import redact
 from tradeplane.journal.files import atomic_write
 from tradeplane.journal.reader import JournalReader
 from tradeplane.protocol.api import ChildApi
 from tradeplane.protocol.events import EventKind
 from tradeplane.protocol.roles import ROLE_TELEMETRY, child_role
-from tradeplane.telemetry.export import Resources, ShipResult, SpanShipper, make_exporter
+from tradeplane.telemetry.export import (
+    Resources,
+    ShipResult,
+    SpanShipper,
+    make_exporter,
+    node_export_headers,
+)
 from tradeplane.telemetry.journal_metrics import JournalCounters
 from tradeplane.telemetry.metrics import ActorMetrics, MetricPoint
 from tradeplane.telemetry.prometheus import MetricsServer, render
@@ -64,7 +71,7 @@ class TelemetryActor(SupervisedActor):
             "telemetry", self.deployment, service_base=self.tcfg.service_name
         )
         self.counters = JournalCounters(self.metrics)
-        exporter = make_exporter(self.tcfg)
+        exporter = make_exporter(self.tcfg, node_export_headers(self.state_dir, os.environ))
         self.shipper = (
             SpanShipper(
                 exporter,
@@ -344,7 +351,9 @@ class TelemetryActor(SupervisedActor):
             "exported_spans": shipper.exported if shipper else 0,
             "dropped_spans": shipper.dropped if shipper else 0,
             "export_failures": shipper.failures if shipper else 0,
-            "last_export_error": shipper.last_error if shipper else None,
+            "last_export_error": redact(shipper.last_error)
+            if shipper and shipper.last_error
+            else None,
             "skipped_events": self.builder.skipped if self.builder else 0,
         }
 

@@ -15,6 +15,7 @@ from rich.markup import escape
 from tradeplane import __version__
 from tradeplane.cli import output, render
 from tradeplane.cli.chaos_cmd import chaos_command, fault_command
+from tradeplane.cli.cluster_cmd import cluster_app
 from tradeplane.cli.journal_cmd import journal_app, resolve_state_dir
 from tradeplane.cli.shadow_cmd import shadow_command
 from tradeplane.cli.trace_cmd import trace_app
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 app.add_typer(journal_app, name="journal", help="Verify, tail and export a deployment's journal.")
 app.add_typer(trace_app, name="trace", help="An intent's trace from the journal; export to Jaeger.")
+app.add_typer(cluster_app, name="cluster", help="Check that every node runs the same versions.")
 app.command("chaos")(chaos_command)
 app.command("fault")(fault_command)
 app.command("shadow")(shadow_command)
@@ -384,5 +386,15 @@ def down(
     _print_summary(summary)
 
 
+def main() -> None:
+    """The console entry point. An operational error no command caught (a Ray cluster that
+    cannot be reached or refuses this client's token) is one line and exit 2, not a traceback."""
+    try:
+        app()
+    except OperationalError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

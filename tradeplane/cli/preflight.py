@@ -96,7 +96,9 @@ def run_preflight(
     reader = _open_reader(state_dir, checks)
     try:
         live = _venue_check(cfg, running, checks)
-        checks.append(_balance_check(cfg, reader))
+        asked = next((c for c in checks if c.name == "venue"), None)
+        account = asked.data.get("account") if asked is not None else None
+        checks.append(_balance_check(cfg, reader, account, running=running is not None))
         checks.append(_kill_switch_check(reader))
         checks.append(_reconciliation_check(cfg, reader, live, now))
         checks.append(_last_reconciliation_check(reader))
@@ -238,22 +240,23 @@ def _ib_check(cfg: TradeplaneConfig, checks: list[Check]) -> Holdings | None:
     ib = cfg.venue.ib
     probe = ib.model_copy(update={"client_id": ib.client_id + 2})
 
-    async def ask() -> tuple[str, dict[str, Any], list[Any]]:
+    async def ask() -> tuple[str, dict[str, Any], list[Any], dict[str, Any]]:
         client = IbVenueClient(probe)
         try:
             account = await client.start()
-            return account, await client.positions(), await client.open_orders()
+            positions, open_orders = await client.positions(), await client.open_orders()
+            return account, positions, open_orders, await client.account_values()
         finally:
             client.close()
 
     try:
-        account, positions, open_orders = asyncio.run(ask())
+        account, positions, open_orders, values = asyncio.run(ask())
     except (OperationalError, TransientError) as exc:  # id in use, identity, TWS not there
         checks.append(Check("venue", FAIL, str(exc)))
         return None
     live = holdings_from_venue(positions, open_orders)
     where = f"IB {ib.host}:{ib.port} account {account} ({'live' if ib.live else 'paper'})"
-    checks.append(Check("venue", OK, _holdings_text(where, live)))
+    checks.append(Check("venue", OK, _holdings_text(where, live), {"account": values}))
     return live
 
 
@@ -261,11 +264,35 @@ def _holdings_text(prefix: str, live: Holdings) -> str:
     return f"{prefix}: {len(live.positions)} position(s), {len(live.open_orders)} open order(s)"
 
 
-def _balance_check(cfg: TradeplaneConfig, reader: JournalReader | None) -> Check:
+def _balance_check(
+    cfg: TradeplaneConfig,
+    reader: JournalReader | None,
+    account: dict[str, Any] | None,
+    *,
+    running: bool = False,
+) -> Check:
+    """The account's value and cash where the venue keeps an account (IB), beside the starting
+    equity risk measures from and the persisted risk figures."""
     base = cfg.risk.resolved_starting_equity([s.capital for s in cfg.strategies])
     state = reader.get_state(RISK_SCOPE, RISK_STATE_KEY) if reader is not None else None
-    detail = f"starting equity {base:,.2f} (sim venue keeps no cash account)"
     data: dict[str, Any] = {"starting_equity": base}
+    status = OK
+    if cfg.venue.kind != "ib":
+        detail = f"starting equity {base:,.2f} (sim venue keeps no cash account)"
+    elif account and "net_liquidation" in account:
+        currency = account.get("currency", "")
+        cash = account.get("total_cash")
+        detail = f"account net liquidation {account['net_liquidation']:,.2f} {currency}".strip()
+        detail += f", cash {cash:,.2f} {currency}".rstrip() if cash is not None else ", cash ?"
+        detail += f"; starting equity {base:,.2f}"
+        data["account"] = account
+    elif running:  # the broker holds the link; its holdings were asked, not the account
+        detail = (
+            f"account value and cash: asked of TWS when not running; starting equity {base:,.2f}"
+        )
+    else:
+        status = WARN
+        detail = f"account value and cash not reported by the venue; starting equity {base:,.2f}"
     if state:
         data["risk_state"] = {
             k: state.get(k) for k in ("risk_day", "day_start_equity", "high_water_mark")
@@ -273,7 +300,7 @@ def _balance_check(cfg: TradeplaneConfig, reader: JournalReader | None) -> Check
         hwm = state.get("high_water_mark")
         if hwm is not None:
             detail += f"; high-water mark {float(hwm):,.2f}, risk day {state.get('risk_day')}"
-    return Check("balances", OK, detail, data)
+    return Check("balances", status, detail, data)
 
 
 def _kill_switch_check(reader: JournalReader | None) -> Check:

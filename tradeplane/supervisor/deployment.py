@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -34,14 +39,25 @@ def connect(
     num_cpus: int | None = None,
     resources: dict[str, float] | None = None,
 ) -> None:
-    """Attach to ``address`` (``auto`` or host:port), or start a private Ray bound to loopback."""
+    """Attach to ``address`` (``auto`` or host:port), or start a private Ray bound to loopback.
+
+    Ray's own start-up messages (its token-auth notice, its C++ client's retry lines) go to
+    ``ray_client_log()``, not to the CLI's stderr; a cluster that cannot be reached or refuses
+    this client is an ``OperationalError`` saying which, and where Ray's lines went."""
     if ray.is_initialized():
         return
     if address:
         _use_cluster_token()
-        ray.init(
-            address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING
-        )
+        try:
+            with _ray_output_to_log():
+                ray.init(
+                    address=address,
+                    namespace=NAMESPACE,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                )
+        except Exception as exc:
+            raise OperationalError(_attach_failure(address, exc)) from exc
         return
     if os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "1":
         # tradeplane/__init__ sets the loopback default before Ray is imported; if something
@@ -49,15 +65,81 @@ def connect(
         from ray._private import ray_constants
 
         ray_constants.ENABLE_RAY_CLUSTER = False
-    ray.init(
-        _node_ip_address=LOOPBACK,
-        include_dashboard=False,
-        namespace=NAMESPACE,
-        num_cpus=num_cpus,
-        resources=resources,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-    )
+    with _quiet(_TOKEN_SETUP_LOGGER):
+        ray.init(
+            _node_ip_address=LOOPBACK,
+            include_dashboard=False,
+            namespace=NAMESPACE,
+            num_cpus=num_cpus,
+            resources=resources,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+
+
+_TOKEN_SETUP_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Ray's "token authentication is enabled" notice is noise on every CLI call."""
+    noisy = logging.getLogger(logger_name)
+    level = noisy.level
+    noisy.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        noisy.setLevel(level)
+
+
+def ray_client_log() -> Path:
+    """Where a driver's Ray start-up output goes: beside Ray's own logs (``RAY_TMPDIR`` or
+    ``/tmp/ray``), one file per user."""
+    root = Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()) / "ray"
+    return root / f"tradeplane-client-{os.getuid()}.log"
+
+
+@contextlib.contextmanager
+def _ray_output_to_log() -> Iterator[None]:
+    """Points file descriptor 2 at ``ray_client_log()`` while Ray connects: its C++ client
+    writes straight to the descriptor (retry warnings, auth failures), past Python's logging."""
+    _quiet_cm = _quiet(_TOKEN_SETUP_LOGGER)
+    try:
+        path = ray_client_log()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError:  # no writable log place: keep Ray's lines on stderr rather than lose them
+        with _quiet_cm:
+            yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(fd, 2)
+    os.close(fd)
+    try:
+        with _quiet_cm:
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _attach_failure(address: str, exc: BaseException) -> str:
+    chain: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(chain) < 16:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    text = " ".join(f"{type(e).__name__}: {e}" for e in chain)
+    where = f"Ray's messages: {ray_client_log()}"
+    if "AuthenticationError" in text or "InvalidAuthToken" in text:
+        return (
+            f"the Ray cluster at {address} refused this client: its authentication token is "
+            "missing or wrong (put the cluster's token in the file RAY_AUTH_TOKEN_PATH names, "
+            f"or in ~/.ray/auth_token; see ops/runbook.md). {where}"
+        )
+    return f"cannot attach to the Ray cluster at {address}: {type(exc).__name__}: {exc}. {where}"
 
 
 def _use_cluster_token() -> None:
@@ -69,14 +151,8 @@ def _use_cluster_token() -> None:
         )
     except ImportError:  # a Ray without token auth
         return
-    # Its "token authentication is enabled" notice is noise on every CLI call: keep it quiet.
-    noisy = logging.getLogger(maybe_enable_token_auth_if_token_available.__module__)
-    level = noisy.level
-    noisy.setLevel(logging.ERROR)
-    try:
+    with _quiet(_TOKEN_SETUP_LOGGER):
         maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
-    finally:
-        noisy.setLevel(level)
 
 
 def supervisor_name(deployment: str) -> str:

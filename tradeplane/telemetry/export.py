@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -19,9 +20,11 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util.re import parse_env_headers
 
 from tradeplane import __version__
 from tradeplane.config.telemetry import TelemetryConfig
+from tradeplane.core.redact import install_log_redaction, register_secrets
 from tradeplane.telemetry.model import TraceSpan, service_name
 
 log = logging.getLogger("tradeplane.telemetry")
@@ -93,8 +96,45 @@ def to_readable(span: TraceSpan, resource: Resource) -> ReadableSpan:
     )
 
 
-def make_exporter(cfg: TelemetryConfig) -> SpanExporter | None:
-    """The configured SDK exporter (None for ``none``); its calls never outlast the timeout."""
+HEADER_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
+"""Where OTLP export headers come from, the traces-specific one first (OpenTelemetry's rule)."""
+
+
+def otlp_headers(env: Mapping[str, str]) -> dict[str, str]:
+    """The headers sent with every OTLP export (``key=value,key2=value2``, values URL-encoded
+    or not), from ``env``. They usually hold a hosted collector's API key, so they are a
+    credential: read on the telemetry actor's node, where the exporter is built, and never part
+    of the config or of an actor's arguments."""
+    for name in HEADER_VARIABLES:
+        raw = (env.get(name) or "").strip()
+        if raw:
+            return dict(parse_env_headers(raw, liberal=True))
+    return {}
+
+
+def node_export_headers(state_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """OTLP export headers on the telemetry actor's node: its environment (the one Ray workers
+    inherit from ``ray start`` there) over the state dir's ``.env``. Their values are registered
+    with this process's redactor, so no log line or status of the actor carries them."""
+    from tradeplane.config.loading import ConfigError, read_dotenv
+
+    try:
+        dotenv = read_dotenv(state_dir / ".env")
+    except ConfigError as exc:  # spans are not worth a crash loop; the message has no value
+        log.warning("OTLP headers: %s ignored: %s", state_dir / ".env", exc)
+        dotenv = {}
+    headers = otlp_headers({**dotenv, **environ})
+    if headers:
+        register_secrets(headers.values())
+        install_log_redaction()
+    return headers
+
+
+def make_exporter(
+    cfg: TelemetryConfig, headers: Mapping[str, str] | None = None
+) -> SpanExporter | None:
+    """The configured SDK exporter (None for ``none``); its calls never outlast the timeout.
+    ``headers`` (``otlp_headers``) go with every OTLP request."""
     kind = cfg.traces_exporter
     if kind == "none":
         return None
@@ -109,6 +149,7 @@ def make_exporter(cfg: TelemetryConfig) -> SpanExporter | None:
         return GrpcExporter(
             endpoint=endpoint,
             insecure=endpoint.startswith("http://"),
+            headers=dict(headers or {}),
             timeout=cfg.export_timeout_s,
             retryable_error_codes=(),  # we retry ourselves, holding the spans in our queue
         )
@@ -116,7 +157,9 @@ def make_exporter(cfg: TelemetryConfig) -> SpanExporter | None:
         OTLPSpanExporter as HttpExporter,
     )
 
-    return HttpExporter(endpoint=endpoint, timeout=cfg.export_timeout_s)
+    return HttpExporter(
+        endpoint=endpoint, timeout=cfg.export_timeout_s, headers=dict(headers or {})
+    )
 
 
 @dataclass(frozen=True, slots=True)

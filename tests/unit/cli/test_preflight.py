@@ -148,6 +148,7 @@ def test_preflight_ib_against_the_fake_tws_then_account_positions_and_identity(
 
     with FakeTws() as fake:
         fake.set_position("SPY", 10, 500.0)
+        fake.set_account_values(net_liquidation=1_234_567.89, total_cash=987_654.32)
         ib = {"host": "127.0.0.1", "port": fake.port, "client_id": 40, "symbols": ["SPY"]}
         cfg = config(tmp_path / "state", venue={"kind": "ib", "ib": ib})
         result = run_preflight(cfg, "ib")
@@ -155,6 +156,15 @@ def test_preflight_ib_against_the_fake_tws_then_account_positions_and_identity(
         assert venue.status == "ok" and "DU1234567 (paper)" in venue.detail, venue
         assert "1 position(s)" in venue.detail  # SPY, read from TWS
         assert statuses(result)["reconciliation"] == "warn"  # journal flat, venue long SPY
+        balances = next(c for c in result.checks if c.name == "balances")
+        assert balances.status == "ok", balances
+        assert "net liquidation 1,234,567.89 USD" in balances.detail, balances
+        assert "cash 987,654.32 USD" in balances.detail, balances
+        assert balances.data["account"] == {
+            "net_liquidation": 1_234_567.89,
+            "total_cash": 987_654.32,
+            "currency": "USD",
+        }
         # The probe hung up; the fake notices the closed socket on its own loop, a moment later.
         eventually(lambda: fake.client_ids() == [], what="the preflight probe disconnected")
     with FakeTws(accounts=("U123",)) as live:

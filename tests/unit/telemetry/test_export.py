@@ -22,6 +22,8 @@ from tradeplane.telemetry.export import (
     ShipResult,
     SpanShipper,
     make_exporter,
+    node_export_headers,
+    otlp_headers,
     to_readable,
 )
 from tradeplane.telemetry.model import SpanEvent, TraceSpan
@@ -326,3 +328,65 @@ def test_make_exporter_when_kind_given_then_that_sdk_exporter(
     finally:
         if exporter is not None:
             exporter.shutdown()
+
+
+# -- OTLP headers (a credential, from the telemetry actor's node) -------------------------------
+
+API_KEY = "k3y-Secret/+value"
+
+
+def test_otlp_headers_when_traces_variable_set_then_it_wins_over_general() -> None:
+    env = {
+        "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=general",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "X-Api-Key=traces,x-team=ops",
+    }
+    assert otlp_headers(env) == {"x-api-key": "traces", "x-team": "ops"}
+    assert otlp_headers({"OTEL_EXPORTER_OTLP_HEADERS": "a=1, b=x%3Dy"}) == {"a": "1", "b": "x=y"}
+    assert otlp_headers({"OTEL_EXPORTER_OTLP_HEADERS": "  "}) == {}
+
+
+@pytest.mark.parametrize("kind", ["otlp-grpc", "otlp-http"])
+def test_make_exporter_when_headers_given_then_each_request_carries_them(kind: Any) -> None:
+    from tests.otlp_receiver import OtlpReceiver
+
+    with OtlpReceiver() as rx:
+        url = rx.grpc_url if kind == "otlp-grpc" else rx.http_url
+        exporter = make_exporter(
+            TelemetryConfig(traces_exporter=kind, otlp_endpoint=url),
+            otlp_headers({"OTEL_EXPORTER_OTLP_HEADERS": f"x-api-key={API_KEY}"}),
+        )
+        assert exporter is not None
+        try:
+            shipper = SpanShipper(
+                exporter, Resources("svc", "demo"), batch_spans=10, max_queue_spans=10
+            )
+            shipper.add([span(1)])
+            assert shipper.ship_once() == ShipResult(1, False)
+        finally:
+            exporter.shutdown()
+        assert rx.request_headers and rx.request_headers[0].get("x-api-key") == API_KEY
+
+
+def test_telemetry_config_never_carries_otlp_headers() -> None:
+    from tradeplane.config.env import OverrideVars
+
+    env = {"OTEL_EXPORTER_OTLP_HEADERS": f"x-api-key={API_KEY}"}
+    assert API_KEY not in repr(OverrideVars.of(env).by_variable())
+    assert not any("HEADERS" in str(f.alias) for f in OverrideVars.model_fields.values())
+
+
+def test_node_export_headers_when_in_state_dir_env_then_read_and_redacted(
+    tmp_path: Any,
+) -> None:
+    from tradeplane.core.redact import redact
+
+    (tmp_path / ".env").write_text(f"OTEL_EXPORTER_OTLP_HEADERS=x-api-key={API_KEY}\n")
+    assert node_export_headers(tmp_path, {}) == {"x-api-key": API_KEY}
+    assert API_KEY not in redact(f"collector said: bad key {API_KEY}")
+    # The node's environment wins over the state dir's file.
+    env = {"OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=from-env"}
+    assert node_export_headers(tmp_path, env) == {"x-api-key": "from-env"}
+
+
+def test_node_export_headers_when_none_anywhere_then_empty(tmp_path: Any) -> None:
+    assert node_export_headers(tmp_path, {}) == {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import deque
 from enum import StrEnum
+from typing import Any
 
 from tradeplane.core.orders import OrderStatus
 from tradeplane.core.statemachine import TransitionTable
@@ -96,3 +97,29 @@ class LinkState:
     @property
     def may_send(self) -> bool:
         return self.state is Link.UP
+
+
+ACCOUNT_TAGS = {"NetLiquidation": "net_liquidation", "TotalCashValue": "total_cash"}
+"""The account values preflight reports, by TWS tag."""
+
+
+def account_figures(rows: list[tuple[str, str, str, str]], account: str) -> dict[str, Any]:
+    """``net_liquidation``, ``total_cash`` and their ``currency`` from TWS account values or
+    summary rows ``(account, tag, value, currency)`` of ``account``. TWS repeats some tags per
+    currency; the ``BASE`` row (the account's base currency, in total) wins when there is one.
+    A value that is not a number is left out, never guessed."""
+    out: dict[str, Any] = {}
+    for acct, tag, value, currency in rows:
+        key = ACCOUNT_TAGS.get(tag)
+        if key is None or (account and acct and acct != account):
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        if key in out and currency != "BASE":
+            continue
+        out[key] = number
+        if currency != "BASE":
+            out.setdefault("currency", currency)
+    return out

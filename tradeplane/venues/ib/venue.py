@@ -34,7 +34,7 @@ from tradeplane.venues.base import (
     VenueOrderState,
     VenuePosition,
 )
-from tradeplane.venues.ib.core import ORDER_ERRORS_BENIGN, Link, map_status
+from tradeplane.venues.ib.core import ORDER_ERRORS_BENIGN, Link, account_figures, map_status
 from tradeplane.venues.ib.session import IbSession
 
 log = logging.getLogger("tradeplane.venues.ib")
@@ -186,6 +186,20 @@ class IbVenueClient:
                     p.contract.symbol, float(p.position), float(p.avgCost)
                 )
         return out
+
+    async def account_values(self) -> dict[str, Any]:
+        """The account's net liquidation value and total cash (``account_figures``): from the
+        account updates TWS streams since connect, else from an account summary request."""
+        self._check_link("account values")
+        account = self.session.account or ""
+        rows = [(v.account, v.tag, v.value, v.currency) for v in self.ib.accountValues(account)]
+        figures = account_figures(rows, account)
+        if "net_liquidation" not in figures:
+            summary = await self.ib.accountSummaryAsync(account)
+            figures = account_figures(
+                [(v.account, v.tag, v.value, v.currency) for v in summary], account
+            )
+        return figures
 
     # -- the event stream ----------------------------------------------------------------------
 

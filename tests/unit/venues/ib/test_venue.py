@@ -12,7 +12,7 @@ from tests.unit.venues.support import until
 from tradeplane.config.venues import IbConfig
 from tradeplane.core.errors import TransientError
 from tradeplane.core.model import OrderType, Side
-from tradeplane.venues.ib.core import Link
+from tradeplane.venues.ib.core import Link, account_figures
 from tradeplane.venues.ib.venue import IbVenueClient
 from tradeplane.venues.sim import VenueOrderRequest
 from tradeplane.venues.sim.model import VenueEvent
@@ -152,3 +152,38 @@ def test_tws_silent_then_heartbeat_unanswered_link_down_and_reconnected_once_it_
 
 def heartbeats(fake: FakeTws) -> int:
     return sum(1 for msg_id, _ in fake.received_from(12) if msg_id == 49)  # reqCurrentTime
+
+
+def test_account_values_then_net_liquidation_and_cash_from_tws() -> None:
+    async def main() -> None:
+        async with FakeTws() as fake:
+            fake.set_account_values(net_liquidation=250_000.5, total_cash=120_000.25)
+            client = client_for(fake)
+            await client.start()
+            figures = await client.account_values()
+            assert figures == {
+                "net_liquidation": 250_000.5,
+                "total_cash": 120_000.25,
+                "currency": "USD",
+            }
+            client.close()
+
+    asyncio.run(main())
+
+
+def test_account_figures_when_base_row_given_then_it_wins_and_junk_is_left_out() -> None:
+    rows = [
+        ("DU1", "NetLiquidation", "100.5", "USD"),
+        ("DU1", "TotalCashValue", "40", "USD"),
+        ("DU1", "TotalCashValue", "55", "BASE"),
+        ("DU1", "TotalCashValue", "7", "EUR"),
+        ("DU2", "NetLiquidation", "999", "USD"),
+        ("DU1", "NetLiquidation", "n/a", "BASE"),
+        ("DU1", "BuyingPower", "400", "USD"),
+    ]
+    assert account_figures(rows, "DU1") == {
+        "net_liquidation": 100.5,
+        "total_cash": 55.0,
+        "currency": "USD",
+    }
+    assert account_figures([], "DU1") == {}
