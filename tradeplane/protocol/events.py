@@ -58,6 +58,8 @@ class EventKind(StrEnum):
     CANCEL_ALL_FAILED = "cancel_all_failed"
     NODE_LOST = "node_lost"
     STATE_NODE_LOST = "state_node_lost"
+    HEAD_UNREACHABLE = "head_unreachable"
+    HEAD_REACHABLE = "head_reachable"
     FAULT_INJECTED = "fault_injected"
     FAULTS_CLEARED = "faults_cleared"
     # -- telemetry

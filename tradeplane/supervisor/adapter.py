@@ -77,6 +77,10 @@ class ChildAdapter(Protocol):
         """The run record where every node can read it (Ray's key-value store)."""
         ...
 
+    def read_run(self) -> RunRecord | None:
+        """The deployment's run record as last published (None: none, or unreadable)."""
+        ...
+
     def undelivered(self) -> int:
         """Sends not yet acknowledged (in flight or waiting to be resent)."""
         ...
@@ -88,6 +92,7 @@ class RayChildAdapter:
         self.handles: dict[str, Any] = {}
         self.peers = Peers(deployment)
         self.outbox = Outbox(self.peers)
+        self._nodes_read: asyncio.Future[list[NodeInfo]] | None = None
 
     async def journal(self, records: list[Any], state: list[Any], *, retry_s: float) -> None:
         await call_journal(self.peers, records, state, retry_s=retry_s)
@@ -111,12 +116,22 @@ class RayChildAdapter:
         self.handles[spec.role] = spec.create(node_id)
 
     async def nodes(self) -> list[NodeInfo]:
-        # A blocking call to the control plane: off the event loop, bounded.
+        # A blocking call to the control plane, off the event loop and bounded; with the head
+        # away one read may block for a long time: the next waits for it, never a second thread.
+        if self._nodes_read is None or self._nodes_read.done():
+            self._nodes_read = asyncio.ensure_future(asyncio.to_thread(cluster_nodes))
         async with asyncio.timeout(5.0):
-            return await asyncio.to_thread(cluster_nodes)
+            return await asyncio.shield(self._nodes_read)
 
     def publish_run(self, record: RunRecord) -> None:
         kv.put_run(record)
+
+    def read_run(self) -> RunRecord | None:
+        try:
+            return kv.get_run(self.deployment)
+        except Exception:
+            # Unreadable is the same as unknown here: the caller then adopts nothing.
+            return None
 
     def attach(self, role: str) -> bool:
         try:

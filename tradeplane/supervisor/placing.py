@@ -39,6 +39,7 @@ class Placer:
         self.lost_nodes: dict[str, dict[str, Any]] = {}  # node id -> what was lost with it
         self.published: RunRecord | None = None
         self.read_ts = float("-inf")  # when the node table was last read
+        self.head_lost_since: float | None = None
 
     async def node_for(self, spec: ChildSpec) -> str | None:
         """The node ``spec``'s actor must be created on (None: Ray spreads it over the eligible
@@ -84,8 +85,13 @@ class Placer:
         try:
             nodes = await self.nodes()
         except Exception as exc:
-            log.warning("node table unavailable: %s", exc)
+            await self._control_plane_away(exc)
             return
+        if self.head_lost_since is not None:
+            away = round(now - self.head_lost_since, 1)
+            self.head_lost_since = None
+            log.warning("Ray's control plane (the head) answers again after %.1fs", away)
+            self.sup.journal(EventKind.HEAD_REACHABLE, {"away_s": away})
         for loss in lost_nodes(self.placement, nodes, set(self.lost_nodes)):
             data = {
                 "node_id": loss.node_id,
@@ -96,6 +102,28 @@ class Placer:
             self.lost_nodes[loss.node_id] = data | {"ts": self.sup.clock.now()}
             log.error("node %s lost with %s", data["node_ip"] or loss.node_id, data["roles"])
             await self.sup.journal_durably(EventKind.NODE_LOST, data)
+
+    async def _control_plane_away(self, exc: Exception) -> None:
+        """The node table does not answer: Ray's head is lost or cut off. Trading goes on while
+        this supervisor can still reach its children (actor calls do not pass the head); Ray
+        ends every worker if the head stays away, and then the broker's lease stops trading."""
+        if self.head_lost_since is not None:
+            return
+        self.head_lost_since = self.sup.clock.now()
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        log.error("Ray's control plane (the head) does not answer: %s", error)
+        self.sup.journal(EventKind.HEAD_UNREACHABLE, {"error": error})
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "state_node": {"node_id": self.state_node.node_id, "node_ip": self.state_node.ip},
+            "placement": {
+                role: {"node_id": node, "node_ip": self.node_ips.get(node, "")}
+                for role, node in sorted(self.placement.items())
+            },
+            "lost_nodes": list(self.lost_nodes.values()),
+            "head_unreachable_since": self.head_lost_since,
+        }
 
     def run_record(self) -> RunRecord:
         return RunRecord(

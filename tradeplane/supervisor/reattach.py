@@ -5,7 +5,7 @@ now is recovered like any other death."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tradeplane.protocol.api import JournalApi
 from tradeplane.protocol.events import EventKind
@@ -21,19 +21,20 @@ RUN_SCOPE, RUN_KEY = "supervisor", "run"
 
 
 async def reattach(sup: Supervisor) -> bool:
-    """False when there is nothing to adopt: no journal, a fresh deployment, or one over."""
+    """False when there is nothing to adopt: a fresh deployment, or one over. The run's state
+    is read from the journal; when the journal went down with the supervisor, from the run
+    record in Ray's key-value store (never an idle deployment nobody watches: the journal is
+    then found missing and recovered like any other death)."""
     adapter, core = sup.adapter, sup.core
-    if not adapter.attach(ROLE_JOURNAL):
-        return False
-    try:
-        run = await adapter.call(
-            10.0, ROLE_JOURNAL, JournalApi.query, "get_state", RUN_SCOPE, RUN_KEY
-        )
-    except (ChildGone, TimeoutError):
-        return False
+    run = await _run_from_journal(sup)
+    journal_there = run is not None
+    if not journal_there:
+        record = adapter.read_run()
+        if record is not None and record.deployment == sup.deployment:
+            run = {"run_id": record.run_id, "phase": record.phase}
     if not adoptable(run, sup.run_id):
         return False
-    suspended = await suspended_in_run(sup)
+    suspended = await suspended_in_run(sup) if journal_there else set()
     alive = {role: adapter.attach(role) for role in sup.specs if role not in suspended}
     adoption = adopt(core, alive, suspended)
     for role in adoption.abandon:
@@ -47,6 +48,18 @@ async def reattach(sup: Supervisor) -> bool:
     for role in missing:  # died while we were down: recovered like any other death
         await sup.handle(ChildDied(role, "not found on re-attach"))
     return True
+
+
+async def _run_from_journal(sup: Supervisor) -> dict[str, Any] | None:
+    if not sup.adapter.attach(ROLE_JOURNAL):
+        return None
+    try:
+        run: dict[str, Any] | None = await sup.adapter.call(
+            10.0, ROLE_JOURNAL, JournalApi.query, "get_state", RUN_SCOPE, RUN_KEY
+        )
+    except (ChildGone, TimeoutError):
+        return None
+    return run or {}
 
 
 async def suspended_in_run(sup: Supervisor) -> set[str]:

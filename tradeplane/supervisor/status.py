@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 def build_status(sup: Supervisor) -> dict[str, Any]:
     now = sup.clock.now()
     children = sup.core.children
-    placer = sup.placer
     feed = children[ROLE_FEED].last_heartbeat if ROLE_FEED in children else {}
     strategies = {
         strategy_name(role): c.last_heartbeat
@@ -44,12 +43,7 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
         "reason": sup.core.failure or sup.reading.reason,
         "last_bar_age_s": sup.reading.last_bar_age_s,
         "uptime_s": now - sup.started_ts,
-        "state_node": {"node_id": placer.state_node.node_id, "node_ip": placer.state_node.ip},
-        "placement": {
-            role: {"node_id": node, "node_ip": placer.node_ips.get(node, "")}
-            for role, node in sorted(placer.placement.items())
-        },
-        "lost_nodes": list(placer.lost_nodes.values()),
+        **sup.placer.status(),
         "recovery": recovery_status(sup, now),
         "children": {
             role: {

@@ -117,6 +117,7 @@ class FakeAdapter:
         self.created_on: dict[str, str | None] = {}
         self.lands_on: dict[str, str] = {}  # where Ray put a spread actor
         self.runs: list[RunRecord] = []
+        self.head_down = False
 
     # -- test controls -------------------------------------------------------------------------
 
@@ -240,10 +241,15 @@ class FakeAdapter:
 
     async def nodes(self) -> list[NodeInfo]:
         await asyncio.sleep(0)
+        if self.head_down:
+            raise TimeoutError("GCS unreachable")
         return list(self.node_table)
 
     def publish_run(self, record: RunRecord) -> None:
         self.runs.append(record)
+
+    def read_run(self) -> RunRecord | None:
+        return self.runs[-1] if self.runs else None
 
     def undelivered(self) -> int:
         return len(self.pending)

@@ -81,3 +81,25 @@ def test_strategy_no_live_node_can_take_then_suspended_at_once_as_unplaceable() 
         assert sup.core.phase.value == "running"  # the other strategies trade on
 
     asyncio.run(scenario())
+
+
+def test_head_unreachable_then_said_once_shown_in_status_and_trading_goes_on() -> None:
+    async def scenario() -> None:
+        sup, adapter, clock = supervisor()
+        await sup.deploy()
+        await sup.start_feed()
+        adapter.head_down = True
+        for _ in range(3):
+            await clock.advance(1.5)
+            await sup.tick()
+        assert len(adapter.events("head_unreachable")) == 1
+        assert sup.status()["head_unreachable_since"] is not None
+        assert sup.status()["health"] == "ok"  # the supervisor still reaches its children
+        assert not adapter.method_calls("broker", "set_trading_state")
+        adapter.head_down = False
+        await clock.advance(1.5)
+        await sup.tick()
+        assert adapter.events("head_reachable")[0]["away_s"] >= 4.5
+        assert sup.status()["head_unreachable_since"] is None
+
+    asyncio.run(scenario())

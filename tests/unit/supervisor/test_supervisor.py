@@ -269,6 +269,25 @@ def test_reattach_then_suspended_strategy_stays_suspended_and_missing_child_reco
     run(scenario)
 
 
+def test_supervisor_and_journal_lost_together_then_reattached_and_journal_recovered() -> None:
+    async def scenario() -> None:
+        first, adapter, clock = await running()
+        await first.tick()  # the run record published as running
+        for task in list(first.tasks):
+            task.cancel()
+        await settle()
+        del adapter.children["journal"]  # gone with the supervisor
+        second, _, _ = supervisor(clock, adapter)
+        assert await second.reattach()  # from the run record: never left idle
+        await eventually(lambda: second.core.children["journal"].state is Lifecycle.RUNNING)
+        assert adapter.created.count("journal") == 2
+        await eventually(lambda: adapter.events("supervisor_reattached"), "queued, then sent")
+        assert adapter.events("supervisor_reattached")[0]["missing"] == ["journal"]
+        assert second.core.phase is Phase.RUNNING
+
+    run(scenario)
+
+
 def test_reattach_to_a_failed_run_then_nothing_adopted() -> None:
     async def scenario() -> None:
         first, adapter, clock = await running(max_recovery_attempts=0)
