@@ -196,6 +196,7 @@ def status(
     if address or state_dir is None:
         live = _live_status(name, address or "auto")
     directory = state_dir or (Path(live["state_dir"]) if live else Path(".tradeplane") / name)
+    output.protect_state_dir(directory)
     try:
         snapshot = offline_status(directory, tail=tail)
     except OperationalError as exc:

@@ -14,6 +14,7 @@ import ray
 
 from tradeplane.actors.common import SupervisedActor, spawn
 from tradeplane.config.models import TradeplaneConfig
+from tradeplane.config.settings import with_node_credentials
 from tradeplane.protocol.api import BrokerApi
 from tradeplane.protocol.roles import ROLE_BROKER
 from tradeplane.supervisor.adapter import RayChildAdapter
@@ -25,7 +26,9 @@ from tradeplane.supervisor.supervisor import Supervisor
 @ray.remote
 class SupervisorActor(SupervisedActor):
     def __init__(self, cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> None:
-        self.protect_secrets(cfg)
+        # It never receives credentials (nor passes them on); it masks those of its node in
+        # what it logs, as before.
+        self.protect_secrets(with_node_credentials(cfg)[0])
         self.sup = Supervisor(
             cfg,
             run_id,

@@ -12,6 +12,7 @@ import ray
 
 from tradeplane.actors.common import Remote
 from tradeplane.config.models import TradeplaneConfig
+from tradeplane.config.settings import without_credentials
 from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.protocol.api import SupervisorApi
 from tradeplane.protocol.roles import NAMESPACE, ROLE_SUPERVISOR, actor_name
@@ -121,6 +122,7 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
             f"deployment {name!r} has actors left from an earlier run: {', '.join(leftovers)}; "
             f"run `tradeplane down {name}` first"
         )
+    cfg = without_credentials(cfg)  # the broker and the journal read them on their node
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
     sup = SupervisorActor.options(  # type: ignore[attr-defined]
         name=supervisor_name(name),

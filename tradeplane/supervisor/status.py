@@ -74,6 +74,7 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
                 "tick_to_order_ms",
                 "venue_errors",
                 "last_error",
+                "credentials",  # which were found on the broker's node and where, not values
             )
         },
         "risk": {
