@@ -11,6 +11,7 @@ from typing import Any
 import ray
 
 from tradeplane.actors.common import Remote
+from tradeplane.cluster import venue_claims
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.config.settings import without_credentials
 from tradeplane.core.errors import OperationalError, root_cause
@@ -123,6 +124,8 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
             f"run `tradeplane down {name}` first"
         )
     cfg = without_credentials(cfg)  # the broker and the journal read them on their node
+    sources = read_sources(cfg)
+    venue_claims.claim(cfg, lambda other: find_supervisor(other) is not None)
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
     sup = SupervisorActor.options(  # type: ignore[attr-defined]
         name=supervisor_name(name),
@@ -132,7 +135,7 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
         max_task_retries=0,
         num_cpus=0,
         max_concurrency=1000,
-    ).remote(cfg, run_id, read_sources(cfg))
+    ).remote(cfg, run_id, sources)
     supervisor: Remote[SupervisorApi] = Remote(sup)
     try:
         ray.get(supervisor.call(SupervisorApi.deploy), timeout=timeout_s)
@@ -140,6 +143,7 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
             ray.get(supervisor.call(SupervisorApi.start_feed), timeout=30)
     except Exception as exc:
         ray.kill(sup, no_restart=True)
+        venue_claims.release(name)
         raise OperationalError(f"deployment {name!r} failed to start: {root_cause(exc)}") from exc
     return sup
 
@@ -161,4 +165,5 @@ def stop(deployment: str, *, reason: str = "operator", timeout_s: float = 120.0)
         summary = ray.get(call, timeout=timeout_s)
     finally:
         ray.kill(sup, no_restart=True)
+        venue_claims.release(deployment)
     return summary

@@ -97,6 +97,7 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
             for k in (
                 "metrics_endpoint",
                 "metrics_error",
+                "metrics_note",
                 "traces_exporter",
                 "endpoint",
                 "sampling_ratio",

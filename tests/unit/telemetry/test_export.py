@@ -326,3 +326,13 @@ def test_make_exporter_when_kind_given_then_that_sdk_exporter(
     finally:
         if exporter is not None:
             exporter.shutdown()
+
+
+def test_resources_of_two_deployments_differ_by_service_namespace() -> None:
+    demo, prod = (
+        Resources("tradeplane", "demo")("broker"),
+        Resources("tradeplane", "prod")("broker"),
+    )
+    assert demo.attributes["service.namespace"] == "demo"
+    assert prod.attributes["service.namespace"] == "prod"
+    assert demo.attributes["tradeplane.deployment"] == "demo"
