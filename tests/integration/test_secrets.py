@@ -13,16 +13,21 @@ from pathlib import Path
 
 import pytest
 import ray
+from ray import cloudpickle
+from ray.actor import ActorClass
 
 from tests.helpers import eventually
-from tests.integration.harness import running, wait_for_kind
+from tests.integration.harness import heartbeat, live_status, running, wait_for_kind
 from tests.otlp_receiver import OtlpReceiver
 from tradeplane.actors.journal import JournalActor
 from tradeplane.config.loading import load_config, secret_values
 from tradeplane.config.models import TradeplaneConfig
+from tradeplane.config.settings import without_credentials
 from tradeplane.journal.reader import JournalReader
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.roles import ROLE_BROKER, ROLE_JOURNAL
+from tradeplane.supervisor.specs import child_specs
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -54,10 +59,15 @@ def ray_logs_dir() -> Path:
 def configure(
     tmp_path: Path, state: Path, monkeypatch: pytest.MonkeyPatch, extra_toml: str = ""
 ) -> tuple[TradeplaneConfig, list[str]]:
-    """A paper deployment loaded from a file, with credentials from the environment only."""
+    """A paper deployment loaded from a file, with credentials in the ``.env`` beside it, where
+    the actors on this node read them (the test's Ray started before this environment was set),
+    and in this process's environment, where the CLI it runs finds them to mask."""
     planted = [f"acct-{secrets.token_hex(12)}", f"apisecret-{secrets.token_hex(12)}"]
     monkeypatch.setenv("TRADEPLANE_ACCOUNT_ID", planted[0])
     monkeypatch.setenv("TRADEPLANE_API_SECRET", planted[1])
+    (tmp_path / ".env").write_text(
+        f"TRADEPLANE_ACCOUNT_ID={planted[0]}\nTRADEPLANE_API_SECRET={planted[1]}\n"
+    )
     path = tmp_path / "deploy.toml"
     path.write_text(
         f"""
@@ -127,6 +137,9 @@ def test_a_paper_deployment_leaves_its_credentials_in_no_file_log_span_metric_or
     outputs = []
     with running(cfg):
         wait_for_kind(state, "order_filled", 5)
+        # Control: the broker holds the credentials (read on its node), so they could leak.
+        broker = heartbeat(name, "broker")["credentials"]
+        assert broker["set"] == ["account_id", "api_secret"], broker
         with JournalReader.open(state) as j:
             metrics = j.events(kinds=["telemetry_started"])[-1]["data"]["metrics"]
         with urllib.request.urlopen(metrics, timeout=5) as resp:
@@ -180,7 +193,8 @@ def test_the_journal_masks_a_secret_that_reaches_it(
         finally:
             ray.kill(actor)
 
-    journal_it(state, cfg)  # the whole config: the journal knows the secrets
+    # The config without its credentials, as deployed: the journal reads them on its node.
+    journal_it(state, without_credentials(cfg))
     for secret in (account, api_secret):
         assert files_containing(state, secret) == []
     assert files_containing(state, "auth failed for ***")
@@ -192,3 +206,47 @@ def test_the_journal_masks_a_secret_that_reaches_it(
     unprotected = tmp_path / "unprotected"
     journal_it(unprotected, cfg.journal)
     assert files_containing(unprotected, account)
+
+
+def test_no_actor_argument_carries_a_credential_yet_the_broker_reads_them_on_its_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    cfg, planted = configure(tmp_path, state, monkeypatch)
+    # One from the state dir's .env instead: the file the state node's actors read.
+    (tmp_path / ".env").write_text(f"TRADEPLANE_ACCOUNT_ID={planted[0]}\n")
+    state.mkdir()
+    (state / ".env").write_text(f"TRADEPLANE_API_SECRET={planted[1]}\n")
+    created: list[tuple[str, tuple[object, ...], dict[str, object]]] = []
+    original = ActorClass._remote
+
+    def capturing(
+        self: ActorClass[object], args: object = None, kwargs: object = None, **options: object
+    ) -> object:
+        created.append((self.__ray_metadata__.class_name, (args, kwargs), options))
+        return original(self, args=args, kwargs=kwargs, **options)
+
+    monkeypatch.setattr(ActorClass, "_remote", capturing)
+    with running(cfg) as run:
+        live = eventually(
+            lambda: (live_status(run.name).get("broker") or {}).get("credentials"),
+            what="the broker's credentials in status",
+        )
+        credentials = heartbeat(run.name, ROLE_BROKER)["credentials"]
+    assert credentials["set"] == ["account_id", "api_secret"]
+    assert credentials["from"] == [str(tmp_path / ".env"), str(state / ".env")]
+    assert live == credentials  # what `tradeplane status` shows: names and files, no values
+    # The supervisor is created here; every child by the supervisor, from the child specs of
+    # the config it was given (at deploy and at every restart): rebuild them from that.
+    (supervisor,) = [(args, opts) for cls, args, opts in created if cls == "SupervisorActor"]
+    (sup_args, sup_kwargs), sup_options = supervisor
+    assert isinstance(sup_args, tuple) and not sup_kwargs
+    specs = child_specs(*sup_args)
+    assert {ROLE_JOURNAL, ROLE_BROKER} <= {s.role for s in specs}
+    shipped = [cloudpickle.dumps((args, opts)) for _, args, opts in created]
+    shipped += [cloudpickle.dumps((s.args, s.options)) for s in specs]
+    for blob in shipped:
+        for secret in planted:
+            assert secret.encode() not in blob
+    # Control: the search finds a credential in a pickled argument that carries one.
+    assert planted[0].encode() in cloudpickle.dumps(((cfg,), sup_options))

@@ -31,6 +31,7 @@ from tradeplane.actors.common import (
 from tradeplane.actors.records import KILL_SWITCH_KEY, RISK_SCOPE, event_record, order_record
 from tradeplane.actors.venue import LocalVenueClient, RayVenueClient, open_sim_venue
 from tradeplane.config.models import Mode, TradeplaneConfig
+from tradeplane.config.settings import with_node_credentials
 from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import TransientError
 from tradeplane.core.execution import ExecutionCore, OrderEvent
@@ -56,6 +57,9 @@ CURSOR_SCOPE, CURSOR_KEY = "broker", "venue_cursor"
 @ray.remote
 class BrokerActor(SupervisedActor):
     def __init__(self, cfg: TradeplaneConfig, run_id: str) -> None:
+        # Credentials are read here, on this node, never received (actor arguments are kept by
+        # Ray's GCS); the venue clients below find them in cfg.venue.credentials.
+        cfg, self.credentials = with_node_credentials(cfg)
         self.protect_secrets(cfg)
         self.cfg = cfg
         self.deployment = cfg.deployment.name
@@ -451,6 +455,7 @@ class BrokerActor(SupervisedActor):
             "rejected_venue_messages": self.rejected_messages,
             "tick_to_order_ms": self.tick_to_order.summary(),
             "outbox": self.outbox.stats(),
+            "credentials": self.credentials.summary(),
         }
 
     async def reconcile_inputs(self, timeout_s: float = 30.0) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import ray
 
 from tradeplane.actors.common import SupervisedActor, process_info
 from tradeplane.config.models import JournalConfig, TradeplaneConfig
+from tradeplane.config.settings import with_node_credentials
 from tradeplane.core.redact import REDACTOR, Redactor
 from tradeplane.journal import queries
 from tradeplane.journal.records import JournalRecord, StateWrite
@@ -136,10 +137,12 @@ class JournalActor(SupervisedActor):
     def __init__(
         self, deployment: str, state_dir: str, cfg: JournalConfig | TradeplaneConfig
     ) -> None:
-        # Given the whole deployment config, the journal learns its secrets and masks them in
-        # everything it commits (invariant 8); given only the journal section it cannot.
+        # Given the whole deployment config, the journal learns its secrets on its own node (as
+        # the broker does: they are never actor arguments) and masks them in everything it
+        # commits (invariant 8); given only the journal section it cannot.
         if isinstance(cfg, TradeplaneConfig):
             self.protect_secrets(cfg)
+            self.protect_secrets(with_node_credentials(cfg)[0])
             cfg = cfg.journal
         self.deployment = deployment
         self.state_dir = Path(state_dir)

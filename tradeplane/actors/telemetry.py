@@ -46,7 +46,7 @@ from tradeplane.telemetry.export import (
 )
 from tradeplane.telemetry.journal_metrics import JournalCounters
 from tradeplane.telemetry.metrics import ActorMetrics, MetricPoint
-from tradeplane.telemetry.prometheus import MetricsServer, render
+from tradeplane.telemetry.prometheus import MetricsServer, port_candidates, render
 from tradeplane.telemetry.spans import SpanBuilder
 
 log = logging.getLogger("tradeplane.telemetry")
@@ -88,6 +88,7 @@ class TelemetryActor(SupervisedActor):
         self.server: MetricsServer | None = None
         self.endpoint: str | None = None
         self.endpoint_error: str | None = None
+        self.endpoint_note: str | None = None
         self._counted_to = 0  # journal seq the counters include
         self._saved_seq: int | None = None
         self._ready = asyncio.Event()
@@ -141,20 +142,43 @@ class TelemetryActor(SupervisedActor):
                 time.sleep(0.1)
 
     async def _start_metrics_server(self) -> None:
-        if self.tcfg.metrics_port is None:
+        configured = self.tcfg.metrics_port
+        if configured is None:
             return
-        self.server = MetricsServer(self.collect_metrics)
-        try:
-            host, port = await self.server.start(self.tcfg.metrics_host, self.tcfg.metrics_port)
-        except OSError as exc:
-            # Not fatal: trading goes on without the endpoint, and status says why.
-            self.server, self.endpoint_error = None, str(exc)
-            self._journal(EventKind.TELEMETRY_ENDPOINT_FAILED, {"error": str(exc)[:300]})
+        taken: list[str] = []
+        for port in port_candidates(configured, await asyncio.to_thread(self._previous_port)):
+            server = MetricsServer(self.collect_metrics)
+            try:
+                host, bound = await server.start(self.tcfg.metrics_host, port)
+            except OSError as exc:
+                taken.append(str(exc))
+                continue
+            self.server = server
+            self.endpoint = f"http://{host}:{bound}/metrics"
+            # A fallback is not an error (status shows the port in use), but say why.
+            self.endpoint_note = f"port {configured} taken, serving on {bound}" if taken else None
+            self._journal(
+                EventKind.TELEMETRY_STARTED,
+                {
+                    "metrics": self.endpoint,
+                    "port": bound,
+                    "configured_port": configured,
+                    **({"fallback": taken[0][:300]} if taken else {}),
+                    **self._export_target(),
+                },
+            )
             return
-        self.endpoint = f"http://{host}:{port}/metrics"
-        self._journal(
-            EventKind.TELEMETRY_STARTED, {"metrics": self.endpoint, **self._export_target()}
-        )
+        # Not fatal: trading goes on without the endpoint, and status says why.
+        self.endpoint_error = "; ".join(taken)[:300]
+        self._journal(EventKind.TELEMETRY_ENDPOINT_FAILED, {"error": self.endpoint_error})
+
+    def _previous_port(self) -> int | None:
+        """The port this deployment's endpoint last served on (journaled), if any."""
+        if self.reader is None:
+            return None
+        started = self.reader.events(kinds=[EventKind.TELEMETRY_STARTED.value])
+        port = started[-1]["data"].get("port") if started else None
+        return int(port) if isinstance(port, int) else None
 
     def _export_target(self) -> dict[str, Any]:
         return {
@@ -345,6 +369,7 @@ class TelemetryActor(SupervisedActor):
         return {
             "metrics_endpoint": self.endpoint,
             "metrics_error": self.endpoint_error,
+            "metrics_note": self.endpoint_note,
             **self._export_target(),
             "cursor": self.cursor,
             "queued_spans": len(shipper) if shipper else 0,

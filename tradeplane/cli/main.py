@@ -201,6 +201,7 @@ def status(
     if address or state_dir is None:
         live = _live_status(name, address or "auto")
     directory = state_dir or (Path(live["state_dir"]) if live else Path(".tradeplane") / name)
+    output.protect_state_dir(directory)
     try:
         snapshot = offline_status(directory, tail=tail)
     except OperationalError as exc:
@@ -251,13 +252,17 @@ ConfigOpt = Annotated[
 @app.command("kill-switch")
 def kill_switch(
     action: Annotated[str, typer.Argument(help="on | off")],
-    name: NameArg,
-    reason: ReasonOpt,
+    name: Annotated[str | None, typer.Argument(help="Deployment name (or --all).")] = None,
+    reason: ReasonOpt = "",
+    every: Annotated[
+        bool, typer.Option("--all", help="Every deployment running on the cluster.")
+    ] = False,
     address: AddressOpt = None,
     state_dir: StateDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Activate or clear the kill switch; works on a running and on a stopped deployment."""
+    """Activate or clear the kill switch; works on a running and on a stopped deployment.
+    With --all, on every deployment running on the cluster (exit 1 if any failed)."""
     from tradeplane.cli import operator
 
     if action not in ("on", "off"):
@@ -265,6 +270,14 @@ def kill_switch(
     if not reason.strip():
         _fail("--reason must say why")
     active = action == "on"
+    if every:
+        if name is not None or state_dir is not None or config is not None:
+            _fail("--all takes no NAME, --state-dir or --config")
+        _kill_switch_all(address, active, reason)
+        return
+    if name is None:
+        _fail("name a deployment, or pass --all")
+        return
     sup = operator.find_running(name, address)
     try:
         if sup is not None:
@@ -282,6 +295,29 @@ def kill_switch(
         f"{name} is not running: kill switch {'ACTIVE' if active else 'cleared'} in {directory} "
         f"(journal seq {result['journal_seq']}); the next start honours it"
     )
+
+
+def _kill_switch_all(address: str | None, active: bool, reason: str) -> None:
+    from tradeplane.cli import operator
+
+    try:
+        outcomes = operator.kill_switch_all(address, active=active, reason=reason)
+    except OperationalError as exc:
+        _fail(str(exc), 1)
+        return
+    if not outcomes:
+        console.print("no deployments running")
+    for o in outcomes:
+        if o.ok:
+            console.print(
+                f"{o.deployment}: kill switch {'ACTIVE' if active else 'cleared'}; trading "
+                f"state {o.trading_state}"
+            )
+        else:
+            err.print(f"{escape(o.deployment)}: [bold red]FAILED[/] {escape(str(o.error))}")
+    failed = [o.deployment for o in outcomes if not o.ok]
+    if failed:
+        _fail(f"kill switch not confirmed for {', '.join(failed)}", 1)
 
 
 @app.command()

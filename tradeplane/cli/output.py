@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import io
 import sys
+from pathlib import Path
 from typing import IO, Any, Literal, cast
 
 from rich.console import Console
 from rich.text import Text
 
-from tradeplane.config.loading import ConfigError, credential_values, environment, secret_values
+from tradeplane.config.loading import (
+    ConfigError,
+    credential_values,
+    environment,
+    read_dotenv,
+    secret_values,
+)
 from tradeplane.core.redact import REDACTOR, install_log_redaction, register_secrets
 
 
@@ -70,6 +77,17 @@ class RedactingConsole(Console):
 def protect(cfg: Any) -> None:
     """Mask ``cfg``'s secrets in everything this process prints or logs from now on."""
     if register_secrets(secret_values(cfg)):
+        install_log_redaction()
+
+
+def protect_state_dir(state_dir: Path) -> None:
+    """Mask the credentials in ``state_dir``'s ``.env`` too (where the state node's actors read
+    them) in everything this process prints from now on."""
+    try:
+        env = read_dotenv(state_dir / ".env")
+    except (ConfigError, OSError):  # malformed or unreadable: reported when a config is loaded
+        return
+    if register_secrets(credential_values(env).values()):
         install_log_redaction()
 
 

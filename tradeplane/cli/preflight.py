@@ -392,13 +392,30 @@ def _telemetry_check(cfg: TradeplaneConfig, running: Any | None) -> Check:
             except OSError as exc:
                 problems.append(
                     f"metrics port {tel.metrics_host}:{tel.metrics_port} taken "
-                    f"({exc.strerror or exc}): the deployment would run without its endpoint"
+                    f"({exc.strerror or exc}): the deployment would serve on another port "
+                    f"(shown by status)"
                 )
-    else:
-        parts.append("metrics endpoint: see status")
+    elif running is None:
+        parts.append("metrics on a free port, picked at start (shown by status)")
+    endpoint = None
+    if running is not None and tel.metrics_port is not None:
+        try:
+            live = call_running_within(10, running, SupervisorApi.status).get("telemetry") or {}
+        except Exception as exc:  # the deployment check reports a supervisor not answering
+            live = {"metrics_error": f"not answering: {type(exc).__name__}"}
+        endpoint = live.get("metrics_endpoint")
+        if endpoint:
+            note = f" ({live['metrics_note']})" if live.get("metrics_note") else ""
+            parts.append(f"metrics served at {endpoint}{note}")
+        else:
+            problems.append(f"metrics endpoint down: {live.get('metrics_error') or 'unknown'}")
     return Check(
         "telemetry",
         WARN if problems else OK,
         "; ".join(problems + parts),
-        {"traces_exporter": tel.traces_exporter, "metrics_port": tel.metrics_port},
+        {
+            "traces_exporter": tel.traces_exporter,
+            "metrics_port": tel.metrics_port,
+            "metrics_endpoint": endpoint,
+        },
     )

@@ -135,6 +135,8 @@ def telemetry_line(status: dict[str, Any]) -> Text:
     metrics = tel.get("metrics_endpoint") or (
         f"FAILED ({tel['metrics_error']})" if tel.get("metrics_error") else "off"
     )
+    if tel.get("metrics_note"):
+        metrics += f" ({tel['metrics_note']})"
     text = Text(f"telemetry: metrics {metrics} | traces {tel.get('traces_exporter')}")
     if tel.get("traces_exporter") not in (None, "none"):
         text.append(

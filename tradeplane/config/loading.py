@@ -149,7 +149,12 @@ def load_config(
         raise ConfigError(f"invalid TOML in {path}: {exc}") from None
     _refuse_inline_credentials(raw, str(path))
     # Imported here: every actor imports this module (secret_values), none of them loads a file.
-    from tradeplane.config.settings import Credentials, Overrides, dotenv_files
+    from tradeplane.config.settings import (
+        Credentials,
+        Overrides,
+        credential_dotenv_files,
+        dotenv_files,
+    )
 
     try:
         if env is None:
@@ -184,5 +189,15 @@ def load_config(
                 f"invalid config {path}:\n  strategies.{s.name}.path: no file {s.path}"
             )
     # Pin the state dir to an absolute path so every actor, whatever its cwd, agrees on it.
-    dep = cfg.deployment.model_copy(update={"state_dir": cfg.deployment.resolved_state_dir()})
-    return cfg.model_copy(update={"deployment": dep, "source_path": path.resolve()})
+    state = cfg.deployment.resolved_state_dir()
+    dep = cfg.deployment.model_copy(update={"state_dir": state})
+    if env is None:
+        # The state dir's .env too (the one the broker and the journal read on the state node),
+        # so this process masks what they use.
+        read_dotenv(state / ".env")  # a malformed line fails here, naming it
+        files = credential_dotenv_files(path.parent, Path.cwd(), state)
+        venue = cfg.venue.model_copy(update={"credentials": Credentials.read_files(files).config()})
+        cfg = cfg.model_copy(update={"venue": venue})
+    return cfg.model_copy(
+        update={"deployment": dep, "source_path": path.resolve(), "loaded_from_dir": Path.cwd()}
+    )

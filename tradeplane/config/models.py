@@ -407,6 +407,9 @@ class TradeplaneConfig(FrozenModel):
     """The strategies of this deployment; at least one."""
     source_path: Path | None = Field(default=None, exclude=True)
     """Where this config was loaded from (set by the loader)."""
+    loaded_from_dir: Path | None = Field(default=None, exclude=True)
+    """The working directory of the process that loaded it (set by the loader): the actors
+    that read credentials on their node look for a ``.env`` there too."""
 
     @model_validator(mode="before")
     @classmethod

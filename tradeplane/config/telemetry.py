@@ -46,8 +46,9 @@ class TelemetryConfig(FrozenModel):
     """Spans waiting for a down or slow collector; beyond this the oldest are dropped, counted
     and journaled (``telemetry_spans_dropped``). Default 20,000."""
     metrics_port: int | None = Field(default=9464, ge=0, le=65535)
-    """Port of the Prometheus endpoint (``/metrics``); 0 picks a free one (shown by
-    ``tradeplane status``), unset turns it off. Default 9464."""
+    """Port of the Prometheus endpoint (``/metrics``); 0 picks a free one, unset turns it off.
+    When it is taken (another deployment on the node), the endpoint serves on the port it used
+    before, else on a free one; ``tradeplane status`` shows the one in use. Default 9464."""
     metrics_host: str = "127.0.0.1"
     """Address the Prometheus endpoint binds. Default 127.0.0.1 (loopback only)."""
 

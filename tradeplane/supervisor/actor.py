@@ -15,6 +15,7 @@ import ray
 from tradeplane.actors.common import SupervisedActor, spawn
 from tradeplane.cluster.placement import NodeInfo
 from tradeplane.config.models import TradeplaneConfig
+from tradeplane.config.settings import with_node_credentials
 from tradeplane.protocol.api import BrokerApi
 from tradeplane.protocol.roles import ROLE_BROKER
 from tradeplane.supervisor.adapter import RayChildAdapter
@@ -33,7 +34,9 @@ class SupervisorActor(SupervisedActor):
         state_node: NodeInfo | None = None,
         state_node_lost: dict[str, Any] | None = None,
     ) -> None:
-        self.protect_secrets(cfg)
+        # It never receives credentials (nor passes them on); it masks those of its node in
+        # what it logs, as before.
+        self.protect_secrets(with_node_credentials(cfg)[0])
         self.sup = Supervisor(
             cfg,
             run_id,

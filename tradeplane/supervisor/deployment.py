@@ -17,10 +17,11 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tradeplane.actors.common import Remote
-from tradeplane.cluster import kv
+from tradeplane.cluster import kv, venue_claims
 from tradeplane.cluster.nodes import cluster_nodes, current_node_id
 from tradeplane.cluster.placement import NodeInfo, PlacementError, eligible, resolve_node
 from tradeplane.config.models import TradeplaneConfig
+from tradeplane.config.settings import without_credentials
 from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.protocol.api import SupervisorApi
 from tradeplane.protocol.roles import NAMESPACE, ROLE_SUPERVISOR, actor_name
@@ -216,6 +217,9 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
         # node): reaped before anything new starts, so no two of a role ever run.
         reap(name, leftovers)
         lost["reaped"] = leftovers
+    cfg = without_credentials(cfg)  # the broker and the journal read them on their node
+    sources = read_sources(cfg)
+    venue_claims.claim(cfg, lambda other: find_supervisor(other) is not None)
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
     state_node = state_node_for(cfg)
     check_placeable(cfg)
@@ -230,7 +234,7 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
         # Ray restarts a dead supervisor on the state node or nowhere: with that node gone the
         # deployment stays down (fail closed) until an operator's `up`.
         scheduling_strategy=NodeAffinitySchedulingStrategy(state_node.node_id, soft=False),
-    ).remote(cfg, run_id, read_sources(cfg), state_node, lost)
+    ).remote(cfg, run_id, sources, state_node, lost)
     supervisor: Remote[SupervisorApi] = Remote(sup)
     try:
         ray.get(supervisor.call(SupervisorApi.deploy), timeout=timeout_s)
@@ -238,6 +242,7 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
             ray.get(supervisor.call(SupervisorApi.start_feed), timeout=30)
     except Exception as exc:
         ray.kill(sup, no_restart=True)
+        venue_claims.release(name)
         raise OperationalError(f"deployment {name!r} failed to start: {root_cause(exc)}") from exc
     return sup
 
@@ -314,4 +319,5 @@ def stop(deployment: str, *, reason: str = "operator", timeout_s: float = 120.0)
         summary = ray.get(call, timeout=timeout_s)
     finally:
         ray.kill(sup, no_restart=True)
+        venue_claims.release(deployment)
     return summary

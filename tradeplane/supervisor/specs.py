@@ -17,7 +17,8 @@ from tradeplane.actors.strategy import StrategyActor
 from tradeplane.actors.telemetry import TelemetryActor
 from tradeplane.actors.venue import SimVenueActor
 from tradeplane.cluster.placement import Placement, Where
-from tradeplane.config.models import CredentialsConfig, Mode, TradeplaneConfig
+from tradeplane.config.models import Mode, TradeplaneConfig
+from tradeplane.config.settings import without_credentials
 from tradeplane.protocol.roles import (
     ROLE_BROKER,
     ROLE_FEED,
@@ -58,23 +59,19 @@ def uses_venue_actor(cfg: TradeplaneConfig) -> bool:
     return cfg.venue.kind == "sim" and cfg.deployment.mode is not Mode.SHADOW
 
 
-def without_credentials(cfg: TradeplaneConfig) -> TradeplaneConfig:
-    """What children that never talk to the venue get: no credentials (strategy code included)."""
-    venue = cfg.venue.model_copy(update={"credentials": CredentialsConfig()})
-    return cfg.model_copy(update={"venue": venue})
-
-
 def child_specs(cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> list[ChildSpec]:
-    """Credentials go only to the broker (which holds the venue connection) and the journal
-    (which masks them); every other child gets the config without them."""
+    """No child gets credentials as an argument (Ray's GCS keeps actor arguments): the broker
+    (which holds the venue connection) and the journal (which masks them) read them on their
+    own node (``config.settings.node_credentials``)."""
     dep = cfg.deployment.name
     public = without_credentials(cfg)
+    cfg = public
     state_dir = str(cfg.deployment.resolved_state_dir())
     specs = [
         ChildSpec(
             ROLE_JOURNAL,
             JournalActor,
-            (dep, state_dir, cfg),  # the whole config: it masks the secrets
+            (dep, state_dir, cfg),  # the whole config: it reads the secrets to mask
             child_options(dep, ROLE_JOURNAL),
         ),
     ]

@@ -75,6 +75,7 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
                 "tick_to_order_ms",
                 "venue_errors",
                 "last_error",
+                "credentials",  # which were found on the broker's node and where, not values
             )
         },
         "risk": {
@@ -97,6 +98,7 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
             for k in (
                 "metrics_endpoint",
                 "metrics_error",
+                "metrics_note",
                 "traces_exporter",
                 "endpoint",
                 "sampling_ratio",

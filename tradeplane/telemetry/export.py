@@ -41,7 +41,9 @@ _NS = 1_000_000_000
 
 
 class Resources:
-    """One OpenTelemetry resource per actor kind (``service.name`` = ``<base>-<kind>``)."""
+    """One OpenTelemetry resource per actor kind (``service.name`` = ``<base>-<kind>``) and
+    deployment: ``service.namespace`` is the deployment, so the services of two deployments on
+    one cluster (and one collector) stay apart."""
 
     def __init__(self, base: str, deployment: str) -> None:
         self.base = base
@@ -54,7 +56,7 @@ class Resources:
             res = Resource.create(
                 {
                     "service.name": service_name(self.base, component),
-                    "service.namespace": self.base,
+                    "service.namespace": self.deployment,
                     "service.version": __version__,
                     "deployment.environment.name": self.deployment,
                     "tradeplane.deployment": self.deployment,

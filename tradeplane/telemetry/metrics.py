@@ -105,6 +105,7 @@ class ActorMetrics:
         self.instance = instance
         attributes: dict[str, str] = {
             "service.name": service_name(service_base, component),
+            "service.namespace": deployment,
             "tradeplane.deployment": deployment,
             "tradeplane.component": component,
         }

@@ -28,6 +28,19 @@ _INVALID_NAME = re.compile(r"[^a-zA-Z0-9_:]")
 _INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
 
 
+def port_candidates(configured: int, previous: int | None) -> list[int]:
+    """Ports the metrics endpoint tries, in order: the configured one; when it is taken (by
+    another deployment on this node, say: two with the default 9464), the port this deployment
+    served on before (so a restart keeps Prometheus's target), then any free port (0). Whatever
+    it binds is journaled and shown by ``status`` and ``preflight``."""
+    out = [configured]
+    if configured != 0:
+        if previous and previous != configured:
+            out.append(previous)
+        out.append(0)
+    return out
+
+
 def _metric_name(name: str, prefix: str) -> str:
     clean = _INVALID_NAME.sub("_", name)
     if not clean.startswith(prefix):

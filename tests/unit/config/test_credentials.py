@@ -16,6 +16,7 @@ from tradeplane.config.loading import (
     secret_values,
 )
 from tradeplane.config.models import CredentialsConfig
+from tradeplane.config.settings import node_credentials, without_credentials
 
 KEY = "AK-7f3c9e1d-key"
 SECRET = "zS9x!q#Lr2+wT/secret"
@@ -167,3 +168,60 @@ def test_an_error_message_that_quotes_a_credential_masks_it(folder: Path) -> Non
     message = str(info.value)
     assert "strategies.s.symbols" in message and "***" in message
     assert ACCOUNT not in message
+
+
+def test_the_state_dirs_dotenv_is_read_and_the_process_environment_still_wins(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = folder / "state"
+    state.mkdir()
+    (folder / ".env").write_text(
+        f"TRADEPLANE_API_KEY=from-config-folder\nTRADEPLANE_STATE_DIR={state}\n"
+    )
+    (state / ".env").write_text(f"TRADEPLANE_API_KEY={KEY}\nTRADEPLANE_ACCOUNT_ID=from-state\n")
+    monkeypatch.setenv("TRADEPLANE_ACCOUNT_ID", ACCOUNT)
+    creds = load_config(write_config(folder)).venue.credentials
+    assert creds.api_key is not None and creds.api_key.get_secret_value() == KEY
+    assert creds.account_id is not None and creds.account_id.get_secret_value() == ACCOUNT
+
+
+def test_an_actor_reads_the_credentials_on_its_node_state_dir_over_cwd_over_config_folder(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_dir, cwd, state = folder / "conf", folder / "work", folder / "state"
+    for d in (config_dir, cwd, state):
+        d.mkdir()
+    (config_dir / "s.py").write_text("")
+    path = write_config(config_dir)
+    path.write_text(path.read_text().replace('mode = "paper"', f'state_dir = "{state}"'))
+    (config_dir / ".env").write_text(
+        f"TRADEPLANE_API_KEY=config-folder\nTRADEPLANE_API_SECRET=config-folder\n"
+        f"TRADEPLANE_API_PASSPHRASE={PASSPHRASE}\n"
+    )
+    (cwd / ".env").write_text("TRADEPLANE_API_KEY=cwd\nTRADEPLANE_API_SECRET=cwd\n")
+    (state / ".env").write_text(f"TRADEPLANE_API_KEY={KEY}\n")
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("TRADEPLANE_API_SECRET", SECRET)
+    cfg = load_config(path)
+    shipped = pickle.loads(pickle.dumps(without_credentials(cfg)))
+    assert secret_values(shipped) == []
+    monkeypatch.chdir(folder)  # an actor's working directory is not the CLI's
+    found = node_credentials(shipped)
+    assert secret_values(found.config) == [KEY, SECRET, PASSPHRASE]
+    assert found.fields == ["api_key", "api_secret", "passphrase"]
+    assert found.sources == (
+        str(config_dir / ".env"),
+        str(cwd / ".env"),
+        str(state / ".env"),
+        "environment",
+    )
+    for value in (KEY, SECRET, PASSPHRASE):
+        assert value not in repr(found.summary())
+
+
+def test_without_a_dotenv_or_variable_on_the_node_an_actor_finds_no_credentials(
+    folder: Path,
+) -> None:
+    cfg = load_config(write_config(folder), env={})
+    found = node_credentials(cfg)
+    assert found.config == CredentialsConfig() and found.sources == ()

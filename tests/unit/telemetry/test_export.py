@@ -390,3 +390,13 @@ def test_node_export_headers_when_in_state_dir_env_then_read_and_redacted(
 
 def test_node_export_headers_when_none_anywhere_then_empty(tmp_path: Any) -> None:
     assert node_export_headers(tmp_path, {}) == {}
+
+
+def test_resources_of_two_deployments_differ_by_service_namespace() -> None:
+    demo, prod = (
+        Resources("tradeplane", "demo")("broker"),
+        Resources("tradeplane", "prod")("broker"),
+    )
+    assert demo.attributes["service.namespace"] == "demo"
+    assert prod.attributes["service.namespace"] == "prod"
+    assert demo.attributes["tradeplane.deployment"] == "demo"

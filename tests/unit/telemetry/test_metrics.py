@@ -154,6 +154,7 @@ def test_snapshot_when_instance_given_then_actor_label_and_resource() -> None:
     assert point.label_dict() == {"actor": "s-1", "component": "strategy", "deployment": "prod"}
     assert resource["service.name"] == "tp-strategy"
     assert resource["tradeplane.deployment"] == "prod"
+    assert resource["service.namespace"] == "prod"
 
 
 def test_snapshot_when_pickled_then_round_trips(metrics: ActorMetrics) -> None:

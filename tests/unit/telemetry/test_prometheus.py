@@ -13,7 +13,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from tradeplane.telemetry.metrics import ActorMetrics, MetricPoint
-from tradeplane.telemetry.prometheus import CONTENT_TYPE, MetricsServer, format_value, render
+from tradeplane.telemetry.prometheus import (
+    CONTENT_TYPE,
+    MetricsServer,
+    format_value,
+    port_candidates,
+    render,
+)
 
 T = TypeVar("T")
 BASE = (("component", "risk"), ("deployment", "dev"))
@@ -246,3 +252,16 @@ def test_server_when_stopped_then_connection_refused(loop_thread: LoopThread) ->
 
     with pytest.raises(urllib.error.URLError):
         get(port, "/healthz")
+
+
+# --- port allocation ---------------------------------------------------------------------
+
+
+def test_the_configured_port_is_tried_first_then_the_one_served_before_then_any_free_one() -> None:
+    assert port_candidates(9464, None) == [9464, 0]
+    assert port_candidates(9464, 41234) == [9464, 41234, 0]
+    assert port_candidates(9464, 9464) == [9464, 0]
+
+
+def test_port_zero_means_any_free_port_and_nothing_else() -> None:
+    assert port_candidates(0, 41234) == [0]
