@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import ray
 
 from tradeplane.actors.common import SupervisedActor, process_info
+from tradeplane.actors.journal_reads import JournalReads
 from tradeplane.config.models import JournalConfig, TradeplaneConfig
 from tradeplane.core.redact import REDACTOR, Redactor
 from tradeplane.journal import queries
@@ -132,7 +133,9 @@ def redact_batch(
 
 
 @ray.remote
-class JournalActor(SupervisedActor):
+class JournalActor(JournalReads, SupervisedActor):
+    """The writer; its ``read_*`` methods (``JournalReads``) serve the CLI from any node."""
+
     def __init__(
         self, deployment: str, state_dir: str, cfg: JournalConfig | TradeplaneConfig
     ) -> None:

@@ -3,7 +3,8 @@
 Both read the journal read-only (safe beside a running deployment) and need no collector: the
 spans come from ``SpanBuilder``, as the telemetry actor builds them, but including intents the
 sampler left out. ``trace ID`` (short for ``trace show ID``) prints one intent's trace id, span
-tree and journal events; ``trace export`` writes Jaeger UI's JSON upload format.
+tree and journal events; ``trace export`` writes Jaeger UI's JSON upload format. A deployment
+running on the cluster is read through its journal actor, from any node.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from tradeplane import __version__
+from tradeplane.cli.cluster_reads import JournalSource
 from tradeplane.cli.journal_cmd import (
+    AddressOpt,
     ConfigOpt,
     NameArg,
     StateDirOpt,
     _fail,
-    _open,
     atomic_private_file,
-    resolve_state_dir,
+    open_journal,
 )
 from tradeplane.cli.output import console, err, stdout
 from tradeplane.config.loading import ConfigError, load_config
@@ -80,7 +82,7 @@ class _Found:
     events: list[Event]  # the intent's and its order's journal lines, by seq
 
 
-def _find(reader: JournalReader, ident: str, last_seq: int | None = None) -> _Found | None:
+def _find(reader: JournalSource, ident: str, last_seq: int | None = None) -> _Found | None:
     """The journal lines of the intent whose intent id or client order id is ``ident``."""
     hits = reader.events_for(intent_id=ident, client_order_id=ident)
     if not hits:
@@ -228,6 +230,7 @@ def show(
     state_dir: StateDirOpt = None,
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+    address: AddressOpt = None,
 ) -> None:
     """An intent's trace id, span tree and journal events (`trace ID` is short for this).
 
@@ -236,9 +239,9 @@ def show(
     if name is None and state_dir is None and config is None:
         directory, found = _discover(ident)
     else:
-        directory, deployment = resolve_state_dir(name, state_dir, config)
-        with _open(directory, deployment) as reader:
+        with open_journal(name, state_dir, config, address) as reader:
             maybe = _find(reader, ident)
+            directory = reader.state_dir
         if maybe is None:
             _fail(_not_found(ident, f"the journal in {directory}"), 1)
         found = maybe
@@ -256,7 +259,7 @@ def show(
 # --- export ----------------------------------------------------------------------------------
 
 
-def _run_before(reader: JournalReader, start: float, last_seq: int) -> str | None:
+def _run_before(reader: JournalSource, start: float, last_seq: int) -> str | None:
     """The run id of the last ``deployment_started`` at or before ``start``."""
     run_id = None
     for ev in reader.events([EventKind.DEPLOYMENT_STARTED]):
@@ -267,7 +270,7 @@ def _run_before(reader: JournalReader, start: float, last_seq: int) -> str | Non
 
 
 def _range_spans(
-    reader: JournalReader, last_seq: int, start: float | None, end: float | None
+    reader: JournalSource, last_seq: int, start: float | None, end: float | None
 ) -> list[TraceSpan]:
     """The spans finished by the lines up to ``last_seq`` whose time is in [start, end]; an
     order begun earlier is looked up in the journal to find its trace."""
@@ -336,6 +339,7 @@ def export(
     ] = None,
     state_dir: StateDirOpt = None,
     config: ConfigOpt = None,
+    address: AddressOpt = None,
 ) -> None:
     """Write traces to a file (0600): every intent's, sampled or not, and the supervisor's.
 
@@ -349,9 +353,9 @@ def export(
         _fail(f"--since {since} is after --until {until}")
     if intents and (since is not None or until is not None):
         _fail("--intent exports whole traces: leave out --since and --until")
-    directory, deployment = resolve_state_dir(name, state_dir, config)
     base = _service_base(config, state_dir)
-    with _open(directory, deployment) as reader:
+    with open_journal(name, state_dir, config, address) as reader:
+        directory = reader.state_dir
         last_seq = reader.last_seq  # a consistent cut while a writer appends
         spans: list[TraceSpan] = []
         for ident in dict.fromkeys(intents or ()):
