@@ -130,7 +130,7 @@ def test_running_deployment_read_through_its_journal_from_a_node_without_its_sta
         with JournalReader.open(state) as j:
             assert events == j.events(limit=len(events))
 
-        shown = ok(cli_from(elsewhere, ray_address, "trace", coid, name))
+        shown = ok(cli_from(elsewhere, ray_address, "trace", coid))  # found among the running
         assert f"client order {coid}" in shown and "order_filled" in shown
 
         traces = elsewhere / "traces.json"

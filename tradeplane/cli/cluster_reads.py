@@ -61,7 +61,7 @@ def cluster_address(address: str | None) -> str | None:
     from ray._private.utils import read_ray_address
 
     found = os.environ.get("RAY_ADDRESS") or read_ray_address()
-    if not found or found == "auto":
+    if not found or found in ("auto", "local"):  # "local": start one, never ours to do
         return None
     return found if _answers(found) else None
 

@@ -21,7 +21,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from tradeplane import __version__
-from tradeplane.cli.cluster_reads import JournalSource
+from tradeplane.cli.cluster_reads import JournalSource, RemoteJournal, cluster, running_journal
 from tradeplane.cli.journal_cmd import (
     AddressOpt,
     ConfigOpt,
@@ -100,14 +100,29 @@ def _not_found(ident: str, where: str) -> str:
     return f"no intent or client order {ident!r} in {where}"
 
 
-def _discover(ident: str) -> tuple[Path, _Found]:
-    """The one journal under ``.tradeplane/`` that knows ``ident``."""
+def _discover(ident: str, address: str | None) -> _Found:
+    """The one journal that knows ``ident``: of the deployments running on this node's cluster
+    (read through their journals) and under ``.tradeplane/`` here (the others)."""
+    with cluster(address) as attached:
+        running = _running_journals() if attached else {}
+        hits: list[tuple[str, _Found]] = []
+        for name, journal in running.items():
+            try:
+                found = _find(journal, ident)
+            except OperationalError as exc:
+                err.print(f"[yellow]skipped:[/] {escape(str(exc))}", soft_wrap=True)
+                continue
+            if found is not None:
+                hits.append((name, found))
     root = STATE_ROOT
-    dirs = sorted(p for p in root.iterdir() if (p / DB_NAME).is_file()) if root.is_dir() else []
-    if not dirs:
+    dirs = sorted(
+        p
+        for p in (root.iterdir() if root.is_dir() else ())
+        if (p / DB_NAME).is_file() and p.name not in running
+    )
+    if not dirs and not running:
         where = root.resolve()
         _fail(f"no journal in {where}: give the deployment NAME, --state-dir or --config", 1)
-    hits: list[tuple[Path, _Found]] = []
     for directory in dirs:
         try:
             with JournalReader.open(directory) as reader:
@@ -116,14 +131,32 @@ def _discover(ident: str) -> tuple[Path, _Found]:
             err.print(f"[yellow]skipped:[/] {escape(str(exc))}", soft_wrap=True)
             continue
         if found is not None:
-            hits.append((directory, found))
+            hits.append((directory.name, found))
     if not hits:
         names = ", ".join(d.name for d in dirs)
-        _fail(_not_found(ident, f"any journal in {root}/ (searched: {names})"), 1)
+        searched = f"any journal in {root}/ (searched: {names})"
+        if running:
+            searched += f" or of the running {', '.join(running)}"
+        _fail(_not_found(ident, searched), 1)
     if len(hits) > 1:
-        names = ", ".join(d.name for d, _ in hits)
+        names = ", ".join(name for name, _ in hits)
         _fail(f"{ident!r} is in more than one deployment ({names}): give its NAME")
-    return hits[0]
+    return hits[0][1]
+
+
+def _running_journals() -> dict[str, RemoteJournal]:
+    from tradeplane.supervisor import deployment
+
+    out: dict[str, RemoteJournal] = {}
+    for name in deployment.list_deployments():
+        try:
+            journal = running_journal(name)
+        except OperationalError as exc:
+            err.print(f"[yellow]skipped:[/] {escape(str(exc))}", soft_wrap=True)
+            continue
+        if journal is not None:
+            out[name] = journal
+    return out
 
 
 def _epoch(ts: Any) -> float | None:
@@ -234,10 +267,11 @@ def show(
 ) -> None:
     """An intent's trace id, span tree and journal events (`trace ID` is short for this).
 
-    Times are milliseconds from the intent. Without NAME, --state-dir or --config, every
-    journal in .tradeplane/ is searched for ID."""
+    Times are milliseconds from the intent. Without NAME, --state-dir or --config, the
+    journals of the deployments running on the cluster and every journal in .tradeplane/ are
+    searched for ID."""
     if name is None and state_dir is None and config is None:
-        directory, found = _discover(ident)
+        found = _discover(ident, address)
     else:
         with open_journal(name, state_dir, config, address) as reader:
             maybe = _find(reader, ident)
