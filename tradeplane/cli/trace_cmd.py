@@ -134,10 +134,10 @@ def _discover(ident: str, address: str | None) -> _Found:
             hits.append((directory.name, found))
     if not hits:
         names = ", ".join(d.name for d in dirs)
-        searched = f"any journal in {root}/ (searched: {names})"
+        places = [f"any journal in {root}/ (searched: {names})"] if dirs else []
         if running:
-            searched += f" or of the running {', '.join(running)}"
-        _fail(_not_found(ident, searched), 1)
+            places.append(f"the journal of the running {', '.join(running)}")
+        _fail(_not_found(ident, " or ".join(places)), 1)
     if len(hits) > 1:
         names = ", ".join(name for name, _ in hits)
         _fail(f"{ident!r} is in more than one deployment ({names}): give its NAME")
