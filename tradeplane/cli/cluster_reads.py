@@ -150,12 +150,12 @@ def held_elsewhere(
         if record.journal is None:
             return None  # the record names no journal yet: nothing is missing
         return (
-            f"{record.deployment!r} is not running and its journal is not where its run record "
-            f"puts it: {where}, this node (last phase {record.phase})"
+            f"{record.deployment!r} has no journal running, and its journal is not where its run "
+            f"record puts it: {where}, this node (run record phase {record.phase})"
         )
     return (
-        f"{record.deployment!r} is not running; its state dir is {where}, not this node: run "
-        f"this there, or give --state-dir of a copy (last phase {record.phase})"
+        f"{record.deployment!r} has no journal running; its state dir is {where}, not this "
+        f"node: run this there, or give --state-dir of a copy (run record phase {record.phase})"
     )
 
 

@@ -3,7 +3,9 @@
 Each check is ``ok``, ``warn`` or ``fail``; the deployment is ready when nothing failed (and,
 with ``--strict``, nothing warned). Nothing here writes: the journal is opened read-only, the sim
 venue's database read-only (or, while the deployment runs, its broker is asked), and the
-reconciliation is a preview that journals nothing.
+reconciliation is a preview that journals nothing. A running deployment's state dir is read by
+its journal on the state node (``JournalApi.read_preflight``), so preflight answers the same from
+any node; a stopped one whose state dir another node holds is not ready, and says which node.
 """
 
 from __future__ import annotations

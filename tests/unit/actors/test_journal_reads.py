@@ -124,7 +124,7 @@ def test_state_on_another_node_then_that_node_and_path_are_named(tmp_path: Path)
     where = held_elsewhere(record("node-b", Path("/srv/tp/demo")), "here", tmp_path / "none")
     assert isinstance(where, str)
     assert "/srv/tp/demo on node 10.1.2.3 (node id node-b)" in where
-    assert "not running" in where and "fresh" not in where
+    assert "has no journal running" in where and "fresh" not in where
 
 
 def test_state_on_this_node_elsewhere_than_the_default_then_that_dir_is_read(
