@@ -82,6 +82,7 @@ def cli_from(where: Path, ray_address: str, *args: str) -> subprocess.CompletedP
 
 def ok(out: subprocess.CompletedProcess[str]) -> str:
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.stderr == "", out.stderr[-3000:]  # Ray's own messages go to its logs
     return out.stdout
 
 
