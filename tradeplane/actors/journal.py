@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import ray
 
 from tradeplane.actors.common import SupervisedActor, process_info
+from tradeplane.actors.journal_reads import JournalReads
 from tradeplane.config.models import JournalConfig, TradeplaneConfig
 from tradeplane.config.settings import with_node_credentials
 from tradeplane.core.redact import REDACTOR, Redactor
@@ -133,7 +134,9 @@ def redact_batch(
 
 
 @ray.remote
-class JournalActor(SupervisedActor):
+class JournalActor(JournalReads, SupervisedActor):
+    """The writer; its ``read_*`` methods (``JournalReads``) serve the CLI from any node."""
+
     def __init__(
         self, deployment: str, state_dir: str, cfg: JournalConfig | TradeplaneConfig
     ) -> None:

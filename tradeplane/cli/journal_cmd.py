@@ -3,7 +3,8 @@
 Every command opens the SQLite record read-only and reads ``journal.jsonl`` without locks, so it
 works the same on a stopped deployment and beside a running one, and never blocks its writer.
 The journal is found by deployment NAME (``.tradeplane/NAME``), ``--config FILE`` (the config's
-state dir) or ``--state-dir DIR``.
+state dir) or ``--state-dir DIR``. A deployment running on the cluster (found by NAME or the
+config's) is read through its journal actor, so these work from any node of the cluster.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Annotated, Any, NoReturn
@@ -23,12 +23,19 @@ from typing import IO, Annotated, Any, NoReturn
 import typer
 from rich.markup import escape
 
+from tradeplane.actors.journal_reads import READ_PAGE, verify_settled
+from tradeplane.cli.cluster_reads import (
+    JournalSource,
+    RemoteJournal,
+    cluster,
+    locate_stopped,
+    running_journal,
+)
 from tradeplane.cli.output import console, err, protect, stdout
 from tradeplane.config.loading import ConfigError, load_config
 from tradeplane.core.errors import OperationalError
 from tradeplane.core.redact import REDACTOR
-from tradeplane.journal.reader import JournalReader, verify_journal
-from tradeplane.journal.records import VerifyResult
+from tradeplane.journal.reader import JournalReader
 
 journal_app = typer.Typer(
     help="Verify, tail and export a deployment's journal (read-only; safe while it runs).",
@@ -53,12 +60,7 @@ KindOpt = Annotated[
     typer.Option("--kind", "-k", help="Only events of this kind (repeat for several)."),
 ]
 
-# Waiting out a writer caught mid-append: it commits to journal.db first and appends to
-# journal.jsonl right after, so a line seen short (or missing) now is normally there at once.
-_SETTLE_ATTEMPTS = 50
-_SETTLE_DELAY_S = 0.05
-_SETTLE_STABLE = 2  # checks without growth before a short file is taken as it is
-_PAGE = 5000
+_PAGE = READ_PAGE
 _sleep = time.sleep  # the follow loop's wait (tests replace it)
 
 
@@ -118,70 +120,48 @@ def _open(state_dir: Path, deployment: str | None) -> JournalReader:
         _fail(str(exc), 1)
 
 
-# --- verify ---------------------------------------------------------------------------------
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="Ray cluster of a running deployment (default: this node's cluster, if any).",
+    ),
+]
 
 
-def _agreement(reader: JournalReader, result: VerifyResult, db_seq_before: int) -> str | None:
-    """Why the verified JSONL disagrees with the record, or None.
+@contextlib.contextmanager
+def open_journal(
+    name: str | None, state_dir: Path | None, config: Path | None, address: str | None
+) -> Iterator[JournalReader | RemoteJournal]:
+    """The journal of the deployment the options name.
 
-    ``db_seq_before`` was read before the file was: lines committed since may not be in the
-    file yet, but every line the record had then must be, and each line in the file must be the
-    record's line of that seq.
+    A running deployment (found by name on the cluster) is read through its journal actor,
+    from any node; otherwise the local state dir is, as without a cluster. ``--state-dir`` is
+    a directory on this machine: read as it is.
     """
-    db_seq = reader.last_seq
-    if result.last_seq > db_seq:
-        return (
-            f"journal.jsonl line {result.last_seq}: seq {result.last_seq} is not in journal.db, "
-            f"which ends at seq {db_seq}"
-        )
-    if result.last_seq < db_seq_before:
-        return (
-            f"journal.jsonl line {result.last_seq + 1}: missing; journal.db has seq "
-            f"{result.last_seq + 1}..{db_seq} (an append lost after a crash? the next start "
-            "re-appends it from journal.db)"
-        )
-    if result.last_seq == 0:
-        return None
-    row = reader.events(since_seq=result.last_seq - 1, limit=1)
-    if not row or row[0].get("hash") != result.last_hash:
-        return (
-            f"journal.jsonl line {result.last_seq}: hash differs from journal.db's seq "
-            f"{result.last_seq}: the file is not this record's journal"
-        )
-    return None
+    directory, deployment = resolve_state_dir(name, state_dir, config)
+    if state_dir is None and deployment is not None:
+        with cluster(address) as attached:
+            if attached:
+                try:
+                    remote = running_journal(deployment)
+                    if remote is not None:
+                        yield remote
+                        return
+                except OperationalError as exc:
+                    _fail(str(exc), 1)
+                where = locate_stopped(deployment, directory)
+                if isinstance(where, str):
+                    _fail(where, 1)
+                directory = where or directory
+            with _open(directory, deployment) as reader:
+                yield reader
+            return
+    with _open(directory, deployment) as reader:
+        yield reader
 
 
-@dataclass(frozen=True, slots=True)
-class _Checked:
-    result: VerifyResult
-    problem: str | None  # how the file disagrees with journal.db, if it does
-    db_seq: int  # journal.db's last seq when the (last) check began
-    elapsed_s: float  # of the last check
-
-
-def _verify_settled(
-    reader: JournalReader, path: Path, *, deep: bool, workers: int | None
-) -> _Checked:
-    """Verify; when the file ends short (a torn last line, or behind journal.db) and is still
-    growing, a writer was caught mid-append: check again once it has moved on."""
-    size, still = -1, 0
-    for _ in range(_SETTLE_ATTEMPTS):
-        db_seq = reader.last_seq
-        t0 = time.perf_counter()
-        result = verify_journal(path, deep=deep, workers=workers)
-        elapsed = time.perf_counter() - t0
-        torn = not result.ok and (result.reason or "").startswith("incomplete last line")
-        behind = result.ok and result.last_seq < db_seq
-        if not (torn or behind):
-            break
-        new_size = path.stat().st_size
-        still = still + 1 if new_size == size else 0
-        if still >= _SETTLE_STABLE:
-            break  # not growing: no writer is finishing it
-        size = new_size
-        time.sleep(_SETTLE_DELAY_S)
-    problem = _agreement(reader, result, db_seq) if result.ok else None
-    return _Checked(result, problem, db_seq, elapsed)
+# --- verify ---------------------------------------------------------------------------------
 
 
 @journal_app.command()
@@ -196,15 +176,18 @@ def verify(
         int | None,
         typer.Option("--workers", min=1, help="Processes for a big file; default by size."),
     ] = None,
+    address: AddressOpt = None,
 ) -> None:
     """Check journal.jsonl's lines and hash chain against journal.db; exit 1 at a bad line."""
-    directory, deployment = resolve_state_dir(name, state_dir, config)
-    with _open(directory, deployment) as reader:
-        path = reader.jsonl_path
+    with open_journal(name, state_dir, config, address) as reader:
         try:
-            checked = _verify_settled(reader, path, deep=deep, workers=workers)
+            if isinstance(reader, RemoteJournal):  # checked on the journal's node
+                checked = reader.verify(deep=deep, workers=workers)
+            else:
+                checked = verify_settled(reader, deep=deep, workers=workers)
         except OperationalError as exc:
             _fail(str(exc), 1)
+    path = checked.path
     result, problem, db_seq, elapsed = (
         checked.result,
         checked.problem,
@@ -241,7 +224,7 @@ def verify(
 
 
 def _last_events(
-    reader: JournalReader, n: int, kinds: list[str] | None, last: int
+    reader: JournalSource, n: int, kinds: list[str] | None, last: int
 ) -> list[dict[str, Any]]:
     """The last ``n`` events (of ``kinds``) up to seq ``last``, oldest first."""
     if n <= 0:
@@ -317,10 +300,10 @@ def tail(
         float, typer.Option("--interval", min=0.05, help="Seconds between polls with --follow.")
     ] = 0.5,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON journal line each.")] = False,
+    address: AddressOpt = None,
 ) -> None:
     """Show the last N events: seq, time, kind, strategy, symbol, client order id, data."""
-    directory, deployment = resolve_state_dir(name, state_dir, config)
-    with _open(directory, deployment) as reader:
+    with open_journal(name, state_dir, config, address) as reader:
         seen = reader.last_seq
         _emit(_last_events(reader, n, kinds, seen), as_json)
         if not follow:
@@ -339,7 +322,7 @@ def tail(
 
 
 def _pages(
-    reader: JournalReader, kinds: list[str] | None, since_seq: int, until_seq: int
+    reader: JournalSource, kinds: list[str] | None, since_seq: int, until_seq: int
 ) -> Iterator[list[dict[str, Any]]]:
     cursor = since_seq
     while cursor < until_seq:
@@ -399,15 +382,15 @@ def export(
     ] = 0,
     state_dir: StateDirOpt = None,
     config: ConfigOpt = None,
+    address: AddressOpt = None,
 ) -> None:
     """Write events to a file (0600, replaced atomically) as journal JSON lines or CSV."""
     if out.is_dir():
         _fail(f"--out {out} is a directory")
     if not (out.parent if str(out.parent) else Path(".")).is_dir():
         _fail(f"--out {out}: no directory {out.parent}")
-    directory, deployment = resolve_state_dir(name, state_dir, config)
     count = 0
-    with _open(directory, deployment) as reader:
+    with open_journal(name, state_dir, config, address) as reader:
         until = reader.last_seq  # a consistent cut while a writer appends
         with atomic_private_file(out) as f:
             writer = csv.writer(f) if fmt is ExportFormat.CSV else None

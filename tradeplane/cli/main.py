@@ -202,8 +202,12 @@ def status(
         live = _live_status(name, address or "auto")
     directory = state_dir or (Path(live["state_dir"]) if live else Path(".tradeplane") / name)
     output.protect_state_dir(directory)
+    snapshot: dict[str, Any] | None = None
+    if state_dir is None:  # a running deployment's record is read on its node, never here
+        directory, snapshot = _status_on_cluster(name, directory, tail, running=live is not None)
     try:
-        snapshot = offline_status(directory, tail=tail)
+        if snapshot is None:
+            snapshot = offline_status(directory, tail=tail)
     except OperationalError as exc:
         if live is None:
             _fail(str(exc), 1)
@@ -227,6 +231,34 @@ def status(
         console.print(render.reconciliation_text(snapshot.get("reconciliation")))
         console.print(render.open_orders_table(snapshot.get("open_orders", [])))
     console.print(render.journal_tail_table(snapshot.get("tail", [])))
+
+
+def _status_on_cluster(
+    name: str, directory: Path, tail: int, *, running: bool
+) -> tuple[Path, dict[str, Any] | None]:
+    """The state dir and, for a deployment whose journal runs, its record as that journal reads
+    it on its node. A stopped deployment's state dir on another node is named, never read as
+    missing here."""
+    import ray
+
+    from tradeplane.cli.cluster_reads import locate_stopped, running_journal
+
+    if not ray.is_initialized():
+        return directory, None
+    try:
+        journal = running_journal(name)
+        if journal is not None:
+            return journal.state_dir, journal.status(tail)
+    except OperationalError as exc:
+        if not running:
+            _fail(str(exc), 1)
+        return directory, {"error": str(exc)}
+    if running:
+        return directory, None
+    where = locate_stopped(name, directory)
+    if isinstance(where, str):
+        _fail(where, 1)
+    return (where if isinstance(where, Path) else directory), None
 
 
 def _live_status(name: str, address: str) -> dict[str, Any] | None:
@@ -365,8 +397,16 @@ def preflight(
 
     cfg = _load(config, state_dir)
     running = operator.find_running(cfg.deployment.name, address)
+    where: dict[str, Any] = {}
+    if state_dir is None:  # the config's state dir may be on another node of the cluster
+        where = _preflight_state_on_cluster(cfg)
     result = run_preflight(
-        cfg, venue, strict=strict, require_market_open=require_market_open, running=running
+        cfg,
+        venue,
+        strict=strict,
+        require_market_open=require_market_open,
+        running=running,
+        **where,
     )
     if as_json:
         output.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
@@ -379,6 +419,29 @@ def preflight(
             for reason in result.reasons:
                 console.print(f"  - {reason}")
     raise typer.Exit(0 if result.ready else 1)
+
+
+def _preflight_state_on_cluster(cfg: Any) -> dict[str, Any]:
+    """``run_preflight``'s view of the state dir when the cluster knows better than this disk:
+    read by the running journal on its node, or named on another node for a stopped one."""
+    import ray
+
+    from tradeplane.cli.cluster_reads import locate_stopped, running_journal
+
+    if not ray.is_initialized():
+        return {}
+    name = cfg.deployment.name
+    try:
+        journal = running_journal(name)
+        if journal is not None:
+            return {"state": journal.preflight(), "state_dir": journal.state_dir}
+    except OperationalError as exc:
+        failed = {"name": "journal", "status": "fail", "detail": str(exc)}
+        return {"state": {"checks": [failed]}}
+    where = locate_stopped(name, cfg.deployment.resolved_state_dir())
+    if isinstance(where, str):
+        return {"held_elsewhere": where}
+    return {} if where is None else {"state_dir": where}
 
 
 @app.command("reconcile")

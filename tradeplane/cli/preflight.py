@@ -3,37 +3,31 @@
 Each check is ``ok``, ``warn`` or ``fail``; the deployment is ready when nothing failed (and,
 with ``--strict``, nothing warned). Nothing here writes: the journal is opened read-only, the sim
 venue's database read-only (or, while the deployment runs, its broker is asked), and the
-reconciliation is a preview that journals nothing.
+reconciliation is a preview that journals nothing. A running deployment's state dir is read by
+its journal on the state node (``JournalApi.read_preflight``), so preflight answers the same from
+any node; a stopped one whose state dir another node holds is not ready, and says which node.
 """
 
 from __future__ import annotations
 
-import os
 import socket
-import stat
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tradeplane.actors.records import (
-    KILL_SWITCH_KEY,
-    RECONCILIATION_KEY,
-    RECONCILIATION_SCOPE,
-    RISK_SCOPE,
-    RISK_STATE_KEY,
-)
+from tradeplane.actors.journal_reads import FAIL, OK, WARN, preflight_state
 from tradeplane.cli.operator import call_running_within
 from tradeplane.config.models import Mode, TradeplaneConfig
 from tradeplane.core.errors import OperationalError, TransientError
 from tradeplane.core.reconcile import Holdings, expected_from_journal, reconcile
 from tradeplane.core.session import make_calendar
-from tradeplane.journal.files import DB_NAME, JSONL_NAME
-from tradeplane.journal.reader import JournalReader, verify_journal
 from tradeplane.protocol.api import SupervisorApi
 
-OK, WARN, FAIL = "ok", "warn", "fail"
+Facts = dict[str, Any]
+"""What the journal says (``preflight_state``'s ``facts``): risk state, kill switch, positions,
+open orders, last reconciliation."""
 
 
 @dataclass
@@ -80,31 +74,39 @@ def run_preflight(
     require_market_open: bool = False,
     running: Any | None = None,
     now: float | None = None,
+    state: dict[str, Any] | None = None,
+    state_dir: Path | None = None,
+    held_elsewhere: str | None = None,
 ) -> PreflightResult:
-    """``running`` is the deployment's supervisor handle when it is up (asked, never changed)."""
+    """``running`` is the deployment's supervisor handle when it is up (asked, never changed).
+
+    The state dir is read here (``state_dir``, default the config's) unless ``state`` is given:
+    ``preflight_state`` as the running deployment's journal read it on the state node. When the
+    state dir is on another node (``held_elsewhere`` says which), nothing here can stand in for
+    it: not ready, never a fresh deployment."""
     now = time.time() if now is None else now
     checks: list[Check] = []
     name = cfg.deployment.name
-    state_dir = Path(cfg.deployment.resolved_state_dir())
+    state_dir = Path(state_dir or cfg.deployment.resolved_state_dir())
     if venue != cfg.venue.kind:
         checks.append(
             Check("venue", FAIL, f"config {name!r} trades on {cfg.venue.kind!r}, not {venue!r}")
         )
         return PreflightResult(name, venue, strict, checks)
     checks.append(_running_check(running))
-    checks.extend(_paths_checks(state_dir))
-    reader = _open_reader(state_dir, checks)
-    try:
-        live = _venue_check(cfg, running, checks)
-        asked = next((c for c in checks if c.name == "venue"), None)
-        account = asked.data.get("account") if asked is not None else None
-        checks.append(_balance_check(cfg, reader, account, running=running is not None))
-        checks.append(_kill_switch_check(reader))
-        checks.append(_reconciliation_check(cfg, reader, live, now))
-        checks.append(_last_reconciliation_check(reader))
-    finally:
-        if reader is not None:
-            reader.close()
+    if held_elsewhere is not None:
+        state = {"checks": [{"name": "state dir", "status": FAIL, "detail": held_elsewhere}]}
+    elif state is None:
+        state = preflight_state(state_dir)
+    checks.extend(Check(**c) for c in state["checks"])
+    facts: Facts | None = state.get("facts")
+    live = _venue_check(cfg, running, checks, state_dir, elsewhere=held_elsewhere is not None)
+    asked = next((c for c in checks if c.name == "venue"), None)
+    account = asked.data.get("account") if asked is not None else None
+    checks.append(_balance_check(cfg, facts, account, running=running is not None))
+    checks.append(_kill_switch_check(facts))
+    checks.append(_reconciliation_check(cfg, facts, live, now))
+    checks.append(_last_reconciliation_check(facts))
     checks.append(_session_check(cfg, now, require_market_open))
     checks.append(_telemetry_check(cfg, running))
     disabled = cfg.risk.disabled_limits()
@@ -131,71 +133,13 @@ def _running_check(running: Any | None) -> Check:
     return Check("deployment", OK if healthy else FAIL, detail + f" ({status.get('reason')})")
 
 
-def _paths_checks(state_dir: Path) -> list[Check]:
-    out: list[Check] = []
-    if not state_dir.exists():
-        parent = state_dir.parent
-        while not parent.exists():
-            parent = parent.parent
-        writable = os.access(parent, os.W_OK)
-        return [
-            Check(
-                "state dir",
-                OK if writable else FAIL,
-                f"{state_dir} does not exist yet (created 0700 on first start)"
-                if writable
-                else f"{state_dir} cannot be created: {parent} is not writable",
-            )
-        ]
-    loose = []
-    for path in [state_dir, *sorted(p for p in state_dir.rglob("*") if p.is_file())]:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            loose.append(f"{path.relative_to(state_dir.parent)} {oct(mode)}")
-    writable = os.access(state_dir, os.W_OK)
-    detail = f"{state_dir} ({'writable' if writable else 'NOT writable'})"
-    status = OK if writable else FAIL
-    if loose:
-        status = FAIL if status == FAIL else WARN
-        detail += f"; readable by others: {', '.join(loose[:5])}"
-    out.append(Check("state dir", status, detail))
-    return out
-
-
-def _open_reader(state_dir: Path, checks: list[Check]) -> JournalReader | None:
-    db = state_dir / DB_NAME
-    if not db.exists():
-        checks.append(Check("journal", OK, "no journal yet (fresh deployment)"))
-        return None
-    try:
-        reader = JournalReader.open(state_dir)
-    except OperationalError as exc:
-        checks.append(Check("journal", FAIL, str(exc)))
-        return None
-    jsonl = state_dir / JSONL_NAME
-    try:
-        result = verify_journal(jsonl)
-    except OperationalError as exc:
-        checks.append(Check("journal", FAIL, str(exc)))
-        return reader
-    if not result.ok:
-        checks.append(
-            Check("journal", FAIL, f"{jsonl} line {result.first_bad_line}: {result.reason}")
-        )
-        return reader
-    checks.append(
-        Check(
-            "journal",
-            OK,
-            f"{result.lines} lines, hash chain intact; record at seq {reader.last_seq}",
-            {"lines": result.lines, "last_seq": reader.last_seq},
-        )
-    )
-    return reader
-
-
 def _venue_check(
-    cfg: TradeplaneConfig, running: Any | None, checks: list[Check]
+    cfg: TradeplaneConfig,
+    running: Any | None,
+    checks: list[Check],
+    state_dir: Path,
+    *,
+    elsewhere: bool = False,
 ) -> Holdings | None:
     from tradeplane.venues.sim.snapshot import (
         holdings_from_venue,
@@ -214,9 +158,10 @@ def _venue_check(
         return live
     if cfg.venue.kind == "ib":
         return _ib_check(cfg, checks)
-    path = sim_venue_db(
-        cfg.deployment.resolved_state_dir(), shadow=cfg.deployment.mode is Mode.SHADOW
-    )
+    if elsewhere:
+        checks.append(Check("venue", FAIL, "sim venue: its book is in the state dir (elsewhere)"))
+        return None
+    path = sim_venue_db(state_dir, shadow=cfg.deployment.mode is Mode.SHADOW)
     if not path.exists():
         checks.append(Check("venue", OK, f"sim venue: no state yet at {path} (starts flat)"))
         return Holdings(positions={}, open_orders=())
@@ -266,7 +211,7 @@ def _holdings_text(prefix: str, live: Holdings) -> str:
 
 def _balance_check(
     cfg: TradeplaneConfig,
-    reader: JournalReader | None,
+    facts: Facts | None,
     account: dict[str, Any] | None,
     *,
     running: bool = False,
@@ -274,7 +219,7 @@ def _balance_check(
     """The account's value and cash where the venue keeps an account (IB), beside the starting
     equity risk measures from and the persisted risk figures."""
     base = cfg.risk.resolved_starting_equity([s.capital for s in cfg.strategies])
-    state = reader.get_state(RISK_SCOPE, RISK_STATE_KEY) if reader is not None else None
+    state = facts["risk_state"] if facts is not None else None
     data: dict[str, Any] = {"starting_equity": base}
     status = OK
     if cfg.venue.kind != "ib":
@@ -303,8 +248,8 @@ def _balance_check(
     return Check("balances", status, detail, data)
 
 
-def _kill_switch_check(reader: JournalReader | None) -> Check:
-    kill = reader.get_state(RISK_SCOPE, KILL_SWITCH_KEY) if reader is not None else None
+def _kill_switch_check(facts: Facts | None) -> Check:
+    kill = facts["kill_switch"] if facts is not None else None
     if kill and kill.get("active"):
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(kill.get("ts") or 0)))
         return Check(
@@ -318,14 +263,14 @@ def _kill_switch_check(reader: JournalReader | None) -> Check:
 
 
 def _reconciliation_check(
-    cfg: TradeplaneConfig, reader: JournalReader | None, live: Holdings | None, now: float
+    cfg: TradeplaneConfig, facts: Facts | None, live: Holdings | None, now: float
 ) -> Check:
     if live is None:
         return Check("reconciliation", FAIL, "venue holdings unavailable: cannot compare")
-    if reader is None:
+    if facts is None:
         expected = Holdings(positions={}, open_orders=())
     else:
-        expected = expected_from_journal(reader.positions(), reader.orders(open_only=True))
+        expected = expected_from_journal(facts["positions"], facts["open_orders"])
     report = reconcile(expected, live, checked_at=now, venue=cfg.venue.kind)
     if report.clean:
         return Check("reconciliation", OK, "preview clean", report.to_dict())
@@ -339,10 +284,8 @@ def _reconciliation_check(
     )
 
 
-def _last_reconciliation_check(reader: JournalReader | None) -> Check:
-    last = (
-        reader.get_state(RECONCILIATION_SCOPE, RECONCILIATION_KEY) if reader is not None else None
-    )
+def _last_reconciliation_check(facts: Facts | None) -> Check:
+    last = facts["last_reconciliation"] if facts is not None else None
     if not last:
         return Check("last reconciliation", OK, "none yet")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(last.get("checked_at") or 0)))

@@ -3,7 +3,8 @@
 Both read the journal read-only (safe beside a running deployment) and need no collector: the
 spans come from ``SpanBuilder``, as the telemetry actor builds them, but including intents the
 sampler left out. ``trace ID`` (short for ``trace show ID``) prints one intent's trace id, span
-tree and journal events; ``trace export`` writes Jaeger UI's JSON upload format.
+tree and journal events; ``trace export`` writes Jaeger UI's JSON upload format. A deployment
+running on the cluster is read through its journal actor, from any node.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from tradeplane import __version__
+from tradeplane.cli.cluster_reads import JournalSource, RemoteJournal, cluster, running_journal
 from tradeplane.cli.journal_cmd import (
+    AddressOpt,
     ConfigOpt,
     NameArg,
     StateDirOpt,
     _fail,
-    _open,
     atomic_private_file,
-    resolve_state_dir,
+    open_journal,
 )
 from tradeplane.cli.output import console, err, stdout
 from tradeplane.config.loading import ConfigError, load_config
@@ -80,7 +82,7 @@ class _Found:
     events: list[Event]  # the intent's and its order's journal lines, by seq
 
 
-def _find(reader: JournalReader, ident: str, last_seq: int | None = None) -> _Found | None:
+def _find(reader: JournalSource, ident: str, last_seq: int | None = None) -> _Found | None:
     """The journal lines of the intent whose intent id or client order id is ``ident``."""
     hits = reader.events_for(intent_id=ident, client_order_id=ident)
     if not hits:
@@ -98,14 +100,29 @@ def _not_found(ident: str, where: str) -> str:
     return f"no intent or client order {ident!r} in {where}"
 
 
-def _discover(ident: str) -> tuple[Path, _Found]:
-    """The one journal under ``.tradeplane/`` that knows ``ident``."""
+def _discover(ident: str, address: str | None) -> _Found:
+    """The one journal that knows ``ident``: of the deployments running on this node's cluster
+    (read through their journals) and under ``.tradeplane/`` here (the others)."""
+    with cluster(address) as attached:
+        running = _running_journals() if attached else {}
+        hits: list[tuple[str, _Found]] = []
+        for name, journal in running.items():
+            try:
+                found = _find(journal, ident)
+            except OperationalError as exc:
+                err.print(f"[yellow]skipped:[/] {escape(str(exc))}", soft_wrap=True)
+                continue
+            if found is not None:
+                hits.append((name, found))
     root = STATE_ROOT
-    dirs = sorted(p for p in root.iterdir() if (p / DB_NAME).is_file()) if root.is_dir() else []
-    if not dirs:
+    dirs = sorted(
+        p
+        for p in (root.iterdir() if root.is_dir() else ())
+        if (p / DB_NAME).is_file() and p.name not in running
+    )
+    if not dirs and not running:
         where = root.resolve()
         _fail(f"no journal in {where}: give the deployment NAME, --state-dir or --config", 1)
-    hits: list[tuple[Path, _Found]] = []
     for directory in dirs:
         try:
             with JournalReader.open(directory) as reader:
@@ -114,14 +131,32 @@ def _discover(ident: str) -> tuple[Path, _Found]:
             err.print(f"[yellow]skipped:[/] {escape(str(exc))}", soft_wrap=True)
             continue
         if found is not None:
-            hits.append((directory, found))
+            hits.append((directory.name, found))
     if not hits:
         names = ", ".join(d.name for d in dirs)
-        _fail(_not_found(ident, f"any journal in {root}/ (searched: {names})"), 1)
+        places = [f"any journal in {root}/ (searched: {names})"] if dirs else []
+        if running:
+            places.append(f"the journal of the running {', '.join(running)}")
+        _fail(_not_found(ident, " or ".join(places)), 1)
     if len(hits) > 1:
-        names = ", ".join(d.name for d, _ in hits)
+        names = ", ".join(name for name, _ in hits)
         _fail(f"{ident!r} is in more than one deployment ({names}): give its NAME")
-    return hits[0]
+    return hits[0][1]
+
+
+def _running_journals() -> dict[str, RemoteJournal]:
+    from tradeplane.supervisor import deployment
+
+    out: dict[str, RemoteJournal] = {}
+    for name in deployment.list_deployments():
+        try:
+            journal = running_journal(name)
+        except OperationalError as exc:
+            err.print(f"[yellow]skipped:[/] {escape(str(exc))}", soft_wrap=True)
+            continue
+        if journal is not None:
+            out[name] = journal
+    return out
 
 
 def _epoch(ts: Any) -> float | None:
@@ -228,17 +263,19 @@ def show(
     state_dir: StateDirOpt = None,
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+    address: AddressOpt = None,
 ) -> None:
     """An intent's trace id, span tree and journal events (`trace ID` is short for this).
 
-    Times are milliseconds from the intent. Without NAME, --state-dir or --config, every
-    journal in .tradeplane/ is searched for ID."""
+    Times are milliseconds from the intent. Without NAME, --state-dir or --config, the
+    journals of the deployments running on the cluster and every journal in .tradeplane/ are
+    searched for ID."""
     if name is None and state_dir is None and config is None:
-        directory, found = _discover(ident)
+        found = _discover(ident, address)
     else:
-        directory, deployment = resolve_state_dir(name, state_dir, config)
-        with _open(directory, deployment) as reader:
+        with open_journal(name, state_dir, config, address) as reader:
             maybe = _find(reader, ident)
+            directory = reader.state_dir
         if maybe is None:
             _fail(_not_found(ident, f"the journal in {directory}"), 1)
         found = maybe
@@ -256,7 +293,7 @@ def show(
 # --- export ----------------------------------------------------------------------------------
 
 
-def _run_before(reader: JournalReader, start: float, last_seq: int) -> str | None:
+def _run_before(reader: JournalSource, start: float, last_seq: int) -> str | None:
     """The run id of the last ``deployment_started`` at or before ``start``."""
     run_id = None
     for ev in reader.events([EventKind.DEPLOYMENT_STARTED]):
@@ -267,7 +304,7 @@ def _run_before(reader: JournalReader, start: float, last_seq: int) -> str | Non
 
 
 def _range_spans(
-    reader: JournalReader, last_seq: int, start: float | None, end: float | None
+    reader: JournalSource, last_seq: int, start: float | None, end: float | None
 ) -> list[TraceSpan]:
     """The spans finished by the lines up to ``last_seq`` whose time is in [start, end]; an
     order begun earlier is looked up in the journal to find its trace."""
@@ -336,6 +373,7 @@ def export(
     ] = None,
     state_dir: StateDirOpt = None,
     config: ConfigOpt = None,
+    address: AddressOpt = None,
 ) -> None:
     """Write traces to a file (0600): every intent's, sampled or not, and the supervisor's.
 
@@ -349,9 +387,9 @@ def export(
         _fail(f"--since {since} is after --until {until}")
     if intents and (since is not None or until is not None):
         _fail("--intent exports whole traces: leave out --since and --until")
-    directory, deployment = resolve_state_dir(name, state_dir, config)
     base = _service_base(config, state_dir)
-    with _open(directory, deployment) as reader:
+    with open_journal(name, state_dir, config, address) as reader:
+        directory = reader.state_dir
         last_seq = reader.last_seq  # a consistent cut while a writer appends
         spans: list[TraceSpan] = []
         for ident in dict.fromkeys(intents or ()):

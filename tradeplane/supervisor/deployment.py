@@ -68,6 +68,9 @@ def connect(
         ray_constants.ENABLE_RAY_CLUSTER = False
     with _quiet(_TOKEN_SETUP_LOGGER):
         ray.init(
+            # Private means private: never a cluster some earlier `ray start` left recorded
+            # in /tmp/ray (Ray would attach to it, or fail on a dead one).
+            address="local",
             _node_ip_address=LOOPBACK,
             include_dashboard=False,
             namespace=NAMESPACE,

@@ -172,3 +172,17 @@ def test_preflight_ib_against_the_fake_tws_then_account_positions_and_identity(
         refused = run_preflight(config(tmp_path / "s2", venue={"kind": "ib", "ib": ib_live}), "ib")
         assert not refused.ready
         assert any("not a paper (DU...) account" in r for r in refused.reasons)
+
+
+def test_state_dir_held_by_another_node_then_not_ready_naming_it_never_fresh(
+    tmp_path: Path,
+) -> None:
+    where = "'pf' is not running; its state dir is /srv/tp/pf on node 10.1.2.3 (node id b)"
+    result = run_preflight(config(tmp_path / "state"), "sim", held_elsewhere=where)
+    assert not result.ready
+    assert f"state dir: {where}" in result.reasons
+    assert statuses(result)["venue"] == "fail"
+    details = " ".join(c.detail for c in result.checks)
+    assert "fresh" not in details and "starts flat" not in details
+    # Control: the same state dir read here is a fresh deployment, ready.
+    assert run_preflight(config(tmp_path / "state"), "sim").ready

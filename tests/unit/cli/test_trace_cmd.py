@@ -341,3 +341,28 @@ def test_export_names_services_after_the_configs_service_name(
     (entry,) = json.loads(out.read_text())["data"]
     services = {p["serviceName"] for p in entry["processes"].values()}
     assert services == {"desk-strategy", "desk-risk"}
+
+
+def test_without_a_deployment_a_running_ones_journal_is_searched_not_its_local_copy(
+    state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+
+    from tradeplane.cli import trace_cmd
+    from tradeplane.journal.reader import JournalReader
+
+    stale = tmp_path / ".tradeplane" / DEP  # an old copy here, without the order
+    with JournalStore.open(stale, DEP) as store:
+        store.commit([JournalRecord("n", EventKind.BAR_SUMMARY, T0, DEP, {})])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(trace_cmd, "cluster", lambda address: contextlib.nullcontext(True))
+    with JournalReader.open(state) as running:  # stands in for the running journal's reads
+        monkeypatch.setattr(trace_cmd, "_running_journals", lambda: {DEP: running})
+        result = trace(client_order_id(FILLED))
+        missing = trace("nosuchintent")
+    assert result.exit_code == 0, result.output
+    assert f"trace {tid(FILLED)}" in result.output
+    assert missing.exit_code == 1
+    assert "no intent or client order 'nosuchintent' in the journal of the running demo" in (
+        missing.output
+    )
