@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Any
 
@@ -19,9 +20,9 @@ from tenacity import wait_exponential
 from tradeplane.actors.broker_resolution import Resolver
 from tradeplane.actors.common import (
     Outbox,
-    Peers,
     SupervisedActor,
     call_journal,
+    child_peers,
     process_info,
     query_journal,
     spawn,
@@ -30,7 +31,7 @@ from tradeplane.actors.records import KILL_SWITCH_KEY, RISK_SCOPE, event_record,
 from tradeplane.actors.venue import LocalVenueClient, RayVenueClient, open_sim_venue
 from tradeplane.config.models import Mode, TradeplaneConfig
 from tradeplane.core.clock import SystemClock
-from tradeplane.core.errors import TransientError
+from tradeplane.core.errors import StaleEpochError, TransientError
 from tradeplane.core.execution import ExecutionCore, OrderEvent
 from tradeplane.core.halt_gate import HoldCause, gate_state, held_back, restored_trading_state
 from tradeplane.core.model import CancelOrder, Envelope, Fill, SubmitOrder
@@ -49,16 +50,18 @@ from tradeplane.venues.sim.snapshot import sim_venue_db
 
 CURSOR_SCOPE, CURSOR_KEY = "broker", "venue_cursor"
 
+log = logging.getLogger("tradeplane.broker")
+
 
 @ray.remote
 class BrokerActor(SupervisedActor):
-    def __init__(self, cfg: TradeplaneConfig, run_id: str) -> None:
+    def __init__(self, cfg: TradeplaneConfig, run_id: str, *, epoch: int = 0) -> None:
         self.protect_secrets(cfg)
         self.cfg = cfg
         self.deployment = cfg.deployment.name
         self.run_id = run_id
         self.mode = cfg.deployment.mode
-        self.peers = Peers(self.deployment)
+        self.peers = child_peers(self.deployment, ROLE_BROKER, epoch)
         self.outbox = Outbox(self.peers, inflight_limit=cfg.supervisor.inflight_limit)
         self.core = ExecutionCore(SystemClock())
         self.venue: VenueClient
@@ -173,7 +176,14 @@ class BrokerActor(SupervisedActor):
                 extra={"trace": timing},
             )
             # Durable before anything leaves: a crash after this line is resolved by asking.
-            await call_journal(self.peers, [record])
+            # A replaced broker, or an order approved by a replaced risk: refused here
+            # (StaleEpochError), so it never reaches the venue, and the broker stops itself.
+            try:
+                await call_journal(self.peers, [record], vouched=cmd.approved_by)
+            except StaleEpochError:
+                self.core.forget_unsent(coid)
+                log.error("order %s refused by the journal (stale epoch): not sent", coid)
+                return False
             intent = cmd.intent
             blocked = self._held_back(cmd)
             if blocked is not None:

@@ -20,7 +20,9 @@ import ray
 
 from tradeplane.actors.common import SupervisedActor, process_info
 from tradeplane.config.models import JournalConfig, TradeplaneConfig
+from tradeplane.core.fencing import FENCE_SCOPE, FenceTable, Stamp
 from tradeplane.core.redact import REDACTOR, Redactor
+from tradeplane.core.run_record import JournalIdentity
 from tradeplane.journal import queries
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.journal.store import JournalStore
@@ -134,7 +136,13 @@ def redact_batch(
 @ray.remote
 class JournalActor(SupervisedActor):
     def __init__(
-        self, deployment: str, state_dir: str, cfg: JournalConfig | TradeplaneConfig
+        self,
+        deployment: str,
+        state_dir: str,
+        cfg: JournalConfig | TradeplaneConfig,
+        *,
+        epoch: int = 0,
+        expect: JournalIdentity | None = None,
     ) -> None:
         # Given the whole deployment config, the journal learns its secrets and masks them in
         # everything it commits (invariant 8); given only the journal section it cannot.
@@ -145,10 +153,15 @@ class JournalActor(SupervisedActor):
         self.state_dir = Path(state_dir)
         self.cfg = cfg
         # Opening here makes a locked, corrupted or foreign state dir fail the actor's creation,
-        # which the supervisor reports instead of trading on.
+        # which the supervisor reports instead of trading on; so does a journal that is not the
+        # one the running deployment wrote to (``expect``): journal_lost, never a fresh one.
         self.core = JournalCore(
-            lambda: JournalStore.open(self.state_dir, deployment, fsync=cfg.fsync), cfg
+            lambda: JournalStore.open(
+                self.state_dir, deployment, fsync=cfg.fsync, expect=expect, epoch=epoch or None
+            ),
+            cfg,
         )
+        self.fences = FenceTable(self.core.store.fences)
         self.started_ts = time.time()
         self.metrics = ActorMetrics("journal", deployment)
         core = self.core
@@ -168,19 +181,37 @@ class JournalActor(SupervisedActor):
             self.metrics.gauge(name, doc, unit, _observe(read))
 
     async def ready(self) -> dict[str, Any]:
-        return {"last_seq": self.core.store.last_seq, "state_dir": str(self.state_dir)}
+        return {
+            "last_seq": self.core.store.last_seq,
+            "state_dir": str(self.state_dir),
+            "genesis": self.core.store.genesis,
+            "epoch": self.core.store.epoch or 0,
+            "max_fence": self.fences.max_epoch(),
+        }
 
     async def append(
         self,
         records: Sequence[JournalRecord],
         state: Sequence[StateWrite] = (),
+        stamps: Sequence[Stamp] = (),
     ) -> list[int]:
         """Acknowledged only once committed (and fsynced when configured); concurrent calls
-        share one commit, so this stays cheap. Secrets this process knows are masked first."""
+        share one commit, so this stays cheap. Secrets this process knows are masked first.
+        ``stamps``: the (role, epoch) of the writer and of whoever it acts for; a replaced
+        incarnation's is refused (``StaleEpochError``) before anything is queued."""
+        self.fences.check(stamps)
         if REDACTOR.active:
             records, state = redact_batch(REDACTOR, records, state)
         pending = self.core.submit(records, state)
         return await pending.done
+
+    async def fence(self, role: str, epoch: int) -> int:
+        """From now on refuse ``role``'s writes stamped below ``epoch`` (in force at once for
+        every later append, durable before this returns); returns the fence in force."""
+        floor = self.fences.fence(role, epoch)
+        write = StateWrite(FENCE_SCOPE, role, {"epoch": floor}, time.time())
+        await self.core.submit([], [write]).done
+        return floor
 
     async def flush(self) -> int:
         await self.core.flush()
@@ -199,6 +230,8 @@ class JournalActor(SupervisedActor):
             "ts": time.time(),
             "process": process_info(),
             "last_seq": self.core.store.last_seq,
+            "genesis": self.core.store.genesis,
+            "epoch": self.core.store.epoch or 0,
             "batches": self.core.batches,
             "records": self.core.records,
             "queued": len(self.core._queue),

@@ -132,6 +132,9 @@ class SubmitOrder:
     """The ``risk.check`` span that approved it: the broker's span is its child."""
     received_ts: float | None = None
     """When risk received the intent (the ``risk.check`` span's start)."""
+    approved_by: tuple[str, int] | None = None
+    """(role, epoch) of the risk incarnation that approved it: the broker's ``order_submitting``
+    carries it, so an order approved by a replaced risk is refused before it can leave."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,8 @@ import ray
 from ray.exceptions import RayActorError
 
 from tradeplane.actors.common import Outbox, Peers, Remote, call_journal
+from tradeplane.cluster import kv
+from tradeplane.core.run_record import RunRecord
 from tradeplane.protocol.api import A, ChildApi, JournalApi, Method, P, R
 from tradeplane.protocol.roles import NAMESPACE, ROLE_JOURNAL, Role, actor_name
 from tradeplane.supervisor.specs import ChildSpec
@@ -20,7 +22,17 @@ class ChildGone(Exception):
 
 
 class ChildAdapter(Protocol):
-    def create(self, spec: ChildSpec, node_id: str | None = None) -> None: ...
+    def create(
+        self, spec: ChildSpec, node_id: str | None = None, *, epoch: int = 0, **init: Any
+    ) -> None: ...
+    def read_run(self) -> RunRecord | None:
+        """This deployment's run record in Ray's key-value store."""
+        ...
+
+    def update_run(self, run_id: str, **changes: Any) -> None:
+        """Change fields of ``run_id``'s run record (see ``cluster.kv.update_run``)."""
+        ...
+
     def attach(self, role: str) -> bool: ...
     async def call(
         self,
@@ -95,8 +107,16 @@ class RayChildAdapter:
     def undelivered(self) -> int:
         return self.outbox.inflight() + self.outbox.pending_retries()
 
-    def create(self, spec: ChildSpec, node_id: str | None = None) -> None:
-        self.handles[spec.role] = spec.create(node_id)
+    def create(
+        self, spec: ChildSpec, node_id: str | None = None, *, epoch: int = 0, **init: Any
+    ) -> None:
+        self.handles[spec.role] = spec.create(node_id, epoch=epoch, **init)
+
+    def read_run(self) -> RunRecord | None:
+        return kv.get_run(self.deployment)
+
+    def update_run(self, run_id: str, **changes: Any) -> None:
+        kv.update_run(self.deployment, run_id, **changes)
 
     def attach(self, role: str) -> bool:
         try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tradeplane.protocol.api import JournalApi
+from tradeplane.protocol.api import ChildApi, JournalApi
 from tradeplane.protocol.events import EventKind
 from tradeplane.protocol.roles import ROLE_JOURNAL, strategy_role
 from tradeplane.supervisor.adapter import ChildGone
@@ -23,12 +23,16 @@ RUN_SCOPE, RUN_KEY = "supervisor", "run"
 async def reattach(sup: Supervisor) -> bool:
     """False when there is nothing to adopt: no journal, a fresh deployment, or one over."""
     adapter, core = sup.adapter, sup.core
+    # The journal's identity and the epochs handed out live on in the run record: a journal
+    # restarted from here on must be the same one, and new incarnations are fenced above all.
+    sup.identity.restore(sup.run_id)
     if not adapter.attach(ROLE_JOURNAL):
         return False
     try:
         run = await adapter.call(
             10.0, ROLE_JOURNAL, JournalApi.query, "get_state", RUN_SCOPE, RUN_KEY
         )
+        ready = await adapter.call(10.0, ROLE_JOURNAL, ChildApi.ready)
     except (ChildGone, TimeoutError):
         return False
     if not adoptable(run, sup.run_id):
@@ -36,6 +40,11 @@ async def reattach(sup: Supervisor) -> bool:
     suspended = await suspended_in_run(sup)
     alive = {role: adapter.attach(role) for role in sup.specs if role not in suspended}
     adoption = adopt(core, alive, suspended)
+    lost = sup.identity.journal_ready(ready)
+    if lost is not None:  # the journal running now is not this run's: trade on nothing
+        sup.start_loops()
+        await sup.journal_lost(f"journal_lost: {lost}")
+        return True
     for role in adoption.abandon:
         adapter.abandon(role)
     for role in adoption.watch:

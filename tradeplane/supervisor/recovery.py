@@ -28,6 +28,7 @@ from tradeplane.protocol.roles import (
 from tradeplane.supervisor.commands import RecoveryFinished, ResyncEnded, ResyncFinished
 from tradeplane.supervisor.core import VENUE_CONNECTION, Recovery
 from tradeplane.supervisor.derive import rewiring
+from tradeplane.supervisor.identity import JournalLost
 
 if TYPE_CHECKING:
     from tradeplane.supervisor.supervisor import Supervisor
@@ -94,6 +95,12 @@ class Recoverer:
                 timeout = self.sup.cfg.supervisor.startup_timeout_s
                 await self.sup.start_child(role, timeout, restart=True)
                 phases[f"{role}_ready_s"] = round(self.clock.now() - begun, 3)
+        except JournalLost as exc:
+            # Not a failed attempt to retry: a journal that is not this run's must never be
+            # replaced by a fresh one. Fail closed at once.
+            await self.sup.journal_lost(str(exc))
+            self.sup.wake.set()
+            return
         except Exception as exc:
             error = str(exc)
         kept = phases if error is None else {}

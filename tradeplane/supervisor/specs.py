@@ -39,11 +39,13 @@ class ChildSpec:
     colocate_with: str | None = None
     """Role whose node this actor must run on (it reads that actor's files)."""
 
-    def create(self, node_id: str | None = None) -> Any:
+    def create(self, node_id: str | None = None, *, epoch: int = 0, **init: Any) -> Any:
+        """``epoch``: this incarnation's (its journal writes carry it); ``init``: further
+        keyword arguments for this incarnation only (the journal's ``expect``)."""
         options = dict(self.options)
         if node_id is not None:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
-        return self.actor_class.options(**options).remote(*self.args)
+        return self.actor_class.options(**options).remote(*self.args, epoch=epoch, **init)
 
 
 def uses_venue_actor(cfg: TradeplaneConfig) -> bool:

@@ -53,6 +53,7 @@ from tradeplane.supervisor.commands import (
     HeartbeatMissed,
     HeartbeatReceived,
     JournalEvent,
+    JournalWasLost,
     KillActor,
     Observation,
     Observe,
@@ -70,6 +71,7 @@ from tradeplane.supervisor.commands import (
 )
 from tradeplane.supervisor.core import SupervisorCore
 from tradeplane.supervisor.derive import health_facts
+from tradeplane.supervisor.identity import Identity, JournalLost
 from tradeplane.supervisor.reattach import RUN_KEY, RUN_SCOPE, reattach
 from tradeplane.supervisor.recovery import Recoverer
 from tradeplane.supervisor.status import build_status
@@ -132,6 +134,7 @@ class Supervisor:
         self.journal_failures = 0
         self.faults = FaultSchedule(cfg.venue.sim.faults)
         self.feed_started_ts: float | None = None
+        self.identity = Identity(self)
         self.recoverer = Recoverer(self)
         self.stopper = Stopper(self)
         self.last_stop: dict[str, Any] | None = None
@@ -217,6 +220,14 @@ class Supervisor:
             case StopDeployment(reason):
                 self.last_stop = await self.stopper.run(reason)
 
+    async def journal_lost(self, reason: str) -> None:
+        """Fail closed, never on a fresh journal: halted, health failed, and why goes to the
+        log, the status and the run record (the journal itself is gone)."""
+        log.critical("%s: trading halted", reason)
+        self.identity.lost = reason
+        await self.handle(JournalWasLost(reason))
+        self.identity.publish(force=True)
+
     async def _wake_later(self, delay_s: float, obs: Observation) -> None:
         await self.clock.sleep(delay_s)
         await self.handle(obs)
@@ -280,7 +291,7 @@ class Supervisor:
             # runtime); they then become ready one by one in dependency order, journal first.
             early = [r for r, spec in self.specs.items() if spec.colocate_with is None]
             for role in early:
-                self.adapter.create(self.specs[role])
+                self.adapter.create(self.specs[role], epoch=self.identity.next_epoch(role))
             for role in self.specs:
                 await self.start_child(role, timeout, created=role in early)
             await self._reconcile(timeout)
@@ -332,22 +343,36 @@ class Supervisor:
             # A restart under way when the stop came: the stop has killed (or will kill) every
             # child by name, and a new one must not outlive it.
             raise OperationalError(f"{role} not restarted: the deployment is stopping")
+        ident = self.identity
         if not created:
             node_id = None
             if spec.colocate_with is not None:
                 node_id = await self.adapter.call(
                     timeout_s, child_role(spec.colocate_with), ChildApi.node_id
                 )
-            self.adapter.create(spec, node_id)
+            epoch = ident.next_epoch(role)
+            if role != ROLE_JOURNAL:  # fenced first: the incarnation it replaces writes no more
+                await ident.fence(role, epoch, timeout_s)
+            journal_init = ident.journal_init(restart) if role == ROLE_JOURNAL else {}
+            self.adapter.create(spec, node_id, epoch=epoch, **journal_init)
+        elif role != ROLE_JOURNAL:
+            await ident.fence(role, ident.child_epochs[role], timeout_s)
         try:
-            await self.adapter.call(timeout_s, child_role(role), ChildApi.ready)
+            answer = await self.adapter.call(timeout_s, child_role(role), ChildApi.ready)
         except (ChildGone, TimeoutError) as exc:
             cause = None
             # Only to name the cause in the error: a child that does not die in 5 s has none.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5.0):
                     cause = await self.adapter.wait_for_death(role)
+            if role == ROLE_JOURNAL and "journal_lost" in str(cause):
+                raise JournalLost(str(cause)) from exc
             raise RuntimeError(f"{role} did not become ready: {cause or exc}") from exc
+        if role == ROLE_JOURNAL:
+            lost = ident.journal_ready(answer)
+            if lost is not None:
+                await self.kill(ROLE_JOURNAL)
+                raise JournalLost(f"journal_lost: {lost}")
         if restart:
             self.core.restarted(role)
         else:
@@ -409,6 +434,9 @@ class Supervisor:
         for role, result in zip(running, results, strict=True):
             if isinstance(result, dict):
                 await self.handle(HeartbeatReceived(role, result))
+                lost = self.identity.journal_beat(result) if role == ROLE_JOURNAL else None
+                if lost is not None:
+                    await self.journal_lost(f"journal_lost: {lost}")
             elif isinstance(result, TimeoutError):
                 await self.handle(HeartbeatMissed(role))
         await self.handle(TickEnded())

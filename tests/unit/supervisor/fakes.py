@@ -11,6 +11,7 @@ from typing import Any
 
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import OperationalError
+from tradeplane.core.run_record import RunRecord
 from tradeplane.supervisor.adapter import ChildGone
 from tradeplane.supervisor.supervisor import Supervisor
 
@@ -110,6 +111,11 @@ class FakeAdapter:
         self.create_failures: dict[str, int] = {}
         self.abandoned: set[str] = set()
         self.beats: dict[str, dict[str, Any]] = {}
+        self.epochs: dict[str, int] = {}
+        self.inits: dict[str, dict[str, Any]] = {}
+        self.fences: dict[str, int] = {}
+        self.run: RunRecord | None = None
+        self.journal_ready: dict[str, Any] = {"genesis": "g" * 64, "last_seq": 0, "epoch": 1}
 
     # -- test controls -------------------------------------------------------------------------
 
@@ -136,8 +142,12 @@ class FakeAdapter:
 
     # -- the adapter ---------------------------------------------------------------------------
 
-    def create(self, spec: Any, node_id: str | None = None) -> None:
+    def create(
+        self, spec: Any, node_id: str | None = None, *, epoch: int = 0, **init: Any
+    ) -> None:
         self.created.append(spec.role)
+        self.epochs[spec.role] = epoch
+        self.inits[spec.role] = init
         child = FakeChild(spec.role)
         self.children[spec.role] = child
         if self.create_failures.get(spec.role, 0) > 0:
@@ -162,7 +172,20 @@ class FakeAdapter:
             raise queued.pop()
         return self._answer(role, method, args)
 
+    def read_run(self) -> RunRecord | None:
+        return self.run
+
+    def update_run(self, run_id: str, **changes: Any) -> None:
+        if self.run is None or self.run.run_id != run_id:
+            self.run = RunRecord("fake", run_id, "", "", "", "")
+        self.run = self.run.with_(**changes)
+
     def _answer(self, role: str, method: str, args: tuple[Any, ...]) -> Any:
+        if method == "fence":
+            self.fences[args[0]] = max(self.fences.get(args[0], 0), args[1])
+            return self.fences[args[0]]
+        if (role, method) == ("journal", "ready"):
+            return dict(self.journal_ready)
         if method == "heartbeat":
             beat = {"feed": {"streaming": True, "last_bar_recv_ts": self.clock.now()}}.get(
                 role, {"connected": True} if role == "broker" else {}
