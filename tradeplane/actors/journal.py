@@ -20,6 +20,7 @@ import ray
 
 from tradeplane.actors.common import SupervisedActor, process_info
 from tradeplane.config.models import JournalConfig, TradeplaneConfig
+from tradeplane.core.errors import StaleEpochError
 from tradeplane.core.fencing import FENCE_SCOPE, FenceTable, Stamp
 from tradeplane.core.redact import REDACTOR, Redactor
 from tradeplane.core.run_record import JournalIdentity
@@ -162,6 +163,7 @@ class JournalActor(SupervisedActor):
             cfg,
         )
         self.fences = FenceTable(self.core.store.fences)
+        self.refused: dict[str, int] = {}  # writes refused, by the stale role
         self.started_ts = time.time()
         self.metrics = ActorMetrics("journal", deployment)
         core = self.core
@@ -199,7 +201,11 @@ class JournalActor(SupervisedActor):
         share one commit, so this stays cheap. Secrets this process knows are masked first.
         ``stamps``: the (role, epoch) of the writer and of whoever it acts for; a replaced
         incarnation's is refused (``StaleEpochError``) before anything is queued."""
-        self.fences.check(stamps)
+        try:
+            self.fences.check(stamps)
+        except StaleEpochError as exc:
+            self.refused[exc.role] = self.refused.get(exc.role, 0) + 1
+            raise
         if REDACTOR.active:
             records, state = redact_batch(REDACTOR, records, state)
         pending = self.core.submit(records, state)
@@ -238,6 +244,8 @@ class JournalActor(SupervisedActor):
             "last_commit_ms": round(self.core.last_commit_ms, 3),
             "max_commit_ms": round(self.core.max_commit_ms, 3),
             "errors": self.core.errors,
+            "refused": dict(self.refused),
+            "fences": self.fences.as_dict(),
             "paths": {
                 "db": str(self.core.store.db_path),
                 "jsonl": str(self.core.store.jsonl_path),

@@ -365,8 +365,8 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5.0):
                     cause = await self.adapter.wait_for_death(role)
-            if role == ROLE_JOURNAL and "journal_lost" in str(cause):
-                raise JournalLost(str(cause)) from exc
+            if role == ROLE_JOURNAL and cause is not None and "journal_lost:" in cause:
+                raise JournalLost(cause[cause.index("journal_lost:") :]) from exc
             raise RuntimeError(f"{role} did not become ready: {cause or exc}") from exc
         if role == ROLE_JOURNAL:
             lost = ident.journal_ready(answer)

@@ -142,9 +142,7 @@ class FakeAdapter:
 
     # -- the adapter ---------------------------------------------------------------------------
 
-    def create(
-        self, spec: Any, node_id: str | None = None, *, epoch: int = 0, **init: Any
-    ) -> None:
+    def create(self, spec: Any, node_id: str | None = None, *, epoch: int = 0, **init: Any) -> None:
         self.created.append(spec.role)
         self.epochs[spec.role] = epoch
         self.inits[spec.role] = init
