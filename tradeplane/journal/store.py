@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -72,7 +73,7 @@ class JournalStore:
         self._mutex = threading.Lock()
         self._closed = False
         self.epoch: int | None = None  # this writer's journal epoch (see ``open``)
-        self.genesis = _read_genesis(conn)
+        self.genesis = _ensure_genesis(conn)
         self.fences: dict[str, int] = _read_fences(conn)
 
     # --- opening ----------------------------------------------------------------------------
@@ -181,8 +182,6 @@ class JournalStore:
                 return []
             seqs, new_lines, seq, last_hash = self._commit_db(records, state_rows)
             self._last_seq, self._last_hash = seq, last_hash
-            if not self.genesis and seq > 0:
-                self.genesis = _read_genesis(self.conn)
             for w in state:
                 if w.scope == FENCE_SCOPE:
                     self.fences[w.key] = int(w.data["epoch"])
@@ -323,11 +322,25 @@ class JournalStore:
         self.close()
 
 
-def _read_genesis(conn: sqlite3.Connection) -> str:
-    """The hash of the journal's first line ("" while it has none): one journal's fingerprint,
-    the same in every copy of it."""
-    row = conn.execute("SELECT line FROM events WHERE seq = 1").fetchone()
-    return str(json.loads(row[0])["hash"]) if row else ""
+def _ensure_genesis(conn: sqlite3.Connection) -> str:
+    """The journal's fingerprint, the same in every copy of it and different in any other
+    journal: drawn at random when the journal is first opened (two journals may well begin
+    with the same first line), or, for a journal written before genesis was kept, the hash of
+    its first line. Kept in ``meta``."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'genesis'").fetchone()
+    if row:
+        return str(row[0])
+    first = conn.execute("SELECT line FROM events WHERE seq = 1").fetchone()
+    genesis = str(json.loads(first[0])["hash"]) if first else secrets.token_hex(32)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(schema.UPSERT_META, ("genesis", genesis))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return genesis
 
 
 def _read_fences(conn: sqlite3.Connection) -> dict[str, int]:

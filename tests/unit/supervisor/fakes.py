@@ -114,6 +114,8 @@ class FakeAdapter:
         self.epochs: dict[str, int] = {}
         self.inits: dict[str, dict[str, Any]] = {}
         self.fences: dict[str, int] = {}
+        self.fenced_at_create: dict[str, int | None] = {}
+        self.create_cause: dict[str, str] = {}
         self.run: RunRecord | None = None
         self.journal_ready: dict[str, Any] = {"genesis": "g" * 64, "last_seq": 0, "epoch": 1}
 
@@ -146,11 +148,12 @@ class FakeAdapter:
         self.created.append(spec.role)
         self.epochs[spec.role] = epoch
         self.inits[spec.role] = init
+        self.fenced_at_create[spec.role] = self.fences.get(spec.role)
         child = FakeChild(spec.role)
         self.children[spec.role] = child
         if self.create_failures.get(spec.role, 0) > 0:
             self.create_failures[spec.role] -= 1
-            child.die("failed while starting: RuntimeError: boom")
+            child.die(self.create_cause.get(spec.role, "failed while starting: RuntimeError: boom"))
 
     def attach(self, role: str) -> bool:
         child = self.children.get(role)
