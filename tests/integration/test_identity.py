@@ -99,7 +99,7 @@ def intent(name: str, n: int) -> Intent:
     )
 
 
-def test_broker_resumed_after_its_replacement_started_then_its_writes_refused_and_no_order_leaves(
+def test_replaced_actors_resumed_then_their_writes_refused_and_no_order_of_theirs_leaves(
     tmp_path: Path,
 ) -> None:
     state = tmp_path / "state"
@@ -107,49 +107,52 @@ def test_broker_resumed_after_its_replacement_started_then_its_writes_refused_an
     with running(cfg) as run:
         wait_for_kind(state, "order_filled", 3)
         status = live_status(run.name)
-        epoch = status["journal"]["identity"]["epochs"]["broker"]
+        epochs = status["journal"]["identity"]["epochs"]
         # The broker as a cut-off node would leave it when its replacement starts: same epoch,
         # still running, reaching the journal and the venue (under another name, so that the
         # supervisor's kill of the replaced broker does not reach it).
         options = child_options(run.name, "broker") | {"name": f"{run.name}/broker-cut-off"}
-        old = BrokerActor.options(**options).remote(cfg, status["run_id"], epoch=epoch)
+        old = BrokerActor.options(**options).remote(cfg, status["run_id"], epoch=epochs["broker"])
         ray.get(old.ready.remote(), timeout=60)
         pid = ray.get(old.heartbeat.remote(), timeout=10)["process"]["pid"]
         order = SubmitOrder(intent(run.name, 1), time.time(), None)
         with stopped(pid):
             pending = old.submit.remote(order)  # taken up only once it runs again
             ray.kill(actor(run.name, "broker"), no_restart=True)
-            eventually(
-                lambda: (
-                    live_status(run.name).get("children", {}).get("broker", {}).get("restarts") == 1
-                ),
-                timeout_s=60,
-                what="the replacement broker running",
-            )
+            eventually(lambda: restarts(run.name, "broker") == 1, timeout_s=60)
         with pytest.raises(ray.exceptions.RayActorError):
             ray.get(pending, timeout=30)  # refused by the journal, it stopped itself
-        refused = heartbeat(run.name, "journal")["refused"]
-        assert refused.get("broker", 0) >= 1
-        assert ray.get(actor(run.name, "venue").order.remote(order.intent.client_order_id)) is None
+        assert heartbeat(run.name, "journal")["refused"].get("broker", 0) >= 1
+        assert not at_venue(run.name, order)
+
+        # An order approved by a replaced risk, or asked for by a replaced strategy (any epoch
+        # below its fence), reaching the current broker: refused, never sent; the broker goes on.
+        ray.kill(actor(run.name, "risk"), no_restart=True)
+        eventually(lambda: restarts(run.name, "risk") == 1, timeout_s=60)
+        epochs = live_status(run.name)["journal"]["identity"]["epochs"]
+        old_risk = status["journal"]["identity"]["epochs"]["risk"]
+        stale = {
+            "risk": (("risk", old_risk),),
+            "strategy/flip": (
+                ("risk", epochs["risk"]),
+                ("strategy/flip", epochs["strategy/flip"] - 1),
+            ),
+        }
+        broker = actor(run.name, "broker")
+        for n, (role, stamps) in enumerate(stale.items(), 2):
+            refused = heartbeat(run.name, "journal")["refused"].get(role, 0)
+            order = SubmitOrder(intent(run.name, n), time.time(), None, approved_by=stamps)
+            assert ray.get(broker.submit.remote(order), timeout=30) is False
+            assert not at_venue(run.name, order)
+            assert heartbeat(run.name, "journal")["refused"].get(role) == refused + 1
         before = wait_for_kind(state, "order_filled", 0)
-        wait_for_kind(state, "order_filled", before + 3)  # the replacement trades on
+        wait_for_kind(state, "order_filled", before + 3)  # the replacements trade on
     assert run.summary["health"] == "stopped"
 
 
-def test_order_approved_by_a_replaced_risk_then_refused_and_never_sent(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    with running(make_config(state)) as run:
-        wait_for_kind(state, "order_filled", 2)
-        old_risk = live_status(run.name)["journal"]["identity"]["epochs"]["risk"]
-        ray.kill(actor(run.name, "risk"), no_restart=True)
-        eventually(
-            lambda: live_status(run.name).get("children", {}).get("risk", {}).get("restarts") == 1,
-            timeout_s=60,
-        )
-        order = SubmitOrder(intent(run.name, 2), time.time(), None, approved_by=("risk", old_risk))
-        broker = actor(run.name, "broker")
-        assert ray.get(broker.submit.remote(order), timeout=30) is False
-        assert ray.get(actor(run.name, "venue").order.remote(order.intent.client_order_id)) is None
-        assert heartbeat(run.name, "journal")["refused"].get("risk", 0) == 1
-        before = wait_for_kind(state, "order_filled", 0)
-        wait_for_kind(state, "order_filled", before + 2)  # the broker itself trades on
+def restarts(name: str, role: str) -> int | None:
+    return live_status(name).get("children", {}).get(role, {}).get("restarts")
+
+
+def at_venue(name: str, order: SubmitOrder) -> bool:
+    return ray.get(actor(name, "venue").order.remote(order.intent.client_order_id)) is not None

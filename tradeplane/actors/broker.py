@@ -77,6 +77,7 @@ class BrokerActor(SupervisedActor):
         self.cursor = 0
         self.tasks: set[asyncio.Task[Any]] = set()
         self._in_submit: set[str] = set()
+        self._attempts: dict[str, asyncio.Event] = {}  # submits being journaled, by order id
         self._unjournaled: list[tuple[OrderEvent, dict[str, Any]]] = []
         # Each open order's broker.submit span (its traceparent), for the records that follow.
         self._traceparents: dict[str, str] = {}
@@ -154,12 +155,20 @@ class BrokerActor(SupervisedActor):
         entered = time.time()
         coid = cmd.intent.client_order_id
         begun = self.core.begin_submit(cmd)
+        attempt = self._attempts.get(coid)
+        if begun is None and attempt is not None:
+            # The same order approved again (by a replaced risk's successor) while the first
+            # attempt is still being journaled: that attempt's outcome decides. Refused (stale
+            # epoch), it is forgotten and this one goes ahead; otherwise this is a duplicate.
+            await attempt.wait()
+            begun = self.core.begin_submit(cmd)
         if begun is None:
             existing = self.core.orders.get(coid)
             if existing is not None and existing.is_terminal:
                 self.outbox.send_nowait(ROLE_RISK, RiskApi.on_order_events, [], [coid])
             return False
         self._in_submit.add(coid)
+        self._attempts[coid] = asyncio.Event()
         try:
             span = submit_context(cmd.traceparent, coid)
             if span is not None:
@@ -217,6 +226,7 @@ class BrokerActor(SupervisedActor):
             return True
         finally:
             self._in_submit.discard(coid)
+            self._attempts.pop(coid).set()
 
     def _held_back(self, cmd: SubmitOrder) -> str | None:
         """Why an order approved earlier and still queued here may not leave now, or None

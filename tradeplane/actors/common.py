@@ -429,12 +429,12 @@ async def call_journal(
     state: list[Any] | None = None,
     *,
     retry_s: float = 30.0,
-    vouched: Stamp | None = None,
+    vouched: Sequence[Stamp] = (),
 ) -> list[int]:
     """Append and wait for the commit, retrying across a journal restart (appends are idempotent
     by event id). Raises ``OperationalError`` when the journal stays away for ``retry_s``, and
-    ``StaleEpochError`` at once when this writer (or ``vouched``, whose decision it carries out)
-    has been replaced."""
+    ``StaleEpochError`` at once when this writer (or one of ``vouched``, whose decision it
+    carries out) has been replaced."""
     return await _until_journal_back(
         peers,
         wait_exponential(0.05, max=1.0),
@@ -442,7 +442,7 @@ async def call_journal(
         JournalApi.append,
         records,
         state or [],
-        peers.stamps(vouched),
+        peers.stamps(*vouched),
     )
 
 

@@ -245,9 +245,14 @@ class RiskActor(SupervisedActor):
         await self._ready.wait()
         async with self._deciding:
             for item in envelope.payload:
-                await self._on_intent(item, received)
+                await self._on_intent(item, received, envelope.sender)
 
-    async def _on_intent(self, item: Intent | CancelIntent, received: float) -> None:
+    async def _on_intent(
+        self,
+        item: Intent | CancelIntent,
+        received: float,
+        sender: tuple[str, int] | None = None,
+    ) -> None:
         if isinstance(item, CancelIntent):
             self.outbox.send_nowait(
                 ROLE_BROKER,
@@ -256,7 +261,7 @@ class RiskActor(SupervisedActor):
             )
             return
         await self._await_first_mark(item.symbol)
-        await self._decide(item, received=received)
+        await self._decide(item, received=received, sender=sender)
 
     async def _await_first_mark(self, symbol: str) -> None:
         if self.engine.price(symbol) is not None:
@@ -267,7 +272,12 @@ class RiskActor(SupervisedActor):
                 await event.wait()
 
     async def _decide(
-        self, intent: Intent, *, flatten: bool = False, received: float | None = None
+        self,
+        intent: Intent,
+        *,
+        flatten: bool = False,
+        received: float | None = None,
+        sender: tuple[str, int] | None = None,
     ) -> None:
         received = time.time() if received is None else received
         if intent.intent_id in self._decided_set:
@@ -302,7 +312,7 @@ class RiskActor(SupervisedActor):
                 flatten=flatten,
                 traceparent=traceparent,
                 received_ts=received,
-                approved_by=self.peers.writer,
+                approved_by=tuple(self.peers.stamps(sender)),
             ),
         )
 

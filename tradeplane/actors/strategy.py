@@ -260,6 +260,7 @@ class StrategyActor(SupervisedActor):
                 traceparent=out.intents[0].traceparent if out.intents else None,
                 deployment=self.deployment,
                 strategy=self.scfg.name,
+                sender=self.peers.writer,
             )
             await self.outbox.send(ROLE_RISK, RiskApi.on_intents, env)
 
