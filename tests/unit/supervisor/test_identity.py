@@ -131,3 +131,19 @@ def test_restarted_supervisor_then_epochs_continue_above_the_run_record() -> Non
         assert other.identity.expected is None
 
     run(scenario)
+
+
+def test_stop_after_journal_lost_then_nothing_waits_on_the_lost_journal() -> None:
+    async def scenario() -> None:
+        sup, adapter, _ = await running()
+        adapter.create_failures["journal"] = 1
+        adapter.create_cause["journal"] = LOST
+        adapter.crash("journal")
+        await eventually(lambda: sup.core.phase is Phase.FAILED, "failed closed")
+        summary = await sup.stop("operator")
+        assert summary["stop_errors"]["journal"].startswith("deployment_stopped not recorded")
+        assert adapter.method_calls("strategy/a", "stop") == []
+        assert adapter.method_calls("risk", "persist") == []
+        assert sup.core.phase is Phase.STOPPED
+
+    run(scenario)
