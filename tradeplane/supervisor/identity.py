@@ -15,6 +15,7 @@ from tradeplane.core.fencing import EpochCounter, identity_mismatch
 from tradeplane.core.run_record import JournalIdentity
 from tradeplane.protocol.api import JournalApi
 from tradeplane.protocol.roles import ROLE_JOURNAL
+from tradeplane.supervisor.commands import JournalWasLost
 
 if TYPE_CHECKING:
     from tradeplane.supervisor.supervisor import Supervisor
@@ -47,8 +48,17 @@ class Identity:
         self.publish(force=True)  # handed out: a restarted supervisor must continue above it
         return epoch
 
+    async def new_incarnation(self, role: str, timeout_s: float) -> int:
+        """The epoch of ``role``'s next actor, fenced at the journal before that actor exists:
+        the incarnation it replaces writes no more (the journal fences no one for itself)."""
+        epoch = self.next_epoch(role)
+        await self.fence(role, epoch, timeout_s)
+        return epoch
+
     async def fence(self, role: str, epoch: int, timeout_s: float) -> None:
         """Before ``role``'s incarnation ``epoch`` acts: the journal refuses every older one."""
+        if role == ROLE_JOURNAL:
+            return
         floor = await self.sup.adapter.call(timeout_s, ROLE_JOURNAL, JournalApi.fence, role, epoch)
         if floor > epoch:
             self.epochs.raise_to(floor)
@@ -57,9 +67,26 @@ class Identity:
                 "not started"
             )
 
-    def journal_init(self, restart: bool) -> dict[str, Any]:
-        """The journal's creation arguments: on a restart, the identity it must find."""
-        return {"expect": self.expected} if restart and self.expected is not None else {}
+    def init_args(self, role: str, restart: bool) -> dict[str, Any]:
+        """Creation arguments of this incarnation: a restarted journal's is the identity it
+        must find (a cold start expects none: it opens what is there, or a fresh journal)."""
+        if role == ROLE_JOURNAL and restart and self.expected is not None:
+            return {"expect": self.expected}
+        return {}
+
+    @staticmethod
+    def raise_if_lost(cause: str | None) -> None:
+        """The journal's creation failed because it found another journal, or none."""
+        if cause is not None and "journal_lost:" in cause:
+            raise JournalLost(cause[cause.index("journal_lost:") :])
+
+    async def fail_closed(self, reason: str) -> None:
+        """Never trade on a fresh journal: halted, health failed, and why goes to the log,
+        the status and the run record (the journal that would say it is gone)."""
+        log.critical("%s: trading halted", reason)
+        self.lost = reason
+        await self.sup.handle(JournalWasLost(reason))
+        self.publish(force=True)
 
     # -- the journal's identity ----------------------------------------------------------------
 

@@ -43,7 +43,7 @@ async def reattach(sup: Supervisor) -> bool:
     lost = sup.identity.journal_ready(ready)
     if lost is not None:  # the journal running now is not this run's: trade on nothing
         sup.start_loops()
-        await sup.journal_lost(f"journal_lost: {lost}")
+        await sup.identity.fail_closed(f"journal_lost: {lost}")
         return True
     for role in adoption.abandon:
         adapter.abandon(role)

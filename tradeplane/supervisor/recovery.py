@@ -98,7 +98,7 @@ class Recoverer:
         except JournalLost as exc:
             # Not a failed attempt to retry: a journal that is not this run's must never be
             # replaced by a fresh one. Fail closed at once.
-            await self.sup.journal_lost(str(exc))
+            await self.sup.identity.fail_closed(str(exc))
             self.sup.wake.set()
             return
         except Exception as exc:

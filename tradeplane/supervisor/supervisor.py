@@ -53,7 +53,6 @@ from tradeplane.supervisor.commands import (
     HeartbeatMissed,
     HeartbeatReceived,
     JournalEvent,
-    JournalWasLost,
     KillActor,
     Observation,
     Observe,
@@ -220,14 +219,6 @@ class Supervisor:
             case StopDeployment(reason):
                 self.last_stop = await self.stopper.run(reason)
 
-    async def journal_lost(self, reason: str) -> None:
-        """Fail closed, never on a fresh journal: halted, health failed, and why goes to the
-        log, the status and the run record (the journal itself is gone)."""
-        log.critical("%s: trading halted", reason)
-        self.identity.lost = reason
-        await self.handle(JournalWasLost(reason))
-        self.identity.publish(force=True)
-
     async def _wake_later(self, delay_s: float, obs: Observation) -> None:
         await self.clock.sleep(delay_s)
         await self.handle(obs)
@@ -350,12 +341,9 @@ class Supervisor:
                 node_id = await self.adapter.call(
                     timeout_s, child_role(spec.colocate_with), ChildApi.node_id
                 )
-            epoch = ident.next_epoch(role)
-            if role != ROLE_JOURNAL:  # fenced first: the incarnation it replaces writes no more
-                await ident.fence(role, epoch, timeout_s)
-            journal_init = ident.journal_init(restart) if role == ROLE_JOURNAL else {}
-            self.adapter.create(spec, node_id, epoch=epoch, **journal_init)
-        elif role != ROLE_JOURNAL:
+            epoch = await ident.new_incarnation(role, timeout_s)
+            self.adapter.create(spec, node_id, epoch=epoch, **ident.init_args(role, restart))
+        else:
             await ident.fence(role, ident.child_epochs[role], timeout_s)
         try:
             answer = await self.adapter.call(timeout_s, child_role(role), ChildApi.ready)
@@ -365,14 +353,12 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5.0):
                     cause = await self.adapter.wait_for_death(role)
-            if role == ROLE_JOURNAL and cause is not None and "journal_lost:" in cause:
-                raise JournalLost(cause[cause.index("journal_lost:") :]) from exc
+            if role == ROLE_JOURNAL:
+                ident.raise_if_lost(cause)
             raise RuntimeError(f"{role} did not become ready: {cause or exc}") from exc
-        if role == ROLE_JOURNAL:
-            lost = ident.journal_ready(answer)
-            if lost is not None:
-                await self.kill(ROLE_JOURNAL)
-                raise JournalLost(f"journal_lost: {lost}")
+        if role == ROLE_JOURNAL and (lost := ident.journal_ready(answer)) is not None:
+            await self.kill(ROLE_JOURNAL)
+            raise JournalLost(f"journal_lost: {lost}")
         if restart:
             self.core.restarted(role)
         else:
@@ -436,7 +422,7 @@ class Supervisor:
                 await self.handle(HeartbeatReceived(role, result))
                 lost = self.identity.journal_beat(result) if role == ROLE_JOURNAL else None
                 if lost is not None:
-                    await self.journal_lost(f"journal_lost: {lost}")
+                    await self.identity.fail_closed(f"journal_lost: {lost}")
             elif isinstance(result, TimeoutError):
                 await self.handle(HeartbeatMissed(role))
         await self.handle(TickEnded())
