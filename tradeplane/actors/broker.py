@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Any
 
@@ -19,9 +20,9 @@ from tenacity import wait_exponential
 from tradeplane.actors.broker_resolution import Resolver
 from tradeplane.actors.common import (
     Outbox,
-    Peers,
     SupervisedActor,
     call_journal,
+    child_peers,
     process_info,
     query_journal,
     renew_lease,
@@ -33,7 +34,7 @@ from tradeplane.actors.venue import LocalVenueClient, RayVenueClient, open_sim_v
 from tradeplane.config.models import Mode, TradeplaneConfig
 from tradeplane.config.settings import with_node_credentials
 from tradeplane.core.clock import SystemClock
-from tradeplane.core.errors import TransientError
+from tradeplane.core.errors import StaleEpochError, TransientError
 from tradeplane.core.execution import ExecutionCore, OrderEvent
 from tradeplane.core.halt_gate import HoldCause, gate_state, held_back, restored_trading_state
 from tradeplane.core.lease import SupervisionLease
@@ -53,10 +54,12 @@ from tradeplane.venues.sim.snapshot import sim_venue_db
 
 CURSOR_SCOPE, CURSOR_KEY = "broker", "venue_cursor"
 
+log = logging.getLogger("tradeplane.broker")
+
 
 @ray.remote
 class BrokerActor(SupervisedActor):
-    def __init__(self, cfg: TradeplaneConfig, run_id: str) -> None:
+    def __init__(self, cfg: TradeplaneConfig, run_id: str, *, epoch: int = 0) -> None:
         # Credentials are read here, on this node, never received (actor arguments are kept by
         # Ray's GCS); the venue clients below find them in cfg.venue.credentials.
         cfg, self.credentials = with_node_credentials(cfg)
@@ -65,7 +68,7 @@ class BrokerActor(SupervisedActor):
         self.deployment = cfg.deployment.name
         self.run_id = run_id
         self.mode = cfg.deployment.mode
-        self.peers = Peers(self.deployment)
+        self.peers = child_peers(self.deployment, ROLE_BROKER, epoch)
         self.outbox = Outbox(self.peers, inflight_limit=cfg.supervisor.inflight_limit)
         self.core = ExecutionCore(SystemClock())
         self.venue: VenueClient
@@ -81,6 +84,7 @@ class BrokerActor(SupervisedActor):
         self.cursor = 0
         self.tasks: set[asyncio.Task[Any]] = set()
         self._in_submit: set[str] = set()
+        self._attempts: dict[str, asyncio.Event] = {}  # submits being journaled, by order id
         self._unjournaled: list[tuple[OrderEvent, dict[str, Any]]] = []
         # Each open order's broker.submit span (its traceparent), for the records that follow.
         self._traceparents: dict[str, str] = {}
@@ -163,12 +167,20 @@ class BrokerActor(SupervisedActor):
         entered = time.time()
         coid = cmd.intent.client_order_id
         begun = self.core.begin_submit(cmd)
+        attempt = self._attempts.get(coid)
+        if begun is None and attempt is not None:
+            # The same order approved again (by a replaced risk's successor) while the first
+            # attempt is still being journaled: that attempt's outcome decides. Refused (stale
+            # epoch), it is forgotten and this one goes ahead; otherwise this is a duplicate.
+            await attempt.wait()
+            begun = self.core.begin_submit(cmd)
         if begun is None:
             existing = self.core.orders.get(coid)
             if existing is not None and existing.is_terminal:
                 self.outbox.send_nowait(ROLE_RISK, RiskApi.on_order_events, [], [coid])
             return False
         self._in_submit.add(coid)
+        self._attempts[coid] = asyncio.Event()
         try:
             span = submit_context(cmd.traceparent, coid)
             if span is not None:
@@ -185,7 +197,14 @@ class BrokerActor(SupervisedActor):
                 extra={"trace": timing},
             )
             # Durable before anything leaves: a crash after this line is resolved by asking.
-            await call_journal(self.peers, [record])
+            # A replaced broker, or an order approved by a replaced risk: refused here
+            # (StaleEpochError), so it never reaches the venue, and the broker stops itself.
+            try:
+                await call_journal(self.peers, [record], vouched=cmd.approved_by)
+            except StaleEpochError:
+                self.core.forget_unsent(coid)
+                log.error("order %s refused by the journal (stale epoch): not sent", coid)
+                return False
             intent = cmd.intent
             blocked = self._held_back(cmd)
             if blocked is not None:
@@ -219,6 +238,7 @@ class BrokerActor(SupervisedActor):
             return True
         finally:
             self._in_submit.discard(coid)
+            self._attempts.pop(coid).set()
 
     def _held_back(self, cmd: SubmitOrder) -> str | None:
         """Why an order approved earlier and still queued here may not leave now, or None

@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic
 
@@ -23,6 +24,8 @@ from ray import ObjectRef
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from tenacity import AsyncRetrying, retry_if_result, wait_exponential, wait_fixed
 
+from tradeplane.core.errors import StaleEpochError
+from tradeplane.core.fencing import Stamp
 from tradeplane.core.lease import SupervisionLease
 from tradeplane.core.retry import Sleep, Wait, retrying
 from tradeplane.protocol.api import A, ChildApi, JournalApi, Method, P, R
@@ -61,11 +64,35 @@ def child_options(deployment: str, role: str, **extra: Any) -> dict[str, Any]:
 
 
 class Peers:
-    """Handles to sibling actors by role, looked up by name and refreshed after a restart."""
+    """Handles to sibling actors by role, looked up by name and refreshed after a restart.
 
-    def __init__(self, deployment: str) -> None:
+    ``writer``: this actor's (role, epoch), stamped on everything it journals. ``on_fenced`` is
+    called when the journal refuses that epoch (the actor has been replaced)."""
+
+    def __init__(
+        self,
+        deployment: str,
+        writer: Stamp | None = None,
+        on_fenced: Callable[[BaseException], None] | None = None,
+    ) -> None:
         self.deployment = deployment
+        self.writer = writer
+        self.on_fenced = on_fenced
         self._handles: dict[str, Any] = {}
+
+    def stamps(self, *vouched: Stamp | None) -> list[Stamp]:
+        """The stamps of a journal write: this writer's, and those it acts for."""
+        return [s for s in (self.writer, *vouched) if s is not None]
+
+    def fenced(self, exc: BaseException) -> None:
+        """A journal call failed with ``exc``: when it refused this writer's own epoch, this
+        actor has been replaced (``on_fenced``). A refused epoch of someone it acted for (a
+        replaced risk's approval) only fails that one call."""
+        role = fenced_role(exc)
+        if role is None or self.on_fenced is None or self.writer is None:
+            return
+        if role in ("", self.writer[0]):
+            self.on_fenced(exc)
 
     def remote(self, role: Role[A]) -> Remote[A] | None:
         """The typed handle of ``role``'s actor; None while it has none (being restarted)."""
@@ -128,6 +155,10 @@ class Outbox:
     def pending_retries(self) -> int:
         return sum(len(q) for q in self._retry.values())
 
+    def journal(self, records: Sequence[Any], state: Sequence[Any] = ()) -> None:
+        """Append to the journal without waiting, stamped with this writer's epoch."""
+        self.send_nowait(ROLE_JOURNAL, JournalApi.append, records, state, self.peers.stamps())
+
     async def send(
         self, role: Role[A], method: Method[A, P, Any], *args: P.args, **kwargs: P.kwargs
     ) -> None:
@@ -178,6 +209,7 @@ class Outbox:
             # The receiver raised: it is alive but refused; resending would loop forever.
             self.failed += 1
             log.error("%s.%s raised: %s", msg.role, msg.method, exc)
+            self.peers.fenced(exc)
         finally:
             self._inflight[msg.role] -= 1
             event = self._space.get(msg.role)
@@ -320,6 +352,33 @@ class SupervisedActor:
         return outbox.resend(role) if outbox is not None else 0
 
 
+def fenced_role(exc: BaseException) -> str | None:
+    """The role whose epoch the journal refused, when a remote call failed for that reason."""
+    found: str | None = None
+    for _ in range(16):
+        if isinstance(exc, StaleEpochError):
+            found = getattr(exc, "role", "") or found or ""
+        cause = getattr(exc, "cause", None)
+        if not isinstance(cause, BaseException) or cause is exc:
+            break
+        exc = cause
+    return found
+
+
+def stop_replaced_actor(exc: BaseException) -> None:
+    """``on_fenced`` of every child: it has been replaced, so it ends its own process at once
+    (nothing it holds may reach the venue or the journal any more). Never retried."""
+    log.critical("this actor has been replaced and stops: %s", exc)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(3)
+
+
+def child_peers(deployment: str, role: str, epoch: int) -> Peers:
+    """A child's peers: its journal writes carry (role, epoch); refused, it stops itself."""
+    return Peers(deployment, (role, int(epoch)), stop_replaced_actor)
+
+
 class _JournalAway(Exception):
     """No handle to the journal right now (being restarted): try again."""
 
@@ -334,6 +393,9 @@ async def _journal_call(
         return await journal.call(method, *args, **kwargs)
     except RayActorError:
         peers.forget(ROLE_JOURNAL)
+        raise
+    except RayTaskError as exc:
+        peers.fenced(exc)
         raise
 
 
@@ -368,11 +430,20 @@ async def call_journal(
     state: list[Any] | None = None,
     *,
     retry_s: float = 30.0,
+    vouched: Sequence[Stamp] = (),
 ) -> list[int]:
     """Append and wait for the commit, retrying across a journal restart (appends are idempotent
-    by event id). Raises ``OperationalError`` when the journal stays away for ``retry_s``."""
+    by event id). Raises ``OperationalError`` when the journal stays away for ``retry_s``, and
+    ``StaleEpochError`` at once when this writer (or one of ``vouched``, whose decision it
+    carries out) has been replaced."""
     return await _until_journal_back(
-        peers, wait_exponential(0.05, max=1.0), retry_s, JournalApi.append, records, state or []
+        peers,
+        wait_exponential(0.05, max=1.0),
+        retry_s,
+        JournalApi.append,
+        records,
+        state or [],
+        peers.stamps(*vouched),
     )
 
 

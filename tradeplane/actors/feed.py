@@ -21,8 +21,8 @@ import ray
 
 from tradeplane.actors.common import (
     Outbox,
-    Peers,
     SupervisedActor,
+    child_peers,
     process_info,
     query_journal,
     spawn,
@@ -33,9 +33,9 @@ from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import InvalidMarketData
 from tradeplane.core.model import Bar, Envelope
 from tradeplane.journal.records import JournalRecord, StateWrite
-from tradeplane.protocol.api import BarSubscriberApi, JournalApi
+from tradeplane.protocol.api import BarSubscriberApi
 from tradeplane.protocol.events import EventKind, MessageKind
-from tradeplane.protocol.roles import ROLE_FEED, ROLE_JOURNAL, Role
+from tradeplane.protocol.roles import ROLE_FEED, Role
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.venues.sim import MarketSimulator
 from tradeplane.venues.sim.faults import FaultBook, FaultKind
@@ -55,7 +55,12 @@ def sim_start(now: float, interval_s: int, history_bars: int) -> datetime:
 @ray.remote
 class FeedActor(SupervisedActor):
     def __init__(
-        self, cfg: TradeplaneConfig, run_id: str, subscribers: dict[str, list[str] | None]
+        self,
+        cfg: TradeplaneConfig,
+        run_id: str,
+        subscribers: dict[str, list[str] | None],
+        *,
+        epoch: int = 0,
     ) -> None:
         self.cfg = cfg
         self.deployment = cfg.deployment.name
@@ -64,7 +69,7 @@ class FeedActor(SupervisedActor):
         self.subscribers: dict[Role[BarSubscriberApi], list[str] | None] = {
             Role(role): symbols for role, symbols in subscribers.items()
         }
-        self.peers = Peers(self.deployment)
+        self.peers = child_peers(self.deployment, ROLE_FEED, epoch)
         self.outbox = Outbox(self.peers, inflight_limit=cfg.supervisor.inflight_limit)
         self.sim: MarketSimulator | None = None
         self.ring: dict[str, deque[Bar]] = {
@@ -197,9 +202,7 @@ class FeedActor(SupervisedActor):
         now = time.time()
         for bar in bars:
             self._last_bar_ts[bar.symbol] = bar.ts.isoformat()
-        self.outbox.send_nowait(
-            ROLE_JOURNAL,
-            JournalApi.append,
+        self.outbox.journal(
             [],
             [StateWrite(FEED_SCOPE, LAST_BARS_KEY, {"bars": dict(self._last_bar_ts)}, now)],
         )
@@ -212,7 +215,7 @@ class FeedActor(SupervisedActor):
             time.time(),
             {"source": self.cfg.feed.kind, "reason": reason, "message": raw},
         )
-        self.outbox.send_nowait(ROLE_JOURNAL, JournalApi.append, [record], [])
+        self.outbox.journal([record], [])
 
     async def _publish(self, bars: list[Bar]) -> None:
         recv = time.time()
@@ -223,9 +226,7 @@ class FeedActor(SupervisedActor):
             except InvalidMarketData as exc:
                 self.rejected_bars += 1
                 self._bars_rejected.add(1)
-                self.outbox.send_nowait(
-                    ROLE_JOURNAL,
-                    JournalApi.append,
+                self.outbox.journal(
                     [
                         event_record(
                             self.deployment, EventKind.BAR_REJECTED, recv, {"reason": str(exc)}
@@ -279,7 +280,7 @@ class FeedActor(SupervisedActor):
                 )
                 for b in bars
             ]
-            self.outbox.send_nowait(ROLE_JOURNAL, JournalApi.append, records, [])
+            self.outbox.journal(records, [])
             return
         for b in bars:
             s = self._summary.setdefault(b.symbol, {"bars": 0})
@@ -289,7 +290,7 @@ class FeedActor(SupervisedActor):
             record: JournalRecord = event_record(
                 self.deployment, EventKind.BAR_SUMMARY, recv, {"symbols": self._summary}
             )
-            self.outbox.send_nowait(ROLE_JOURNAL, JournalApi.append, [record], [])
+            self.outbox.journal([record], [])
             self._summary = {}
 
     def _journal_snapshot(self, force: bool = False) -> None:
@@ -297,9 +298,7 @@ class FeedActor(SupervisedActor):
         if self.sim is None or (not force and now - self._last_snapshot < SNAPSHOT_EVERY_S):
             return
         self._last_snapshot = now
-        self.outbox.send_nowait(
-            ROLE_JOURNAL,
-            JournalApi.append,
+        self.outbox.journal(
             [],
             [StateWrite(FEED_SCOPE, SIM_KEY, self.sim.snapshot(), now)],
         )

@@ -22,7 +22,10 @@ from tradeplane.actors.common import SupervisedActor, process_info
 from tradeplane.actors.journal_reads import JournalReads
 from tradeplane.config.models import JournalConfig, TradeplaneConfig
 from tradeplane.config.settings import with_node_credentials
+from tradeplane.core.errors import StaleEpochError
+from tradeplane.core.fencing import FENCE_SCOPE, FenceTable, Stamp
 from tradeplane.core.redact import REDACTOR, Redactor
+from tradeplane.core.run_record import JournalIdentity
 from tradeplane.journal import queries
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.journal.store import JournalStore
@@ -138,7 +141,13 @@ class JournalActor(JournalReads, SupervisedActor):
     """The writer; its ``read_*`` methods (``JournalReads``) serve the CLI from any node."""
 
     def __init__(
-        self, deployment: str, state_dir: str, cfg: JournalConfig | TradeplaneConfig
+        self,
+        deployment: str,
+        state_dir: str,
+        cfg: JournalConfig | TradeplaneConfig,
+        *,
+        epoch: int = 0,
+        expect: JournalIdentity | None = None,
     ) -> None:
         # Given the whole deployment config, the journal learns its secrets on its own node (as
         # the broker does: they are never actor arguments) and masks them in everything it
@@ -151,10 +160,16 @@ class JournalActor(JournalReads, SupervisedActor):
         self.state_dir = Path(state_dir)
         self.cfg = cfg
         # Opening here makes a locked, corrupted or foreign state dir fail the actor's creation,
-        # which the supervisor reports instead of trading on.
+        # which the supervisor reports instead of trading on; so does a journal that is not the
+        # one the running deployment wrote to (``expect``): journal_lost, never a fresh one.
         self.core = JournalCore(
-            lambda: JournalStore.open(self.state_dir, deployment, fsync=cfg.fsync), cfg
+            lambda: JournalStore.open(
+                self.state_dir, deployment, fsync=cfg.fsync, expect=expect, epoch=epoch or None
+            ),
+            cfg,
         )
+        self.fences = FenceTable(self.core.store.fences)
+        self.refused: dict[str, int] = {}  # writes refused, by the stale role
         self.started_ts = time.time()
         self.metrics = ActorMetrics("journal", deployment)
         core = self.core
@@ -174,19 +189,41 @@ class JournalActor(JournalReads, SupervisedActor):
             self.metrics.gauge(name, doc, unit, _observe(read))
 
     async def ready(self) -> dict[str, Any]:
-        return {"last_seq": self.core.store.last_seq, "state_dir": str(self.state_dir)}
+        return {
+            "last_seq": self.core.store.last_seq,
+            "state_dir": str(self.state_dir),
+            "genesis": self.core.store.genesis,
+            "epoch": self.core.store.epoch or 0,
+            "max_fence": self.fences.max_epoch(),
+        }
 
     async def append(
         self,
         records: Sequence[JournalRecord],
         state: Sequence[StateWrite] = (),
+        stamps: Sequence[Stamp] = (),
     ) -> list[int]:
         """Acknowledged only once committed (and fsynced when configured); concurrent calls
-        share one commit, so this stays cheap. Secrets this process knows are masked first."""
+        share one commit, so this stays cheap. Secrets this process knows are masked first.
+        ``stamps``: the (role, epoch) of the writer and of whoever it acts for; a replaced
+        incarnation's is refused (``StaleEpochError``) before anything is queued."""
+        try:
+            self.fences.check(stamps)
+        except StaleEpochError as exc:
+            self.refused[exc.role] = self.refused.get(exc.role, 0) + 1
+            raise
         if REDACTOR.active:
             records, state = redact_batch(REDACTOR, records, state)
         pending = self.core.submit(records, state)
         return await pending.done
+
+    async def fence(self, role: str, epoch: int) -> int:
+        """From now on refuse ``role``'s writes stamped below ``epoch`` (in force at once for
+        every later append, durable before this returns); returns the fence in force."""
+        floor = self.fences.fence(role, epoch)
+        write = StateWrite(FENCE_SCOPE, role, {"epoch": floor}, time.time())
+        await self.core.submit([], [write]).done
+        return floor
 
     async def flush(self) -> int:
         await self.core.flush()
@@ -205,12 +242,16 @@ class JournalActor(JournalReads, SupervisedActor):
             "ts": time.time(),
             "process": process_info(),
             "last_seq": self.core.store.last_seq,
+            "genesis": self.core.store.genesis,
+            "epoch": self.core.store.epoch or 0,
             "batches": self.core.batches,
             "records": self.core.records,
             "queued": len(self.core._queue),
             "last_commit_ms": round(self.core.last_commit_ms, 3),
             "max_commit_ms": round(self.core.max_commit_ms, 3),
             "errors": self.core.errors,
+            "refused": dict(self.refused),
+            "fences": self.fences.as_dict(),
             "paths": {
                 "db": str(self.core.store.db_path),
                 "jsonl": str(self.core.store.jsonl_path),

@@ -17,9 +17,9 @@ from typing import Any
 import ray
 
 from tradeplane.actors.common import (
-    Peers,
     SupervisedActor,
     call_journal,
+    child_peers,
     process_info,
     query_journal,
 )
@@ -42,11 +42,11 @@ log = logging.getLogger("tradeplane.reconciler")
 
 @ray.remote
 class ReconcilerActor(SupervisedActor):
-    def __init__(self, cfg: TradeplaneConfig, run_id: str) -> None:
+    def __init__(self, cfg: TradeplaneConfig, run_id: str, *, epoch: int = 0) -> None:
         self.cfg = cfg
         self.run_id = run_id
         self.deployment = cfg.deployment.name
-        self.peers = Peers(self.deployment)
+        self.peers = child_peers(self.deployment, ROLE_RECONCILER, epoch)
         self.last: dict[str, Any] | None = None
 
     async def ready(self) -> dict[str, Any]:

@@ -23,9 +23,9 @@ import ray
 
 from tradeplane.actors.common import (
     Outbox,
-    Peers,
     SupervisedActor,
     call_journal,
+    child_peers,
     process_info,
     query_journal,
     spawn,
@@ -66,9 +66,9 @@ from tradeplane.core.risk import (
 from tradeplane.core.risk_recovery import CheckOrphan, RiskJournal, RiskRecovery
 from tradeplane.core.session import make_calendar
 from tradeplane.journal.records import JournalRecord, StateWrite
-from tradeplane.protocol.api import BrokerApi, JournalApi
+from tradeplane.protocol.api import BrokerApi
 from tradeplane.protocol.events import EventKind
-from tradeplane.protocol.roles import ROLE_BROKER, ROLE_JOURNAL, ROLE_RISK
+from tradeplane.protocol.roles import ROLE_BROKER, ROLE_RISK
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.telemetry.context import intent_context, risk_check_context
 
@@ -86,11 +86,11 @@ def starting_equity(cfg: TradeplaneConfig) -> float:
 
 @ray.remote
 class RiskActor(SupervisedActor):
-    def __init__(self, cfg: TradeplaneConfig, run_id: str) -> None:
+    def __init__(self, cfg: TradeplaneConfig, run_id: str, *, epoch: int = 0) -> None:
         self.cfg = cfg
         self.run_id = run_id
         self.deployment = cfg.deployment.name
-        self.peers = Peers(self.deployment)
+        self.peers = child_peers(self.deployment, ROLE_RISK, epoch)
         self.outbox = Outbox(self.peers, inflight_limit=cfg.supervisor.inflight_limit)
         clock = SystemClock()
         self.engine = RiskEngine(
@@ -200,7 +200,7 @@ class RiskActor(SupervisedActor):
                     received_ts=time.time(),
                     traceparent=check.traceparent if check else None,
                 )
-                self.outbox.send_nowait(ROLE_JOURNAL, JournalApi.append, [record], [])
+                self.outbox.journal([record], [])
         if rows:
             log.warning("decided %d intent(s) left undecided by a restart", len(rows))
 
@@ -245,9 +245,14 @@ class RiskActor(SupervisedActor):
         await self._ready.wait()
         async with self._deciding:
             for item in envelope.payload:
-                await self._on_intent(item, received)
+                await self._on_intent(item, received, envelope.sender)
 
-    async def _on_intent(self, item: Intent | CancelIntent, received: float) -> None:
+    async def _on_intent(
+        self,
+        item: Intent | CancelIntent,
+        received: float,
+        sender: tuple[str, int] | None = None,
+    ) -> None:
         if isinstance(item, CancelIntent):
             self.outbox.send_nowait(
                 ROLE_BROKER,
@@ -256,7 +261,7 @@ class RiskActor(SupervisedActor):
             )
             return
         await self._await_first_mark(item.symbol)
-        await self._decide(item, received=received)
+        await self._decide(item, received=received, sender=sender)
 
     async def _await_first_mark(self, symbol: str) -> None:
         if self.engine.price(symbol) is not None:
@@ -267,7 +272,12 @@ class RiskActor(SupervisedActor):
                 await event.wait()
 
     async def _decide(
-        self, intent: Intent, *, flatten: bool = False, received: float | None = None
+        self,
+        intent: Intent,
+        *,
+        flatten: bool = False,
+        received: float | None = None,
+        sender: tuple[str, int] | None = None,
     ) -> None:
         received = time.time() if received is None else received
         if intent.intent_id in self._decided_set:
@@ -292,7 +302,7 @@ class RiskActor(SupervisedActor):
                 {"intent_id": intent.intent_id, "reason": decision.reason, "ts": decision.ts}
             )
             record = denial_record(decision, received_ts=received, traceparent=traceparent)
-            self.outbox.send_nowait(ROLE_JOURNAL, JournalApi.append, [record], self._state_writes())
+            self.outbox.journal([record], self._state_writes())
             return
         self.outbox.send_nowait(
             ROLE_BROKER,
@@ -302,6 +312,7 @@ class RiskActor(SupervisedActor):
                 flatten=flatten,
                 traceparent=traceparent,
                 received_ts=received,
+                approved_by=tuple(self.peers.stamps(sender)),
             ),
         )
 
@@ -453,7 +464,7 @@ class RiskActor(SupervisedActor):
                     await self._act(events)
                 writes = self._state_writes()
                 if writes:
-                    self.outbox.send_nowait(ROLE_JOURNAL, JournalApi.append, [], writes)
+                    self.outbox.journal([], writes)
             except Exception:  # the loop must outlive one bad round
                 log.exception("persisting risk state failed")
 

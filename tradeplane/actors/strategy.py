@@ -22,9 +22,9 @@ import ray
 
 from tradeplane.actors.common import (
     Outbox,
-    Peers,
     SupervisedActor,
     call_journal,
+    child_peers,
     process_info,
     query_journal,
     renew_lease,
@@ -39,9 +39,9 @@ from tradeplane.core.lease import SupervisionLease
 from tradeplane.core.model import Bar, Envelope, Fill, Side
 from tradeplane.core.strategy import Emitted, Strategy, StrategyRunner
 from tradeplane.journal.records import StateWrite
-from tradeplane.protocol.api import FeedApi, JournalApi, RiskApi
+from tradeplane.protocol.api import FeedApi, RiskApi
 from tradeplane.protocol.events import EventKind, MessageKind
-from tradeplane.protocol.roles import ROLE_FEED, ROLE_JOURNAL, ROLE_RISK, strategy_role
+from tradeplane.protocol.roles import ROLE_FEED, ROLE_RISK, strategy_role
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.telemetry.context import intent_context
 
@@ -64,13 +64,19 @@ def load_strategy_class(source: str, filename: str, class_name: str) -> type[Str
 @ray.remote
 class StrategyActor(SupervisedActor):
     def __init__(
-        self, cfg: TradeplaneConfig, strategy_cfg: StrategyConfig, source: str, run_id: str
+        self,
+        cfg: TradeplaneConfig,
+        strategy_cfg: StrategyConfig,
+        source: str,
+        run_id: str,
+        *,
+        epoch: int = 0,
     ) -> None:
         self.cfg = cfg
         self.scfg = strategy_cfg
         self.deployment = cfg.deployment.name
         self.role = strategy_role(strategy_cfg.name)
-        self.peers = Peers(self.deployment)
+        self.peers = child_peers(self.deployment, self.role, epoch)
         self.outbox = Outbox(self.peers, inflight_limit=cfg.supervisor.inflight_limit)
         cls = load_strategy_class(source, str(strategy_cfg.path), strategy_cfg.class_name)
         self.runner = StrategyRunner(
@@ -258,7 +264,7 @@ class StrategyActor(SupervisedActor):
                 self.errors.append(str(exc))
         if records or state:
             # Journal first (same caller, so the journal sees it before risk can act on it).
-            self.outbox.send_nowait(ROLE_JOURNAL, JournalApi.append, records, state)
+            self.outbox.journal(records, state)
         if out:
             first = out.intents[0].intent_id if out.intents else f"cancel-{now}"
             env = Envelope(
@@ -270,6 +276,7 @@ class StrategyActor(SupervisedActor):
                 traceparent=out.intents[0].traceparent if out.intents else None,
                 deployment=self.deployment,
                 strategy=self.scfg.name,
+                sender=self.peers.writer,
             )
             await self.outbox.send(ROLE_RISK, RiskApi.on_intents, env)
 

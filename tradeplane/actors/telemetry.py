@@ -27,7 +27,13 @@ from typing import Any
 import ray
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_exponential
 
-from tradeplane.actors.common import Peers, SupervisedActor, call_journal, process_info, spawn
+from tradeplane.actors.common import (
+    SupervisedActor,
+    call_journal,
+    child_peers,
+    process_info,
+    spawn,
+)
 from tradeplane.actors.records import event_record
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import OperationalError
@@ -58,14 +64,16 @@ SCRAPE_TIMEOUT_S = 1.0
 
 @ray.remote
 class TelemetryActor(SupervisedActor):
-    def __init__(self, cfg: TradeplaneConfig, run_id: str, roles: list[str]) -> None:
+    def __init__(
+        self, cfg: TradeplaneConfig, run_id: str, roles: list[str], *, epoch: int = 0
+    ) -> None:
         self.cfg = cfg
         self.tcfg = cfg.telemetry
         self.deployment = cfg.deployment.name
         self.run_id = run_id
         self.roles = [r for r in roles if r != ROLE_TELEMETRY]
         self.state_dir = Path(cfg.deployment.resolved_state_dir())
-        self.peers = Peers(self.deployment)
+        self.peers = child_peers(self.deployment, ROLE_TELEMETRY, epoch)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.metrics = ActorMetrics(
             "telemetry", self.deployment, service_base=self.tcfg.service_name

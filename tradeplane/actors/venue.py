@@ -180,7 +180,9 @@ class StreamingSimVenue:
 
 @ray.remote
 class SimVenueActor(SupervisedActor):
-    def __init__(self, deployment: str, state_dir: str, cfg: SimVenueConfig) -> None:
+    def __init__(
+        self, deployment: str, state_dir: str, cfg: SimVenueConfig, *, epoch: int = 0
+    ) -> None:
         self.deployment = deployment
         # Faults live in memory only: a restarted venue actor starts healthy.
         faults = FaultBook(SystemClock(), seed=cfg.seed, target="venue")

@@ -5,6 +5,8 @@ which node holds it, and a journal restarted anywhere can be checked against its
 from __future__ import annotations
 
 import json
+import time
+from typing import Any
 
 from ray.experimental import internal_kv
 
@@ -31,6 +33,17 @@ def get_run(deployment: str) -> RunRecord | None:
     if raw is None:
         return None
     return RunRecord.from_dict(json.loads(raw))
+
+
+def update_run(deployment: str, run_id: str, **changes: Any) -> RunRecord:
+    """Change fields of ``run_id``'s record (a record of another run is replaced by a new one
+    for this run: a run never inherits another's journal identity or epoch)."""
+    record = get_run(deployment)
+    if record is None or record.run_id != run_id:
+        record = RunRecord(deployment, run_id, "", "", "", "")
+    record = record.with_(**changes, updated_ts=time.time())
+    put_run(record)
+    return record
 
 
 def list_runs() -> list[RunRecord]:

@@ -39,6 +39,24 @@ class IllegalTransition(InvariantError):
         self.requested = requested
 
 
+class StaleEpochError(OperationalError):
+    """A write or command from an actor incarnation that has since been replaced (its epoch is
+    fenced): refused. The writer has been replaced, so it stops itself; it must never retry.
+    ``role``: whose epoch was refused (the writer's own, or the one it acted for)."""
+
+    def __init__(self, message: str, role: str = "") -> None:
+        super().__init__(message)
+        self.role = role
+
+    def __reduce__(self) -> tuple[type[StaleEpochError], tuple[str, str]]:
+        return (type(self), (str(self), self.role))
+
+
+class JournalLostError(OperationalError):
+    """The journal found is not the one a running deployment writes to (missing, another one,
+    or shorter than what was acknowledged): refused, never opened fresh in its place."""
+
+
 class InvalidMarketData(TradeplaneError):
     """A bar or price failed validation; it is rejected with this reason and never used."""
 

@@ -118,6 +118,13 @@ class ExecutionCore:
         order = self.orders.add(Order.from_intent(cmd.intent, now))
         return OrderEvent(EventKind.ORDER_SUBMITTING, order, now)
 
+    def forget_unsent(self, coid: str) -> None:
+        """An order whose ``order_submitting`` the journal refused: it never left and nothing
+        recorded it, so it is forgotten (a later approval of the same intent may go ahead)."""
+        order = self.orders.get(coid)
+        if order is not None and order.status is _S.PENDING_SUBMIT:
+            self.orders.discard(coid)
+
     def submitted(self, coid: str) -> OrderEvent | None:
         """The venue took the submit call. Its own events may already have moved the order on."""
         order = self.orders.get(coid)

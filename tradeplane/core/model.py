@@ -132,6 +132,10 @@ class SubmitOrder:
     """The ``risk.check`` span that approved it: the broker's span is its child."""
     received_ts: float | None = None
     """When risk received the intent (the ``risk.check`` span's start)."""
+    approved_by: tuple[tuple[str, int], ...] = ()
+    """(role, epoch) of the incarnations it rests on (the risk that approved it, the strategy
+    that asked for it): the broker's ``order_submitting`` carries them, so an order from a
+    replaced risk or strategy is refused by the journal before it can leave."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,3 +215,6 @@ class Envelope:
     strategy: str | None = None
     intent_id: str | None = None
     client_order_id: str | None = None
+    sender: tuple[str, int] | None = None
+    """(role, epoch) of the incarnation that sent it, where what follows must rest on it (a
+    strategy's intents: an order they lead to is refused once that strategy is replaced)."""

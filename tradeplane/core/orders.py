@@ -174,6 +174,9 @@ class OrderTracker:
     def restore(self, order: Order) -> None:
         self._orders[order.client_order_id] = order
 
+    def discard(self, client_order_id: str) -> None:
+        self._orders.pop(client_order_id, None)
+
     def update_status(
         self,
         client_order_id: str,

@@ -35,6 +35,11 @@ class RunRecord:
     placement: dict[str, str] = field(default_factory=dict)
     """Role -> node id of its current actor."""
     updated_ts: float = 0.0
+    epoch: int = 0
+    """The last epoch the supervisor handed to a child incarnation: a restarted supervisor
+    continues above it, so epochs only grow for as long as the cluster keeps this record."""
+    failure: str = ""
+    """Why the deployment failed (``journal_lost: ...``), where the journal cannot say it."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -23,7 +24,14 @@ from types import TracebackType
 from typing import Any
 
 from tradeplane import durable
-from tradeplane.core.errors import OperationalError, TransientError
+from tradeplane.core.errors import (
+    JournalLostError,
+    OperationalError,
+    StaleEpochError,
+    TransientError,
+)
+from tradeplane.core.fencing import FENCE_SCOPE, identity_mismatch
+from tradeplane.core.run_record import JournalIdentity
 from tradeplane.journal import files, recovery, schema
 from tradeplane.journal.files import write_all
 from tradeplane.journal.records import (
@@ -64,13 +72,34 @@ class JournalStore:
         self._jsonl_dirty = False  # a failed append may have left a fragment after _jsonl_size
         self._mutex = threading.Lock()
         self._closed = False
+        self.epoch: int | None = None  # this writer's journal epoch (see ``open``)
+        self.genesis = _ensure_genesis(conn)
+        self.fences: dict[str, int] = _read_fences(conn)
 
     # --- opening ----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, state_dir: Path, deployment: str, *, fsync: bool = True) -> JournalStore:
+    def open(
+        cls,
+        state_dir: Path,
+        deployment: str,
+        *,
+        fsync: bool = True,
+        expect: JournalIdentity | None = None,
+        epoch: int | None = None,
+    ) -> JournalStore:
+        """``expect``: the identity of the journal a running deployment writes to; anything
+        else (no journal there, another one, fewer lines than acknowledged) raises
+        ``JournalLostError`` and nothing is created. ``epoch``: this writer's journal epoch,
+        recorded in the database; it must be newer than the one recorded, and a writer whose
+        epoch has been overtaken there refuses to commit (``StaleEpochError``)."""
         if not isinstance(deployment, str) or not deployment:
             raise ValueError("deployment must be a non-empty string")
+        if not (Path(state_dir) / files.DB_NAME).is_file():
+            # Checked before anything is created: a lost journal is never started over.
+            lost = identity_mismatch(expect, found=False, genesis="", last_seq=0)
+            if lost is not None:
+                raise JournalLostError(f"journal_lost: {state_dir}: {lost}")
         try:
             state_dir = files.prepare_state_dir(Path(state_dir))
             lock_fd = files.acquire_lock(state_dir / files.LOCK_NAME)
@@ -85,9 +114,16 @@ class JournalStore:
             for suffix in ("-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     os.chmod(state_dir / (files.DB_NAME + suffix), files.FILE_MODE)
-            return cls(
+            store = cls(
                 state_dir, deployment, fsync, lock_fd, conn, jsonl_fd, last_seq, last_hash, size
             )
+            lost = identity_mismatch(expect, found=True, genesis=store.genesis, last_seq=last_seq)
+            if lost is not None:
+                raise JournalLostError(f"journal_lost: {state_dir}: {lost}")
+            if epoch is not None:
+                _take_epoch(conn, state_dir, epoch)
+                store.epoch = epoch
+            return store
         except BaseException as exc:
             if jsonl_fd is not None:
                 os.close(jsonl_fd)
@@ -146,6 +182,9 @@ class JournalStore:
                 return []
             seqs, new_lines, seq, last_hash = self._commit_db(records, state_rows)
             self._last_seq, self._last_hash = seq, last_hash
+            for w in state:
+                if w.scope == FENCE_SCOPE:
+                    self.fences[w.key] = int(w.data["epoch"])
             if new_lines or self._jsonl_dirty or self._jsonl_seq < seq:
                 self._append_jsonl(new_lines)
             return seqs
@@ -160,6 +199,8 @@ class JournalStore:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                if self.epoch is not None:
+                    self._check_epoch()
                 known: dict[str, int] = {}
                 if records:
                     ids = json.dumps([r.event_id for r in records])
@@ -219,6 +260,21 @@ class JournalStore:
             ) from exc
         return seqs, new_lines, seq, last_hash
 
+    def _check_epoch(self) -> None:
+        """Inside the batch's transaction: a journal opened since with a newer epoch owns the
+        record now (one indexed read per batch, so it costs nothing measurable)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'journal_epoch'").fetchone()
+        newest = int(row[0]) if row else 0
+        if newest > (self.epoch or 0):
+            raise StaleEpochError(
+                f"stale_epoch: journal epoch {self.epoch} of {self.state_dir} was replaced by "
+                f"epoch {newest}: this journal writes no more",
+                "journal",
+            )
+
+    def identity(self) -> JournalIdentity:
+        return JournalIdentity(self.genesis, self.epoch or 0, self._last_seq)
+
     def _append_jsonl(self, new_lines: list[str]) -> None:
         """Append after the commit. If an earlier append failed, first cut whatever fragment it
         left and re-append everything after the last good line from the database."""
@@ -264,3 +320,49 @@ class JournalStore:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _ensure_genesis(conn: sqlite3.Connection) -> str:
+    """The journal's fingerprint, the same in every copy of it and different in any other
+    journal: drawn at random when the journal is first opened (two journals may well begin
+    with the same first line), or, for a journal written before genesis was kept, the hash of
+    its first line. Kept in ``meta``."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'genesis'").fetchone()
+    if row:
+        return str(row[0])
+    first = conn.execute("SELECT line FROM events WHERE seq = 1").fetchone()
+    genesis = str(json.loads(first[0])["hash"]) if first else secrets.token_hex(32)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(schema.UPSERT_META, ("genesis", genesis))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return genesis
+
+
+def _read_fences(conn: sqlite3.Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT key, data FROM state WHERE scope = ?", (FENCE_SCOPE,))
+    return {key: int(json.loads(data)["epoch"]) for key, data in rows.fetchall()}
+
+
+def _take_epoch(conn: sqlite3.Connection, state_dir: Path, epoch: int) -> None:
+    """Record ``epoch`` as the journal's; refused when a journal as new or newer opened it."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'journal_epoch'").fetchone()
+        newest = int(row[0]) if row else 0
+        if epoch <= newest:
+            raise StaleEpochError(
+                f"stale_epoch: {state_dir} was opened by journal epoch {newest}; epoch {epoch} "
+                "is not newer: refusing to write",
+                "journal",
+            )
+        conn.execute(schema.UPSERT_META, ("journal_epoch", str(epoch)))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

@@ -53,6 +53,7 @@ class EventKind(StrEnum):
     RECOVERY_SUCCEEDED = "recovery_succeeded"
     RECOVERY_FAILED = "recovery_failed"
     RECOVERY_EXHAUSTED = "recovery_exhausted"
+    JOURNAL_LOST = "journal_lost"
     HALT_FAILED = "halt_failed"
     HALT_SUCCEEDED = "halt_succeeded"
     CANCEL_ALL_FAILED = "cancel_all_failed"

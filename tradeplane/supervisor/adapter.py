@@ -24,7 +24,17 @@ class ChildGone(Exception):
 
 
 class ChildAdapter(Protocol):
-    def create(self, spec: ChildSpec, node_id: str | None = None) -> None: ...
+    def create(
+        self, spec: ChildSpec, node_id: str | None = None, *, epoch: int = 0, **init: Any
+    ) -> None: ...
+    def read_run(self) -> RunRecord | None:
+        """This deployment's run record in Ray's key-value store (None: none, or unreadable)."""
+        ...
+
+    def update_run(self, run_id: str, **changes: Any) -> None:
+        """Change fields of ``run_id``'s run record (see ``cluster.kv.update_run``)."""
+        ...
+
     def attach(self, role: str) -> bool: ...
     async def call(
         self,
@@ -73,14 +83,6 @@ class ChildAdapter(Protocol):
         """Ray's node table (dead nodes included); raises when the control plane is away."""
         ...
 
-    def publish_run(self, record: RunRecord) -> None:
-        """The run record where every node can read it (Ray's key-value store)."""
-        ...
-
-    def read_run(self) -> RunRecord | None:
-        """The deployment's run record as last published (None: none, or unreadable)."""
-        ...
-
     def undelivered(self) -> int:
         """Sends not yet acknowledged (in flight or waiting to be resent)."""
         ...
@@ -112,8 +114,13 @@ class RayChildAdapter:
     def undelivered(self) -> int:
         return self.outbox.inflight() + self.outbox.pending_retries()
 
-    def create(self, spec: ChildSpec, node_id: str | None = None) -> None:
-        self.handles[spec.role] = spec.create(node_id)
+    def create(
+        self, spec: ChildSpec, node_id: str | None = None, *, epoch: int = 0, **init: Any
+    ) -> None:
+        self.handles[spec.role] = spec.create(node_id, epoch=epoch, **init)
+
+    def update_run(self, run_id: str, **changes: Any) -> None:
+        kv.update_run(self.deployment, run_id, **changes)
 
     async def nodes(self) -> list[NodeInfo]:
         # A blocking call to the control plane, off the event loop and bounded; with the head
@@ -122,9 +129,6 @@ class RayChildAdapter:
             self._nodes_read = asyncio.ensure_future(asyncio.to_thread(cluster_nodes))
         async with asyncio.timeout(5.0):
             return await asyncio.shield(self._nodes_read)
-
-    def publish_run(self, record: RunRecord) -> None:
-        kv.put_run(record)
 
     def read_run(self) -> RunRecord | None:
         try:

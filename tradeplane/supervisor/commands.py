@@ -101,6 +101,14 @@ class HaltRetryDue:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalWasLost:
+    """The journal (re)started for the running deployment is not its journal (missing,
+    another one, or shorter than acknowledged): fail closed, never recover onto it."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class HaltIssued:
     """Every halt command has been carried out (whatever the broker answered)."""
 
@@ -118,6 +126,7 @@ Observation = (
     | HaltFinished
     | HaltRetryDue
     | HaltIssued
+    | JournalWasLost
 )
 
 # -- commands -------------------------------------------------------------------------------------

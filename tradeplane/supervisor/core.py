@@ -41,6 +41,7 @@ from tradeplane.supervisor.commands import (
     HeartbeatMissed,
     HeartbeatReceived,
     JournalEvent,
+    JournalWasLost,
     KillActor,
     Observation,
     Observe,
@@ -305,6 +306,8 @@ class SupervisorCore:
                 return halting.halt_retry(self)
             case HaltIssued():
                 return halting.halt_issued(self)
+            case JournalWasLost(reason):
+                return halting.journal_lost(self, reason)
         raise TypeError(f"not an observation: {obs!r}")
 
     def _died(self, role: str, cause: str, now: float) -> list[Command]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tradeplane.core.health import Phase
-from tradeplane.core.watchdog import RecoveryDecision
+from tradeplane.core.watchdog import Lifecycle, RecoveryDecision
 from tradeplane.protocol.events import EventKind
 from tradeplane.protocol.states import TradingState
 from tradeplane.supervisor.commands import (
@@ -59,6 +59,30 @@ def give_up(
     if core.cancel_orders_on_exhausted:
         cmds.append(CancelOpenOrders("recovery exhausted"))
     return [*cmds, ScheduleWake(0.0, HaltIssued())]
+
+
+def journal_lost(core: SupervisorCore, reason: str, journal_role: str = "journal") -> list[Command]:
+    """The running deployment's journal is gone or replaced: no recovery (a restart could only
+    open another journal), trading halted first (nothing waits on a journal that is not there),
+    the record queued for a journal that may never come back; then health ``failed``."""
+    child = core.children.get(journal_role)
+    if child is not None:
+        child.last_error = reason
+        if child.state in (Lifecycle.RUNNING, Lifecycle.RESTARTING, Lifecycle.CREATING):
+            child.move(Lifecycle.DEAD)
+        if child.state is Lifecycle.DEAD:
+            child.move(Lifecycle.GAVE_UP)
+    if core.halt is not None:
+        return []
+    core.failure = reason
+    core.halt = Halt(journal_role, reason)
+    core.queue.clear()
+    return [
+        StopStreaming(),
+        SetTradingState(TradingState.HALTED, dict(HALTED, reason="journal_lost")),
+        JournalEvent(EventKind.JOURNAL_LOST, {"reason": reason}),
+        ScheduleWake(0.0, HaltIssued()),
+    ]
 
 
 def halt_issued(core: SupervisorCore) -> list[Command]:

@@ -15,7 +15,6 @@ from tradeplane.cluster.placement import (
     eligible,
     resolve_node,
 )
-from tradeplane.core.run_record import RunRecord
 from tradeplane.protocol.api import ChildApi
 from tradeplane.protocol.events import EventKind
 from tradeplane.protocol.roles import child_role
@@ -37,7 +36,7 @@ class Placer:
         self.placement: dict[str, str] = {}  # role -> node id of its current actor
         self.node_ips: dict[str, str] = {state_node.node_id: state_node.ip}
         self.lost_nodes: dict[str, dict[str, Any]] = {}  # node id -> what was lost with it
-        self.published: RunRecord | None = None
+        self.published: dict[str, Any] | None = None
         self.read_ts = float("-inf")  # when the node table was last read
         self.head_lost_since: float | None = None
 
@@ -125,32 +124,28 @@ class Placer:
             "head_unreachable_since": self.head_lost_since,
         }
 
-    def run_record(self) -> RunRecord:
-        return RunRecord(
-            deployment=self.sup.deployment,
-            run_id=self.sup.run_id,
-            phase=self.sup.core.phase.value,
-            state_node_id=self.state_node.node_id,
-            state_node_ip=self.state_node.ip,
-            state_dir=str(self.sup.cfg.deployment.resolved_state_dir()),
-            placement=dict(sorted(self.placement.items())),
-            updated_ts=self.sup.clock.now(),
-        )
+    def run_fields(self) -> dict[str, Any]:
+        """What the run record says of where the run is (its identity and epochs are the
+        ``Identity``'s to write)."""
+        return {
+            "phase": self.sup.core.phase.value,
+            "state_node_id": self.state_node.node_id,
+            "state_node_ip": self.state_node.ip,
+            "state_dir": str(self.sup.cfg.deployment.resolved_state_dir()),
+            "placement": dict(sorted(self.placement.items())),
+        }
 
     def publish_run(self) -> None:
-        """The run record in Ray's key-value store, where any node's CLI finds it; written
-        when it changed."""
-        record = self.run_record()
-        if (
-            self.published is not None
-            and record.with_(updated_ts=self.published.updated_ts) == self.published
-        ):
+        """Into the run record in Ray's key-value store, where any node's CLI finds it;
+        written when it changed."""
+        fields = self.run_fields()
+        if fields == self.published:
             return
         try:
-            self.sup.adapter.publish_run(record)
+            self.sup.adapter.update_run(self.sup.run_id, **fields)
         except Exception as exc:
             # Safe to lose for now: the next tick writes it again (it is compared to the last
             # one written, which stays the old one).
             log.warning("run record not published: %s", exc)
             return
-        self.published = record
+        self.published = fields

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tradeplane.protocol.api import JournalApi
+from tradeplane.protocol.api import ChildApi, JournalApi
 from tradeplane.protocol.events import EventKind
 from tradeplane.protocol.roles import ROLE_JOURNAL, strategy_role
 from tradeplane.supervisor.adapter import ChildGone
@@ -26,7 +26,10 @@ async def reattach(sup: Supervisor) -> bool:
     record in Ray's key-value store (never an idle deployment nobody watches: the journal is
     then found missing and recovered like any other death)."""
     adapter, core = sup.adapter, sup.core
-    run = await _run_from_journal(sup)
+    # The journal's identity and the epochs handed out live on in the run record: a journal
+    # restarted from here on must be the same one, and new incarnations are fenced above all.
+    sup.identity.restore(sup.run_id)
+    run, ready = await _run_from_journal(sup)
     journal_there = run is not None
     if not journal_there:
         record = adapter.read_run()
@@ -37,6 +40,11 @@ async def reattach(sup: Supervisor) -> bool:
     suspended = await suspended_in_run(sup) if journal_there else set()
     alive = {role: adapter.attach(role) for role in sup.specs if role not in suspended}
     adoption = adopt(core, alive, suspended)
+    lost = sup.identity.journal_ready(ready) if ready is not None else None
+    if lost is not None:  # the journal running now is not this run's: trade on nothing
+        sup.start_loops()
+        await sup.identity.fail_closed(f"journal_lost: {lost}")
+        return True
     for role in adoption.abandon:
         adapter.abandon(role)
     for role in adoption.watch:
@@ -50,16 +58,21 @@ async def reattach(sup: Supervisor) -> bool:
     return True
 
 
-async def _run_from_journal(sup: Supervisor) -> dict[str, Any] | None:
+async def _run_from_journal(
+    sup: Supervisor,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The run's state as the journal holds it, and the journal's ``ready`` answer (its
+    identity); (None, None) when no journal answers."""
     if not sup.adapter.attach(ROLE_JOURNAL):
-        return None
+        return None, None
     try:
         run: dict[str, Any] | None = await sup.adapter.call(
             10.0, ROLE_JOURNAL, JournalApi.query, "get_state", RUN_SCOPE, RUN_KEY
         )
+        ready: dict[str, Any] = await sup.adapter.call(10.0, ROLE_JOURNAL, ChildApi.ready)
     except (ChildGone, TimeoutError):
-        return None
-    return run or {}
+        return None, None
+    return run or {}, ready
 
 
 async def suspended_in_run(sup: Supervisor) -> set[str]:

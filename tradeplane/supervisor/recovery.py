@@ -29,6 +29,7 @@ from tradeplane.protocol.roles import (
 from tradeplane.supervisor.commands import RecoveryFinished, ResyncEnded, ResyncFinished
 from tradeplane.supervisor.core import VENUE_CONNECTION, Recovery
 from tradeplane.supervisor.derive import rewiring
+from tradeplane.supervisor.identity import JournalLost
 
 if TYPE_CHECKING:
     from tradeplane.supervisor.supervisor import Supervisor
@@ -98,6 +99,12 @@ class Recoverer:
                 phases[f"{role}_ready_s"] = round(self.clock.now() - begun, 3)
         except PlacementError as exc:
             error, unplaceable = str(exc), True
+        except JournalLost as exc:
+            # Not a failed attempt to retry: a journal that is not this run's must never be
+            # replaced by a fresh one. Fail closed at once.
+            await self.sup.identity.fail_closed(str(exc))
+            self.sup.wake.set()
+            return
         except Exception as exc:
             error = str(exc)
         kept = phases if error is None else {}

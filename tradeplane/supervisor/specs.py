@@ -40,9 +40,11 @@ class ChildSpec:
     options: dict[str, Any]
     placement: Placement = field(default_factory=Placement)
 
-    def create(self, node_id: str | None = None) -> Any:
+    def create(self, node_id: str | None = None, *, epoch: int = 0, **init: Any) -> Any:
         """A new actor: on ``node_id`` when given (hard: never elsewhere, it fails instead),
-        otherwise wherever its resources and labels allow, spread."""
+        otherwise wherever its resources and labels allow, spread. ``epoch``: this
+        incarnation's (its journal writes carry it); ``init``: further keyword arguments for
+        this incarnation only (the journal's ``expect``)."""
         options = dict(self.options)
         if node_id is not None:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
@@ -52,7 +54,7 @@ class ChildSpec:
                 options["resources"] = dict(self.placement.resources)
             if self.placement.labels:
                 options["label_selector"] = dict(self.placement.labels)
-        return self.actor_class.options(**options).remote(*self.args)
+        return self.actor_class.options(**options).remote(*self.args, epoch=epoch, **init)
 
 
 def uses_venue_actor(cfg: TradeplaneConfig) -> bool:

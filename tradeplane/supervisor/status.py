@@ -92,7 +92,8 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
         "reconciliation": sup.recoverer.reconciliation,
         "journal": {
             k: journal.get(k) for k in ("last_seq", "paths", "last_commit_ms", "max_commit_ms")
-        },
+        }
+        | {"identity": sup.identity.status()},
         "telemetry": {
             k: telemetry.get(k)
             for k in (

@@ -75,13 +75,16 @@ class Stopper:
         self.sup.recoverer.cancel()
         errors: dict[str, str] = {}
         await self._step(errors, 10.0, ROLE_FEED, FeedApi.stop_streaming)
-        for role in self.sup.specs:
-            if is_strategy_role(role):
-                await self._step(errors, 10.0, strategy_role(strategy_name(role)), StrategyApi.stop)
-        await self._step(errors, 10.0, ROLE_RISK, RiskApi.persist)
-        await self.drain()
-        await self._step(errors, 15.0, ROLE_BROKER, BrokerApi.drain)
-        await self.drain()
+        lost = self.sup.identity.lost
+        if lost is None:  # with the journal lost nothing more can be delivered: no waiting
+            for role in self.sup.specs:
+                if is_strategy_role(role):
+                    strategy = strategy_role(strategy_name(role))
+                    await self._step(errors, 10.0, strategy, StrategyApi.stop)
+            await self._step(errors, 10.0, ROLE_RISK, RiskApi.persist)
+            await self.drain()
+            await self._step(errors, 15.0, ROLE_BROKER, BrokerApi.drain)
+            await self.drain()
         summary = await self.sup.status_with_orders()
         self.core.set_phase(Phase.STOPPED)
         await self.sup.observe()
@@ -93,7 +96,9 @@ class Stopper:
         stopped = {"reason": reason, "orders": summary.get("orders", {})}
         if errors:
             stopped["errors"] = dict(errors)
-        if await self.sup.journal_durably(
+        if lost is not None:
+            errors["journal"] = f"deployment_stopped not recorded: {lost}"
+        elif await self.sup.journal_durably(
             EventKind.DEPLOYMENT_STOPPED, stopped, [self.sup.run_state()]
         ):
             await self._step(errors, 15.0, ROLE_JOURNAL, JournalApi.close)

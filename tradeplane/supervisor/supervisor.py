@@ -71,6 +71,7 @@ from tradeplane.supervisor.commands import (
 )
 from tradeplane.supervisor.core import SupervisorCore
 from tradeplane.supervisor.derive import health_facts
+from tradeplane.supervisor.identity import Identity, JournalLost
 from tradeplane.supervisor.placing import Placer
 from tradeplane.supervisor.reattach import RUN_KEY, RUN_SCOPE, reattach
 from tradeplane.supervisor.recovery import Recoverer
@@ -139,6 +140,7 @@ class Supervisor:
         self.journal_failures = 0
         self.faults = FaultSchedule(cfg.venue.sim.faults)
         self.feed_started_ts: float | None = None
+        self.identity = Identity(self)
         self.recoverer = Recoverer(self)
         self.stopper = Stopper(self)
         self.last_stop: dict[str, Any] | None = None
@@ -292,7 +294,8 @@ class Supervisor:
             # runtime); they then become ready one by one in dependency order, journal first.
             self.placer.publish_run()
             for spec in self.specs.values():
-                self.adapter.create(spec, await self.placer.node_for(spec))
+                node_id = await self.placer.node_for(spec)
+                self.adapter.create(spec, node_id, epoch=self.identity.next_epoch(spec.role))
             for role in self.specs:
                 await self.start_child(role, timeout, created=True)
                 if role == ROLE_JOURNAL and self.state_node_lost is not None:
@@ -350,17 +353,27 @@ class Supervisor:
             # A restart under way when the stop came: the stop has killed (or will kill) every
             # child by name, and a new one must not outlive it.
             raise OperationalError(f"{role} not restarted: the deployment is stopping")
+        ident = self.identity
         if not created:
-            self.adapter.create(spec, await self.placer.node_for(spec))
+            node_id = await self.placer.node_for(spec)
+            epoch = await ident.new_incarnation(role, timeout_s)
+            self.adapter.create(spec, node_id, epoch=epoch, **ident.init_args(role, restart))
+        else:
+            await ident.fence(role, ident.child_epochs[role], timeout_s)
         try:
-            await self.adapter.call(timeout_s, child_role(role), ChildApi.ready)
+            answer = await self.adapter.call(timeout_s, child_role(role), ChildApi.ready)
         except (ChildGone, TimeoutError) as exc:
             cause = None
             # Only to name the cause in the error: a child that does not die in 5 s has none.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5.0):
                     cause = await self.adapter.wait_for_death(role)
+            if role == ROLE_JOURNAL:
+                ident.raise_if_lost(cause)
             raise RuntimeError(f"{role} did not become ready: {cause or exc}") from exc
+        if role == ROLE_JOURNAL and (lost := ident.journal_ready(answer)) is not None:
+            await self.kill(ROLE_JOURNAL)
+            raise JournalLost(f"journal_lost: {lost}")
         if restart:
             self.core.restarted(role)
         else:
@@ -427,6 +440,9 @@ class Supervisor:
         for role, result in zip(running, results, strict=True):
             if isinstance(result, dict):
                 await self.handle(HeartbeatReceived(role, result))
+                lost = self.identity.journal_beat(result) if role == ROLE_JOURNAL else None
+                if lost is not None:
+                    await self.identity.fail_closed(f"journal_lost: {lost}")
             elif isinstance(result, TimeoutError):
                 await self.handle(HeartbeatMissed(role))
         await self.placer.watch_nodes()

@@ -23,6 +23,7 @@ SUPERVISOR_KINDS = frozenset(
         EventKind.RECOVERY_SUCCEEDED,
         EventKind.RECOVERY_FAILED,
         EventKind.RECOVERY_EXHAUSTED,
+        EventKind.JOURNAL_LOST,
         EventKind.STRATEGY_ERROR,
         EventKind.STRATEGY_SUSPENDED,
         EventKind.SUPERVISOR_REATTACHED,
@@ -39,6 +40,7 @@ SUPERVISOR_KINDS = frozenset(
 
 _FAILURE_KINDS = (
     EventKind.RECOVERY_EXHAUSTED,
+    EventKind.JOURNAL_LOST,
     EventKind.DEPLOYMENT_FAILED,
     EventKind.STRATEGY_ERROR,
     EventKind.HALT_FAILED,

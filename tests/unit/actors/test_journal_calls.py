@@ -20,7 +20,7 @@ class FakeJournal:
 
     @property
     def append(self) -> Any:
-        return self._method(lambda records, state: list(range(len(records))))
+        return self._method(lambda records, state, stamps=(): list(range(len(records))))
 
     @property
     def query(self) -> Any:
@@ -56,6 +56,12 @@ class FakePeers:
 
     def forget(self, role: str | None = None) -> None:
         self.forgotten += 1
+
+    def stamps(self, *vouched: Any) -> list[Any]:
+        return []
+
+    def fenced(self, exc: BaseException) -> None:
+        pass
 
 
 def test_call_journal_when_the_journal_dies_twice_then_the_append_lands_after_retries() -> None:

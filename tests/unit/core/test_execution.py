@@ -132,3 +132,19 @@ def test_event_for_unknown_order_then_counted_unmatched() -> None:
     core = ExecutionCore(ManualClock())
     assert core.apply_venue_event(VEvent(1, "order_accepted", "nope")) == []
     assert core.unmatched_events == 1
+
+
+def test_submit_refused_by_the_journal_then_forgotten_and_a_later_approval_may_go() -> None:
+    core = ExecutionCore(ManualClock())
+    submit(core)
+    core.forget_unsent("tpa")
+    assert core.orders.get("tpa") is None
+    assert submit(core).kind == "order_submitting"
+
+
+def test_forget_unsent_when_the_order_left_already_then_kept() -> None:
+    core = ExecutionCore(ManualClock())
+    submit(core)
+    core.submitted("tpa")
+    core.forget_unsent("tpa")
+    assert core.orders.get("tpa") is not None

@@ -116,8 +116,15 @@ class FakeAdapter:
         self.node_table: list[NodeInfo] = [NodeInfo(STATE_NODE, "10.0.0.1", alive=True)]
         self.created_on: dict[str, str | None] = {}
         self.lands_on: dict[str, str] = {}  # where Ray put a spread actor
-        self.runs: list[RunRecord] = []
+        self.runs: list[RunRecord] = []  # every version of the run record written
         self.head_down = False
+        self.epochs: dict[str, int] = {}
+        self.inits: dict[str, dict[str, Any]] = {}
+        self.fences: dict[str, int] = {}
+        self.fenced_at_create: dict[str, int | None] = {}
+        self.create_cause: dict[str, str] = {}
+        self.run: RunRecord | None = None
+        self.journal_ready: dict[str, Any] = {"genesis": "g" * 64, "last_seq": 0, "epoch": 1}
 
     # -- test controls -------------------------------------------------------------------------
 
@@ -144,14 +151,17 @@ class FakeAdapter:
 
     # -- the adapter ---------------------------------------------------------------------------
 
-    def create(self, spec: Any, node_id: str | None = None) -> None:
+    def create(self, spec: Any, node_id: str | None = None, *, epoch: int = 0, **init: Any) -> None:
         self.created.append(spec.role)
         self.created_on[spec.role] = node_id
+        self.epochs[spec.role] = epoch
+        self.inits[spec.role] = init
+        self.fenced_at_create[spec.role] = self.fences.get(spec.role)
         child = FakeChild(spec.role)
         self.children[spec.role] = child
         if self.create_failures.get(spec.role, 0) > 0:
             self.create_failures[spec.role] -= 1
-            child.die("failed while starting: RuntimeError: boom")
+            child.die(self.create_cause.get(spec.role, "failed while starting: RuntimeError: boom"))
 
     def attach(self, role: str) -> bool:
         child = self.children.get(role)
@@ -171,7 +181,21 @@ class FakeAdapter:
             raise queued.pop()
         return self._answer(role, method, args)
 
+    def read_run(self) -> RunRecord | None:
+        return self.run
+
+    def update_run(self, run_id: str, **changes: Any) -> None:
+        if self.run is None or self.run.run_id != run_id:
+            self.run = RunRecord("t", run_id, "", "", "", "")
+        self.run = self.run.with_(**changes)
+        self.runs.append(self.run)
+
     def _answer(self, role: str, method: str, args: tuple[Any, ...]) -> Any:
+        if method == "fence":
+            self.fences[args[0]] = max(self.fences.get(args[0], 0), args[1])
+            return self.fences[args[0]]
+        if (role, method) == ("journal", "ready"):
+            return dict(self.journal_ready)
         if method == "heartbeat":
             beat = {"feed": {"streaming": True, "last_bar_recv_ts": self.clock.now()}}.get(
                 role, {"connected": True} if role == "broker" else {}
@@ -244,12 +268,6 @@ class FakeAdapter:
         if self.head_down:
             raise TimeoutError("GCS unreachable")
         return list(self.node_table)
-
-    def publish_run(self, record: RunRecord) -> None:
-        self.runs.append(record)
-
-    def read_run(self) -> RunRecord | None:
-        return self.runs[-1] if self.runs else None
 
     def undelivered(self) -> int:
         return len(self.pending)
