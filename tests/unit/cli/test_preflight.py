@@ -186,3 +186,34 @@ def test_state_dir_held_by_another_node_then_not_ready_naming_it_never_fresh(
     assert "fresh" not in details and "starts flat" not in details
     # Control: the same state dir read here is a fresh deployment, ready.
     assert run_preflight(config(tmp_path / "state"), "sim").ready
+
+
+def test_a_running_deployments_metrics_endpoint_in_use_is_reported(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    from tradeplane.cli import preflight
+
+    telemetry = {
+        "metrics_endpoint": "http://127.0.0.1:41234/metrics",
+        "metrics_note": "port 9464 taken, serving on 41234",
+    }
+    monkeypatch.setattr(preflight, "call_running_within", lambda *args: {"telemetry": telemetry})
+    check = preflight._telemetry_check(config(tmp_path / "state"), running=object())
+    assert check.status == "ok"
+    assert "metrics served at http://127.0.0.1:41234/metrics (port 9464 taken" in check.detail
+    assert check.data["metrics_endpoint"] == "http://127.0.0.1:41234/metrics"
+
+
+def test_a_taken_metrics_port_before_start_warns_that_another_will_be_served(
+    tmp_path: Path,
+) -> None:
+    from tradeplane.cli import preflight
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        cfg = config(tmp_path / "state", telemetry={"metrics_port": port})
+        check = preflight._telemetry_check(cfg, running=None)
+    assert check.status == "warn"
+    assert "would serve on another port (shown by status)" in check.detail
