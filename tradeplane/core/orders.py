@@ -40,9 +40,11 @@ ORDER_STATUS = TransitionTable[OrderStatus](
         _S.SUBMITTED: frozenset({_S.ACCEPTED, _S.REJECTED} | _WORKING_EXITS | {_S.PENDING_CANCEL}),
         _S.ACCEPTED: _WORKING_EXITS | {_S.PENDING_CANCEL},
         _S.PARTIALLY_FILLED: _WORKING_EXITS | {_S.PENDING_CANCEL},
-        # A refused cancel returns the order to working; a fill may race the cancel.
+        # A refused cancel returns the order to working; a fill may race the cancel, and so may
+        # the venue's refusal of an order cancelled before it was acknowledged.
         _S.PENDING_CANCEL: frozenset(
             {_S.ACCEPTED, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.EXPIRED, _S.UNKNOWN}
+            | {_S.REJECTED}
         ),
         # Resolved only by what the venue reports.
         _S.UNKNOWN: frozenset(

@@ -128,6 +128,21 @@ def test_cancel_rejected_then_back_to_working() -> None:
     assert back.order.status is S.ACCEPTED
 
 
+def test_venue_rejects_an_order_whose_cancel_is_pending_then_rejected_not_lost() -> None:
+    """Seen in the chaos suite under load: the cancel was asked between the submit and the
+    venue's refusal; the refusal must close the order (the venue's cancel-rejected that follows
+    changes nothing)."""
+    core = ExecutionCore(ManualClock())
+    submit(core)
+    core.submitted("tpa")
+    ev, send = core.request_cancel("tpa")
+    assert send and ev and ev.order.status is S.PENDING_CANCEL
+    (rejected,) = core.apply_venue_event(VEvent(1, "order_rejected", "tpa", reason="NO_MARGIN"))
+    assert rejected.order.status is S.REJECTED and rejected.reason == "NO_MARGIN"
+    after = core.apply_venue_event(VEvent(2, "cancel_rejected", "tpa", reason="ALREADY_REJECTED"))
+    assert after == [] and core.orders.get("tpa").status is S.REJECTED
+
+
 def test_event_for_unknown_order_then_counted_unmatched() -> None:
     core = ExecutionCore(ManualClock())
     assert core.apply_venue_event(VEvent(1, "order_accepted", "nope")) == []
