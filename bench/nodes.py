@@ -13,7 +13,10 @@ running Ray and must not share the machine with another Ray run.
   shows each of its strategy roles placed on another live node, ``running``, and health ``ok``.
   Where the time goes, per loss: until Ray's node table shows the node dead (``dead_s``), until
   ``node_lost`` was journaled (``journaled_s``, the supervisor's clock), and from dead to healthy
-  (``dead_to_healthy_s``; the supervisor restarts one role at a time, so also per role). After
+  (``dead_to_healthy_s``; the supervisor restarts one role at a time, so also per role;
+  negative when the supervisor restarted them before Ray declared the node dead, having seen
+  their calls fail: on loopback the node's workers die with its raylet). ``node_lost_missing``
+  counts losses whose ``node_lost`` the status did not show within 5 s of the node's death. After
   each loss a replacement worker joins, and the next loss waits for it and for the deployment to
   be ``ok`` with fills flowing; the replacement gets no strategy until one restarts (nothing
   rebalances), so later losses tend to take more strategies with them (``roles_per_loss``;
@@ -63,6 +66,9 @@ from tradeplane.supervisor import deployment  # noqa: E402
 TARGETS = {"median_s": 5.0, "p95_s": 10.0}  # issue 14, with the recommended settings
 STATE_NODE = "tp-role=state"
 POLL_S = 0.05
+# How long after Ray declared the node dead ``node_lost`` may take to show in the status (the
+# supervisor reads the node table about once a second); not there by then: counted as missing.
+JOURNAL_GRACE_S = 5.0
 SAMPLE_KEYS = ("total_s", "remove_s", "dead_s", "journaled_s", "dead_to_healthy_s", "roles")
 
 # Ray prints "(raylet) ..." lines to the driver's stdout and the nodes it starts inherit its
@@ -204,7 +210,8 @@ def lose_one(nodes: Nodes, name: str, rng: random.Random, give_up_s: float) -> d
                     out["journaled_s"] = float(entry["ts"]) - t0
         if healthy is None and healthy_elsewhere(status, roles, lost, live):
             healthy = now
-        if healthy is not None and dead is not None:
+        settled = "journaled_s" in out or (dead is not None and now - dead > JOURNAL_GRACE_S)
+        if healthy is not None and dead is not None and settled:
             break
         time.sleep(POLL_S)
     else:
@@ -300,6 +307,7 @@ def bench_node_loss(
             "healthy_elsewhere_s": stats(total),
             "dead_s": stats([s["dead_s"] for s in done]),
             "journaled_s": stats([s["journaled_s"] for s in done if "journaled_s" in s]),
+            "node_lost_missing": sum(1 for s in done if "journaled_s" not in s),
             "dead_to_healthy_s": stats([s["dead_to_healthy_s"] for s in done]),
             # The supervisor restarts one role at a time: the part after "dead" grows with the
             # number of strategies the node hosted (they are not rebalanced onto replacements).
