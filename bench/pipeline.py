@@ -103,12 +103,29 @@ def measure_floor(rate_per_s: float, duration_s: float) -> dict[str, Any]:
 
 
 def bench_config(
-    name: str, state_dir: Path, *, symbols: int, speed: float, strategy: str, every: int = 32
+    name: str,
+    state_dir: Path,
+    *,
+    symbols: int,
+    speed: float,
+    strategy: str,
+    every: int = 32,
+    copies: int = 1,
+    placement: dict[str, Any] | None = None,
+    state_node: str | None = None,
 ) -> TradeplaneConfig:
+    """``copies`` strategies (``bench``, then ``bench1``...), each with the ``placement`` fields
+    (``resources``/``labels``); ``state_node`` as in ``[deployment]`` (bench/nodes.py)."""
     syms = [f"S{i:03d}" for i in range(symbols)]
+    where = {"state_node": state_node} if state_node else {}
     return parse_config(
         {
-            "deployment": {"name": name, "mode": "paper", "state_dir": str(state_dir)},
+            "deployment": {
+                "name": name,
+                "mode": "paper",
+                "state_dir": str(state_dir),
+                **where,
+            },
             "venue": {
                 "kind": "sim",
                 "sim": {"symbols": syms, "seed": 11, "speed": speed, "history_bars": 0},
@@ -117,11 +134,13 @@ def bench_config(
             "supervisor": {"feed_silence_s": 30.0, "inflight_limit": 64},
             "strategies": [
                 {
-                    "name": "bench",
+                    "name": f"bench{i or ''}",
                     "path": str(HERE / "strategies" / "pinger.py"),
                     "class_name": strategy,
                     "params": {"every": every},
+                    **(placement or {}),
                 }
+                for i in range(copies)
             ],
         },
         source="bench",
@@ -182,6 +201,33 @@ def measure_latency(
         deployment.stop(name)
 
 
+def sustained_rate(feed: Any, *, total_bars: int, window_s: float = 2.0) -> dict[str, Any]:
+    """The feed's bars/s over the next ``total_bars`` bars (call it once warmed up), and the
+    slowest ``window_s`` window."""
+    warm = ray.get(feed.heartbeat.remote())["bars"]
+    t0 = time.monotonic()
+    windows: list[float] = []
+    last_bars, last_t = warm, t0
+    inflight_max = 0
+    while True:
+        time.sleep(window_s)
+        beat = ray.get(feed.heartbeat.remote())
+        now = time.monotonic()
+        windows.append((beat["bars"] - last_bars) / (now - last_t))
+        last_bars, last_t = beat["bars"], now
+        inflight_max = max(inflight_max, max(beat["inflight"].values() or [0]))
+        if beat["bars"] - warm >= total_bars:
+            break
+    elapsed = time.monotonic() - t0
+    return {
+        "bars": last_bars - warm,
+        "seconds": elapsed,
+        "sustained_bars_per_s": (last_bars - warm) / elapsed,
+        "min_window_bars_per_s": min(windows),
+        "max_inflight_per_subscriber": inflight_max,
+    }
+
+
 def measure_throughput_and_memory(tmp: Path, *, symbols: int, total_bars: int) -> dict[str, Any]:
     """Unpaced feed (backpressure is the only brake): the rate it sustains, and RSS growth.
 
@@ -196,29 +242,11 @@ def measure_throughput_and_memory(tmp: Path, *, symbols: int, total_bars: int) -
         warm_up_bars = max(20_000, cfg.supervisor.replay_bars * symbols * 2)
         while ray.get(feed.heartbeat.remote())["bars"] < warm_up_bars:
             time.sleep(0.5)
-        warm = ray.get(feed.heartbeat.remote())["bars"]
         rss0 = rss_by_role(name)
-        t0 = time.monotonic()
-        windows: list[float] = []
-        last_bars, last_t = warm, t0
-        inflight_max = 0
-        while True:
-            time.sleep(2.0)
-            beat = ray.get(feed.heartbeat.remote())
-            now = time.monotonic()
-            windows.append((beat["bars"] - last_bars) / (now - last_t))
-            last_bars, last_t = beat["bars"], now
-            inflight_max = max(inflight_max, max(beat["inflight"].values() or [0]))
-            if beat["bars"] - warm >= total_bars:
-                break
-        elapsed = time.monotonic() - t0
+        rate = sustained_rate(feed, total_bars=total_bars)
         rss1 = rss_by_role(name)
         return {
-            "bars": last_bars - warm,
-            "seconds": elapsed,
-            "sustained_bars_per_s": (last_bars - warm) / elapsed,
-            "min_window_bars_per_s": min(windows),
-            "max_inflight_per_subscriber": inflight_max,
+            **rate,
             "inflight_limit": cfg.supervisor.inflight_limit,
             "warm_up_bars": warm_up_bars,
             "rss_start_mib": sum(rss0.values()) / 2**20,
