@@ -93,15 +93,14 @@ class NodeLoss:
     roles: tuple[str, ...]
 
 
-def lost_nodes(placement: dict[str, str], nodes: list[NodeInfo], known: set[str]) -> list[NodeLoss]:
-    """Nodes that host roles of the deployment and that Ray's node table no longer shows
-    alive, each once (``known``: those already reported)."""
+def lost_nodes(
+    hosted: dict[str, list[str]], nodes: list[NodeInfo], known: set[str]
+) -> list[NodeLoss]:
+    """Nodes that host (or lately hosted) roles of the deployment and that Ray's node table no
+    longer shows alive, each once (``known``: those already reported)."""
     alive = {n.node_id for n in nodes if n.alive}
-    hosted: dict[str, list[str]] = {}
-    for role, node in placement.items():
-        hosted.setdefault(node, []).append(role)
     return [
         NodeLoss(node, tuple(sorted(roles)))
         for node, roles in sorted(hosted.items())
-        if node not in alive and node not in known
+        if roles and node not in alive and node not in known
     ]

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tradeplane.supervisor")
 NODE_TABLE_INTERVAL_S = 1.0
+# How long a node a role left is still said to have hosted it (Ray declares a lost node dead
+# within seconds to a minute, depending on its health-check settings).
+DEPARTED_S = 120.0
 
 
 class Placer:
@@ -36,6 +39,7 @@ class Placer:
         self.placement: dict[str, str] = {}  # role -> node id of its current actor
         self.node_ips: dict[str, str] = {state_node.node_id: state_node.ip}
         self.lost_nodes: dict[str, dict[str, Any]] = {}  # node id -> what was lost with it
+        self.departed: dict[str, dict[str, float]] = {}  # node id -> role -> when it left
         self.published: dict[str, Any] | None = None
         self.read_ts = float("-inf")  # when the node table was last read
         self.head_lost_since: float | None = None
@@ -70,6 +74,11 @@ class Placer:
             log.warning("node of %s unknown: %s", role, exc)
             return
         if isinstance(node, str) and node:
+            before = self.placement.get(role)
+            if before is not None and before != node:
+                # Its actor may have died with its node before Ray declared the node dead: the
+                # node's loss, when it comes, still names it.
+                self.departed.setdefault(before, {})[role] = self.sup.clock.now()
             self.placement[role] = node
 
     async def watch_nodes(self, *, force: bool = False) -> None:
@@ -91,7 +100,7 @@ class Placer:
             self.head_lost_since = None
             log.warning("Ray's control plane (the head) answers again after %.1fs", away)
             self.sup.journal(EventKind.HEAD_REACHABLE, {"away_s": away})
-        for loss in lost_nodes(self.placement, nodes, set(self.lost_nodes)):
+        for loss in lost_nodes(self.hosted(now), nodes, set(self.lost_nodes)):
             data = {
                 "node_id": loss.node_id,
                 "node_ip": self.node_ips.get(loss.node_id, ""),
@@ -101,6 +110,21 @@ class Placer:
             self.lost_nodes[loss.node_id] = data | {"ts": self.sup.clock.now()}
             log.error("node %s lost with %s", data["node_ip"] or loss.node_id, data["roles"])
             await self.sup.journal_durably(EventKind.NODE_LOST, data)
+
+    def hosted(self, now: float) -> dict[str, list[str]]:
+        """Node -> the roles it hosts, and those that left it within ``DEPARTED_S`` (a node's
+        actors die with it, and may be restarted elsewhere before Ray declares it dead)."""
+        out: dict[str, list[str]] = {}
+        for role, node in self.placement.items():
+            out.setdefault(node, []).append(role)
+        for node, roles in list(self.departed.items()):
+            recent = {r: ts for r, ts in roles.items() if now - ts <= DEPARTED_S}
+            if not recent:
+                del self.departed[node]
+                continue
+            self.departed[node] = recent
+            out.setdefault(node, []).extend(r for r in recent if r not in out[node])
+        return out
 
     async def _control_plane_away(self, exc: Exception) -> None:
         """The node table does not answer: Ray's head is lost or cut off. Trading goes on while

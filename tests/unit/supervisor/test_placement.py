@@ -103,3 +103,23 @@ def test_head_unreachable_then_said_once_shown_in_status_and_trading_goes_on() -
         assert sup.status()["head_unreachable_since"] is None
 
     asyncio.run(scenario())
+
+
+def test_node_declared_dead_after_its_strategy_moved_then_node_lost_still_names_it() -> None:
+    """On a lost machine the actors die with it and may be restarted elsewhere before Ray's
+    health checks declare the node dead (seen in bench/nodes.py with Ray's defaults)."""
+
+    async def scenario() -> None:
+        sup, adapter = await running_spread()
+        adapter.node_table.append(NodeInfo("c" * 56, "10.0.0.3", True, {"tp_strategy": 2.0}))
+        adapter.lands_on["strategy/a"] = "c" * 56
+        adapter.crash("strategy/a", "worker died")  # the node is still alive in the table
+        await eventually(lambda: "recovery_succeeded" in adapter.kinds(), "strategy back")
+        assert adapter.events("node_lost") == []
+        i = next(i for i, n in enumerate(adapter.node_table) if n.node_id == WORKER)
+        adapter.node_table[i] = NodeInfo(WORKER, "10.0.0.2", False)  # now Ray declares it dead
+        await sup.placer.watch_nodes(force=True)
+        lost = adapter.events("node_lost")
+        assert [(e["node_id"], e["roles"]) for e in lost] == [(WORKER, ["strategy/a"])]
+
+    asyncio.run(scenario())
