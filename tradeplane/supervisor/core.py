@@ -99,7 +99,7 @@ class SupervisorCore:
         self.failure: str | None = None
         self.exhausted: RecoveryDecision | None = None
         self.queue: dict[str, Recovery] = {}  # by target
-        self.in_progress: str | None = None
+        self.in_progress: set[str] = set()  # targets being recovered now
         self.cancel_orders_on_exhausted = cancel_orders_on_exhausted
         self.on_recovery_exhausted = on_recovery_exhausted
         self.halt_retry_s, self.halt_retry_max_s = halt_retry_s, halt_retry_max_s
@@ -193,7 +193,7 @@ class SupervisorCore:
             self.phase is Phase.RUNNING
             and self.exhausted is None
             and FEED_SILENCE not in self.queue
-            and self.in_progress != FEED_SILENCE
+            and FEED_SILENCE not in self.in_progress
         )
 
     # -- the recovery queue ---------------------------------------------------------------------
@@ -207,9 +207,28 @@ class SupervisorCore:
         first = min(self.queue.values(), key=lambda r: min(self._order(x) for x in r.roles))
         return first, max(0.0, first.due_ts - now)
 
+    def next_recoveries(self, now: float) -> tuple[list[Recovery], float]:
+        """``next_recovery``, and with it every other due recovery of strategies alone when it
+        is one: strategies depend on nothing but the state roles, so the strategies a lost node
+        took with it come back together, not one after another."""
+        first, wait_s = self.next_recovery(now)
+        if first is None or wait_s > 0:
+            return ([] if first is None else [first]), wait_s
+        if not self._strategies_only(first):
+            return [first], 0.0
+        others = [
+            r
+            for r in self.queue.values()
+            if r is not first and r.due_ts <= now and self._strategies_only(r)
+        ]
+        return [first, *others], 0.0
+
+    def _strategies_only(self, recovery: Recovery) -> bool:
+        return all(self.children[role].is_strategy for role in recovery.roles)
+
     def begin(self, recovery: Recovery) -> None:
         self.queue.pop(recovery.target, None)
-        self.in_progress = recovery.target
+        self.in_progress.add(recovery.target)
         for role in recovery.roles:
             child = self.children[role]
             if child.state is not Lifecycle.RESTARTING:
@@ -236,8 +255,8 @@ class SupervisorCore:
             child.move(Lifecycle.STOPPING)
         child.move(Lifecycle.STOPPED)
 
-    def end(self) -> None:
-        self.in_progress = None
+    def end(self, target: str) -> None:
+        self.in_progress.discard(target)
 
     def _order(self, role: str) -> int:
         return self.children[role].order

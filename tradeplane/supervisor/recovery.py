@@ -61,22 +61,26 @@ class Recoverer:
     # -- restarts ------------------------------------------------------------------------------
 
     async def _work(self) -> None:
-        """Carries out queued recoveries one at a time, dependencies first."""
+        """Carries out queued recoveries, dependencies first: one at a time, except strategies
+        due together (a lost node's), which are restarted side by side."""
         while self.core.active:
-            recovery, wait_s = self.core.next_recovery(self.clock.now())
-            if recovery is None or wait_s > 0:
+            recoveries, wait_s = self.core.next_recoveries(self.clock.now())
+            if not recoveries or wait_s > 0:
                 # Woken early by a new failure, which may outrank the one we were waiting for.
                 self.wake.clear()
                 await self.clock.wait(self.wake, wait_s or None)
                 continue
-            try:
-                await self._restart(recovery)
-            except Exception:
-                # A bug, not a failed restart (that is reported as RecoveryFinished): the worker
-                # must outlive it, and the dead child is still down, so health says so.
-                log.exception("recovery of %s failed unexpectedly", recovery.target)
-            finally:
-                self.core.end()
+            await asyncio.gather(*(self._run(recovery) for recovery in recoveries))
+
+    async def _run(self, recovery: Recovery) -> None:
+        try:
+            await self._restart(recovery)
+        except Exception:
+            # A bug, not a failed restart (that is reported as RecoveryFinished): the worker
+            # must outlive it, and the dead child is still down, so health says so.
+            log.exception("recovery of %s failed unexpectedly", recovery.target)
+        finally:
+            self.core.end(recovery.target)
 
     async def _restart(self, rec: Recovery) -> None:
         self.core.begin(rec)

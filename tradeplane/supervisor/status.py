@@ -135,7 +135,7 @@ def recovery_status(sup: Supervisor, now: float) -> dict[str, Any]:
     return {
         "state": state,
         "auto_recover": cfg.auto_recover,
-        "in_progress": core.in_progress,
+        "in_progress": ", ".join(sorted(core.in_progress)) or None,
         "queued": sorted(core.queue),
         "attempts": {t: core.attempts(t, now) for t in sorted(targets)},
         "max_recovery_attempts": cfg.max_recovery_attempts,

@@ -27,9 +27,11 @@ from tradeplane.supervisor.model import HALTED
 ROLES = ["journal", "venue", "broker", "risk", "strategy/a", "feed"]
 
 
-def new_core(max_attempts: int = 2, strategy_max_restarts: int = 1) -> SupervisorCore:
+def new_core(
+    max_attempts: int = 2, strategy_max_restarts: int = 1, roles: list[str] | None = None
+) -> SupervisorCore:
     return SupervisorCore(
-        ROLES,
+        roles or ROLES,
         RecoveryPolicy(max_attempts, 60.0, cooldown_s=1.0, jitter=0.0),
         heartbeat_timeout_s=5.0,
         feed_silence_s=30.0,
@@ -37,9 +39,11 @@ def new_core(max_attempts: int = 2, strategy_max_restarts: int = 1) -> Superviso
     )
 
 
-def core(max_attempts: int = 2, strategy_max_restarts: int = 1) -> SupervisorCore:
-    c = new_core(max_attempts, strategy_max_restarts)
-    for r in ROLES:
+def core(
+    max_attempts: int = 2, strategy_max_restarts: int = 1, roles: list[str] | None = None
+) -> SupervisorCore:
+    c = new_core(max_attempts, strategy_max_restarts, roles)
+    for r in roles or ROLES:
         c.running(r)
     c.set_phase(Phase.READY)
     c.set_phase(Phase.RUNNING)
@@ -78,9 +82,9 @@ def test_recovery_carried_out_then_running_with_restart_counted() -> None:
     rec, _ = c.next_recovery(5.0)
     assert rec is not None
     c.begin(rec)
-    assert c.children["broker"].state is Lifecycle.RESTARTING and c.in_progress == "broker"
+    assert c.children["broker"].state is Lifecycle.RESTARTING and c.in_progress == {"broker"}
     c.restarted("broker")
-    c.end()
+    c.end("broker")
     assert c.children["broker"].restarts == 1 and c.down() == ()
     assert c.next_recovery(5.0) == (None, 0.0)
 
@@ -154,7 +158,7 @@ def test_several_dead_then_dependencies_first_even_when_due_later() -> None:
         c.begin(rec)
         for role in rec.roles:
             c.restarted(role)
-        c.end()
+        c.end(rec.target)
         order.append(rec.target)
     assert order == ["journal", "broker", "strategy/a", "feed"]
 
@@ -171,7 +175,7 @@ def test_feed_silent_then_broker_feed_pair_queued_once() -> None:
     assert not c.silence_recovery_due()  # still running
     c.restarted("broker")
     c.restarted("feed")
-    c.end()
+    c.end(rec.target)
     assert c.silence_recovery_due()
 
 
@@ -355,3 +359,19 @@ def test_mismatch_after_reconnect_then_fail_closed() -> None:
     cmds = c.step(ResyncFinished(resync.decision, 2.0, result=result), 3.0)
     assert "SetTradingState" in kinds_of(cmds)
     assert c.failure == "reconciliation mismatch after reconnect: 2 differences"
+
+
+def test_strategies_due_together_then_recovered_side_by_side_state_roles_one_at_a_time() -> None:
+    c = core(roles=["journal", "broker", "strategy/a", "strategy/b", "feed"])
+    for role in ("strategy/a", "strategy/b", "broker"):
+        c.on_death(role, 1.0, "node lost")
+    first, _ = c.next_recoveries(5.0)
+    assert [r.target for r in first] == ["broker"]  # the state role first, alone
+    c.begin(first[0])
+    c.restarted("broker")
+    c.end("broker")
+    both, _ = c.next_recoveries(5.0)
+    assert sorted(r.target for r in both) == ["strategy/a", "strategy/b"]
+    for rec in both:
+        c.begin(rec)
+    assert c.in_progress == {"strategy/a", "strategy/b"}
