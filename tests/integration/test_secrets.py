@@ -241,7 +241,8 @@ def test_no_actor_argument_carries_a_credential_yet_the_broker_reads_them_on_its
     (supervisor,) = [(args, opts) for cls, args, opts in created if cls == "SupervisorActor"]
     (sup_args, sup_kwargs), sup_options = supervisor
     assert isinstance(sup_args, tuple) and not sup_kwargs
-    specs = child_specs(*sup_args)
+    cfg_arg, run_id, sources = sup_args[:3]  # then where it runs: its state node, a lost one
+    specs = child_specs(cfg_arg, run_id, sources)
     assert {ROLE_JOURNAL, ROLE_BROKER} <= {s.role for s in specs}
     shipped = [cloudpickle.dumps((args, opts)) for _, args, opts in created]
     shipped += [cloudpickle.dumps((s.args, s.options)) for s in specs]
