@@ -46,6 +46,7 @@ bench: $(STAMP) ## Run the benchmarks (several minutes); JSON lines on stdout
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/venues.py
 	$(BIN)/python bench/promptness.py
+	$(BIN)/python bench/idle.py
 	$(BIN)/python bench/nodes.py
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy and the import contracts (layers)

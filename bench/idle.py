@@ -1,0 +1,150 @@
+"""Idle benchmark: the CPU an idle deployment costs. JSON lines out.
+
+Run with ``make bench`` (or ``python bench/idle.py --window-s 20`` for a short run). A paper
+deployment on the sim venue with 5-minute bars at real speed, so no bar is due for minutes: what
+its actor processes (supervisor and every child) spend is the background chatter alone
+(heartbeats, polls, metrics). Each process's CPU time is read from the OS (psutil) at the start
+and end of the window. The floor, measured in the same Ray instance over the same window: as
+many idle Ray actors as the deployment has processes (what Ray itself costs a process that does
+nothing). Target (issue 15): <= 2 % of one core for the whole deployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import ray
+
+from tradeplane.config.loading import parse_config
+from tradeplane.config.models import TradeplaneConfig
+from tradeplane.supervisor import deployment
+from tradeplane.supervisor.chaos import actor_process
+
+HERE = Path(__file__).resolve().parent
+TARGET_PCT_OF_ONE_CORE = 2.0
+BAR_INTERVAL_S = 300
+
+
+# Ray prints its workers' warnings to the driver's sys.stdout: results go to the real stdout and
+# sys.stdout is pointed at stderr in main(), so stdout stays JSON lines only.
+RESULTS = sys.stdout
+
+
+def emit(record: dict[str, Any]) -> None:
+    record.setdefault("ts", time.time())
+    RESULTS.write(json.dumps(record) + "\n")
+    RESULTS.flush()
+
+
+def idle_config(state_dir: Path) -> TradeplaneConfig:
+    return parse_config(
+        {
+            "deployment": {"name": "bench-idle", "mode": "paper", "state_dir": str(state_dir)},
+            "venue": {
+                "kind": "sim",
+                "sim": {
+                    "symbols": ["AAA", "BBB", "CCC"],
+                    "seed": 5,
+                    "speed": 1.0,
+                    "bar_interval_s": BAR_INTERVAL_S,
+                    "history_bars": 0,
+                },
+            },
+            "supervisor": {"feed_silence_s": 2.0 * BAR_INTERVAL_S},
+            "telemetry": {"metrics_port": 0},
+            "strategies": [
+                {
+                    "name": "bench",
+                    "path": str(HERE / "strategies" / "pinger.py"),
+                    "class_name": "Pinger",
+                    "params": {"every": 1},
+                }
+            ],
+        },
+        source="bench",
+    )
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    out = {}
+    for role, pid in pids.items():
+        times = psutil.Process(pid).cpu_times()
+        out[role] = times.user + times.system
+    return out
+
+
+@ray.remote(num_cpus=0)
+class _Idle:
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+
+def measure(pids: dict[str, int], window_s: float) -> dict[str, Any]:
+    before, t0 = cpu_seconds(pids), time.monotonic()
+    time.sleep(window_s)  # the measurement itself: nothing to wait for, only time to pass
+    after, elapsed = cpu_seconds(pids), time.monotonic() - t0
+    per_role = {r: 100.0 * (after[r] - before[r]) / elapsed for r in pids}
+    return {
+        "window_s": round(elapsed, 1),
+        "total_pct_of_one_core": round(sum(per_role.values()), 2),
+        "per_role_pct": {r: round(v, 2) for r, v in sorted(per_role.items())},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--window-s", type=float, default=60.0)
+    parser.add_argument("--settle-s", type=float, default=10.0)
+    args = parser.parse_args()
+    sys.stdout = sys.stderr
+    deployment.connect(None)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = idle_config(Path(tmp) / "state")
+        sup = deployment.deploy(cfg)
+        try:
+            status = ray.get(sup.status.remote(), timeout=10)
+            roles = ["supervisor", *status["children"]]
+            pids = {}
+            for role in roles:
+                info = actor_process(cfg.deployment.name, role)
+                if info.get("pid"):
+                    pids[role] = int(info["pid"])
+            time.sleep(args.settle_s)  # start-up work (imports, reconciliation) done
+            bars_before = ray.get(sup.status.remote(), timeout=10)["feed"].get("bars") or 0
+            idle = measure(pids, args.window_s)
+            final = ray.get(sup.status.remote(), timeout=10)
+            idle_actors = [_Idle.remote() for _ in pids]  # type: ignore[attr-defined]
+            floor_pids = {
+                f"idle{i}": ray.get(a.pid.remote(), timeout=30) for i, a in enumerate(idle_actors)
+            }
+            floor = measure(floor_pids, args.window_s)
+        finally:
+            deployment.stop(cfg.deployment.name)
+    emit(
+        {
+            "bench": "idle.cpu",
+            "processes": len(pids),
+            "bars_in_window": (final["feed"].get("bars") or 0) - bars_before,
+            "health": final.get("health"),
+            **idle,
+            "floor_total_pct_of_one_core": floor["total_pct_of_one_core"],
+            "floor": "as many idle Ray actors, same instance, same window length",
+            "target_pct_of_one_core": TARGET_PCT_OF_ONE_CORE,
+            "met": idle["total_pct_of_one_core"] <= TARGET_PCT_OF_ONE_CORE,
+        }
+    )
+    ray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
