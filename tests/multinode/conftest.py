@@ -63,13 +63,17 @@ class Nodes:
         """Nodes lost behind the fixture's back (a chaos kill): cleaned up and forgotten."""
         import ray
 
+        if not ray.is_initialized():  # the cluster is being built: nothing lost yet
+            return
         alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
         for node in [*self.workers, self.state]:
             if node is not None and node.node_id not in alive:
                 with contextlib.suppress(Exception):
                     self.lose(node)
+                self.cluster.worker_nodes.discard(node)  # gone, even if cleaning up failed
 
     def ensure(self, workers: int = 2) -> None:
+        self.forget_dead()  # whatever an earlier test lost, even one that failed half-way
         if self.state is None:
             self.add_state()
         while len(self.workers) < workers:
