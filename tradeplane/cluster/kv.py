@@ -46,16 +46,5 @@ def update_run(deployment: str, run_id: str, **changes: Any) -> RunRecord:
     return record
 
 
-def list_runs() -> list[RunRecord]:
-    keys = internal_kv._internal_kv_list("run/", namespace=KV_NAMESPACE)
-    out = []
-    for key in sorted(keys):
-        name = key.decode() if isinstance(key, bytes) else str(key)
-        record = get_run(name.removeprefix("run/"))
-        if record is not None:
-            out.append(record)
-    return out
-
-
 def delete_run(deployment: str) -> None:
     internal_kv._internal_kv_del(_key(deployment), namespace=KV_NAMESPACE)

@@ -200,7 +200,12 @@ def leftover_children(cfg: TradeplaneConfig) -> list[str]:
 def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float = 120.0) -> Any:
     """Create the supervisor, deploy every child, start the feed; returns the supervisor."""
     name = cfg.deployment.name
-    lost = state_node_lost(name)
+    # Where it will run is settled first, from one read of the node table: an `up` that
+    # cannot place the deployment reaps, claims and creates nothing.
+    nodes = cluster_nodes()
+    state_node = resolve_node(cfg.deployment.state_node, nodes, current_node_id())
+    check_placeable(cfg, nodes)
+    lost = state_node_lost(name, nodes)
     old_supervisor = find_supervisor(name)
     if old_supervisor is not None:
         if lost is None:
@@ -224,8 +229,6 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
     sources = read_sources(cfg)
     venue_claims.claim(cfg, lambda other: find_supervisor(other) is not None)
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
-    state_node = state_node_for(cfg)
-    check_placeable(cfg)
     sup = SupervisorActor.options(  # type: ignore[attr-defined]
         name=supervisor_name(name),
         namespace=NAMESPACE,
@@ -250,14 +253,14 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
     return sup
 
 
-def state_node_lost(deployment: str) -> dict[str, Any] | None:
+def state_node_lost(deployment: str, nodes: list[NodeInfo]) -> dict[str, Any] | None:
     """What is known of the deployment's last run when it was left running on a state node
     that Ray no longer shows alive (None otherwise): its run record from Ray's key-value
     store."""
     previous = kv.get_run(deployment)
     if previous is None or previous.phase not in LIVE_PHASES:
         return None
-    alive = {n.node_id for n in cluster_nodes() if n.alive}
+    alive = {n.node_id for n in nodes if n.alive}
     if previous.state_node_id in alive:
         return None
     return {
@@ -288,15 +291,9 @@ def reap(deployment: str, roles: list[str], timeout_s: float = 30.0) -> None:
             raise OperationalError(f"{role} of {deployment!r} could not be reaped in {timeout_s}s")
 
 
-def state_node_for(cfg: TradeplaneConfig) -> NodeInfo:
-    """The live node ``[deployment] state_node`` names (default: this process's node)."""
-    return resolve_node(cfg.deployment.state_node, cluster_nodes(), current_node_id())
-
-
-def check_placeable(cfg: TradeplaneConfig) -> None:
+def check_placeable(cfg: TradeplaneConfig, nodes: list[NodeInfo]) -> None:
     """Every strategy has a live node that can take it, and the feed's node exists: refused at
     ``up`` rather than found out by a start that waits for a node nobody will add."""
-    nodes = cluster_nodes()
     for s in cfg.strategies:
         if not eligible(nodes, s.resources, s.labels):
             wants = {"resources": dict(s.resources), "labels": dict(s.labels)}
