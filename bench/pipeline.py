@@ -206,6 +206,9 @@ def measure_latency(
         time.sleep(duration_s)
         bars1 = ray.get(feed.heartbeat.remote())
         samples = ray.get(broker.latency_samples.remote(clear=True))
+        # The same three no-op hops while this deployment runs: how much of each hop is the
+        # machine being busy with the pipeline's own work, not the pipeline's code path.
+        loaded_floor = measure_floor(ticks_per_s, min(duration_s, 10.0))
         stages = samples["stages_ms"]
         names = samples.get("stages") or OLD_STAGES
         # The stages add up to the total per order; their medians need not add up to its.
@@ -215,6 +218,7 @@ def measure_latency(
             "stages_ms": {n: summary([s[i] for s in stages]) for i, n in enumerate(names)},
             "stages_sum_minus_total_ms_max": max((abs(d) for d in sums), default=None),
             "venue_call_ms": summary(samples.get("venue_call_ms") or []),
+            "floor_under_load_ms": loaded_floor,
             "bars_per_s": (bars1["bars"] - bars0) / duration_s,
             "orders_per_s": len(samples["total_ms"]) / duration_s,
             "backpressure_waits": bars1["outbox"]["backpressure_waits"],

@@ -103,7 +103,8 @@ class FeedActor(SupervisedActor):
         self.lagging_ticks = 0
         self._last_snapshot = 0.0
         self._summary_due = 0.0
-        self._summary: dict[str, dict[str, Any]] = {}
+        self._summary_counts: dict[str, int] = {}  # bars per symbol since the last summary
+        self._summary_last: dict[str, Bar] = {}
         # In memory only: restarting the feed is how the supervisor recovers from silence.
         self.faults = FaultBook(SystemClock(), seed=self.sim_cfg.seed, target="feed")
         # OKX or Binance public data instead of the simulator (None: the simulator).
@@ -299,16 +300,22 @@ class FeedActor(SupervisedActor):
             ]
             self.outbox.journal(records, [])
             return
+        # Per bar only a count and the last bar; the summary's text is made once per interval.
+        counts, last = self._summary_counts, self._summary_last
         for b in bars:
-            s = self._summary.setdefault(b.symbol, {"bars": 0})
-            s.update(bars=s["bars"] + 1, last_ts=b.ts.isoformat(), close=b.close)
+            counts[b.symbol] = counts.get(b.symbol, 0) + 1
+            last[b.symbol] = b
         if recv >= self._summary_due:
             self._summary_due = recv + self.cfg.journal.bar_summary_interval_s
+            summary = {
+                s: {"bars": n, "last_ts": last[s].ts.isoformat(), "close": last[s].close}
+                for s, n in counts.items()
+            }
             record: JournalRecord = event_record(
-                self.deployment, EventKind.BAR_SUMMARY, recv, {"symbols": self._summary}
+                self.deployment, EventKind.BAR_SUMMARY, recv, {"symbols": summary}
             )
             self.outbox.journal([record], [])
-            self._summary = {}
+            self._summary_counts, self._summary_last = {}, {}
 
     def _journal_snapshot(self, force: bool = False) -> None:
         now = time.time()
