@@ -372,6 +372,7 @@ def main() -> int:
         default=0.0,
         help="after the throughput figures, sample the busiest actor with py-spy this long",
     )
+    ap.add_argument("--latency-only", action="store_true", help="floor and tick-to-order only")
     args = ap.parse_args()
     if args.quick:
         args.duration_s, args.memory_bars = 5.0, 20_000
@@ -403,6 +404,9 @@ def main() -> int:
                 "target_p99_vs_floor_p99": TARGETS["p99_tick_to_order_vs_floor_p99"],
             }
         )
+        if args.latency_only:
+            ray.shutdown()
+            return 0
         thr = measure_throughput_and_memory(
             tmp, symbols=args.symbols, total_bars=args.memory_bars, profile_s=args.profile_s
         )
