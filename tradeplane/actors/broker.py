@@ -29,7 +29,13 @@ from tradeplane.actors.common import (
     spawn,
     watch_lease,
 )
-from tradeplane.actors.records import KILL_SWITCH_KEY, RISK_SCOPE, event_record, order_record
+from tradeplane.actors.records import (
+    KILL_SWITCH_KEY,
+    RISK_SCOPE,
+    event_record,
+    order_record,
+    submitting_record,
+)
 from tradeplane.actors.venue import LocalVenueClient, RayVenueClient, open_sim_venue
 from tradeplane.config.models import Mode, TradeplaneConfig
 from tradeplane.config.settings import with_node_credentials
@@ -185,22 +191,21 @@ class BrokerActor(SupervisedActor):
             span = submit_context(cmd.traceparent, coid)
             if span is not None:
                 self._traceparents[coid] = span.traceparent
-            timing = {
-                "risk_received_ts": cmd.received_ts,
-                "approved_ts": cmd.approved_ts,
-                "broker_received_ts": entered,
-            }
-            record = order_record(
+            # The one record on the critical path, so it carries the intent and risk's decision
+            # too: the strategy's intent record is journaled off the path and may be lost.
+            record = submitting_record(
                 self.deployment,
                 begun,
+                cmd,
+                broker_received_ts=entered,
                 traceparent=self._traceparents.get(coid),
-                extra={"trace": timing},
             )
             # Durable before anything leaves: a crash after this line is resolved by asking.
             # A replaced broker, or an order approved by a replaced risk: refused here
             # (StaleEpochError), so it never reaches the venue, and the broker stops itself.
             try:
                 await call_journal(self.peers, [record], vouched=cmd.approved_by)
+                durable = time.time()
             except StaleEpochError:
                 self.core.forget_unsent(coid)
                 log.error("order %s refused by the journal (stale epoch): not sent", coid)
@@ -211,7 +216,7 @@ class BrokerActor(SupervisedActor):
                 await self._journal_events([self.core.close_unconfirmed(coid, blocked)])
                 return True
             sent = time.time()
-            self.tick_to_order.record(cmd, entered, sent)
+            self.tick_to_order.record(cmd, entered, durable, sent)
             req = VenueOrderRequest(
                 client_order_id=coid,
                 symbol=intent.symbol,
@@ -224,6 +229,7 @@ class BrokerActor(SupervisedActor):
             self._orders_sent.add(1)
             try:
                 await self.venue.submit(req)
+                self.tick_to_order.record_venue_call(sent, time.time())
             except TransientError as exc:
                 self._venue_failed(exc)
                 await self._journal_events([self.core.unknown(coid, f"SUBMIT_UNCONFIRMED: {exc}")])

@@ -152,6 +152,10 @@ class Outbox:
             return self._inflight.get(role, 0)
         return sum(self._inflight.values())
 
+    def has_room(self, role: str) -> bool:
+        """``send`` to ``role`` would not wait (below its in-flight limit)."""
+        return self._inflight.get(role, 0) < self.inflight_limit
+
     def pending_retries(self) -> int:
         return sum(len(q) for q in self._retry.values())
 

@@ -31,7 +31,7 @@ from tradeplane.actors.records import event_record
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import InvalidMarketData
-from tradeplane.core.model import Bar, Envelope
+from tradeplane.core.model import Bar, BarBatch, Envelope
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.protocol.api import BarSubscriberApi
 from tradeplane.protocol.events import EventKind, MessageKind
@@ -43,6 +43,8 @@ from tradeplane.venues.sources import external_source
 
 FEED_SCOPE, SIM_KEY, LAST_BARS_KEY = "feed", "sim", "last_bars"
 SNAPSHOT_EVERY_S = 1.0
+# At most this many of the simulator's ticks in one push when the feed is behind schedule.
+MAX_TICKS_PER_PUSH = 16
 STREAM_STOP_S = 10.0
 log = logging.getLogger("tradeplane.feed")
 
@@ -66,8 +68,9 @@ class FeedActor(SupervisedActor):
         self.deployment = cfg.deployment.name
         self.sim_cfg = cfg.venue.sim
         # role -> symbols it wants (None: all)
-        self.subscribers: dict[Role[BarSubscriberApi], list[str] | None] = {
-            Role(role): symbols for role, symbols in subscribers.items()
+        self.subscribers: dict[Role[BarSubscriberApi], frozenset[str] | None] = {
+            Role(role): None if symbols is None else frozenset(symbols)
+            for role, symbols in subscribers.items()
         }
         self.peers = child_peers(self.deployment, ROLE_FEED, epoch)
         self.outbox = Outbox(self.peers, inflight_limit=cfg.supervisor.inflight_limit)
@@ -100,7 +103,8 @@ class FeedActor(SupervisedActor):
         self.lagging_ticks = 0
         self._last_snapshot = 0.0
         self._summary_due = 0.0
-        self._summary: dict[str, dict[str, Any]] = {}
+        self._summary_counts: dict[str, int] = {}  # bars per symbol since the last summary
+        self._summary_last: dict[str, Bar] = {}
         # In memory only: restarting the feed is how the supervisor recovers from silence.
         self.faults = FaultBook(SystemClock(), seed=self.sim_cfg.seed, target="feed")
         # OKX or Binance public data instead of the simulator (None: the simulator).
@@ -174,11 +178,21 @@ class FeedActor(SupervisedActor):
         period = self.sim_cfg.bar_interval_s / self.sim_cfg.speed
         due = time.monotonic()
         while self.streaming:
+            ticks = 1
             # Silent: the simulator does not advance either, so no bar is lost, only late.
             if not self.faults.hit(FaultKind.SILENT):
-                await self._publish(self.sim.next_bars())
+                bars = self.sim.next_bars()
+                # Behind schedule (an unpaced or catching-up sim): the ticks already due go out
+                # in one push, so the per-call cost is paid once per batch, not once per tick.
+                # On schedule it is one tick per push, as soon as it is due.
+                now = time.monotonic()
+                while ticks < MAX_TICKS_PER_PUSH and due + ticks * period <= now:
+                    bars.extend(self.sim.next_bars())
+                    ticks += 1
+                # The simulator's bars were checked when it built them, in this process.
+                await self._publish(bars, checked=True)
             self._first_pass.set()
-            due += period
+            due += ticks * period
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -217,10 +231,10 @@ class FeedActor(SupervisedActor):
         )
         self.outbox.journal([record], [])
 
-    async def _publish(self, bars: list[Bar]) -> None:
+    async def _publish(self, bars: list[Bar], *, checked: bool = False) -> None:
         recv = time.time()
-        good: list[Bar] = []
-        for bar in bars:
+        good: list[Bar] = [] if not checked else bars
+        for bar in [] if checked else bars:
             try:
                 bar.__post_init__()  # bars from any source are checked again at the edge
             except InvalidMarketData as exc:
@@ -236,14 +250,18 @@ class FeedActor(SupervisedActor):
                 )
                 continue
             good.append(bar)
-            self.ring[bar.symbol].append(bar)
         if not good:
             return
         self.bars += len(good)
         self.last_bar_recv_ts = recv
+        per_symbol: dict[str, int] = {}
+        ring, last_recv = self.ring, self.last_recv_by_symbol
         for bar in good:
-            self.last_recv_by_symbol[bar.symbol] = recv
-            self._bars_received.add(1, {"symbol": bar.symbol})
+            ring[bar.symbol].append(bar)
+            last_recv[bar.symbol] = recv
+            per_symbol[bar.symbol] = per_symbol.get(bar.symbol, 0) + 1
+        for symbol, n in per_symbol.items():  # one metric update per symbol, not per bar
+            self._bars_received.add(n, {"symbol": symbol})
         for role, symbols in self.subscribers.items():
             subset = good if symbols is None else [b for b in good if b.symbol in symbols]
             if not subset:
@@ -253,7 +271,7 @@ class FeedActor(SupervisedActor):
                 kind=MessageKind.BARS,
                 ts_event=subset[0].ts_epoch,
                 ts_recv=recv,
-                payload=subset,
+                payload=BarBatch(subset),
                 deployment=self.deployment,
             )
             await self.outbox.send(role, BarSubscriberApi.on_bars, env)
@@ -282,16 +300,22 @@ class FeedActor(SupervisedActor):
             ]
             self.outbox.journal(records, [])
             return
+        # Per bar only a count and the last bar; the summary's text is made once per interval.
+        counts, last = self._summary_counts, self._summary_last
         for b in bars:
-            s = self._summary.setdefault(b.symbol, {"bars": 0})
-            s.update(bars=s["bars"] + 1, last_ts=b.ts.isoformat(), close=b.close)
+            counts[b.symbol] = counts.get(b.symbol, 0) + 1
+            last[b.symbol] = b
         if recv >= self._summary_due:
             self._summary_due = recv + self.cfg.journal.bar_summary_interval_s
+            summary = {
+                s: {"bars": n, "last_ts": last[s].ts.isoformat(), "close": last[s].close}
+                for s, n in counts.items()
+            }
             record: JournalRecord = event_record(
-                self.deployment, EventKind.BAR_SUMMARY, recv, {"symbols": self._summary}
+                self.deployment, EventKind.BAR_SUMMARY, recv, {"symbols": summary}
             )
             self.outbox.journal([record], [])
-            self._summary = {}
+            self._summary_counts, self._summary_last = {}, {}
 
     def _journal_snapshot(self, force: bool = False) -> None:
         now = time.time()
@@ -311,7 +335,7 @@ class FeedActor(SupervisedActor):
             cut = datetime.fromisoformat(cutoff) if cutoff else None
             out.extend(b for b in self.ring.get(symbol, ()) if cut is None or b.ts > cut)
         out.sort(key=lambda b: (b.ts, b.symbol))
-        return out
+        return BarBatch(out)
 
     async def heartbeat(self) -> dict[str, Any]:
         return {

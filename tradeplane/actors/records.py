@@ -7,7 +7,7 @@ from typing import Any
 
 from tradeplane.core.execution import OrderEvent, order_event_data
 from tradeplane.core.ids import unique_event_id
-from tradeplane.core.model import Intent, OrderDenied, OrderType, Side
+from tradeplane.core.model import Intent, OrderDenied, OrderType, Side, SubmitOrder
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.protocol.events import EventKind
 
@@ -58,6 +58,18 @@ def intent_record(intent: Intent, extra: dict[str, Any] | None = None) -> Journa
     )
 
 
+def carried_intent(intent: Intent) -> dict[str, Any]:
+    """What a decision's record carries of its intent beyond the order fields (the intent record
+    may be lost: it is journaled off the critical path)."""
+    return {
+        "ts": intent.ts,
+        "trigger": intent.trigger,
+        "bar_recv_ts": intent.bar_recv_ts,
+        "order_type": intent.order_type.value,
+        "traceparent": intent.traceparent,
+    }
+
+
 def denial_record(
     denial: OrderDenied, *, received_ts: float | None = None, traceparent: str | None = None
 ) -> JournalRecord:
@@ -78,6 +90,7 @@ def denial_record(
             "quantity": i.quantity,
             "limit_price": i.limit_price,
             "received_ts": received_ts,
+            "intent": carried_intent(i),
         },
         strategy=i.strategy,
         intent_id=i.intent_id,
@@ -116,6 +129,41 @@ def order_record(
         client_order_id=o.client_order_id,
         traceparent=traceparent,
     )
+
+
+def submitting_record(
+    deployment: str,
+    ev: OrderEvent,
+    cmd: SubmitOrder,
+    *,
+    broker_received_ts: float,
+    traceparent: str | None = None,
+) -> JournalRecord:
+    """The broker's ``order_submitting``: the only record durable before an order leaves, so it
+    also carries the intent (``intent``: what the strategy's intent record holds beyond the
+    order's own fields, with the intent's root ``traceparent``) and risk's decision
+    (``decision``); the strategy's intent record and risk's approval, journaled off the critical
+    path, can then be lost without losing the intent, its decision or a span of its trace."""
+    i = cmd.intent
+    timing = {
+        "risk_received_ts": cmd.received_ts,
+        "approved_ts": cmd.approved_ts,
+        "broker_received_ts": broker_received_ts,
+    }
+    extra = {
+        "trace": timing,
+        "intent": carried_intent(i),
+        "decision": {
+            "decision": "approved",
+            "approved_ts": cmd.approved_ts,
+            "received_ts": cmd.received_ts,
+            "reference_price": cmd.reference_price,
+            "reduces_position": cmd.reduces_position,
+            "flatten": cmd.flatten,
+            "traceparent": cmd.traceparent,
+        },
+    }
+    return order_record(deployment, ev, traceparent=traceparent, extra=extra)
 
 
 def event_record(

@@ -232,7 +232,6 @@ class StrategyActor(SupervisedActor):
             # deployment (after `up`) replaces this actor.
             self.unsupervised_intents += len(out.intents)
             return
-        records = []
         ratio = self.cfg.telemetry.sampling_ratio
         # Each intent is the root of its own trace; the context rides in the intent itself.
         out.intents[:] = [
@@ -241,6 +240,38 @@ class StrategyActor(SupervisedActor):
             )
             for i in out.intents
         ]
+        if not out:
+            self._journal_emitted(out, now, force_snapshot)
+            return
+        first = out.intents[0].intent_id if out.intents else f"cancel-{now}"
+        env = Envelope(
+            event_id=f"intents/{self.scfg.name}/{first}",
+            kind=MessageKind.INTENTS,
+            ts_event=now,
+            ts_recv=now,
+            payload=[*out.intents, *out.cancels],
+            traceparent=out.intents[0].traceparent if out.intents else None,
+            deployment=self.deployment,
+            strategy=self.scfg.name,
+            sender=self.peers.writer,
+        )
+        if self.outbox.has_room(ROLE_RISK):
+            # Risk first: only the broker's order_submitting (which carries the intent, its
+            # decision and its trace context) must be durable before an order leaves. The intent
+            # record and the snapshot follow at once, off the critical path, with no await in
+            # between (so no other callback's state gets into this snapshot); an intent they
+            # never record is still known from its decision, or emitted again by a restart.
+            self.outbox.send_nowait(ROLE_RISK, RiskApi.on_intents, env)
+            self._journal_emitted(out, now, force_snapshot)
+            return
+        # Risk is behind (backpressure): the intents are journaled before waiting, so a snapshot
+        # another callback takes meanwhile never covers an intent known nowhere else.
+        self._journal_emitted(out, now, force_snapshot)
+        await self.outbox.send(ROLE_RISK, RiskApi.on_intents, env)
+
+    def _journal_emitted(self, out: Emitted, now: float, force_snapshot: bool) -> None:
+        """Journal the intents (for the record) and, when due, the snapshot; without waiting."""
+        records = []
         for intent in out.intents:
             records.append(intent_record(intent))
             self.recent_intents.append(
@@ -263,22 +294,7 @@ class StrategyActor(SupervisedActor):
             except StrategyError as exc:
                 self.errors.append(str(exc))
         if records or state:
-            # Journal first (same caller, so the journal sees it before risk can act on it).
             self.outbox.journal(records, state)
-        if out:
-            first = out.intents[0].intent_id if out.intents else f"cancel-{now}"
-            env = Envelope(
-                event_id=f"intents/{self.scfg.name}/{first}",
-                kind=MessageKind.INTENTS,
-                ts_event=now,
-                ts_recv=now,
-                payload=[*out.intents, *out.cancels],
-                traceparent=out.intents[0].traceparent if out.intents else None,
-                deployment=self.deployment,
-                strategy=self.scfg.name,
-                sender=self.peers.writer,
-            )
-            await self.outbox.send(ROLE_RISK, RiskApi.on_intents, env)
 
     # -- observation ---------------------------------------------------------------------------
 

@@ -202,6 +202,11 @@ def _upsert_intent(
     projection never silently loses a decision.
     """
     d = record.data
+    # ``order_submitting`` (and ``order_denied``) carry the intent's own fields under "intent":
+    # when the strategy's intent record was lost, the row still has its time, trigger and root
+    # trace context.
+    carried = d.get("intent")
+    i: dict[str, Any] = carried if isinstance(carried, dict) else {}
     conn.execute(
         "INSERT INTO intents (intent_id, strategy, symbol, side, quantity, order_type,"
         " limit_price, ts, client_order_id, trigger, traceparent, decision, reason, seq)"
@@ -217,10 +222,10 @@ def _upsert_intent(
             _f(d.get("quantity")),
             _s(d.get("order_type")),
             _f(d.get("limit_price")),
-            _f(d.get("ts", record.ts)),
+            _f(i.get("ts", d.get("ts", record.ts))),
             record.client_order_id or _s(d.get("client_order_id")),
-            _s(d.get("trigger")),
-            record.traceparent or _s(d.get("traceparent")),
+            _s(i.get("trigger", d.get("trigger"))),
+            _s(i.get("traceparent")) or record.traceparent or _s(d.get("traceparent")),
             decision,
             reason,
             seq,

@@ -62,6 +62,7 @@ class _Order:
     sent_ts: float | None = None
     submit_done: bool = False
     acked: bool = False
+    root_done: bool = False  # the intent's root span was built (from whichever record)
 
 
 class SpanBuilder:
@@ -129,7 +130,15 @@ class SpanBuilder:
             client_order_id=coid,
             intent_id=ev.get("intent_id"),
         )
-        self._remember(_Order(ctx, coid, attrs))
+        # The intent record is journaled off the critical path: the decision that carried the
+        # intent may be in the journal first, and its root span built from it already.
+        order = self._orders.get(coid)
+        if order is not None and order.root_done:
+            return []
+        if order is None:
+            order = _Order(ctx, coid, attrs)
+        order.root_done = True
+        self._remember(order)
         if not ctx.sampled and not self._all:
             self._skipped += 1
             return []
@@ -149,6 +158,40 @@ class SpanBuilder:
             )
         ]
 
+    def _carried_root(self, order: _Order, ev: Event) -> list[TraceSpan]:
+        """The intent's root span from the intent a decision's record carries, when the intent
+        record itself has not been seen (lost, or later in the journal). Built from the same
+        times as the intent record's, so a builder that starts between the two and builds it
+        again (no lookup) produces the same span."""
+        data = ev.get("data") or {}
+        carried = data.get("intent")
+        if order.root_done or not isinstance(carried, dict):
+            return []
+        ctx = parse_traceparent(carried.get("traceparent"))
+        if ctx is None or ctx.trace_id != order.ctx.trace_id:
+            return []
+        order.root_done = True
+        decision = data.get("decision")
+        flatten = isinstance(decision, dict) and bool(decision.get("flatten"))
+        end = _first(carried.get("ts"), _event_ts(ev))
+        start = _first(carried.get("bar_recv_ts"), end)
+        attrs = {
+            **order.attrs,
+            **_attrs(order_type=carried.get("order_type"), trigger=carried.get("trigger")),
+        }
+        return [
+            root_span(
+                ctx,
+                RISK_FLATTEN if flatten else STRATEGY_INTENT,
+                "risk" if flatten else "strategy",
+                start,
+                end,
+                attrs,
+                ev,
+                kind="producer",
+            )
+        ]
+
     def _denied(self, ev: Event) -> list[TraceSpan]:
         order = self._order(ev)
         if order is None:
@@ -158,6 +201,7 @@ class SpanBuilder:
         start = _first(data.get("received_ts"), end)
         reason = data.get("reason")
         return [
+            *self._carried_root(order, ev),
             self._risk_span(
                 order,
                 ev,
@@ -165,7 +209,7 @@ class SpanBuilder:
                 end,
                 _attrs(decision="denied", reason=reason, message=data.get("message")),
                 events=(SpanEvent(EventKind.ORDER_DENIED, end, _attrs(reason=reason)),),
-            )
+            ),
         ]
 
     def _risk_span(
@@ -204,6 +248,7 @@ class SpanBuilder:
             trace = data.get("trace") or {}
             start = _first(trace.get("risk_received_ts"), ts)
             end = _first(trace.get("approved_ts"), start)
+            out.extend(self._carried_root(order, ev))
             out.append(self._risk_span(order, ev, start, end, _attrs(decision="approved")))
             order.submit_start = _first(trace.get("broker_received_ts"), ts)
             return out

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tradeplane.actors.feed import FeedActor
+from tradeplane.actors.feed import MAX_TICKS_PER_PUSH, FeedActor
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.model import Bar
 from tradeplane.venues.sim import MarketSimulator
@@ -30,9 +30,11 @@ def feed() -> Any:
     feed = FeedClass(cfg, "run-1", {})
     feed.sim = MarketSimulator(["ACME"], seed=1, start=datetime(2024, 1, 1, tzinfo=UTC))
     feed.published = []
+    feed.pushes = []
 
-    async def publish(bars: list[Bar]) -> None:
+    async def publish(bars: list[Bar], *, checked: bool = False) -> None:
         feed.published.extend(bars)
+        feed.pushes.append(len(bars))
 
     feed._publish = publish
     return feed
@@ -77,3 +79,16 @@ def test_venue_fault_sent_to_the_feed_then_refused(feed: Any) -> None:
 
 def test_new_feed_then_starts_without_faults(feed: Any) -> None:
     assert feed.faults.describe() == []
+
+
+def test_feed_behind_schedule_then_due_ticks_go_out_together_in_order_none_lost(feed: Any) -> None:
+    feed.sim_cfg = feed.sim_cfg.model_copy(update={"speed": 1e12})  # unpaced: always behind
+    first_ts = feed.sim.next_ts
+
+    stream_for(feed, 0.05)
+
+    assert max(feed.pushes) == MAX_TICKS_PER_PUSH  # one symbol: one bar per tick
+    step = timedelta(seconds=feed.sim_cfg.bar_interval_s)
+    assert [b.ts for b in feed.published] == [
+        first_ts + i * step for i in range(len(feed.published))
+    ]

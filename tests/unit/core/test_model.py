@@ -1,9 +1,11 @@
-from datetime import UTC, datetime
+import dataclasses
+import pickle
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from tradeplane.core.errors import InvalidMarketData
-from tradeplane.core.model import Bar, Fill, Intent, OrderType, Side
+from tradeplane.core.model import Bar, BarBatch, Fill, Intent, OrderType, Side
 
 TS = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
 
@@ -84,3 +86,34 @@ def test_market_intent_with_price_then_rejected() -> None:
 def test_fill_signed_quantity_follows_side() -> None:
     f = Fill("f", "c", "i", "s", "AAA", Side.SELL, 2.0, 10.0, 0.1, 0.0)
     assert f.signed_quantity == -2.0
+
+
+def test_bar_when_pickled_then_equal_and_frozen() -> None:
+    bar = Bar("BTC-USDT", datetime(2024, 1, 1, tzinfo=UTC), 100.0, 101.0, 99.0, 100.5, 3.0)
+
+    back = pickle.loads(pickle.dumps(bar))
+
+    assert back == bar and back.ts.isoformat() == bar.ts.isoformat()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        back.close = 1.0  # type: ignore[misc]
+
+
+def test_bar_batch_when_pickled_then_a_plain_list_of_the_same_bars_in_order() -> None:
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    other_offset = datetime(2024, 1, 1, 1, tzinfo=timezone(timedelta(hours=1)))  # same instant
+    bars = [
+        Bar(s, ts, 100.0 + i, 101.0 + i, 99.0, 100.5, float(i))
+        for i, (s, ts) in enumerate(
+            [("A", t0), ("B", t0), ("A", t0 + timedelta(minutes=1)), ("C", other_offset)]
+        )
+    ]
+
+    back = pickle.loads(pickle.dumps(BarBatch(bars)))
+
+    assert type(back) is list
+    assert back == bars
+    assert [b.ts.isoformat() for b in back] == [b.ts.isoformat() for b in bars]
+
+
+def test_bar_batch_when_empty_then_pickles_to_an_empty_list() -> None:
+    assert pickle.loads(pickle.dumps(BarBatch())) == []

@@ -11,8 +11,14 @@ from tests.unit.journal.factories import (
     status,
     submitting,
 )
+from tradeplane.actors.records import denial_record, intent_record, submitting_record
+from tradeplane.core.clock import ManualClock
+from tradeplane.core.execution import ExecutionCore
+from tradeplane.core.model import Intent, OrderDenied, OrderType, Side, SubmitOrder
 from tradeplane.journal import queries
+from tradeplane.journal.records import JournalRecord
 from tradeplane.journal.store import JournalStore
+from tradeplane.telemetry.context import intent_context
 
 
 def order(store: JournalStore, n: int) -> dict:
@@ -192,3 +198,84 @@ def test_known_kind_missing_its_key_is_a_clear_error_and_changes_nothing(
     with pytest.raises(ValueError, match=missing):
         store.commit([record])  # type: ignore[list-item]
     assert store.last_seq == 0 and queries.counts_by_kind(store.conn) == {}
+
+
+# -- the intent known only from the broker's order_submitting (its own record lost) ----------
+
+
+def _approved(n: int, ts: float) -> tuple[Intent, SubmitOrder]:
+    i = Intent(
+        intent_id=f"i{n}",
+        client_order_id=f"c{n}",
+        deployment="demo",
+        strategy="s1",
+        symbol="BTC-USDT",
+        side=Side.BUY,
+        quantity=2.0,
+        order_type=OrderType.LIMIT,
+        limit_price=100.0,
+        ts=ts,
+        trigger=f"bar:{n}",
+        bar_recv_ts=ts - 0.001,
+        traceparent=intent_context("demo", f"i{n}").traceparent,
+    )
+    return i, SubmitOrder(i, approved_ts=ts + 0.002, reference_price=100.0, received_ts=ts + 0.001)
+
+
+def _submitting_only(n: int, ts: float) -> JournalRecord:
+    _, cmd = _approved(n, ts)
+    begun = ExecutionCore(ManualClock(ts + 0.5)).begin_submit(cmd)
+    assert begun is not None
+    broker_span = "00-" + "c" * 32 + "-" + "d" * 16 + "-01"
+    return submitting_record(
+        "demo", begun, cmd, broker_received_ts=ts + 0.4, traceparent=broker_span
+    )
+
+
+def test_intent_known_only_from_order_submitting_then_a_decided_row_with_the_intents_own_fields(
+    store: JournalStore,
+) -> None:
+    i, _ = _approved(1, T0)
+    store.commit([_submitting_only(1, T0)])
+
+    row = intent_row(store, 1)
+    assert row["decision"] == "approved"
+    assert (row["ts"], row["trigger"], row["traceparent"]) == (T0, "bar:1", i.traceparent)
+    assert (row["strategy"], row["symbol"], row["side"], row["quantity"]) == (
+        "s1",
+        "BTC-USDT",
+        "buy",
+        2.0,
+    )
+    assert (row["order_type"], row["limit_price"], row["client_order_id"]) == ("limit", 100.0, "c1")
+
+
+def test_intent_known_only_from_order_submitting_then_the_query_since_a_snapshot_sees_it(
+    store: JournalStore,
+) -> None:
+    store.commit([_submitting_only(1, T0), _submitting_only(2, T0 + 100)])
+
+    rows = queries.intents(store.conn, strategy="s1", since_ts=T0 + 50)
+
+    assert [r["intent_id"] for r in rows] == ["i2"]
+    assert queries.intents(store.conn, undecided_only=True) == []
+
+
+def test_intent_record_after_its_order_submitting_then_still_approved(store: JournalStore) -> None:
+    store.commit([_submitting_only(1, T0)])
+    i, _ = _approved(1, T0)
+    store.commit([intent_record(i)])
+
+    assert intent_row(store, 1)["decision"] == "approved"
+    assert queries.intents(store.conn, undecided_only=True) == []
+
+
+def test_intent_known_only_from_its_denial_then_a_denied_row_with_the_intents_own_fields(
+    store: JournalStore,
+) -> None:
+    i, _ = _approved(1, T0)
+    store.commit([denial_record(OrderDenied(i, "max_position", "too big", ts=T0 + 0.003))])
+
+    row = intent_row(store, 1)
+    assert (row["decision"], row["reason"]) == ("denied", "max_position")
+    assert (row["ts"], row["trigger"], row["traceparent"]) == (T0, "bar:1", i.traceparent)

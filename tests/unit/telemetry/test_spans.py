@@ -12,6 +12,7 @@ from tradeplane.telemetry.context import (
     BROKER_FILL,
     BROKER_SUBMIT,
     RISK_CHECK,
+    RISK_FLATTEN,
     STRATEGY_INTENT,
     VENUE_ACK,
     TraceContext,
@@ -150,8 +151,20 @@ class Flow:
             data["reason"] = "kill switch"
         return self.j.add("intent", ts, data, traceparent=self.root.traceparent, **self._ids())
 
-    def denied(self, ts: float, reason: str, received_ts: float) -> Event:
-        data = {
+    def carried(self, ts: float, bar_recv_ts: float | None) -> dict[str, Any]:
+        """The intent as a decision's record carries it (``actors.records.carried_intent``)."""
+        return {
+            "ts": ts,
+            "trigger": "bar:1",
+            "bar_recv_ts": bar_recv_ts,
+            "order_type": "limit",
+            "traceparent": self.root.traceparent,
+        }
+
+    def denied(
+        self, ts: float, reason: str, received_ts: float, carried: dict[str, Any] | None = None
+    ) -> Event:
+        data: dict[str, Any] = {
             "reason": reason,
             "message": "too big",
             "figures": {"value": 200.0},
@@ -161,6 +174,8 @@ class Flow:
             "limit_price": 100.0,
             "received_ts": received_ts,
         }
+        if carried is not None:
+            data["intent"] = carried
         return self.j.add(
             "order_denied", ts, data, traceparent=self.risk.traceparent, **self._ids()
         )
@@ -175,13 +190,24 @@ class Flow:
             **self._ids(),
         )
 
-    def submitting(self, ts: float, risk_received: float, approved: float, broker: float) -> Event:
+    def submitting(
+        self,
+        ts: float,
+        risk_received: float,
+        approved: float,
+        broker: float,
+        carried: dict[str, Any] | None = None,
+    ) -> Event:
         trace = {
             "risk_received_ts": risk_received,
             "approved_ts": approved,
             "broker_received_ts": broker,
         }
-        return self._order("order_submitting", ts, "pending_submit", trace=trace)
+        extra: dict[str, Any] = {"trace": trace}
+        if carried is not None:
+            extra["intent"] = carried
+            extra["decision"] = {"decision": "approved", "flatten": self.source == "flatten"}
+        return self._order("order_submitting", ts, "pending_submit", **extra)
 
     def submitted(self, ts: float, sent_ts: float) -> Event:
         return self._order("order_submitted", ts, "submitted", sent_ts=sent_ts)
@@ -287,6 +313,75 @@ def filled_journal() -> tuple[Journal, Flow]:
     f.fill(T0 + 0.0101, "f1", 1.5, fill_ts=T0 + 0.010, received_ts=T0 + 0.011)
     f.fill(T0 + 0.0121, "f2", 0.5, fill_ts=T0 + 0.012, received_ts=T0 + 0.013)
     return j, f
+
+
+# -- the intent carried by its decision (the intent record is journaled off the critical path) --
+
+
+def carried_journal(*, intent_record: str) -> tuple[Journal, Flow]:
+    """Intent 1 approved with ``order_submitting`` carrying the intent; the intent record itself
+    ``before`` it (as usual), ``after`` it, or ``lost``."""
+    j = Journal()
+    f = Flow(j, 1)
+    carried = f.carried(T0 + 0.002, bar_recv_ts=T0 + 0.001)
+    if intent_record == "before":
+        f.intent(T0 + 0.002, bar_recv_ts=T0 + 0.001)
+    f.submitting(T0 + 0.005, T0 + 0.003, T0 + 0.004, T0 + 0.0045, carried=carried)
+    if intent_record == "after":
+        f.intent(T0 + 0.002, bar_recv_ts=T0 + 0.001)
+    f.submitted(T0 + 0.007, sent_ts=T0 + 0.006)
+    return j, f
+
+
+@pytest.mark.parametrize("intent_record", ["before", "after", "lost"])
+def test_intent_carried_by_order_submitting_then_one_root_the_same_wherever_the_intent_record(
+    run: Run, intent_record: str
+) -> None:
+    j, f = carried_journal(intent_record=intent_record)
+
+    spans = run(j.lines)
+
+    roots = [s for s in spans if s.name == STRATEGY_INTENT]
+    assert len(roots) == 1
+    [root] = roots
+    assert root.span_id == f.root.span_id and root.parent_span_id is None
+    assert (root.start_ts, root.end_ts) == (near(T0 + 0.001), near(T0 + 0.002))
+    assert root.attributes == order_attrs(1, trigger="bar:1")
+    assert [s.name for s in spans if s.name != STRATEGY_INTENT] == [RISK_CHECK, BROKER_SUBMIT]
+    assert one(spans, RISK_CHECK).parent_span_id == f.root.span_id
+    assert_well_formed(spans)
+
+
+def test_intent_record_lost_when_restarted_with_lookup_then_root_from_order_submitting() -> None:
+    j, f = carried_journal(intent_record="lost")
+    builder = SpanBuilder(lookup=j.of_order)
+
+    spans = builder.feed(j.lines)
+
+    assert one(spans, STRATEGY_INTENT).span_id == f.root.span_id
+
+
+def test_intent_record_lost_when_denied_then_root_from_the_denial(run: Run) -> None:
+    j = Journal()
+    f = Flow(j, 2)
+    f.denied(T0 + 0.004, "max_order_value", T0 + 0.003, f.carried(T0 + 0.002, T0 + 0.001))
+
+    spans = run(j.lines)
+
+    assert [s.name for s in spans] == [STRATEGY_INTENT, RISK_CHECK]
+    assert spans[0].span_id == f.root.span_id
+    assert (spans[0].start_ts, spans[0].end_ts) == (near(T0 + 0.001), near(T0 + 0.002))
+    assert spans[1].parent_span_id == f.root.span_id
+
+
+def test_flatten_intent_carried_by_order_submitting_then_risk_flatten_root(run: Run) -> None:
+    j = Journal()
+    f = Flow(j, 3, source="flatten")
+    f.submitting(T0 + 0.005, T0 + 0.003, T0 + 0.004, T0 + 0.0045, f.carried(T0 + 0.002, None))
+
+    spans = run(j.lines)
+
+    assert [s.name for s in spans] == [RISK_FLATTEN, RISK_CHECK]
 
 
 # -- a filled intent -----------------------------------------------------------------------------
