@@ -31,7 +31,7 @@ from pathlib import Path
 
 from tradeplane import durable
 from tradeplane.core.errors import OperationalError
-from tradeplane.journal import files, schema
+from tradeplane.journal import files, migrate, schema
 from tradeplane.journal.files import write_all
 from tradeplane.journal.records import GENESIS_HASH, LineChecker, line_anchor
 
@@ -97,9 +97,10 @@ def open_db(state_dir: Path, deployment: str, fsync: bool) -> sqlite3.Connection
             if created:
                 durable.fsync_dir(state_dir)
         else:
-            schema.check_meta(conn, db_path, deployment)
+            meta = schema.check_meta(conn, db_path, deployment, older_ok=True)
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
+            migrate.migrate(conn, db_path, int(meta["schema_version"]))
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise OperationalError(f"{db_path} is damaged: {exc}; refusing to start") from exc

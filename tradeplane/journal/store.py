@@ -32,8 +32,16 @@ from tradeplane.core.errors import (
 )
 from tradeplane.core.fencing import FENCE_SCOPE, identity_mismatch
 from tradeplane.core.run_record import JournalIdentity
-from tradeplane.journal import files, recovery, schema
+from tradeplane.journal import files, ids, recovery, schema
 from tradeplane.journal.files import write_all
+from tradeplane.journal.ids import (
+    INSERT_EVENT_KEY,
+    INSERT_REF_KEY,
+    EventIds,
+    event_key,
+    intent_key,
+    order_key,
+)
 from tradeplane.journal.records import (
     JournalRecord,
     StateWrite,
@@ -75,6 +83,7 @@ class JournalStore:
         self.epoch: int | None = None  # this writer's journal epoch (see ``open``)
         self.genesis = _ensure_genesis(conn)
         self.fences: dict[str, int] = _read_fences(conn)
+        self._ids = EventIds(conn, last_seq)
 
     # --- opening ----------------------------------------------------------------------------
 
@@ -201,20 +210,15 @@ class JournalStore:
             try:
                 if self.epoch is not None:
                     self._check_epoch()
-                known: dict[str, int] = {}
-                if records:
-                    ids = json.dumps([r.event_id for r in records])
-                    known = dict(
-                        conn.execute(
-                            "SELECT e.event_id, e.seq FROM json_each(?) AS j"
-                            " JOIN events AS e ON e.event_id = j.value",
-                            (ids,),
-                        ).fetchall()
-                    )
+                keys = [event_key(r.event_id) for r in records]
+                known = self._ids.find(conn, [r.event_id for r in records], keys)
                 rows: list[tuple[Any, ...]] = []
+                key_rows: list[tuple[int, int, int]] = []
+                ref_rows: list[tuple[int, int, int]] = []
                 fresh: list[JournalRecord] = []
                 first = seq + 1
-                for r in records:
+                bucket_bits = ids.BUCKET_BITS
+                for r, key in zip(records, keys, strict=True):
                     s = known.get(r.event_id)
                     if s is None:
                         validate_record(r)
@@ -236,9 +240,19 @@ class JournalStore:
                                 line,
                             )
                         )
+                        bucket = seq >> bucket_bits
+                        key_rows.append((bucket, key, seq))
+                        if r.intent_id is not None:
+                            ref_rows.append((bucket, intent_key(r.intent_id), seq))
+                        if r.client_order_id is not None:
+                            ref_rows.append((bucket, order_key(r.client_order_id), seq))
                     seqs.append(s)
                 if rows:
                     conn.executemany(schema.INSERT_EVENT, rows)
+                    conn.executemany(INSERT_EVENT_KEY, key_rows)
+                    if ref_rows:
+                        conn.executemany(INSERT_REF_KEY, ref_rows)
+                    self._ids.stage(conn, [(k, q) for _, k, q in key_rows], seq)
                     schema.project_all(conn, fresh, first)
                     conn.executemany(
                         schema.UPSERT_META, (("last_seq", str(seq)), ("last_hash", last_hash))
@@ -247,9 +261,11 @@ class JournalStore:
                     conn.executemany(schema.UPSERT_STATE, state_rows)
                 conn.execute("COMMIT")
             except BaseException:
+                self._ids.rolled_back()
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            self._ids.committed()
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise TransientError(f"journal {self.db_path}: {exc}") from exc
