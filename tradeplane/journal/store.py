@@ -32,7 +32,7 @@ from tradeplane.core.errors import (
 )
 from tradeplane.core.fencing import FENCE_SCOPE, identity_mismatch
 from tradeplane.core.run_record import JournalIdentity
-from tradeplane.journal import files, ids, recovery, schema
+from tradeplane.journal import checkpoint, files, ids, recovery, schema
 from tradeplane.journal.files import write_all
 from tradeplane.journal.ids import (
     INSERT_EVENT_KEY,
@@ -84,6 +84,7 @@ class JournalStore:
         self.genesis = _ensure_genesis(conn)
         self.fences: dict[str, int] = _read_fences(conn)
         self._ids = EventIds(conn, last_seq)
+        self._checkpointer: checkpoint.Checkpointer | None = None  # started by ``open``
 
     # --- opening ----------------------------------------------------------------------------
 
@@ -132,6 +133,8 @@ class JournalStore:
             if epoch is not None:
                 _take_epoch(conn, state_dir, epoch)
                 store.epoch = epoch
+            conn.execute(f"PRAGMA wal_autocheckpoint = {checkpoint.BACKSTOP_PAGES}")
+            store._checkpointer = checkpoint.Checkpointer(store.db_path, fsync)
             return store
         except BaseException as exc:
             if jsonl_fd is not None:
@@ -196,6 +199,8 @@ class JournalStore:
                     self.fences[w.key] = int(w.data["epoch"])
             if new_lines or self._jsonl_dirty or self._jsonl_seq < seq:
                 self._append_jsonl(new_lines)
+            if self._checkpointer is not None:
+                self._checkpointer.committed()
             return seqs
 
     def _commit_db(
@@ -321,6 +326,8 @@ class JournalStore:
                 return
             self._closed = True
             try:
+                if self._checkpointer is not None:
+                    self._checkpointer.close()  # first: the last connection closed checkpoints
                 os.close(self._jsonl_fd)
                 self.conn.close()
             finally:
