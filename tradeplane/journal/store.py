@@ -6,7 +6,10 @@ lines appended to ``journal.jsonl`` in one write, fsynced before ``commit`` retu
 between the two leaves the JSONL short, and the next ``open`` re-appends the missing lines from
 ``events.line``; a torn last line is cut off first (``recovery`` says what else open checks and
 refuses). Sequence number, last hash and the JSONL's size stay in memory, so an append never
-re-reads the file, and a batch costs the same whatever the journal's size.
+re-reads the file, and a batch costs the same whatever the journal's size: no index the batch
+writes takes inserts at random places (event, intent and order ids go through the seq-bucketed
+tables of ``ids``, which also de-duplicate event ids), and WAL checkpoints run off the commit
+path (``checkpoint``).
 """
 
 from __future__ import annotations
