@@ -63,15 +63,15 @@ def migrate(conn: sqlite3.Connection, db_path: Path, version: int) -> None:
 
 def _v1_to_v2(conn: sqlite3.Connection) -> int:
     """events without its unique event_id and hashed-id indexes (SQLite drops a UNIQUE only by
-    rebuilding the table), and the id tables of ``ids`` filled from it."""
+    rebuilding the table), the id tables of ``ids`` filled from it, and every other table or
+    index of schema 2 that schema 1 lacks."""
     for index in ("events_kind", "events_intent", "events_order"):
         conn.execute(f"DROP INDEX IF EXISTS {index}")
     conn.execute("ALTER TABLE events RENAME TO events_v1")
+    existing = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     for statement in schema.DDL.split(";"):
         text = "\n".join(x for x in statement.splitlines() if not x.startswith("--")).strip()
-        if text.startswith(("CREATE TABLE events", "CREATE INDEX events_")) or any(
-            text.startswith(f"CREATE TABLE {t} ") for t in ("event_keys", "ref_keys", "id_blooms")
-        ):
+        if text and text.split()[2] not in existing:  # CREATE TABLE|INDEX <name>
             conn.execute(text)
     conn.execute(f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM events_v1 ORDER BY seq")
     conn.execute("DROP TABLE events_v1")

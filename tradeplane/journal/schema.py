@@ -59,6 +59,8 @@ CREATE TABLE intents (
 );
 -- Undecided intents are what recovery looks for (decided ones leave this small index).
 CREATE INDEX intents_undecided ON intents (seq) WHERE decision IS NULL;
+-- A restarted strategy reads its intents since its snapshot (ts grows: this grows at its end).
+CREATE INDEX intents_ts ON intents (ts);
 CREATE TABLE orders (
     client_order_id TEXT PRIMARY KEY,
     intent_id TEXT,

@@ -79,6 +79,23 @@ def test_v1_journal_opened_then_migrated_with_every_line_chain_and_identity_kept
     assert result.ok and result.lines == V1_LINES + 2
 
 
+def _schema(db: Path) -> set[tuple[str, str, str]]:
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL")
+        return {(t, n, " ".join(sql.split())) for t, n, sql in rows}
+    finally:
+        conn.close()
+
+
+def test_v1_journal_migrated_then_same_schema_as_a_new_journal(
+    v1_dir: Path, tmp_path: Path
+) -> None:
+    JournalStore.open(v1_dir, DEPLOYMENT).close()
+    JournalStore.open(tmp_path / "fresh", DEPLOYMENT).close()
+    assert _schema(v1_dir / "journal.db") == _schema(tmp_path / "fresh" / "journal.db")
+
+
 def test_v1_journal_read_before_migration_then_readable_as_it_is(v1_dir: Path) -> None:
     with JournalReader.open(v1_dir, deployment=DEPLOYMENT) as reader:
         assert reader.meta()["schema_version"] == 1
