@@ -24,6 +24,7 @@ JSON lines on stdout, one object per measurement. Run with ``make bench`` or
   against ~1k lines; met when neither is more than 20% worse (issue 15).
 * ``journal_query``: the reads a restarted actor makes in ``ready()`` (risk, broker, strategy,
   reconciler), and ``trace``'s, on the ~1M-line journal, median of three.
+* ``journal_open``: ``JournalStore.open`` of the ~1M-line journal (a restarted journal actor).
 * ``journal_verify``: ``verify_journal`` (default mode and workers) over the ~1M-line file,
   the better of two runs.
 
@@ -420,6 +421,24 @@ def recovery_queries(store: JournalStore) -> None:
         )
 
 
+def reopen(state_dir: Path) -> None:
+    """What a restarted journal actor pays to open the big journal (median of three)."""
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        store = JournalStore.open(state_dir, DEPLOYMENT, fsync=True)
+        times.append(time.perf_counter() - t0)
+        lines = store.last_seq
+        store.close()
+    emit(
+        {
+            "bench": "journal_open",
+            "journal_lines": lines,
+            "ms": round(statistics.median(times) * 1000, 1),
+        }
+    )
+
+
 def verify(path: Path, lines: int) -> None:
     runs = []
     for _ in range(2):
@@ -505,6 +524,7 @@ def main() -> None:
         lines = big.last_seq
         for store in stores:
             store.close()
+        reopen(big_dir)
         verify(big_dir / "journal.jsonl", lines)
     finally:
         for store in stores:
