@@ -40,6 +40,7 @@ BUCKETS_PER_BLOCK = 1 << (BLOCK_BITS - BUCKET_BITS)
 BLOOM_BITS = 1 << 20  # 16 bits per id of a full block
 BLOOM_HASHES = 7  # false positives about 1 in 1,400 per block
 _MASK64 = (1 << 64) - 1
+_CHUNK = 1024  # keys checked against every filter at once
 
 EVENT_KEYS_DDL = (
     "CREATE TABLE event_keys (bucket INTEGER NOT NULL, key INTEGER NOT NULL,"
@@ -133,12 +134,13 @@ class EventIds:
         for i, k in enumerate(keys):
             if k in self.window:
                 maybe.setdefault(self.open_block, []).append(i)
-        if len(self.blocks) and keys:
-            pos = _positions(keys)
+        # In chunks, so a big batch on a journal of many blocks stays small in memory.
+        for start in range(0, len(keys) if self.blocks else 0, _CHUNK):
+            pos = _positions(keys[start : start + _CHUNK])
             hit = (self.filters[:, (pos >> np.uint64(3)).astype(np.intp)] & _masks(pos)) != 0
             rows, cols = np.nonzero(hit.all(axis=2))
             for b, i in zip(rows.tolist(), cols.tolist(), strict=True):
-                maybe.setdefault(self.blocks[b], []).append(i)
+                maybe.setdefault(self.blocks[b], []).append(start + i)
         found: dict[str, int] = {}
         for block, indexes in maybe.items():
             buckets = _block_buckets(block)

@@ -129,3 +129,14 @@ def test_journal_with_new_schema_still_verifies(store: JournalStore) -> None:
     conn.close()
     assert not {"events_intent", "events_order"} & names
     assert not any(n.startswith("sqlite_autoindex_events") for n in names)
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_resend_batch_larger_than_a_check_chunk_then_every_old_id_found(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ids, "_CHUNK", 7)
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        seqs = store.commit(notes(100))
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        assert store.commit(notes(100)) == seqs
