@@ -76,7 +76,7 @@ def events_for(
     if not clauses:
         return []
     where = " OR ".join(clauses)
-    if not _has_table(conn, "ref_keys"):
+    if _schema_version(conn) < 2:
         sql = f"SELECT e.line FROM events AS e WHERE {where} ORDER BY e.seq"
         return [json.loads(r[0]) for r in conn.execute(sql, params).fetchall()]
     sql = (
@@ -89,9 +89,9 @@ def events_for(
     return [json.loads(r[0]) for r in rows]
 
 
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
-    return row.fetchone() is not None
+def _schema_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row and str(row[0]).isdigit() else 0
 
 
 def orders(
