@@ -41,6 +41,7 @@ BLOOM_BITS = 1 << 20  # 16 bits per id of a full block
 BLOOM_HASHES = 7  # false positives about 1 in 1,400 per block
 _MASK64 = (1 << 64) - 1
 _CHUNK = 1024  # keys checked against every filter at once
+_FEW = 16  # up to this many keys are checked in plain Python
 
 EVENT_KEYS_DDL = (
     "CREATE TABLE event_keys (bucket INTEGER NOT NULL, key INTEGER NOT NULL,"
@@ -124,6 +125,7 @@ class EventIds:
             self.blocks.append(block)
             filters.append(np.frombuffer(bits, dtype=np.uint8))
         self.filters = np.stack(filters) if filters else np.zeros((0, BLOOM_BITS // 8), np.uint8)
+        self._filter_bytes = [f.tobytes() for f in filters]
         self._staged: tuple[int, list[int], list[tuple[int, bytes]]] | None = None
 
     def find(
@@ -134,8 +136,15 @@ class EventIds:
         for i, k in enumerate(keys):
             if k in self.window:
                 maybe.setdefault(self.open_block, []).append(i)
+        if len(keys) <= _FEW:  # numpy's fixed cost per call would outweigh a few keys' checks
+            for i, k in enumerate(keys):
+                for b in self._few_hits(k):
+                    maybe.setdefault(self.blocks[b], []).append(i)
+            keys_to_scan = 0
+        else:
+            keys_to_scan = len(keys) if self.blocks else 0
         # In chunks, so a big batch on a journal of many blocks stays small in memory.
-        for start in range(0, len(keys) if self.blocks else 0, _CHUNK):
+        for start in range(0, keys_to_scan, _CHUNK):
             pos = _positions(keys[start : start + _CHUNK])
             hit = (self.filters[:, (pos >> np.uint64(3)).astype(np.intp)] & _masks(pos)) != 0
             rows, cols = np.nonzero(hit.all(axis=2))
@@ -154,6 +163,22 @@ class EventIds:
                 if row is not None:
                     found[event_ids[i]] = int(row[0])
         return found
+
+    def _few_hits(self, key: int) -> list[int]:
+        """Indexes into ``blocks`` of the filters that may hold ``key`` (``_positions`` and the
+        checks of ``find``, for one key in plain Python)."""
+        u = key & _MASK64
+        h1, h2 = u & 0xFFFFFFFF, (u >> 32) | 1
+        pos = [(h1 + i * h2) & (BLOOM_BITS - 1) for i in range(BLOOM_HASHES)]
+        probes = [(p >> 3, 1 << (p & 7)) for p in pos]
+        out = []
+        for b, bits in enumerate(self._filter_bytes):
+            for byte, mask in probes:
+                if not bits[byte] & mask:
+                    break
+            else:
+                out.append(b)
+        return out
 
     def stage(
         self, conn: sqlite3.Connection, new: Sequence[tuple[int, int]], last_seq: int
@@ -183,6 +208,7 @@ class EventIds:
             added = [np.frombuffer(bits, dtype=np.uint8) for _, bits in blooms]
             self.filters = np.concatenate([self.filters, np.stack(added)])
             self.blocks += [b for b, _ in blooms]
+            self._filter_bytes += [bits for _, bits in blooms]
             self.window = set(keys)
         else:
             self.window.update(keys)

@@ -140,3 +140,30 @@ def test_resend_batch_larger_than_a_check_chunk_then_every_old_id_found(
         seqs = store.commit(notes(100))
     with JournalStore.open(state_dir, DEPLOYMENT) as store:
         assert store.commit(notes(100)) == seqs
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_old_ids_resent_one_by_one_then_each_found(state_dir: Path) -> None:
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        seqs = store.commit(notes(100))
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        assert [store.commit([r])[0] for r in notes(100)] == seqs
+        assert store.commit(notes(1, start=100)) == [101]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=200, unique=True),
+    st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=50),
+)
+def test_plain_python_filter_check_agrees_with_numpys(built: list[int], probe: list[int]) -> None:
+    import numpy as np
+
+    index = ids.EventIds.__new__(ids.EventIds)
+    filters = [ids.bloom(built[::2]), ids.bloom(built[1::2])]
+    index._filter_bytes = filters
+    stacked = np.stack([np.frombuffer(f, dtype=np.uint8) for f in filters])
+    for key in [*built, *probe]:
+        pos = ids._positions([key])
+        hit = (stacked[:, (pos >> np.uint64(3)).astype(np.intp)] & ids._masks(pos)) != 0
+        assert index._few_hits(key) == np.nonzero(hit.all(axis=2))[0].tolist()
