@@ -13,6 +13,7 @@ from typing import Any
 
 from tradeplane.core.orders import OPEN_STATUSES
 from tradeplane.core.portfolio import VirtualPortfolio
+from tradeplane.journal import ids
 
 _OPEN = tuple(sorted(s.value for s in OPEN_STATUSES))
 
@@ -58,18 +59,39 @@ def events(
 def events_for(
     conn: sqlite3.Connection, *, intent_id: str | None = None, client_order_id: str | None = None
 ) -> list[dict[str, Any]]:
-    """Every journal line about one intent and/or order, oldest first (for ``trace``)."""
-    clauses, params = [], []
+    """Every journal line about one intent and/or order, oldest first (for ``trace``).
+
+    Found through ``ref_keys`` (one probe per bucket of 4,096 seqs, see ``ids``) and confirmed
+    on the events row; a journal of schema 1 read as it is (before the writer migrated it) is
+    searched through its own indexes."""
+    clauses, params, keys = [], [], []
     if intent_id is not None:
-        clauses.append("intent_id = ?")
+        clauses.append("e.intent_id = ?")
         params.append(intent_id)
+        keys.append(ids.intent_key(intent_id))
     if client_order_id is not None:
-        clauses.append("client_order_id = ?")
+        clauses.append("e.client_order_id = ?")
         params.append(client_order_id)
+        keys.append(ids.order_key(client_order_id))
     if not clauses:
         return []
-    sql = f"SELECT line FROM events WHERE {' OR '.join(clauses)} ORDER BY seq"
-    return [json.loads(r[0]) for r in conn.execute(sql, params).fetchall()]
+    where = " OR ".join(clauses)
+    if _schema_version(conn) < 2:
+        sql = f"SELECT e.line FROM events AS e WHERE {where} ORDER BY e.seq"
+        return [json.loads(r[0]) for r in conn.execute(sql, params).fetchall()]
+    sql = (
+        "WITH RECURSIVE b(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM b WHERE n < ?)"
+        " SELECT e.line FROM events AS e WHERE e.seq IN (SELECT r.seq FROM b"
+        f" JOIN ref_keys AS r ON r.bucket = b.n AND r.key IN ({_marks(len(keys))}))"
+        f" AND ({where}) ORDER BY e.seq"
+    )
+    rows = conn.execute(sql, [ids.last_bucket(conn), *keys, *params]).fetchall()
+    return [json.loads(r[0]) for r in rows]
+
+
+def _schema_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row and str(row[0]).isdigit() else 0
 
 
 def orders(

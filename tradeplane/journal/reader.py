@@ -51,7 +51,7 @@ class JournalReader:
         try:
             conn.execute("PRAGMA busy_timeout = 5000")
             conn.execute("PRAGMA query_only = 1")
-            meta = check_meta(conn, db_path, deployment)
+            meta = check_meta(conn, db_path, deployment, older_ok=True)
         except sqlite3.Error as exc:
             conn.close()
             raise OperationalError(f"{db_path} cannot be read: {exc}") from exc

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from tradeplane import durable
 from tradeplane.core.errors import OperationalError
-from tradeplane.journal import files, schema
+from tradeplane.journal import files, migrate, schema
 from tradeplane.journal.files import write_all
 from tradeplane.journal.records import GENESIS_HASH, LineChecker, line_anchor
 
@@ -55,6 +55,12 @@ def connect(db_path: Path, fsync: bool) -> sqlite3.Connection:
     # and the WAL is trimmed after checkpoints instead of staying at its high-water mark.
     conn.execute("PRAGMA cache_size = -65536")
     conn.execute("PRAGMA journal_size_limit = 67108864")
+    # The projections' id lookups (an order's row for its fill, an intent's for its decision)
+    # land on pages the stream of new events has pushed out of the page cache; read through a
+    # memory map they cost a page-table walk instead of a read() call and a copy (at 1M lines,
+    # a batch's updates went from about 9 ms to 2). SQLite only reads through the map (writes
+    # go to the WAL as before, so durability is unchanged); 2 GiB is the usual compiled cap.
+    conn.execute("PRAGMA mmap_size = 2147483648")
     return conn
 
 
@@ -97,9 +103,10 @@ def open_db(state_dir: Path, deployment: str, fsync: bool) -> sqlite3.Connection
             if created:
                 durable.fsync_dir(state_dir)
         else:
-            schema.check_meta(conn, db_path, deployment)
+            meta = schema.check_meta(conn, db_path, deployment, older_ok=True)
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
+            migrate.migrate(conn, db_path, int(meta["schema_version"]))
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise OperationalError(f"{db_path} is damaged: {exc}; refusing to start") from exc

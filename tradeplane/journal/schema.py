@@ -13,19 +13,24 @@ from pathlib import Path
 from typing import Any
 
 from tradeplane.core.errors import OperationalError
+from tradeplane.journal import ids
 from tradeplane.journal.records import JournalRecord, StateWrite, dumps_payload
 from tradeplane.protocol.events import ORDER_STATUS_KINDS, EventKind
 
 FORMAT = "tradeplane-journal"
-SCHEMA_VERSION = 1
-TABLES = frozenset({"meta", "events", "intents", "orders", "fills", "state"})
+# 2: events lost the random-key indexes on event_id, intent_id and client_order_id for the
+# seq-bucketed event_keys, ref_keys and id_blooms (``ids``). 1 is migrated on open (``migrate``).
+SCHEMA_VERSION = 2
+TABLES_V1 = frozenset({"meta", "events", "intents", "orders", "fills", "state"})
+TABLES = TABLES_V1 | {"event_keys", "ref_keys", "id_blooms"}
+TABLES_BY_VERSION = {1: TABLES_V1, SCHEMA_VERSION: TABLES}
 
 # Statements are split on ";" (so no ";" inside comments).
 DDL = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL UNIQUE,
+    event_id TEXT NOT NULL,
     kind TEXT NOT NULL,
     ts REAL NOT NULL,
     deployment TEXT NOT NULL,
@@ -34,9 +39,8 @@ CREATE TABLE events (
     client_order_id TEXT,
     line TEXT NOT NULL
 );
+-- Every index on events is ordered by seq within a few leading values, so it grows at its ends.
 CREATE INDEX events_kind ON events (kind, seq);
-CREATE INDEX events_intent ON events (intent_id) WHERE intent_id IS NOT NULL;
-CREATE INDEX events_order ON events (client_order_id) WHERE client_order_id IS NOT NULL;
 CREATE TABLE intents (
     intent_id TEXT PRIMARY KEY,
     strategy TEXT,
@@ -55,6 +59,8 @@ CREATE TABLE intents (
 );
 -- Undecided intents are what recovery looks for (decided ones leave this small index).
 CREATE INDEX intents_undecided ON intents (seq) WHERE decision IS NULL;
+-- A restarted strategy reads its intents since its snapshot (ts grows: this grows at its end).
+CREATE INDEX intents_ts ON intents (ts);
 CREATE TABLE orders (
     client_order_id TEXT PRIMARY KEY,
     intent_id TEXT,
@@ -99,7 +105,8 @@ CREATE TABLE state (
     ts REAL NOT NULL,
     PRIMARY KEY (scope, key)
 ) WITHOUT ROWID;
-"""
+""" + ";\n".join((ids.EVENT_KEYS_DDL, ids.REF_KEYS_DDL, ids.BLOOMS_DDL))
+
 
 INSERT_EVENT = (
     "INSERT INTO events (seq, event_id, kind, ts, deployment, strategy, intent_id,"
@@ -126,8 +133,12 @@ def state_params(write: StateWrite) -> tuple[str, str, str, float]:
     return write.scope, write.key, data, float(write.ts)
 
 
-def check_meta(conn: sqlite3.Connection, db_path: Path, deployment: str | None) -> dict[str, str]:
-    """The database must be a tradeplane journal of a known schema (and of ``deployment``)."""
+def check_meta(
+    conn: sqlite3.Connection, db_path: Path, deployment: str | None, *, older_ok: bool = False
+) -> dict[str, str]:
+    """The database must be a tradeplane journal of a known schema (and of ``deployment``).
+    ``older_ok``: an older schema this code migrates (``TABLES_BY_VERSION``) is accepted too;
+    the writer then migrates it, a reader reads it as it is. A newer one is always refused."""
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "meta" not in tables:
@@ -143,18 +154,26 @@ def check_meta(conn: sqlite3.Connection, db_path: Path, deployment: str | None) 
             f"{db_path} is not a tradeplane journal (format {meta.get('format')!r}): "
             "refusing to start"
         )
-    version = meta.get("schema_version", "")
-    if version != str(SCHEMA_VERSION):
+    raw = meta.get("schema_version", "")
+    version = int(raw) if raw.isdigit() else None
+    if version is not None and version > SCHEMA_VERSION:
         raise OperationalError(
-            f"{db_path} has journal schema version {version!r}; this tradeplane reads "
-            f"{SCHEMA_VERSION}: refusing to start"
+            f"{db_path} has journal schema version {version}, newer than the {SCHEMA_VERSION} "
+            "this tradeplane reads (written by a newer release): refusing to start; run it "
+            "with that release or newer"
+        )
+    if version not in TABLES_BY_VERSION or (version != SCHEMA_VERSION and not older_ok):
+        raise OperationalError(
+            f"{db_path} has journal schema version {raw!r}; this tradeplane reads "
+            f"{SCHEMA_VERSION} and migrates {sorted(set(TABLES_BY_VERSION) - {SCHEMA_VERSION})}:"
+            " refusing to start"
         )
     if deployment is not None and meta.get("deployment") != deployment:
         raise OperationalError(
             f"{db_path} belongs to deployment {meta.get('deployment')!r}, not {deployment!r}: "
             "refusing to start (each deployment needs its own state_dir)"
         )
-    missing = TABLES - tables
+    missing = TABLES_BY_VERSION[version] - tables
     if missing:
         raise OperationalError(f"{db_path} is a damaged journal: missing tables {sorted(missing)}")
     return meta

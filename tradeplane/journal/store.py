@@ -6,7 +6,10 @@ lines appended to ``journal.jsonl`` in one write, fsynced before ``commit`` retu
 between the two leaves the JSONL short, and the next ``open`` re-appends the missing lines from
 ``events.line``; a torn last line is cut off first (``recovery`` says what else open checks and
 refuses). Sequence number, last hash and the JSONL's size stay in memory, so an append never
-re-reads the file, and a batch costs the same whatever the journal's size.
+re-reads the file, and a batch costs the same whatever the journal's size: no index the batch
+writes takes inserts at random places (event, intent and order ids go through the seq-bucketed
+tables of ``ids``, which also de-duplicate event ids), and WAL checkpoints run off the commit
+path (``checkpoint``).
 """
 
 from __future__ import annotations
@@ -32,8 +35,16 @@ from tradeplane.core.errors import (
 )
 from tradeplane.core.fencing import FENCE_SCOPE, identity_mismatch
 from tradeplane.core.run_record import JournalIdentity
-from tradeplane.journal import files, recovery, schema
+from tradeplane.journal import checkpoint, files, ids, recovery, schema
 from tradeplane.journal.files import write_all
+from tradeplane.journal.ids import (
+    INSERT_EVENT_KEY,
+    INSERT_REF_KEY,
+    EventIds,
+    event_key,
+    intent_key,
+    order_key,
+)
 from tradeplane.journal.records import (
     JournalRecord,
     StateWrite,
@@ -75,6 +86,8 @@ class JournalStore:
         self.epoch: int | None = None  # this writer's journal epoch (see ``open``)
         self.genesis = _ensure_genesis(conn)
         self.fences: dict[str, int] = _read_fences(conn)
+        self._ids = EventIds(conn, last_seq)
+        self._checkpointer: checkpoint.Checkpointer | None = None  # started by ``open``
 
     # --- opening ----------------------------------------------------------------------------
 
@@ -123,6 +136,8 @@ class JournalStore:
             if epoch is not None:
                 _take_epoch(conn, state_dir, epoch)
                 store.epoch = epoch
+            conn.execute(f"PRAGMA wal_autocheckpoint = {checkpoint.BACKSTOP_PAGES}")
+            store._checkpointer = checkpoint.Checkpointer(store.db_path, fsync)
             return store
         except BaseException as exc:
             if jsonl_fd is not None:
@@ -187,6 +202,8 @@ class JournalStore:
                     self.fences[w.key] = int(w.data["epoch"])
             if new_lines or self._jsonl_dirty or self._jsonl_seq < seq:
                 self._append_jsonl(new_lines)
+            if self._checkpointer is not None:
+                self._checkpointer.committed()
             return seqs
 
     def _commit_db(
@@ -201,20 +218,15 @@ class JournalStore:
             try:
                 if self.epoch is not None:
                     self._check_epoch()
-                known: dict[str, int] = {}
-                if records:
-                    ids = json.dumps([r.event_id for r in records])
-                    known = dict(
-                        conn.execute(
-                            "SELECT e.event_id, e.seq FROM json_each(?) AS j"
-                            " JOIN events AS e ON e.event_id = j.value",
-                            (ids,),
-                        ).fetchall()
-                    )
+                keys = [event_key(r.event_id) for r in records]
+                known = self._ids.find(conn, [r.event_id for r in records], keys)
                 rows: list[tuple[Any, ...]] = []
+                key_rows: list[tuple[int, int, int]] = []
+                ref_rows: list[tuple[int, int, int]] = []
                 fresh: list[JournalRecord] = []
                 first = seq + 1
-                for r in records:
+                bucket_bits = ids.BUCKET_BITS
+                for r, key in zip(records, keys, strict=True):
                     s = known.get(r.event_id)
                     if s is None:
                         validate_record(r)
@@ -236,9 +248,19 @@ class JournalStore:
                                 line,
                             )
                         )
+                        bucket = seq >> bucket_bits
+                        key_rows.append((bucket, key, seq))
+                        if r.intent_id is not None:
+                            ref_rows.append((bucket, intent_key(r.intent_id), seq))
+                        if r.client_order_id is not None:
+                            ref_rows.append((bucket, order_key(r.client_order_id), seq))
                     seqs.append(s)
                 if rows:
                     conn.executemany(schema.INSERT_EVENT, rows)
+                    conn.executemany(INSERT_EVENT_KEY, key_rows)
+                    if ref_rows:
+                        conn.executemany(INSERT_REF_KEY, ref_rows)
+                    self._ids.stage(conn, [(k, q) for _, k, q in key_rows], seq)
                     schema.project_all(conn, fresh, first)
                     conn.executemany(
                         schema.UPSERT_META, (("last_seq", str(seq)), ("last_hash", last_hash))
@@ -247,9 +269,11 @@ class JournalStore:
                     conn.executemany(schema.UPSERT_STATE, state_rows)
                 conn.execute("COMMIT")
             except BaseException:
+                self._ids.rolled_back()
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            self._ids.committed()
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise TransientError(f"journal {self.db_path}: {exc}") from exc
@@ -305,6 +329,8 @@ class JournalStore:
                 return
             self._closed = True
             try:
+                if self._checkpointer is not None:
+                    self._checkpointer.close()  # first: the last connection closed checkpoints
                 os.close(self._jsonl_fd)
                 self.conn.close()
             finally:

@@ -16,7 +16,7 @@ import pytest
 from tests.helpers import CORRUPTION_SEEDS, garbage, seed_id
 from tests.unit.journal.factories import DEPLOYMENT, notes, rec
 from tradeplane.core.errors import OperationalError
-from tradeplane.journal import queries
+from tradeplane.journal import queries, schema
 from tradeplane.journal.reader import verify_journal
 from tradeplane.journal.records import GENESIS_HASH, StateWrite
 from tradeplane.journal.store import JournalStore
@@ -129,7 +129,7 @@ def test_meta_marks_the_database_as_this_deployments_journal(store: JournalStore
     store.commit(notes(2))
     meta = queries.meta(store.conn)
     assert meta["format"] == "tradeplane-journal" and meta["deployment"] == DEPLOYMENT
-    assert meta["schema_version"] == 1 and meta["last_seq"] == 2
+    assert meta["schema_version"] == schema.SCHEMA_VERSION and meta["last_seq"] == 2
     assert meta["last_hash"] == store.last_hash == jsonl(store)[-1]["hash"]
 
 
@@ -277,7 +277,7 @@ def test_newer_schema_version_is_refused(state_dir: Path) -> None:
     conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(OperationalError, match="schema version '99'"):
+    with pytest.raises(OperationalError, match="schema version 99, newer than the 2"):
         JournalStore.open(state_dir, DEPLOYMENT)
 
 

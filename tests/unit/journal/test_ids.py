@@ -1,0 +1,169 @@
+"""De-duplication by event id and lookup by intent/order id without a random-key index."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.unit.journal.factories import DEPLOYMENT, intent, notes, status, submitting
+from tradeplane.journal import ids, queries
+from tradeplane.journal.reader import verify_journal
+from tradeplane.journal.store import JournalStore
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of 32 seqs in buckets of 4, so tests cross many of each."""
+    monkeypatch.setattr(ids, "BUCKET_BITS", 2)
+    monkeypatch.setattr(ids, "BLOCK_BITS", 5)
+    monkeypatch.setattr(ids, "BUCKETS_PER_BLOCK", 8)
+
+
+def _lines(store: JournalStore) -> int:
+    return int(store.conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_resend_of_any_old_id_after_a_restart_then_same_seqs_and_nothing_journaled(
+    state_dir: Path,
+) -> None:
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        first = store.commit(notes(50))
+        first += store.commit(notes(97, start=50))
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        assert store.commit(notes(147)) == first  # closed blocks, the open one, across a restart
+        assert store.commit(notes(3, start=10) + notes(1, start=500)) == [11, 12, 13, 148]
+        assert _lines(store) == store.last_seq == 148
+        blooms = store.conn.execute("SELECT count(*) FROM id_blooms").fetchone()[0]
+        assert blooms == (148 + 1) // 32
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_batch_spanning_several_blocks_then_each_block_gets_its_filter(state_dir: Path) -> None:
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        store.commit(notes(20))
+        store.commit(notes(100, start=20))  # completes blocks 0, 1 and 2
+        assert store.commit(notes(120)) == list(range(1, 121))
+        blocks = [r[0] for r in store.conn.execute("SELECT block FROM id_blooms ORDER BY block")]
+        assert blocks == [0, 1, 2]
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_lost_filter_rows_are_rebuilt_on_open_then_old_ids_still_deduplicated(
+    state_dir: Path,
+) -> None:
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        store.commit(notes(100))
+        store.conn.execute("DELETE FROM id_blooms")
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        assert store.commit(notes(5, start=2)) == [3, 4, 5, 6, 7]
+        assert _lines(store) == 100
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_ids_sharing_a_key_then_each_journaled_once(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tradeplane.journal.store as store_module
+
+    monkeypatch.setattr(store_module, "event_key", lambda event_id: 7)  # every id collides
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        seqs = store.commit(notes(40))
+        assert store.commit(notes(40)) == seqs
+        assert store.commit(notes(2, start=40)) == [41, 42]
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        assert store.commit(notes(42)) == list(range(1, 43))
+        assert _lines(store) == 42
+
+
+def test_failed_commit_then_nothing_remembered_and_the_retry_journals(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        store.commit(notes(3))
+        store.conn.execute(
+            "CREATE TRIGGER boom BEFORE INSERT ON event_keys BEGIN SELECT "
+            "RAISE(ABORT, 'disk says no'); END"
+        )
+        with pytest.raises(Exception, match="disk says no"):
+            store.commit(notes(2, start=3))
+        store.conn.execute("DROP TRIGGER boom")
+        assert store.commit(notes(2, start=3)) == [4, 5]
+        assert store.commit(notes(5)) == [1, 2, 3, 4, 5]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=300, unique=True))
+def test_bloom_filter_never_misses_a_key_it_was_built_from(keys: list[int]) -> None:
+    import numpy as np
+
+    bits = np.frombuffer(ids.bloom(keys), dtype=np.uint8)
+    pos = ids._positions(keys)
+    assert ((bits[(pos >> np.uint64(3)).astype(np.intp)] & ids._masks(pos)) != 0).all()
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_events_for_an_intent_or_order_across_buckets_then_all_of_them_in_order(
+    store: JournalStore,
+) -> None:
+    store.commit([intent(1), *notes(30), submitting(1), *notes(30, start=30)])
+    store.commit([intent(2), status(1, "order_accepted"), *notes(40, start=60)])
+    kinds = [e["kind"] for e in queries.events_for(store.conn, intent_id="i1")]
+    assert kinds == ["intent", "order_submitting", "order_accepted"]
+    by_order = queries.events_for(store.conn, client_order_id="c1")
+    assert [e["seq"] for e in by_order] == [1, 32, 64]
+    assert [e["seq"] for e in queries.events_for(store.conn, intent_id="i2")] == [63]
+    assert queries.events_for(store.conn, intent_id="nope") == []
+
+
+def test_journal_with_new_schema_still_verifies(store: JournalStore) -> None:
+    store.commit(notes(10))
+    result = verify_journal(store.jsonl_path)
+    assert result.ok and result.lines == 10
+    conn = sqlite3.connect(store.db_path)
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    conn.close()
+    assert not {"events_intent", "events_order"} & names
+    assert not any(n.startswith("sqlite_autoindex_events") for n in names)
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_resend_batch_larger_than_a_check_chunk_then_every_old_id_found(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ids, "_CHUNK", 7)
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        seqs = store.commit(notes(100))
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        assert store.commit(notes(100)) == seqs
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_old_ids_resent_one_by_one_then_each_found(state_dir: Path) -> None:
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        seqs = store.commit(notes(100))
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        assert [store.commit([r])[0] for r in notes(100)] == seqs
+        assert store.commit(notes(1, start=100)) == [101]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=200, unique=True),
+    st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=50),
+)
+def test_plain_python_filter_check_agrees_with_numpys(built: list[int], probe: list[int]) -> None:
+    import numpy as np
+
+    index = ids.EventIds.__new__(ids.EventIds)
+    filters = [ids.bloom(built[::2]), ids.bloom(built[1::2])]
+    index._filter_bytes = filters
+    stacked = np.stack([np.frombuffer(f, dtype=np.uint8) for f in filters])
+    for key in [*built, *probe]:
+        pos = ids._positions([key])
+        hit = (stacked[:, (pos >> np.uint64(3)).astype(np.intp)] & ids._masks(pos)) != 0
+        assert index._few_hits(key) == np.nonzero(hit.all(axis=2))[0].tolist()

@@ -1,0 +1,187 @@
+"""A journal written by the release before schema 2 is migrated on open, never refused."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.unit.journal.factories import DEPLOYMENT, intent, notes
+from tradeplane.core.errors import OperationalError
+from tradeplane.journal import ids, migrate, queries, schema
+from tradeplane.journal.reader import JournalReader, verify_journal
+from tradeplane.journal.store import JournalStore
+
+# Made by the schema-1 release itself (commit 9b400d9), see data/make_v1_journal.py.
+V1_JOURNAL = Path(__file__).parent / "data" / "journal_v1"
+V1_GENESIS = "e69eb10ca655f1abd40ef1f2f2ccabd87fd7230483dfb5d1ea3abd53fe6a3632"
+V1_LAST_HASH = "cfd3263c3a59b1959976b92dcd8d9b3458771bc06b2a39a242e469241d6dc21e"
+V1_LINES = 300
+
+
+@pytest.fixture
+def v1_dir(tmp_path: Path) -> Path:
+    out = tmp_path / "state"
+    shutil.copytree(V1_JOURNAL, out)
+    return out
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ids, "BUCKET_BITS", 2)
+    monkeypatch.setattr(ids, "BLOCK_BITS", 5)
+    monkeypatch.setattr(ids, "BUCKETS_PER_BLOCK", 8)
+
+
+def _dump(db: Path, table: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+    finally:
+        conn.close()
+
+
+def _version(db: Path) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        return str(conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+    finally:
+        conn.close()
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_v1_journal_opened_then_migrated_with_every_line_chain_and_identity_kept(
+    v1_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = v1_dir / "journal.db"
+    before = {t: _dump(db, t) for t in ("intents", "orders", "fills", "state")}
+    lines_before = _dump(db, "events")
+    jsonl_before = (v1_dir / "journal.jsonl").read_bytes()
+    with caplog.at_level(logging.WARNING), JournalStore.open(v1_dir, DEPLOYMENT, epoch=4) as s:
+        assert (s.last_seq, s.last_hash, s.genesis) == (V1_LINES, V1_LAST_HASH, V1_GENESIS)
+        meta = queries.meta(s.conn)
+        assert meta["schema_version"] == schema.SCHEMA_VERSION
+        assert meta["migrated_from_version"] == "1" and float(meta["migrated_ts"]) > 0
+        assert queries.events_for(s.conn, intent_id="i3")[0]["event_id"] == "intent/3"
+        # Old ids, in closed blocks and in the open one, are still known.
+        assert s.commit([intent(0), intent(29)]) == [2, 292]
+        assert s.commit(notes(2, prefix="after")) == [301, 302]
+    assert "migrated from schema version 1" in caplog.text
+    assert _dump(db, "events")[:V1_LINES] == lines_before
+    assert {t: _dump(db, t) for t in ("intents", "orders", "fills")} == {
+        t: before[t] for t in ("intents", "orders", "fills")
+    }
+    assert (v1_dir / "journal.jsonl").read_bytes().startswith(jsonl_before)
+    result = verify_journal(v1_dir / "journal.jsonl")
+    assert result.ok and result.lines == V1_LINES + 2
+
+
+def _schema(db: Path) -> set[tuple[str, str, str]]:
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL")
+        # ALTER TABLE ... RENAME quotes the new name: the same schema, spelt differently.
+        return {(t, n, " ".join(sql.replace('"', "").split())) for t, n, sql in rows}
+    finally:
+        conn.close()
+
+
+def test_v1_journal_migrated_then_same_schema_as_a_new_journal(
+    v1_dir: Path, tmp_path: Path
+) -> None:
+    JournalStore.open(v1_dir, DEPLOYMENT).close()
+    JournalStore.open(tmp_path / "fresh", DEPLOYMENT).close()
+    assert _schema(v1_dir / "journal.db") == _schema(tmp_path / "fresh" / "journal.db")
+
+
+def test_v1_journal_read_before_migration_then_readable_as_it_is(v1_dir: Path) -> None:
+    with JournalReader.open(v1_dir, deployment=DEPLOYMENT) as reader:
+        assert reader.meta()["schema_version"] == 1
+        assert [e["kind"] for e in reader.events_for(intent_id="i3")][:2] == [
+            "intent",
+            "order_submitting",
+        ]
+    assert _version(v1_dir / "journal.db") == "1"
+
+
+def test_migration_interrupted_before_the_swap_then_v1_kept_and_the_next_open_finishes(
+    v1_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = v1_dir / "journal.db"
+    lines_before = _dump(db, "events")
+
+    def crash(keys: object) -> bytes:
+        raise RuntimeError("power cut")
+
+    with monkeypatch.context() as m:
+        m.setattr(ids, "BLOCK_BITS", 5)
+        m.setattr(ids, "BUCKETS_PER_BLOCK", 8)
+        m.setattr(ids, "bloom", crash)  # fails in the last transaction, after events_v2 is in
+        with pytest.raises(RuntimeError, match="power cut"):
+            JournalStore.open(v1_dir, DEPLOYMENT)
+    assert _version(db) == "1" and _dump(db, "events") == lines_before
+    with JournalStore.open(v1_dir, DEPLOYMENT) as store:
+        assert store.last_seq == V1_LINES
+        assert store.commit(notes(1, start=3, prefix="note/")) == [31]  # an old id, found
+    assert _version(db) == str(schema.SCHEMA_VERSION)
+    assert _dump(db, "events")[:V1_LINES] == lines_before
+
+
+def test_migration_killed_during_the_copy_then_resumed_where_it_stopped(
+    v1_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = v1_dir / "journal.db"
+    lines_before = _dump(db, "events")
+    monkeypatch.setattr(migrate, "COPY_ROWS", 70)
+    real_copy = migrate._copy_chunk
+    chunks: list[int] = []
+
+    def copy_then_die(conn: sqlite3.Connection) -> int:
+        if len(chunks) == 2:
+            raise KeyboardInterrupt  # the supervisor's kill, mid-copy
+        chunks.append(real_copy(conn))
+        return chunks[-1]
+
+    with monkeypatch.context() as m:
+        m.setattr(migrate, "_copy_chunk", copy_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            JournalStore.open(v1_dir, DEPLOYMENT)
+    assert chunks == [70, 140] and _version(db) == "1"
+    assert _dump(db, "events") == lines_before
+    copied = sqlite3.connect(db).execute("SELECT count(*) FROM events_v2").fetchone()[0]
+    assert copied == 140  # kept: the next open carries on from there
+    with JournalStore.open(v1_dir, DEPLOYMENT) as store:
+        assert store.last_seq == V1_LINES
+        assert store.commit([intent(0), intent(29)]) == [2, 292]
+    assert _dump(db, "events") == lines_before
+    result = verify_journal(v1_dir / "journal.jsonl")
+    assert result.ok and result.lines == V1_LINES
+
+
+def test_newer_schema_than_the_code_then_refused_with_a_clear_error(v1_dir: Path) -> None:
+    conn = sqlite3.connect(v1_dir / "journal.db")
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(OperationalError, match="schema version 3, newer than the 2"):
+        JournalStore.open(v1_dir, DEPLOYMENT)
+    with pytest.raises(OperationalError, match="newer"):
+        JournalReader.open(v1_dir)
+
+
+def test_unknown_older_version_then_refused(v1_dir: Path) -> None:
+    conn = sqlite3.connect(v1_dir / "journal.db")
+    conn.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(OperationalError, match="schema version '0'"):
+        JournalStore.open(v1_dir, DEPLOYMENT)
+
+
+def test_migrate_from_the_current_version_then_nothing_happens(store: JournalStore) -> None:
+    store.commit(notes(3))
+    migrate.migrate(store.conn, store.db_path, schema.SCHEMA_VERSION)
+    assert "migrated_from_version" not in queries.meta(store.conn)

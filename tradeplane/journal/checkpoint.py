@@ -1,0 +1,55 @@
+"""WAL checkpoints off the commit path.
+
+A checkpoint copies committed pages from the WAL into the database file and fsyncs it. SQLite's
+automatic one runs inside the ``COMMIT`` that crosses the threshold, so one batch in a few paid
+for copying and syncing what the earlier ones wrote. Durability does not need it (a commit is
+durable once the WAL is fsynced, ``synchronous=FULL``), so it runs here instead: a thread with
+its own connection makes a PASSIVE checkpoint (it never blocks the writer) after commits, at most
+every ``interval_s``. The writer keeps SQLite's automatic checkpoint at ``BACKSTOP_PAGES`` in case
+this thread falls behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+BACKSTOP_PAGES = 16_384  # 64 MiB of 4 KiB pages: the writer checkpoints itself beyond this
+
+
+class Checkpointer:
+    def __init__(self, db_path: Path, fsync: bool, interval_s: float = 0.05) -> None:
+        self._conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA busy_timeout = 5000")
+        self._conn.execute(f"PRAGMA synchronous = {'FULL' if fsync else 'NORMAL'}")
+        self._interval_s = interval_s
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="journal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def committed(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            if self._stop:
+                return
+            self._wake.clear()
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error as exc:  # the writer's backstop still checkpoints
+                log.warning("journal checkpoint failed (retried after the next commit): %s", exc)
+            time.sleep(self._interval_s)
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join()
+        self._conn.close()

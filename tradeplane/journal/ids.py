@@ -1,0 +1,229 @@
+"""Where an id was journaled, without inserting at random places in one large B-tree.
+
+Event, intent and client order ids are hashes, so an index keyed on them takes each insert at a
+random place: once such an index outgrows the cache every record dirties pages of its own, and
+each commit writes them all (what made a 1M-line journal two to three times slower than a new
+one). Here an id is kept as a 64-bit ``key`` (a keyed BLAKE2b of it) in a table ordered by
+``(bucket, key, seq)`` with ``bucket = seq >> BUCKET_BITS``: an insert lands in the newest
+bucket, a few pages wide, whatever the journal's size. A key match is always confirmed on the
+events row, so two ids that share a key (64-bit hashes can collide) are never confused.
+
+``event_keys`` holds event ids (de-duplication), ``ref_keys`` intent and client order ids (for
+``trace``: every event of one intent or order, found by probing each bucket).
+
+De-duplication (``EventIds``) is exact for every event id ever journaled, from the first line,
+across restarts; memory only makes the usual case, an id that is new, cheap:
+
+* the window: the keys of the event ids journaled in the open block (the seqs since the last
+  multiple of ``BLOCK``, so at most the last 65,536), in memory, loaded from ``event_keys`` on
+  open. Resends come after a receiver's death, so they fall here;
+* each closed block (65,536 seqs) has a Bloom filter of its keys, written to ``id_blooms`` in the
+  transaction that completes the block and loaded on open (128 KiB per block, 2 bytes per id).
+
+An id whose key the window or a block's filter may hold is looked up in ``event_keys`` and
+confirmed on the events row (the durable check); a key neither holds is in no block, because
+a Bloom filter has no false negatives and both are built from the committed keys themselves.
+Each closed block adds a filter to check (15 at 1M lines, 2 MiB in all), so the check grows with
+the journal, slowly: merging old blocks' filters is the step to take beyond ~10M lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+BUCKET_BITS = 12  # 4,096 seqs per bucket: the insert range of event_keys and ref_keys
+BLOCK_BITS = 16  # 65,536 seqs per block: the window's span and one Bloom filter's
+BUCKETS_PER_BLOCK = 1 << (BLOCK_BITS - BUCKET_BITS)
+BLOOM_BITS = 1 << 20  # 16 bits per id of a full block
+BLOOM_HASHES = 7  # false positives about 1 in 1,400 per block
+_MASK64 = (1 << 64) - 1
+_CHUNK = 1024  # keys checked against every filter at once
+_FEW = 16  # up to this many keys are checked in plain Python
+
+EVENT_KEYS_DDL = (
+    "CREATE TABLE event_keys (bucket INTEGER NOT NULL, key INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL, PRIMARY KEY (bucket, key, seq)) WITHOUT ROWID"
+)
+REF_KEYS_DDL = EVENT_KEYS_DDL.replace("event_keys", "ref_keys")
+BLOOMS_DDL = "CREATE TABLE id_blooms (block INTEGER PRIMARY KEY, bits BLOB NOT NULL)"
+INSERT_EVENT_KEY = "INSERT INTO event_keys (bucket, key, seq) VALUES (?, ?, ?)"
+INSERT_REF_KEY = "INSERT OR IGNORE INTO ref_keys (bucket, key, seq) VALUES (?, ?, ?)"
+
+
+def _key(person: bytes, text: str) -> int:
+    digest = hashlib.blake2b(text.encode(), digest_size=8, person=person).digest()
+    return int.from_bytes(digest, "little", signed=True)  # SQLite integers are signed
+
+
+def event_key(event_id: str) -> int:
+    return _key(b"tp-event", event_id)
+
+
+def intent_key(intent_id: str) -> int:
+    return _key(b"tp-intent", intent_id)
+
+
+def order_key(client_order_id: str) -> int:
+    return _key(b"tp-order", client_order_id)
+
+
+def bucket_of(seq: int) -> int:
+    return seq >> BUCKET_BITS
+
+
+def last_bucket(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT max(seq) FROM events").fetchone()
+    return bucket_of(int(row[0] or 0))
+
+
+def _positions(keys: Sequence[int]) -> npt.NDArray[np.uint64]:
+    """(len(keys), BLOOM_HASHES) bit positions: double hashing on the key's two halves."""
+    u = np.array([k & _MASK64 for k in keys], dtype=np.uint64)
+    h1 = u & np.uint64(0xFFFFFFFF)
+    h2 = (u >> np.uint64(32)) | np.uint64(1)
+    i = np.arange(BLOOM_HASHES, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        pos = h1[:, None] + i[None, :] * h2[:, None]
+    return pos & np.uint64(BLOOM_BITS - 1)
+
+
+def bloom(keys: Sequence[int]) -> bytes:
+    bits = np.zeros(BLOOM_BITS // 8, dtype=np.uint8)
+    if keys:
+        pos = _positions(keys).ravel()
+        np.bitwise_or.at(bits, (pos >> np.uint64(3)).astype(np.intp), _masks(pos))
+    return bits.tobytes()
+
+
+def _masks(pos: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
+    return (np.uint8(1) << (pos & np.uint64(7)).astype(np.uint8)).astype(np.uint8)
+
+
+def _block_buckets(block: int) -> list[int]:
+    first = block * BUCKETS_PER_BLOCK
+    return list(range(first, first + BUCKETS_PER_BLOCK))
+
+
+class EventIds:
+    """The de-duplication index of one open journal (see the module docstring)."""
+
+    def __init__(self, conn: sqlite3.Connection, last_seq: int) -> None:
+        self.open_block = (last_seq + 1) >> BLOCK_BITS
+        first = self.open_block * BUCKETS_PER_BLOCK
+        rows = conn.execute("SELECT key FROM event_keys WHERE bucket >= ?", (first,)).fetchall()
+        self.window: set[int] = {r[0] for r in rows}
+        stored = dict(conn.execute("SELECT block, bits FROM id_blooms").fetchall())
+        self.blocks: list[int] = []
+        filters = []
+        for block in range(self.open_block):
+            bits = stored.get(block)
+            if bits is None or len(bits) != BLOOM_BITS // 8:
+                bits = bloom(block_keys(conn, block))  # e.g. lost to a manual edit: rebuilt
+            self.blocks.append(block)
+            filters.append(np.frombuffer(bits, dtype=np.uint8))
+        self.filters = np.stack(filters) if filters else np.zeros((0, BLOOM_BITS // 8), np.uint8)
+        self._filter_bytes = [f.tobytes() for f in filters]
+        self._staged: tuple[int, list[int], list[tuple[int, bytes]]] | None = None
+
+    def find(
+        self, conn: sqlite3.Connection, event_ids: Sequence[str], keys: Sequence[int]
+    ) -> dict[str, int]:
+        """The seq of each of ``event_ids`` already journaled (``keys``: their ``event_key``)."""
+        maybe: dict[int, list[int]] = {}  # block -> indexes into event_ids
+        for i, k in enumerate(keys):
+            if k in self.window:
+                maybe.setdefault(self.open_block, []).append(i)
+        if len(keys) <= _FEW:  # numpy's fixed cost per call would outweigh a few keys' checks
+            for i, k in enumerate(keys):
+                for b in self._few_hits(k):
+                    maybe.setdefault(self.blocks[b], []).append(i)
+            keys_to_scan = 0
+        else:
+            keys_to_scan = len(keys) if self.blocks else 0
+        # In chunks, so a big batch on a journal of many blocks stays small in memory.
+        for start in range(0, keys_to_scan, _CHUNK):
+            pos = _positions(keys[start : start + _CHUNK])
+            hit = (self.filters[:, (pos >> np.uint64(3)).astype(np.intp)] & _masks(pos)) != 0
+            rows, cols = np.nonzero(hit.all(axis=2))
+            for b, i in zip(rows.tolist(), cols.tolist(), strict=True):
+                maybe.setdefault(self.blocks[b], []).append(start + i)
+        found: dict[str, int] = {}
+        for block, indexes in maybe.items():
+            buckets = _block_buckets(block)
+            sql = (
+                "SELECT k.seq FROM event_keys AS k JOIN events AS e ON e.seq = k.seq"
+                f" WHERE k.bucket IN ({','.join('?' * len(buckets))}) AND k.key = ?"
+                " AND e.event_id = ?"
+            )
+            for i in indexes:
+                row = conn.execute(sql, (*buckets, keys[i], event_ids[i])).fetchone()
+                if row is not None:
+                    found[event_ids[i]] = int(row[0])
+        return found
+
+    def _few_hits(self, key: int) -> list[int]:
+        """Indexes into ``blocks`` of the filters that may hold ``key`` (``_positions`` and the
+        checks of ``find``, for one key in plain Python)."""
+        u = key & _MASK64
+        h1, h2 = u & 0xFFFFFFFF, (u >> 32) | 1
+        pos = [(h1 + i * h2) & (BLOOM_BITS - 1) for i in range(BLOOM_HASHES)]
+        probes = [(p >> 3, 1 << (p & 7)) for p in pos]
+        out = []
+        for b, bits in enumerate(self._filter_bytes):
+            for byte, mask in probes:
+                if not bits[byte] & mask:
+                    break
+            else:
+                out.append(b)
+        return out
+
+    def stage(
+        self, conn: sqlite3.Connection, new: Sequence[tuple[int, int]], last_seq: int
+    ) -> None:
+        """Within the batch's transaction: write the filter of each block the batch completes
+        (``new``: the batch's ``(key, seq)``, in seq order). Takes effect on ``committed``."""
+        by_block: dict[int, list[int]] = {}
+        for key, seq in new:
+            by_block.setdefault(seq >> BLOCK_BITS, []).append(key)
+        new_open = (last_seq + 1) >> BLOCK_BITS
+        blooms = []
+        for block in range(self.open_block, new_open):
+            keys = by_block.get(block, [])
+            if block == self.open_block:
+                keys = [*self.window, *keys]
+            blooms.append((block, bloom(keys)))
+        if blooms:
+            conn.executemany("INSERT INTO id_blooms (block, bits) VALUES (?, ?)", blooms)
+        self._staged = (new_open, by_block.get(new_open, []), blooms)
+
+    def committed(self) -> None:
+        if self._staged is None:
+            return
+        new_open, keys, blooms = self._staged
+        self._staged = None
+        if blooms:
+            added = [np.frombuffer(bits, dtype=np.uint8) for _, bits in blooms]
+            self.filters = np.concatenate([self.filters, np.stack(added)])
+            self.blocks += [b for b, _ in blooms]
+            self._filter_bytes += [bits for _, bits in blooms]
+            self.window = set(keys)
+        else:
+            self.window.update(keys)
+        self.open_block = new_open
+
+    def rolled_back(self) -> None:
+        self._staged = None
+
+
+def block_keys(conn: sqlite3.Connection, block: int) -> list[int]:
+    first = block * BUCKETS_PER_BLOCK
+    rows = conn.execute(
+        "SELECT key FROM event_keys WHERE bucket >= ? AND bucket < ?",
+        (first, first + BUCKETS_PER_BLOCK),
+    )
+    return [r[0] for r in rows.fetchall()]

@@ -1,0 +1,150 @@
+"""Bringing a journal written by an older release to the current schema, on the writer's open.
+
+Crash-safe and resumable. From schema 1, the events are first copied, ``COPY_ROWS`` at a time,
+each in its own transaction, into ``events_v2`` (a scratch table beside the untouched
+``events``), with their ``event_keys`` and ``ref_keys`` rows; an open after a crash or a kill
+carries on after the last copied seq. One last transaction then swaps ``events_v2`` in, builds
+what else schema 2 has, and sets ``schema_version``: until it commits the journal is a schema-1
+journal with extra tables, after it a schema-2 one. Every event row is copied as it is (``line``
+holds the hash chain, which does not change) and the journal's identity (genesis, epoch, last
+seq) is kept. The log says when it starts, how far it got and when it ends (WARNING), and
+``meta`` keeps ``migrated_from_version`` and ``migrated_ts``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tradeplane.journal import ids, schema
+
+log = logging.getLogger(__name__)
+
+COPY_ROWS = 100_000  # events per transaction of the copy
+_COLUMNS = "seq, event_id, kind, ts, deployment, strategy, intent_id, client_order_id, line"
+_ID_TABLES = ("event_keys", "ref_keys", "id_blooms")
+
+
+def migrate(conn: sqlite3.Connection, db_path: Path, version: int) -> None:
+    """Migrate from schema ``version`` (one ``check_meta`` accepted with ``older_ok``)."""
+    if version == schema.SCHEMA_VERSION:
+        return
+    if version != 1:
+        raise ValueError(f"no migration from journal schema version {version}")
+    t0 = time.monotonic()
+    last = int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+    log.warning(
+        "%s: journal schema version 1 found (%d lines); migrating to version %d (resumable: a "
+        "crash or a kill leaves a schema-1 journal that the next open goes on migrating)",
+        db_path,
+        last,
+        schema.SCHEMA_VERSION,
+    )
+    conn.create_function("tp_event_key", 1, ids.event_key, deterministic=True)
+    conn.create_function("tp_intent_key", 1, ids.intent_key, deterministic=True)
+    conn.create_function("tp_order_key", 1, ids.order_key, deterministic=True)
+    _in_transaction(conn, _create_scratch)
+    while True:
+        copied = _in_transaction(conn, _copy_chunk)
+        if copied >= last:
+            break
+        log.warning("%s: migration copied %d of %d lines", db_path, copied, last)
+    _in_transaction(conn, _swap_in)
+    log.warning(
+        "%s: journal migrated from schema version 1 to %d (%d lines kept, %.1f s)",
+        db_path,
+        schema.SCHEMA_VERSION,
+        last,
+        time.monotonic() - t0,
+    )
+
+
+def _in_transaction(conn: sqlite3.Connection, step: Callable[[sqlite3.Connection], Any]) -> int:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        out = step(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return int(out or 0)
+
+
+def _ddl(name: str) -> str:
+    """Schema 2's CREATE statement of table or index ``name``."""
+    for statement in schema.DDL.split(";"):
+        text = "\n".join(x for x in statement.splitlines() if not x.startswith("--")).strip()
+        if text and text.split()[2] == name:
+            return text
+    raise KeyError(name)
+
+
+def _create_scratch(conn: sqlite3.Connection) -> None:
+    existing = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    if "events_v2" not in existing:
+        conn.execute(_ddl("events").replace("CREATE TABLE events", "CREATE TABLE events_v2", 1))
+    for table in _ID_TABLES:
+        if table not in existing:
+            conn.execute(_ddl(table))
+
+
+def _copy_chunk(conn: sqlite3.Connection) -> int:
+    """Copy the next ``COPY_ROWS`` events into events_v2 with their id rows; the last seq
+    copied."""
+    done = int(conn.execute("SELECT coalesce(max(seq), 0) FROM events_v2").fetchone()[0])
+    upto = done + COPY_ROWS
+    conn.execute(
+        f"INSERT INTO events_v2 ({_COLUMNS}) SELECT {_COLUMNS} FROM events"
+        " WHERE seq > ? AND seq <= ? ORDER BY seq",
+        (done, upto),
+    )
+    b = ids.BUCKET_BITS
+    span = (done, upto)
+    conn.execute(
+        f"INSERT INTO event_keys (bucket, key, seq) SELECT seq >> {b}, tp_event_key(event_id), seq"
+        " FROM events WHERE seq > ? AND seq <= ?",
+        span,
+    )
+    conn.execute(
+        f"INSERT OR IGNORE INTO ref_keys (bucket, key, seq)"
+        f" SELECT seq >> {b}, tp_intent_key(intent_id), seq FROM events"
+        " WHERE seq > ? AND seq <= ? AND intent_id IS NOT NULL"
+        f" UNION ALL SELECT seq >> {b}, tp_order_key(client_order_id), seq FROM events"
+        " WHERE seq > ? AND seq <= ? AND client_order_id IS NOT NULL",
+        span + span,
+    )
+    return int(conn.execute("SELECT coalesce(max(seq), 0) FROM events_v2").fetchone()[0])
+
+
+def _swap_in(conn: sqlite3.Connection) -> None:
+    """events_v2 becomes events; what else schema 2 has that schema 1 lacks is created."""
+    copied = conn.execute("SELECT count(*), coalesce(max(seq), 0) FROM events_v2").fetchone()
+    found = conn.execute("SELECT count(*), coalesce(max(seq), 0) FROM events").fetchone()
+    if tuple(copied) != tuple(found):  # the copy is checked, never assumed
+        raise sqlite3.DatabaseError(f"migration copied {tuple(copied)} of events {tuple(found)}")
+    conn.execute("DROP TABLE events")  # and its indexes
+    conn.execute("ALTER TABLE events_v2 RENAME TO events")
+    existing = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    for statement in schema.DDL.split(";"):
+        text = "\n".join(x for x in statement.splitlines() if not x.startswith("--")).strip()
+        if text and text.split()[2] not in existing:  # CREATE TABLE|INDEX <name>
+            conn.execute(text)
+    last = int(found[1])
+    for block in range((last + 1) >> ids.BLOCK_BITS):  # every complete block gets its filter
+        conn.execute(
+            "INSERT INTO id_blooms (block, bits) VALUES (?, ?)",
+            (block, ids.bloom(ids.block_keys(conn, block))),
+        )
+    conn.executemany(
+        schema.UPSERT_META,
+        (
+            ("schema_version", str(schema.SCHEMA_VERSION)),
+            ("migrated_from_version", "1"),
+            ("migrated_ts", str(time.time())),
+        ),
+    )
