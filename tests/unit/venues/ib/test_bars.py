@@ -1,20 +1,22 @@
-"""IB 1-minute bars: 5-second real-time bars folded into minutes (pure), and the bar source
-against the fake TWS (ib_async's client on the real TWS socket protocol)."""
+"""The IB bar source: against the fake TWS (ib_async's client on the real TWS socket protocol),
+and on a scripted in-process ``IB`` for interleavings a socket cannot pin down. The pure
+joining of live and historical minutes is tested in ``test_minutes``."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-
-import pytest
+from types import SimpleNamespace
+from typing import Any
 
 from tests.standins.tws import FakeTws
 from tests.unit.venues.support import Sink, running, stop, until
 from tradeplane.config.venues import IbConfig
-from tradeplane.core.errors import InvalidMarketData
 from tradeplane.core.model import Bar
-from tradeplane.venues.ib.bars import IbBarSource, MinuteAggregator
+from tradeplane.venues.ib.bars import IbBarSource
+from tradeplane.venues.ib.session import IbSession
 
 T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -29,114 +31,6 @@ def source_on(fake: FakeTws, connect_timeout_s: float = 3, **extra: float) -> Ib
         **extra,  # type: ignore[arg-type]
     )
     return IbBarSource(cfg)
-
-
-def five_s(agg: MinuteAggregator, start: datetime, n: int, price: float = 100.0) -> list[Bar]:
-    out: list[Bar] = []
-    for i in range(n):
-        ts = start + timedelta(seconds=5 * i)
-        p = price + i
-        out += agg.add("SPY", ts, p, p + 0.5, p - 0.5, p + 0.25, 10)
-    return out
-
-
-def test_twelve_five_second_bars_then_one_minute_closed_at_the_55s_bar() -> None:
-    agg = MinuteAggregator()
-    assert five_s(agg, T0, 11) == []
-    (bar,) = five_s(agg, T0 + timedelta(seconds=55), 1, price=111.0)
-    assert bar.ts == T0
-    assert (bar.open, bar.high, bar.low, bar.close) == (100.0, 111.5, 99.5, 111.25)
-    assert bar.volume == 120
-
-
-def test_last_slot_missed_then_minute_closed_by_the_next_minutes_first_bar() -> None:
-    agg = MinuteAggregator()
-    assert five_s(agg, T0, 10) == []
-    closed = five_s(agg, T0 + timedelta(minutes=1), 1)
-    assert [b.ts for b in closed] == [T0]
-
-
-def test_replayed_or_backfilled_minutes_then_each_passed_on_once() -> None:
-    agg = MinuteAggregator()
-    five_s(agg, T0, 12)
-    assert five_s(agg, T0, 12) == []  # resubscribed: the same minute again
-    later = [Bar("SPY", T0 + timedelta(minutes=k), 1, 1, 1, 1, 0) for k in (0, 1, 2, 2)]
-    filled, held = agg.accept_closed("SPY", later)
-    assert [b.ts for b in filled] == [T0 + timedelta(minutes=1), later[2].ts] and held == []
-    assert agg.accept_closed("SPY", later) == ([], [])
-
-
-def history(*minutes: int) -> list[Bar]:
-    return [Bar("SPY", T0 + timedelta(minutes=k), 7, 7, 7, 7, 70) for k in minutes]
-
-
-def test_minute_joined_late_then_taken_from_history_and_the_live_ones_after_it_wait() -> None:
-    agg = MinuteAggregator()
-    agg.seed("SPY", T0 - timedelta(minutes=2))
-    assert five_s(agg, T0 + timedelta(seconds=20), 8) == []  # :20 to :55: not a whole minute
-    assert agg.from_history == {"SPY"}
-    assert five_s(agg, T0 + timedelta(minutes=1), 12) == []  # whole, but history goes first
-    filled, held = agg.accept_closed("SPY", history(-1, 0, 1, 2))
-    assert [b.ts for b in filled] == [T0 - timedelta(minutes=1), T0]
-    assert [(b.ts, b.open) for b in held] == [(T0 + timedelta(minutes=1), 100.0)]
-    assert agg.from_history == set() and agg.last("SPY") == T0 + timedelta(minutes=1)
-    assert [b.ts for b in five_s(agg, T0 + timedelta(minutes=2), 12)] == [T0 + MIN * 2]
-
-
-def test_history_asked_before_it_has_the_late_minute_then_nothing_skipped_and_asked_again() -> None:
-    """A reconnect mid-minute: the minute closes partial and history is asked a moment too
-    soon (its row for that minute not there yet). That must not let the next live minute jump
-    the gap (a flake of the IB integration test showed 20:39 then 20:41)."""
-    agg = MinuteAggregator()
-    agg.seed("SPY", T0 - 2 * MIN)
-    five_s(agg, T0 + timedelta(seconds=20), 8)  # T0 joined late: closed partial
-    assert agg.history_due(T0 + MIN) == set()  # not before the minute ends and settles
-    asked = T0 + MIN + timedelta(seconds=2)
-    assert agg.history_due(asked) == {"SPY"}
-    five_s(agg, T0 + MIN, 12)  # T0+1 whole, held behind T0
-    filled, held = agg.accept_closed("SPY", history(-2, -1), asked)  # T0's row not there yet
-    assert [b.ts for b in filled] == [T0 - MIN] and held == []
-    assert agg.from_history == {"SPY"} and agg.last("SPY") == T0 - MIN
-    assert agg.history_due(asked + timedelta(seconds=14)) == set()  # IB's 15 s rule
-    later = asked + timedelta(seconds=15)
-    assert agg.history_due(later) == {"SPY"}
-    filled, held = agg.accept_closed("SPY", history(-2, -1, 0, 1), later)
-    assert [b.ts for b in filled + held] == [T0, T0 + MIN]
-    assert held[0].open == 100.0  # the live minute, not history's copy of it
-    assert agg.from_history == set() and agg.history_due(later) == set()
-
-
-def test_history_past_the_late_minute_without_it_then_it_had_no_trades_and_is_skipped() -> None:
-    agg = MinuteAggregator()
-    agg.seed("SPY", T0 - MIN)
-    five_s(agg, T0 + timedelta(seconds=20), 8)
-    five_s(agg, T0 + MIN, 12)
-    filled, held = agg.accept_closed("SPY", history(-1, 1), T0 + 2 * MIN)
-    assert filled == [] and [b.ts for b in held] == [T0 + MIN]
-    assert agg.from_history == set() and agg.last("SPY") == T0 + MIN
-
-
-def test_fresh_start_mid_minute_then_that_minute_skipped_and_no_history_replayed() -> None:
-    agg = MinuteAggregator()
-    five_s(agg, T0 + timedelta(seconds=30), 6)
-    assert agg.from_history == {"SPY"}
-    assert agg.accept_closed("SPY", history(-3, -2, -1, 0)) == ([], [])
-    assert [b.ts for b in five_s(agg, T0 + MIN, 12)] == [T0 + MIN]
-
-
-def test_outage_cut_the_open_minute_then_it_is_dropped_not_closed_with_a_missing_tail() -> None:
-    agg = MinuteAggregator()
-    five_s(agg, T0, 6)
-    agg.drop_open()
-    assert [b.ts for b in five_s(agg, T0 + MIN, 12)] == [T0 + MIN]  # T0 never passed on
-
-
-def test_bad_five_second_bar_then_invalid_market_data_and_nothing_closed() -> None:
-    agg = MinuteAggregator()
-    with pytest.raises(InvalidMarketData):
-        agg.add("SPY", T0, float("nan"), 1, 1, 1, 1)
-    with pytest.raises(InvalidMarketData):
-        agg.add("SPY", T0, -1.0, 1, 1, 1, 1)
 
 
 def test_source_on_the_fake_tws_then_minute_bars_once_and_in_order_across_a_1101() -> None:
@@ -188,16 +82,6 @@ def test_minutes_lost_in_a_1101_outage_then_backfilled_from_history_once_and_in_
     asyncio.run(main())
 
 
-def test_last_slot_missed_and_no_later_bar_then_minute_closed_once_its_end_has_passed() -> None:
-    agg = MinuteAggregator()
-    assert five_s(agg, T0, 11) == []  # the session's last minute, its :55 bar never comes
-    assert agg.close_due(T0 + timedelta(seconds=59)) == []
-    (closed,) = agg.close_due(T0 + timedelta(minutes=1))
-    assert (closed.ts, closed.open, closed.close) == (T0, 100.0, 110.25)
-    assert agg.close_due(T0 + timedelta(minutes=5)) == []
-    assert five_s(agg, T0 + timedelta(seconds=50), 1) == []  # late: that minute is gone
-
-
 def test_bad_real_time_bars_from_tws_then_each_rejected_with_a_reason_and_minutes_go_on() -> None:
     async def main() -> None:
         async with FakeTws(bar_start=int(T0.timestamp())) as fake:
@@ -235,5 +119,168 @@ def test_tws_silent_then_the_feed_heartbeat_goes_unanswered_and_it_reconnects() 
             fake.set_silent(False)
             await until(lambda: source.state.connected and source.state.connects == 2, 10)
             await stop(task)
+
+    asyncio.run(main())
+
+
+# -- the source's own ordering, on an in-process stand-in for ib_async (no socket, no clock) ----
+
+
+class _Event:
+    """ib_async's event as the source uses it: ``+=`` a handler, emitted in order."""
+
+    def __init__(self) -> None:
+        self.handlers: list[Callable[..., None]] = []
+
+    def __iadd__(self, handler: Callable[..., None]) -> _Event:
+        self.handlers.append(handler)
+        return self
+
+    def emit(self, *args: Any) -> None:
+        for handler in list(self.handlers):
+            handler(*args)
+
+
+class _RealTimeBars(list[Any]):
+    def __init__(self, contract: Any) -> None:
+        super().__init__()
+        self.contract = contract
+        self.updateEvent = _Event()
+
+
+class ScriptedIb:
+    """ib_async's ``IB`` as the feed uses it, answering from what the test sets: TWS's time
+    (``now``) and the minutes its history has (``history``)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.client = SimpleNamespace(MaxRequests=0, RequestsInterval=0)
+        self.errorEvent = _Event()
+        self.disconnectedEvent = _Event()
+        self.now = now
+        self.history: list[datetime] = []
+        self.history_asked = 0
+        self.subscriptions: list[_RealTimeBars] = []
+
+    async def connectAsync(self, *args: Any, **kwargs: Any) -> ScriptedIb:
+        return self
+
+    def managedAccounts(self) -> list[str]:
+        return ["DU1234567"]
+
+    def isConnected(self) -> bool:
+        return True
+
+    def disconnect(self) -> None:
+        return None
+
+    async def reqCurrentTimeAsync(self) -> datetime:
+        return self.now
+
+    async def qualifyContractsAsync(self, contract: Any) -> list[Any]:
+        return [SimpleNamespace(symbol=contract.symbol)]
+
+    def reqRealTimeBars(self, contract: Any, *args: Any) -> _RealTimeBars:
+        bars = _RealTimeBars(contract)
+        self.subscriptions.append(bars)
+        return bars
+
+    def cancelRealTimeBars(self, bars: _RealTimeBars) -> None:
+        self.subscriptions.remove(bars)
+
+    async def reqHistoricalDataAsync(self, *args: Any, **kwargs: Any) -> list[Any]:
+        self.history_asked += 1
+        return [
+            SimpleNamespace(date=t, open=7, high=7, low=7, close=7, volume=70) for t in self.history
+        ]
+
+    def minute(self, start: datetime) -> None:
+        """Twelve 5-second bars of the minute ``start`` to every subscription."""
+        for k in range(12):
+            self.now = start + timedelta(seconds=5 * k + 5)
+            for bars in self.subscriptions:
+                bar = SimpleNamespace(time=start + timedelta(seconds=5 * k), volume=10)
+                bar.open_ = bar.high = bar.low = bar.close = 100.0
+                bars.append(bar)
+                bars.updateEvent.emit(bars, True)
+
+    def code(self, code: int) -> None:
+        self.errorEvent.emit(-1, code, f"connectivity {code}")
+
+
+class GatedSink(Sink):
+    """A sink whose first hand-over waits until the test opens it (a slow feed actor)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def bars(self, bars: list[Bar]) -> None:
+        if not self.got:
+            self.waiting.set()
+            await self.gate.wait()
+        await super().bars(bars)
+
+
+def scripted_source(ib: ScriptedIb, last: datetime) -> IbBarSource:
+    cfg = IbConfig(host="127.0.0.1", port=4002, client_id=20)
+    source = IbBarSource(cfg, session=IbSession(cfg, ib_factory=lambda: ib))
+    source.resume_after({"SPY": last})  # a restarted feed: history fills what it missed
+    return source
+
+
+def test_live_minutes_queued_behind_a_busy_sink_then_a_1101_backfill_never_overtakes_them() -> None:
+    """Minutes closed live wait their turn while the sink takes an earlier one; TWS then loses
+    and regains IB with data lost (1101): the backfill that follows comes after them, not
+    before (the strategy would take an overtaken minute as out of order and never see it)."""
+
+    async def main() -> None:
+        ib = ScriptedIb(T0 + timedelta(seconds=1))
+        ib.history = [T0 - MIN]
+        source = scripted_source(ib, T0 - MIN)
+        sink = GatedSink()
+        task = await running(source, sink)
+        await until(lambda: ib.subscriptions)
+        ib.minute(T0)  # closes T0: the sink starts taking it and stays busy
+        await until(lambda: sink.waiting.is_set())
+        ib.minute(T0 + MIN)  # closes T0+1 while T0 is being handed over
+        ib.code(1100)
+        ib.code(1101)
+        ib.now, ib.history = T0 + 3 * MIN + timedelta(seconds=10), [T0 + k * MIN for k in range(3)]
+        sink.gate.set()
+        await until(lambda: len(sink.got) == 3)
+        await until(lambda: source.session.link.state.value == "up")
+        ib.minute(T0 + 3 * MIN)
+        await until(lambda: len(sink.got) == 4)
+        await stop(task)
+        assert [b.ts for b in sink.got] == [T0 + k * MIN for k in range(4)]
+        assert source.state.backfilled_bars == 1
+
+    asyncio.run(main())
+
+
+def test_live_resumes_on_a_00_bar_past_what_history_had_then_the_minute_between_backfilled() -> (
+    None
+):
+    """The integration flake "minutes skipped 00:35 -> 00:37": history at (re)connect reaches
+    T0-1, a minute passes before the subscription's first bar, which is T0+1's :00 bar, so
+    T0+1 is whole. T0 must come from history before T0+1 is passed on."""
+
+    async def main() -> None:
+        ib = ScriptedIb(T0 - timedelta(seconds=1))
+        ib.history = [T0 - MIN]
+        source = scripted_source(ib, T0 - MIN)
+        sink = Sink()
+        task = await running(source, sink)
+        await until(lambda: ib.subscriptions)
+        ib.history = [T0 - MIN, T0, T0 + MIN]  # what history has once T0+1 has ended
+        ib.minute(T0 + MIN)
+        await until(lambda: len(sink.got) == 2)
+        ib.minute(T0 + 2 * MIN)
+        await until(lambda: len(sink.got) == 3)
+        await stop(task)
+        assert [b.ts for b in sink.got] == [T0 + k * MIN for k in range(3)]
+        assert sink.got[0].open == 7 and sink.got[1].open == 100.0  # history's T0, live T0+1
+        assert sink.rejections == [] and ib.history_asked == 2
 
     asyncio.run(main())
