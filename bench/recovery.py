@@ -14,6 +14,7 @@ import json
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,9 @@ def wait_ready(name: str, role: str, *, fills: int, min_gap_s: float, timeout_s:
     return f"not ready (health ok, {fills} new fills) within {timeout_s:.0f}s; last {seen}"
 
 
-def measure_one(name: str, role: str, mode: str, give_up_s: float) -> tuple[float | None, str]:
+def measure_one(
+    name: str, role: str, mode: str, give_up_s: float
+) -> tuple[float | None, str, float | None]:
     """Kill ``role`` once; seconds until health is ok again with the kill noticed, or why not.
 
     "Noticed" keeps a status taken before the supervisor saw the death from passing as a
@@ -140,13 +143,13 @@ def measure_one(name: str, role: str, mode: str, give_up_s: float) -> tuple[floa
     attempts0 = child(before, role).get("attempts")
     result = kill_actor(name, role, mode)
     if not result["ok"]:
-        return None, f"kill failed: {result['error']}"
+        return None, f"kill failed: {result['error']}", None
     t_kill = float(result["ts"])
     noticed = False
     while True:
         now = time.time()
         if now - t_kill > give_up_s:
-            return None, f"not back within {give_up_s:.0f}s"
+            return None, f"not back within {give_up_s:.0f}s", t_kill
         status = status_or_none(name, 1.0)
         if status is None:
             noticed = True
@@ -163,11 +166,62 @@ def measure_one(name: str, role: str, mode: str, give_up_s: float) -> tuple[floa
                     or status.get("health") != "ok"
                 )
             if status.get("phase") == "failed":
-                return None, f"deployment failed: {status.get('reason')}"
+                return None, f"deployment failed: {status.get('reason')}", t_kill
             running = role == "supervisor" or c.get("state") == "running"
             if noticed and running and status.get("health") == "ok":
-                return time.time() - t_kill, ""
+                return time.time() - t_kill, "", t_kill
         time.sleep(POLL_S)
+
+
+def _journal_ts(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def timeline(state_dir: Path, role: str, kills: list[tuple[float, float]]) -> dict[str, Any]:
+    """Where the time of each recovery went, from the journal the run left behind: the kill
+    (bench clock) -> ``actor_died`` (death noticed) -> ``recovery_attempt`` (queued and begun)
+    -> the attempt's phases (``kill_s``, then per role the new actor's creation or a standby's
+    promotion and its ``ready``) -> ``recovery_succeeded`` (siblings rewired) -> health read
+    ``ok`` by this bench. Medians in seconds over the kills recovered; {} when unreadable."""
+    path = state_dir / "journal.jsonl"
+    if role == "supervisor" or not path.exists():
+        return {}
+    events: list[tuple[float, str, dict[str, Any]]] = []
+    wanted = {"actor_died", "recovery_attempt", "recovery_succeeded"}
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            if row["kind"] in wanted:
+                events.append((_journal_ts(row["ts"]), row["kind"], row["data"]))
+    stages: dict[str, list[float]] = {}
+
+    def add(stage: str, value: float) -> None:
+        stages.setdefault(stage, []).append(value)
+
+    for t_kill, t_ok in kills:
+        died = next(
+            (
+                e
+                for e in events
+                if e[1] == "actor_died" and e[0] >= t_kill - 0.5 and e[2].get("role") == role
+            ),
+            None,
+        )
+        if died is None:
+            continue
+        attempt = next((e for e in events if e[1] == "recovery_attempt" and e[0] >= died[0]), None)
+        done = next((e for e in events if e[1] == "recovery_succeeded" and e[0] >= died[0]), None)
+        if attempt is None or done is None:
+            continue
+        add("noticed_s", died[0] - t_kill)
+        add("queued_s", attempt[0] - died[0])
+        phases = done[2].get("phases") or {}
+        for key, value in phases.items():
+            add(key, float(value))
+        add("attempt_s", done[0] - attempt[0])
+        add("health_ok_after_s", t_ok - done[0])
+        add("total_s", t_ok - t_kill)
+    return {k: round(pct(v, 0.5) or 0.0, 3) for k, v in stages.items()}
 
 
 def bench_kind(
@@ -177,6 +231,7 @@ def bench_kind(
     cfg = bench_config(name, tmp / name, speed=args.speed, window_s=args.window_s)
     role = role_of(kind)
     times: list[float] = []
+    kills: list[tuple[float, float]] = []
     errors: list[str] = []
     deployment.deploy(cfg)
     try:
@@ -189,9 +244,10 @@ def bench_kind(
                 timeout_s=args.give_up_s,
             )
             if not why:
-                took, why = measure_one(name, role, args.mode, args.give_up_s)
-                if took is not None:
+                took, why, t_kill = measure_one(name, role, args.mode, args.give_up_s)
+                if took is not None and t_kill is not None:
                     times.append(took)
+                    kills.append((t_kill, t_kill + took))
                     continue
             errors.append(why)
             if why.startswith("deployment failed"):
@@ -202,6 +258,7 @@ def bench_kind(
             deployment.stop(name)
         except Exception as exc:  # a failed deployment may not stop cleanly: report, go on
             errors.append(f"stop: {type(exc).__name__}: {exc}"[:300])
+    final["timeline"] = timeline(tmp / name, role, kills)
     return times, errors, final
 
 
@@ -251,6 +308,7 @@ def main() -> int:
                             and p95 <= TARGETS["p95_s"]
                         ),
                         "final_health": final.get("health"),
+                        "timeline_median_s": final.get("timeline"),
                         "supervisor": supervisor_settings(args.window_s),
                     }
                 )

@@ -30,6 +30,7 @@ from tradeplane.supervisor.commands import RecoveryFinished, ResyncEnded, Resync
 from tradeplane.supervisor.core import VENUE_CONNECTION, Recovery
 from tradeplane.supervisor.derive import rewiring
 from tradeplane.supervisor.identity import JournalLost
+from tradeplane.supervisor.standbys import REFILL_DELAY_S
 
 if TYPE_CHECKING:
     from tradeplane.supervisor.supervisor import Supervisor
@@ -117,6 +118,8 @@ class Recoverer:
         )
         await self.sup.handle(done)
         self.sup.wake.set()
+        # A standby used (or found dead) is replaced once the recovery is over, not during it.
+        self.sup.standbys.refill(REFILL_DELAY_S)
 
     def rewire(self, role: str) -> None:
         """Siblings resend what the restarted actor never got, and the newcomer learns which

@@ -75,6 +75,7 @@ from tradeplane.supervisor.identity import Identity, JournalLost
 from tradeplane.supervisor.placing import Placer
 from tradeplane.supervisor.reattach import RUN_KEY, RUN_SCOPE, reattach
 from tradeplane.supervisor.recovery import Recoverer
+from tradeplane.supervisor.standbys import Standbys
 from tradeplane.supervisor.status import build_status
 from tradeplane.supervisor.stopping import Stopper
 from tradeplane.telemetry.actors import actor_metrics
@@ -142,6 +143,7 @@ class Supervisor:
         self.feed_started_ts: float | None = None
         self.identity = Identity(self)
         self.recoverer = Recoverer(self)
+        self.standbys = Standbys(self)
         self.stopper = Stopper(self)
         self.last_stop: dict[str, Any] | None = None
         self.metrics = actor_metrics(cfg, "supervisor")
@@ -331,6 +333,7 @@ class Supervisor:
             [self.record(EventKind.DEPLOYMENT_STARTED, started)], [self.run_state()], retry_s=30.0
         )
         self.start_loops()
+        self.standbys.refill()
         await self.observe()
         return self.status()
 
@@ -357,7 +360,14 @@ class Supervisor:
         if not created:
             node_id = await self.placer.node_for(spec)
             epoch = await ident.new_incarnation(role, timeout_s)
-            self.adapter.create(spec, node_id, epoch=epoch, **ident.init_args(role, restart))
+            init = ident.init_args(role, restart)
+            # The previous incarnation is dead (the restart killed it and waited) and fenced
+            # below ``epoch``: a standby may take its place.
+            if not (restart and await self.standbys.promote(spec, node_id, epoch, init, timeout_s)):
+                if restart and self.standbys.enabled:
+                    # Whatever a failed promotion may have begun, this one is fenced above it.
+                    epoch = await ident.new_incarnation(role, timeout_s)
+                self.adapter.create(spec, node_id, epoch=epoch, **init)
         else:
             await ident.fence(role, ident.child_epochs[role], timeout_s)
         try:
@@ -391,7 +401,10 @@ class Supervisor:
 
     async def reattach(self) -> bool:
         """After Ray restarted the supervisor: adopt the children still alive, by name."""
-        return await reattach(self)
+        adopted = await reattach(self)
+        if adopted:
+            await self.standbys.adopt_after_reattach()
+        return adopted
 
     # -- monitoring ----------------------------------------------------------------------------
 
@@ -524,6 +537,7 @@ class Supervisor:
     # -- status --------------------------------------------------------------------------------
 
     async def status_with_orders(self) -> dict[str, Any]:
+        await self.standbys.refresh()
         status = self.status()
         if self.core.children[ROLE_JOURNAL].state is Lifecycle.RUNNING:
             try:
