@@ -100,8 +100,11 @@ class Recoverer:
             for role in rec.roles:
                 begun = self.clock.now()
                 timeout = self.sup.cfg.supervisor.startup_timeout_s
-                await self.sup.start_child(role, timeout, restart=True)
+                parts = await self.sup.start_child(role, timeout, restart=True)
                 phases[f"{role}_ready_s"] = round(self.clock.now() - begun, 3)
+                # Where that went: fencing the old one, promoting a standby (absent: created
+                # afresh), the new actor's own ``ready``.
+                phases |= {f"{role}_{part}": value for part, value in parts.items()}
         except PlacementError as exc:
             error, unplaceable = str(exc), True
         except JournalLost as exc:

@@ -350,8 +350,12 @@ class Supervisor:
 
     async def start_child(
         self, role: str, timeout_s: float, *, restart: bool = False, created: bool = False
-    ) -> None:
+    ) -> dict[str, float]:
+        """Create (or, on a restart, promote a standby to) ``role``'s actor and wait for its
+        ``ready``; returns how long each part took (for the recovery's record)."""
         spec = self.specs[role]
+        took: dict[str, float] = {}
+        begun = self.clock.now()
         if restart and self.core.phase in (Phase.STOPPING, Phase.STOPPED):
             # A restart under way when the stop came: the stop has killed (or will kill) every
             # child by name, and a new one must not outlive it.
@@ -363,13 +367,17 @@ class Supervisor:
             init = ident.init_args(role, restart)
             # The previous incarnation is dead (the restart killed it and waited) and fenced
             # below ``epoch``: a standby may take its place.
-            if not (restart and await self.standbys.promote(spec, node_id, epoch, init, timeout_s)):
+            took["fence_s"] = self.clock.now() - begun
+            if restart and await self.standbys.promote(spec, node_id, epoch, init, timeout_s):
+                took["promote_s"] = self.clock.now() - begun - took["fence_s"]
+            else:
                 if restart and self.standbys.enabled:
                     # Whatever a failed promotion may have begun, this one is fenced above it.
                     epoch = await ident.new_incarnation(role, timeout_s)
                 self.adapter.create(spec, node_id, epoch=epoch, **init)
         else:
             await ident.fence(role, ident.child_epochs[role], timeout_s)
+        asked = self.clock.now()
         try:
             answer = await self.adapter.call(timeout_s, child_role(role), ChildApi.ready)
         except (ChildGone, TimeoutError) as exc:
@@ -384,12 +392,14 @@ class Supervisor:
         if role == ROLE_JOURNAL and (lost := ident.journal_ready(answer)) is not None:
             await self.kill(ROLE_JOURNAL)
             raise JournalLost(f"journal_lost: {lost}")
+        took["ready_s"] = self.clock.now() - asked
         if restart:
             self.core.restarted(role)
         else:
             self.core.running(role)
         self.watch(role)
         await self.placer.locate(role)
+        return {k: round(v, 3) for k, v in took.items()}
 
     async def start_feed(self) -> dict[str, Any]:
         await self.adapter.call(10.0, ROLE_FEED, FeedApi.start_streaming)
