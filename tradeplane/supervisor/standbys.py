@@ -93,7 +93,8 @@ class Standbys:
         self.promoted = 0
         self.fallbacks = 0
         self.nodes: list[NodeInfo] = []
-        self._serial = itertools.count(int(sup.clock.now() * 1000))
+        # Unique across this deployment's supervisors (a restarted one starts later).
+        self._serial = itertools.count(int(sup.clock.now() * 1_000_000))
         self._filling: asyncio.Task[Any] | None = None
         self._watchers: dict[str, asyncio.Task[Any]] = {}
         self._closed = False
