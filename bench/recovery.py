@@ -296,6 +296,11 @@ def bench_kind(
             if why.startswith("deployment failed"):
                 break
         final = status_or_none(name, 10.0) or {}
+        # The standby the last kill used is replaced within seconds: its cost is read then.
+        deadline = time.monotonic() + 15.0
+        while not standbys_ready(final) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            final = status_or_none(name, 10.0) or final
     finally:
         try:
             deployment.stop(name)

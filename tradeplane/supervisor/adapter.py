@@ -182,7 +182,9 @@ class RayChildAdapter:
     async def promote(self, spec: ChildSpec, name: str, *, epoch: int = 0, **init: Any) -> None:
         from tradeplane.actors.standby import class_path
 
-        handle = self.standbys.pop(name)
+        handle = self.standbys.pop(name, None)
+        if handle is None:
+            raise ChildGone(f"standby {name}: no handle")
         try:
             await handle.promote.remote(
                 spec.role, class_path(spec.actor_class), spec.args, epoch, init

@@ -20,7 +20,7 @@ import asyncio
 import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from tradeplane.actors.common import spawn
 from tradeplane.cluster.names import standby_name
@@ -37,6 +37,8 @@ RETRY_AFTER_S = 5.0  # a standby that failed to start is tried again after this
 # A used standby is replaced this long after its recovery finished: a new process importing the
 # runtime takes a core for a while, and the promoted actor's first moments need it more.
 REFILL_DELAY_S = 0.5
+INFO_EVERY_S = 5.0
+Promotion = Literal["promoted", "none", "failed"]
 
 
 @dataclass
@@ -98,6 +100,7 @@ class Standbys:
         self._filling: asyncio.Task[Any] | None = None
         self._watchers: dict[str, asyncio.Task[Any]] = {}
         self._closed = False
+        self._info_ts = float("-inf")
 
     # -- keeping the pool full -----------------------------------------------------------------
 
@@ -145,7 +148,6 @@ class Standbys:
             standby = self.pool.get(name)
             if standby is not None:
                 standby.ready, standby.info = True, info
-                standby.node_id = standby.node_id or ""
             cause = await self.sup.adapter.wait_standby_death(name)
         except asyncio.CancelledError:
             raise
@@ -165,16 +167,17 @@ class Standbys:
         epoch: int,
         init: dict[str, Any],
         timeout_s: float,
-    ) -> bool:
-        """``spec``'s role played by a standby from now on (True), or None fit (False: the
-        caller creates the role afresh). Called after the previous incarnation is dead and
-        fenced at ``epoch``."""
+    ) -> Promotion:
+        """``spec``'s role played by a standby from now on (``promoted``), or not: none fit
+        (``none``) or the promotion failed (``failed``: the standby is gone, and whatever it
+        began is fenced by the next epoch). Called after the previous incarnation is dead and
+        fenced at ``epoch``; otherwise the caller creates the role afresh."""
         if not self.enabled:
-            return False
+            return "none"
         standby = pick(list(self.pool.values()), spec.placement, node_id, self.nodes)
         if standby is None:
             self.fallbacks += 1
-            return False
+            return "none"
         self.pool.pop(standby.name, None)
         watcher = self._watchers.pop(standby.name, None)
         if watcher is not None:
@@ -187,9 +190,9 @@ class Standbys:
             log.warning("standby %s not promoted to %s: %s", standby.name, spec.role, exc)
             self.fallbacks += 1
             await self._kill(standby.name)
-            return False
+            return "failed"
         self.promoted += 1
-        return True
+        return "promoted"
 
     # -- stop ----------------------------------------------------------------------------------
 
@@ -223,9 +226,14 @@ class Standbys:
 
     # -- status --------------------------------------------------------------------------------
 
-    async def refresh(self, timeout_s: float = 1.0) -> None:
-        """Their processes' memory and CPU time, for status (a standby that does not answer
-        keeps its last figures)."""
+    async def refresh(self, timeout_s: float = 0.5) -> None:
+        """Their processes' memory and CPU time, for status: asked at most every
+        ``INFO_EVERY_S`` (status may be polled often; an idle standby is left idle), and a
+        standby that does not answer keeps its last figures."""
+        now = self.sup.clock.now()
+        if now - self._info_ts < INFO_EVERY_S:
+            return
+        self._info_ts = now
 
         async def one(standby: Standby) -> None:
             try:

@@ -368,11 +368,14 @@ class Supervisor:
             # The previous incarnation is dead (the restart killed it and waited) and fenced
             # below ``epoch``: a standby may take its place.
             took["fence_s"] = self.clock.now() - begun
-            if restart and await self.standbys.promote(spec, node_id, epoch, init, timeout_s):
+            promotion = "none"
+            if restart:
+                promotion = await self.standbys.promote(spec, node_id, epoch, init, timeout_s)
+            if promotion == "promoted":
                 took["promote_s"] = self.clock.now() - begun - took["fence_s"]
             else:
-                if restart and self.standbys.enabled:
-                    # Whatever a failed promotion may have begun, this one is fenced above it.
+                if promotion == "failed":
+                    # Whatever the failed promotion began is fenced below this incarnation.
                     epoch = await ident.new_incarnation(role, timeout_s)
                 self.adapter.create(spec, node_id, epoch=epoch, **init)
         else:
