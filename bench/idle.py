@@ -88,6 +88,19 @@ class _Idle:
         return os.getpid()
 
 
+def standbys_started(sup: Any, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+    """The deployment's standbys once each has started (with its pid); [] when it keeps none."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        standbys = ray.get(sup.status.remote(), timeout=10).get("standbys") or {}
+        pool = standbys.get("pool") or []
+        if not standbys.get("enabled") or (pool and all(s.get("pid") for s in pool)):
+            return list(pool)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"standbys not started within {timeout_s:.0f}s: {pool}")
+        time.sleep(0.2)
+
+
 def measure(pids: dict[str, int], window_s: float) -> dict[str, Any]:
     before, t0 = cpu_seconds(pids), time.monotonic()
     time.sleep(window_s)  # the measurement itself: nothing to wait for, only time to pass
@@ -118,6 +131,10 @@ def main() -> int:
                 info = actor_process(cfg.deployment.name, role)
                 if info.get("pid"):
                     pids[role] = int(info["pid"])
+            # Standbys are the deployment's processes too (idle by design: counted here).
+            standby_pool = standbys_started(sup)
+            for standby in standby_pool:
+                pids[f"standby:{standby['name']}"] = int(standby["pid"])
             time.sleep(args.settle_s)  # start-up work (imports, reconciliation) done
             bars_before = ray.get(sup.status.remote(), timeout=10)["feed"].get("bars") or 0
             idle = measure(pids, args.window_s)
@@ -133,6 +150,10 @@ def main() -> int:
         {
             "bench": "idle.cpu",
             "processes": len(pids),
+            "standbys": len(standby_pool),
+            "standby_rss_mib": round(
+                sum(int(s["rss_bytes"] or 0) for s in standby_pool) / 2**20, 1
+            ),
             "bars_in_window": (final["feed"].get("bars") or 0) - bars_before,
             "health": final.get("health"),
             **idle,

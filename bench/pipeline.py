@@ -22,6 +22,7 @@ from typing import Any
 import psutil
 import ray
 
+from tradeplane.cluster.names import resolve_actor
 from tradeplane.config.loading import parse_config
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.supervisor import deployment
@@ -170,12 +171,20 @@ def heartbeats(sup: Any) -> dict[str, Any]:
     return status
 
 
+def role_handle(name: str, role: str) -> Any:
+    """The actor playing ``role`` now (a promoted standby keeps its own name)."""
+    handle = resolve_actor(name, role)
+    if handle is None:
+        raise LookupError(f"{name}: no actor plays {role}")
+    return handle
+
+
 def broker_handle(name: str) -> Any:
-    return ray.get_actor(f"{name}/broker", namespace="tradeplane")
+    return role_handle(name, "broker")
 
 
 def feed_handle(name: str) -> Any:
-    return ray.get_actor(f"{name}/feed", namespace="tradeplane")
+    return role_handle(name, "feed")
 
 
 ROLES = ("journal", "venue", "broker", "risk", "strategy/bench", "feed")
@@ -184,7 +193,7 @@ ROLES = ("journal", "venue", "broker", "risk", "strategy/bench", "feed")
 def rss_by_role(name: str) -> dict[str, int]:
     out = {}
     for role in ROLES:
-        h = ray.get_actor(f"{name}/{role}", namespace="tradeplane")
+        h = role_handle(name, role)
         out[role] = ray.get(h.heartbeat.remote(), timeout=10)["process"]["rss_bytes"]
     return out
 

@@ -16,6 +16,7 @@ from tests.helpers import eventually
 from tests.integration.conftest import make_config
 from tests.integration.harness import (
     Running,
+    actor,
     journal_counts,
     live_status,
     recovery_events,
@@ -209,7 +210,5 @@ def test_child_dying_on_every_start_then_fail_closed_within_attempts_and_nothing
 
 
 def _streaming(run: Running) -> bool:
-    beat = ray.get(
-        ray.get_actor(f"{run.name}/feed", namespace="tradeplane").heartbeat.remote(), timeout=5
-    )
+    beat = ray.get(actor(run.name, "feed").heartbeat.remote(), timeout=5)
     return bool(beat.get("streaming"))

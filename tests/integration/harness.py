@@ -21,6 +21,14 @@ from tradeplane.supervisor import deployment
 STRATEGIES = str(HERE / "strategies" / "flipper.py")
 
 
+def actor(deployment: str, role: str) -> Any:
+    """The actor playing ``role`` now, resolved as every part of tradeplane does (a promoted
+    standby keeps its own name); ValueError when none does, like ``ray.get_actor``."""
+    from tradeplane.cluster.names import current_name
+
+    return ray.get_actor(current_name(deployment, role), namespace="tradeplane")
+
+
 def strategy(name: str, class_name: str, symbols: list[str], **params: Any) -> dict[str, Any]:
     """A ``[[strategies]]`` entry for one of the test strategies in strategies/flipper.py."""
     return {
@@ -103,9 +111,7 @@ def market_moving(advance_one_minute: Callable[[], None], every_s: float = 0.4) 
 
 
 def heartbeat(name: str, role: str) -> dict[str, Any]:
-    beat: dict[str, Any] = ray.get(
-        ray.get_actor(f"{name}/{role}", namespace="tradeplane").heartbeat.remote(), timeout=10
-    )
+    beat: dict[str, Any] = ray.get(actor(name, role).heartbeat.remote(), timeout=10)
     return beat
 
 

@@ -9,14 +9,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 import ray
 
 from tests.helpers import eventually
 from tests.integration.conftest import make_config
-from tests.integration.harness import heartbeat, live_status, running, wait_for_kind
+from tests.integration.harness import actor, heartbeat, live_status, running, wait_for_kind
 from tradeplane.actors.broker import BrokerActor
 from tradeplane.actors.common import child_options
 from tradeplane.cluster import kv
@@ -24,10 +23,6 @@ from tradeplane.core.ids import client_order_id
 from tradeplane.core.model import Intent, OrderType, Side, SubmitOrder
 
 pytestmark = pytest.mark.usefixtures("ray_session")
-
-
-def actor(name: str, role: str) -> Any:
-    return ray.get_actor(f"{name}/{role}", namespace="tradeplane")
 
 
 def venue_submits(name: str) -> int:

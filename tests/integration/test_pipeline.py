@@ -9,7 +9,7 @@ import ray
 
 from tests.helpers import eventually
 from tests.integration.conftest import make_config
-from tests.integration.harness import live_status, running, wait_for_kind
+from tests.integration.harness import actor, live_status, running, wait_for_kind
 from tests.integration.invariants import check
 from tradeplane.journal.reader import JournalReader
 
@@ -57,7 +57,7 @@ def test_shadow_mode_then_virtual_fills_and_no_venue_actor(tmp_path: Path) -> No
         wait_for_kind(state, "order_filled", 5)
         assert "venue" not in live_status(run.name)["children"]
         with pytest.raises(ValueError):
-            ray.get_actor(f"{run.name}/venue", namespace="tradeplane")
+            actor(run.name, "venue")
     assert not (state / "venue").exists()
     assert (state / "shadow" / "venue.db").exists()
 
@@ -77,9 +77,7 @@ def test_killed_strategy_restarts_without_resubmitting(tmp_path: Path) -> None:
     state = tmp_path / "state"
     with running(make_config(state)) as run:
         wait_for_kind(state, "order_submitting", 10)
-        ray.kill(
-            ray.get_actor(f"{run.name}/strategy/flip", namespace="tradeplane"), no_restart=True
-        )
+        ray.kill(actor(run.name, "strategy/flip"), no_restart=True)
         wait_for_kind(state, "recovery_succeeded", 1, timeout_s=30)
         before = wait_for_kind(state, "order_submitting", 0)
         wait_for_kind(state, "order_submitting", before + 10)  # orders flow again

@@ -10,7 +10,7 @@ import ray
 
 from tests.helpers import eventually
 from tests.integration.conftest import make_config
-from tests.integration.harness import live_status, running, strategy, wait_for_kind
+from tests.integration.harness import actor, live_status, running, strategy, wait_for_kind
 from tests.integration.invariants import check
 from tradeplane.journal.reader import JournalReader
 
@@ -77,7 +77,6 @@ def test_risk_died_holding_intents_then_restarted_risk_decides_each_recent_sent_
     leaves that intent journaled with no decision. The restarted risk must decide it."""
     from tradeplane.actors.records import intent_record
     from tradeplane.core.model import Intent, OrderType, Side
-    from tradeplane.protocol.roles import NAMESPACE, actor_name
     from tradeplane.supervisor.chaos import kill_actor
     from tradeplane.telemetry.context import intent_context
 
@@ -105,7 +104,7 @@ def test_risk_died_holding_intents_then_restarted_risk_decides_each_recent_sent_
 
     with running(cfg):
         wait_for_kind(state, "order_filled", 1)
-        journal = ray.get_actor(actor_name(name, "journal"), namespace=NAMESPACE)
+        journal = actor(name, "journal")
         recent, old = orphan("a" * 24, 0.0), orphan("b" * 24, 60.0)
         kill_actor(name, "risk", mode="sigkill")
         ray.get(journal.append.remote([intent_record(recent), intent_record(old)], []))

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from tests.helpers import eventually
 from tests.integration.conftest import make_config
 from tests.integration.harness import (
+    actor,
     journal_counts,
     live_status,
     running,
@@ -325,7 +326,7 @@ def test_risk_actor_killed_then_resumes_with_same_counters_hwm_and_kill_switch(
         eventually(lambda: risk_summary(run.name).get("trading_state") == "reducing")
         before = risk_summary(run.name)
         old_pid = live_status(run.name)["risk"]["process"]["pid"]
-        ray.kill(ray.get_actor(f"{run.name}/risk", namespace="tradeplane"), no_restart=True)
+        ray.kill(actor(run.name, "risk"), no_restart=True)
 
         def new_risk_pid() -> bool:
             process = (live_status(run.name).get("risk") or {}).get("process") or {}

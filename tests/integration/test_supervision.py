@@ -11,6 +11,7 @@ import ray
 from tests.helpers import eventually
 from tests.integration.conftest import make_config
 from tests.integration.harness import (
+    actor,
     journal_counts,
     live_status,
     recovery_events,
@@ -27,7 +28,7 @@ def test_killed_child_restarts_and_invariants_hold(role: str, tmp_path: Path) ->
     state = tmp_path / "state"
     with running(make_config(state)) as run:
         wait_for_kind(state, "order_filled", 5)
-        ray.kill(ray.get_actor(f"{run.name}/{role}", namespace="tradeplane"), no_restart=True)
+        ray.kill(actor(run.name, role), no_restart=True)
 
         def back() -> bool:
             live = live_status(run.name)

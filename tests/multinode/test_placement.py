@@ -11,7 +11,7 @@ import ray
 
 from tests.helpers import eventually
 from tests.integration.conftest import make_config
-from tests.integration.harness import live_status, running, strategy, wait_for_kind
+from tests.integration.harness import actor, live_status, running, strategy, wait_for_kind
 from tests.integration.invariants import check
 from tests.multinode.conftest import Nodes
 from tradeplane.journal.reader import JournalReader
@@ -36,7 +36,7 @@ def spread_config(state: Path, **supervisor: Any) -> Any:
 
 def node_of(deployment: str, role: str) -> str:
     """Asked of the actor itself, not of the supervisor's record."""
-    handle = ray.get_actor(actor_name(deployment, role), namespace=NAMESPACE)
+    handle = actor(deployment, role)
     return str(ray.get(handle.node_id.remote(), timeout=10))
 
 

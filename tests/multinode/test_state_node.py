@@ -13,13 +13,12 @@ import pytest
 import ray
 
 from tests.helpers import eventually
-from tests.integration.harness import live_status, running, wait_for_kind
+from tests.integration.harness import actor, live_status, running, wait_for_kind
 from tests.integration.invariants import check
 from tests.multinode.conftest import Nodes
 from tests.multinode.test_placement import STRATEGIES, node_of, spread_config
 from tradeplane.cluster.nodes import cluster_nodes
 from tradeplane.journal.reader import JournalReader
-from tradeplane.protocol.roles import NAMESPACE, actor_name
 from tradeplane.supervisor import deployment
 
 LEASE_S = 4.0
@@ -34,7 +33,7 @@ def venue_orders(state: Path) -> int:
 
 
 def strategy_beat(name: str, strategy: str) -> dict[str, Any]:
-    handle = ray.get_actor(actor_name(name, f"strategy/{strategy}"), namespace=NAMESPACE)
+    handle = actor(name, f"strategy/{strategy}")
     beat: dict[str, Any] = ray.get(handle.heartbeat.remote(), timeout=10)
     return beat
 

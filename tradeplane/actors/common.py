@@ -24,6 +24,7 @@ from ray import ObjectRef
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from tenacity import AsyncRetrying, retry_if_result, wait_exponential, wait_fixed
 
+from tradeplane.cluster.names import resolve_actor
 from tradeplane.core.errors import StaleEpochError
 from tradeplane.core.fencing import Stamp
 from tradeplane.core.lease import SupervisionLease
@@ -64,7 +65,8 @@ def child_options(deployment: str, role: str, **extra: Any) -> dict[str, Any]:
 
 
 class Peers:
-    """Handles to sibling actors by role, looked up by name and refreshed after a restart.
+    """Handles to sibling actors by role, resolved to whichever actor plays the role now
+    (``cluster.names``: a promoted standby keeps its own name) and refreshed after a restart.
 
     ``writer``: this actor's (role, epoch), stamped on everything it journals. ``on_fenced`` is
     called when the journal refuses that epoch (the actor has been replaced)."""
@@ -102,9 +104,8 @@ class Peers:
     def get(self, role: str) -> Any | None:
         handle = self._handles.get(role)
         if handle is None:
-            try:
-                handle = ray.get_actor(actor_name(self.deployment, role), namespace=NAMESPACE)
-            except ValueError:
+            handle = resolve_actor(self.deployment, role)
+            if handle is None:
                 return None
             self._handles[role] = handle
         return handle

@@ -117,12 +117,14 @@ def running_journal(deployment: str) -> RemoteJournal | None:
     """The journal of ``deployment`` when it runs on the attached cluster, else None. A
     deployment whose supervisor runs while its journal is being restarted is waited for a
     little, then reported."""
-    handle = _named(actor_name(deployment, ROLE_JOURNAL))
+    from tradeplane.cluster.names import resolve_actor
+
+    handle = resolve_actor(deployment, ROLE_JOURNAL)
     if handle is None and _named(actor_name(deployment, ROLE_SUPERVISOR)) is not None:
         deadline = time.monotonic() + _JOURNAL_WAIT_S
         while handle is None and time.monotonic() < deadline:
             time.sleep(0.5)
-            handle = _named(actor_name(deployment, ROLE_JOURNAL))
+            handle = resolve_actor(deployment, ROLE_JOURNAL)
         if handle is None:
             raise OperationalError(
                 f"{deployment!r} is running but its journal is not (being restarted?): "

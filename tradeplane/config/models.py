@@ -349,6 +349,12 @@ class SupervisorConfig(FrozenModel):
     unconfirmed_grace_s: float = Field(default=2.0, ge=0)
     """How long the broker waits for the venue to show an order left in submitting by a crash
     before it closes it. Default 2."""
+    standbys: bool = True
+    """Keep a pre-started standby actor per node that hosts the deployment's pinned roles (the
+    state node, the feed's node): a role that dies there is taken over by it, skipping a new
+    process's start and imports (most of a restart). Costs one idle Ray worker process per such
+    node (its memory and CPU are in ``status``). Off: every restart creates a new actor.
+    Default true."""
     fail_on_reconciliation_mismatch: bool = False
     """Stop the start (health ``failed``, the report as the reason) when the start-up
     reconciliation, or the one after a venue reconnect, finds any difference. Off: the mismatch is

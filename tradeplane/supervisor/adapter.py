@@ -10,7 +10,7 @@ import ray
 from ray.exceptions import RayActorError
 
 from tradeplane.actors.common import Outbox, Peers, Remote, call_journal
-from tradeplane.cluster import kv
+from tradeplane.cluster import kv, names
 from tradeplane.cluster.nodes import cluster_nodes
 from tradeplane.cluster.placement import NodeInfo
 from tradeplane.core.run_record import RunRecord
@@ -36,6 +36,32 @@ class ChildAdapter(Protocol):
         ...
 
     def attach(self, role: str) -> bool: ...
+
+    def create_standby(self, name: str, node_id: str | None, warm: tuple[str, ...]) -> None:
+        """A standby named ``name`` (on ``node_id`` when given: hard), importing ``warm``."""
+        ...
+
+    async def standby_info(self, name: str) -> dict[str, Any]:
+        """The standby's ``standby_info`` (answered once its imports are done)."""
+        ...
+
+    async def wait_standby_death(self, name: str) -> str: ...
+
+    async def promote(self, spec: ChildSpec, name: str, *, epoch: int = 0, **init: Any) -> None:
+        """The standby ``name`` becomes ``spec``'s role: built there, then the role's current
+        actor for everyone who looks it up (``cluster.names``)."""
+        ...
+
+    async def kill_standby(self, name: str) -> None:
+        """Kill it and wait until Ray has it dead."""
+        ...
+
+    def forget_standby(self, name: str) -> None: ...
+
+    def stray_standbys(self, roles: list[str]) -> list[str]:
+        """Standbys Ray knows for this deployment that play none of ``roles``."""
+        ...
+
     async def call(
         self,
         timeout_s: float,
@@ -92,6 +118,8 @@ class RayChildAdapter:
     def __init__(self, deployment: str) -> None:
         self.deployment = deployment
         self.handles: dict[str, Any] = {}
+        self.names: dict[str, str] = {}  # role -> its current actor's name
+        self.standbys: dict[str, Any] = {}  # name -> handle, until promoted
         self.peers = Peers(deployment)
         self.outbox = Outbox(self.peers)
         self._nodes_read: asyncio.Future[list[NodeInfo]] | None = None
@@ -117,7 +145,70 @@ class RayChildAdapter:
     def create(
         self, spec: ChildSpec, node_id: str | None = None, *, epoch: int = 0, **init: Any
     ) -> None:
+        # Played by its own name again (after a promoted standby died): said before it exists.
+        names.set_current(self.deployment, spec.role, None)
         self.handles[spec.role] = spec.create(node_id, epoch=epoch, **init)
+        self.names[spec.role] = actor_name(self.deployment, spec.role)
+
+    def create_standby(self, name: str, node_id: str | None, warm: tuple[str, ...]) -> None:
+        from tradeplane.actors.standby import StandbyActor
+        from tradeplane.supervisor.specs import standby_options
+
+        options = standby_options(self.deployment, name, node_id)
+        self.standbys[name] = StandbyActor.options(**options).remote(self.deployment, name, warm)
+
+    async def standby_info(self, name: str) -> dict[str, Any]:
+        handle = self.standbys.get(name)
+        if handle is None:
+            raise ChildGone(f"standby {name}: no handle")
+        try:
+            info: dict[str, Any] = await handle.standby_info.remote()
+        except RayActorError as exc:
+            raise ChildGone(f"standby {name}: {type(exc).__name__}") from exc
+        return info
+
+    async def wait_standby_death(self, name: str) -> str:
+        handle = self.standbys.get(name)
+        if handle is None:
+            return "no handle"
+        try:
+            await handle.wait_for_death.remote()
+        except RayActorError as exc:
+            return _death_cause(exc)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return "returned"
+
+    async def promote(self, spec: ChildSpec, name: str, *, epoch: int = 0, **init: Any) -> None:
+        from tradeplane.actors.standby import class_path
+
+        handle = self.standbys.pop(name, None)
+        if handle is None:
+            raise ChildGone(f"standby {name}: no handle")
+        try:
+            await handle.promote.remote(
+                spec.role, class_path(spec.actor_class), spec.args, epoch, init
+            )
+        except RayActorError as exc:
+            raise ChildGone(f"standby {name}: {type(exc).__name__}") from exc
+        # Only now may anyone find it: a call before its role object exists would be refused.
+        names.set_current(self.deployment, spec.role, name)
+        self.handles[spec.role] = handle
+        self.names[spec.role] = name
+
+    async def kill_standby(self, name: str) -> None:
+        handle = self.standbys.pop(name, None) or names.named(name)
+        if handle is None:
+            return
+        ray.kill(handle, no_restart=True)
+        await self._wait_name_free(name)
+
+    def forget_standby(self, name: str) -> None:
+        self.standbys.pop(name, None)
+
+    def stray_standbys(self, roles: list[str]) -> list[str]:
+        playing = {names.current_name(self.deployment, role) for role in roles}
+        return [n for n in names.standby_names(self.deployment) if n not in playing]
 
     def update_run(self, run_id: str, **changes: Any) -> None:
         kv.update_run(self.deployment, run_id, **changes)
@@ -138,12 +229,11 @@ class RayChildAdapter:
             return None
 
     def attach(self, role: str) -> bool:
-        try:
-            self.handles[role] = ray.get_actor(
-                actor_name(self.deployment, role), namespace=NAMESPACE
-            )
-        except ValueError:
+        name = names.current_name(self.deployment, role)
+        handle = names.named(name)
+        if handle is None:
             return False
+        self.handles[role], self.names[role] = handle, name
         return True
 
     async def call(
@@ -186,21 +276,22 @@ class RayChildAdapter:
 
     async def kill(self, role: str) -> None:
         handle = self.handles.pop(role, None)
+        name = self.names.pop(role, None) or names.current_name(self.deployment, role)
         if handle is None:
-            try:
-                handle = ray.get_actor(actor_name(self.deployment, role), namespace=NAMESPACE)
-            except ValueError:
+            handle = names.named(name)
+            if handle is None:
                 return
         ray.kill(handle, no_restart=True)
-        await self._wait_name_free(role)
+        await self._wait_name_free(name)
 
-    async def _wait_name_free(self, role: str, timeout_s: float = 10.0) -> None:
-        """A named actor's name is reusable only once Ray has marked it dead."""
+    async def _wait_name_free(self, name: str, timeout_s: float = 10.0) -> None:
+        """Until Ray has the actor named ``name`` dead: its name is reusable only then, and
+        no standby is promoted to its role before."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while loop.time() < deadline:
             try:
-                ray.get_actor(actor_name(self.deployment, role), namespace=NAMESPACE)
+                ray.get_actor(name, namespace=NAMESPACE)
             except ValueError:
                 return
             await asyncio.sleep(0.02)

@@ -133,7 +133,12 @@ class ChaosPlan:
 
 
 def _name(deployment: str, role: str) -> str:
-    return actor_name(deployment, role)
+    """The actor playing ``role`` now (a promoted standby keeps its own name)."""
+    if role == SUPERVISOR:
+        return actor_name(deployment, role)
+    from tradeplane.cluster.names import current_name
+
+    return current_name(deployment, role)
 
 
 def _locate(deployment: str, role: str, timeout_s: float) -> tuple[Any | None, dict[str, Any]]:

@@ -18,6 +18,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tradeplane.actors.common import Remote
 from tradeplane.cluster import kv, venue_claims
+from tradeplane.cluster.names import current_name, resolve_actor, standby_names
 from tradeplane.cluster.nodes import cluster_nodes, current_node_id
 from tradeplane.cluster.placement import NodeInfo, PlacementError, eligible, resolve_node
 from tradeplane.config.models import TradeplaneConfig
@@ -187,14 +188,11 @@ def list_deployments() -> list[str]:
 
 
 def leftover_children(cfg: TradeplaneConfig) -> list[str]:
-    names = []
+    found = []
     for spec in child_specs(cfg, "probe", {s.name: "" for s in cfg.strategies}):
-        try:
-            ray.get_actor(actor_name(cfg.deployment.name, spec.role), namespace=NAMESPACE)
-            names.append(spec.role)
-        except ValueError:
-            pass
-    return names
+        if resolve_actor(cfg.deployment.name, spec.role) is not None:
+            found.append(spec.role)
+    return found
 
 
 def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float = 120.0) -> Any:
@@ -225,6 +223,10 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
         # node): reaped before anything new starts, so no two of a role ever run.
         reap(name, leftovers)
         lost["reaped"] = leftovers
+    # Standbys an earlier run left behind (its supervisor gone) play no role now: they go.
+    for standby in standby_names(name):
+        with contextlib.suppress(ValueError):
+            ray.kill(ray.get_actor(standby, namespace=NAMESPACE), no_restart=True)
     cfg = without_credentials(cfg)  # the broker and the journal read them on their node
     sources = read_sources(cfg)
     venue_claims.claim(cfg, lambda other: find_supervisor(other) is not None)
@@ -274,16 +276,17 @@ def state_node_lost(deployment: str, nodes: list[NodeInfo]) -> dict[str, Any] | 
 
 def reap(deployment: str, roles: list[str], timeout_s: float = 30.0) -> None:
     """Kill ``roles``' actors by name and wait until Ray has freed their names."""
-    for role in roles:
+    names = {role: current_name(deployment, role) for role in roles}
+    for name in names.values():
         try:
-            ray.kill(ray.get_actor(actor_name(deployment, role), namespace=NAMESPACE))
+            ray.kill(ray.get_actor(name, namespace=NAMESPACE))
         except ValueError:
             continue
     deadline = time.monotonic() + timeout_s
-    for role in roles:
+    for role, name in names.items():
         while time.monotonic() < deadline:
             try:
-                ray.get_actor(actor_name(deployment, role), namespace=NAMESPACE)
+                ray.get_actor(name, namespace=NAMESPACE)
             except ValueError:
                 break
             time.sleep(0.05)

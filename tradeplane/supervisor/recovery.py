@@ -30,6 +30,7 @@ from tradeplane.supervisor.commands import RecoveryFinished, ResyncEnded, Resync
 from tradeplane.supervisor.core import VENUE_CONNECTION, Recovery
 from tradeplane.supervisor.derive import rewiring
 from tradeplane.supervisor.identity import JournalLost
+from tradeplane.supervisor.standbys import REFILL_DELAY_S
 
 if TYPE_CHECKING:
     from tradeplane.supervisor.supervisor import Supervisor
@@ -99,8 +100,11 @@ class Recoverer:
             for role in rec.roles:
                 begun = self.clock.now()
                 timeout = self.sup.cfg.supervisor.startup_timeout_s
-                await self.sup.start_child(role, timeout, restart=True)
+                parts = await self.sup.start_child(role, timeout, restart=True)
                 phases[f"{role}_ready_s"] = round(self.clock.now() - begun, 3)
+                # Where that went: fencing the old one, promoting a standby (absent: created
+                # afresh), the new actor's own ``ready``.
+                phases |= {f"{role}_{part}": value for part, value in parts.items()}
         except PlacementError as exc:
             error, unplaceable = str(exc), True
         except JournalLost as exc:
@@ -117,6 +121,8 @@ class Recoverer:
         )
         await self.sup.handle(done)
         self.sup.wake.set()
+        # A standby used (or found dead) is replaced once the recovery is over, not during it.
+        self.sup.standbys.refill(REFILL_DELAY_S)
 
     def rewire(self, role: str) -> None:
         """Siblings resend what the restarted actor never got, and the newcomer learns which

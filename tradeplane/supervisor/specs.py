@@ -57,6 +57,15 @@ class ChildSpec:
         return self.actor_class.options(**options).remote(*self.args, epoch=epoch, **init)
 
 
+def standby_options(deployment: str, name: str, node_id: str | None) -> dict[str, Any]:
+    """A standby's Ray options: a child's (detached, no Ray restarts, no CPU reserved) under
+    its own name, on ``node_id`` (hard) when given. ``deployment`` is part of ``name``."""
+    options = child_options(deployment, "", name=name)
+    if node_id is not None:
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
+    return options
+
+
 def uses_venue_actor(cfg: TradeplaneConfig) -> bool:
     return cfg.venue.kind == "sim" and cfg.deployment.mode is not Mode.SHADOW
 

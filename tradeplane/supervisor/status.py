@@ -113,6 +113,7 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
         if ROLE_TELEMETRY in children
         else None,
         "strategies": strategies,
+        "standbys": sup.standbys.status(),
         "restarts": list(sup.core.restart_log),
         "health_history": [
             {"from": h.previous.value, "to": h.current.value, "reason": h.reason, "ts": h.ts}

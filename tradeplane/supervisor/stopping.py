@@ -164,4 +164,5 @@ class Stopper:
                 failed.append(role)
                 log.error("stop: killing %s failed: %s", role, exc)
             self.core.stopped(role)
+        await self.sup.standbys.kill_all()
         return failed

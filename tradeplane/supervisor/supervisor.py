@@ -75,6 +75,7 @@ from tradeplane.supervisor.identity import Identity, JournalLost
 from tradeplane.supervisor.placing import Placer
 from tradeplane.supervisor.reattach import RUN_KEY, RUN_SCOPE, reattach
 from tradeplane.supervisor.recovery import Recoverer
+from tradeplane.supervisor.standbys import Standbys
 from tradeplane.supervisor.status import build_status
 from tradeplane.supervisor.stopping import Stopper
 from tradeplane.telemetry.actors import actor_metrics
@@ -142,6 +143,7 @@ class Supervisor:
         self.feed_started_ts: float | None = None
         self.identity = Identity(self)
         self.recoverer = Recoverer(self)
+        self.standbys = Standbys(self)
         self.stopper = Stopper(self)
         self.last_stop: dict[str, Any] | None = None
         self.metrics = actor_metrics(cfg, "supervisor")
@@ -331,6 +333,7 @@ class Supervisor:
             [self.record(EventKind.DEPLOYMENT_STARTED, started)], [self.run_state()], retry_s=30.0
         )
         self.start_loops()
+        self.standbys.refill()
         await self.observe()
         return self.status()
 
@@ -347,8 +350,12 @@ class Supervisor:
 
     async def start_child(
         self, role: str, timeout_s: float, *, restart: bool = False, created: bool = False
-    ) -> None:
+    ) -> dict[str, float]:
+        """Create (or, on a restart, promote a standby to) ``role``'s actor and wait for its
+        ``ready``; returns how long each part took (for the recovery's record)."""
         spec = self.specs[role]
+        took: dict[str, float] = {}
+        begun = self.clock.now()
         if restart and self.core.phase in (Phase.STOPPING, Phase.STOPPED):
             # A restart under way when the stop came: the stop has killed (or will kill) every
             # child by name, and a new one must not outlive it.
@@ -357,9 +364,23 @@ class Supervisor:
         if not created:
             node_id = await self.placer.node_for(spec)
             epoch = await ident.new_incarnation(role, timeout_s)
-            self.adapter.create(spec, node_id, epoch=epoch, **ident.init_args(role, restart))
+            init = ident.init_args(role, restart)
+            # The previous incarnation is dead (the restart killed it and waited) and fenced
+            # below ``epoch``: a standby may take its place.
+            took["fence_s"] = self.clock.now() - begun
+            promotion = "none"
+            if restart:
+                promotion = await self.standbys.promote(spec, node_id, epoch, init, timeout_s)
+            if promotion == "promoted":
+                took["promote_s"] = self.clock.now() - begun - took["fence_s"]
+            else:
+                if promotion == "failed":
+                    # Whatever the failed promotion began is fenced below this incarnation.
+                    epoch = await ident.new_incarnation(role, timeout_s)
+                self.adapter.create(spec, node_id, epoch=epoch, **init)
         else:
             await ident.fence(role, ident.child_epochs[role], timeout_s)
+        asked = self.clock.now()
         try:
             answer = await self.adapter.call(timeout_s, child_role(role), ChildApi.ready)
         except (ChildGone, TimeoutError) as exc:
@@ -374,12 +395,14 @@ class Supervisor:
         if role == ROLE_JOURNAL and (lost := ident.journal_ready(answer)) is not None:
             await self.kill(ROLE_JOURNAL)
             raise JournalLost(f"journal_lost: {lost}")
+        took["ready_s"] = self.clock.now() - asked
         if restart:
             self.core.restarted(role)
         else:
             self.core.running(role)
         self.watch(role)
         await self.placer.locate(role)
+        return {k: round(v, 3) for k, v in took.items()}
 
     async def start_feed(self) -> dict[str, Any]:
         await self.adapter.call(10.0, ROLE_FEED, FeedApi.start_streaming)
@@ -391,7 +414,10 @@ class Supervisor:
 
     async def reattach(self) -> bool:
         """After Ray restarted the supervisor: adopt the children still alive, by name."""
-        return await reattach(self)
+        adopted = await reattach(self)
+        if adopted:
+            await self.standbys.adopt_after_reattach()
+        return adopted
 
     # -- monitoring ----------------------------------------------------------------------------
 
@@ -524,6 +550,7 @@ class Supervisor:
     # -- status --------------------------------------------------------------------------------
 
     async def status_with_orders(self) -> dict[str, Any]:
+        await self.standbys.refresh()
         status = self.status()
         if self.core.children[ROLE_JOURNAL].state is Lifecycle.RUNNING:
             try:

@@ -125,6 +125,12 @@ class FakeAdapter:
         self.create_cause: dict[str, str] = {}
         self.run: RunRecord | None = None
         self.journal_ready: dict[str, Any] = {"genesis": "g" * 64, "last_seq": 0, "epoch": 1}
+        self.standbys: dict[str, FakeChild] = {}  # by name, until promoted
+        self.standby_nodes: dict[str, str | None] = {}
+        self.promoted: list[tuple[str, str]] = []  # (role, standby name)
+        self.promote_failures: int = 0
+        self.killed_standbys: list[str] = []
+        self.playing: dict[str, str] = {}  # role -> the standby name playing it
 
     # -- test controls -------------------------------------------------------------------------
 
@@ -166,6 +172,50 @@ class FakeAdapter:
     def attach(self, role: str) -> bool:
         child = self.children.get(role)
         return child is not None and child.alive
+
+    def create_standby(self, name: str, node_id: str | None, warm: tuple[str, ...]) -> None:
+        self.standbys[name] = FakeChild(name)
+        self.standby_nodes[name] = node_id
+
+    async def standby_info(self, name: str) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        standby = self.standbys.get(name)
+        if standby is None or not standby.alive:
+            raise ChildGone(f"standby {name}: dead")
+        return {"name": name, "pid": 1, "rss_bytes": 1000, "cpu_s": 0.0, "refused_calls": 0}
+
+    async def wait_standby_death(self, name: str) -> str:
+        standby = self.standbys.get(name)
+        if standby is None:
+            return "no handle"
+        await standby.died.wait()
+        return standby.cause
+
+    async def promote(self, spec: Any, name: str, *, epoch: int = 0, **init: Any) -> None:
+        await asyncio.sleep(0)
+        standby = self.standbys.pop(name)
+        if not standby.alive:
+            raise ChildGone(f"standby {name}: dead")
+        if self.promote_failures > 0:
+            self.promote_failures -= 1
+            raise RuntimeError("promotion failed")
+        # A new incarnation of the role, like ``create``, with the standby's identity.
+        self.create(spec, self.standby_nodes.get(name), epoch=epoch, **init)
+        self.promoted.append((spec.role, name))
+        self.playing[spec.role] = name
+
+    async def kill_standby(self, name: str) -> None:
+        await asyncio.sleep(0)
+        self.killed_standbys.append(name)
+        standby = self.standbys.pop(name, None)
+        if standby is not None:
+            standby.die("killed")
+
+    def forget_standby(self, name: str) -> None:
+        self.standbys.pop(name, None)
+
+    def stray_standbys(self, roles: list[str]) -> list[str]:
+        return [n for n in self.standbys if n not in self.playing.values()]
 
     async def call(
         self, timeout_s: float, role: str, method_fn: Callable[..., Any], *args: Any
@@ -237,6 +287,7 @@ class FakeAdapter:
     async def kill(self, role: str) -> None:
         await asyncio.sleep(0)  # a real kill waits for the name to be free
         self.killed.append(role)
+        self.playing.pop(role, None)
         child = self.children.pop(role, None)
         if child is not None:
             child.die("killed")
