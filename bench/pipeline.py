@@ -187,7 +187,8 @@ def feed_handle(name: str) -> Any:
     return role_handle(name, "feed")
 
 
-ROLES = ("journal", "venue", "broker", "risk", "strategy/bench", "feed")
+# The throughput deployment runs two strategies (issue 15: 32 symbols, two strategies).
+ROLES = ("journal", "venue", "broker", "risk", "strategy/bench", "strategy/bench1", "feed")
 
 
 def rss_by_role(name: str) -> dict[str, int]:
@@ -267,7 +268,7 @@ def cpu_by_role(name: str, window_s: float = 2.0) -> dict[str, tuple[int, float]
     """(pid, % of one core over ``window_s``) of each actor process."""
     procs = {}
     for role in ROLES:
-        h = ray.get_actor(f"{name}/{role}", namespace="tradeplane")
+        h = role_handle(name, role)
         pid = ray.get(h.heartbeat.remote(), timeout=10)["process"]["pid"]
         procs[role] = psutil.Process(pid)
         procs[role].cpu_percent(None)
@@ -328,7 +329,7 @@ def measure_throughput_and_memory(
     ``replay_bars`` per symbol), so the figure is growth that would continue, not a cache
     filling up once."""
     name = "bench-throughput"
-    cfg = bench_config(name, tmp / name, symbols=symbols, speed=1e9, strategy="Idle")
+    cfg = bench_config(name, tmp / name, symbols=symbols, speed=1e9, strategy="Idle", copies=2)
     deployment.deploy(cfg)
     try:
         feed = feed_handle(name)
