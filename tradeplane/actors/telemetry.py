@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_exponential
@@ -52,8 +52,10 @@ from tradeplane.telemetry.export import (
 )
 from tradeplane.telemetry.journal_metrics import JournalCounters
 from tradeplane.telemetry.metrics import ActorMetrics, MetricPoint
-from tradeplane.telemetry.prometheus import MetricsServer, port_candidates, render
 from tradeplane.telemetry.spans import SpanBuilder
+
+if TYPE_CHECKING:
+    from tradeplane.telemetry.prometheus import MetricsServer
 
 log = logging.getLogger("tradeplane.telemetry")
 CURSOR_FILE = "telemetry_cursor.json"
@@ -153,6 +155,11 @@ class TelemetryActor(SupervisedActor):
         configured = self.tcfg.metrics_port
         if configured is None:
             return
+        # Imported here: the HTTP server's modules (aiohttp) are half the import time of this
+        # module, which every process that looks this actor up by name imports (a restarted
+        # supervisor re-attaching among them).
+        from tradeplane.telemetry.prometheus import MetricsServer, port_candidates
+
         taken: list[str] = []
         for port in port_candidates(configured, await asyncio.to_thread(self._previous_port)):
             server = MetricsServer(self.collect_metrics)
@@ -364,6 +371,8 @@ class TelemetryActor(SupervisedActor):
         for role, got in await asyncio.gather(*(one(r) for r in self.roles)):
             points.append(_up(role, self.deployment, got is not None))
             points.extend(got or [])
+        from tradeplane.telemetry.prometheus import render
+
         return render(points)
 
     # -- observation ---------------------------------------------------------------------------
