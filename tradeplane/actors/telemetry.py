@@ -60,8 +60,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("tradeplane.telemetry")
 CURSOR_FILE = "telemetry_cursor.json"
 READ_PAGE = 2000
+IDLE_READ_MAX_S = 2.0
 DROP_WARNING_INTERVAL_S = 30.0
 SCRAPE_TIMEOUT_S = 1.0
+
+
+def idle_wait_s(interval_s: float, quiet_rounds: int) -> float:
+    """The wait before the next journal read: ``interval_s`` while lines come in; after rounds
+    that found nothing it doubles, up to ``IDLE_READ_MAX_S`` (an idle deployment's exporter
+    reads the journal every 2 s, not four times a second), never below ``interval_s``."""
+    return max(interval_s, min(IDLE_READ_MAX_S, interval_s * 2.0 ** max(0, quiet_rounds - 1)))
 
 
 @ray.remote
@@ -228,11 +236,14 @@ class TelemetryActor(SupervisedActor):
     # -- spans ---------------------------------------------------------------------------------
 
     async def _loop(self) -> None:
+        quiet_rounds = 0
         while True:
             try:
+                read_from = self.cursor
                 await self._export_round()
+                quiet_rounds = 0 if self.cursor != read_from else quiet_rounds + 1
                 if self.shipper is None or not len(self.shipper):
-                    await asyncio.sleep(self.tcfg.export_interval_s)
+                    await asyncio.sleep(idle_wait_s(self.tcfg.export_interval_s, quiet_rounds))
                 # else more batches are ready: no wait
             except asyncio.CancelledError:
                 raise
