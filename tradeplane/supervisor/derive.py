@@ -13,9 +13,10 @@ from tradeplane.core.watchdog import Lifecycle
 from tradeplane.supervisor.core import SupervisorCore
 
 _ADOPTABLE = (Phase.READY.value, Phase.RUNNING.value)
-# Health in which nothing is being detected or recovered: the supervisor may tick (and
-# heartbeat its children) at the steady cadence.
-_STEADY = (Health.OK, Health.IDLE_MARKET_CLOSED, Health.READY, Health.WAITING_FOR_DATA)
+# Health in which nothing is being detected, recovered or started: the supervisor may tick (and
+# heartbeat its children) at the steady cadence. Not ``ready`` or ``waiting_for_data``: right
+# after a start, health must reach ``ok`` as soon as the first bars flow.
+_STEADY = (Health.OK, Health.IDLE_MARKET_CLOSED)
 STEADY_TICK_MAX_S = 2.0
 
 

@@ -348,14 +348,19 @@ def test_steady_deployment_then_heartbeats_at_the_steady_cadence_not_every_monit
 def test_missed_heartbeat_then_back_to_the_monitor_cadence_until_answered() -> None:
     async def scenario() -> None:
         sup, adapter, clock = await running(monitor_interval_s=0.25, feed_silence_s=60.0)
-        adapter.fail("venue", "heartbeat", 1, TimeoutError())
-        for _ in range(8):
-            await clock.advance(0.25)  # the next steady tick misses the venue's beat
-        await eventually(lambda: sup.core.children["venue"].hung_since is not None, "a miss")
-        assert sup.tick_interval() == 0.25
-        for _ in range(4):
+        for _ in range(12):  # settled into the steady cadence
             await clock.advance(0.25)
-        await eventually(lambda: sup.core.children["venue"].hung_since is None, "answered")
+        assert sup.tick_interval() == 2.0
+        adapter.fail("venue", "heartbeat", 1, TimeoutError())
+        venue = sup.core.children["venue"]
+        for _ in range(8):  # the next steady tick misses the venue's beat
+            await clock.advance(0.25)
+            if venue.hung_since is not None:
+                break
+        assert venue.hung_since is not None
+        assert sup.tick_interval() == 0.25
+        await clock.advance(0.25)  # the next beat, a monitor tick later, is answered
+        await eventually(lambda: venue.hung_since is None, "answered")
         assert sup.tick_interval() == 2.0
 
     run(scenario)
@@ -382,5 +387,15 @@ def test_supervisor_restarted_then_status_says_when_it_reattached_and_first_tick
         await eventually(second.ticked.is_set, "the first tick after re-attaching")
         reattached = second.status()["reattached"]
         assert reattached == {"ts": clock.now(), "first_tick_ts": clock.now()}
+
+    run(scenario)
+
+
+def test_deployed_feed_not_yet_started_then_ticks_at_the_monitor_cadence() -> None:
+    async def scenario() -> None:
+        sup, _, _ = supervisor(monitor_interval_s=0.25, feed_silence_s=60.0)
+        await sup.deploy()
+        assert sup.status()["health"] == Health.READY.value
+        assert sup.tick_interval() == 0.25  # ok must follow the first bars at once
 
     run(scenario)
