@@ -7,6 +7,13 @@ its actor processes (supervisor and every child) spend is the background chatter
 and end of the window. The floor, measured in the same Ray instance over the same window: as
 many idle Ray actors as the deployment has processes (what Ray itself costs a process that does
 nothing). Target (issue 15): <= 2 % of one core for the whole deployment.
+
+Where the floor goes (py-spy, perf and strace of an idle actor, Ray 2.60): nine tenths in the
+worker's main thread, which Ray's core worker wakes every 10 ms to check for signals
+(``CoreWorker::RunTaskExecutionLoop``, a fixed period no setting changes); its other threads
+(task events, metrics, GCS and raylet clients) cost the rest, and Ray's settings for them
+(``RAY_task_events_report_interval_ms``, ``RAY_metrics_report_interval_ms``) made no
+measurable difference. So the target is below what this many Ray processes cost doing nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from tradeplane.supervisor import deployment
 from tradeplane.supervisor.chaos import actor_process
 
 HERE = Path(__file__).resolve().parent
-TARGET_PCT_OF_ONE_CORE = 2.0
+TARGETS = {"total_pct_of_one_core": 2.0}
 BAR_INTERVAL_S = 300
 
 
@@ -146,6 +153,7 @@ def main() -> int:
             floor = measure(floor_pids, args.window_s)
         finally:
             deployment.stop(cfg.deployment.name)
+    target = TARGETS["total_pct_of_one_core"]
     emit(
         {
             "bench": "idle.cpu",
@@ -157,10 +165,15 @@ def main() -> int:
             "bars_in_window": (final["feed"].get("bars") or 0) - bars_before,
             "health": final.get("health"),
             **idle,
+            "per_process_mean_pct": round(idle["total_pct_of_one_core"] / len(pids), 3),
             "floor_total_pct_of_one_core": floor["total_pct_of_one_core"],
+            "floor_per_process_mean_pct": round(floor["total_pct_of_one_core"] / len(pids), 3),
+            "above_floor_pct_of_one_core": round(
+                idle["total_pct_of_one_core"] - floor["total_pct_of_one_core"], 2
+            ),
             "floor": "as many idle Ray actors, same instance, same window length",
-            "target_pct_of_one_core": TARGET_PCT_OF_ONE_CORE,
-            "met": idle["total_pct_of_one_core"] <= TARGET_PCT_OF_ONE_CORE,
+            "target_total_pct_of_one_core": target,
+            "met": idle["total_pct_of_one_core"] <= target,
         }
     )
     ray.shutdown()

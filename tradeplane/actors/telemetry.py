@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_exponential
@@ -52,14 +52,24 @@ from tradeplane.telemetry.export import (
 )
 from tradeplane.telemetry.journal_metrics import JournalCounters
 from tradeplane.telemetry.metrics import ActorMetrics, MetricPoint
-from tradeplane.telemetry.prometheus import MetricsServer, port_candidates, render
 from tradeplane.telemetry.spans import SpanBuilder
+
+if TYPE_CHECKING:
+    from tradeplane.telemetry.prometheus import MetricsServer
 
 log = logging.getLogger("tradeplane.telemetry")
 CURSOR_FILE = "telemetry_cursor.json"
 READ_PAGE = 2000
+IDLE_READ_MAX_S = 2.0
 DROP_WARNING_INTERVAL_S = 30.0
 SCRAPE_TIMEOUT_S = 1.0
+
+
+def idle_wait_s(interval_s: float, quiet_rounds: int) -> float:
+    """The wait before the next journal read: ``interval_s`` while lines come in; after rounds
+    that found nothing it doubles, up to ``IDLE_READ_MAX_S`` (an idle deployment's exporter
+    reads the journal every 2 s, not four times a second), never below ``interval_s``."""
+    return max(interval_s, min(IDLE_READ_MAX_S, interval_s * 2.0 ** max(0, quiet_rounds - 1)))
 
 
 @ray.remote
@@ -153,6 +163,11 @@ class TelemetryActor(SupervisedActor):
         configured = self.tcfg.metrics_port
         if configured is None:
             return
+        # Imported here: the HTTP server's modules (aiohttp) are half the import time of this
+        # module, which every process that looks this actor up by name imports (a restarted
+        # supervisor re-attaching among them).
+        from tradeplane.telemetry.prometheus import MetricsServer, port_candidates
+
         taken: list[str] = []
         for port in port_candidates(configured, await asyncio.to_thread(self._previous_port)):
             server = MetricsServer(self.collect_metrics)
@@ -221,11 +236,14 @@ class TelemetryActor(SupervisedActor):
     # -- spans ---------------------------------------------------------------------------------
 
     async def _loop(self) -> None:
+        quiet_rounds = 0
         while True:
             try:
+                read_from = self.cursor
                 await self._export_round()
+                quiet_rounds = 0 if self.cursor != read_from else quiet_rounds + 1
                 if self.shipper is None or not len(self.shipper):
-                    await asyncio.sleep(self.tcfg.export_interval_s)
+                    await asyncio.sleep(idle_wait_s(self.tcfg.export_interval_s, quiet_rounds))
                 # else more batches are ready: no wait
             except asyncio.CancelledError:
                 raise
@@ -364,6 +382,8 @@ class TelemetryActor(SupervisedActor):
         for role, got in await asyncio.gather(*(one(r) for r in self.roles)):
             points.append(_up(role, self.deployment, got is not None))
             points.extend(got or [])
+        from tradeplane.telemetry.prometheus import render
+
         return render(points)
 
     # -- observation ---------------------------------------------------------------------------

@@ -297,7 +297,11 @@ class JournalConfig(FrozenModel):
 
 class SupervisorConfig(FrozenModel):
     monitor_interval_s: float = Field(default=0.25, gt=0, le=10)
-    """Seconds between supervisor reconcile ticks. Default 0.25."""
+    """Seconds between supervisor reconcile ticks (each heartbeats every child) while anything
+    is wrong or changing. A steady deployment (health ok, every child up and answering) is
+    ticked less often: every ``heartbeat_timeout_s / 2``, ``lease_s / 6`` or
+    ``feed_silence_s / 20``, whichever is least, at most 2 s (never faster than this). A death
+    wakes the supervisor at once either way. Default 0.25."""
     heartbeat_timeout_s: float = Field(default=5.0, gt=0)
     """A child that does not answer a heartbeat within this is treated as hung. Default 5."""
     feed_silence_s: float | None = Field(default=None, gt=0)

@@ -39,7 +39,9 @@ class TelemetryConfig(FrozenModel):
     export_timeout_s: float = Field(default=2.0, gt=0, le=30)
     """Longest one export call may take before it counts as failed. Default 2."""
     export_interval_s: float = Field(default=0.25, gt=0, le=60)
-    """How often the exporter reads new journal lines. Default 0.25."""
+    """How often the exporter reads new journal lines. While it finds none the wait doubles,
+    up to 2 s (or this, when longer), so an idle deployment's first span after a quiet spell
+    leaves up to 2 s later. Default 0.25."""
     export_batch_spans: int = Field(default=512, ge=1, le=100_000)
     """Most spans per export call. Default 512."""
     max_queue_spans: int = Field(default=20_000, ge=1)

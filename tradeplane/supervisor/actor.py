@@ -7,6 +7,7 @@ to its children by name while the pipeline keeps trading.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -20,7 +21,7 @@ from tradeplane.protocol.api import BrokerApi
 from tradeplane.protocol.roles import ROLE_BROKER
 from tradeplane.supervisor.adapter import RayChildAdapter
 from tradeplane.supervisor.clock import SystemClock
-from tradeplane.supervisor.specs import child_specs
+from tradeplane.supervisor.specs import child_specs, preload
 from tradeplane.supervisor.supervisor import Supervisor
 
 
@@ -54,8 +55,14 @@ class SupervisorActor(SupervisedActor):
 
     async def _maybe_reattach(self) -> None:
         await asyncio.sleep(0)
-        if not self._deploying:
-            await self.sup.reattach()
+        if self._deploying or not await self.sup.reattach():
+            return
+        # Re-attached without the children's code (it is imported when a child is created):
+        # import it now, after the first tick, so a restart needs no import first.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10.0):
+                await self.sup.ticked.wait()
+        await asyncio.to_thread(preload)
 
     async def deploy(self) -> dict[str, Any]:
         self._deploying = True

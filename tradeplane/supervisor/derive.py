@@ -8,11 +8,42 @@ from dataclasses import dataclass
 from typing import Any
 
 from tradeplane.cluster.placement import NodeInfo
-from tradeplane.core.health import HealthFacts, Phase
+from tradeplane.core.health import Health, HealthFacts, Phase
 from tradeplane.core.watchdog import Lifecycle
 from tradeplane.supervisor.core import SupervisorCore
 
 _ADOPTABLE = (Phase.READY.value, Phase.RUNNING.value)
+# Health in which nothing is being detected, recovered or started: the supervisor may tick (and
+# heartbeat its children) at the steady cadence. Not ``ready`` or ``waiting_for_data``: right
+# after a start, health must reach ``ok`` as soon as the first bars flow.
+_STEADY = (Health.OK, Health.IDLE_MARKET_CLOSED)
+STEADY_TICK_MAX_S = 2.0
+
+
+def steady_tick_s(
+    monitor_interval_s: float, heartbeat_timeout_s: float, lease_s: float, feed_silence_s: float
+) -> float:
+    """Seconds between ticks of a steady deployment. Each tick heartbeats every child, so this
+    is the idle chatter's cadence; it stays well inside every bound the heartbeats serve: a
+    hang is still seen by a heartbeat missed within ``heartbeat_timeout_s`` (at most half of
+    it passes before the next one), a lease is renewed at least six times per ``lease_s``, and
+    a silent feed is seen within ``feed_silence_s`` plus a twentieth of it. Never faster than
+    ``monitor_interval_s`` (the cadence while anything is wrong)."""
+    return max(
+        monitor_interval_s,
+        min(STEADY_TICK_MAX_S, heartbeat_timeout_s / 2, lease_s / 6, feed_silence_s / 20),
+    )
+
+
+def is_steady(core: SupervisorCore, health: Health) -> bool:
+    """Nothing to detect or recover right now: running (or ready) and not halted, health
+    healthy, every child up and answering its heartbeats."""
+    return (
+        core.active
+        and health in _STEADY
+        and not core.down()
+        and all(c.hung_since is None for c in core.children.values())
+    )
 
 
 def health_facts(core: SupervisorCore, now: float, market_open: bool) -> HealthFacts:

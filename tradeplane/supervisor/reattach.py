@@ -5,6 +5,7 @@ now is recovered like any other death."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from tradeplane.protocol.api import ChildApi, JournalApi
@@ -29,7 +30,7 @@ async def reattach(sup: Supervisor) -> bool:
     # The journal's identity and the epochs handed out live on in the run record: a journal
     # restarted from here on must be the same one, and new incarnations are fenced above all.
     sup.identity.restore(sup.run_id)
-    run, ready = await _run_from_journal(sup)
+    run, ready, suspended = await _run_from_journal(sup)
     journal_there = run is not None
     if not journal_there:
         record = adapter.read_run()
@@ -37,7 +38,6 @@ async def reattach(sup: Supervisor) -> bool:
             run = {"run_id": record.run_id, "phase": record.phase}
     if not adoptable(run, sup.run_id):
         return False
-    suspended = await suspended_in_run(sup) if journal_there else set()
     alive = {role: adapter.attach(role) for role in sup.specs if role not in suspended}
     adoption = adopt(core, alive, suspended)
     lost = sup.identity.journal_ready(ready) if ready is not None else None
@@ -51,6 +51,7 @@ async def reattach(sup: Supervisor) -> bool:
         sup.watch(role)
     missing = list(adoption.missing)
     sup.journal(EventKind.SUPERVISOR_REATTACHED, {"run_id": sup.run_id, "missing": missing})
+    sup.reattached_ts = sup.clock.now()
     sup.start_loops()
     sup.wake.set()  # observe at once: health is unknown until the first tick
     for role in missing:  # died while we were down: recovered like any other death
@@ -60,33 +61,39 @@ async def reattach(sup: Supervisor) -> bool:
 
 async def _run_from_journal(
     sup: Supervisor,
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The run's state as the journal holds it, and the journal's ``ready`` answer (its
-    identity); (None, None) when no journal answers."""
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, set[str]]:
+    """The run's state as the journal holds it, the journal's ``ready`` answer (its identity)
+    and the strategies this run suspended; (None, None, empty) when no journal answers. The
+    questions go at once, not one after another: the pipeline is unsupervised until this is
+    done."""
     if not sup.adapter.attach(ROLE_JOURNAL):
-        return None, None
+        return None, None, set()
+    asked = asyncio.gather(
+        sup.adapter.call(10.0, ROLE_JOURNAL, JournalApi.query, "get_state", RUN_SCOPE, RUN_KEY),
+        sup.adapter.call(10.0, ROLE_JOURNAL, ChildApi.ready),
+        suspended_in_run(sup),
+    )
     try:
-        run: dict[str, Any] | None = await sup.adapter.call(
-            10.0, ROLE_JOURNAL, JournalApi.query, "get_state", RUN_SCOPE, RUN_KEY
-        )
-        ready: dict[str, Any] = await sup.adapter.call(10.0, ROLE_JOURNAL, ChildApi.ready)
+        run, ready, suspended = await asked
     except (ChildGone, TimeoutError):
-        return None, None
-    return run or {}, ready
+        return None, None, set()
+    return run or {}, ready, suspended
 
 
 async def suspended_in_run(sup: Supervisor) -> set[str]:
     """Strategies this run suspended, from the journal."""
     try:
-        started = await sup.adapter.call(
-            10.0, ROLE_JOURNAL, JournalApi.query, "events", [EventKind.DEPLOYMENT_STARTED]
-        )
-        since = max((e["seq"] for e in started if e["data"].get("run_id") == sup.run_id), default=0)
-        events = await sup.adapter.call(
-            10.0, ROLE_JOURNAL, JournalApi.query, "events", [EventKind.STRATEGY_SUSPENDED], since
+        started, events = await asyncio.gather(
+            sup.adapter.call(
+                10.0, ROLE_JOURNAL, JournalApi.query, "events", [EventKind.DEPLOYMENT_STARTED]
+            ),
+            sup.adapter.call(
+                10.0, ROLE_JOURNAL, JournalApi.query, "events", [EventKind.STRATEGY_SUSPENDED]
+            ),
         )
     except (ChildGone, TimeoutError):
         # Without the journal nothing is known suspended: a suspended strategy's actor is gone,
         # so it is found missing and goes through the policy again (bounded by its budget).
         return set()
-    return {strategy_role(e["data"]["strategy"]) for e in events}
+    since = max((e["seq"] for e in started if e["data"].get("run_id") == sup.run_id), default=0)
+    return {strategy_role(e["data"]["strategy"]) for e in events if e["seq"] > since}

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from tradeplane.actors.broker import BrokerActor
 from tradeplane.actors.common import child_options
-from tradeplane.actors.feed import FeedActor
-from tradeplane.actors.journal import JournalActor
-from tradeplane.actors.reconciler import ReconcilerActor
-from tradeplane.actors.risk import RiskActor
-from tradeplane.actors.strategy import StrategyActor
-from tradeplane.actors.telemetry import TelemetryActor
-from tradeplane.actors.venue import SimVenueActor
 from tradeplane.cluster.placement import Placement, Where
 from tradeplane.config.models import Mode, TradeplaneConfig
 from tradeplane.config.settings import without_credentials
@@ -30,6 +23,50 @@ from tradeplane.protocol.roles import (
     ROLE_VENUE,
     strategy_role,
 )
+
+
+class LazyActorClass:
+    """A child's Ray actor class, imported when first used. Importing every child's code is
+    most of a supervisor process's start-up: a supervisor that Ray restarted re-attaches
+    without it, and ``preload()`` imports it afterwards, off the re-attach path."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    def resolve(self) -> Any:
+        return getattr(importlib.import_module(self.module), self.name)
+
+    def options(self, **options: Any) -> Any:
+        return self.resolve().options(**options)
+
+    def __repr__(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+BrokerActor = LazyActorClass("tradeplane.actors.broker", "BrokerActor")
+FeedActor = LazyActorClass("tradeplane.actors.feed", "FeedActor")
+JournalActor = LazyActorClass("tradeplane.actors.journal", "JournalActor")
+ReconcilerActor = LazyActorClass("tradeplane.actors.reconciler", "ReconcilerActor")
+RiskActor = LazyActorClass("tradeplane.actors.risk", "RiskActor")
+StrategyActor = LazyActorClass("tradeplane.actors.strategy", "StrategyActor")
+TelemetryActor = LazyActorClass("tradeplane.actors.telemetry", "TelemetryActor")
+SimVenueActor = LazyActorClass("tradeplane.actors.venue", "SimVenueActor")
+_CHILD_CLASSES = (
+    BrokerActor,
+    FeedActor,
+    JournalActor,
+    ReconcilerActor,
+    RiskActor,
+    StrategyActor,
+    TelemetryActor,
+    SimVenueActor,
+)
+
+
+def preload() -> None:
+    """Import every child's actor class now (a restart then creates its child at once)."""
+    for cls in _CHILD_CLASSES:
+        cls.resolve()
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,10 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
         "reason": sup.core.failure or sup.reading.reason,
         "last_bar_age_s": sup.reading.last_bar_age_s,
         "uptime_s": now - sup.started_ts,
+        # Set by an instance that Ray restarted: when it re-attached and first ticked after.
+        "reattached": None
+        if sup.reattached_ts is None
+        else {"ts": sup.reattached_ts, "first_tick_ts": sup.first_tick_ts},
         **sup.placer.status(),
         "recovery": recovery_status(sup, now),
         "children": {

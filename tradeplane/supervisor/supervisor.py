@@ -70,7 +70,7 @@ from tradeplane.supervisor.commands import (
     WakeRecovery,
 )
 from tradeplane.supervisor.core import SupervisorCore
-from tradeplane.supervisor.derive import health_facts
+from tradeplane.supervisor.derive import health_facts, is_steady, steady_tick_s
 from tradeplane.supervisor.identity import Identity, JournalLost
 from tradeplane.supervisor.placing import Placer
 from tradeplane.supervisor.reattach import RUN_KEY, RUN_SCOPE, reattach
@@ -131,6 +131,12 @@ class Supervisor:
             broker_role=ROLE_BROKER,
             feed_role=ROLE_FEED,
         )
+        self.steady_tick_s = steady_tick_s(
+            sup.monitor_interval_s,
+            sup.heartbeat_timeout_s,
+            sup.lease_s,
+            cfg.resolved_feed_silence_s(),
+        )
         self.calendar = make_calendar(cfg.session.calendar)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.watchers: dict[str, asyncio.Task[Any]] = {}
@@ -146,6 +152,11 @@ class Supervisor:
         self.standbys = Standbys(self)
         self.stopper = Stopper(self)
         self.last_stop: dict[str, Any] | None = None
+        # After a restart by Ray: when this instance re-attached, and when it first ticked
+        # after that (the supervision is back).
+        self.reattached_ts: float | None = None
+        self.first_tick_ts: float | None = None
+        self.ticked = asyncio.Event()
         self.metrics = actor_metrics(cfg, "supervisor")
         self.metrics.gauge(
             "health_state",
@@ -444,10 +455,17 @@ class Supervisor:
             self.loop_task = spawn(self.tasks, self._loop())
         self.recoverer.start()
 
+    def tick_interval(self) -> float:
+        """Every ``monitor_interval_s`` while anything is wrong or changing; at the slower
+        steady cadence while all is well (a death, a restart, an operator command still wake
+        the loop at once)."""
+        if is_steady(self.core, self.reading.health):
+            return self.steady_tick_s
+        return self.cfg.supervisor.monitor_interval_s
+
     async def _loop(self) -> None:
-        interval = self.cfg.supervisor.monitor_interval_s
         while self.core.active:
-            await self.clock.wait(self.wake, interval)
+            await self.clock.wait(self.wake, self.tick_interval())
             self.wake.clear()
             try:
                 await self.tick()
@@ -482,6 +500,9 @@ class Supervisor:
                     log.exception("scheduled fault %s not injected", spec.kind)
         await self.observe()
         self.placer.publish_run()
+        if self.first_tick_ts is None:
+            self.first_tick_ts = self.clock.now()
+        self.ticked.set()
 
     async def observe(self) -> None:
         now = self.clock.now()

@@ -328,3 +328,74 @@ def test_supervisor_logic_imports_no_ray_directly() -> None:
         modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         modules |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert not any(m == "ray" or m.startswith("ray.") for m in modules), name
+
+
+def test_steady_deployment_then_heartbeats_at_the_steady_cadence_not_every_monitor_tick() -> None:
+    async def scenario() -> None:
+        # monitor 0.25 s; steady cadence min(2, 5/2, 15/6, 60/20) = 2 s
+        sup, adapter, clock = await running(monitor_interval_s=0.25, feed_silence_s=60.0)
+        assert sup.status()["health"] == Health.OK.value
+        assert sup.tick_interval() == 2.0
+        before = len(adapter.method_calls("risk", "heartbeat"))
+        for _ in range(40):
+            await clock.advance(0.25)  # 10 s
+        beats = len(adapter.method_calls("risk", "heartbeat")) - before
+        assert 4 <= beats <= 6  # every 2 s, not 40 times
+
+    run(scenario)
+
+
+def test_missed_heartbeat_then_back_to_the_monitor_cadence_until_answered() -> None:
+    async def scenario() -> None:
+        sup, adapter, clock = await running(monitor_interval_s=0.25, feed_silence_s=60.0)
+        for _ in range(12):  # settled into the steady cadence
+            await clock.advance(0.25)
+        assert sup.tick_interval() == 2.0
+        adapter.fail("venue", "heartbeat", 1, TimeoutError())
+        venue = sup.core.children["venue"]
+        for _ in range(8):  # the next steady tick misses the venue's beat
+            await clock.advance(0.25)
+            if venue.hung_since is not None:
+                break
+        assert venue.hung_since is not None
+        assert sup.tick_interval() == 0.25
+        await clock.advance(0.25)  # the next beat, a monitor tick later, is answered
+        await eventually(lambda: venue.hung_since is None, "answered")
+        assert sup.tick_interval() == 2.0
+
+    run(scenario)
+
+
+def test_child_down_then_ticks_at_the_monitor_cadence() -> None:
+    async def scenario() -> None:
+        sup, _, _ = await running(monitor_interval_s=0.25, feed_silence_s=60.0)
+        sup.core.children["risk"].move(Lifecycle.DEAD)  # seen dead, not yet restarted
+        assert sup.tick_interval() == 0.25
+
+    run(scenario)
+
+
+def test_supervisor_restarted_then_status_says_when_it_reattached_and_first_ticked() -> None:
+    async def scenario() -> None:
+        first, adapter, clock = await running()
+        for task in list(first.tasks):
+            task.cancel()
+        await settle()
+        assert first.status()["reattached"] is None  # a fresh deployment
+        second, _, _ = supervisor(clock, adapter)
+        assert await second.reattach()
+        await eventually(second.ticked.is_set, "the first tick after re-attaching")
+        reattached = second.status()["reattached"]
+        assert reattached == {"ts": clock.now(), "first_tick_ts": clock.now()}
+
+    run(scenario)
+
+
+def test_deployed_feed_not_yet_started_then_ticks_at_the_monitor_cadence() -> None:
+    async def scenario() -> None:
+        sup, _, _ = supervisor(monitor_interval_s=0.25, feed_silence_s=60.0)
+        await sup.deploy()
+        assert sup.status()["health"] == Health.READY.value
+        assert sup.tick_interval() == 0.25  # ok must follow the first bars at once
+
+    run(scenario)
