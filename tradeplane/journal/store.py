@@ -36,7 +36,7 @@ from tradeplane.core.errors import (
 )
 from tradeplane.core.fencing import FENCE_SCOPE, identity_mismatch
 from tradeplane.core.run_record import JournalIdentity
-from tradeplane.journal import checkpoint, files, ids, recovery, schema
+from tradeplane.journal import checkpoint, files, ids, projections, recovery, schema
 from tradeplane.journal.files import write_all
 from tradeplane.journal.ids import (
     INSERT_EVENT_KEY,
@@ -265,7 +265,7 @@ class JournalStore:
                     if ref_rows:
                         conn.executemany(INSERT_REF_KEY, ref_rows)
                     self._ids.stage(conn, [(k, q) for _, k, q in key_rows], seq)
-                    schema.project_all(conn, fresh, first)
+                    projections.project_all(conn, fresh, first)
                     conn.executemany(
                         schema.UPSERT_META, (("last_seq", str(seq)), ("last_hash", last_hash))
                     )
