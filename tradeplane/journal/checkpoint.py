@@ -1,4 +1,4 @@
-"""WAL checkpoints off the commit path.
+"""Durability work off the commit path: WAL checkpoints, and the JSONL mirror's fdatasync.
 
 A checkpoint copies committed pages from the WAL into the database file and fsyncs it. SQLite's
 automatic one runs inside the ``COMMIT`` that crosses the threshold, so one batch in a few paid
@@ -7,6 +7,12 @@ durable once the WAL is fsynced, ``synchronous=FULL``), so it runs here instead:
 its own connection makes a PASSIVE checkpoint (it never blocks the writer) after commits, at most
 every ``interval_s``. The writer keeps SQLite's automatic checkpoint at ``BACKSTOP_PAGES`` in case
 this thread falls behind.
+
+The JSONL is a mirror of ``events.line``: its lines are written at commit (so ``tail -f`` shows
+them at once) but ``MirrorSyncer`` fdatasyncs them from a thread, coalescing the commits of a few
+milliseconds into one sync, and ``close`` syncs what is left. A crash before the sync leaves the
+JSONL short of the database, which the next ``open`` repairs from ``events.line``
+(``recovery.open_jsonl``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+
+from tradeplane import durable
 
 log = logging.getLogger(__name__)
 
@@ -53,3 +61,44 @@ class Checkpointer:
         self._wake.set()
         self._thread.join()
         self._conn.close()
+
+
+class MirrorSyncer:
+    """fdatasyncs the JSONL (``fd``, owned by the store, which closes this first) after commits
+    write to it, at most every ``interval_s``; ``close`` makes the last sync."""
+
+    def __init__(self, fd: int, path: Path, interval_s: float = 0.002) -> None:
+        self._fd = fd
+        self._path = path
+        self._interval_s = interval_s
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="journal-jsonl-sync", daemon=True)
+        self._thread.start()
+
+    def written(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            if self._stop:
+                return
+            self._wake.clear()
+            if not self._sync():
+                self._wake.set()  # retried after the pause: the lines are still to be synced
+            time.sleep(self._interval_s)
+
+    def _sync(self) -> bool:
+        try:
+            durable.fsync_file(self._fd)
+        except OSError as exc:  # the database holds every line; open repairs a short JSONL
+            log.error("journal %s: fdatasync failed (retried): %s", self._path, exc)
+            return False
+        return True
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join()
+        self._sync()

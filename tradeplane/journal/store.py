@@ -1,15 +1,17 @@
 """The journal's single writer: SQLite (the record) plus an append-only, hash-chained JSONL.
 
 A batch is one SQLite transaction (events, projections, state, meta), committed with
-``synchronous=FULL`` (the WAL is fsynced) when ``fsync`` is on; only after it commits are its
-lines appended to ``journal.jsonl`` in one write, fsynced before ``commit`` returns. A crash
-between the two leaves the JSONL short, and the next ``open`` re-appends the missing lines from
-``events.line``; a torn last line is cut off first (``recovery`` says what else open checks and
-refuses). Sequence number, last hash and the JSONL's size stay in memory, so an append never
-re-reads the file, and a batch costs the same whatever the journal's size: no index the batch
-writes takes inserts at random places (event, intent and order ids go through the seq-bucketed
-tables of ``ids``, which also de-duplicate event ids), and WAL checkpoints run off the commit
-path (``checkpoint``).
+``synchronous=FULL`` (the WAL is fsynced) when ``fsync`` is on, so a batch is durable in SQLite
+before ``commit`` returns. Only after it commits are its lines appended to ``journal.jsonl`` in
+one write (before ``commit`` returns, so ``tail -f`` shows them at once); that mirror is made
+durable shortly after, off the commit path (``checkpoint.MirrorSyncer``, and always at
+``close``). A crash before then leaves the JSONL short of the database, and the next ``open``
+re-appends the missing lines from ``events.line``; a torn last line is cut off first
+(``recovery`` says what else open checks and refuses). Sequence number, last hash and the
+JSONL's size stay in memory, so an append never re-reads the file, and a batch costs the same
+whatever the journal's size: no index the batch writes takes inserts at random places (event,
+intent and order ids go through the seq-bucketed tables of ``ids``, which also de-duplicate
+event ids), and WAL checkpoints run off the commit path (``checkpoint``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tradeplane import durable
 from tradeplane.core.errors import (
     JournalLostError,
     OperationalError,
@@ -35,7 +36,7 @@ from tradeplane.core.errors import (
 )
 from tradeplane.core.fencing import FENCE_SCOPE, identity_mismatch
 from tradeplane.core.run_record import JournalIdentity
-from tradeplane.journal import checkpoint, files, ids, recovery, schema
+from tradeplane.journal import checkpoint, files, ids, projections, recovery, schema
 from tradeplane.journal.files import write_all
 from tradeplane.journal.ids import (
     INSERT_EVENT_KEY,
@@ -88,6 +89,7 @@ class JournalStore:
         self.fences: dict[str, int] = _read_fences(conn)
         self._ids = EventIds(conn, last_seq)
         self._checkpointer: checkpoint.Checkpointer | None = None  # started by ``open``
+        self._syncer: checkpoint.MirrorSyncer | None = None  # started by ``open`` when fsync
 
     # --- opening ----------------------------------------------------------------------------
 
@@ -138,6 +140,8 @@ class JournalStore:
                 store.epoch = epoch
             conn.execute(f"PRAGMA wal_autocheckpoint = {checkpoint.BACKSTOP_PAGES}")
             store._checkpointer = checkpoint.Checkpointer(store.db_path, fsync)
+            if fsync:
+                store._syncer = checkpoint.MirrorSyncer(jsonl_fd, store.jsonl_path)
             return store
         except BaseException as exc:
             if jsonl_fd is not None:
@@ -261,7 +265,7 @@ class JournalStore:
                     if ref_rows:
                         conn.executemany(INSERT_REF_KEY, ref_rows)
                     self._ids.stage(conn, [(k, q) for _, k, q in key_rows], seq)
-                    schema.project_all(conn, fresh, first)
+                    projections.project_all(conn, fresh, first)
                     conn.executemany(
                         schema.UPSERT_META, (("last_seq", str(seq)), ("last_hash", last_hash))
                     )
@@ -309,8 +313,6 @@ class JournalStore:
                 self._jsonl_size += recovery.reappend_from_db(self.conn, fd, self._jsonl_seq)
             else:
                 self._jsonl_size += write_all(fd, ("\n".join(new_lines) + "\n").encode())
-            if self.fsync:
-                durable.fsync_file(fd)
         except OSError as exc:
             self._jsonl_dirty = True
             raise TransientError(
@@ -320,6 +322,8 @@ class JournalStore:
             ) from exc
         self._jsonl_dirty = False
         self._jsonl_seq = self._last_seq
+        if self._syncer is not None:
+            self._syncer.written()
 
     # --- closing ------------------------------------------------------------------------------
 
@@ -331,6 +335,8 @@ class JournalStore:
             try:
                 if self._checkpointer is not None:
                     self._checkpointer.close()  # first: the last connection closed checkpoints
+                if self._syncer is not None:
+                    self._syncer.close()  # its last fdatasync, before the fd is closed
                 os.close(self._jsonl_fd)
                 self.conn.close()
             finally:

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.unit.journal.factories import (
+    DEPLOYMENT,
     T0,
     denied,
     filled,
@@ -279,3 +282,93 @@ def test_intent_known_only_from_its_denial_then_a_denied_row_with_the_intents_ow
     row = intent_row(store, 1)
     assert (row["decision"], row["reason"]) == ("denied", "max_position")
     assert (row["ts"], row["trigger"], row["traceparent"]) == (T0, "bar:1", i.traceparent)
+
+
+# -- a batch is folded into one write per key: the rows are those of one record at a time ------
+
+
+def test_several_updates_of_one_order_in_one_batch_then_the_later_ones_win(
+    store: JournalStore,
+) -> None:
+    seqs = store.commit(
+        [
+            submitting(1),
+            status(1, "order_accepted", venue_order_id="v1"),
+            filled(1, "f1", 0.5, 99.0, cumulative=0.5, avg=99.0, order_status="partially_filled"),
+            filled(1, "f2", 1.5, 101.0, cumulative=2.0, avg=100.5, order_status="filled"),
+            # f1 re-reported in the same batch with stale figures: a duplicate, it moves nothing
+            filled(
+                1,
+                "f1",
+                0.5,
+                99.0,
+                cumulative=0.5,
+                avg=99.0,
+                order_status="partially_filled",
+                event_id="fill/f1/replayed",
+            ),
+        ]
+    )
+    row = order(store, 1)
+    assert (row["status"], row["filled_quantity"], row["avg_fill_price"]) == ("filled", 2.0, 100.5)
+    assert (row["venue_order_id"], row["created_ts"], row["updated_ts"]) == ("v1", T0 + 1, T0 + 3)
+    assert row["seq"] == seqs[3]  # the last record that moved it
+    assert [f["fill_id"] for f in queries.fills(store.conn)] == ["f1", "f2"]
+
+
+def _mixed_batch() -> list[JournalRecord]:
+    return [
+        intent(1),
+        status(9, "order_accepted", venue_order_id="v9"),  # never seen submitting
+        submitting(1),
+        intent(2),
+        denied(2, "max_position"),
+        intent(3),
+        status(1, "order_accepted", venue_order_id="v1"),
+        submitting(9),  # after its first update: the 'unknown' row stays
+        filled(1, "f1", 0.5, 99.0, cumulative=0.5, avg=99.0, order_status="partially_filled"),
+        rec("h1", "health_changed", {"component": "risk", "status": "degraded"}),
+        status(9, "order_rejected", reason="no margin"),
+        filled(1, "f2", 1.5, 101.0, cumulative=2.0, avg=100.5, order_status="filled"),
+        filled(
+            1,
+            "f1",
+            0.5,
+            99.0,
+            cumulative=0.5,
+            avg=99.0,
+            order_status="partially_filled",
+            event_id="fill/f1/replayed",
+        ),
+        submitting(3),
+        rec("h2", "health_changed", {"component": "risk", "status": "ok"}),
+        status(3, "order_cancelled"),
+        denied(4, "kill_switch"),  # a decision for an intent never journaled
+        intent(4),
+    ]
+
+
+def _projected_rows(store: JournalStore) -> dict[str, list[tuple]]:
+    return {
+        table: store.conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+        for table in ("intents", "orders", "fills")
+    } | {"state": store.conn.execute("SELECT * FROM state ORDER BY scope, key").fetchall()}
+
+
+@pytest.mark.parametrize("first", [0, 1, 7, 9])
+def test_a_batch_projects_exactly_as_its_records_do_one_at_a_time(
+    tmp_path: Path, first: int
+) -> None:
+    """``first`` records are committed before, one at a time, so the batch also meets rows (and
+    a fill) already journaled."""
+    records = _mixed_batch()
+    with (
+        JournalStore.open(tmp_path / "one", DEPLOYMENT) as one,
+        JournalStore.open(tmp_path / "batch", DEPLOYMENT) as batch,
+    ):
+        for r in records:
+            one.commit([r])
+        for r in records[:first]:
+            batch.commit([r])
+        batch.commit(records[first:])
+        assert _projected_rows(batch) == _projected_rows(one)

@@ -9,12 +9,14 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import CORRUPTION_SEEDS, garbage, seed_id
 from tests.unit.journal.factories import DEPLOYMENT, notes, rec
+from tradeplane import durable
 from tradeplane.core.errors import OperationalError
 from tradeplane.journal import queries, schema
 from tradeplane.journal.reader import verify_journal
@@ -115,6 +117,28 @@ def test_state_write_with_non_finite_value_is_a_value_error(store: JournalStore)
 def test_empty_commit_returns_nothing(store: JournalStore) -> None:
     assert store.commit([]) == []
     assert store.last_seq == 0
+
+
+def test_commit_writes_its_lines_but_leaves_the_jsonl_sync_to_a_thread_and_close(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_sync = durable.fsync_file
+    on_caller: list[bool] = []  # one entry per fdatasync of the JSONL: made by the caller?
+    caller = threading.current_thread()
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        inode = store.jsonl_path.stat().st_ino
+
+        def recording_sync(fd: int) -> None:
+            if os.fstat(fd).st_ino == inode:
+                on_caller.append(threading.current_thread() is caller)
+            real_sync(fd)
+
+        monkeypatch.setattr(durable, "fsync_file", recording_sync)
+        store.commit(notes(3))
+        store.commit(notes(2, start=3))
+        assert [line["seq"] for line in jsonl(store)] == [1, 2, 3, 4, 5]  # written at commit
+        assert True not in on_caller  # the SQLite commit is the ack; the mirror syncs later
+    assert on_caller[-1] is True  # close syncs what is left
 
 
 def test_commit_after_close_is_refused(state_dir: Path) -> None:
