@@ -30,19 +30,22 @@ log = logging.getLogger(__name__)
 BACKSTOP_PAGES = 16_384  # 64 MiB of 4 KiB pages: the writer checkpoints itself beyond this
 
 
-class Checkpointer:
-    def __init__(self, db_path: Path, fsync: bool, interval_s: float = 0.05) -> None:
-        self._conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA busy_timeout = 5000")
-        self._conn.execute(f"PRAGMA synchronous = {'FULL' if fsync else 'NORMAL'}")
+class _Coalescer:
+    """A daemon thread that runs ``_work`` after ``wake`` (the wakes of ``interval_s`` coalesced
+    into one run); ``_work`` returning False runs it again after the pause."""
+
+    def __init__(self, name: str, interval_s: float) -> None:
         self._interval_s = interval_s
         self._wake = threading.Event()
         self._stop = False
-        self._thread = threading.Thread(target=self._run, name="journal-checkpoint", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def committed(self) -> None:
+    def wake(self) -> None:
         self._wake.set()
+
+    def _work(self) -> bool:
+        raise NotImplementedError
 
     def _run(self) -> None:
         while True:
@@ -50,44 +53,53 @@ class Checkpointer:
             if self._stop:
                 return
             self._wake.clear()
-            try:
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            except sqlite3.Error as exc:  # the writer's backstop still checkpoints
-                log.warning("journal checkpoint failed (retried after the next commit): %s", exc)
+            if not self._work():
+                self._wake.set()
             time.sleep(self._interval_s)
 
-    def close(self) -> None:
+    def _join(self) -> None:
         self._stop = True
         self._wake.set()
         self._thread.join()
+
+
+class Checkpointer(_Coalescer):
+    def __init__(self, db_path: Path, fsync: bool, interval_s: float = 0.05) -> None:
+        self._conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA busy_timeout = 5000")
+        self._conn.execute(f"PRAGMA synchronous = {'FULL' if fsync else 'NORMAL'}")
+        super().__init__("journal-checkpoint", interval_s)
+
+    def committed(self) -> None:
+        self.wake()
+
+    def _work(self) -> bool:
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:  # the writer's backstop still checkpoints
+            log.warning("journal checkpoint failed (retried after the next commit): %s", exc)
+        return True
+
+    def close(self) -> None:
+        self._join()
         self._conn.close()
 
 
-class MirrorSyncer:
+class MirrorSyncer(_Coalescer):
     """fdatasyncs the JSONL (``fd``, owned by the store, which closes this first) after commits
     write to it, at most every ``interval_s``; ``close`` makes the last sync."""
 
     def __init__(self, fd: int, path: Path, interval_s: float = 0.002) -> None:
         self._fd = fd
         self._path = path
-        self._interval_s = interval_s
-        self._wake = threading.Event()
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, name="journal-jsonl-sync", daemon=True)
-        self._thread.start()
+        super().__init__("journal-jsonl-sync", interval_s)
 
     def written(self) -> None:
-        self._wake.set()
+        self.wake()
 
-    def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            if self._stop:
-                return
-            self._wake.clear()
-            if not self._sync():
-                self._wake.set()  # retried after the pause: the lines are still to be synced
-            time.sleep(self._interval_s)
+    def _work(self) -> bool:
+        """False when the sync failed: retried after the pause (the lines are still unsynced)."""
+        return self._sync()
 
     def _sync(self) -> bool:
         try:
@@ -98,7 +110,5 @@ class MirrorSyncer:
         return True
 
     def close(self) -> None:
-        self._stop = True
-        self._wake.set()
-        self._thread.join()
+        self._join()
         self._sync()
