@@ -180,14 +180,14 @@ class RayChildAdapter:
         return "returned"
 
     async def promote(self, spec: ChildSpec, name: str, *, epoch: int = 0, **init: Any) -> None:
-        from tradeplane.actors.standby import class_path
+        from tradeplane.supervisor.specs import class_path_of
 
         handle = self.standbys.pop(name, None)
         if handle is None:
             raise ChildGone(f"standby {name}: no handle")
         try:
             await handle.promote.remote(
-                spec.role, class_path(spec.actor_class), spec.args, epoch, init
+                spec.role, class_path_of(spec.actor_class), spec.args, epoch, init
             )
         except RayActorError as exc:
             raise ChildGone(f"standby {name}: {type(exc).__name__}") from exc

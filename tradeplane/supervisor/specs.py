@@ -43,6 +43,16 @@ class LazyActorClass:
         return f"{self.module}.{self.name}"
 
 
+def class_path_of(actor_class: Any) -> str:
+    """``module:qualname`` of a child's actor class, for a standby to build it by (a lazy one
+    without importing it here)."""
+    if isinstance(actor_class, LazyActorClass):
+        return f"{actor_class.module}:{actor_class.name}"
+    from tradeplane.actors.standby import class_path
+
+    return class_path(actor_class)
+
+
 BrokerActor = LazyActorClass("tradeplane.actors.broker", "BrokerActor")
 FeedActor = LazyActorClass("tradeplane.actors.feed", "FeedActor")
 JournalActor = LazyActorClass("tradeplane.actors.journal", "JournalActor")

@@ -28,3 +28,11 @@ def test_supervisor_actor_imported_then_no_child_actor_module_imported_yet() -> 
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_child_class_then_a_standby_can_build_it_from_its_path() -> None:
+    from tradeplane.actors.standby import load_class, plain_class
+
+    for spec in specs.child_specs(config(), "run-1", {"a": ""}):
+        path = specs.class_path_of(spec.actor_class)
+        assert load_class(path) is plain_class(spec.actor_class.resolve()), spec.role
