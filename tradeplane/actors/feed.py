@@ -231,25 +231,27 @@ class FeedActor(SupervisedActor):
         )
         self.outbox.journal([record], [])
 
-    async def _publish(self, bars: list[Bar], *, checked: bool = False) -> None:
-        recv = time.time()
-        good: list[Bar] = [] if not checked else bars
-        for bar in [] if checked else bars:
+    def _checked(self, bars: list[Bar], recv: float) -> list[Bar]:
+        """The bars that pass the check again at the edge (bars from any source); each one
+        that fails is counted and journaled as rejected."""
+        good: list[Bar] = []
+        for bar in bars:
             try:
-                bar.__post_init__()  # bars from any source are checked again at the edge
+                bar.__post_init__()
             except InvalidMarketData as exc:
                 self.rejected_bars += 1
                 self._bars_rejected.add(1)
-                self.outbox.journal(
-                    [
-                        event_record(
-                            self.deployment, EventKind.BAR_REJECTED, recv, {"reason": str(exc)}
-                        )
-                    ],
-                    [],
+                record = event_record(
+                    self.deployment, EventKind.BAR_REJECTED, recv, {"reason": str(exc)}
                 )
+                self.outbox.journal([record], [])
                 continue
             good.append(bar)
+        return good
+
+    async def _publish(self, bars: list[Bar], *, checked: bool = False) -> None:
+        recv = time.time()
+        good = bars if checked else self._checked(bars, recv)
         if not good:
             return
         self.bars += len(good)

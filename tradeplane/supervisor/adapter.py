@@ -15,7 +15,7 @@ from tradeplane.cluster.nodes import cluster_nodes
 from tradeplane.cluster.placement import NodeInfo
 from tradeplane.core.run_record import RunRecord
 from tradeplane.protocol.api import A, ChildApi, JournalApi, Method, P, R
-from tradeplane.protocol.roles import NAMESPACE, ROLE_JOURNAL, Role, actor_name
+from tradeplane.protocol.roles import ROLE_JOURNAL, Role, actor_name
 from tradeplane.supervisor.specs import ChildSpec
 
 
@@ -290,9 +290,7 @@ class RayChildAdapter:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while loop.time() < deadline:
-            try:
-                ray.get_actor(name, namespace=NAMESPACE)
-            except ValueError:
+            if names.named(name) is None:
                 return
             await asyncio.sleep(0.02)
 

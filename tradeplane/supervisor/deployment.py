@@ -18,7 +18,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tradeplane.actors.common import Remote
 from tradeplane.cluster import kv, venue_claims
-from tradeplane.cluster.names import current_name, resolve_actor, standby_names
+from tradeplane.cluster.names import current_name, named, resolve_actor, standby_names
 from tradeplane.cluster.nodes import cluster_nodes, current_node_id
 from tradeplane.cluster.placement import NodeInfo, PlacementError, eligible, resolve_node
 from tradeplane.config.models import TradeplaneConfig
@@ -165,10 +165,7 @@ def supervisor_name(deployment: str) -> str:
 
 
 def find_supervisor(deployment: str) -> Any | None:
-    try:
-        return ray.get_actor(supervisor_name(deployment), namespace=NAMESPACE)
-    except ValueError:
-        return None
+    return named(supervisor_name(deployment))
 
 
 def list_deployments() -> list[str]:
@@ -225,8 +222,8 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
         lost["reaped"] = leftovers
     # Standbys an earlier run left behind (its supervisor gone) play no role now: they go.
     for standby in standby_names(name):
-        with contextlib.suppress(ValueError):
-            ray.kill(ray.get_actor(standby, namespace=NAMESPACE), no_restart=True)
+        if (handle := named(standby)) is not None:
+            ray.kill(handle, no_restart=True)
     cfg = without_credentials(cfg)  # the broker and the journal read them on their node
     sources = read_sources(cfg)
     venue_claims.claim(cfg, lambda other: find_supervisor(other) is not None)
@@ -278,16 +275,12 @@ def reap(deployment: str, roles: list[str], timeout_s: float = 30.0) -> None:
     """Kill ``roles``' actors by name and wait until Ray has freed their names."""
     names = {role: current_name(deployment, role) for role in roles}
     for name in names.values():
-        try:
-            ray.kill(ray.get_actor(name, namespace=NAMESPACE))
-        except ValueError:
-            continue
+        if (handle := named(name)) is not None:
+            ray.kill(handle)
     deadline = time.monotonic() + timeout_s
     for role, name in names.items():
         while time.monotonic() < deadline:
-            try:
-                ray.get_actor(name, namespace=NAMESPACE)
-            except ValueError:
+            if named(name) is None:
                 break
             time.sleep(0.05)
         else:
