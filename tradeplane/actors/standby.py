@@ -137,11 +137,7 @@ class StandbyHost:
         cls = load_class(class_ref)
         impl = cls(*args, epoch=epoch, **init)
         self.impl, self.role, self.promoted_ts = impl, role, time.time()
-        self._methods = {
-            name: getattr(impl, name)
-            for name in dir(cls)
-            if not name.startswith("_") and name not in OWN_METHODS
-        }
+        self._methods = {name: getattr(impl, name) for name in served_methods([cls])}
         return {"role": role, "promote_s": round(time.perf_counter() - started, 4)}
 
     async def standby_info(self) -> dict[str, Any]:
