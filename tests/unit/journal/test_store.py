@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import CORRUPTION_SEEDS, garbage, seed_id
+from tests.helpers import CORRUPTION_SEEDS, eventually, garbage, seed_id
 from tests.unit.journal.factories import DEPLOYMENT, notes, rec
 from tradeplane import durable
 from tradeplane.core.errors import OperationalError
@@ -139,6 +139,29 @@ def test_commit_writes_its_lines_but_leaves_the_jsonl_sync_to_a_thread_and_close
         assert [line["seq"] for line in jsonl(store)] == [1, 2, 3, 4, 5]  # written at commit
         assert True not in on_caller  # the SQLite commit is the ack; the mirror syncs later
     assert on_caller[-1] is True  # close syncs what is left
+
+
+def test_jsonl_sync_that_fails_then_retried_by_its_thread_without_another_commit(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_sync = durable.fsync_file
+    attempts: list[bool] = []  # one entry per fdatasync of the JSONL: did it succeed?
+    with JournalStore.open(state_dir, DEPLOYMENT) as store:
+        inode = store.jsonl_path.stat().st_ino
+
+        def failing_once(fd: int) -> None:
+            if os.fstat(fd).st_ino == inode:
+                if not attempts:
+                    attempts.append(False)
+                    raise OSError(5, "Input/output error")
+                attempts.append(True)
+            real_sync(fd)
+
+        monkeypatch.setattr(durable, "fsync_file", failing_once)
+        store.commit(notes(2))
+        # No further commit wakes the thread: the failed sync is retried on its own.
+        eventually(lambda: True in attempts, timeout_s=5, what="the JSONL sync retried")
+        assert attempts[0] is False
 
 
 def test_commit_after_close_is_refused(state_dir: Path) -> None:
