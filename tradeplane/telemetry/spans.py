@@ -145,18 +145,8 @@ class SpanBuilder:
         flatten = data.get("source") == "flatten"
         end = _event_ts(ev)
         start = _first(data.get("bar_recv_ts"), end)
-        return [
-            root_span(
-                ctx,
-                RISK_FLATTEN if flatten else STRATEGY_INTENT,
-                "risk" if flatten else "strategy",
-                start,
-                end,
-                {**attrs, **_attrs(trigger=data.get("trigger"), reason=data.get("reason"))},
-                ev,
-                kind="producer",
-            )
-        ]
+        extra = _attrs(trigger=data.get("trigger"), reason=data.get("reason"))
+        return [_intent_root(ctx, flatten, start, end, {**attrs, **extra}, ev)]
 
     def _carried_root(self, order: _Order, ev: Event) -> list[TraceSpan]:
         """The intent's root span from the intent a decision's record carries, when the intent
@@ -179,18 +169,7 @@ class SpanBuilder:
             **order.attrs,
             **_attrs(order_type=carried.get("order_type"), trigger=carried.get("trigger")),
         }
-        return [
-            root_span(
-                ctx,
-                RISK_FLATTEN if flatten else STRATEGY_INTENT,
-                "risk" if flatten else "strategy",
-                start,
-                end,
-                attrs,
-                ev,
-                kind="producer",
-            )
-        ]
+        return [_intent_root(ctx, flatten, start, end, attrs, ev)]
 
     def _denied(self, ev: Event) -> list[TraceSpan]:
         order = self._order(ev)
@@ -444,3 +423,25 @@ class SpanBuilder:
 
 def _intent_key(ev: Event, order: _Order) -> str:
     return str(ev.get("intent_id") or order.attrs.get("tradeplane.intent_id") or "")
+
+
+def _intent_root(
+    ctx: TraceContext,
+    flatten: bool,
+    start: float,
+    end: float,
+    attributes: dict[str, AttributeValue],
+    ev: Event,
+) -> TraceSpan:
+    """An intent's trace root: risk's flatten (risk made the intent) or the strategy's intent,
+    from its own record or from the one a decision's record carries."""
+    return root_span(
+        ctx,
+        RISK_FLATTEN if flatten else STRATEGY_INTENT,
+        "risk" if flatten else "strategy",
+        start,
+        end,
+        attributes,
+        ev,
+        kind="producer",
+    )
