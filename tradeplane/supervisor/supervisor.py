@@ -549,7 +549,9 @@ class Supervisor:
         result: dict[str, Any] = await self.adapter.call(
             10.0, role, FaultTargetApi.inject_fault, kind, duration_s, extra
         )
-        self.journal(
+        # The operator's command returns once its record is in the journal, so what the CLI
+        # reported and what the journal holds agree the moment it returns.
+        await self.journal_durably(
             EventKind.FAULT_INJECTED,
             {"kind": kind, "target": role, "duration_s": duration_s, "params": extra},
         )
@@ -565,7 +567,7 @@ class Supervisor:
                     cleared[role] = await self.adapter.call(
                         10.0, role, FaultTargetApi.clear_faults, kind
                     )
-        self.journal(EventKind.FAULTS_CLEARED, {"kind": kind, "cleared": cleared})
+        await self.journal_durably(EventKind.FAULTS_CLEARED, {"kind": kind, "cleared": cleared})
         return cleared
 
     # -- status --------------------------------------------------------------------------------

@@ -399,3 +399,21 @@ def test_deployed_feed_not_yet_started_then_ticks_at_the_monitor_cadence() -> No
         assert sup.tick_interval() == 0.25  # ok must follow the first bars at once
 
     run(scenario)
+
+
+def test_fault_injected_then_the_command_returns_only_after_its_record_is_committed() -> None:
+    async def scenario() -> None:
+        sup, adapter, _ = await running()
+        awaited: list[str] = []
+        journal = adapter.journal
+
+        async def journal_spy(records: list[Any], state: list[Any], *, retry_s: float) -> None:
+            await journal(records, state, retry_s=retry_s)
+            awaited.extend(r.kind for r in records)
+
+        adapter.journal = journal_spy  # type: ignore[method-assign]
+        await sup.inject_fault("reject_orders", 1.0)
+        await sup.clear_faults("reject_orders")
+        assert awaited == ["fault_injected", "faults_cleared"]
+
+    run(scenario)
