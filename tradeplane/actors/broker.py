@@ -187,6 +187,11 @@ class BrokerActor(SupervisedActor):
             return False
         self._in_submit.add(coid)
         self._attempts[coid] = asyncio.Event()
+        # Where this submit will go, fixed before it is journaled: it is sent to that venue
+        # incarnation or not at all, so a restarted venue's "not here" can settle it at once.
+        incarnation = self.venue.incarnation
+        if incarnation is not None:
+            self.resolver.submitted_to[coid] = incarnation
         try:
             span = submit_context(cmd.traceparent, coid)
             if span is not None:
@@ -199,6 +204,7 @@ class BrokerActor(SupervisedActor):
                 cmd,
                 broker_received_ts=entered,
                 traceparent=self._traceparents.get(coid),
+                venue_incarnation=incarnation,
             )
             # Durable before anything leaves: a crash after this line is resolved by asking.
             # A replaced broker, or an order approved by a replaced risk: refused here
@@ -208,6 +214,7 @@ class BrokerActor(SupervisedActor):
                 durable = time.time()
             except StaleEpochError:
                 self.core.forget_unsent(coid)
+                self.resolver.forget([coid])
                 log.error("order %s refused by the journal (stale epoch): not sent", coid)
                 return False
             intent = cmd.intent
@@ -224,6 +231,7 @@ class BrokerActor(SupervisedActor):
                 quantity=intent.quantity,
                 order_type=intent.order_type,
                 limit_price=intent.limit_price,
+                venue_incarnation=incarnation,
             )
             self.submits += 1
             self._orders_sent.add(1)
@@ -402,6 +410,7 @@ class BrokerActor(SupervisedActor):
         closed = [e.order.client_order_id for e in events if e.order.is_terminal]
         for coid in closed:
             self._traceparents.pop(coid, None)
+        self.resolver.forget(closed)
         if fills or closed:
             self.outbox.send_nowait(
                 ROLE_RISK,

@@ -39,6 +39,9 @@ class Resolver:
         self.venue_failed = venue_failed
         self.journal_events = journal_events
         self.now = now
+        # The venue incarnation each open order's submit was addressed to (recorded by the
+        # broker before it journals ``order_submitting``; forgotten once the order is closed).
+        self.submitted_to: dict[str, int] = {}
         # How each order was settled (for the start-up reconciliation report).
         self.resolutions: deque[dict[str, Any]] = deque(maxlen=1000)
         self._reported: set[str] = set()
@@ -50,7 +53,8 @@ class Resolver:
 
     async def resolve_once(self) -> list[str]:
         """Ask the venue about every order in submitting/unknown; close those it never saw once
-        the grace period has passed. Returns those still waiting for an answer."""
+        the grace period has passed, or at once when a restarted venue's answer is final
+        (``core.unconfirmed.settle``). Returns those still waiting for an answer."""
         pending = [
             o
             for status in (OrderStatus.PENDING_SUBMIT, OrderStatus.UNKNOWN)
@@ -61,14 +65,18 @@ class Resolver:
         for order in pending:
             coid = order.client_order_id
             try:
-                seen = await self.venue.order(coid)
+                answer = await self.venue.lookup(coid)
             except TransientError as exc:
                 self.venue_failed(exc)
                 return [o.client_order_id for o in pending]
+            seen = answer.state
             action = settle(
                 at_venue=seen is not None,
                 unanswered_for_s=self.now() - order.updated_ts,
                 grace_s=self.grace_s,
+                submitted_to=self.submitted_to.get(coid),
+                answered_by=answer.incarnation,
+                answers_final=self.venue.final_lookups,
             )
             if action is Settle.FOUND:  # its events arrive on the stream
                 status = seen.status if seen is not None else "?"
@@ -81,6 +89,11 @@ class Resolver:
                 if event is not None:
                     self._resolved(coid, f"rejected {NOT_RECEIVED}", order.status.value)
         return waiting
+
+    def forget(self, coids: list[str]) -> None:
+        """These orders are closed: no question about them is left to settle."""
+        for coid in coids:
+            self.submitted_to.pop(coid, None)
 
     def _resolved(self, coid: str, outcome: str, was: str) -> None:
         if coid not in self._reported:

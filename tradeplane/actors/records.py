@@ -138,19 +138,21 @@ def submitting_record(
     *,
     broker_received_ts: float,
     traceparent: str | None = None,
+    venue_incarnation: int | None = None,
 ) -> JournalRecord:
     """The broker's ``order_submitting``: the only record durable before an order leaves, so it
     also carries the intent (``intent``: what the strategy's intent record holds beyond the
     order's own fields, with the intent's root ``traceparent``) and risk's decision
     (``decision``); the strategy's intent record and risk's approval, journaled off the critical
-    path, can then be lost without losing the intent, its decision or a span of its trace."""
+    path, can then be lost without losing the intent, its decision or a span of its trace.
+    ``venue_incarnation``: the venue incarnation the submit is addressed to, when known."""
     i = cmd.intent
     timing = {
         "risk_received_ts": cmd.received_ts,
         "approved_ts": cmd.approved_ts,
         "broker_received_ts": broker_received_ts,
     }
-    extra = {
+    extra: dict[str, Any] = {
         "trace": timing,
         "intent": carried_intent(i),
         "decision": {
@@ -163,6 +165,8 @@ def submitting_record(
             "traceparent": cmd.traceparent,
         },
     }
+    if venue_incarnation is not None:
+        extra["venue_incarnation"] = venue_incarnation
     return order_record(deployment, ev, traceparent=traceparent, extra=extra)
 
 

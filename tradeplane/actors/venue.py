@@ -17,7 +17,7 @@ from typing import Any
 
 import ray
 
-from tradeplane.actors.common import Peers, SupervisedActor, process_info
+from tradeplane.actors.common import Peers, Remote, SupervisedActor, process_info
 from tradeplane.config.models import SimVenueConfig
 from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import TransientError
@@ -27,6 +27,7 @@ from tradeplane.protocol.events import VenueEventKind
 from tradeplane.protocol.roles import ROLE_VENUE
 from tradeplane.telemetry.metrics import ActorMetrics
 from tradeplane.venues.base import (
+    OrderLookup,
     VenueEvent,
     VenueOrderRequest,
     VenueOrderState,
@@ -184,6 +185,10 @@ class SimVenueActor(SupervisedActor):
         self, deployment: str, state_dir: str, cfg: SimVenueConfig, *, epoch: int = 0
     ) -> None:
         self.deployment = deployment
+        # This incarnation (the supervisor's epoch, strictly increasing across restarts). Its
+        # store is opened in exclusive locking mode, so it exists only once every earlier
+        # incarnation has let go of the store: none of them can place an order any more.
+        self.epoch = epoch
         # Faults live in memory only: a restarted venue actor starts healthy.
         faults = FaultBook(SystemClock(), seed=cfg.seed, target="venue")
         self.sim = StreamingSimVenue(open_sim_venue(sim_venue_db(Path(state_dir)), cfg), faults)
@@ -210,6 +215,13 @@ class SimVenueActor(SupervisedActor):
 
     async def submit(self, req: VenueOrderRequest) -> list[VenueEvent]:
         self._requests.add(1, {"request": "submit"})
+        if req.venue_incarnation is not None and req.venue_incarnation != self.epoch:
+            # Addressed to an incarnation this one replaced: the broker may already have been
+            # told that this order is not here, so it must never be placed (final_lookups).
+            raise VenueUnavailable(
+                f"submit {req.client_order_id} was addressed to venue incarnation "
+                f"{req.venue_incarnation}, this is {self.epoch}: not placed"
+            )
         return await self.sim.submit(req)
 
     async def cancel(self, client_order_id: str) -> list[VenueEvent]:
@@ -224,6 +236,12 @@ class SimVenueActor(SupervisedActor):
 
     async def order(self, client_order_id: str) -> VenueOrderState | None:
         return await self.sim.order(client_order_id)
+
+    async def lookup(self, client_order_id: str) -> OrderLookup:
+        return OrderLookup(await self.sim.order(client_order_id), self.epoch)
+
+    async def incarnation(self) -> int:
+        return self.epoch
 
     async def open_orders(self) -> list[VenueOrderState]:
         return await self.sim.open_orders()
@@ -240,6 +258,7 @@ class SimVenueActor(SupervisedActor):
     async def heartbeat(self) -> dict[str, Any]:
         return {
             "role": ROLE_VENUE,
+            "epoch": self.epoch,
             "ts": time.time(),
             "process": process_info(),
             "last_seq": self.sim.venue.last_seq,
@@ -256,6 +275,14 @@ class SimVenueActor(SupervisedActor):
 
 class _InProcessLink:
     """Nothing to connect or keep up: the sim venue's stream numbers itself."""
+
+    @property
+    def final_lookups(self) -> bool:
+        return False
+
+    @property
+    def incarnation(self) -> int | None:
+        return None
 
     async def open(self, cursor: int) -> None:
         return None
@@ -282,6 +309,9 @@ class LocalVenueClient(_InProcessLink):
 
     async def order(self, client_order_id: str) -> VenueOrderState | None:
         return await self.sim.order(client_order_id)
+
+    async def lookup(self, client_order_id: str) -> OrderLookup:
+        return OrderLookup(await self.sim.order(client_order_id))
 
     async def open_orders(self) -> list[VenueOrderState]:
         return await self.sim.open_orders()
@@ -314,16 +344,64 @@ def refused_by_venue(exc: BaseException) -> VenueUnavailable | None:
 
 
 class RayVenueClient(_InProcessLink):
-    """Paper mode on the sim venue: calls the venue actor with bounded timeouts."""
+    """Paper mode on the sim venue: calls the venue actor with bounded timeouts.
+
+    Its lookups are final (``final_lookups``): each handle is bound to the incarnation of the
+    venue actor behind it (asked once, when the handle is new; Ray never moves a handle's calls
+    to another actor, and the venue's actors are not restarted by Ray), and a submit addressed
+    to an incarnation goes only to that incarnation's handle."""
 
     def __init__(self, peers: Peers, *, call_timeout_s: float = 5.0) -> None:
         self.peers = peers
         self.call_timeout_s = call_timeout_s
         self._connected = True
+        self._bound: tuple[Any, int] | None = None  # (handle, its venue incarnation)
 
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def final_lookups(self) -> bool:
+        return True
+
+    @property
+    def incarnation(self) -> int | None:
+        return None if self._bound is None else self._bound[1]
+
+    async def _venue(self) -> tuple[Remote[VenueApi], int]:
+        """The venue actor's handle and its incarnation (asked once per new handle)."""
+        venue = self.peers.remote(ROLE_VENUE)
+        if venue is None:
+            self._bound = None
+            self._connected = False
+            raise TransientError("venue actor not found")
+        if self._bound is None or self._bound[0] is not venue.handle:
+            self._bound = None
+            incarnation = await self._answer(
+                self.call_timeout_s, "incarnation", venue.call(VenueApi.incarnation)
+            )
+            self._bound = (venue.handle, incarnation)
+        return venue, self._bound[1]
+
+    async def _answer(self, timeout_s: float, name: str, ref: Awaitable[R]) -> R:
+        try:
+            async with asyncio.timeout(timeout_s):
+                result = await ref
+        except (ray.exceptions.RayActorError, TimeoutError) as exc:
+            self.peers.forget(ROLE_VENUE)
+            self._bound = None
+            self._connected = False
+            raise TransientError(f"venue {name} failed: {type(exc).__name__}") from exc
+        except ray.exceptions.RayTaskError as exc:
+            refusal = refused_by_venue(exc)
+            if refusal is None:
+                raise
+            # The actor is alive (keep its handle); only our connection to it is down.
+            self._connected = False
+            raise TransientError(f"venue {name} refused: {refusal}") from exc
+        self._connected = True
+        return result
 
     async def _call(
         self,
@@ -340,30 +418,27 @@ class RayVenueClient(_InProcessLink):
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> R:
-        venue = self.peers.remote(ROLE_VENUE)
-        name = method.__name__
-        if venue is None:
-            self._connected = False
-            raise TransientError("venue actor not found")
-        try:
-            async with asyncio.timeout(timeout_s):
-                result = await venue.call(method, *args, **kwargs)
-        except (ray.exceptions.RayActorError, TimeoutError) as exc:
-            self.peers.forget(ROLE_VENUE)
-            self._connected = False
-            raise TransientError(f"venue {name} failed: {type(exc).__name__}") from exc
-        except ray.exceptions.RayTaskError as exc:
-            refusal = refused_by_venue(exc)
-            if refusal is None:
-                raise
-            # The actor is alive (keep its handle); only our connection to it is down.
-            self._connected = False
-            raise TransientError(f"venue {name} refused: {refusal}") from exc
-        self._connected = True
-        return result
+        venue, _ = await self._venue()
+        return await self._answer(timeout_s, method.__name__, venue.call(method, *args, **kwargs))
 
     async def submit(self, req: VenueOrderRequest) -> list[VenueEvent]:
-        return await self._call(VenueApi.submit, req)
+        venue, incarnation = await self._venue()
+        addressed = req.venue_incarnation
+        if addressed is not None and addressed != incarnation:
+            # The venue was replaced after the broker journaled this order for the earlier
+            # one: not sent, so "not at the venue" is the truth (the resolver closes it).
+            raise TransientError(
+                f"venue submit not sent: addressed to incarnation {addressed}, "
+                f"the venue is now {incarnation}"
+            )
+        return await self._answer(self.call_timeout_s, "submit", venue.call(VenueApi.submit, req))
+
+    async def lookup(self, client_order_id: str) -> OrderLookup:
+        venue, _ = await self._venue()
+        answer: OrderLookup = await self._answer(
+            self.call_timeout_s, "lookup", venue.call(VenueApi.lookup, client_order_id)
+        )
+        return answer
 
     async def cancel(self, client_order_id: str) -> list[VenueEvent]:
         return await self._call(VenueApi.cancel, client_order_id)

@@ -352,7 +352,9 @@ class SupervisorConfig(FrozenModel):
     venue never saw. Off: such orders are closed as rejected (never guessed). Default false."""
     unconfirmed_grace_s: float = Field(default=2.0, ge=0)
     """How long the broker waits for the venue to show an order left in submitting by a crash
-    before it closes it. Default 2."""
+    before it closes it, where the venue's answer is not final: a submit may still be on its way
+    (IB). An order sent to an earlier incarnation of a venue whose answers are final once it has
+    restarted (the built-in sim venue) and not at the new one is closed at once. Default 2."""
     standbys: bool = True
     """Keep a pre-started standby actor per node that hosts the deployment's pinned roles (the
     state node, the feed's node): a role that dies there is taken over by it, skipping a new

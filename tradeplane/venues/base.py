@@ -28,6 +28,10 @@ class VenueOrderRequest:
     quantity: float
     order_type: OrderType
     limit_price: float | None = None
+    venue_incarnation: int | None = None
+    """The venue incarnation this submit is addressed to (``VenueClient.incarnation`` when the
+    broker journaled it), or None. A venue with final lookups places it only there: a submit
+    meant for an incarnation that has since been replaced is refused, never placed late."""
 
     def __post_init__(self) -> None:
         # Enum fields are a programming contract (a typo is a bug, not a venue reject); numbers
@@ -92,6 +96,15 @@ class VenueEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderLookup:
+    """A venue's answer to "do you have this order?" and which incarnation of it answered."""
+
+    state: VenueOrderState | None
+    incarnation: int | None = None
+    """The answering venue's incarnation, when the venue has them (``final_lookups``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class VenuePosition:
     symbol: str
     quantity: float  # signed, short < 0
@@ -110,6 +123,9 @@ class VenueClient(Protocol):
     async def submit(self, req: VenueOrderRequest) -> list[VenueEvent]: ...
     async def cancel(self, client_order_id: str) -> list[VenueEvent]: ...
     async def order(self, client_order_id: str) -> VenueOrderState | None: ...
+    async def lookup(self, client_order_id: str) -> OrderLookup:
+        """``order``, with the incarnation of the venue that answered."""
+
     async def open_orders(self) -> list[VenueOrderState]: ...
     async def positions(self) -> dict[str, VenuePosition]: ...
     async def events_since(self, seq: int, limit: int, wait_s: float) -> list[VenueEvent]: ...
@@ -117,6 +133,18 @@ class VenueClient(Protocol):
     def on_bars(self, bars: list[Bar]) -> None: ...
     @property
     def connected(self) -> bool: ...
+    @property
+    def final_lookups(self) -> bool:
+        """True when the venue's "I do not have it" is final for every order submitted to an
+        earlier incarnation of it: that incarnation is gone and can place nothing any more, and
+        a submit addressed to it (``VenueOrderRequest.venue_incarnation``) is never placed by a
+        later one. Then an order the restarted venue does not have is closed at once instead of
+        after ``unconfirmed_grace_s``. False for a real venue, where an order can arrive late."""
+
+    @property
+    def incarnation(self) -> int | None:
+        """The incarnation of the venue the next call goes to, when known (else None)."""
+
     def close(self) -> None: ...
 
 

@@ -12,19 +12,28 @@ from tradeplane.core.errors import TransientError
 from tradeplane.core.execution import ExecutionCore, OrderEvent
 from tradeplane.core.model import Intent, OrderType, Side, SubmitOrder
 from tradeplane.core.orders import OrderStatus
+from tradeplane.venues.base import OrderLookup
 
 
 class FakeVenue:
-    def __init__(self, known: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        known: dict[str, Any] | None = None,
+        *,
+        final_lookups: bool = False,
+        incarnation: int | None = None,
+    ) -> None:
         self.known = known or {}
         self.down = False
         self.asked: list[str] = []
+        self.final_lookups = final_lookups
+        self.incarnation = incarnation
 
-    async def order(self, client_order_id: str) -> Any:
+    async def lookup(self, client_order_id: str) -> OrderLookup:
         self.asked.append(client_order_id)
         if self.down:
             raise TransientError("venue down")
-        return self.known.get(client_order_id)
+        return OrderLookup(self.known.get(client_order_id), self.incarnation)
 
 
 class Seen:
@@ -91,3 +100,39 @@ def test_order_whose_submit_is_still_running_then_left_to_its_own_call() -> None
     clock.advance(60.0)
     asyncio.run(r.resolve_once())
     assert [e.client_order_id for e in (e.order for e in journaled if e)] == ["tpb"]
+
+
+def test_order_sent_to_a_venue_incarnation_since_replaced_then_closed_at_once() -> None:
+    clock = ManualClock()
+    r, journaled, _ = resolver(FakeVenue(final_lookups=True, incarnation=8), clock)
+    r.submitted_to.update({"tpa": 7, "tpb": 8})
+    clock.advance(0.1)
+    assert asyncio.run(r.resolve_once()) == ["tpb"]  # tpb went to this incarnation: may land
+    assert [e.order.client_order_id for e in journaled if e] == ["tpa"]
+    assert r.core.orders.get("tpa").reason == "NOT_RECEIVED_BY_VENUE"
+
+
+def test_order_sent_to_a_restarted_venue_whose_answers_are_not_final_then_waits() -> None:
+    clock = ManualClock()
+    r, journaled, _ = resolver(FakeVenue(final_lookups=False, incarnation=8), clock)
+    r.submitted_to.update({"tpa": 7, "tpb": 7})
+    clock.advance(0.1)
+    assert sorted(asyncio.run(r.resolve_once())) == ["tpa", "tpb"] and journaled == []
+
+
+def test_order_sent_to_a_since_replaced_incarnation_but_found_then_never_closed() -> None:
+    clock = ManualClock()
+    venue = FakeVenue({"tpa": Seen()}, final_lookups=True, incarnation=8)
+    r, journaled, _ = resolver(venue, clock)
+    r.submitted_to.update({"tpa": 7})
+    clock.advance(60.0)
+    asyncio.run(r.resolve_once())
+    assert r.core.orders.get("tpa").status is OrderStatus.PENDING_SUBMIT
+    assert "tpa" not in [e.order.client_order_id for e in journaled if e]
+
+
+def test_closed_orders_forgotten_then_no_incarnation_kept_for_them() -> None:
+    r, _, _ = resolver(FakeVenue(), ManualClock())
+    r.submitted_to.update({"tpa": 7, "tpb": 7})
+    r.forget(["tpa"])
+    assert r.submitted_to == {"tpb": 7}

@@ -16,6 +16,7 @@ from tradeplane.core.clock import ManualClock
 from tradeplane.core.errors import TransientError
 from tradeplane.core.model import Bar, OrderType, Side
 from tradeplane.core.venue_events import check_venue_event
+from tradeplane.venues.base import OrderLookup
 from tradeplane.venues.sim import SimVenue, VenueOrderRequest
 from tradeplane.venues.sim.faults import MALFORMED_SHAPES, FaultBook, VenueUnavailable
 
@@ -322,10 +323,12 @@ class FakeMethod:
 
 
 class FakeHandle:
-    def __init__(self) -> None:
-        self.outcomes: dict[str, Any] = {}
+    def __init__(self, incarnation: int = 1) -> None:
+        self.outcomes: dict[str, Any] = {"incarnation": incarnation}
+        self.called: list[str] = []
 
     def __getattr__(self, name: str) -> FakeMethod:
+        self.called.append(name)
         return FakeMethod(self.outcomes[name])
 
 
@@ -382,3 +385,58 @@ def test_dead_venue_actor_then_transient_error_and_handle_forgotten() -> None:
     with pytest.raises(TransientError, match="RayActorError"):
         run(client.positions())
     assert client.connected is False and peers.forgotten == ["venue"]
+
+
+# ------------------------------------------------------------ RayVenueClient: venue incarnations
+
+
+def test_venue_client_then_declares_final_lookups() -> None:
+    client, _, _ = _client()
+    assert client.final_lookups is True
+
+
+def test_incarnation_then_asked_once_per_handle_and_known_after() -> None:
+    client, handle, peers = _client()
+    assert client.incarnation is None
+    handle.outcomes["last_seq"] = 4
+    run(client.last_seq())
+    run(client.last_seq())
+    assert handle.called == ["incarnation", "last_seq", "last_seq"]
+    assert client.incarnation == 1
+    peers.handle = FakeHandle(incarnation=2)
+    peers.handle.outcomes["last_seq"] = 0
+    run(client.last_seq())
+    assert peers.handle.called == ["incarnation", "last_seq"] and client.incarnation == 2
+
+
+def test_dead_venue_actor_then_its_incarnation_no_longer_claimed() -> None:
+    client, handle, _ = _client()
+    handle.outcomes["last_seq"] = 4
+    run(client.last_seq())
+    handle.outcomes["positions"] = RayActorError()
+    with pytest.raises(TransientError):
+        run(client.positions())
+    assert client.incarnation is None
+
+
+def test_submit_addressed_to_a_replaced_venue_incarnation_then_not_sent() -> None:
+    client, handle, _ = _client()  # the venue behind the handle is incarnation 1
+    handle.outcomes["submit"] = []
+    req = VenueOrderRequest("c-1", "ACME", Side.BUY, 1.0, OrderType.MARKET, venue_incarnation=0)
+    with pytest.raises(TransientError, match="not sent"):
+        run(client.submit(req))
+    assert "submit" not in handle.called
+
+
+def test_submit_addressed_to_the_current_incarnation_then_sent_there() -> None:
+    client, handle, _ = _client()
+    handle.outcomes["submit"] = []
+    req = VenueOrderRequest("c-1", "ACME", Side.BUY, 1.0, OrderType.MARKET, venue_incarnation=1)
+    assert run(client.submit(req)) == []
+    assert handle.called == ["incarnation", "submit"]
+
+
+def test_lookup_then_the_answer_names_the_incarnation_that_gave_it() -> None:
+    client, handle, _ = _client()
+    handle.outcomes["lookup"] = OrderLookup(None, 1)
+    assert run(client.lookup("c-1")) == OrderLookup(None, 1)

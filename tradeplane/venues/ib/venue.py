@@ -28,6 +28,7 @@ from tradeplane.core.model import OrderType, Side
 from tradeplane.core.retry import Backoff, failure, retrying
 from tradeplane.protocol.events import VenueEventKind
 from tradeplane.venues.base import (
+    OrderLookup,
     VenueEvent,
     VenueFill,
     VenueOrderRequest,
@@ -114,6 +115,16 @@ class IbVenueClient:
     def connected(self) -> bool:
         return self.session.connected
 
+    @property
+    def final_lookups(self) -> bool:
+        # TWS can show an order after saying it has none (a placeOrder still on its way, a
+        # reconnect replaying): "not there" is never final, the grace period applies.
+        return False
+
+    @property
+    def incarnation(self) -> int | None:
+        return None
+
     def close(self) -> None:
         self.session.disconnect()
 
@@ -168,6 +179,9 @@ class IbVenueClient:
         self._check_link("order")
         trade = self._trade(client_order_id)
         return None if trade is None else _state(trade)
+
+    async def lookup(self, client_order_id: str) -> OrderLookup:
+        return OrderLookup(await self.order(client_order_id))
 
     async def open_orders(self) -> list[VenueOrderState]:
         self._check_link("open orders")
