@@ -18,9 +18,10 @@ each record were applied in turn, at a fraction of the statements. What makes th
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from tradeplane.journal import ids
 from tradeplane.journal.records import JournalRecord, dumps_payload
 from tradeplane.protocol.events import ORDER_STATUS_KINDS, EventKind
 
@@ -32,18 +33,22 @@ UPSERT_INTENT = (
     " decision = coalesce(excluded.decision, decision),"
     " reason = coalesce(excluded.reason, reason)"
 )
-INSERT_ORDER = (
+# An order's batch in one statement: the row its first record would insert with the batch's
+# folded update already applied (``_Batch.order_rows``), or, when the order has a row, that
+# update (its own parameters, after the row's). Without an update in the batch, the update's
+# parameters are all null and the conflict changes nothing, as ``DO NOTHING`` would.
+UPSERT_ORDER = (
     "INSERT INTO orders (client_order_id, intent_id, strategy, symbol, side, quantity,"
-    " order_type, limit_price, status, created_ts, updated_ts, seq)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (client_order_id) DO NOTHING"
-)
-UPDATE_ORDER = (
-    "UPDATE orders SET status = coalesce(?, status), venue_order_id = coalesce(?, venue_order_id),"
-    " reason = coalesce(?, reason), filled_quantity = coalesce(?, filled_quantity),"
+    " order_type, limit_price, status, filled_quantity, avg_fill_price, fees, venue_order_id,"
+    " reason, created_ts, updated_ts, seq)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (client_order_id) DO UPDATE SET status = coalesce(?, status),"
+    " venue_order_id = coalesce(?, venue_order_id), reason = coalesce(?, reason),"
+    " filled_quantity = coalesce(?, filled_quantity),"
     " avg_fill_price = coalesce(?, avg_fill_price), fees = coalesce(?, fees),"
-    " updated_ts = ?, seq = ? WHERE client_order_id = ?"
+    " updated_ts = coalesce(?, updated_ts), seq = coalesce(?, seq)"
 )
+_NO_UPDATE = (None,) * 8
 INSERT_FILL = (
     "INSERT INTO fills (fill_id, client_order_id, intent_id, strategy, symbol, side,"
     " quantity, price, fee, ts, liquidity, venue_order_id, seq)"
@@ -89,7 +94,16 @@ def _order_id(record: JournalRecord) -> str:
 class _Batch:
     """The writes a batch folds into (see the module docstring)."""
 
-    __slots__ = ("conn", "fill_ids", "fills", "health", "intents", "new_orders", "order_updates")
+    __slots__ = (
+        "conn",
+        "fill_ids",
+        "fill_refs",
+        "fills",
+        "health",
+        "intents",
+        "new_orders",
+        "order_updates",
+    )
 
     def __init__(self, conn: sqlite3.Connection, known_fill_ids: set[str]) -> None:
         self.conn = conn
@@ -97,6 +111,9 @@ class _Batch:
         self.new_orders: dict[str, tuple[Any, ...]] = {}
         self.order_updates: dict[str, list[Any]] = {}
         self.fills: list[tuple[Any, ...]] = []
+        # ref_keys rows of fills whose order id is only in their data (the store writes the
+        # others'), so that every fill is found by its order (``queries.fills``).
+        self.fill_refs: list[tuple[int, int, int]] = []
         self.fill_ids = known_fill_ids  # journaled ones, and the batch's as they are taken
         self.health: list[tuple[str, str, float]] = []
 
@@ -138,16 +155,43 @@ class _Batch:
                 held[i] = update[i]
         held[_COALESCED:] = update[_COALESCED:]
 
+    def order_rows(self) -> Iterator[tuple[Any, ...]]:
+        """``UPSERT_ORDER``'s parameters for each order of the batch, in the order the batch
+        first met them. Every order updated in the batch is in ``new_orders`` (each update is
+        preceded by its insert), so its new row is its first record's row with the folded
+        update applied as the update statement would: status and the coalesced fields of the
+        update where not null, the update's time and seq."""
+        updates = self.order_updates
+        for coid, row in self.new_orders.items():
+            u = updates.get(coid)
+            if u is None:
+                yield (*row[:9], 0.0, 0.0, 0.0, None, None, *row[9:], *_NO_UPDATE)
+                continue
+            status, venue, reason, filled, avg, fees, ts, seq = u
+            yield (
+                *row[:8],
+                row[8] if status is None else status,
+                0.0 if filled is None else filled,
+                0.0 if avg is None else avg,
+                0.0 if fees is None else fees,
+                venue,
+                reason,
+                row[9],
+                ts,
+                seq,
+                *u,
+            )
+
     def write(self) -> None:
         conn = self.conn
         if self.intents:
             conn.executemany(UPSERT_INTENT, self.intents.values())
         if self.new_orders:
-            conn.executemany(INSERT_ORDER, self.new_orders.values())
-        if self.order_updates:
-            conn.executemany(UPDATE_ORDER, ([*u, coid] for coid, u in self.order_updates.items()))
+            conn.executemany(UPSERT_ORDER, self.order_rows())
         if self.fills:
             conn.executemany(INSERT_FILL, self.fills)
+        if self.fill_refs:
+            conn.executemany(ids.INSERT_REF_KEY, self.fill_refs)
         if self.health:
             conn.executemany(UPSERT_HEALTH, self.health)
 
@@ -235,6 +279,8 @@ def _order_filled(batch: _Batch, record: JournalRecord, seq: int) -> None:
         if fill_id in batch.fill_ids:
             return  # a duplicate fill must not move the order's cumulative figures
         batch.fill_ids.add(fill_id)
+        if not record.client_order_id:
+            batch.fill_refs.append((seq >> ids.BUCKET_BITS, ids.order_key(coid), seq))
         batch.fills.append(
             (
                 fill_id,
