@@ -207,10 +207,13 @@ class EventIds:
     ) -> None:
         """Within the batch's transaction: write the filter of each block the batch completes
         (``new``: the batch's ``(key, seq)``, in seq order). Takes effect on ``committed``."""
+        new_open = (last_seq + 1) >> BLOCK_BITS
+        if new_open == self.open_block:  # the usual batch: every seq in the open block
+            self._staged = (new_open, [key for key, _ in new], [])
+            return
         by_block: dict[int, list[int]] = {}
         for key, seq in new:
             by_block.setdefault(seq >> BLOCK_BITS, []).append(key)
-        new_open = (last_seq + 1) >> BLOCK_BITS
         blooms = []
         for block in range(self.open_block, new_open):
             keys = by_block.get(block, [])

@@ -10,7 +10,8 @@ each record were applied in turn, at a fraction of the statements. What makes th
 * every update an order takes coalesces its fields (a later non-null value wins) and sets
   ``updated_ts`` and ``seq`` (the last record's win), so the updates of one order in a batch
   fold into one; an update for an order that has no row first inserts one (``'unknown'``), so
-  applying all inserts before all updates changes nothing;
+  applying all inserts before all updates changes nothing, and an order's insert and folded
+  update are one upsert (``UPSERT_ORDER``);
 * a fill whose ``fill_id`` is already journaled (in the database, or earlier in the batch) is a
   duplicate: it neither inserts nor moves its order.
 """
