@@ -10,8 +10,7 @@ each record were applied in turn, at a fraction of the statements. What makes th
 * every update an order takes coalesces its fields (a later non-null value wins) and sets
   ``updated_ts`` and ``seq`` (the last record's win), so the updates of one order in a batch
   fold into one; an update for an order that has no row first inserts one (``'unknown'``), so
-  applying all inserts before all updates changes nothing, and an order's insert and folded
-  update are one upsert (``UPSERT_ORDER``);
+  applying all inserts before all updates changes nothing;
 * a fill whose ``fill_id`` is already journaled (in the database, or earlier in the batch) is a
   duplicate: it neither inserts nor moves its order.
 """
@@ -19,7 +18,7 @@ each record were applied in turn, at a fraction of the statements. What makes th
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tradeplane.journal import ids
@@ -34,22 +33,18 @@ UPSERT_INTENT = (
     " decision = coalesce(excluded.decision, decision),"
     " reason = coalesce(excluded.reason, reason)"
 )
-# An order's batch in one statement: the row its first record would insert with the batch's
-# folded update already applied (``_Batch.order_rows``), or, when the order has a row, that
-# update (its own parameters, after the row's). Without an update in the batch, the update's
-# parameters are all null and the conflict changes nothing, as ``DO NOTHING`` would.
-UPSERT_ORDER = (
+INSERT_ORDER = (
     "INSERT INTO orders (client_order_id, intent_id, strategy, symbol, side, quantity,"
-    " order_type, limit_price, status, filled_quantity, avg_fill_price, fees, venue_order_id,"
-    " reason, created_ts, updated_ts, seq)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (client_order_id) DO UPDATE SET status = coalesce(?, status),"
-    " venue_order_id = coalesce(?, venue_order_id), reason = coalesce(?, reason),"
-    " filled_quantity = coalesce(?, filled_quantity),"
-    " avg_fill_price = coalesce(?, avg_fill_price), fees = coalesce(?, fees),"
-    " updated_ts = coalesce(?, updated_ts), seq = coalesce(?, seq)"
+    " order_type, limit_price, status, created_ts, updated_ts, seq)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (client_order_id) DO NOTHING"
 )
-_NO_UPDATE = (None,) * 8
+UPDATE_ORDER = (
+    "UPDATE orders SET status = coalesce(?, status), venue_order_id = coalesce(?, venue_order_id),"
+    " reason = coalesce(?, reason), filled_quantity = coalesce(?, filled_quantity),"
+    " avg_fill_price = coalesce(?, avg_fill_price), fees = coalesce(?, fees),"
+    " updated_ts = ?, seq = ? WHERE client_order_id = ?"
+)
 INSERT_FILL = (
     "INSERT INTO fills (fill_id, client_order_id, intent_id, strategy, symbol, side,"
     " quantity, price, fee, ts, liquidity, venue_order_id, seq)"
@@ -156,39 +151,14 @@ class _Batch:
                 held[i] = update[i]
         held[_COALESCED:] = update[_COALESCED:]
 
-    def order_rows(self) -> Iterator[tuple[Any, ...]]:
-        """``UPSERT_ORDER``'s parameters for each order of the batch, in the order the batch
-        first met them. Every order updated in the batch is in ``new_orders`` (each update is
-        preceded by its insert), so its new row is its first record's row with the folded
-        update applied as the update statement would: status and the coalesced fields of the
-        update where not null, the update's time and seq."""
-        updates = self.order_updates
-        for coid, row in self.new_orders.items():
-            u = updates.get(coid)
-            if u is None:
-                yield (*row[:9], 0.0, 0.0, 0.0, None, None, *row[9:], *_NO_UPDATE)
-                continue
-            status, venue, reason, filled, avg, fees, ts, seq = u
-            yield (
-                *row[:8],
-                row[8] if status is None else status,
-                0.0 if filled is None else filled,
-                0.0 if avg is None else avg,
-                0.0 if fees is None else fees,
-                venue,
-                reason,
-                row[9],
-                ts,
-                seq,
-                *u,
-            )
-
     def write(self) -> None:
         conn = self.conn
         if self.intents:
             conn.executemany(UPSERT_INTENT, self.intents.values())
         if self.new_orders:
-            conn.executemany(UPSERT_ORDER, self.order_rows())
+            conn.executemany(INSERT_ORDER, self.new_orders.values())
+        if self.order_updates:
+            conn.executemany(UPDATE_ORDER, ([*u, coid] for coid, u in self.order_updates.items()))
         if self.fills:
             conn.executemany(INSERT_FILL, self.fills)
         if self.fill_refs:
