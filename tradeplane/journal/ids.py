@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -55,21 +55,41 @@ INSERT_EVENT_KEY = "INSERT INTO event_keys (bucket, key, seq) VALUES (?, ?, ?)"
 INSERT_REF_KEY = "INSERT OR IGNORE INTO ref_keys (bucket, key, seq) VALUES (?, ?, ?)"
 
 
-def _key(person: bytes, text: str) -> int:
-    digest = hashlib.blake2b(text.encode(), digest_size=8, person=person).digest()
-    return int.from_bytes(digest, "little", signed=True)  # SQLite integers are signed
+def _hasher(person: bytes) -> Callable[[str], int]:
+    """The key function of one kind of id: a keyed BLAKE2b of it, 64 bits (copying a primed
+    hash object costs less than building one from its parameters)."""
+    primed = hashlib.blake2b(digest_size=8, person=person)
+    from_bytes = int.from_bytes
+
+    def key(text: str) -> int:
+        h = primed.copy()
+        h.update(text.encode())
+        return from_bytes(h.digest(), "little", signed=True)  # SQLite integers are signed
+
+    return key
 
 
-def event_key(event_id: str) -> int:
-    return _key(b"tp-event", event_id)
+def _remembered(key: Callable[[str], int]) -> Callable[[str], int]:
+    """``key`` with a memory of recent ids: an intent's or an order's id comes back in most of
+    its events (decision, acks, fills), usually within a few batches. Forgotten wholesale
+    when full, so memory stays bounded."""
+    memo: dict[str, int] = {}
+
+    def remembered(text: str) -> int:
+        k = memo.get(text)
+        if k is None:
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            k = memo[text] = key(text)
+        return k
+
+    return remembered
 
 
-def intent_key(intent_id: str) -> int:
-    return _key(b"tp-intent", intent_id)
-
-
-def order_key(client_order_id: str) -> int:
-    return _key(b"tp-order", client_order_id)
+_MEMO_SIZE = 1 << 16
+event_key = _hasher(b"tp-event")
+intent_key = _remembered(_hasher(b"tp-intent"))
+order_key = _remembered(_hasher(b"tp-order"))
 
 
 def bucket_of(seq: int) -> int:
@@ -187,10 +207,13 @@ class EventIds:
     ) -> None:
         """Within the batch's transaction: write the filter of each block the batch completes
         (``new``: the batch's ``(key, seq)``, in seq order). Takes effect on ``committed``."""
+        new_open = (last_seq + 1) >> BLOCK_BITS
+        if new_open == self.open_block:  # the usual batch: every seq in the open block
+            self._staged = (new_open, [key for key, _ in new], [])
+            return
         by_block: dict[int, list[int]] = {}
         for key, seq in new:
             by_block.setdefault(seq >> BLOCK_BITS, []).append(key)
-        new_open = (last_seq + 1) >> BLOCK_BITS
         blooms = []
         for block in range(self.open_block, new_open):
             keys = by_block.get(block, [])

@@ -1,14 +1,19 @@
 """Bringing a journal written by an older release to the current schema, on the writer's open.
 
-Crash-safe and resumable. From schema 1, the events are first copied, ``COPY_ROWS`` at a time,
-each in its own transaction, into ``events_v2`` (a scratch table beside the untouched
-``events``), with their ``event_keys`` and ``ref_keys`` rows; an open after a crash or a kill
-carries on after the last copied seq. One last transaction then swaps ``events_v2`` in, builds
-what else schema 2 has, and sets ``schema_version``: until it commits the journal is a schema-1
-journal with extra tables, after it a schema-2 one. Every event row is copied as it is (``line``
-holds the hash chain, which does not change) and the journal's identity (genesis, epoch, last
-seq) is kept. The log says when it starts, how far it got and when it ends (WARNING), and
-``meta`` keeps ``migrated_from_version`` and ``migrated_ts``.
+Crash-safe and resumable, one version at a time; the journal's identity (genesis, epoch, last
+seq) and every event row are kept as they are (``line`` holds the hash chain, which does not
+change). The log says when it starts, how far it got and when it ends (WARNING), and ``meta``
+keeps ``migrated_from_version`` and ``migrated_ts``.
+
+* 1 -> 2: the events are first copied, ``COPY_ROWS`` at a time, each in its own transaction,
+  into ``events_v2`` (a scratch table beside the untouched ``events``), with their
+  ``event_keys`` and ``ref_keys`` rows; an open after a crash or a kill carries on after the
+  last copied seq. One last transaction then swaps ``events_v2`` in, builds what else schema 2
+  has, and sets ``schema_version``: until it commits the journal is a schema-1 journal with
+  extra tables, after it a schema-2 one.
+* 2 -> 3, one transaction: every fill gets the ``ref_keys`` row of its order at its seq (the
+  writer of schema 2 wrote none for a fill whose order id was only in its data), and the index
+  ``fills_order`` is dropped.
 """
 
 from __future__ import annotations
@@ -33,20 +38,50 @@ def migrate(conn: sqlite3.Connection, db_path: Path, version: int) -> None:
     """Migrate from schema ``version`` (one ``check_meta`` accepted with ``older_ok``)."""
     if version == schema.SCHEMA_VERSION:
         return
-    if version != 1:
+    if version not in (1, 2):
         raise ValueError(f"no migration from journal schema version {version}")
+    conn.create_function("tp_event_key", 1, ids.event_key, deterministic=True)
+    conn.create_function("tp_intent_key", 1, ids.intent_key, deterministic=True)
+    conn.create_function("tp_order_key", 1, ids.order_key, deterministic=True)
+    if version == 1:
+        _from_v1(conn, db_path)
+    t0 = time.monotonic()
+    _in_transaction(conn, lambda c: _v2_to_v3(c, version))
+    log.warning(
+        "%s: journal migrated from schema version 2 to %d (%.1f s)",
+        db_path,
+        schema.SCHEMA_VERSION,
+        time.monotonic() - t0,
+    )
+
+
+def _v2_to_v3(conn: sqlite3.Connection, from_version: int) -> None:
+    conn.execute(
+        f"INSERT OR IGNORE INTO ref_keys (bucket, key, seq) SELECT seq >> {ids.BUCKET_BITS},"
+        " tp_order_key(client_order_id), seq FROM fills WHERE client_order_id IS NOT NULL"
+    )
+    conn.execute("DROP INDEX IF EXISTS fills_order")
+    conn.executemany(
+        schema.UPSERT_META,
+        (
+            ("schema_version", str(schema.SCHEMA_VERSION)),
+            ("migrated_from_version", str(from_version)),
+            ("migrated_ts", str(time.time())),
+        ),
+    )
+
+
+def _from_v1(conn: sqlite3.Connection, db_path: Path) -> None:
     t0 = time.monotonic()
     last = int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
     log.warning(
-        "%s: journal schema version 1 found (%d lines); migrating to version %d (resumable: a "
-        "crash or a kill leaves a schema-1 journal that the next open goes on migrating)",
+        "%s: journal schema version 1 found (%d lines); migrating to version 2, then %d "
+        "(resumable: a crash or a kill leaves a schema-1 journal that the next open goes on "
+        "migrating)",
         db_path,
         last,
         schema.SCHEMA_VERSION,
     )
-    conn.create_function("tp_event_key", 1, ids.event_key, deterministic=True)
-    conn.create_function("tp_intent_key", 1, ids.intent_key, deterministic=True)
-    conn.create_function("tp_order_key", 1, ids.order_key, deterministic=True)
     _in_transaction(conn, _create_scratch)
     while True:
         copied = _in_transaction(conn, _copy_chunk)
@@ -55,9 +90,8 @@ def migrate(conn: sqlite3.Connection, db_path: Path, version: int) -> None:
         log.warning("%s: migration copied %d of %d lines", db_path, copied, last)
     _in_transaction(conn, _swap_in)
     log.warning(
-        "%s: journal migrated from schema version 1 to %d (%d lines kept, %.1f s)",
+        "%s: journal migrated from schema version 1 to 2 (%d lines kept, %.1f s)",
         db_path,
-        schema.SCHEMA_VERSION,
         last,
         time.monotonic() - t0,
     )
@@ -122,7 +156,8 @@ def _copy_chunk(conn: sqlite3.Connection) -> int:
 
 
 def _swap_in(conn: sqlite3.Connection) -> None:
-    """events_v2 becomes events; what else schema 2 has that schema 1 lacks is created."""
+    """events_v2 becomes events; what else schema 2 has that schema 1 lacks is created (from
+    the current DDL: what schema 3 changed is done by ``_v2_to_v3``, which follows)."""
     copied = conn.execute("SELECT count(*), coalesce(max(seq), 0) FROM events_v2").fetchone()
     found = conn.execute("SELECT count(*), coalesce(max(seq), 0) FROM events").fetchone()
     if tuple(copied) != tuple(found):  # the copy is checked, never assumed
@@ -143,7 +178,7 @@ def _swap_in(conn: sqlite3.Connection) -> None:
     conn.executemany(
         schema.UPSERT_META,
         (
-            ("schema_version", str(schema.SCHEMA_VERSION)),
+            ("schema_version", "2"),
             ("migrated_from_version", "1"),
             ("migrated_ts", str(time.time())),
         ),

@@ -21,6 +21,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tradeplane.journal import ids
 from tradeplane.journal.records import JournalRecord, dumps_payload
 from tradeplane.protocol.events import ORDER_STATUS_KINDS, EventKind
 
@@ -89,7 +90,16 @@ def _order_id(record: JournalRecord) -> str:
 class _Batch:
     """The writes a batch folds into (see the module docstring)."""
 
-    __slots__ = ("conn", "fill_ids", "fills", "health", "intents", "new_orders", "order_updates")
+    __slots__ = (
+        "conn",
+        "fill_ids",
+        "fill_refs",
+        "fills",
+        "health",
+        "intents",
+        "new_orders",
+        "order_updates",
+    )
 
     def __init__(self, conn: sqlite3.Connection, known_fill_ids: set[str]) -> None:
         self.conn = conn
@@ -97,6 +107,9 @@ class _Batch:
         self.new_orders: dict[str, tuple[Any, ...]] = {}
         self.order_updates: dict[str, list[Any]] = {}
         self.fills: list[tuple[Any, ...]] = []
+        # ref_keys rows of fills whose order id is only in their data (the store writes the
+        # others'), so that every fill is found by its order (``queries.fills``).
+        self.fill_refs: list[tuple[int, int, int]] = []
         self.fill_ids = known_fill_ids  # journaled ones, and the batch's as they are taken
         self.health: list[tuple[str, str, float]] = []
 
@@ -148,6 +161,8 @@ class _Batch:
             conn.executemany(UPDATE_ORDER, ([*u, coid] for coid, u in self.order_updates.items()))
         if self.fills:
             conn.executemany(INSERT_FILL, self.fills)
+        if self.fill_refs:
+            conn.executemany(ids.INSERT_REF_KEY, self.fill_refs)
         if self.health:
             conn.executemany(UPSERT_HEALTH, self.health)
 
@@ -235,6 +250,8 @@ def _order_filled(batch: _Batch, record: JournalRecord, seq: int) -> None:
         if fill_id in batch.fill_ids:
             return  # a duplicate fill must not move the order's cumulative figures
         batch.fill_ids.add(fill_id)
+        if not record.client_order_id:
+            batch.fill_refs.append((seq >> ids.BUCKET_BITS, ids.order_key(coid), seq))
         batch.fills.append(
             (
                 fill_id,

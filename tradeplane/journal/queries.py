@@ -125,6 +125,9 @@ def fills(
     client_order_id: str | None = None,
     since_seq: int = 0,
 ) -> list[dict[str, Any]]:
+    """Fills with seq > ``since_seq``, oldest first. Those of one order are found through
+    ``ref_keys`` (one probe per bucket from ``since_seq`` on, confirmed on the fills row): from
+    schema 3 fills have no index on their order id (``schema``)."""
     sql = "SELECT * FROM fills WHERE seq > ?"
     params: list[Any] = [since_seq]
     if strategy is not None:
@@ -133,6 +136,14 @@ def fills(
     if client_order_id is not None:
         sql += " AND client_order_id = ?"
         params.append(client_order_id)
+        if _schema_version(conn) >= 3:
+            sql = (
+                "WITH RECURSIVE b(n) AS (SELECT ? UNION ALL SELECT n + 1 FROM b WHERE n < ?)"
+                f" {sql} AND seq IN (SELECT r.seq FROM b"
+                " JOIN ref_keys AS r ON r.bucket = b.n AND r.key = ?)"
+            )
+            first = max(since_seq, 0) >> ids.BUCKET_BITS
+            params = [first, ids.last_bucket(conn), *params, ids.order_key(client_order_id)]
     return _rows(conn, sql + " ORDER BY seq", params)
 
 

@@ -141,8 +141,13 @@ def _fast_json(data: Any) -> str | None:
         out = orjson.dumps(data, default=_refuse, option=_ORJSON_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError, including a depth or a circular reference
         return None
-    if (type(data) is dict or type(data) is list or type(data) is tuple) and not _plain_floats(
-        data
+    # A float orjson spells differently comes out as "null" (NaN, infinities), or with "e-" or
+    # "0.0000" (below 1e-4), so text with none of those needs no walk (strings with them, and
+    # None, only cost one).
+    if (
+        (b"null" in out or b"e-" in out or b"0.0000" in out)
+        and (type(data) is dict or type(data) is list or type(data) is tuple)
+        and not _plain_floats(data)
     ):
         return None
     return out.decode()

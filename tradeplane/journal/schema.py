@@ -16,11 +16,15 @@ from tradeplane.journal.records import StateWrite, dumps_payload
 
 FORMAT = "tradeplane-journal"
 # 2: events lost the random-key indexes on event_id, intent_id and client_order_id for the
-# seq-bucketed event_keys, ref_keys and id_blooms (``ids``). 1 is migrated on open (``migrate``).
-SCHEMA_VERSION = 2
+# seq-bucketed event_keys, ref_keys and id_blooms (``ids``).
+# 3: fills lost their index on client_order_id (random inserts, a page written per fill on a big
+# journal); a fill is found by its order through ref_keys, which holds the order's key at the
+# fill's seq even when the order id is only in the fill's data (``projections``).
+# 1 and 2 are migrated on open (``migrate``).
+SCHEMA_VERSION = 3
 TABLES_V1 = frozenset({"meta", "events", "intents", "orders", "fills", "state"})
 TABLES = TABLES_V1 | {"event_keys", "ref_keys", "id_blooms"}
-TABLES_BY_VERSION = {1: TABLES_V1, SCHEMA_VERSION: TABLES}
+TABLES_BY_VERSION = {1: TABLES_V1, 2: TABLES, SCHEMA_VERSION: TABLES}
 
 # Statements are split on ";" (so no ";" inside comments).
 DDL = """
@@ -93,8 +97,8 @@ CREATE TABLE fills (
     venue_order_id TEXT,
     seq INTEGER NOT NULL
 );
+-- Fills of one order: through ref_keys and this index (``queries.fills``).
 CREATE INDEX fills_seq ON fills (seq);
-CREATE INDEX fills_order ON fills (client_order_id);
 CREATE TABLE state (
     scope TEXT NOT NULL,
     key TEXT NOT NULL,

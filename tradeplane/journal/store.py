@@ -222,42 +222,45 @@ class JournalStore:
             try:
                 if self.epoch is not None:
                     self._check_epoch()
-                keys = [event_key(r.event_id) for r in records]
-                known = self._ids.find(conn, [r.event_id for r in records], keys)
+                event_ids = [r.event_id for r in records]
+                keys = [event_key(e) for e in event_ids]
+                known = self._ids.find(conn, event_ids, keys)
                 rows: list[tuple[Any, ...]] = []
                 key_rows: list[tuple[int, int, int]] = []
                 ref_rows: list[tuple[int, int, int]] = []
                 fresh: list[JournalRecord] = []
                 first = seq + 1
                 bucket_bits = ids.BUCKET_BITS
-                for r, key in zip(records, keys, strict=True):
-                    s = known.get(r.event_id)
+                add_row, add_key, add_ref = rows.append, key_rows.append, ref_rows.append
+                for r, event_id, key in zip(records, event_ids, keys, strict=True):
+                    s = known.get(event_id) if known else None
                     if s is None:
                         validate_record(r)
                         seq += 1
                         line, last_hash = encode_valid(r, seq, last_hash)
-                        known[r.event_id] = s = seq
+                        known[event_id] = s = seq
                         fresh.append(r)
                         new_lines.append(line)
-                        rows.append(
+                        intent, coid = r.intent_id, r.client_order_id
+                        add_row(
                             (
                                 seq,
-                                r.event_id,
+                                event_id,
                                 r.kind,
                                 float(r.ts),
                                 r.deployment,
                                 r.strategy,
-                                r.intent_id,
-                                r.client_order_id,
+                                intent,
+                                coid,
                                 line,
                             )
                         )
                         bucket = seq >> bucket_bits
-                        key_rows.append((bucket, key, seq))
-                        if r.intent_id is not None:
-                            ref_rows.append((bucket, intent_key(r.intent_id), seq))
-                        if r.client_order_id is not None:
-                            ref_rows.append((bucket, order_key(r.client_order_id), seq))
+                        add_key((bucket, key, seq))
+                        if intent is not None:
+                            add_ref((bucket, intent_key(intent), seq))
+                        if coid is not None:
+                            add_ref((bucket, order_key(coid), seq))
                     seqs.append(s)
                 if rows:
                     conn.executemany(schema.INSERT_EVENT, rows)

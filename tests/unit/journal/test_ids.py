@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -9,7 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.journal.factories import DEPLOYMENT, intent, notes, status, submitting
+from tests.unit.journal.factories import (
+    DEPLOYMENT,
+    filled,
+    intent,
+    notes,
+    status,
+    submitting,
+)
 from tradeplane.journal import ids, queries
 from tradeplane.journal.reader import verify_journal
 from tradeplane.journal.store import JournalStore
@@ -118,6 +127,47 @@ def test_events_for_an_intent_or_order_across_buckets_then_all_of_them_in_order(
     assert [e["seq"] for e in by_order] == [1, 32, 64]
     assert [e["seq"] for e in queries.events_for(store.conn, intent_id="i2")] == [63]
     assert queries.events_for(store.conn, intent_id="nope") == []
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_fills_of_an_order_across_buckets_then_all_found_even_one_naming_it_only_in_its_data(
+    store: JournalStore,
+) -> None:
+    first = filled(1, "f1", 1.0, 100.0, cumulative=1.0, avg=100.0, order_status="partially_filled")
+    second = filled(1, "f2", 1.0, 102.0, cumulative=2.0, avg=101.0, order_status="filled")
+    second = dataclasses.replace(
+        second, client_order_id=None, data={**second.data, "client_order_id": "c1"}
+    )
+    other = filled(2, "f3", 1.0, 99.0, cumulative=1.0, avg=99.0, order_status="filled")
+    store.commit([submitting(1), submitting(2), first, *notes(30)])
+    store.commit([*notes(30, start=30), second, other])
+    fills = queries.fills(store.conn, client_order_id="c1")
+    assert [(f["fill_id"], f["client_order_id"]) for f in fills] == [("f1", "c1"), ("f2", "c1")]
+    assert [f["fill_id"] for f in queries.fills(store.conn, client_order_id="c2")] == ["f3"]
+    assert [f["fill_id"] for f in queries.fills(store.conn, client_order_id="c1", since_seq=3)] == [
+        "f2"
+    ]
+    assert queries.fills(store.conn, client_order_id="c1", strategy="other") == []
+    assert queries.fills(store.conn, client_order_id="nope") == []
+    # The fill that names its order only in its data is not an event of that order for trace.
+    assert [e["event_id"] for e in queries.events_for(store.conn, client_order_id="c1")] == [
+        "submitting/1",
+        "fill/f1",
+    ]
+
+
+def test_id_keys_are_the_keyed_blake2b_journals_already_hold() -> None:
+    """Existing journals hold these keys: the key functions must never change them."""
+
+    def reference(person: bytes, text: str) -> int:
+        digest = hashlib.blake2b(text.encode(), digest_size=8, person=person).digest()
+        return int.from_bytes(digest, "little", signed=True)
+
+    for text in ("", "intent/1", "c-\u00e9\u6771\U0001f600", "x" * 300):
+        for _ in range(2):  # the second time from the remembered keys
+            assert ids.event_key(text) == reference(b"tp-event", text)
+            assert ids.intent_key(text) == reference(b"tp-intent", text)
+            assert ids.order_key(text) == reference(b"tp-order", text)
 
 
 def test_journal_with_new_schema_still_verifies(store: JournalStore) -> None:

@@ -163,10 +163,10 @@ def test_migration_killed_during_the_copy_then_resumed_where_it_stopped(
 
 def test_newer_schema_than_the_code_then_refused_with_a_clear_error(v1_dir: Path) -> None:
     conn = sqlite3.connect(v1_dir / "journal.db")
-    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(OperationalError, match="schema version 3, newer than the 2"):
+    with pytest.raises(OperationalError, match="schema version 4, newer than the 3"):
         JournalStore.open(v1_dir, DEPLOYMENT)
     with pytest.raises(OperationalError, match="newer"):
         JournalReader.open(v1_dir)
@@ -185,3 +185,83 @@ def test_migrate_from_the_current_version_then_nothing_happens(store: JournalSto
     store.commit(notes(3))
     migrate.migrate(store.conn, store.db_path, schema.SCHEMA_VERSION)
     assert "migrated_from_version" not in queries.meta(store.conn)
+
+
+# Made by the schema-2 release itself (commit 0f3ea4c), see data/make_v2_journal.py.
+V2_JOURNAL = Path(__file__).parent / "data" / "journal_v2"
+V2_GENESIS = "a010bb17eb832f3c1a7f59553e8990a66a6d5c5c21300979dfe69d87145c9f01"
+V2_LAST_HASH = "410f6c431521b4491f49ca2b515431e0f6ce051b965d1a9dc34579db8b536813"
+V2_LINES = 300
+
+
+@pytest.fixture
+def v2_dir(tmp_path: Path) -> Path:
+    out = tmp_path / "state"
+    shutil.copytree(V2_JOURNAL, out)
+    return out
+
+
+def _fills_by_order(conn: sqlite3.Connection, orders: int) -> dict[str, list[dict[str, object]]]:
+    return {f"c{n}": queries.fills(conn, client_order_id=f"c{n}") for n in range(orders)}
+
+
+def test_v2_journal_opened_then_migrated_and_every_fill_still_found_by_its_order(
+    v2_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = v2_dir / "journal.db"
+    before = {t: _dump(db, t) for t in ("events", "intents", "orders", "fills", "state")}
+    jsonl_before = (v2_dir / "journal.jsonl").read_bytes()
+    with JournalReader.open(v2_dir, deployment=DEPLOYMENT) as reader:
+        assert reader.meta()["schema_version"] == 2
+        fills_before = _fills_by_order(reader.conn, 30)
+        trace_before = reader.events_for(client_order_id="c7")
+    # Half of the fills name their order only in their data: all are found by order.
+    assert all(len(f) == 2 for f in fills_before.values())
+    with caplog.at_level(logging.WARNING), JournalStore.open(v2_dir, DEPLOYMENT, epoch=4) as s:
+        assert (s.last_seq, s.last_hash, s.genesis) == (V2_LINES, V2_LAST_HASH, V2_GENESIS)
+        meta = queries.meta(s.conn)
+        assert meta["schema_version"] == schema.SCHEMA_VERSION
+        assert meta["migrated_from_version"] == "2" and float(meta["migrated_ts"]) > 0
+        assert _fills_by_order(s.conn, 30) == fills_before
+        assert queries.events_for(s.conn, client_order_id="c7") == trace_before
+        assert s.commit([intent(0), intent(29)]) == [2, 292]  # old ids are still known
+        assert s.commit(notes(2, prefix="after")) == [301, 302]
+    assert "migrated from schema version 2" in caplog.text
+    assert _dump(db, "events")[:V2_LINES] == before["events"]
+    assert {t: _dump(db, t) for t in ("intents", "orders", "fills")} == {
+        t: before[t] for t in ("intents", "orders", "fills")
+    }
+    assert (v2_dir / "journal.jsonl").read_bytes().startswith(jsonl_before)
+    result = verify_journal(v2_dir / "journal.jsonl")
+    assert result.ok and result.lines == V2_LINES + 2
+
+
+def test_v2_journal_migrated_then_same_schema_as_a_new_journal(
+    v2_dir: Path, tmp_path: Path
+) -> None:
+    JournalStore.open(v2_dir, DEPLOYMENT).close()
+    JournalStore.open(tmp_path / "fresh", DEPLOYMENT).close()
+    assert _schema(v2_dir / "journal.db") == _schema(tmp_path / "fresh" / "journal.db")
+
+
+def test_v2_migration_that_fails_then_v2_kept_and_the_next_open_finishes(
+    v2_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = v2_dir / "journal.db"
+    schema_before = _schema(db)
+
+    def crash(client_order_id: str) -> int:
+        raise RuntimeError("power cut")
+
+    with monkeypatch.context() as m:
+        m.setattr(ids, "order_key", crash)
+        with pytest.raises(OperationalError, match="user-defined function raised"):
+            JournalStore.open(v2_dir, DEPLOYMENT)
+    assert _version(db) == "2" and _schema(db) == schema_before
+    with JournalStore.open(v2_dir, DEPLOYMENT) as store:
+        assert store.last_seq == V2_LINES
+        assert [f["fill_id"] for f in queries.fills(store.conn, client_order_id="c3")] == [
+            "F3",
+            "G3",
+        ]
+    assert _version(db) == str(schema.SCHEMA_VERSION)
