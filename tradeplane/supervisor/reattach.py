@@ -38,7 +38,7 @@ async def reattach(sup: Supervisor) -> bool:
             run = {"run_id": record.run_id, "phase": record.phase}
     if not adoptable(run, sup.run_id):
         return False
-    alive = {role: adapter.attach(role) for role in sup.specs if role not in suspended}
+    alive = await adapter.attach_all([role for role in sup.specs if role not in suspended])
     adoption = adopt(core, alive, suspended)
     lost = sup.identity.journal_ready(ready) if ready is not None else None
     if lost is not None:  # the journal running now is not this run's: trade on nothing

@@ -206,14 +206,23 @@ def test_stop_then_standbys_killed_with_the_deployment() -> None:
     run(scenario)
 
 
-def test_reattach_then_standbys_of_the_previous_supervisor_reaped_and_pool_restarted() -> None:
+def test_reattach_then_standbys_of_the_previous_supervisor_reaped_after_the_first_tick() -> None:
     async def scenario() -> None:
         sup, adapter, clock = await running()
         [old] = await eventually(lambda: ready_pool(sup), "standby ready")
         await clock.advance(3.0)  # Ray restarts a supervisor in a few seconds
         restarted, _, _ = supervisor(clock=clock, adapter=adapter)
+        ticked_when_reaped: list[bool] = []
+        kill_standby = adapter.kill_standby
+
+        async def kill_and_note(name: str) -> None:
+            ticked_when_reaped.append(restarted.ticked.is_set())
+            await kill_standby(name)
+
+        adapter.kill_standby = kill_and_note  # type: ignore[method-assign]
         assert await restarted.reattach()
-        assert old.name in adapter.killed_standbys
+        await eventually(lambda: old.name in adapter.killed_standbys, "old standby reaped")
+        assert ticked_when_reaped == [True]  # off the re-attach's path
         [new] = await eventually(lambda: ready_pool(restarted), "new standby ready")
         assert new.name != old.name
 
