@@ -88,6 +88,8 @@ log = logging.getLogger("tradeplane.supervisor")
 __all__ = ["RUN_KEY", "RUN_SCOPE", "Supervisor"]
 # How long a durable supervisor record may wait for the journal before it is queued instead.
 DURABLE_RETRY_S = 5.0
+# After a re-attach, how long the previous supervisor's standbys may wait for the first tick.
+FIRST_TICK_WAIT_S = 10.0
 
 
 class Supervisor:
@@ -442,8 +444,10 @@ class Supervisor:
     async def _standbys_after_first_tick(self) -> None:
         """The previous supervisor's standbys are reaped and the pool started afresh once the
         supervision is back: a new standby process (and the lookups and kills before it) must
-        not compete with the re-attach's first tick for the node's cores."""
-        await self.ticked.wait()
+        not compete with the re-attach's first tick for the node's cores. Not waited for
+        longer than ``FIRST_TICK_WAIT_S``: a stop, or ticks that keep failing, must not leave
+        the previous standbys running (a stopped deployment's pool starts no new ones)."""
+        await self.clock.wait(self.ticked, FIRST_TICK_WAIT_S)
         await self.standbys.adopt_after_reattach()
 
     # -- monitoring ----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from tradeplane.supervisor.standbys import (
     pick,
     standby_nodes,
 )
-from tradeplane.supervisor.supervisor import Supervisor
+from tradeplane.supervisor.supervisor import FIRST_TICK_WAIT_S, Supervisor
 
 OTHER_NODE = "b" * 56
 
@@ -189,6 +189,26 @@ def test_strategy_reserving_resources_then_created_afresh_not_promoted() -> None
         adapter.crash("strategy/a")
         await eventually(lambda: "recovery_succeeded" in adapter.kinds(), "restart")
         assert adapter.promoted == [] and adapter.created.count("strategy/a") == 2
+
+    run(scenario)
+
+
+def test_reattach_then_no_first_tick_then_previous_standbys_still_reaped_after_a_while() -> None:
+    async def scenario() -> None:
+        sup, adapter, clock = await running()
+        [old] = await eventually(lambda: ready_pool(sup), "standby ready")
+        restarted, _, _ = supervisor(clock=clock, adapter=adapter)
+
+        async def failing_tick() -> None:
+            raise RuntimeError("every tick fails")
+
+        restarted.tick = failing_tick  # type: ignore[method-assign]
+        assert await restarted.reattach()
+        await clock.advance(FIRST_TICK_WAIT_S - 1.0)
+        assert old.name not in adapter.killed_standbys  # still waiting for the first tick
+        await clock.advance(2.0)
+        await eventually(lambda: old.name in adapter.killed_standbys, "old standby reaped")
+        assert not restarted.ticked.is_set()
 
     run(scenario)
 
