@@ -1,8 +1,11 @@
 """Fault injection settings (chaos testing): which faults exist, who carries each out, and one
-fault's spec as the config lists it. The injection itself is ``tradeplane.venues.sim.faults``."""
+fault's spec as the config lists it, and the schedule that hands the configured faults out when
+they fall due (pure; here rather than beside the injection, so the supervisor that runs the
+schedule imports no venue). The injection itself is ``tradeplane.venues.sim.faults``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Literal
 
@@ -49,3 +52,26 @@ class FaultSpec(FrozenModel):
     @property
     def target(self) -> FaultTarget:
         return fault_target(self.kind)
+
+
+class FaultSchedule:
+    """Faults from the config, each handed out once when its ``at_s`` has passed."""
+
+    def __init__(self, specs: Iterable[FaultSpec]) -> None:
+        self._pending = sorted(specs, key=lambda s: s.at_s)
+
+    def due(self, elapsed_s: float) -> list[FaultSpec]:
+        """Specs with ``at_s <= elapsed_s`` not handed out before, in ``at_s`` order."""
+        n = 0
+        while n < len(self._pending) and self._pending[n].at_s <= elapsed_s:
+            n += 1
+        out, self._pending = self._pending[:n], self._pending[n:]
+        return out
+
+    @property
+    def pending(self) -> tuple[FaultSpec, ...]:
+        return tuple(self._pending)
+
+    def kinds_for(self, target: FaultTarget) -> frozenset[FaultKind]:
+        """Kinds still to come that ``target`` carries out."""
+        return frozenset(s.kind for s in self._pending if s.target == target)

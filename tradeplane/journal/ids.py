@@ -25,6 +25,10 @@ confirmed on the events row (the durable check); a key neither holds is in no bl
 a Bloom filter has no false negatives and both are built from the committed keys themselves.
 Each closed block adds a filter to check (15 at 1M lines, 2 MiB in all), so the check grows with
 the journal, slowly: merging old blocks' filters is the step to take beyond ~10M lines.
+
+numpy is imported where the filters are built or checked, not with this module: the journal's
+readers import it for the key functions, and a process that only holds a handle to the journal
+actor (the supervisor, whose Ray loads the journal's actor class to make one) needs none of it.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 BUCKET_BITS = 12  # 4,096 seqs per bucket: the insert range of event_keys and ref_keys
 BLOCK_BITS = 16  # 65,536 seqs per block: the window's span and one Bloom filter's
@@ -103,6 +109,8 @@ def last_bucket(conn: sqlite3.Connection) -> int:
 
 def _positions(keys: Sequence[int]) -> npt.NDArray[np.uint64]:
     """(len(keys), BLOOM_HASHES) bit positions: double hashing on the key's two halves."""
+    import numpy as np
+
     u = np.array([k & _MASK64 for k in keys], dtype=np.uint64)
     h1 = u & np.uint64(0xFFFFFFFF)
     h2 = (u >> np.uint64(32)) | np.uint64(1)
@@ -113,6 +121,8 @@ def _positions(keys: Sequence[int]) -> npt.NDArray[np.uint64]:
 
 
 def bloom(keys: Sequence[int]) -> bytes:
+    import numpy as np
+
     bits = np.zeros(BLOOM_BITS // 8, dtype=np.uint8)
     if keys:
         pos = _positions(keys).ravel()
@@ -121,6 +131,8 @@ def bloom(keys: Sequence[int]) -> bytes:
 
 
 def _masks(pos: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
+    import numpy as np
+
     return (np.uint8(1) << (pos & np.uint64(7)).astype(np.uint8)).astype(np.uint8)
 
 
@@ -133,6 +145,8 @@ class EventIds:
     """The de-duplication index of one open journal (see the module docstring)."""
 
     def __init__(self, conn: sqlite3.Connection, last_seq: int) -> None:
+        import numpy as np
+
         self.open_block = (last_seq + 1) >> BLOCK_BITS
         first = self.open_block * BUCKETS_PER_BLOCK
         rows = conn.execute("SELECT key FROM event_keys WHERE bucket >= ?", (first,)).fetchall()
@@ -154,6 +168,8 @@ class EventIds:
         self, conn: sqlite3.Connection, event_ids: Sequence[str], keys: Sequence[int]
     ) -> dict[str, int]:
         """The seq of each of ``event_ids`` already journaled (``keys``: their ``event_key``)."""
+        import numpy as np
+
         maybe: dict[int, list[int]] = {}  # block -> indexes into event_ids
         for i, k in enumerate(keys):
             if k in self.window:
@@ -230,6 +246,8 @@ class EventIds:
         new_open, keys, blooms = self._staged
         self._staged = None
         if blooms:
+            import numpy as np
+
             added = [np.frombuffer(bits, dtype=np.uint8) for _, bits in blooms]
             self.filters = np.concatenate([self.filters, np.stack(added)])
             self.blocks += [b for b, _ in blooms]

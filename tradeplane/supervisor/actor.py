@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
@@ -23,6 +23,9 @@ from tradeplane.supervisor.adapter import RayChildAdapter
 from tradeplane.supervisor.clock import SystemClock
 from tradeplane.supervisor.specs import child_specs, preload
 from tradeplane.supervisor.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from tradeplane.telemetry.metrics import ActorMetrics
 
 
 @ray.remote
@@ -47,7 +50,8 @@ class SupervisorActor(SupervisedActor):
             state_node=state_node,
             state_node_lost=state_node_lost,
         )
-        self.metrics = self.sup.metrics  # served through the telemetry actor's endpoint
+        # Served through the telemetry actor's endpoint; made once the supervision is up.
+        self.metrics: ActorMetrics | None = None
         self._deploying = False
         self._tasks: set[asyncio.Task[Any]] = set()
         # If Ray restarted us while the deployment ran, its children are still there.
@@ -56,13 +60,16 @@ class SupervisorActor(SupervisedActor):
     async def _maybe_reattach(self) -> None:
         await asyncio.sleep(0)
         if self._deploying or not await self.sup.reattach():
+            self.metrics = self.sup.start_metrics()
             return
-        # Re-attached without the children's code (it is imported when a child is created):
-        # import it now, after the first tick, so a restart needs no import first.
+        # Re-attached with only the code Ray loaded to make the live children's handles (their
+        # actor classes): the rest of the children's code (to create one) and the metrics SDK
+        # are imported now, after the first tick, so a restart needs no import first.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10.0):
                 await self.sup.ticked.wait()
         await asyncio.to_thread(preload)
+        self.metrics = self.sup.start_metrics()
 
     async def deploy(self) -> dict[str, Any]:
         self._deploying = True

@@ -37,6 +37,10 @@ class ChildAdapter(Protocol):
 
     def attach(self, role: str) -> bool: ...
 
+    async def attach_all(self, roles: list[str]) -> dict[str, bool]:
+        """``attach`` for each of ``roles``, all at once."""
+        ...
+
     def create_standby(self, name: str, node_id: str | None, warm: tuple[str, ...]) -> None:
         """A standby named ``name`` (on ``node_id`` when given: hard), importing ``warm``."""
         ...
@@ -235,6 +239,12 @@ class RayChildAdapter:
             return False
         self.handles[role], self.names[role] = handle, name
         return True
+
+    async def attach_all(self, roles: list[str]) -> dict[str, bool]:
+        # Each lookup is two blocking round trips to Ray's control plane (the role's current
+        # name, then its actor): one role after another they added up to most of a re-attach.
+        found = await asyncio.gather(*(asyncio.to_thread(self.attach, role) for role in roles))
+        return dict(zip(roles, found, strict=True))
 
     async def call(
         self,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from tradeplane.protocol.api import ChildApi, JournalApi
 from tradeplane.protocol.events import EventKind
-from tradeplane.protocol.roles import ROLE_JOURNAL, strategy_role
+from tradeplane.protocol.roles import ROLE_JOURNAL, is_strategy_role, strategy_role
 from tradeplane.supervisor.adapter import ChildGone
 from tradeplane.supervisor.commands import ChildDied
 from tradeplane.supervisor.derive import adopt, adoptable
@@ -30,7 +30,12 @@ async def reattach(sup: Supervisor) -> bool:
     # The journal's identity and the epochs handed out live on in the run record: a journal
     # restarted from here on must be the same one, and new incarnations are fenced above all.
     sup.identity.restore(sup.run_id)
-    run, ready, suspended = await _run_from_journal(sup)
+    # While the journal answers, the children that cannot have been suspended (only strategies
+    # can) are looked up: Ray loads each one's actor class to make its handle.
+    others = [r for r in sup.specs if r != ROLE_JOURNAL and not is_strategy_role(r)]
+    (run, ready, suspended), found = await asyncio.gather(
+        _run_from_journal(sup), adapter.attach_all(others)
+    )
     journal_there = run is not None
     if not journal_there:
         record = adapter.read_run()
@@ -38,7 +43,10 @@ async def reattach(sup: Supervisor) -> bool:
             run = {"run_id": record.run_id, "phase": record.phase}
     if not adoptable(run, sup.run_id):
         return False
-    alive = {role: adapter.attach(role) for role in sup.specs if role not in suspended}
+    found |= await adapter.attach_all(
+        [r for r in sup.specs if r not in found and r not in suspended]
+    )
+    alive = {r: found[r] for r in sup.specs if r not in suspended}
     adoption = adopt(core, alive, suspended)
     lost = sup.identity.journal_ready(ready) if ready is not None else None
     if lost is not None:  # the journal running now is not this run's: trade on nothing

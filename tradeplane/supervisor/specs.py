@@ -28,7 +28,10 @@ from tradeplane.protocol.roles import (
 class LazyActorClass:
     """A child's Ray actor class, imported when first used. Importing every child's code is
     most of a supervisor process's start-up: a supervisor that Ray restarted re-attaches
-    without it, and ``preload()`` imports it afterwards, off the re-attach path."""
+    without it, and ``preload()`` imports it afterwards, off the re-attach path. (Ray still
+    loads the actor class of each child the supervisor looks up, to make its handle: what a
+    child's actor module imports at its top is on the re-attach path, so numpy and the
+    metrics SDK are imported where they are used.)"""
 
     def __init__(self, module: str, name: str) -> None:
         self.module, self.name = module, name

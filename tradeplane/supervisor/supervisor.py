@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from tradeplane.actors.common import spawn
 from tradeplane.actors.records import event_record
 from tradeplane.cluster.placement import NodeInfo
+from tradeplane.config.faults import FaultSchedule, fault_target
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.core.health import Health, HealthReading, Phase
@@ -78,16 +79,17 @@ from tradeplane.supervisor.recovery import Recoverer
 from tradeplane.supervisor.standbys import Standbys
 from tradeplane.supervisor.status import build_status
 from tradeplane.supervisor.stopping import Stopper
-from tradeplane.telemetry.actors import actor_metrics
-from tradeplane.venues.sim.faults import FaultSchedule, fault_target
 
 if TYPE_CHECKING:
     from tradeplane.supervisor.specs import ChildSpec
+    from tradeplane.telemetry.metrics import ActorMetrics
 
 log = logging.getLogger("tradeplane.supervisor")
 __all__ = ["RUN_KEY", "RUN_SCOPE", "Supervisor"]
 # How long a durable supervisor record may wait for the journal before it is queued instead.
 DURABLE_RETRY_S = 5.0
+# After a re-attach, how long the previous supervisor's standbys may wait for the first tick.
+FIRST_TICK_WAIT_S = 10.0
 
 
 class Supervisor:
@@ -157,8 +159,16 @@ class Supervisor:
         self.reattached_ts: float | None = None
         self.first_tick_ts: float | None = None
         self.ticked = asyncio.Event()
-        self.metrics = actor_metrics(cfg, "supervisor")
-        self.metrics.gauge(
+
+    def start_metrics(self) -> ActorMetrics:
+        """The supervisor's own metrics (served through the telemetry actor's endpoint). Not
+        made in ``__init__``: the metrics SDK is a good part of a restarted supervisor's
+        imports, and its supervision comes first (the actor makes them after the first
+        tick)."""
+        from tradeplane.telemetry.actors import actor_metrics
+
+        metrics = actor_metrics(self.cfg, "supervisor")
+        metrics.gauge(
             "health_state",
             "1 for the deployment's current health state, 0 for the others",
             "1",
@@ -166,12 +176,13 @@ class Supervisor:
                 (1.0 if h is self.reading.health else 0.0, {"state": h.value}) for h in Health
             ],
         )
-        self.metrics.gauge(
+        metrics.gauge(
             "actors_down",
             "Actors dead, restarting or suspended",
             "1",
             lambda: [(float(len(self.core.down())), {})],
         )
+        return metrics
 
     # -- the core's steps ----------------------------------------------------------------------
 
@@ -427,8 +438,17 @@ class Supervisor:
         """After Ray restarted the supervisor: adopt the children still alive, by name."""
         adopted = await reattach(self)
         if adopted:
-            await self.standbys.adopt_after_reattach()
+            spawn(self.tasks, self._standbys_after_first_tick())
         return adopted
+
+    async def _standbys_after_first_tick(self) -> None:
+        """The previous supervisor's standbys are reaped and the pool started afresh once the
+        supervision is back: a new standby process (and the lookups and kills before it) must
+        not compete with the re-attach's first tick for the node's cores. Not waited for
+        longer than ``FIRST_TICK_WAIT_S``: a stop, or ticks that keep failing, must not leave
+        the previous standbys running (a stopped deployment's pool starts no new ones)."""
+        await self.clock.wait(self.ticked, FIRST_TICK_WAIT_S)
+        await self.standbys.adopt_after_reattach()
 
     # -- monitoring ----------------------------------------------------------------------------
 

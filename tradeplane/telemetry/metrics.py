@@ -14,7 +14,7 @@ import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry.metrics import (
     CallbackOptions,
@@ -24,16 +24,11 @@ from opentelemetry.metrics import (
     Observation,
     UpDownCounter,
 )
-from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
-from opentelemetry.sdk.metrics import Histogram as SdkHistogram
-from opentelemetry.sdk.metrics.export import Gauge as GaugeData
-from opentelemetry.sdk.metrics.export import Histogram as HistogramData
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, Metric
-from opentelemetry.sdk.metrics.export import Sum as SumData
-from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
-from opentelemetry.sdk.resources import Resource
 
 from tradeplane.telemetry.model import service_name
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import Metric
 
 _log = logging.getLogger(__name__)
 
@@ -111,6 +106,14 @@ class ActorMetrics:
         }
         if instance is not None:
             attributes["service.instance.id"] = instance
+        # The SDK is imported by the actor that keeps metrics, not with this module: a process
+        # that only loads an actor's class (the supervisor, for a handle to it) needs none of it.
+        from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
+        from opentelemetry.sdk.metrics import Histogram as SdkHistogram
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+        from opentelemetry.sdk.resources import Resource
+
         self._declared: dict[str, tuple[float, ...]] = {
             name: _check_boundaries(name, bounds)
             for name, bounds in (histogram_boundaries or {}).items()
@@ -223,6 +226,10 @@ class ActorMetrics:
         return tuple(sorted(merged.items()))
 
     def _convert(self, metric: Metric) -> Iterable[MetricPoint]:
+        from opentelemetry.sdk.metrics.export import Gauge as GaugeData
+        from opentelemetry.sdk.metrics.export import Histogram as HistogramData
+        from opentelemetry.sdk.metrics.export import Sum as SumData
+
         data = metric.data
         name, description, unit = metric.name, metric.description or "", metric.unit or ""
         if isinstance(data, SumData | GaugeData):

@@ -173,6 +173,9 @@ class FakeAdapter:
         child = self.children.get(role)
         return child is not None and child.alive
 
+    async def attach_all(self, roles: list[str]) -> dict[str, bool]:
+        return {role: self.attach(role) for role in roles}
+
     def create_standby(self, name: str, node_id: str | None, warm: tuple[str, ...]) -> None:
         self.standbys[name] = FakeChild(name)
         self.standby_nodes[name] = node_id

@@ -17,7 +17,7 @@ from tradeplane.supervisor.standbys import (
     pick,
     standby_nodes,
 )
-from tradeplane.supervisor.supervisor import Supervisor
+from tradeplane.supervisor.supervisor import FIRST_TICK_WAIT_S, Supervisor
 
 OTHER_NODE = "b" * 56
 
@@ -193,6 +193,26 @@ def test_strategy_reserving_resources_then_created_afresh_not_promoted() -> None
     run(scenario)
 
 
+def test_reattach_then_no_first_tick_then_previous_standbys_still_reaped_after_a_while() -> None:
+    async def scenario() -> None:
+        sup, adapter, clock = await running()
+        [old] = await eventually(lambda: ready_pool(sup), "standby ready")
+        restarted, _, _ = supervisor(clock=clock, adapter=adapter)
+
+        async def failing_tick() -> None:
+            raise RuntimeError("every tick fails")
+
+        restarted.tick = failing_tick  # type: ignore[method-assign]
+        assert await restarted.reattach()
+        await clock.advance(FIRST_TICK_WAIT_S - 1.0)
+        assert old.name not in adapter.killed_standbys  # still waiting for the first tick
+        await clock.advance(2.0)
+        await eventually(lambda: old.name in adapter.killed_standbys, "old standby reaped")
+        assert not restarted.ticked.is_set()
+
+    run(scenario)
+
+
 def test_stop_then_standbys_killed_with_the_deployment() -> None:
     async def scenario() -> None:
         sup, adapter, clock = await running()
@@ -206,14 +226,23 @@ def test_stop_then_standbys_killed_with_the_deployment() -> None:
     run(scenario)
 
 
-def test_reattach_then_standbys_of_the_previous_supervisor_reaped_and_pool_restarted() -> None:
+def test_reattach_then_standbys_of_the_previous_supervisor_reaped_after_the_first_tick() -> None:
     async def scenario() -> None:
         sup, adapter, clock = await running()
         [old] = await eventually(lambda: ready_pool(sup), "standby ready")
         await clock.advance(3.0)  # Ray restarts a supervisor in a few seconds
         restarted, _, _ = supervisor(clock=clock, adapter=adapter)
+        ticked_when_reaped: list[bool] = []
+        kill_standby = adapter.kill_standby
+
+        async def kill_and_note(name: str) -> None:
+            ticked_when_reaped.append(restarted.ticked.is_set())
+            await kill_standby(name)
+
+        adapter.kill_standby = kill_and_note  # type: ignore[method-assign]
         assert await restarted.reattach()
-        assert old.name in adapter.killed_standbys
+        await eventually(lambda: old.name in adapter.killed_standbys, "old standby reaped")
+        assert ticked_when_reaped == [True]  # off the re-attach's path
         [new] = await eventually(lambda: ready_pool(restarted), "new standby ready")
         assert new.name != old.name
 

@@ -1,20 +1,19 @@
 """Fault injection for the simulated venue and feed (chaos testing). Pure: no IO, injected clock.
 
 A ``FaultBook`` holds the faults active right now, each until it expires or is cleared; the venue
-and feed actors ask it on every call whether to misbehave. A ``FaultSchedule`` turns the faults
-listed in the config into injections at fixed times after deployment start. Random decisions
-(``probability`` < 1) come from a seeded generator per fault kind, so a chaos run repeats exactly
-and one kind's draws never shift another's.
+and feed actors ask it on every call whether to misbehave. Random decisions (``probability`` < 1)
+come from a seeded generator per fault kind, so a chaos run repeats exactly and one kind's draws
+never shift another's.
 
 The fault vocabulary (``FaultKind``, ``FaultSpec``) is configuration and lives in
-``tradeplane.config.faults``.
+``tradeplane.config.faults``, with the ``FaultSchedule`` that turns the faults listed in the
+config into injections at fixed times after deployment start (run by the supervisor).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,29 +153,6 @@ class FaultBook:
             # A str seed is hashed deterministically (unlike hash()), across processes too.
             rng = self._rngs[kind] = random.Random(f"{self._seed}:{kind.value}")
         return rng
-
-
-class FaultSchedule:
-    """Faults from the config, each handed out once when its ``at_s`` has passed."""
-
-    def __init__(self, specs: Iterable[FaultSpec]) -> None:
-        self._pending = sorted(specs, key=lambda s: s.at_s)
-
-    def due(self, elapsed_s: float) -> list[FaultSpec]:
-        """Specs with ``at_s <= elapsed_s`` not handed out before, in ``at_s`` order."""
-        n = 0
-        while n < len(self._pending) and self._pending[n].at_s <= elapsed_s:
-            n += 1
-        out, self._pending = self._pending[:n], self._pending[n:]
-        return out
-
-    @property
-    def pending(self) -> tuple[FaultSpec, ...]:
-        return tuple(self._pending)
-
-    def kinds_for(self, target: FaultTarget) -> frozenset[FaultKind]:
-        """Kinds still to come that ``target`` carries out."""
-        return frozenset(s.kind for s in self._pending if s.target == target)
 
 
 # --------------------------------------------------------------------------- malformed messages

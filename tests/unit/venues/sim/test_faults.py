@@ -7,13 +7,18 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from tradeplane.config.faults import FEED_FAULTS, FaultKind, FaultSpec, fault_target
+from tradeplane.config.faults import (
+    FEED_FAULTS,
+    FaultKind,
+    FaultSchedule,
+    FaultSpec,
+    fault_target,
+)
 from tradeplane.core.clock import ManualClock
 from tradeplane.core.venue_events import check_venue_event
 from tradeplane.venues.sim.faults import (
     MALFORMED_SHAPES,
     FaultBook,
-    FaultSchedule,
     malformed_message,
 )
 from tradeplane.venues.sim.model import VenueEvent
