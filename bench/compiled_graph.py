@@ -15,7 +15,7 @@ actor calls the normal way, exactly as ``bench/pipeline.py`` measures it). Secti
 5. ``constraint_*``: ordinary calls into compiled actors, an actor as the graph's driver, async
    actor methods in a graph, two strategies fanned in to one risk (with a slow or failing one).
 
-Not in ``make bench`` (about 3 minutes). Run it under the Ray lock::
+Not in ``make bench`` (about 4 minutes). Run it under the Ray lock::
 
     flock /tmp/tradeplane-ray.lock .venv/bin/python bench/compiled_graph.py
     .venv/bin/python bench/compiled_graph.py --quick          # smoke run, not a result
