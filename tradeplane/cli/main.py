@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -488,11 +489,33 @@ def down(
 def main() -> None:
     """The console entry point. An operational error no command caught (a Ray cluster that
     cannot be reached or refuses this client's token) is one line and exit 2, not a traceback."""
+    attached_before = _ray_attached()
     try:
         app()
     except OperationalError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise SystemExit(2) from None
+    finally:
+        if not attached_before and _ray_attached():
+            _detach()
+
+
+def _ray_attached() -> bool:
+    loaded = sys.modules.get("ray")  # never imported: never attached either
+    return loaded is not None and bool(loaded.is_initialized())
+
+
+def _detach() -> None:
+    """Leave the cluster a command attached to before the interpreter exits. Ray's own exit
+    hook would do the same after sleeping half a second so that workers' log lines reach this
+    terminal; every attach here turns those lines off (``log_to_driver=False``), so that half
+    second is only waiting, on every ``status``, ``preflight`` and operator command."""
+    import ray
+
+    try:
+        ray.shutdown()
+    except Exception as exc:  # the command's outcome (and exit code) stands; say what failed
+        err.print(f"[yellow]warning:[/] leaving the Ray cluster: {escape(str(exc))}")
 
 
 if __name__ == "__main__":

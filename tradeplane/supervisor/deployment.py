@@ -26,8 +26,6 @@ from tradeplane.config.settings import without_credentials
 from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.protocol.api import SupervisorApi
 from tradeplane.protocol.roles import NAMESPACE, ROLE_SUPERVISOR, actor_name
-from tradeplane.supervisor.actor import SupervisorActor
-from tradeplane.supervisor.specs import child_specs, read_sources
 
 LOOPBACK = "127.0.0.1"
 # A run record in one of these phases may have left actors running (a failed deployment stays
@@ -185,6 +183,8 @@ def list_deployments() -> list[str]:
 
 
 def leftover_children(cfg: TradeplaneConfig) -> list[str]:
+    from tradeplane.supervisor.specs import child_specs
+
     found = []
     for spec in child_specs(cfg, "probe", {s.name: "" for s in cfg.strategies}):
         if resolve_actor(cfg.deployment.name, spec.role) is not None:
@@ -194,6 +194,11 @@ def leftover_children(cfg: TradeplaneConfig) -> list[str]:
 
 def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float = 120.0) -> Any:
     """Create the supervisor, deploy every child, start the feed; returns the supervisor."""
+    # Imported here: the actor pulls in the metrics and tracing stack, which the CLI's read
+    # commands (status, journal, trace), that only attach and ask, never need.
+    from tradeplane.supervisor.actor import SupervisorActor
+    from tradeplane.supervisor.specs import read_sources
+
     name = cfg.deployment.name
     # Where it will run is settled first, from one read of the node table: an `up` that
     # cannot place the deployment reaps, claims and creates nothing.
