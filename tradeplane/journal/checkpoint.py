@@ -21,6 +21,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 from tradeplane import durable
@@ -28,6 +29,7 @@ from tradeplane import durable
 log = logging.getLogger(__name__)
 
 BACKSTOP_PAGES = 16_384  # 64 MiB of 4 KiB pages: the writer checkpoints itself beyond this
+RECENT_RUNS = 1024  # runs kept for diagnosis (``JournalStore.background_runs``)
 
 
 class _Coalescer:
@@ -38,6 +40,7 @@ class _Coalescer:
         self._interval_s = interval_s
         self._wake = threading.Event()
         self._stop = False
+        self.runs: deque[tuple[float, float]] = deque(maxlen=RECENT_RUNS)  # (start, ms)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -53,7 +56,10 @@ class _Coalescer:
             if self._stop:
                 return
             self._wake.clear()
-            if not self._work():
+            started, wall = time.perf_counter(), time.time()
+            done = self._work()
+            self.runs.append((wall, (time.perf_counter() - started) * 1000.0))
+            if not done:
                 self._wake.set()
             time.sleep(self._interval_s)
 
