@@ -200,7 +200,13 @@ def rss_by_role(name: str) -> dict[str, int]:
 
 
 def measure_latency(
-    tmp: Path, *, symbols: int, ticks_per_s: float, duration_s: float, every: int
+    tmp: Path,
+    *,
+    symbols: int,
+    ticks_per_s: float,
+    duration_s: float,
+    every: int,
+    profile_s: float = 0.0,
 ) -> dict[str, Any]:
     name = "bench-latency"
     cfg = bench_config(
@@ -219,6 +225,17 @@ def measure_latency(
         # The same three no-op hops while this deployment runs: how much of each hop is the
         # machine being busy with the pipeline's own work, not the pipeline's code path.
         loaded_floor = measure_floor(ticks_per_s, min(duration_s, 10.0))
+        profile: dict[str, Any] = {}
+        if profile_s > 0:
+            # After the figures, so the sampling costs them nothing: the busiest actor on the
+            # order path under this load.
+            cpu = cpu_by_role(name, roles=LATENCY_ROLES)
+            busiest = max(cpu, key=lambda r: cpu[r][1])
+            profile = {
+                "cpu_pct_by_role": {r: c for r, (_, c) in cpu.items()},
+                "busiest": busiest,
+                busiest: py_spy_profile(cpu[busiest][0], profile_s),
+            }
         journal_view = journal_commit_view(name, samples)
         gc_by_role = {
             role: ray.get(role_handle(name, role).heartbeat.remote(), timeout=10)["process"].get(
@@ -241,6 +258,7 @@ def measure_latency(
             "backpressure_waits": bars1["outbox"]["backpressure_waits"],
             "journal_commit_inside": journal_view,
             "gc_by_role": gc_by_role,
+            "profile": profile,
         }
     finally:
         deployment.stop(name)
@@ -332,10 +350,15 @@ def sustained_rate(feed: Any, *, total_bars: int, window_s: float = 2.0) -> dict
     }
 
 
-def cpu_by_role(name: str, window_s: float = 2.0) -> dict[str, tuple[int, float]]:
+LATENCY_ROLES = ("journal", "venue", "broker", "risk", "strategy/bench", "feed")
+
+
+def cpu_by_role(
+    name: str, window_s: float = 2.0, roles: tuple[str, ...] = ROLES
+) -> dict[str, tuple[int, float]]:
     """(pid, % of one core over ``window_s``) of each actor process."""
     procs = {}
-    for role in ROLES:
+    for role in roles:
         h = role_handle(name, role)
         pid = ray.get(h.heartbeat.remote(), timeout=10)["process"]["pid"]
         procs[role] = psutil.Process(pid)
@@ -448,7 +471,8 @@ def main() -> int:
         "--profile-s",
         type=float,
         default=0.0,
-        help="after the throughput figures, sample the busiest actor with py-spy this long",
+        help="after the throughput figures (with --latency-only: the latency figures), sample "
+        "the busiest actor with py-spy this long",
     )
     ap.add_argument("--latency-only", action="store_true", help="floor and tick-to-order only")
     args = ap.parse_args()
@@ -465,6 +489,7 @@ def main() -> int:
             ticks_per_s=args.ticks_per_s,
             duration_s=args.duration_s,
             every=args.every,
+            profile_s=args.profile_s if args.latency_only else 0.0,
         )
         total = lat["tick_to_order_ms"]
         emit(

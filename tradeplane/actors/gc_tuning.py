@@ -7,9 +7,12 @@ pydantic models, the restored tables), so its full collections walk all of them,
 milliseconds of an order's path went into a pause that freed nothing.
 
 ``settle_after_start_up`` is called once by each hot actor (strategy, risk, broker, journal) at
-the end of its ``ready``: it collects once, then ``gc.freeze()`` moves every object alive at
-that point into the permanent generation (never walked again; they live as long as the process
-anyway), and raises the generation-0 threshold so the young generation is collected less often.
+the end of its ``ready``: ``gc.freeze()`` moves every object alive at that point into the
+permanent generation (never walked again; they live as long as the process anyway), and the
+generation-0 threshold is raised so the young generation is collected less often. It does not
+collect first: a full collection there took 50-130 ms on the loaded bench machine, on the path
+of a restart's ``ready``; what it would have freed is whatever cyclic garbage start-up left, a
+bounded amount kept once.
 Reference counting still frees acyclic garbage at once; only cycles wait a little longer, and
 ``GEN0_THRESHOLD`` bounds how many. ``GcPauses`` times every collection in the process
 (``gc.callbacks``), so heartbeats report how often the collector paused and for how long.
@@ -65,6 +68,7 @@ class GcPauses:
 
 
 _PAUSES: GcPauses | None = None
+_SETTLED = False
 
 
 def gc_pauses() -> GcPauses:
@@ -77,10 +81,14 @@ def gc_pauses() -> GcPauses:
 
 
 def settle_after_start_up(threshold0: int = GEN0_THRESHOLD) -> None:
-    """Once an actor has built and restored its state: collect, freeze what is alive, and
-    collect the young generation less often (the module docstring says why). Idempotent."""
+    """Once an actor has built and restored its state: freeze what is alive, and
+    collect the young generation less often (the module docstring says why). Only the first
+    call in a process does anything (an actor's ``ready`` may be called again)."""
+    global _SETTLED
+    if _SETTLED:
+        return
+    _SETTLED = True
     gc_pauses()
-    gc.collect()
     gc.freeze()
     _, t1, t2 = gc.get_threshold()
     gc.set_threshold(threshold0, t1, t2)

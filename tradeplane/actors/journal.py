@@ -21,7 +21,7 @@ import orjson
 import ray
 
 from tradeplane.actors.common import SupervisedActor, process_info
-from tradeplane.actors.gc_tuning import gc_pauses
+from tradeplane.actors.gc_tuning import gc_pauses, settle_after_start_up
 from tradeplane.actors.journal_reads import JournalReads
 from tradeplane.config.models import JournalConfig, TradeplaneConfig
 from tradeplane.config.settings import with_node_credentials
@@ -242,6 +242,7 @@ class JournalActor(JournalReads, SupervisedActor):
             self.metrics.gauge(name, doc, unit, _observe(read))
 
     async def ready(self) -> dict[str, Any]:
+        settle_after_start_up()
         return {
             "last_seq": self.core.store.last_seq,
             "state_dir": str(self.state_dir),
