@@ -200,7 +200,13 @@ def rss_by_role(name: str) -> dict[str, int]:
 
 
 def measure_latency(
-    tmp: Path, *, symbols: int, ticks_per_s: float, duration_s: float, every: int
+    tmp: Path,
+    *,
+    symbols: int,
+    ticks_per_s: float,
+    duration_s: float,
+    every: int,
+    profile_s: float = 0.0,
 ) -> dict[str, Any]:
     name = "bench-latency"
     cfg = bench_config(
@@ -219,6 +225,24 @@ def measure_latency(
         # The same three no-op hops while this deployment runs: how much of each hop is the
         # machine being busy with the pipeline's own work, not the pipeline's code path.
         loaded_floor = measure_floor(ticks_per_s, min(duration_s, 10.0))
+        profile: dict[str, Any] = {}
+        if profile_s > 0:
+            # After the figures, so the sampling costs them nothing: the busiest actor on the
+            # order path under this load.
+            cpu = cpu_by_role(name, roles=LATENCY_ROLES)
+            busiest = max(cpu, key=lambda r: cpu[r][1])
+            profile = {
+                "cpu_pct_by_role": {r: c for r, (_, c) in cpu.items()},
+                "busiest": busiest,
+                busiest: py_spy_profile(cpu[busiest][0], profile_s),
+            }
+        journal_view = journal_commit_view(name, samples)
+        gc_by_role = {
+            role: ray.get(role_handle(name, role).heartbeat.remote(), timeout=10)["process"].get(
+                "gc"
+            )
+            for role in ("strategy/bench", "risk", "broker", "journal")
+        }
         stages = samples["stages_ms"]
         names = samples.get("stages") or OLD_STAGES
         # The stages add up to the total per order; their medians need not add up to its.
@@ -232,9 +256,71 @@ def measure_latency(
             "bars_per_s": (bars1["bars"] - bars0) / duration_s,
             "orders_per_s": len(samples["total_ms"]) / duration_s,
             "backpressure_waits": bars1["outbox"]["backpressure_waits"],
+            "journal_commit_inside": journal_view,
+            "gc_by_role": gc_by_role,
+            "profile": profile,
         }
     finally:
         deployment.stop(name)
+
+
+def _overlaps(start: float, end: float, runs: list[list[float]]) -> bool:
+    """Whether any (wall start, ms) run overlaps [start, end]."""
+    return any(r0 < end and r0 + ms / 1000.0 > start for r0, ms in runs)
+
+
+def journal_commit_view(name: str, samples: dict[str, Any]) -> dict[str, Any] | None:
+    """Inside the journal-commit stage: the journal's own timings of the batches that held an
+    ``order_submitting`` (``JournalActor.commit_trace``), and for the slowest 2 % of the
+    stage's samples what ran beside them (checkpoints, JSONL syncs, the journal's collector)."""
+    journal = role_handle(name, "journal")
+    if not hasattr(journal, "commit_trace"):
+        return None  # an older journal without the trace
+    trace = ray.get(journal.commit_trace.remote(clear=True))
+    fields = trace["fields"]
+    batches = [dict(zip(fields, b, strict=True)) for b in trace["batches"]]
+    orders = [b for b in batches if b["submitting"]]
+    since = min(samples.get("received_ts") or [0.0])
+    runs = {
+        "checkpoint": [r for r in trace["checkpoints"] if r[0] >= since - 1],
+        "sync": [r for r in trace["syncs"] if r[0] >= since - 1],
+        "gc": [r[:2] for r in trace["gc"] if r[0] >= since - 1],
+    }
+    view: dict[str, Any] = {
+        "batches": len(batches),
+        "order_batches": {
+            f: summary([float(b[f]) for b in orders]) for f in fields if f.endswith("_ms")
+        },
+        "order_batch_records": summary([float(b["records"]) for b in orders]),
+        "background_ms": {k: summary([ms for _, ms in v]) for k, v in runs.items()},
+    }
+    stage = [s[3] for s in samples["stages_ms"]]
+    received = samples.get("received_ts") or []
+    if stage and received:
+        cut = pct(stage, 0.98) or 0.0
+        slow = [(t, ms) for t, ms in zip(received, stage, strict=True) if ms >= cut]
+        view["slowest_2pct"] = {
+            "n": len(slow),
+            "from_ms": cut,
+            "overlapping": {
+                k: sum(_overlaps(t, t + ms / 1000.0, v) for t, ms in slow) for k, v in runs.items()
+            },
+            # The same share over every sample: an overlap that is no more frequent among the
+            # slow ones than among all explains nothing.
+            "overlapping_all_pct": {
+                k: round(
+                    100.0
+                    * sum(
+                        _overlaps(t, t + ms / 1000.0, v)
+                        for t, ms in zip(received, stage, strict=True)
+                    )
+                    / len(stage),
+                    1,
+                )
+                for k, v in runs.items()
+            },
+        }
+    return view
 
 
 def sustained_rate(feed: Any, *, total_bars: int, window_s: float = 2.0) -> dict[str, Any]:
@@ -264,10 +350,15 @@ def sustained_rate(feed: Any, *, total_bars: int, window_s: float = 2.0) -> dict
     }
 
 
-def cpu_by_role(name: str, window_s: float = 2.0) -> dict[str, tuple[int, float]]:
+LATENCY_ROLES = ("journal", "venue", "broker", "risk", "strategy/bench", "feed")
+
+
+def cpu_by_role(
+    name: str, window_s: float = 2.0, roles: tuple[str, ...] = ROLES
+) -> dict[str, tuple[int, float]]:
     """(pid, % of one core over ``window_s``) of each actor process."""
     procs = {}
-    for role in ROLES:
+    for role in roles:
         h = role_handle(name, role)
         pid = ray.get(h.heartbeat.remote(), timeout=10)["process"]["pid"]
         procs[role] = psutil.Process(pid)
@@ -380,7 +471,8 @@ def main() -> int:
         "--profile-s",
         type=float,
         default=0.0,
-        help="after the throughput figures, sample the busiest actor with py-spy this long",
+        help="after the throughput figures (with --latency-only: the latency figures), sample "
+        "the busiest actor with py-spy this long",
     )
     ap.add_argument("--latency-only", action="store_true", help="floor and tick-to-order only")
     args = ap.parse_args()
@@ -397,6 +489,7 @@ def main() -> int:
             ticks_per_s=args.ticks_per_s,
             duration_s=args.duration_s,
             every=args.every,
+            profile_s=args.profile_s if args.latency_only else 0.0,
         )
         total = lat["tick_to_order_ms"]
         emit(

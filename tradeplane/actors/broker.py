@@ -29,6 +29,7 @@ from tradeplane.actors.common import (
     spawn,
     watch_lease,
 )
+from tradeplane.actors.gc_tuning import settle_after_start_up
 from tradeplane.actors.records import (
     KILL_SWITCH_KEY,
     RISK_SCOPE,
@@ -145,6 +146,7 @@ class BrokerActor(SupervisedActor):
             spawn(self.tasks, self._stream_loop())
             spawn(self.tasks, self.resolver.loop())
             spawn(self.tasks, watch_lease(self.lease, ROLE_BROKER))
+            settle_after_start_up()
             self._ready.set()
         self.lease.renew(time.time())
         return {"open_orders": len(self.core.orders.open_orders()), "cursor": self.cursor}

@@ -24,6 +24,7 @@ from ray import ObjectRef
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from tenacity import AsyncRetrying, retry_if_result, wait_exponential, wait_fixed
 
+from tradeplane.actors.gc_tuning import gc_pauses
 from tradeplane.cluster.names import resolve_actor
 from tradeplane.core.errors import StaleEpochError
 from tradeplane.core.fencing import Stamp
@@ -470,11 +471,16 @@ _PROCESS: Any = None
 
 
 def process_info() -> dict[str, Any]:
-    """pid and resident memory of this actor's process, for heartbeats and benchmarks."""
+    """pid, resident memory and garbage-collector pauses of this actor's process, for
+    heartbeats and benchmarks."""
     global _PROCESS
     if _PROCESS is None:
         _PROCESS = psutil.Process(os.getpid())
-    return {"pid": _PROCESS.pid, "rss_bytes": _PROCESS.memory_info().rss}
+    return {
+        "pid": _PROCESS.pid,
+        "rss_bytes": _PROCESS.memory_info().rss,
+        "gc": gc_pauses().summary(),
+    }
 
 
 async def watch_lease(lease: SupervisionLease, role: str) -> None:

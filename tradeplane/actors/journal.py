@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ import orjson
 import ray
 
 from tradeplane.actors.common import SupervisedActor, process_info
+from tradeplane.actors.gc_tuning import gc_pauses, settle_after_start_up
 from tradeplane.actors.journal_reads import JournalReads
 from tradeplane.config.models import JournalConfig, TradeplaneConfig
 from tradeplane.config.settings import with_node_credentials
@@ -42,6 +44,21 @@ class _Pending:
     done: asyncio.Future[list[int]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    queued: float = field(default_factory=time.perf_counter)
+
+
+# Per batch, where its time went (ms), newest last; read by ``JournalActor.commit_trace``.
+COMMIT_TRACE = 4096
+TRACE_FIELDS = (
+    "ts",  # wall clock when the batch started
+    "records",
+    "submitting",  # the batch holds an order_submitting (an order waits on it)
+    "queued_ms",  # oldest append in the batch queued -> the batch starts
+    "handoff_ms",  # handed to the store thread -> it starts (thread wake-up, the GIL)
+    "store_ms",  # JournalStore.commit on the store thread
+    "sql_commit_ms",  # of which the COMMIT statement (the WAL fsync)
+    "resume_ms",  # the store thread done -> the event loop resumes the batch
+)
 
 
 class JournalCore:
@@ -59,6 +76,7 @@ class JournalCore:
         self.last_commit_ms = 0.0
         self.max_commit_ms = 0.0
         self.errors = 0
+        self.trace: deque[tuple[Any, ...]] = deque(maxlen=COMMIT_TRACE)
 
     async def run_on_store(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
@@ -91,15 +109,36 @@ class JournalCore:
         records = [r for p in batch for r in p.records]
         state = [s for p in batch for s in p.state]
         t0 = time.perf_counter()
+        wall = time.time()
+        store = self.store
+
+        def timed_commit() -> tuple[list[int], float, float]:
+            started = time.perf_counter()
+            seqs = store.commit(records, state)
+            return seqs, started, time.perf_counter()
+
         try:
-            seqs = await self.run_on_store(self.store.commit, records, state)
+            seqs, started, ended = await self.run_on_store(timed_commit)
         except Exception as exc:  # a failed commit must reach every waiting caller
             self.errors += 1
             for p in batch:
                 if not p.done.done():
                     p.done.set_exception(exc)
             return
-        elapsed = (time.perf_counter() - t0) * 1000
+        resumed = time.perf_counter()
+        elapsed = (resumed - t0) * 1000
+        self.trace.append(
+            (
+                wall,
+                len(records),
+                any(r.kind == "order_submitting" for r in records),
+                (t0 - min(p.queued for p in batch)) * 1000,
+                (started - t0) * 1000,
+                (ended - started) * 1000,
+                store.last_sql_commit_ms,
+                (resumed - ended) * 1000,
+            )
+        )
         self.last_commit_ms, self.max_commit_ms = elapsed, max(self.max_commit_ms, elapsed)
         self.batches += 1
         self.records += len(records)
@@ -203,6 +242,7 @@ class JournalActor(JournalReads, SupervisedActor):
             self.metrics.gauge(name, doc, unit, _observe(read))
 
     async def ready(self) -> dict[str, Any]:
+        settle_after_start_up()
         return {
             "last_seq": self.core.store.last_seq,
             "state_dir": str(self.state_dir),
@@ -271,6 +311,22 @@ class JournalActor(JournalReads, SupervisedActor):
                 "jsonl": str(self.core.store.jsonl_path),
             },
         }
+
+    async def commit_trace(self, clear: bool = False) -> dict[str, Any]:
+        """Where recent batches' time went (``TRACE_FIELDS``), beside what ran alongside them
+        in this process: WAL checkpoints, JSONL syncs and collector pauses, each as (wall-clock
+        start, ms). For benchmarks (``bench/pipeline.py``) and for a slow commit's diagnosis."""
+        store = self.core.store
+        out = {
+            "fields": list(TRACE_FIELDS),
+            "batches": list(self.core.trace),
+            "checkpoints": store.background_runs("checkpoint"),
+            "syncs": store.background_runs("sync"),
+            "gc": list(gc_pauses().recent),
+        }
+        if clear:
+            self.core.trace.clear()
+        return out
 
     async def close(self) -> int:
         await self.core.flush()

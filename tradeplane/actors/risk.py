@@ -30,6 +30,7 @@ from tradeplane.actors.common import (
     query_journal,
     spawn,
 )
+from tradeplane.actors.gc_tuning import settle_after_start_up
 from tradeplane.actors.records import (
     KILL_SWITCH_KEY,
     RECONCILIATION_KEY,
@@ -139,6 +140,7 @@ class RiskActor(SupervisedActor):
             self._tell_broker_trading_state()
             if events:  # e.g. the saved risk day ended while we were down
                 await self._act(events)
+            settle_after_start_up()
             self._ready.set()
             spawn(self.tasks, self._decide_orphans())
         return {"summary": self.engine.summary()}

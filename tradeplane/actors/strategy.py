@@ -31,6 +31,7 @@ from tradeplane.actors.common import (
     spawn,
     watch_lease,
 )
+from tradeplane.actors.gc_tuning import settle_after_start_up
 from tradeplane.actors.records import event_record, intent_record
 from tradeplane.config.models import StrategyConfig, TradeplaneConfig
 from tradeplane.core.clock import SystemClock
@@ -127,6 +128,7 @@ class StrategyActor(SupervisedActor):
         out.extend(self._guard(self.runner.start))
         await self._isolate_if_failed()
         await self._emit(out, force_snapshot=True)
+        settle_after_start_up()
         self._ready.set()
         self.lease.renew(time.time())
         spawn(self._tasks, watch_lease(self.lease, self.role))

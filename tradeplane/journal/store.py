@@ -23,6 +23,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -90,6 +91,7 @@ class JournalStore:
         self._ids = EventIds(conn, last_seq)
         self._checkpointer: checkpoint.Checkpointer | None = None  # started by ``open``
         self._syncer: checkpoint.MirrorSyncer | None = None  # started by ``open`` when fsync
+        self.last_sql_commit_ms = 0.0  # the last batch's COMMIT statement (its WAL fsync)
 
     # --- opening ----------------------------------------------------------------------------
 
@@ -274,7 +276,9 @@ class JournalStore:
                     )
                 if state_rows:
                     conn.executemany(schema.UPSERT_STATE, state_rows)
+                committing = time.perf_counter()
                 conn.execute("COMMIT")
+                self.last_sql_commit_ms = (time.perf_counter() - committing) * 1000.0
             except BaseException:
                 self._ids.rolled_back()
                 if conn.in_transaction:
@@ -327,6 +331,11 @@ class JournalStore:
         self._jsonl_seq = self._last_seq
         if self._syncer is not None:
             self._syncer.written()
+
+    def background_runs(self, which: str) -> list[tuple[float, float]]:
+        """Recent runs of the ``checkpoint`` or JSONL ``sync`` thread: (wall-clock start, ms)."""
+        worker = self._checkpointer if which == "checkpoint" else self._syncer
+        return list(worker.runs) if worker is not None else []
 
     # --- closing ------------------------------------------------------------------------------
 

@@ -37,6 +37,9 @@ class TickToOrder:
         self.stages_ms: deque[tuple[float, ...]] = deque(maxlen=LATENCY_SAMPLES)
         # The venue call (request out -> the venue client returned), after the total.
         self.venue_call_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        # When the broker got each order (wall clock), to line a slow stage up with what else
+        # ran then (``JournalActor.commit_trace``).
+        self.received_ts: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         self._histogram = metrics.histogram(
             "tick_to_order_seconds",
             "From the bar's arrival to the order leaving for the venue",
@@ -60,6 +63,7 @@ class TickToOrder:
                 (sent - durable) * 1000.0,
             )
         )
+        self.received_ts.append(entered)
 
     def record_venue_call(self, sent: float, returned: float) -> None:
         self.venue_call_ms.append((returned - sent) * 1000.0)
@@ -79,8 +83,10 @@ class TickToOrder:
             "stages": list(STAGES),
             "stages_ms": list(self.stages_ms),
             "venue_call_ms": list(self.venue_call_ms),
+            "received_ts": list(self.received_ts),
         }
         if clear:
+            self.received_ts.clear()
             self.total_ms.clear()
             self.stages_ms.clear()
             self.venue_call_ms.clear()
