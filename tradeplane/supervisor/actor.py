@@ -1,24 +1,34 @@
-"""SupervisorActor: the deployment's supervisor as one detached named Ray actor, a thin shell
+"""SupervisorActor: the deployment's supervisor as a detached named Ray actor, a thin shell
 around ``Supervisor`` (which holds the logic over an adapter and a clock) and ``SupervisorCore``
 (which holds the decisions). Ray restarts this actor itself; a restarted supervisor re-attaches
 to its children by name while the pipeline keeps trading.
+
+A deployment runs two instances of it (``core.succession``): the one holding the latest term
+acts, the other stands by, watching it, and takes over (claims the next term, re-attaches, and
+becomes the supervisor's current name, ``cluster.names``) the moment it dies. An instance that
+stands by answers nothing but ``heartbeat``: it refuses every operator call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
 import ray
 
 from tradeplane.actors.common import SupervisedActor, spawn
+from tradeplane.cluster.names import SupervisorTerms, named, set_current
 from tradeplane.cluster.placement import NodeInfo
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.config.settings import with_node_credentials
+from tradeplane.core.errors import OperationalError
+from tradeplane.core.succession import Start, Term, contend, on_start, should_take_over
 from tradeplane.protocol.api import BrokerApi
-from tradeplane.protocol.roles import ROLE_BROKER
+from tradeplane.protocol.roles import ROLE_BROKER, ROLE_SUPERVISOR, actor_name
 from tradeplane.supervisor.adapter import RayChildAdapter
 from tradeplane.supervisor.clock import SystemClock
 from tradeplane.supervisor.specs import child_specs, preload
@@ -26,6 +36,20 @@ from tradeplane.supervisor.supervisor import Supervisor
 
 if TYPE_CHECKING:
     from tradeplane.telemetry.metrics import ActorMetrics
+
+log = logging.getLogger("tradeplane.supervisor")
+# A standby with no term to watch yet (the first instance has not claimed one) looks again after.
+NO_TERM_RETRY_S = 0.2
+
+
+class NotActing(OperationalError):
+    """An operator call reached a supervisor instance that stands by."""
+
+
+def _warm() -> None:
+    import tradeplane.telemetry.actors  # noqa: F401  (the metrics SDK, for start_metrics)
+
+    preload()
 
 
 @ray.remote
@@ -37,6 +61,7 @@ class SupervisorActor(SupervisedActor):
         sources: dict[str, str],
         state_node: NodeInfo | None = None,
         state_node_lost: dict[str, Any] | None = None,
+        standby: bool = False,
     ) -> None:
         # It never receives credentials (nor passes them on); it masks those of its node in
         # what it logs, as before.
@@ -54,8 +79,100 @@ class SupervisorActor(SupervisedActor):
         self.metrics: ActorMetrics | None = None
         self._deploying = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        # If Ray restarted us while the deployment ran, its children are still there.
-        spawn(self._tasks, self._maybe_reattach())
+        deployment = cfg.deployment.name
+        self.name = ray.get_runtime_context().get_actor_name() or actor_name(
+            deployment, ROLE_SUPERVISOR
+        )
+        self.terms = SupervisorTerms(deployment, run_id)
+        self.term: int | None = None  # the term this instance acts in; None: it stands by
+        self.refused = 0
+        self.sup.still_current = self._still_current
+        self.sup.on_superseded = self._superseded
+        self.sup.succession_status = self._succession_status
+        spawn(self._tasks, self._start(standby))
+
+    # -- succession (``core.succession``) ------------------------------------------------------
+
+    async def _start(self, standby: bool) -> None:
+        await asyncio.sleep(0)
+        if self.term is not None:  # deploy() claimed first
+            await self._maybe_reattach()
+            return
+        latest = self.terms.latest()
+        if on_start(self.name, latest, standby) is Start.CLAIM and self._claim(latest):
+            # If Ray restarted us while the deployment ran, its children are still there.
+            await self._maybe_reattach()
+            return
+        await self._stand_by()
+
+    def _claim(self, after: Term | None) -> bool:
+        term = contend(self.name, after, self.terms)
+        if term is None:
+            return False
+        self.term = term
+        # From now on the CLI, the benches and chaos find this instance.
+        set_current(self.sup.deployment, ROLE_SUPERVISOR, self.name)
+        self.sup.started_ts = self.sup.clock.now()
+        log.info("supervisor %s acts in term %d", self.name, term)
+        return True
+
+    async def _stand_by(self) -> None:
+        """Watch the acting instance; take over the moment it dies (or stand by the next one)."""
+        # What a re-attached supervisor imports after its first tick is imported now instead.
+        spawn(self._tasks, asyncio.to_thread(_warm))
+        while True:
+            latest = self.terms.latest()
+            if latest is None:
+                await asyncio.sleep(NO_TERM_RETRY_S)
+                continue
+            holder = named(latest.holder)
+            died: BaseException | None = None
+            if holder is not None:
+                self.terms.mark_watching(self.name, latest.number)
+                try:
+                    await holder.wait_for_death.remote()
+                except Exception as exc:
+                    died = exc
+            if not should_take_over(latest, self.terms.latest()) or not self._claim(latest):
+                continue  # another instance acts now: watch that one
+            log.warning(
+                "supervisor %s took over from %s (%s)",
+                self.name,
+                latest.holder,
+                type(died).__name__ if died is not None else "not found",
+            )
+            if (
+                holder is not None
+                and died is not None
+                and not isinstance(died, ray.exceptions.ActorDiedError)
+            ):
+                # Not certainly dead: its process goes (its restart stands by, it no longer
+                # holds the latest term), so two instances never act at once.
+                with contextlib.suppress(Exception):
+                    ray.kill(holder, no_restart=False)
+            await self._maybe_reattach()
+            return
+
+    def _still_current(self) -> bool:
+        return self.term is None or not self.terms.claimed(self.term + 1)
+
+    def _superseded(self) -> None:
+        """Another instance claimed a later term: this process goes at once (Ray restarts it,
+        and the restart stands by)."""
+        log.critical("supervisor %s superseded in term %s: exiting", self.name, self.term)
+        os._exit(1)
+
+    def _succession_status(self) -> dict[str, Any]:
+        watching = self.terms.watching()
+        standby = None
+        if watching is not None and watching[1] != self.name:
+            standby = {"name": watching[1], "watching": watching[0] == self.term}
+        return {"name": self.name, "term": self.term, "standby": standby}
+
+    def _acting(self) -> None:
+        if self.term is None:
+            self.refused += 1
+            raise NotActing(f"supervisor {self.name} stands by: it takes no calls")
 
     async def _maybe_reattach(self) -> None:
         await asyncio.sleep(0)
@@ -72,41 +189,53 @@ class SupervisorActor(SupervisedActor):
         self.metrics = self.sup.start_metrics()
 
     async def deploy(self) -> dict[str, Any]:
+        if self.term is None and not self._claim(self.terms.latest()):
+            raise NotActing(f"supervisor {self.name}: another instance acts for this run")
         self._deploying = True
         return await self.sup.deploy()
 
     async def start_feed(self) -> dict[str, Any]:
+        self._acting()
         return await self.sup.start_feed()
 
     async def status(self) -> dict[str, Any]:
+        self._acting()
         return await self.sup.status_with_orders()
 
     async def stop(self, reason: str = "operator") -> dict[str, Any]:
+        self._acting()
         return await self.sup.stop(reason)
 
     async def kill_switch(self, active: bool, reason: str) -> dict[str, Any]:
+        self._acting()
         return await self.sup.kill_switch(active, reason)
 
     async def flatten(self, reason: str) -> dict[str, Any]:
+        self._acting()
         return await self.sup.flatten(reason)
 
     async def cancel_all(self, reason: str) -> dict[str, Any]:
+        self._acting()
         return await self.sup.cancel_all(reason)
 
     async def inject_fault(
         self, kind: str, duration_s: float | None = None, params: dict[str, Any] | None = None
     ) -> dict[str, Any]:
+        self._acting()
         return await self.sup.inject_fault(kind, duration_s, params)
 
     async def clear_faults(self, kind: str | None = None) -> dict[str, Any]:
+        self._acting()
         return await self.sup.clear_faults(kind)
 
     async def venue_holdings(self) -> dict[str, Any]:
         """For ``preflight`` while running: the venue's holdings, asked through the broker."""
+        self._acting()
         result: dict[str, Any] = await self.sup.adapter.call(
             10.0, ROLE_BROKER, BrokerApi.live_holdings
         )
         return result
 
     async def heartbeat(self) -> dict[str, Any]:
-        return {"role": "supervisor", "ts": time.time(), "phase": self.sup.core.phase.value}
+        phase = self.sup.core.phase.value if self.term is not None else "standby"
+        return {"role": "supervisor", "ts": time.time(), "phase": phase, "name": self.name}
