@@ -39,6 +39,8 @@ LOOPBACK = "127.0.0.1"
 # A run record in one of these phases may have left actors running (a failed deployment stays
 # up for inspection).
 LIVE_PHASES = ("starting", "ready", "running", "stopping", "failed")
+# `stop` waits at most this long for the supervisor's standby to be gone.
+STANDBY_GONE_S = 5.0
 
 
 def connect(
@@ -346,10 +348,17 @@ def stop(deployment: str, *, reason: str = "operator", timeout_s: float = 120.0)
         call = Remote[SupervisorApi](sup).call(SupervisorApi.stop, reason)
         summary = ray.get(call, timeout=timeout_s)
     finally:
-        # The instance standing by goes first: it would take over from the one stopped.
+        # The instance standing by goes first, and is gone before the acting one goes: it would
+        # take over from it (harmlessly, the run is over, but it would outlive `down`).
         acting = sup._actor_id
         others = [h for h in supervisor_instances(deployment) if h._actor_id != acting]
-        for handle in [*others, sup]:
+        for handle in others:
             ray.kill(handle, no_restart=True)
+        deadline = time.monotonic() + STANDBY_GONE_S
+        while time.monotonic() < deadline and any(
+            h._actor_id != acting for h in supervisor_instances(deployment)
+        ):
+            time.sleep(0.05)
+        ray.kill(sup, no_restart=True)
         venue_claims.release(deployment)
     return summary
