@@ -125,16 +125,23 @@ class SupervisorActor(SupervisedActor):
             if latest is None:
                 await asyncio.sleep(NO_TERM_RETRY_S)
                 continue
+            if latest.holder == self.name and self._claim(latest):
+                # It holds the latest term but does not act (its claim raced a restart): act.
+                await self._maybe_reattach()
+                return
             holder = named(latest.holder)
             died: BaseException | None = None
             if holder is not None:
                 self.terms.mark_watching(self.name, latest.number)
                 try:
-                    await holder.wait_for_death.remote()
+                    await holder.wait_while_acting.remote(latest.number)
                 except Exception as exc:
                     died = exc
             if not should_take_over(latest, self.terms.latest()) or not self._claim(latest):
-                continue  # another instance acts now: watch that one
+                # Another instance acts now: watch that one (a moment later, so that an instance
+                # still coming up is not asked in a tight loop).
+                await asyncio.sleep(NO_TERM_RETRY_S)
+                continue
             log.warning(
                 "supervisor %s took over from %s (%s)",
                 self.name,
@@ -152,6 +159,13 @@ class SupervisorActor(SupervisedActor):
                     ray.kill(holder, no_restart=False)
             await self._maybe_reattach()
             return
+
+    async def wait_while_acting(self, term: int) -> None:
+        """The standby's watch: returns at once when this instance does not act in ``term`` (a
+        restart that has not claimed it, or claimed a later one); otherwise never while its
+        process lives, so the standby learns of its death the moment Ray does."""
+        if self.term == term:
+            await self.wait_for_death()
 
     def _still_current(self) -> bool:
         return self.term is None or not self.terms.claimed(self.term + 1)
