@@ -252,4 +252,10 @@ class SupervisorActor(SupervisedActor):
 
     async def heartbeat(self) -> dict[str, Any]:
         phase = self.sup.core.phase.value if self.term is not None else "standby"
-        return {"role": "supervisor", "ts": time.time(), "phase": phase, "name": self.name}
+        return {
+            "role": "supervisor",
+            "ts": time.time(),
+            "phase": phase,
+            "name": self.name,
+            "pid": os.getpid(),
+        }
