@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -135,6 +136,37 @@ def test_standby_killed_first_then_ray_restarts_it_standing_by_and_the_superviso
         eventually(lambda: standing_by(name, standby), timeout_s=60, what="standby back")
         assert succession(name)["name"] == first
         assert journal_counts(state).get("supervisor_reattached", 0) == 0
+    finally:
+        deployment.stop(name)
+    eventually(lambda: named(first) is None and named(standby) is None, timeout_s=30)
+    assert check(state).problems == []
+
+
+def test_supervisor_and_its_standby_killed_together_then_one_of_them_acts_again(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    cfg = make_config(state)
+    name = cfg.deployment.name
+    first, standby = actor_name(name, ROLE_SUPERVISOR), supervisor_standby_name(name)
+    deployment.deploy(cfg)
+    try:
+        trades_on(state)
+        eventually(lambda: standing_by(name, standby), timeout_s=60, what="supervisor standby")
+        standby_pid = int(ray.get(named(standby).heartbeat.remote(), timeout=10)["pid"])
+        os.kill(standby_pid, signal.SIGKILL)
+        assert kill_actor(name, "supervisor", "sigkill")["ok"]
+        # Never no supervisor: Ray restarts both, and the one that held the term acts again.
+        eventually(
+            lambda: (live_status(name).get("reattached") or {}).get("first_tick_ts"),
+            timeout_s=60,
+            what="a supervisor re-attached",
+        )
+        acting = succession(name)["name"]
+        other = standby if acting == first else first
+        eventually(lambda: standing_by(name, other), timeout_s=60, what="the other stands by")
+        trades_on(state)
+        assert journal_counts(state).get("supervisor_reattached") == 1
     finally:
         deployment.stop(name)
     eventually(lambda: named(first) is None and named(standby) is None, timeout_s=30)

@@ -52,6 +52,21 @@ def _warm() -> None:
     preload()
 
 
+def _maybe_alive(holder: Any, error: BaseException) -> bool:
+    """Whether the instance whose watch failed with ``error`` may still run its old process.
+    Ray restarts an actor only once its process is gone, so an actor it shows restarting (or
+    dead) is certainly not acting; one it shows alive may be one that was only unreachable."""
+    if isinstance(error, ray.exceptions.ActorDiedError):
+        return False
+    try:
+        from ray._private import state as ray_state
+
+        row = ray_state.actors(actor_id=holder._actor_id.hex()) or {}
+    except Exception:
+        return True
+    return row.get("State") not in ("RESTARTING", "DEAD", "PENDING_CREATION")
+
+
 @ray.remote
 class SupervisorActor(SupervisedActor):
     def __init__(
@@ -148,11 +163,7 @@ class SupervisorActor(SupervisedActor):
                 latest.holder,
                 type(died).__name__ if died is not None else "not found",
             )
-            if (
-                holder is not None
-                and died is not None
-                and not isinstance(died, ray.exceptions.ActorDiedError)
-            ):
+            if holder is not None and died is not None and _maybe_alive(holder, died):
                 # Not certainly dead: its process goes (its restart stands by, it no longer
                 # holds the latest term), so two instances never act at once.
                 with contextlib.suppress(Exception):

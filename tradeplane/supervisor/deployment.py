@@ -35,6 +35,7 @@ from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.protocol.api import SupervisorApi
 from tradeplane.protocol.roles import NAMESPACE, ROLE_SUPERVISOR, actor_name
 
+log = logging.getLogger("tradeplane.supervisor")
 LOOPBACK = "127.0.0.1"
 # A run record in one of these phases may have left actors running (a failed deployment stays
 # up for inspection).
@@ -280,9 +281,13 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
     if cfg.supervisor.standbys:
         # Stands by on the state node, watching the supervisor, to take over when it dies
         # (``core.succession``); started after the deployment is up, not on its start's path.
-        SupervisorActor.options(  # type: ignore[attr-defined]
-            name=supervisor_standby_name(name), **options
-        ).remote(cfg, run_id, sources, state_node, None, True)
+        try:
+            SupervisorActor.options(  # type: ignore[attr-defined]
+                name=supervisor_standby_name(name), **options
+            ).remote(cfg, run_id, sources, state_node, None, True)
+        except Exception as exc:  # e.g. a lost node's standby still holds the name
+            # The deployment runs without it: Ray's restart of the supervisor stays (as before).
+            log.warning("the supervisor's standby was not started: %s", exc)
     return sup
 
 
