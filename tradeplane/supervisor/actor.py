@@ -52,11 +52,42 @@ def _warm() -> None:
     preload()
 
 
+class ProcessExited(RuntimeError):
+    """The watched instance's process exited (seen through its pidfd)."""
+
+
+async def _awaited(ref: Any) -> Any:
+    return await ref
+
+
+def _process_exit(pid: int) -> tuple[asyncio.Future[None], Any] | None:
+    """A future done when process ``pid`` exits, and how to stop watching; None when it cannot
+    be watched (already gone, or no pidfd on this system: the outstanding call remains)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        return None
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(fd, readable)
+
+    def close() -> None:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+    return exited, close
+
+
 def _maybe_alive(holder: Any, error: BaseException) -> bool:
     """Whether the instance whose watch failed with ``error`` may still run its old process.
     Ray restarts an actor only once its process is gone, so an actor it shows restarting (or
     dead) is certainly not acting; one it shows alive may be one that was only unreachable."""
-    if isinstance(error, ray.exceptions.ActorDiedError):
+    if isinstance(error, (ray.exceptions.ActorDiedError, ProcessExited)):
         return False
     try:
         from ray._private import state as ray_state
@@ -147,9 +178,8 @@ class SupervisorActor(SupervisedActor):
             holder = named(latest.holder)
             died: BaseException | None = None
             if holder is not None:
-                self.terms.mark_watching(self.name, latest.number)
                 try:
-                    await holder.wait_while_acting.remote(latest.number)
+                    await self._watch(holder, latest.number)
                 except Exception as exc:
                     died = exc
             if not should_take_over(latest, self.terms.latest()) or not self._claim(latest):
@@ -170,6 +200,35 @@ class SupervisorActor(SupervisedActor):
                     ray.kill(holder, no_restart=False)
             await self._maybe_reattach()
             return
+
+    async def _watch(self, holder: Any, term: int) -> None:
+        """Returns when ``holder`` does not act in ``term``; raises once it is dead. Both
+        instances run on the state node, so its process is watched directly (a pidfd: readable
+        the moment it exits), besides an outstanding call: Ray fails a call to an actor it
+        restarts only after a wait for the death's details (about a second)."""
+        where = await holder.acting_process.remote(term)
+        if where is None:
+            return
+        here = str(ray.get_runtime_context().get_node_id())
+        call = asyncio.ensure_future(_awaited(holder.wait_while_acting.remote(term)))
+        exited = _process_exit(int(where[1])) if where[0] == here else None
+        self.terms.mark_watching(self.name, term)
+        try:
+            waits: set[asyncio.Future[Any]] = {call} | ({exited[0]} if exited else set())
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if exited is not None and exited[0].done():
+                raise ProcessExited(f"{holder} process {where[1]} exited")
+            await call
+        finally:
+            call.cancel()
+            if exited is not None:
+                exited[1]()
+
+    async def acting_process(self, term: int) -> tuple[str, int] | None:
+        """(node id, pid) of this instance when it acts in ``term``, else None."""
+        if self.term != term:
+            return None
+        return str(ray.get_runtime_context().get_node_id()), os.getpid()
 
     async def wait_while_acting(self, term: int) -> None:
         """The standby's watch: returns at once when this instance does not act in ``term`` (a
