@@ -95,7 +95,7 @@ def test_supervisor_killed_then_its_standby_takes_over_and_the_killed_one_stands
         assert deployment.find_supervisor(name)._actor_id == named(standby)._actor_id
         assert name in deployment.list_deployments()
         from_cli = json.loads(cli(ray_address, "status", name, "--json"))
-        assert from_cli["supervisor"]["name"] == standby
+        assert from_cli["live"]["supervisor"]["name"] == standby
         assert name in cli(ray_address, "ls")
         # The pipeline trades on, and exactly one instance acts: one re-attach, and the killed
         # instance, restarted by Ray, stands by (refusing calls) rather than acting.
