@@ -48,7 +48,8 @@ def succession(name: str) -> dict[str, Any]:
 
 
 def standing_by(name: str, standby: str) -> bool:
-    return succession(name).get("standby") == {"name": standby, "watching": True}
+    shown = succession(name).get("standby") or {}
+    return shown.get("name") == standby and shown.get("watching") is True
 
 
 def fills(state: Path) -> int:
@@ -82,9 +83,12 @@ def test_supervisor_killed_then_its_standby_takes_over_and_the_killed_one_stands
         eventually(lambda: standing_by(name, standby), timeout_s=60, what="supervisor standby")
         assert succession(name)["name"] == first
         assert current_name(name, ROLE_SUPERVISOR) == first
-        # Standing by, it takes no operator call.
+        # Standing by, it takes no operator call; status shows what it costs.
         beat = ray.get(named(standby).heartbeat.remote(), timeout=10)
         assert beat["phase"] == "standby"
+        shown = succession(name)["standby"]
+        assert shown["pid"] == beat["pid"] and shown["rss_bytes"] > 0 and shown["cpu_s"] >= 0
+        assert f"standby {standby} watching" in cli(ray_address, "status", name)
         with pytest.raises(ray.exceptions.RayTaskError, match="stands by"):
             ray.get(named(standby).status.remote(), timeout=10)
 

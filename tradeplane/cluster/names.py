@@ -14,7 +14,7 @@ from typing import Any
 from ray.experimental import internal_kv
 
 from tradeplane.cluster.kv import KV_NAMESPACE
-from tradeplane.core.succession import Term, latest_of, term_key
+from tradeplane.core.succession import Term, Watching, latest_of, parse_watching, term_key
 from tradeplane.protocol.roles import NAMESPACE, actor_name
 
 STANDBY_PART = "standby"
@@ -122,16 +122,15 @@ class SupervisorTerms:
     def _key(self, number: int) -> str:
         return term_key(self.prefix, number)
 
-    def mark_watching(self, name: str, number: int) -> None:
-        """``name`` stands by, watching the holder of term ``number`` (shown in status)."""
+    def mark_watching(self, name: str, number: int, pid: int) -> None:
+        """``name`` (process ``pid``) stands by, watching the holder of term ``number``."""
         internal_kv._internal_kv_put(
-            self._watching, f"{number} {name}", overwrite=True, namespace=KV_NAMESPACE
+            self._watching, f"{number} {name} {pid}", overwrite=True, namespace=KV_NAMESPACE
         )
 
-    def watching(self) -> tuple[int, str] | None:
-        """The standby's last word: the term it watches and its name, or None."""
+    def watching(self) -> Watching | None:
+        """The standby's last word: the term it watches, its name and its pid, or None."""
         raw = internal_kv._internal_kv_get(self._watching, namespace=KV_NAMESPACE)
         if raw is None:
             return None
-        number, _, name = (raw.decode() if isinstance(raw, bytes) else str(raw)).partition(" ")
-        return (int(number), name) if number.isdigit() else None
+        return parse_watching(raw.decode() if isinstance(raw, bytes) else str(raw))

@@ -90,3 +90,20 @@ def contend(me: str, after: Term | None, store: TermStore) -> int | None:
     claimed, or None when another instance claimed it first (then this one stands by)."""
     number = next_number(after)
     return number if store.claim(number, me) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Watching:
+    """What the standby wrote when it began to watch: the term, its name, its pid."""
+
+    term: int
+    name: str
+    pid: int | None
+
+
+def parse_watching(text: str) -> Watching | None:
+    number, _, rest = text.partition(" ")
+    name, _, pid = rest.partition(" ")
+    if not number.isdigit() or not name:
+        return None
+    return Watching(int(number), name, int(pid) if pid.isdigit() else None)

@@ -52,6 +52,26 @@ def _warm() -> None:
     preload()
 
 
+def standby_process(pid: int | None) -> dict[str, Any]:
+    """The standby's pid, memory and CPU time, read from its process (both instances run on the
+    state node), so that status never wakes it; empty when it cannot be read."""
+    if pid is None:
+        return {}
+    try:
+        import psutil
+
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            times = proc.cpu_times()
+            return {
+                "pid": pid,
+                "rss_bytes": proc.memory_info().rss,
+                "cpu_s": round(times.user + times.system, 3),
+            }
+    except Exception:
+        return {"pid": pid}
+
+
 class ProcessExited(RuntimeError):
     """The watched instance's process exited (seen through its pidfd)."""
 
@@ -212,7 +232,7 @@ class SupervisorActor(SupervisedActor):
         here = str(ray.get_runtime_context().get_node_id())
         call = asyncio.ensure_future(_awaited(holder.wait_while_acting.remote(term)))
         exited = _process_exit(int(where[1])) if where[0] == here else None
-        self.terms.mark_watching(self.name, term)
+        self.terms.mark_watching(self.name, term, os.getpid())
         try:
             waits: set[asyncio.Future[Any]] = {call} | ({exited[0]} if exited else set())
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -249,8 +269,12 @@ class SupervisorActor(SupervisedActor):
     def _succession_status(self) -> dict[str, Any]:
         watching = self.terms.watching()
         standby = None
-        if watching is not None and watching[1] != self.name:
-            standby = {"name": watching[1], "watching": watching[0] == self.term}
+        if watching is not None and watching.name != self.name:
+            standby = {
+                "name": watching.name,
+                "watching": watching.term == self.term,
+                **standby_process(watching.pid),
+            }
         return {"name": self.name, "term": self.term, "standby": standby}
 
     def _acting(self) -> None:
