@@ -29,6 +29,7 @@ from typing import Any
 import psutil
 import ray
 
+from tradeplane.cluster.names import named
 from tradeplane.config.loading import parse_config
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.supervisor import deployment
@@ -108,6 +109,23 @@ def standbys_started(sup: Any, timeout_s: float = 60.0) -> list[dict[str, Any]]:
         time.sleep(0.2)
 
 
+def supervisor_standby_pid(sup: Any, timeout_s: float = 60.0) -> tuple[str, int] | None:
+    """The supervisor's standby (name, pid) once it watches; None when the deployment keeps
+    none (standbys off)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = ray.get(sup.status.remote(), timeout=10)
+        if not (status.get("standbys") or {}).get("enabled"):
+            return None
+        standby = (status.get("supervisor") or {}).get("standby") or {}
+        if standby.get("watching"):
+            beat = ray.get(named(standby["name"]).heartbeat.remote(), timeout=10)
+            return str(standby["name"]), int(beat["pid"])
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the supervisor's standby not watching within {timeout_s:.0f}s")
+        time.sleep(0.2)
+
+
 def measure(pids: dict[str, int], window_s: float) -> dict[str, Any]:
     before, t0 = cpu_seconds(pids), time.monotonic()
     time.sleep(window_s)  # the measurement itself: nothing to wait for, only time to pass
@@ -142,6 +160,8 @@ def main() -> int:
             standby_pool = standbys_started(sup)
             for standby in standby_pool:
                 pids[f"standby:{standby['name']}"] = int(standby["pid"])
+            if (sup_standby := supervisor_standby_pid(sup)) is not None:
+                pids[f"standby:{sup_standby[0]}"] = sup_standby[1]
             time.sleep(args.settle_s)  # start-up work (imports, reconciliation) done
             bars_before = ray.get(sup.status.remote(), timeout=10)["feed"].get("bars") or 0
             idle = measure(pids, args.window_s)

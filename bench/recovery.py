@@ -37,6 +37,9 @@ TARGETS = {"median_s": 0.5, "p95_s": 1.0}  # issue 15
 # ticking, read from its status (``reattached.first_tick_ts``, same host clock as the kill).
 REATTACH_TARGET_S = 1.0
 REATTACH_S: list[float] = []
+# Per supervisor kill: whether its standby took over (the acting instance's name changed) rather
+# than Ray's in-place restart of the one killed.
+TOOK_OVER: list[bool] = []
 POLL_S = 0.02
 STRATEGY = "bench"
 
@@ -143,7 +146,10 @@ def standbys_ready(status: dict[str, Any]) -> bool:
     if not standbys.get("enabled"):
         return True
     pool = standbys.get("pool") or []
-    return bool(pool) and all(s.get("ready") for s in pool)
+    # The supervisor's standby too: it watches the instance acting now.
+    succession = status.get("supervisor") or {}
+    watching = bool((succession.get("standby") or {}).get("watching"))
+    return bool(pool) and all(s.get("ready") for s in pool) and watching
 
 
 def wait_ready(name: str, role: str, *, fills: int, min_gap_s: float, timeout_s: float) -> str:
@@ -177,6 +183,7 @@ def measure_one(
     recovery: a child's restart count has grown or it was seen down or health was seen not
     ok; the supervisor has a new instance (its uptime is younger than the kill)."""
     before = status_or_none(name, 5.0) or {}
+    acting0 = (before.get("supervisor") or {}).get("name")
     restarts0 = child(before, role).get("restarts")
     attempts0 = child(before, role).get("attempts")
     result = kill_actor(name, role, mode)
@@ -213,6 +220,7 @@ def measure_one(
                 first_tick = (status.get("reattached") or {}).get("first_tick_ts")
                 if role == "supervisor" and first_tick is not None:
                     REATTACH_S.append(float(first_tick) - t_kill)
+                    TOOK_OVER.append((status.get("supervisor") or {}).get("name") != acting0)
                 return took, "", t_kill
         time.sleep(POLL_S)
 
@@ -345,6 +353,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="tradeplane-bench-") as tmp_name:
             for kind in kinds:
                 REATTACH_S.clear()
+                TOOK_OVER.clear()
                 times, errors, final = bench_kind(Path(tmp_name), kind, args)
                 median, p95 = pct(times, 0.5), pct(times, 0.95)
                 reattach = {}
@@ -355,6 +364,7 @@ def main() -> int:
                         "reattached_and_ticking_p95_s": pct(REATTACH_S, 0.95),
                         "target_reattached_and_ticking_s": REATTACH_TARGET_S,
                         "reattach_met": r_median is not None and r_median <= REATTACH_TARGET_S,
+                        "standby_took_over": sum(TOOK_OVER),
                     }
                 emit(
                     {

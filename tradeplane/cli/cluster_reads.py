@@ -24,7 +24,7 @@ from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.core.run_record import RunRecord
 from tradeplane.journal.files import DB_NAME
 from tradeplane.protocol.api import JournalApi, Method, P, R
-from tradeplane.protocol.roles import ROLE_JOURNAL, ROLE_SUPERVISOR, actor_name
+from tradeplane.protocol.roles import ROLE_JOURNAL, ROLE_SUPERVISOR
 
 _CALL_TIMEOUT_S = 120.0
 _VERIFY_TIMEOUT_S = 3600.0  # a verify of a big journal runs as long as it takes on its node
@@ -108,10 +108,10 @@ def running_journal(deployment: str) -> RemoteJournal | None:
     """The journal of ``deployment`` when it runs on the attached cluster, else None. A
     deployment whose supervisor runs while its journal is being restarted is waited for a
     little, then reported."""
-    from tradeplane.cluster.names import named, resolve_actor
+    from tradeplane.cluster.names import resolve_actor
 
     handle = resolve_actor(deployment, ROLE_JOURNAL)
-    if handle is None and named(actor_name(deployment, ROLE_SUPERVISOR)) is not None:
+    if handle is None and resolve_actor(deployment, ROLE_SUPERVISOR) is not None:
         deadline = time.monotonic() + _JOURNAL_WAIT_S
         while handle is None and time.monotonic() < deadline:
             time.sleep(0.5)

@@ -127,6 +127,8 @@ def run(
     with Live(console=console, refresh_per_second=2, transient=False) as live:
         while not stop_requested and (deadline is None or time.monotonic() < deadline):
             try:
+                # Re-resolved each time: after a supervisor's death its standby acts.
+                sup = deployment.find_supervisor(name) or sup
                 status = operator.call_running_within(5, sup, SupervisorApi.status)
                 live.update(render.live_view(status))
             except Exception as exc:  # keep showing; the supervisor may be restarting

@@ -148,6 +148,43 @@ def telemetry_line(status: dict[str, Any]) -> Text:
     return text
 
 
+def _mib(rss: Any) -> str:
+    return f"{int(rss) / 2**20:.0f} MiB" if rss else "? MiB"
+
+
+def standbys_line(status: dict[str, Any]) -> Text:
+    """Who supervises (and the instance standing by to take over), and the children's standbys:
+    what they cost while idle and how often they were needed."""
+    text = Text()
+    sup = status.get("supervisor")
+    if sup:
+        text.append(f"supervisor {sup.get('name')} (term {sup.get('term')})")
+        standby = sup.get("standby")
+        if not standby:
+            text.append(", no standby", style="bold yellow")
+        else:
+            state = "watching" if standby.get("watching") else "not watching this term"
+            text.append(
+                f", standby {standby.get('name')} {state}, {_mib(standby.get('rss_bytes'))}, "
+                f"cpu {fmt_num(standby.get('cpu_s'))} s",
+                style="" if standby.get("watching") else "bold yellow",
+            )
+        text.append(" | ")
+    pool = status.get("standbys") or {}
+    if not pool.get("enabled"):
+        text.append("child standbys: off")
+        return text
+    entries = pool.get("pool") or []
+    ready = sum(1 for e in entries if e.get("ready"))
+    cpu = sum(float(e.get("cpu_s") or 0) for e in entries)
+    text.append(
+        f"child standbys: {ready}/{len(entries)} ready, {_mib(pool.get('rss_bytes'))}, "
+        f"cpu {fmt_num(cpu)} s, promoted {pool.get('promoted', 0)}, "
+        f"fallbacks {pool.get('fallbacks', 0)}"
+    )
+    return text
+
+
 def children_table(status: dict[str, Any]) -> Table:
     t = Table(title="actors", expand=True)
     for col in ("actor", "state", "restarts", "heartbeat", "node"):
@@ -265,6 +302,7 @@ def live_view(status: dict[str, Any]) -> Group:
         strategies_table(status),
         intents_table(status),
         children_table(status),
+        standbys_line(status),
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from ray.experimental import internal_kv
 
 from tradeplane.cluster.kv import KV_NAMESPACE
+from tradeplane.core.succession import Term, Watching, latest_of, parse_watching, term_key
 from tradeplane.protocol.roles import NAMESPACE, actor_name
 
 STANDBY_PART = "standby"
@@ -81,3 +82,55 @@ def standby_names(deployment: str) -> list[str]:
         if is_standby_name(deployment, name):
             out.append(name)
     return sorted(out)
+
+
+SUPERVISOR_STANDBY_SUFFIX = "supervisor-standby"
+
+
+def supervisor_standby_name(deployment: str) -> str:
+    """The Ray actor name of the deployment's supervisor standby (``core.succession``)."""
+    return f"{deployment}/{SUPERVISOR_STANDBY_SUFFIX}"
+
+
+class SupervisorTerms:
+    """The supervisor's terms of one run in Ray's key-value store (``core.succession``)."""
+
+    def __init__(self, deployment: str, run_id: str) -> None:
+        self.prefix = f"supterm/{deployment}/{run_id}/"
+        self._watching = f"supwatch/{deployment}/{run_id}"
+
+    def latest(self) -> Term | None:
+        raw = internal_kv._internal_kv_list(self.prefix, namespace=KV_NAMESPACE) or []
+        keys = [k.decode() if isinstance(k, bytes) else str(k) for k in raw]
+        number = latest_of(self.prefix, keys)
+        if number is None:
+            return None
+        holder = internal_kv._internal_kv_get(self._key(number), namespace=KV_NAMESPACE)
+        if holder is None:
+            return None
+        return Term(number, holder.decode() if isinstance(holder, bytes) else str(holder))
+
+    def claim(self, number: int, holder: str) -> bool:
+        existed = internal_kv._internal_kv_put(
+            self._key(number), holder, overwrite=False, namespace=KV_NAMESPACE
+        )
+        return not existed
+
+    def claimed(self, number: int) -> bool:
+        return bool(internal_kv._internal_kv_exists(self._key(number), namespace=KV_NAMESPACE))
+
+    def _key(self, number: int) -> str:
+        return term_key(self.prefix, number)
+
+    def mark_watching(self, name: str, number: int, pid: int) -> None:
+        """``name`` (process ``pid``) stands by, watching the holder of term ``number``."""
+        internal_kv._internal_kv_put(
+            self._watching, f"{number} {name} {pid}", overwrite=True, namespace=KV_NAMESPACE
+        )
+
+    def watching(self) -> Watching | None:
+        """The standby's last word: the term it watches, its name and its pid, or None."""
+        raw = internal_kv._internal_kv_get(self._watching, namespace=KV_NAMESPACE)
+        if raw is None:
+            return None
+        return parse_watching(raw.decode() if isinstance(raw, bytes) else str(raw))

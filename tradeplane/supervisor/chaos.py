@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tradeplane.protocol.api import ChildApi
-from tradeplane.protocol.roles import NAMESPACE, ROLE_SUPERVISOR, actor_name, is_strategy_role
+from tradeplane.protocol.roles import NAMESPACE, ROLE_SUPERVISOR, is_strategy_role
 
 ACTOR_KINDS = ("strategy", "risk", "broker", "feed", "journal", "supervisor", "venue")
 KILL_MODES = ("sigkill", "ray-kill")
@@ -133,9 +133,8 @@ class ChaosPlan:
 
 
 def _name(deployment: str, role: str) -> str:
-    """The actor playing ``role`` now (a promoted standby keeps its own name)."""
-    if role == SUPERVISOR:
-        return actor_name(deployment, role)
+    """The actor playing ``role`` now (a promoted standby keeps its own name; so does a
+    supervisor standby that took over)."""
     from tradeplane.cluster.names import current_name
 
     return current_name(deployment, role)

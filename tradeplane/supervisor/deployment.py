@@ -18,7 +18,15 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tradeplane.actors.common import Remote
 from tradeplane.cluster import kv, venue_claims
-from tradeplane.cluster.names import current_name, named, resolve_actor, standby_names
+from tradeplane.cluster.names import (
+    SUPERVISOR_STANDBY_SUFFIX,
+    current_name,
+    named,
+    resolve_actor,
+    set_current,
+    standby_names,
+    supervisor_standby_name,
+)
 from tradeplane.cluster.nodes import cluster_nodes, current_node_id
 from tradeplane.cluster.placement import NodeInfo, PlacementError, eligible, resolve_node
 from tradeplane.config.models import TradeplaneConfig
@@ -27,10 +35,13 @@ from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.protocol.api import SupervisorApi
 from tradeplane.protocol.roles import NAMESPACE, ROLE_SUPERVISOR, actor_name
 
+log = logging.getLogger("tradeplane.supervisor")
 LOOPBACK = "127.0.0.1"
 # A run record in one of these phases may have left actors running (a failed deployment stays
 # up for inspection).
 LIVE_PHASES = ("starting", "ready", "running", "stopping", "failed")
+# `stop` waits at most this long for the supervisor's standby to be gone.
+STANDBY_GONE_S = 5.0
 
 
 def connect(
@@ -163,13 +174,20 @@ def supervisor_name(deployment: str) -> str:
 
 
 def find_supervisor(deployment: str) -> Any | None:
-    return named(supervisor_name(deployment))
+    """The supervisor instance acting now (after a standby took over, the standby's name)."""
+    return resolve_actor(deployment, ROLE_SUPERVISOR)
+
+
+def supervisor_instances(deployment: str) -> list[Any]:
+    """Every supervisor instance of ``deployment`` Ray knows: the first one and its standby."""
+    found = (named(supervisor_name(deployment)), named(supervisor_standby_name(deployment)))
+    return [h for h in found if h is not None]
 
 
 def list_deployments() -> list[str]:
-    suffix = f"/{ROLE_SUPERVISOR}"
+    suffixes = (f"/{ROLE_SUPERVISOR}", f"/{SUPERVISOR_STANDBY_SUFFIX}")
     names = ray.util.list_named_actors(all_namespaces=True)
-    out = []
+    out = set()
     for entry in names:
         if isinstance(entry, dict):
             if entry.get("namespace") != NAMESPACE:
@@ -177,8 +195,9 @@ def list_deployments() -> list[str]:
             name = entry.get("name", "")
         else:
             name = entry
-        if name.endswith(suffix):
-            out.append(name[: -len(suffix)])
+        for suffix in suffixes:
+            if name.endswith(suffix):
+                out.add(name[: -len(suffix)])
     return sorted(out)
 
 
@@ -206,14 +225,15 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
     state_node = resolve_node(cfg.deployment.state_node, nodes, current_node_id())
     check_placeable(cfg, nodes)
     lost = state_node_lost(name, nodes)
-    old_supervisor = find_supervisor(name)
-    if old_supervisor is not None:
+    old_supervisors = supervisor_instances(name)
+    if old_supervisors:
         if lost is None:
             raise OperationalError(
                 f"deployment {name!r} is already running (tradeplane down {name})"
             )
         # Bound to a node that is gone: it can never run again, only hold the name.
-        ray.kill(old_supervisor, no_restart=True)
+        for old in old_supervisors:
+            ray.kill(old, no_restart=True)
     leftovers = leftover_children(cfg)
     if leftovers and lost is None:
         raise OperationalError(
@@ -233,17 +253,21 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
     sources = read_sources(cfg)
     venue_claims.claim(cfg, lambda other: find_supervisor(other) is not None)
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
-    sup = SupervisorActor.options(  # type: ignore[attr-defined]
-        name=supervisor_name(name),
-        namespace=NAMESPACE,
-        lifetime="detached",
-        max_restarts=-1,
-        max_task_retries=0,
-        num_cpus=0,
-        max_concurrency=1000,
+    # An earlier run's hand-over is over: the supervisor is found by its own name again.
+    set_current(name, ROLE_SUPERVISOR, None)
+    options = {
+        "namespace": NAMESPACE,
+        "lifetime": "detached",
+        "max_restarts": -1,
+        "max_task_retries": 0,
+        "num_cpus": 0,
+        "max_concurrency": 1000,
         # Ray restarts a dead supervisor on the state node or nowhere: with that node gone the
         # deployment stays down (fail closed) until an operator's `up`.
-        scheduling_strategy=NodeAffinitySchedulingStrategy(state_node.node_id, soft=False),
+        "scheduling_strategy": NodeAffinitySchedulingStrategy(state_node.node_id, soft=False),
+    }
+    sup = SupervisorActor.options(  # type: ignore[attr-defined]
+        name=supervisor_name(name), **options
     ).remote(cfg, run_id, sources, state_node, lost)
     supervisor: Remote[SupervisorApi] = Remote(sup)
     try:
@@ -254,6 +278,16 @@ def deploy(cfg: TradeplaneConfig, *, start_feed: bool = True, timeout_s: float =
         ray.kill(sup, no_restart=True)
         venue_claims.release(name)
         raise OperationalError(f"deployment {name!r} failed to start: {root_cause(exc)}") from exc
+    if cfg.supervisor.standbys:
+        # Stands by on the state node, watching the supervisor, to take over when it dies
+        # (``core.succession``); started after the deployment is up, not on its start's path.
+        try:
+            SupervisorActor.options(  # type: ignore[attr-defined]
+                name=supervisor_standby_name(name), **options
+            ).remote(cfg, run_id, sources, state_node, None, True)
+        except Exception as exc:  # e.g. a lost node's standby still holds the name
+            # The deployment runs without it: Ray's restart of the supervisor stays (as before).
+            log.warning("the supervisor's standby was not started: %s", exc)
     return sup
 
 
@@ -319,6 +353,17 @@ def stop(deployment: str, *, reason: str = "operator", timeout_s: float = 120.0)
         call = Remote[SupervisorApi](sup).call(SupervisorApi.stop, reason)
         summary = ray.get(call, timeout=timeout_s)
     finally:
+        # The instance standing by goes first, and is gone before the acting one goes: it would
+        # take over from it (harmlessly, the run is over, but it would outlive `down`).
+        acting = sup._actor_id
+        others = [h for h in supervisor_instances(deployment) if h._actor_id != acting]
+        for handle in others:
+            ray.kill(handle, no_restart=True)
+        deadline = time.monotonic() + STANDBY_GONE_S
+        while time.monotonic() < deadline and any(
+            h._actor_id != acting for h in supervisor_instances(deployment)
+        ):
+            time.sleep(0.05)
         ray.kill(sup, no_restart=True)
         venue_claims.release(deployment)
     return summary

@@ -47,6 +47,8 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
         "reattached": None
         if sup.reattached_ts is None
         else {"ts": sup.reattached_ts, "first_tick_ts": sup.first_tick_ts},
+        # Which instance acts, in which term, and the standby watching it (None in unit runs).
+        "supervisor": sup.succession_status(),
         **sup.placer.status(),
         "recovery": recovery_status(sup, now),
         "children": {

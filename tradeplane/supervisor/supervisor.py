@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tradeplane.actors.common import spawn
@@ -159,6 +160,11 @@ class Supervisor:
         self.reattached_ts: float | None = None
         self.first_tick_ts: float | None = None
         self.ticked = asyncio.Event()
+        # Set by the actor shell (``core.succession``): whether this instance still holds the
+        # latest term, what it does when it does not, and what status shows of the succession.
+        self.still_current: Callable[[], bool] = lambda: True
+        self.on_superseded: Callable[[], None] = lambda: None
+        self.succession_status: Callable[[], dict[str, Any] | None] = lambda: None
 
     def start_metrics(self) -> ActorMetrics:
         """The supervisor's own metrics (served through the telemetry actor's endpoint). Not
@@ -487,6 +493,10 @@ class Supervisor:
         while self.core.active:
             await self.clock.wait(self.wake, self.tick_interval())
             self.wake.clear()
+            if not self.still_current():
+                # Another instance took over: acting on would make two supervisors.
+                self.on_superseded()
+                return
             try:
                 await self.tick()
             except Exception:

@@ -417,3 +417,40 @@ def test_fault_injected_then_the_command_returns_only_after_its_record_is_commit
         assert awaited == ["fault_injected", "faults_cleared"]
 
     run(scenario)
+
+
+def heartbeats(adapter: FakeAdapter) -> int:
+    return sum(1 for _, method, _ in adapter.calls if method == "heartbeat")
+
+
+def test_instance_whose_term_was_overtaken_then_stops_acting_before_its_next_tick() -> None:
+    async def scenario() -> None:
+        sup, adapter, clock = await running()
+        current = [True]
+        gone: list[bool] = []
+        sup.still_current = lambda: current[0]
+        sup.on_superseded = lambda: gone.append(True)
+        sup.start_loops()
+        adapter.crash("risk")  # a death while it still acts: recovered as ever
+        await eventually(lambda: sup.core.children["risk"].restarts == 1, "restart")
+        assert gone == []
+        current[0] = False  # another instance claimed the next term
+        beats = heartbeats(adapter)
+        sup.wake.set()
+        await clock.advance(5.0)
+        assert gone == [True]
+        assert sup.loop_task is not None and sup.loop_task.done()
+        assert heartbeats(adapter) == beats  # no tick once it knew
+
+    run(scenario)
+
+
+def test_status_then_shows_the_succession_the_actor_shell_reports() -> None:
+    async def scenario() -> None:
+        sup, _, _ = await running()
+        assert sup.status()["supervisor"] is None  # no shell: no succession
+        shown = {"name": "t/supervisor", "term": 1, "standby": None}
+        sup.succession_status = lambda: shown
+        assert sup.status()["supervisor"] == shown
+
+    run(scenario)

@@ -1,0 +1,55 @@
+"""What the human status view says about the supervisor's succession and the standbys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+from tradeplane.cli.render import standbys_line
+
+
+def shown(status: dict[str, Any]) -> str:
+    console = Console(width=300, record=True)
+    console.print(standbys_line(status))
+    return console.export_text()
+
+
+def test_standbys_line_when_standby_watches_then_shows_its_memory_and_cpu() -> None:
+    text = shown(
+        {
+            "supervisor": {
+                "name": "d/supervisor-standby",
+                "term": 3,
+                "standby": {
+                    "name": "d/supervisor",
+                    "watching": True,
+                    "pid": 42,
+                    "rss_bytes": 90 * 2**20,
+                    "cpu_s": 1.5,
+                },
+            },
+            "standbys": {
+                "enabled": True,
+                "promoted": 2,
+                "fallbacks": 1,
+                "rss_bytes": 200 * 2**20,
+                "pool": [{"ready": True, "cpu_s": 0.5}, {"ready": False, "cpu_s": None}],
+            },
+        }
+    )
+    assert "supervisor d/supervisor-standby (term 3)" in text
+    assert "standby d/supervisor watching, 90 MiB, cpu 1.50 s" in text
+    assert "child standbys: 1/2 ready, 200 MiB, cpu 0.50 s, promoted 2, fallbacks 1" in text
+
+
+def test_standbys_line_when_no_supervisor_standby_then_says_so() -> None:
+    text = shown({"supervisor": {"name": "d/supervisor", "term": 1, "standby": None}})
+    assert "no standby" in text
+    assert "child standbys: off" in text
+
+
+def test_standbys_line_when_standby_watches_an_older_term_then_flags_it() -> None:
+    standby = {"name": "d/supervisor-standby", "watching": False}
+    text = shown({"supervisor": {"name": "d/supervisor", "term": 2, "standby": standby}})
+    assert "not watching this term" in text
