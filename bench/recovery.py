@@ -225,6 +225,9 @@ def measure_one(
         time.sleep(POLL_S)
 
 
+VENUE_CONNECTION = "venue_connection"  # the recovery target of a resync after a reconnect
+
+
 def _journal_ts(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
@@ -263,9 +266,29 @@ def timeline(state_dir: Path, role: str, kills: list[tuple[float, float]]) -> di
         if died is None:
             continue
         attempt = next((e for e in events if e[1] == "recovery_attempt" and e[0] >= died[0]), None)
-        done = next((e for e in events if e[1] == "recovery_succeeded" and e[0] >= died[0]), None)
+        done = next(
+            (
+                e
+                for e in events
+                if e[1] == "recovery_succeeded"
+                and e[0] >= died[0]
+                and e[2].get("target") != VENUE_CONNECTION
+            ),
+            None,
+        )
         if attempt is None or done is None:
             continue
+        # A venue's replacement is followed by the broker's resync with it (reconciled before
+        # trading resumes): when it began and how long it took, inside health_ok_after_s.
+        resync = [
+            e for e in events if e[2].get("target") == VENUE_CONNECTION and done[0] <= e[0] <= t_ok
+        ]
+        resync_began = next((e[0] for e in resync if e[1] == "recovery_attempt"), None)
+        resync_done = next((e[0] for e in resync if e[1] == "recovery_succeeded"), None)
+        if resync_began is not None and resync_done is not None:
+            add("resync_began_after_s", resync_began - done[0])
+            add("resync_s", resync_done - resync_began)
+            add("health_ok_after_resync_s", t_ok - resync_done)
         per_kill.append(
             {
                 "total_s": round(t_ok - t_kill, 3),

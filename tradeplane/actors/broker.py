@@ -51,7 +51,7 @@ from tradeplane.core.venue_events import check_venue_event, describe_raw
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.protocol.api import RiskApi, StrategyApi
 from tradeplane.protocol.events import EventKind
-from tradeplane.protocol.roles import ROLE_BROKER, ROLE_RISK, strategy_role
+from tradeplane.protocol.roles import ROLE_BROKER, ROLE_RISK, ROLE_VENUE, strategy_role
 from tradeplane.protocol.states import TradingState
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.telemetry.context import submit_context
@@ -118,6 +118,8 @@ class BrokerActor(SupervisedActor):
         # venue has been reconciled. Nothing is sent meanwhile (DESIGN §3.5).
         self.resyncing = False
         self.resync_reason: str | None = None
+        # Set when the supervisor replaced the venue: the stream's backoff ends at once.
+        self._venue_replaced = asyncio.Event()
         self.blocked_by_resync = 0
         self.rejected_messages = 0
         self.metrics = actor_metrics(cfg, "broker")
@@ -320,12 +322,32 @@ class BrokerActor(SupervisedActor):
 
     # -- venue stream --------------------------------------------------------------------------
 
+    async def rewire(self, role: str | None = None) -> int:
+        """A sibling was restarted. A replaced venue is reached at once, so that the resync
+        (which the supervisor starts when the heartbeat says connected) and the stream start
+        now, not at the stream's next backoff (up to 0.5 s later)."""
+        resent = await super().rewire(role)
+        if role == ROLE_VENUE:
+            self._venue_replaced.set()
+            try:
+                await self.venue.last_seq()
+            except TransientError as exc:
+                self._venue_failed(exc)  # the stream keeps trying on its own
+        return resent
+
+    async def _stream_backoff(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._venue_replaced.wait()
+        self._venue_replaced.clear()
+
     async def _stream_loop(self) -> None:
         # Each poll starts its waits over: 0.05 s, doubling to 0.5 s while the venue fails.
         poll = retrying(
             wait_exponential(0.05, max=0.5),
             on=(TransientError,),
             before_sleep=lambda rs: self._venue_failed(failure(rs)),
+            sleep=self._stream_backoff,
         )
         while True:
             events: list[Any] = await poll(self.venue.events_since, self.cursor, 500, 1.0)

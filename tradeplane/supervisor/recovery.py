@@ -22,6 +22,7 @@ from tradeplane.protocol.roles import (
     ROLE_BROKER,
     ROLE_RECONCILER,
     ROLE_RISK,
+    ROLE_VENUE,
     child_role,
     is_strategy_role,
     strategy_name,
@@ -131,13 +132,26 @@ class Recoverer:
         plan = rewiring(self.core, role)
         try:
             for other in plan.siblings:
-                self.adapter.send(child_role(other), ChildApi.rewire, role)
+                if role == ROLE_VENUE and other == self.core.broker_role:
+                    spawn(self.sup.tasks, self._venue_replaced(other))
+                else:
+                    self.adapter.send(child_role(other), ChildApi.rewire, role)
             for gone in plan.suspended:
                 self.adapter.send(child_role(role), ChildApi.forget_peer, gone)
             self.adapter.resend(role)
         except Exception:
             # Safe to lose: every sender's outbox also retries on its own until delivered.
             log.exception("rewiring after %s restart failed", role)
+
+    async def _venue_replaced(self, broker: str) -> None:
+        """The broker reaches the new venue when told of it; the loop looks at its heartbeat
+        as soon as it has (connected, resyncing: the resync starts), not at its next tick."""
+        try:
+            await self.adapter.call(2.0, child_role(broker), ChildApi.rewire, ROLE_VENUE)
+        except Exception as exc:
+            # Safe to lose: the broker's stream reaches the venue on its own, the tick sees it.
+            log.warning("broker not told of the new venue: %s", exc)
+        self.sup.wake.set()
 
     def journal_attempt(
         self, target: str, roles: tuple[str, ...], attempt: int, max_attempts: int, cause: str

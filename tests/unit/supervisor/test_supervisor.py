@@ -315,6 +315,23 @@ def test_hung_child_then_killed_after_heartbeat_timeout_and_restarted() -> None:
     run(scenario)
 
 
+def test_venue_replaced_then_broker_told_by_call_and_resync_starts_without_waiting_a_tick() -> None:
+    async def scenario() -> None:
+        _, adapter, _ = await running()
+        adapter.beats["broker"] = {"resyncing": True, "connected": False}
+        adapter.crash("venue")
+        await eventually(lambda: "recovery_succeeded" in adapter.kinds(), "venue replaced")
+        # The broker reaches the new venue when told (a call, waited for, not a message)...
+        adapter.beats["broker"] = {"resyncing": True, "connected": True}
+        await eventually(lambda: adapter.method_calls("broker", "rewire") == [("venue",)])
+        assert ("broker", "rewire", ("venue",)) not in adapter.sent
+        # ...and the supervisor looks at once: the resync runs with the clock standing still.
+        await eventually(lambda: adapter.method_calls("reconciler", "run") != [], "resync")
+        await eventually(lambda: adapter.method_calls("broker", "end_resync") != [], "resync end")
+
+    run(scenario)
+
+
 def test_supervisor_logic_imports_no_ray_directly() -> None:
     """Only the adapter, the actor shell and the child specs talk to Ray."""
     import ast
