@@ -238,8 +238,11 @@ def test_no_actor_argument_carries_a_credential_yet_the_broker_reads_them_on_its
     assert live == credentials  # what `tradeplane status` shows: names and files, no values
     # The supervisor is created here; every child by the supervisor, from the child specs of
     # the config it was given (at deploy and at every restart): rebuild them from that.
-    (supervisor,) = [(args, opts) for cls, args, opts in created if cls == "SupervisorActor"]
-    (sup_args, sup_kwargs), sup_options = supervisor
+    # Two supervisor instances: the one acting and its standby (``core.succession``); both
+    # are checked below with everything else shipped.
+    supervisors = [(args, opts) for cls, args, opts in created if cls == "SupervisorActor"]
+    assert len(supervisors) == 2
+    (sup_args, sup_kwargs), sup_options = supervisors[0]
     assert isinstance(sup_args, tuple) and not sup_kwargs
     cfg_arg, run_id, sources = sup_args[:3]  # then where it runs: its state node, a lost one
     specs = child_specs(cfg_arg, run_id, sources)

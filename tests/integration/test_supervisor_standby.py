@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +126,10 @@ def test_supervisor_killed_then_its_standby_takes_over_and_the_killed_one_stands
     assert check(state).problems == []
 
 
-def test_standby_killed_first_then_ray_restarts_it_standing_by_and_the_supervisor_acts_on(
-    tmp_path: Path,
-) -> None:
+@contextmanager
+def deployed(tmp_path: Path) -> Iterator[tuple[Path, str, str, str]]:
+    """A deployment with its supervisor standby up: (state dir, name, first, standby). Stopped
+    at the end; both instances gone and the journal's invariants hold."""
     state = tmp_path / "state"
     cfg = make_config(state)
     name = cfg.deployment.name
@@ -134,29 +137,29 @@ def test_standby_killed_first_then_ray_restarts_it_standing_by_and_the_superviso
     deployment.deploy(cfg)
     try:
         eventually(lambda: standing_by(name, standby), timeout_s=60, what="supervisor standby")
-        handle = named(standby)
-        ray.kill(handle, no_restart=False)  # Ray restarts it
-        trades_on(state)
-        eventually(lambda: standing_by(name, standby), timeout_s=60, what="standby back")
-        assert succession(name)["name"] == first
-        assert journal_counts(state).get("supervisor_reattached", 0) == 0
+        yield state, name, first, standby
     finally:
         deployment.stop(name)
     eventually(lambda: named(first) is None and named(standby) is None, timeout_s=30)
     assert check(state).problems == []
 
 
+def test_standby_killed_first_then_ray_restarts_it_standing_by_and_the_supervisor_acts_on(
+    tmp_path: Path,
+) -> None:
+    with deployed(tmp_path) as (state, name, first, standby):
+        ray.kill(named(standby), no_restart=False)  # Ray restarts it
+        trades_on(state)
+        eventually(lambda: standing_by(name, standby), timeout_s=60, what="standby back")
+        assert succession(name)["name"] == first
+        assert journal_counts(state).get("supervisor_reattached", 0) == 0
+
+
 def test_supervisor_and_its_standby_killed_together_then_one_of_them_acts_again(
     tmp_path: Path,
 ) -> None:
-    state = tmp_path / "state"
-    cfg = make_config(state)
-    name = cfg.deployment.name
-    first, standby = actor_name(name, ROLE_SUPERVISOR), supervisor_standby_name(name)
-    deployment.deploy(cfg)
-    try:
+    with deployed(tmp_path) as (state, name, first, standby):
         trades_on(state)
-        eventually(lambda: standing_by(name, standby), timeout_s=60, what="supervisor standby")
         standby_pid = int(ray.get(named(standby).heartbeat.remote(), timeout=10)["pid"])
         os.kill(standby_pid, signal.SIGKILL)
         assert kill_actor(name, "supervisor", "sigkill")["ok"]
@@ -171,7 +174,3 @@ def test_supervisor_and_its_standby_killed_together_then_one_of_them_acts_again(
         eventually(lambda: standing_by(name, other), timeout_s=60, what="the other stands by")
         trades_on(state)
         assert journal_counts(state).get("supervisor_reattached") == 1
-    finally:
-        deployment.stop(name)
-    eventually(lambda: named(first) is None and named(standby) is None, timeout_s=30)
-    assert check(state).problems == []
