@@ -434,11 +434,7 @@ class RayVenueClient(_InProcessLink):
         return await self._answer(self.call_timeout_s, "submit", venue.call(VenueApi.submit, req))
 
     async def lookup(self, client_order_id: str) -> OrderLookup:
-        venue, _ = await self._venue()
-        answer: OrderLookup = await self._answer(
-            self.call_timeout_s, "lookup", venue.call(VenueApi.lookup, client_order_id)
-        )
-        return answer
+        return await self._call(VenueApi.lookup, client_order_id)
 
     async def cancel(self, client_order_id: str) -> list[VenueEvent]:
         return await self._call(VenueApi.cancel, client_order_id)

@@ -135,9 +135,13 @@ class ExecutionCore:
         return OrderEvent(EventKind.ORDER_SUBMITTED, updated, now)
 
     def unknown(self, coid: str, reason: str) -> OrderEvent | None:
-        """Timeout or disconnect during submit: the outcome is unknown until the venue says."""
+        """Timeout or disconnect during submit: the outcome is unknown until the venue says.
+
+        Only an order still pending submit becomes unknown. One the venue's own events already
+        moved on (the venue took it and said so before the call's answer was lost) is known:
+        marking it unknown would leave it an open question that no further event may answer."""
         order = self.orders.get(coid)
-        if order is None or not ORDER_STATUS.allowed(order.status, _S.UNKNOWN):
+        if order is None or order.status is not _S.PENDING_SUBMIT:
             return None
         now = self.clock.now()
         updated = self.orders.update_status(coid, _S.UNKNOWN, now, reason=reason)

@@ -163,3 +163,12 @@ def test_forget_unsent_when_the_order_left_already_then_kept() -> None:
     core.submitted("tpa")
     core.forget_unsent("tpa")
     assert core.orders.get("tpa") is not None
+
+
+def test_submit_call_lost_after_the_venue_accepted_it_then_the_order_stays_accepted() -> None:
+    core = ExecutionCore(ManualClock())
+    submit(core)
+    kinds = [e.kind for e in core.apply_venue_event(VEvent(1, "order_accepted", "tpa"))]
+    assert kinds == ["order_submitted", "order_accepted"]
+    assert core.unknown("tpa", "SUBMIT_UNCONFIRMED: venue died") is None
+    assert core.orders.get("tpa").status is S.ACCEPTED  # type: ignore[union-attr]
