@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -374,3 +377,45 @@ def test_v3_migration_that_fails_then_v3_kept_and_the_next_open_finishes(
         assert store.last_seq == V3_LINES
         assert len(queries.orders(store.conn)) == 55
     assert _version(db) == str(schema.SCHEMA_VERSION)
+
+
+# A process that dies by SIGKILL in the middle of the 3 -> 4 step: intents rebuilt, order_rows
+# filled and ref_keys written, the row filters being made; no Python clean-up runs.
+_KILLED_MID_V4 = """
+import os, signal, sys
+from pathlib import Path
+from tradeplane.journal import ids
+from tradeplane.journal.store import JournalStore
+ids.BUCKET_BITS, ids.BLOCK_BITS, ids.BUCKETS_PER_BLOCK, ids.BLOOM_BITS = 2, 5, 8, 1 << 12
+real_bloom = ids.bloom
+def die(keys):
+    os.kill(os.getpid(), signal.SIGKILL)
+    return real_bloom(keys)
+ids.bloom = die
+JournalStore.open(Path(sys.argv[1]), sys.argv[2])
+"""
+
+
+def test_v3_migration_killed_mid_step_then_v3_kept_and_the_next_open_finishes(
+    v3_dir: Path,
+) -> None:
+    db = v3_dir / "journal.db"
+    schema_before = _schema(db)
+    dumps_before = {t: _dump(db, t) for t in ("events", "intents", "orders", "ref_keys")}
+    with JournalReader.open(v3_dir, deployment=DEPLOYMENT) as reader:
+        answers_before = _answers(reader.conn)
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_V4, str(v3_dir), DEPLOYMENT],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    assert _version(db) == "3" and _schema(db) == schema_before
+    assert {t: _dump(db, t) for t in dumps_before} == dumps_before
+    with JournalStore.open(v3_dir, DEPLOYMENT) as store:
+        assert (store.last_seq, store.last_hash) == (V3_LINES, V3_LAST_HASH)
+        assert _answers(store.conn) == answers_before
+    assert _version(db) == str(schema.SCHEMA_VERSION)
+    result = verify_journal(v3_dir / "journal.jsonl")
+    assert result.ok and result.lines == V3_LINES
