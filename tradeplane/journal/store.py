@@ -251,7 +251,7 @@ class JournalStore:
                             (
                                 seq,
                                 event_id,
-                                r.kind,
+                                str(r.kind),  # plain text: sqlite3 binds a str subclass slowly
                                 float(r.ts),
                                 r.deployment,
                                 r.strategy,
