@@ -202,11 +202,21 @@ class _BlockFilters:
                 for b in self._few_hits(k):
                     maybe.setdefault(self.blocks[b], []).append(i)
             return
-        # In chunks, so a big batch on a journal of many blocks stays small in memory.
+        # In chunks, so a big batch on a journal of many blocks stays small in memory. Every
+        # (filter, key) pair is checked on its first bit; only the pairs still in the running
+        # are checked on the next (about a third of a full filter's bits are set), so a check
+        # costs about 1.5 bit reads per pair instead of BLOOM_HASHES.
+        filters = self.filters
         for start in range(0, len(keys), _CHUNK):
             pos = _positions(keys[start : start + _CHUNK])
-            hit = (self.filters[:, (pos >> np.uint64(3)).astype(np.intp)] & _masks(pos)) != 0
-            rows, cols = np.nonzero(hit.all(axis=2))
+            at = (pos >> np.uint64(3)).astype(np.intp)
+            masks = _masks(pos)
+            rows, cols = np.nonzero(filters[:, at[:, 0]] & masks[:, 0])
+            for h in range(1, BLOOM_HASHES):
+                if not len(rows):
+                    break
+                still = np.nonzero(filters[rows, at[cols, h]] & masks[cols, h])[0]
+                rows, cols = rows[still], cols[still]
             for b, i in zip(rows.tolist(), cols.tolist(), strict=True):
                 maybe.setdefault(self.blocks[b], []).append(start + i)
 
