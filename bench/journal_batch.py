@@ -3,7 +3,8 @@
 A diagnostic for issue 15's journal target, not part of ``make bench`` (``bench/journal.py``
 has the figures and floors). It builds a journal as ``bench/journal.py`` does (the store, the
 actors' record mix, fsync off), reopens it with fsync on, WAL checkpoints off and the WAL
-emptied, commits ``--batches`` batches of ``--batch`` records and prints one JSON line:
+emptied, sets the garbage collector as the journal actor does (``settle_after_start_up``),
+commits ``--batches`` batches of ``--batch`` records and prints one JSON line:
 
 * per batch, the mean milliseconds: ``total`` (``commit``), ``sql`` (inside the connection's
   ``execute``/``executemany``, ``COMMIT`` included), ``commit`` (the ``COMMIT`` statement, its
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import journal as journal_bench
 
+from tradeplane.actors.gc_tuning import settle_after_start_up
 from tradeplane.journal.store import JournalStore
 
 _WAL_HEADER = 32
@@ -100,6 +102,7 @@ def main() -> None:
         if args.keep is not None:
             shutil.copytree(state_dir, args.keep)
         store = JournalStore.open(state_dir, journal_bench.DEPLOYMENT, fsync=True)
+        settle_after_start_up()  # the journal actor's collector settings, as bench/journal.py
         try:
             if store._checkpointer is not None:
                 store._checkpointer.close()
