@@ -419,3 +419,16 @@ def test_v3_migration_killed_mid_step_then_v3_kept_and_the_next_open_finishes(
     assert _version(db) == str(schema.SCHEMA_VERSION)
     result = verify_journal(v3_dir / "journal.jsonl")
     assert result.ok and result.lines == V3_LINES
+
+
+def test_id_filters_written_by_the_schema_3_release_then_rebuilt_bit_for_bit(
+    v3_dir: Path,
+) -> None:
+    conn = sqlite3.connect(v3_dir / "journal.db")
+    try:
+        stored = dict(conn.execute("SELECT block, bits FROM id_blooms").fetchall())
+        assert len(stored) >= 5
+        for block, bits in stored.items():
+            assert ids.bloom(ids.block_keys(conn, block)) == bits
+    finally:
+        conn.close()
