@@ -14,6 +14,12 @@ keeps ``migrated_from_version`` and ``migrated_ts``.
 * 2 -> 3, one transaction: every fill gets the ``ref_keys`` row of its order at its seq (the
   writer of schema 2 wrote none for a fill whose order id was only in its data), and the index
   ``fills_order`` is dropped.
+* 3 -> 4, one transaction: ``intents`` is rebuilt with its ``seq`` as rowid (each record creates
+  at most one intent and an intent's ``seq`` never moves, so it is unique), ``orders`` becomes
+  ``order_rows`` keyed by ``created_seq`` (recovered: the first order event naming the order in
+  its ``client_order_id``, or the row's ``seq`` when that is earlier or there is none; unique
+  for the same reason) behind the view ``orders``; every row gets its ``ref_keys`` row at its
+  rowid and every closed block its ``row_blooms`` filter (``ids.RowIds``).
 """
 
 from __future__ import annotations
@@ -26,47 +32,121 @@ from pathlib import Path
 from typing import Any
 
 from tradeplane.journal import ids, schema
+from tradeplane.protocol.events import ORDER_STATUS_KINDS, EventKind
 
 log = logging.getLogger(__name__)
 
 COPY_ROWS = 100_000  # events per transaction of the copy
 _COLUMNS = "seq, event_id, kind, ts, deployment, strategy, intent_id, client_order_id, line"
 _ID_TABLES = ("event_keys", "ref_keys", "id_blooms")
+_NEW_IN_V4 = frozenset({"order_rows", "row_blooms", "orders_status"})
+_ORDER_KINDS = tuple(
+    sorted(
+        str(k) for k in {EventKind.ORDER_SUBMITTING, EventKind.ORDER_FILLED, *ORDER_STATUS_KINDS}
+    )
+)
+_INTENT_COLUMNS = (
+    "intent_id, strategy, symbol, side, quantity, order_type, limit_price, ts, client_order_id,"
+    " trigger, traceparent, decision, reason, seq"
+)
+_ORDER_COLUMNS = (
+    "client_order_id, intent_id, strategy, symbol, side, quantity, order_type, limit_price,"
+    " status, filled_quantity, avg_fill_price, fees, venue_order_id, reason, created_ts,"
+    " updated_ts, seq"
+)
 
 
 def migrate(conn: sqlite3.Connection, db_path: Path, version: int) -> None:
     """Migrate from schema ``version`` (one ``check_meta`` accepted with ``older_ok``)."""
     if version == schema.SCHEMA_VERSION:
         return
-    if version not in (1, 2):
+    if version not in (1, 2, 3):
         raise ValueError(f"no migration from journal schema version {version}")
     conn.create_function("tp_event_key", 1, ids.event_key, deterministic=True)
     conn.create_function("tp_intent_key", 1, ids.intent_key, deterministic=True)
     conn.create_function("tp_order_key", 1, ids.order_key, deterministic=True)
     if version == 1:
         _from_v1(conn, db_path)
-    t0 = time.monotonic()
-    _in_transaction(conn, lambda c: _v2_to_v3(c, version))
-    log.warning(
-        "%s: journal migrated from schema version 2 to %d (%.1f s)",
-        db_path,
-        schema.SCHEMA_VERSION,
-        time.monotonic() - t0,
-    )
+    for step_from, step in ((2, _v2_to_v3), (3, _v3_to_v4)):
+        if version > step_from:
+            continue
+        t0 = time.monotonic()
+        _in_transaction(conn, _marked(step, step_from + 1, version))
+        log.warning(
+            "%s: journal migrated from schema version %d to %d (%.1f s)",
+            db_path,
+            step_from,
+            step_from + 1,
+            time.monotonic() - t0,
+        )
 
 
-def _v2_to_v3(conn: sqlite3.Connection, from_version: int) -> None:
+def _marked(
+    step: Callable[[sqlite3.Connection], None], version: int, from_version: int
+) -> Callable[[sqlite3.Connection], None]:
+    """``step``, then the journal marked as of schema ``version``, in the step's transaction."""
+
+    def run(conn: sqlite3.Connection) -> None:
+        step(conn)
+        conn.executemany(
+            schema.UPSERT_META,
+            (
+                ("schema_version", str(version)),
+                ("migrated_from_version", str(from_version)),
+                ("migrated_ts", str(time.time())),
+            ),
+        )
+
+    return run
+
+
+def _v2_to_v3(conn: sqlite3.Connection) -> None:
     conn.execute(
         f"INSERT OR IGNORE INTO ref_keys (bucket, key, seq) SELECT seq >> {ids.BUCKET_BITS},"
         " tp_order_key(client_order_id), seq FROM fills WHERE client_order_id IS NOT NULL"
     )
     conn.execute("DROP INDEX IF EXISTS fills_order")
+
+
+def _v3_to_v4(conn: sqlite3.Connection) -> None:
+    b = ids.BUCKET_BITS
+    for index in ("intents_undecided", "intents_ts", "orders_status"):
+        conn.execute(f"DROP INDEX IF EXISTS {index}")
+    conn.execute("ALTER TABLE intents RENAME TO intents_v3")
+    conn.execute(_ddl("intents"))
+    conn.execute(
+        f"INSERT INTO intents ({_INTENT_COLUMNS}) SELECT {_INTENT_COLUMNS} FROM intents_v3"
+        " ORDER BY seq"
+    )
+    conn.execute("DROP TABLE intents_v3")
+    conn.execute(_ddl("order_rows"))
+    kinds = ",".join("?" * len(_ORDER_KINDS))
+    conn.execute(
+        "WITH firsts AS (SELECT client_order_id AS coid, min(seq) AS seq FROM events NOT INDEXED"
+        f" WHERE client_order_id IS NOT NULL AND kind IN ({kinds}) GROUP BY client_order_id)"
+        f" INSERT INTO order_rows ({_ORDER_COLUMNS}, created_seq)"
+        f" SELECT {', '.join('o.' + c.strip() for c in _ORDER_COLUMNS.split(','))},"
+        " min(o.seq, coalesce(f.seq, o.seq)) FROM orders AS o"
+        " LEFT JOIN firsts AS f ON f.coid = o.client_order_id ORDER BY 18",
+        _ORDER_KINDS,
+    )
+    conn.execute("DROP TABLE orders")
+    for name in ("intents_undecided", "intents_ts", "orders_status", "orders", "row_blooms"):
+        conn.execute(_ddl(name))
+    conn.execute(
+        f"INSERT OR IGNORE INTO ref_keys (bucket, key, seq) SELECT seq >> {b},"
+        " tp_intent_key(intent_id), seq FROM intents"
+    )
+    conn.execute(
+        f"INSERT OR IGNORE INTO ref_keys (bucket, key, seq) SELECT created_seq >> {b},"
+        " tp_order_key(client_order_id), created_seq FROM order_rows"
+    )
+    last = int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
     conn.executemany(
-        schema.UPSERT_META,
+        "INSERT INTO row_blooms (block, bits) VALUES (?, ?)",
         (
-            ("schema_version", str(schema.SCHEMA_VERSION)),
-            ("migrated_from_version", str(from_version)),
-            ("migrated_ts", str(time.time())),
+            (block, ids.bloom(ids.row_keys(conn, block)))
+            for block in range((last + 1) >> ids.BLOCK_BITS)
         ),
     )
 
@@ -157,7 +237,8 @@ def _copy_chunk(conn: sqlite3.Connection) -> int:
 
 def _swap_in(conn: sqlite3.Connection) -> None:
     """events_v2 becomes events; what else schema 2 has that schema 1 lacks is created (from
-    the current DDL: what schema 3 changed is done by ``_v2_to_v3``, which follows)."""
+    the current DDL: what schemas 3 and 4 changed is done by ``_v2_to_v3`` and ``_v3_to_v4``,
+    which follow)."""
     copied = conn.execute("SELECT count(*), coalesce(max(seq), 0) FROM events_v2").fetchone()
     found = conn.execute("SELECT count(*), coalesce(max(seq), 0) FROM events").fetchone()
     if tuple(copied) != tuple(found):  # the copy is checked, never assumed
@@ -167,7 +248,8 @@ def _swap_in(conn: sqlite3.Connection) -> None:
     existing = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     for statement in schema.DDL.split(";"):
         text = "\n".join(x for x in statement.splitlines() if not x.startswith("--")).strip()
-        if text and text.split()[2] not in existing:  # CREATE TABLE|INDEX <name>
+        name = text.split()[2] if text else ""  # CREATE TABLE|INDEX|VIEW <name>
+        if text and name not in existing and name not in _NEW_IN_V4:
             conn.execute(text)
     last = int(found[1])
     for block in range((last + 1) >> ids.BLOCK_BITS):  # every complete block gets its filter

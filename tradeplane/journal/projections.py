@@ -5,8 +5,9 @@ A batch's records are folded in Python, in seq order, into at most one write per
 statement, then written with one ``executemany`` per statement: the rows come out exactly as if
 each record were applied in turn, at a fraction of the statements. What makes the fold exact:
 
-* every insert is ``DO NOTHING`` (or, for an intent, only coalesces the decision and reason) on
-  a key that exists, so only the first insert of a key in the batch can land, with its values;
+* a row is inserted only for an id that has none (``ids.RowIds`` finds those that do); for an
+  intent that has one, only the decision and reason are coalesced into it, so only the first
+  insert of a key in the batch can land, with its values;
 * every update an order takes coalesces its fields (a later non-null value wins) and sets
   ``updated_ts`` and ``seq`` (the last record's win), so the updates of one order in a batch
   fold into one; an update for an order that has no row first inserts one (``'unknown'``), so
@@ -25,25 +26,28 @@ from tradeplane.journal import ids
 from tradeplane.journal.records import JournalRecord, dumps_payload
 from tradeplane.protocol.events import ORDER_STATUS_KINDS, EventKind
 
-UPSERT_INTENT = (
+# A row's rowid (intents.seq, order_rows.created_seq) is the seq of the record that created it;
+# a row that exists is found by ``ids.RowIds`` and updated by that rowid (``schema``).
+INSERT_INTENT = (
     "INSERT INTO intents (intent_id, strategy, symbol, side, quantity, order_type,"
     " limit_price, ts, client_order_id, trigger, traceparent, decision, reason, seq)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (intent_id) DO UPDATE SET"
-    " decision = coalesce(excluded.decision, decision),"
-    " reason = coalesce(excluded.reason, reason)"
+)
+DECIDE_INTENT = (
+    "UPDATE intents SET decision = coalesce(?, decision), reason = coalesce(?, reason)"
+    " WHERE seq = ?"
 )
 INSERT_ORDER = (
-    "INSERT INTO orders (client_order_id, intent_id, strategy, symbol, side, quantity,"
-    " order_type, limit_price, status, created_ts, updated_ts, seq)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (client_order_id) DO NOTHING"
+    "INSERT INTO order_rows (client_order_id, intent_id, strategy, symbol, side, quantity,"
+    " order_type, limit_price, status, created_ts, updated_ts, seq, created_seq)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 UPDATE_ORDER = (
-    "UPDATE orders SET status = coalesce(?, status), venue_order_id = coalesce(?, venue_order_id),"
+    "UPDATE order_rows SET status = coalesce(?, status),"
+    " venue_order_id = coalesce(?, venue_order_id),"
     " reason = coalesce(?, reason), filled_quantity = coalesce(?, filled_quantity),"
     " avg_fill_price = coalesce(?, avg_fill_price), fees = coalesce(?, fees),"
-    " updated_ts = ?, seq = ? WHERE client_order_id = ?"
+    " updated_ts = ?, seq = ? WHERE created_seq = ?"
 )
 INSERT_FILL = (
     "INSERT INTO fills (fill_id, client_order_id, intent_id, strategy, symbol, side,"
@@ -99,10 +103,14 @@ class _Batch:
         "intents",
         "new_orders",
         "order_updates",
+        "unnamed",
     )
 
     def __init__(self, conn: sqlite3.Connection, known_fill_ids: set[str]) -> None:
         self.conn = conn
+        # The intent and order ids a record carried only in its data: a row it creates needs
+        # its own ref_keys row (``ids.RowIds`` finds every row through one at its rowid).
+        self.unnamed: tuple[set[str], set[str]] = (set(), set())
         self.intents: dict[str, list[Any]] = {}
         self.new_orders: dict[str, tuple[Any, ...]] = {}
         self.order_updates: dict[str, list[Any]] = {}
@@ -113,10 +121,12 @@ class _Batch:
         self.fill_ids = known_fill_ids  # journaled ones, and the batch's as they are taken
         self.health: list[tuple[str, str, float]] = []
 
-    def intent(self, row: list[Any]) -> None:
+    def intent(self, row: list[Any], named: bool) -> None:
         held = self.intents.get(row[0])
         if held is None:
             self.intents[row[0]] = row
+            if not named:
+                self.unnamed[0].add(row[0])
             return
         for i in (_DECISION, _REASON):
             if row[i] is not None:
@@ -125,6 +135,8 @@ class _Batch:
     def new_order(self, record: JournalRecord, coid: str, status: str, seq: int) -> None:
         if coid in self.new_orders:
             return
+        if not record.client_order_id:
+            self.unnamed[1].add(coid)
         d = record.data
         self.new_orders[coid] = (
             coid,
@@ -151,20 +163,50 @@ class _Batch:
                 held[i] = update[i]
         held[_COALESCED:] = update[_COALESCED:]
 
-    def write(self) -> None:
+    def write(self, rows: ids.RowIds, last_seq: int) -> None:
         conn = self.conn
-        if self.intents:
-            conn.executemany(UPSERT_INTENT, self.intents.values())
-        if self.new_orders:
-            conn.executemany(INSERT_ORDER, self.new_orders.values())
+        have_intent, have_order = rows.find(conn, list(self.intents), list(self.new_orders))
+        new_intents = [r for i, r in self.intents.items() if i not in have_intent]
+        if new_intents:
+            conn.executemany(INSERT_INTENT, new_intents)
+        decisions = [
+            (r[_DECISION], r[_REASON], have_intent[i])
+            for i, r in self.intents.items()
+            if i in have_intent and (r[_DECISION] is not None or r[_REASON] is not None)
+        ]
+        if decisions:
+            conn.executemany(DECIDE_INTENT, decisions)
+        new_orders = [(*r, r[-1]) for o, r in self.new_orders.items() if o not in have_order]
+        if new_orders:
+            conn.executemany(INSERT_ORDER, new_orders)
+        created = {**have_order, **{r[0]: r[-1] for r in new_orders}}
         if self.order_updates:
-            conn.executemany(UPDATE_ORDER, ([*u, coid] for coid, u in self.order_updates.items()))
+            conn.executemany(
+                UPDATE_ORDER, ([*u, created[coid]] for coid, u in self.order_updates.items())
+            )
         if self.fills:
             conn.executemany(INSERT_FILL, self.fills)
-        if self.fill_refs:
-            conn.executemany(ids.INSERT_REF_KEY, self.fill_refs)
+        refs = self.fill_refs
+        unnamed_intents, unnamed_orders = self.unnamed
+        b = ids.BUCKET_BITS
+        refs += [
+            (r[-1] >> b, ids.intent_key(r[0]), r[-1])
+            for r in new_intents
+            if r[0] in unnamed_intents
+        ]
+        refs += [
+            (r[-1] >> b, ids.order_key(r[0]), r[-1]) for r in new_orders if r[0] in unnamed_orders
+        ]
+        if refs:
+            conn.executemany(ids.INSERT_REF_KEY, refs)
         if self.health:
             conn.executemany(UPSERT_HEALTH, self.health)
+        rows.stage(
+            conn,
+            {r[0]: r[-1] for r in new_intents},
+            {r[0]: r[-1] for r in new_orders},
+            last_seq,
+        )
 
 
 def _upsert_intent(
@@ -197,7 +239,8 @@ def _upsert_intent(
             decision,
             reason,
             seq,
-        ]
+        ],
+        named=bool(record.intent_id),
     )
 
 
@@ -327,9 +370,15 @@ def _journaled_fill_ids(conn: sqlite3.Connection, records: Sequence[JournalRecor
     return found
 
 
-def project_all(conn: sqlite3.Connection, records: Sequence[JournalRecord], first_seq: int) -> None:
-    """Apply ``records``, which have consecutive seqs from ``first_seq``, to the projections; a
-    kind outside ``EventKind`` raises ValueError and nothing is written."""
+def project_all(
+    conn: sqlite3.Connection,
+    records: Sequence[JournalRecord],
+    first_seq: int,
+    rows: ids.RowIds,
+) -> None:
+    """Apply ``records``, which have consecutive seqs from ``first_seq``, to the projections
+    (``rows``: where the intents and orders rows are, staged until the store commits); a kind
+    outside ``EventKind`` raises ValueError and nothing is written."""
     batch = _Batch(conn, _journaled_fill_ids(conn, records))
     get = PROJECTIONS.get
     for seq, record in enumerate(records, first_seq):
@@ -337,4 +386,4 @@ def project_all(conn: sqlite3.Connection, records: Sequence[JournalRecord], firs
         if fn is None:
             raise ValueError(f"journal {record.event_id!r}: unknown event kind {record.kind!r}")
         fn(batch, record, seq)
-    batch.write()
+    batch.write(rows, first_seq + len(records) - 1)

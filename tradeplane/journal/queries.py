@@ -202,7 +202,11 @@ def intents(
         params.append(strategy)
     if undecided_only:
         sql += " AND decision IS NULL"
-    return _rows(conn, sql + " ORDER BY seq", params)
+    # From schema 4 ``seq`` is the rowid, and ordering by it would have SQLite walk the whole
+    # table in rowid order rather than read the few recent rows through ``intents_ts`` and sort
+    # them: ``+seq`` keeps the order and leaves the index to the time range.
+    order = " ORDER BY +seq" if since_ts is not None and not undecided_only else " ORDER BY seq"
+    return _rows(conn, sql + order, params)
 
 
 def get_state(conn: sqlite3.Connection, scope: str, key: str) -> dict[str, Any] | None:

@@ -11,7 +11,8 @@ re-appends the missing lines from ``events.line``; a torn last line is cut off f
 JSONL's size stay in memory, so an append never re-reads the file, and a batch costs the same
 whatever the journal's size: no index the batch writes takes inserts at random places (event,
 intent and order ids go through the seq-bucketed tables of ``ids``, which also de-duplicate
-event ids), and WAL checkpoints run off the commit path (``checkpoint``).
+event ids and find the intents and orders rows by id), and WAL checkpoints run off the commit
+path (``checkpoint``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from tradeplane.journal.ids import (
     INSERT_EVENT_KEY,
     INSERT_REF_KEY,
     EventIds,
+    RowIds,
     event_key,
     intent_key,
     order_key,
@@ -89,6 +91,7 @@ class JournalStore:
         self.genesis = _ensure_genesis(conn)
         self.fences: dict[str, int] = _read_fences(conn)
         self._ids = EventIds(conn, last_seq)
+        self._rows = RowIds(conn, last_seq)
         self._checkpointer: checkpoint.Checkpointer | None = None  # started by ``open``
         self._syncer: checkpoint.MirrorSyncer | None = None  # started by ``open`` when fsync
         self.last_sql_commit_ms = 0.0  # the last batch's COMMIT statement (its WAL fsync)
@@ -248,7 +251,7 @@ class JournalStore:
                             (
                                 seq,
                                 event_id,
-                                r.kind,
+                                str(r.kind),  # plain text: sqlite3 binds a str subclass slowly
                                 float(r.ts),
                                 r.deployment,
                                 r.strategy,
@@ -270,7 +273,7 @@ class JournalStore:
                     if ref_rows:
                         conn.executemany(INSERT_REF_KEY, ref_rows)
                     self._ids.stage(conn, [(k, q) for _, k, q in key_rows], seq)
-                    projections.project_all(conn, fresh, first)
+                    projections.project_all(conn, fresh, first, self._rows)
                     conn.executemany(
                         schema.UPSERT_META, (("last_seq", str(seq)), ("last_hash", last_hash))
                     )
@@ -281,10 +284,12 @@ class JournalStore:
                 self.last_sql_commit_ms = (time.perf_counter() - committing) * 1000.0
             except BaseException:
                 self._ids.rolled_back()
+                self._rows.rolled_back()
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
             self._ids.committed()
+            self._rows.committed()
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise TransientError(f"journal {self.db_path}: {exc}") from exc

@@ -217,3 +217,33 @@ def test_plain_python_filter_check_agrees_with_numpys(built: list[int], probe: l
         pos = ids._positions([key])
         hit = (stacked[:, (pos >> np.uint64(3)).astype(np.intp)] & ids._masks(pos)) != 0
         assert index._few_hits(key) == np.nonzero(hit.all(axis=2))[0].tolist()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=300, unique=True),
+    st.lists(st.integers(-(2**63), 2**63 - 1), min_size=17, max_size=80),
+)
+def test_filter_check_bit_by_bit_then_the_same_hits_as_every_bit_at_once(
+    built: list[int], probe: list[int]
+) -> None:
+    import numpy as np
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(ids, "BLOOM_BITS", 1 << 10)  # dense filters: many keys match some bits only
+        index = ids.EventIds.__new__(ids.EventIds)
+        index._load_filters(
+            {0: ids.bloom(built[::3]), 1: ids.bloom(built[1::3]), 2: ids.bloom(built[2::3])},
+            3,
+            lambda block: [],
+        )
+        keys = [*built, *probe]
+        pos = ids._positions(keys)
+        every_bit = (index.filters[:, (pos >> np.uint64(3)).astype(np.intp)] & ids._masks(pos)) != 0
+        expected: dict[int, list[int]] = {}
+        for b, i in zip(*np.nonzero(every_bit.all(axis=2)), strict=True):
+            expected.setdefault(int(b), []).append(int(i))
+        found: dict[int, list[int]] = {}
+        index._hits(keys, found)
+    assert found == expected
+    assert all(n in found.get(n % 3, []) for n in range(len(built)))  # no false negative

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.unit.journal.factories import DEPLOYMENT, intent, notes
+from tests.unit.journal.factories import DEPLOYMENT, denied, intent, notes, status
 from tradeplane.core.errors import OperationalError
 from tradeplane.journal import ids, migrate, queries, schema
 from tradeplane.journal.reader import JournalReader, verify_journal
@@ -163,10 +167,10 @@ def test_migration_killed_during_the_copy_then_resumed_where_it_stopped(
 
 def test_newer_schema_than_the_code_then_refused_with_a_clear_error(v1_dir: Path) -> None:
     conn = sqlite3.connect(v1_dir / "journal.db")
-    conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(OperationalError, match="schema version 4, newer than the 3"):
+    with pytest.raises(OperationalError, match="schema version 5, newer than the 4"):
         JournalStore.open(v1_dir, DEPLOYMENT)
     with pytest.raises(OperationalError, match="newer"):
         JournalReader.open(v1_dir)
@@ -265,3 +269,166 @@ def test_v2_migration_that_fails_then_v2_kept_and_the_next_open_finishes(
             "G3",
         ]
     assert _version(db) == str(schema.SCHEMA_VERSION)
+
+
+# Made by the schema-3 release itself (commit 79db042) with small id blocks, see
+# data/make_v3_journal.py: opened with the sizes it was written with.
+V3_JOURNAL = Path(__file__).parent / "data" / "journal_v3"
+V3_GENESIS = "96e5b51c7cd1834e5856db25baf6083b3ac5fd9fecd5ce79885d4ec64d2dcc2b"
+V3_LAST_HASH = "2457f5aab9a0fa9f1b9f6e9feb69b9a0bdb21d9510ec42b5d411351682f635d7"
+V3_LINES = 307
+
+
+@pytest.fixture
+def v3_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(ids, "BUCKET_BITS", 2)
+    monkeypatch.setattr(ids, "BLOCK_BITS", 5)
+    monkeypatch.setattr(ids, "BUCKETS_PER_BLOCK", 8)
+    monkeypatch.setattr(ids, "BLOOM_BITS", 1 << 12)
+    out = tmp_path / "state"
+    shutil.copytree(V3_JOURNAL, out)
+    return out
+
+
+def _answers(conn: sqlite3.Connection) -> dict[str, object]:
+    """What the readers ask of the projections."""
+    coids = [f"c{n}" for n in range(32)] + [f"x{n}" for n in range(0, 32, 3)]
+    return {
+        "orders": queries.orders(conn),
+        "open": queries.orders(conn, open_only=True, strategy="s1"),
+        "by_status": queries.order_counts_by_status(conn),
+        "intents": queries.intents(conn),
+        "undecided": queries.intents(conn, undecided_only=True, since_ts=0.0),
+        "fills": {c: queries.fills(conn, client_order_id=c) for c in coids},
+        "positions": queries.positions(conn),
+        "trace": queries.events_for(conn, client_order_id="c7", intent_id="i200004"),
+    }
+
+
+def test_v3_journal_opened_then_migrated_and_every_query_answers_as_before(
+    v3_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = v3_dir / "journal.db"
+    before = {t: _dump(db, t) for t in ("events", "intents", "orders", "fills", "state")}
+    jsonl_before = (v3_dir / "journal.jsonl").read_bytes()
+    with JournalReader.open(v3_dir, deployment=DEPLOYMENT) as reader:
+        assert reader.meta()["schema_version"] == 3
+        answers_before = _answers(reader.conn)
+    assert len(answers_before["orders"]) == 55  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING), JournalStore.open(v3_dir, DEPLOYMENT, epoch=4) as s:
+        assert (s.last_seq, s.last_hash, s.genesis) == (V3_LINES, V3_LAST_HASH, V3_GENESIS)
+        meta = queries.meta(s.conn)
+        assert meta["schema_version"] == schema.SCHEMA_VERSION
+        assert meta["migrated_from_version"] == "3" and float(meta["migrated_ts"]) > 0
+        assert _answers(s.conn) == answers_before
+        created = dict(s.conn.execute("SELECT client_order_id, created_seq FROM order_rows"))
+    assert "migrated from schema version 3" in caplog.text
+    # c0's submitting was seq 3 (its row's seq moved with its cancel); x0 was found by a status
+    # naming it only in its data (seq 9); c200000 was submitted at seq 10.
+    assert (created["c0"], created["x0"], created["c200000"]) == (3, 9, 10)
+    assert {t: _dump(db, t) for t in before} == before
+    assert (v3_dir / "journal.jsonl").read_bytes() == jsonl_before
+
+
+def test_v3_journal_migrated_then_old_orders_and_intents_updated_in_their_rows(
+    v3_dir: Path,
+) -> None:
+    JournalStore.open(v3_dir, DEPLOYMENT).close()
+    x3 = dataclasses.replace(status(300003, "order_expired"), client_order_id="x3", intent_id=None)
+    with JournalStore.open(v3_dir, DEPLOYMENT) as store:
+        assert store.commit([intent(0), intent(29)]) == [2, 261]  # old ids are still known
+        store.commit([status(15, "order_expired"), x3, denied(200004, "late"), *notes(40)])
+        store.commit([status(1, "order_expired")])
+        orders = {o["client_order_id"]: o for o in queries.orders(store.conn)}
+        intents = {i["intent_id"]: i for i in queries.intents(store.conn)}
+        rows = store.conn.execute("SELECT count(*) FROM order_rows").fetchone()[0]
+        assert rows == len(orders) == 55 and len(intents) == 77
+    assert orders["c15"]["status"] == orders["x3"]["status"] == orders["c1"]["status"] == "expired"
+    assert (intents["i200004"]["decision"], intents["i200004"]["reason"]) == ("denied", "late")
+    result = verify_journal(v3_dir / "journal.jsonl")
+    assert result.ok and result.lines == V3_LINES + 44
+
+
+def test_v3_journal_migrated_then_same_schema_as_a_new_journal(
+    v3_dir: Path, tmp_path: Path
+) -> None:
+    JournalStore.open(v3_dir, DEPLOYMENT).close()
+    JournalStore.open(tmp_path / "fresh", DEPLOYMENT).close()
+    assert _schema(v3_dir / "journal.db") == _schema(tmp_path / "fresh" / "journal.db")
+
+
+def test_v3_migration_that_fails_then_v3_kept_and_the_next_open_finishes(
+    v3_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = v3_dir / "journal.db"
+    schema_before = _schema(db)
+    dumps_before = {t: _dump(db, t) for t in ("intents", "orders", "ref_keys")}
+
+    def crash(keys: object) -> bytes:
+        raise RuntimeError("power cut")
+
+    with monkeypatch.context() as m:
+        m.setattr(ids, "bloom", crash)  # the row filters: the step's last statement
+        with pytest.raises(RuntimeError, match="power cut"):
+            JournalStore.open(v3_dir, DEPLOYMENT)
+    assert _version(db) == "3" and _schema(db) == schema_before
+    assert {t: _dump(db, t) for t in dumps_before} == dumps_before
+    with JournalStore.open(v3_dir, DEPLOYMENT) as store:
+        assert store.last_seq == V3_LINES
+        assert len(queries.orders(store.conn)) == 55
+    assert _version(db) == str(schema.SCHEMA_VERSION)
+
+
+# A process that dies by SIGKILL in the middle of the 3 -> 4 step: intents rebuilt, order_rows
+# filled and ref_keys written, the row filters being made; no Python clean-up runs.
+_KILLED_MID_V4 = """
+import os, signal, sys
+from pathlib import Path
+from tradeplane.journal import ids
+from tradeplane.journal.store import JournalStore
+ids.BUCKET_BITS, ids.BLOCK_BITS, ids.BUCKETS_PER_BLOCK, ids.BLOOM_BITS = 2, 5, 8, 1 << 12
+real_bloom = ids.bloom
+def die(keys):
+    os.kill(os.getpid(), signal.SIGKILL)
+    return real_bloom(keys)
+ids.bloom = die
+JournalStore.open(Path(sys.argv[1]), sys.argv[2])
+"""
+
+
+def test_v3_migration_killed_mid_step_then_v3_kept_and_the_next_open_finishes(
+    v3_dir: Path,
+) -> None:
+    db = v3_dir / "journal.db"
+    schema_before = _schema(db)
+    dumps_before = {t: _dump(db, t) for t in ("events", "intents", "orders", "ref_keys")}
+    with JournalReader.open(v3_dir, deployment=DEPLOYMENT) as reader:
+        answers_before = _answers(reader.conn)
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_V4, str(v3_dir), DEPLOYMENT],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    assert _version(db) == "3" and _schema(db) == schema_before
+    assert {t: _dump(db, t) for t in dumps_before} == dumps_before
+    with JournalStore.open(v3_dir, DEPLOYMENT) as store:
+        assert (store.last_seq, store.last_hash) == (V3_LINES, V3_LAST_HASH)
+        assert _answers(store.conn) == answers_before
+    assert _version(db) == str(schema.SCHEMA_VERSION)
+    result = verify_journal(v3_dir / "journal.jsonl")
+    assert result.ok and result.lines == V3_LINES
+
+
+def test_id_filters_written_by_the_schema_3_release_then_rebuilt_bit_for_bit(
+    v3_dir: Path,
+) -> None:
+    conn = sqlite3.connect(v3_dir / "journal.db")
+    try:
+        stored = dict(conn.execute("SELECT block, bits FROM id_blooms").fetchall())
+        assert len(stored) >= 5
+        for block, bits in stored.items():
+            assert ids.bloom(ids.block_keys(conn, block)) == bits
+    finally:
+        conn.close()

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from tests.unit.journal.factories import NOTE, intent, notes, rec, submitting, trade
+from tests.unit.journal.factories import NOTE, T0, intent, notes, rec, submitting, trade
 from tradeplane.journal import queries
 from tradeplane.journal.store import JournalStore
 
@@ -100,3 +102,23 @@ def test_counts_by_kind_and_meta(store: JournalStore) -> None:
     store.commit([*notes(2), rec("x", "intent", {"intent_id": "i9"})])
     assert queries.counts_by_kind(store.conn) == {NOTE: 2, "intent": 1}
     assert queries.meta(store.conn)["last_seq"] == 3 == queries.last_seq(store.conn)
+
+
+def test_intents_since_a_time_then_read_through_the_time_index_not_the_whole_table(
+    store: JournalStore,
+) -> None:
+    store.commit(
+        [replace(r, data={**r.data, "ts": T0 + n}) for n, r in enumerate(map(intent, range(20)))]
+    )
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        recent = queries.intents(store.conn, strategy="s1", since_ts=T0 + 15)
+    finally:
+        store.conn.set_trace_callback(None)
+    (sql,) = statements
+    plan = [r[3] for r in store.conn.execute("EXPLAIN QUERY PLAN " + sql)]
+    assert any("USING INDEX intents_ts" in step for step in plan), plan
+    assert [i["seq"] for i in recent] == sorted(i["seq"] for i in recent)
+    assert len(recent) == 5
+    assert recent == [i for i in queries.intents(store.conn) if i["ts"] >= T0 + 15]

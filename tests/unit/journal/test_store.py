@@ -324,7 +324,7 @@ def test_newer_schema_version_is_refused(state_dir: Path) -> None:
     conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(OperationalError, match="schema version 99, newer than the 3"):
+    with pytest.raises(OperationalError, match="schema version 99, newer than the 4"):
         JournalStore.open(state_dir, DEPLOYMENT)
 
 
