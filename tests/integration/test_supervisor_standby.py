@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -72,17 +72,36 @@ def took_over(name: str, by: str) -> bool:
     )
 
 
-def test_supervisor_killed_then_its_standby_takes_over_and_the_killed_one_stands_by(
-    tmp_path: Path, ray_address: str
-) -> None:
+@contextmanager
+def deployed(
+    tmp_path: Path, stop: Callable[[str], object] = deployment.stop
+) -> Iterator[tuple[Path, str, str, str]]:
+    """A deployment with its supervisor standby up: (state dir, name, first, standby). Stopped
+    at the end by ``stop``; both instances gone and the journal's invariants hold."""
     state = tmp_path / "state"
     cfg = make_config(state)
     name = cfg.deployment.name
     first, standby = actor_name(name, ROLE_SUPERVISOR), supervisor_standby_name(name)
     deployment.deploy(cfg)
     try:
-        trades_on(state)
         eventually(lambda: standing_by(name, standby), timeout_s=60, what="supervisor standby")
+        yield state, name, first, standby
+    finally:
+        stop(name)
+    eventually(lambda: named(first) is None and named(standby) is None, timeout_s=30)
+    assert check(state).problems == []
+
+
+def test_supervisor_killed_then_its_standby_takes_over_and_the_killed_one_stands_by(
+    tmp_path: Path, ray_address: str
+) -> None:
+    with deployed(tmp_path, lambda name: cli(ray_address, "down", name)) as (
+        state,
+        name,
+        first,
+        standby,
+    ):
+        trades_on(state)
         assert succession(name)["name"] == first
         assert current_name(name, ROLE_SUPERVISOR) == first
         # Standing by, it takes no operator call; status shows what it costs.
@@ -118,30 +137,8 @@ def test_supervisor_killed_then_its_standby_takes_over_and_the_killed_one_stands
         trades_on(state)
         eventually(lambda: standing_by(name, standby), timeout_s=60, what="standby again")
         assert journal_counts(state).get("supervisor_reattached") == 2
-    finally:
-        cli(ray_address, "down", name)
-    # `down` removes the standby with the supervisor.
-    eventually(lambda: named(first) is None and named(standby) is None, timeout_s=30)
+    # `down` removed the standby with the supervisor.
     assert name not in deployment.list_deployments()
-    assert check(state).problems == []
-
-
-@contextmanager
-def deployed(tmp_path: Path) -> Iterator[tuple[Path, str, str, str]]:
-    """A deployment with its supervisor standby up: (state dir, name, first, standby). Stopped
-    at the end; both instances gone and the journal's invariants hold."""
-    state = tmp_path / "state"
-    cfg = make_config(state)
-    name = cfg.deployment.name
-    first, standby = actor_name(name, ROLE_SUPERVISOR), supervisor_standby_name(name)
-    deployment.deploy(cfg)
-    try:
-        eventually(lambda: standing_by(name, standby), timeout_s=60, what="supervisor standby")
-        yield state, name, first, standby
-    finally:
-        deployment.stop(name)
-    eventually(lambda: named(first) is None and named(standby) is None, timeout_s=30)
-    assert check(state).problems == []
 
 
 def test_standby_killed_first_then_ray_restarts_it_standing_by_and_the_supervisor_acts_on(
