@@ -32,9 +32,11 @@ if TYPE_CHECKING:
 def give_up(
     core: SupervisorCore, decision: RecoveryDecision, reason: str | None = None
 ) -> list[Command]:
-    """Fail closed: journal why (durably, before anything else), stop the bars (so no new
-    intent), hold back everything queued at the broker, cancel working orders where
-    configured; then health ``failed``, or a full stop when so configured."""
+    """Fail closed (DESIGN §4: halt trading, then journal ``recovery_exhausted``): hold back
+    everything queued at the broker first (every moment before it is one more order an
+    earlier approval lets leave; the durable journal write waits behind the broker's own
+    commits), then journal why, durably, stop the bars (so no new intent), cancel working
+    orders where configured; then health ``failed``, or a full stop when so configured."""
     if core.halt is not None:
         return []
     why = reason or core.failure or decision.reason
@@ -51,10 +53,10 @@ def give_up(
     # No recovery starts once we give up (``active`` is false from here); the phase moves
     # to failed when the halt has been issued (``HaltIssued``).
     cmds: list[Command] = [
+        SetTradingState(TradingState.HALTED, dict(HALTED)),
         JournalEvent(EventKind.RECOVERY_EXHAUSTED, exhausted, durable=True),
         WakeRecovery(),
         StopStreaming(),
-        SetTradingState(TradingState.HALTED, dict(HALTED)),
     ]
     if core.cancel_orders_on_exhausted:
         cmds.append(CancelOpenOrders("recovery exhausted"))
@@ -78,8 +80,8 @@ def journal_lost(core: SupervisorCore, reason: str, journal_role: str = "journal
     core.halt = Halt(journal_role, reason)
     core.queue.clear()
     return [
-        StopStreaming(),
         SetTradingState(TradingState.HALTED, dict(HALTED, reason="journal_lost")),
+        StopStreaming(),
         JournalEvent(EventKind.JOURNAL_LOST, {"reason": reason}),
         ScheduleWake(0.0, HaltIssued()),
     ]

@@ -261,14 +261,23 @@ def test_death_with_budget_left_then_journaled_and_recovery_woken() -> None:
     )
 
 
-def test_budget_spent_then_exhaustion_journaled_durably_before_the_halt_and_phase_failed() -> None:
+def test_budget_spent_then_broker_halted_first_exhaustion_journaled_durably_and_phase_failed() -> (
+    None
+):
     c, cmds = exhausted_core()
     names = kinds_of(cmds)
     journaled = [c.kind if isinstance(c, JournalEvent) else None for c in cmds]
     exhausted = journaled.index("recovery_exhausted")
-    assert exhausted < names.index("SetTradingState") and cmds[exhausted].durable
+    # The broker is halted before anything else (the journal write and stopping the bars may
+    # take a while, and nothing queued may leave meanwhile); then why, durably.
+    assert cmds[0] == JournalEvent(
+        "actor_died", {"role": "risk", "cause": "killed", "attempt": 0, "retry": False}
+    )
+    assert names.index("SetTradingState") == 1
+    assert exhausted == 2 and cmds[exhausted].durable
+    assert names.index("SetTradingState") < names.index("StopStreaming")
     # Cancelling is configured per deployment (off in this core; the Supervisor tests cover it).
-    assert "StopStreaming" in names and "CancelOpenOrders" not in names
+    assert "CancelOpenOrders" not in names
     # No recovery from the give-up on; failed once the halt is issued.
     assert c.halt is not None and not c.active and c.next_recovery(9.0) == (None, 0.0)
     assert ScheduleWake(0.0, HaltIssued()) in cmds

@@ -111,7 +111,7 @@ def test_restarts_exhausted_then_halted_fail_closed_and_health_failed() -> None:
     run(scenario)
 
 
-def test_halt_journaled_durably_before_the_broker_is_told() -> None:
+def test_exhausted_then_broker_halted_before_the_exhaustion_is_journaled_durably() -> None:
     async def scenario() -> None:
         sup, adapter, _ = await running(max_recovery_attempts=1)
         order: list[str] = []
@@ -127,7 +127,9 @@ def test_halt_journaled_durably_before_the_broker_is_told() -> None:
 
         adapter.journal, adapter.call = journal_spy, call_spy  # type: ignore[method-assign]
         await exhaust_risk(sup, adapter)
-        assert order.index("recovery_exhausted") < order.index("set_trading_state")
+        # Fail closed first (DESIGN §4): the durable write waits behind the broker's own
+        # commits, and an approval already on its way must not leave meanwhile.
+        assert order.index("set_trading_state") < order.index("recovery_exhausted")
 
     run(scenario)
 
