@@ -92,6 +92,10 @@ def test_binance_silent_then_dropped_then_feed_silent_recovered_and_every_minute
             {"kind": "binance", "binance": {"rest_url": bn.rest_url, "ws_url": bn.ws_url}},
             ("BTCUSDT",),
             every=1,
+            # Above the reconnect below: two 429s with Retry-After 1 s on top of the backoff
+            # (about 3 s, more on a loaded machine) must read as rate limits being waited out,
+            # not as a silent feed whose restart would lose the feed's count of them.
+            feed_silence_s=6.0,
         )
         with running(cfg) as run:
             wait_for_kind(state, "order_filled", 2)
