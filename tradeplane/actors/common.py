@@ -470,6 +470,18 @@ def spawn(tasks: set[asyncio.Task[Any]], coro: Any) -> asyncio.Task[Any]:
 _PROCESS: Any = None
 
 
+def process_cost(proc: Any) -> dict[str, Any]:
+    """pid, resident memory and CPU time (user + system) of ``proc`` (a ``psutil.Process``):
+    what an idle standby costs, read by itself or by a process beside it."""
+    with proc.oneshot():
+        times = proc.cpu_times()
+        return {
+            "pid": proc.pid,
+            "rss_bytes": proc.memory_info().rss,
+            "cpu_s": round(times.user + times.system, 3),
+        }
+
+
 def process_info() -> dict[str, Any]:
     """pid, resident memory and garbage-collector pauses of this actor's process, for
     heartbeats and benchmarks."""

@@ -27,6 +27,7 @@ import psutil
 import ray
 
 from tradeplane.actors.broker import BrokerActor
+from tradeplane.actors.common import process_cost
 from tradeplane.actors.feed import FeedActor
 from tradeplane.actors.journal import JournalActor
 from tradeplane.actors.reconciler import ReconcilerActor
@@ -142,14 +143,11 @@ class StandbyHost:
 
     async def standby_info(self) -> dict[str, Any]:
         """What the standby costs and whether it was ever called before its promotion."""
-        times = self._process.cpu_times()
         return {
             "name": self.name,
             "role": self.role,
             "refused_calls": self.refused,
-            "pid": self._process.pid,
-            "rss_bytes": self._process.memory_info().rss,
-            "cpu_s": round(times.user + times.system, 3),
+            **process_cost(self._process),
             "node_id": str(ray.get_runtime_context().get_node_id()),
             "warm_s": round(self.warm_s, 3),
         }

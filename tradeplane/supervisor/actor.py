@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from tradeplane.actors.common import SupervisedActor, spawn
+from tradeplane.actors.common import SupervisedActor, process_cost, spawn
 from tradeplane.cluster.names import SupervisorTerms, named, set_current
 from tradeplane.cluster.placement import NodeInfo
 from tradeplane.config.models import TradeplaneConfig
@@ -60,14 +60,7 @@ def standby_process(pid: int | None) -> dict[str, Any]:
     try:
         import psutil
 
-        proc = psutil.Process(pid)
-        with proc.oneshot():
-            times = proc.cpu_times()
-            return {
-                "pid": pid,
-                "rss_bytes": proc.memory_info().rss,
-                "cpu_s": round(times.user + times.system, 3),
-            }
+        return process_cost(psutil.Process(pid))
     except Exception:
         return {"pid": pid}
 
