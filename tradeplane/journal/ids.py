@@ -60,7 +60,12 @@ EVENT_KEYS_DDL = (
 REF_KEYS_DDL = EVENT_KEYS_DDL.replace("event_keys", "ref_keys")
 BLOOMS_DDL = "CREATE TABLE id_blooms (block INTEGER PRIMARY KEY, bits BLOB NOT NULL)"
 ROW_BLOOMS_DDL = BLOOMS_DDL.replace("id_blooms", "row_blooms")
-# A row of a closed block, by its key within the block's buckets, confirmed on its id.
+# An event, or a row of a closed block, by its key within the block's buckets, confirmed on
+# its id (``_BlockFilters._confirm``).
+_EVENT_PROBE = (
+    "SELECT k.seq FROM event_keys AS k JOIN events AS e ON e.seq = k.seq"
+    " WHERE k.bucket IN ({}) AND k.key = ? AND e.event_id = ?"
+)
 _INTENT_PROBE = (
     "SELECT i.seq FROM ref_keys AS r JOIN intents AS i ON i.seq = r.seq"
     " WHERE r.bucket IN ({}) AND r.key = ? AND i.intent_id = ?"
@@ -223,6 +228,26 @@ class _BlockFilters:
             for b, i in zip(rows.tolist(), cols.tolist(), strict=True):
                 maybe.setdefault(self.blocks[b], []).append(start + i)
 
+    @staticmethod
+    def _confirm(
+        conn: sqlite3.Connection,
+        probe: str,
+        maybe: dict[int, list[int]],
+        keys: Sequence[int],
+        wanted: Sequence[str],
+        found: dict[str, int],
+    ) -> None:
+        """Each possible hit (``maybe``: block -> indexes into ``keys`` and ``wanted``) looked up
+        in its block's buckets and confirmed on its row (``probe``: a query with the buckets'
+        placeholders to fill, taking the key and the id); ``found`` gets each confirmed id's seq."""
+        for block, indexes in maybe.items():
+            buckets = _block_buckets(block)
+            sql = probe.format(",".join("?" * len(buckets)))
+            for i in indexes:
+                row = conn.execute(sql, (*buckets, keys[i], wanted[i])).fetchone()
+                if row is not None:
+                    found[wanted[i]] = int(row[0])
+
     def _few_hits(self, key: int) -> list[int]:
         """Indexes into ``blocks`` of the filters that may hold ``key`` (``_positions`` and the
         checks of ``_hits``, for one key in plain Python)."""
@@ -262,17 +287,7 @@ class EventIds(_BlockFilters):
                 maybe.setdefault(self.open_block, []).append(i)
         self._hits(keys, maybe)
         found: dict[str, int] = {}
-        for block, indexes in maybe.items():
-            buckets = _block_buckets(block)
-            sql = (
-                "SELECT k.seq FROM event_keys AS k JOIN events AS e ON e.seq = k.seq"
-                f" WHERE k.bucket IN ({','.join('?' * len(buckets))}) AND k.key = ?"
-                " AND e.event_id = ?"
-            )
-            for i in indexes:
-                row = conn.execute(sql, (*buckets, keys[i], event_ids[i])).fetchone()
-                if row is not None:
-                    found[event_ids[i]] = int(row[0])
+        self._confirm(conn, _EVENT_PROBE, maybe, keys, event_ids, found)
         return found
 
     def stage(
@@ -370,13 +385,7 @@ class RowIds(_BlockFilters):
         keys = [key_of(w) for w in rest]
         maybe: dict[int, list[int]] = {}
         self._hits(keys, maybe)
-        for block, indexes in maybe.items():
-            buckets = _block_buckets(block)
-            sql = probe.format(",".join("?" * len(buckets)))
-            for i in indexes:
-                row = conn.execute(sql, (*buckets, keys[i], rest[i])).fetchone()
-                if row is not None:
-                    found[rest[i]] = int(row[0])
+        self._confirm(conn, probe, maybe, keys, rest, found)
 
     def stage(
         self,
