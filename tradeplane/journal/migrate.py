@@ -189,13 +189,20 @@ def _in_transaction(conn: sqlite3.Connection, step: Callable[[sqlite3.Connection
     return int(out or 0)
 
 
-def _ddl(name: str) -> str:
-    """Schema 2's CREATE statement of table or index ``name``."""
+def _ddl_statements() -> dict[str, str]:
+    """The current schema's CREATE statements by the name of what they create (table, index or
+    view), in order, comments left out."""
+    out = {}
     for statement in schema.DDL.split(";"):
         text = "\n".join(x for x in statement.splitlines() if not x.startswith("--")).strip()
-        if text and text.split()[2] == name:
-            return text
-    raise KeyError(name)
+        if text:
+            out[text.split()[2]] = text  # CREATE TABLE|INDEX|VIEW <name>
+    return out
+
+
+def _ddl(name: str) -> str:
+    """The current schema's CREATE statement of table, index or view ``name``."""
+    return _ddl_statements()[name]
 
 
 def _create_scratch(conn: sqlite3.Connection) -> None:
@@ -246,10 +253,8 @@ def _swap_in(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE events")  # and its indexes
     conn.execute("ALTER TABLE events_v2 RENAME TO events")
     existing = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-    for statement in schema.DDL.split(";"):
-        text = "\n".join(x for x in statement.splitlines() if not x.startswith("--")).strip()
-        name = text.split()[2] if text else ""  # CREATE TABLE|INDEX|VIEW <name>
-        if text and name not in existing and name not in _NEW_IN_V4:
+    for name, text in _ddl_statements().items():
+        if name not in existing and name not in _NEW_IN_V4:
             conn.execute(text)
     last = int(found[1])
     for block in range((last + 1) >> ids.BLOCK_BITS):  # every complete block gets its filter
