@@ -98,7 +98,7 @@ class Stopper:
             stopped["errors"] = dict(errors)
         if lost is not None:
             errors["journal"] = f"deployment_stopped not recorded: {lost}"
-        elif await self.sup.journal_durably(
+        elif await self._settled() and await self.sup.journal_durably(
             EventKind.DEPLOYMENT_STOPPED, stopped, [self.sup.run_state()]
         ):
             await self._step(errors, 15.0, ROLE_JOURNAL, JournalApi.close)
@@ -143,6 +143,14 @@ class Stopper:
             if not busy and not self.adapter.inflight():
                 return
             await self.clock.sleep(0.05)
+
+    async def _settled(self, timeout_s: float = 5.0) -> bool:
+        """Wait (bounded) until the records sent without waiting, the stop's own health change
+        among them, are answered: ``deployment_stopped`` must be the run's last record, and its
+        durable write goes by another path that could overtake them. A journal that does not
+        answer is the durable write's to report. Always true (it reads as a step of the chain)."""
+        await self.settle(timeout_s)
+        return True
 
     async def settle(self, timeout_s: float) -> None:
         """Wait (bounded) until the supervisor's own sends are acknowledged."""

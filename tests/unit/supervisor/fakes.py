@@ -109,6 +109,10 @@ class FakeAdapter:
         self.state: dict[tuple[str, str], Any] = {}
         self.pending: list[tuple[list[Any], list[Any]]] = []
         self.journal_up = True
+        # Test control: appends dispatched but not yet answered (Ray may deliver them after a
+        # later durable write); ``release_appends`` answers them.
+        self.hold_appends = False
+        self.held: list[tuple[list[Any], list[Any]]] = []
         self.failures: dict[tuple[str, str], list[Exception]] = {}
         self.create_failures: dict[str, int] = {}
         self.abandoned: set[str] = set()
@@ -144,6 +148,13 @@ class FakeAdapter:
         self.journal_up = True
         pending, self.pending = self.pending, []
         for records, state in pending:
+            self._commit(records, state)
+
+    def release_appends(self) -> None:
+        """Answer the held appends: the journal had them (they were dispatched while it was
+        up), even if it has been closed or killed since."""
+        held, self.held = self.held, []
+        for records, state in held:
             self._commit(records, state)
 
     def kinds(self) -> list[str]:
@@ -302,7 +313,9 @@ class FakeAdapter:
         self._commit(records, state)
 
     def append(self, records: list[Any], state: list[Any]) -> None:
-        if self._journal_reachable():
+        if self.hold_appends:
+            self.held.append((records, state))
+        elif self._journal_reachable():
             self._commit(records, state)
         else:
             self.pending.append((records, state))
@@ -315,7 +328,7 @@ class FakeAdapter:
         self.abandoned.add(role)
 
     def inflight(self) -> int:
-        return 0
+        return len(self.held)
 
     async def nodes(self) -> list[NodeInfo]:
         await asyncio.sleep(0)

@@ -218,6 +218,26 @@ def test_journal_dies_then_records_kept_and_delivered_after_its_restart() -> Non
     run(scenario)
 
 
+def test_stop_when_health_record_still_in_flight_then_deployment_stopped_is_last() -> None:
+    async def scenario() -> None:
+        sup, adapter, clock = await running()
+        adapter.hold_appends = True  # the stop's health change is sent, not yet answered
+        stop = asyncio.ensure_future(sup.stop("operator"))
+        ticks = 0
+        while not stop.done():
+            await clock.advance(0.01)
+            ticks += 1
+            if ticks % 3 == 0 or "deployment_stopped" in adapter.kinds():
+                adapter.release_appends()  # answered a little later, as Ray may
+        await stop
+        adapter.release_appends()
+        kinds = adapter.kinds()
+        assert kinds[-1] == "deployment_stopped", kinds[-3:]
+        assert adapter.events("health_changed")[-1]["health"] == "stopped"
+
+    run(scenario)
+
+
 def test_stop_with_journal_unreachable_then_stops_and_says_the_record_is_missing() -> None:
     async def scenario() -> None:
         sup, adapter, _ = await running()
