@@ -1,0 +1,472 @@
+"""Live drift against backtests (issue 16): a pure tracker, fed in event time.
+
+It measures two things for every strategy and for the deployment as a whole:
+
+- **execution drift**: a *shadow* backtest of the same strategies is fed the same bars as they
+  arrive, so both cover the same time. Against it: the equity difference, the tracking error (the
+  annualised spread of per-interval return differences), the slippage of live fills against the
+  shadow's fill prices for the same intent, and bar-triggered intents missing or extra;
+- **performance drift**: against the baseline report's figures, the return the baseline would
+  have made over the elapsed time (pro-rated geometrically) minus the live return, and the live
+  drawdown beside the baseline's.
+
+Beside drift, execution quality: each live fill's slippage against the symbol's last close when
+its intent was made, and its acknowledgement and fill latency, per strategy and venue.
+
+Bar time, not wall time: rows are aligned by bar time (a simulated market's bars need not keep
+the wall clock's pace). The tracker's clock is the close of the last bars given; a live intent
+or fill belongs to the bar time at which it is given, so inputs are given in the order the
+journal holds them (bars as the feed received them, fills as the broker recorded them). A row is
+due at every multiple of ``interval_s`` the bar time passes and holds the state after every input
+before the bars that passed it. The same inputs in the same order therefore give the same rows
+however they are batched: a restarted tracker replays the recorded bars and the journal, and only
+rows newer than the file's last are written, so the file has neither gaps nor duplicates.
+No IO here; ``drift_files`` writes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tradeplane.backtest.drift_model import (
+    BAR_TRIGGER,
+    COLUMNS,
+    TOTAL,
+    Advance,
+    BaselineFigures,
+    DriftAlert,
+    DriftThresholds,
+    LiveFill,
+    LiveIntent,
+    Shadow,
+)
+from tradeplane.core.model import Bar
+from tradeplane.core.portfolio import VirtualPortfolio
+from tradeplane.core.session import iso_utc
+
+__all__ = [
+    "COLUMNS",
+    "TOTAL",
+    "Advance",
+    "BaselineFigures",
+    "DriftAlert",
+    "DriftThresholds",
+    "DriftTracker",
+    "LiveFill",
+    "LiveIntent",
+]
+
+# Execution-quality samples kept per strategy and venue for the percentiles (a bounded window).
+QUALITY_WINDOW = 10_000
+
+
+@dataclass(slots=True)
+class _Welford:
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        delta = x - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (x - self.mean)
+
+    def std(self) -> float | None:
+        return math.sqrt(self.m2 / (self.n - 1)) if self.n >= 2 else None
+
+
+@dataclass(slots=True)
+class _Weighted:
+    total: float = 0.0
+    weight: float = 0.0
+
+    def add(self, value: float, weight: float) -> None:
+        self.total += value * weight
+        self.weight += weight
+
+    def mean(self) -> float | None:
+        return self.total / self.weight if self.weight > 0 else None
+
+
+@dataclass(slots=True)
+class _Quality:
+    slippage_bps: deque[float] = field(default_factory=lambda: deque(maxlen=QUALITY_WINDOW))
+    ack_ms: deque[float] = field(default_factory=lambda: deque(maxlen=QUALITY_WINDOW))
+    fill_ms: deque[float] = field(default_factory=lambda: deque(maxlen=QUALITY_WINDOW))
+    fills: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "fills": self.fills,
+            "slippage_bps": _spread(self.slippage_bps),
+            "ack_latency_ms": _spread(self.ack_ms),
+            "fill_latency_ms": _spread(self.fill_ms),
+        }
+
+
+def _spread(values: Iterable[float]) -> dict[str, float | None]:
+    ordered = sorted(values)
+    if not ordered:
+        return {"mean": None, "p50": None, "p95": None, "max": None}
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+    return {
+        "mean": round(sum(ordered) / len(ordered), 4),
+        "p50": round(pick(0.5), 4),
+        "p95": round(pick(0.95), 4),
+        "max": round(ordered[-1], 4),
+    }
+
+
+@dataclass(slots=True)
+class _Track:
+    """One strategy's (or the total's) figures as rows are cut."""
+
+    start_equity: float
+    live_equity: float
+    shadow_equity: float
+    peak: float
+    max_drawdown: float = 0.0
+    day: str | None = None
+    day_start_equity: float = 0.0
+    prev_live: float = 0.0
+    prev_shadow: float = 0.0
+    tracking: _Welford = field(default_factory=_Welford)
+    slippage: _Weighted = field(default_factory=_Weighted)
+    intents_live: int = 0
+    intents_shadow: int = 0
+    missing: int = 0
+    extra: int = 0
+    above: set[str] = field(default_factory=set)  # figures currently over their threshold
+
+
+class DriftTracker:
+    def __init__(
+        self,
+        *,
+        capital: Mapping[str, float],
+        shadow: Shadow,
+        bar_interval_s: float,
+        interval_s: float,
+        intervals_per_year: float,
+        risk_day: Callable[[float], str],
+        thresholds: DriftThresholds | None = None,
+        baseline: BaselineFigures | None = None,
+        match_lag_s: float = 60.0,
+    ) -> None:
+        """``capital`` in config order (the shadow's equity tuple follows it);
+        ``intervals_per_year`` annualises the tracking error of ``interval_s`` returns;
+        ``match_lag_s``: how much bar time may pass before an intent seen on one side only
+        counts as missing or extra."""
+        if not capital:
+            raise ValueError("drift needs at least one strategy")
+        if not (bar_interval_s > 0 and interval_s > 0 and intervals_per_year > 0):
+            raise ValueError("bar_interval_s, interval_s and intervals_per_year must be > 0")
+        if not match_lag_s >= 0:
+            raise ValueError("match_lag_s must be >= 0")
+        self.bar_interval_s = float(bar_interval_s)
+        self.late_bars = 0
+        self.names = tuple(capital)
+        self.shadow = shadow
+        self.interval_s = float(interval_s)
+        self.annualise = math.sqrt(intervals_per_year)
+        self.risk_day = risk_day
+        self.thresholds = thresholds or DriftThresholds()
+        self.baseline = baseline
+        self.match_lag_s = match_lag_s
+        self.live = {name: VirtualPortfolio(cash) for name, cash in capital.items()}
+        total = float(sum(capital.values()))
+        self.tracks = {
+            name: _Track(cash, cash, cash, cash, day_start_equity=cash)
+            for name, cash in [*capital.items(), (TOTAL, total)]
+        }
+        self.started_ts: float | None = None
+        self.now: float | None = None
+        self.next_row_ts: float | None = None
+        self.last_row: dict[str, dict[str, Any]] = {}
+        self.raised: list[DriftAlert] = []
+        self.last_close: dict[str, float] = {}
+        # Bar-triggered intents not yet seen on both sides: id -> (strategy, time).
+        self._shadow_open: dict[str, tuple[str, float]] = {}
+        self._live_open: dict[str, tuple[str, float]] = {}
+        self._shadow_prices: dict[str, _Weighted] = {}  # intent id -> the shadow's fills
+        self._unpriced: dict[str, list[LiveFill]] = {}  # live fills waiting for the shadow's
+        self._refs: dict[str, float] = {}  # intent id -> the symbol's last close when made
+        self._quality: dict[tuple[str, str], _Quality] = {}
+
+    # -- inputs, in non-decreasing time --------------------------------------------------------
+
+    def add_bars(self, bars: Sequence[Bar]) -> Advance:
+        """The bars of one bar time; their close moves the tracker's clock. Bars older than the
+        clock (a late delivery) are counted in ``late_bars`` and not given to the shadow."""
+        if not bars:
+            return Advance()
+        close_ts = bars[0].ts.timestamp() + self.bar_interval_s
+        if self.now is not None and close_ts <= self.now:
+            self.late_bars += len(bars)
+            return Advance()
+        out = self._to(close_ts)
+        step = self.shadow.step(bars)
+        for bar in bars:
+            self.last_close[bar.symbol] = bar.close
+            for portfolio in self.live.values():
+                portfolio.mark(bar.symbol, bar.close)
+        for decision in step.decisions:
+            intent = decision.intent
+            if intent.trigger.startswith(BAR_TRIGGER) and intent.strategy in self.tracks:
+                self.tracks[intent.strategy].intents_shadow += 1
+                self.tracks[TOTAL].intents_shadow += 1
+                self._meet(intent.intent_id, intent.strategy, close_ts, shadow=True)
+        for fill in step.fills:
+            price = self._shadow_prices.setdefault(fill.intent_id, _Weighted())
+            price.add(fill.price, fill.quantity)
+            for waiting in self._unpriced.pop(fill.intent_id, ()):
+                self._price(waiting)
+        shadow_total = 0.0
+        for name, (cash, value) in zip(self.names, step.equity, strict=False):
+            self.tracks[name].shadow_equity = cash + value
+            shadow_total += cash + value
+        self.tracks[TOTAL].shadow_equity = shadow_total
+        self._refresh_live()
+        return out
+
+    def add_live_intent(self, intent: LiveIntent) -> None:
+        ref = self.last_close.get(intent.symbol)
+        if ref is not None:
+            self._refs[intent.intent_id] = ref
+        if intent.trigger.startswith(BAR_TRIGGER) and intent.strategy in self.tracks:
+            self.tracks[intent.strategy].intents_live += 1
+            self.tracks[TOTAL].intents_live += 1
+            self._meet(intent.intent_id, intent.strategy, self.now or 0.0, shadow=False)
+
+    def add_live_fill(self, fill: LiveFill) -> None:
+        portfolio = self.live.get(fill.strategy)
+        if portfolio is None:
+            return  # a strategy the tracker does not follow (config changed): not ours
+        portfolio.apply(fill.symbol, fill.side.sign * fill.quantity, fill.price, fill.fee)
+        portfolio.mark(fill.symbol, self.last_close.get(fill.symbol, fill.price))
+        self._quality_of(fill)
+        if fill.intent_id in self._shadow_prices:
+            self._price(fill)
+        else:
+            self._unpriced.setdefault(fill.intent_id, []).append(fill)
+        self._refresh_live()
+
+    def advance(self, ts: float) -> Advance:
+        """Every row due at or before bar time ``ts`` (the end of a replay or of a run: no bar
+        will come before it)."""
+        if self.next_row_ts is None:
+            return Advance()
+        out = Advance()
+        while self.next_row_ts <= ts:
+            out.extend(self._cut(self.next_row_ts))
+            self.next_row_ts += self.interval_s
+        self.now = max(self.now or ts, ts)
+        return out
+
+    # -- outputs -------------------------------------------------------------------------------
+
+    def active_alerts(self) -> list[dict[str, Any]]:
+        return [
+            {"strategy": name, "figure": figure}
+            for name, track in self.tracks.items()
+            for figure in sorted(track.above)
+        ]
+
+    def performance(self) -> dict[str, Any]:
+        """The summary for ``live_performance.json`` (as of the last row)."""
+        total = self.last_row.get(TOTAL, {})
+        baseline = self.baseline
+        return {
+            "schema": 1,
+            "last_timestamp": total.get("timestamp"),
+            "last_equity": total.get("equity"),
+            "live_total_return": total.get("total_return"),
+            "backtest_total_return": total.get("backtest_return"),
+            "baseline_total_return": None if baseline is None else baseline.total_return,
+            "baseline_max_drawdown": None if baseline is None else baseline.max_drawdown,
+            "expected_return": total.get("expected_return"),
+            "shortfall_vs_backtest": total.get("shortfall_vs_backtest"),
+            "max_drawdown": round(self.tracks[TOTAL].max_drawdown, 8),
+            "tracking_error_pct": total.get("tracking_error_pct"),
+            "return_drift_pct": total.get("return_drift_pct"),
+            "fill_slippage_bps": total.get("fill_slippage_bps"),
+            "intents": {
+                key: total.get(f"intents_{key}") for key in ("live", "backtest", "missing", "extra")
+            },
+            "alerts": [a.as_record() for a in self.raised],
+            "active_alerts": self.active_alerts(),
+            "strategies": {
+                name: {
+                    **{k: v for k, v in self.last_row.get(name, {}).items() if k != "strategy"},
+                    "max_drawdown": round(self.tracks[name].max_drawdown, 8),
+                    "baseline": None if baseline is None else _pair(baseline.figures(name)),
+                }
+                for name in self.names
+            },
+            "execution_quality": self._quality_summary(),
+        }
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _to(self, ts: float) -> Advance:
+        """Time moves to ``ts``: rows due strictly before it are cut first."""
+        if self.started_ts is None:
+            self.started_ts = ts
+            self.next_row_ts = math.ceil(ts / self.interval_s) * self.interval_s
+        out = Advance()
+        assert self.next_row_ts is not None
+        while self.next_row_ts < ts:
+            out.extend(self._cut(self.next_row_ts))
+            self.next_row_ts += self.interval_s
+        self.now = ts
+        return out
+
+    def _meet(self, intent_id: str, strategy: str, ts: float, *, shadow: bool) -> None:
+        mine, theirs = (
+            (self._shadow_open, self._live_open) if shadow else (self._live_open, self._shadow_open)
+        )
+        if theirs.pop(intent_id, None) is None:
+            mine[intent_id] = (strategy, ts)
+
+    def _settle_intents(self, ts: float) -> None:
+        """Intents seen on one side only, ``match_lag_s`` past their time, are counted."""
+        cutoff = ts - self.match_lag_s
+        for opened, counter in ((self._shadow_open, "missing"), (self._live_open, "extra")):
+            overdue = [iid for iid, (_, t) in opened.items() if t <= cutoff]
+            for iid in overdue:
+                strategy, _ = opened.pop(iid)
+                for name in (strategy, TOTAL):
+                    track = self.tracks[name]
+                    setattr(track, counter, getattr(track, counter) + 1)
+
+    def _price(self, fill: LiveFill) -> None:
+        shadow = self._shadow_prices[fill.intent_id].mean()
+        if shadow is None or shadow <= 0:
+            return
+        bps = fill.side.sign * (fill.price - shadow) / shadow * 1e4  # > 0: worse than backtest
+        for name in (fill.strategy, TOTAL):
+            self.tracks[name].slippage.add(bps, fill.quantity)
+
+    def _quality_of(self, fill: LiveFill) -> None:
+        quality = self._quality.setdefault((fill.strategy, fill.venue), _Quality())
+        quality.fills += 1
+        ref = self._refs.get(fill.intent_id)
+        if ref:
+            quality.slippage_bps.append(fill.side.sign * (fill.price - ref) / ref * 1e4)
+        if fill.submit_ts is not None:
+            quality.fill_ms.append((fill.ts - fill.submit_ts) * 1e3)
+            if fill.ack_ts is not None:
+                quality.ack_ms.append((fill.ack_ts - fill.submit_ts) * 1e3)
+
+    def _quality_summary(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for (strategy, venue), quality in sorted(self._quality.items()):
+            out.setdefault(strategy, {})[venue] = quality.summary()
+        return out
+
+    def _refresh_live(self) -> None:
+        total = 0.0
+        for name, portfolio in self.live.items():
+            self.tracks[name].live_equity = portfolio.equity
+            total += portfolio.equity
+        self.tracks[TOTAL].live_equity = total
+
+    def _cut(self, ts: float) -> Advance:
+        self._settle_intents(ts)
+        out = Advance()
+        # A row closes the interval ending at ``ts``: one stamped at the day's roll (00:00 on a
+        # 24/7 calendar) is the last of the old day.
+        day = self.risk_day(ts - 1e-3)
+        elapsed = ts - (self.started_ts if self.started_ts is not None else ts)
+        for name, track in self.tracks.items():
+            row = self._row(name, track, ts, day, elapsed)
+            self.last_row[name] = row
+            out.rows.append(row)
+            out.alerts.extend(self._check(name, track, row, ts))
+        self.raised.extend(out.alerts)
+        return out
+
+    def _row(self, name: str, track: _Track, ts: float, day: str, elapsed: float) -> dict[str, Any]:
+        equity, shadow, start = track.live_equity, track.shadow_equity, track.start_equity
+        if track.day != day:
+            # A new risk day starts from the equity at the last row of the previous one.
+            track.day_start_equity = track.prev_live if track.day is not None else start
+            track.day = day
+        if track.prev_live > 0 and track.prev_shadow > 0:
+            track.tracking.add((equity / track.prev_live) - (shadow / track.prev_shadow))
+        track.prev_live, track.prev_shadow = equity, shadow
+        track.peak = max(track.peak, equity)
+        drawdown = 1.0 - equity / track.peak if track.peak > 0 else 0.0
+        track.max_drawdown = max(track.max_drawdown, drawdown)
+        total_return = equity / start - 1.0
+        backtest_return = shadow / start - 1.0
+        expected = None if self.baseline is None else self.baseline.expected_return(name, elapsed)
+        shortfall = 0.0 if expected is None else expected - total_return
+        std = track.tracking.std()
+        slippage = track.slippage.mean()
+        return {
+            "timestamp": iso_utc(ts),
+            "strategy": name,
+            "equity": round(equity, 6),
+            "daily_pnl": round(equity - track.day_start_equity, 6),
+            "total_return": round(total_return, 8),
+            "drawdown": round(drawdown, 8),
+            "shortfall_vs_backtest": None if expected is None else round(shortfall, 8),
+            "expected_return": None if expected is None else round(expected, 8),
+            "backtest_equity": round(shadow, 6),
+            "backtest_return": round(backtest_return, 8),
+            "return_drift_pct": round((total_return - backtest_return) * 100.0, 6),
+            "tracking_error_pct": None if std is None else round(std * self.annualise * 100, 6),
+            "fill_slippage_bps": None if slippage is None else round(slippage, 4),
+            "intents_live": track.intents_live,
+            "intents_backtest": track.intents_shadow,
+            "intents_missing": track.missing,
+            "intents_extra": track.extra,
+        }
+
+    def _check(self, name: str, track: _Track, row: dict[str, Any], ts: float) -> list[DriftAlert]:
+        limits = self.thresholds
+        shortfall = row["shortfall_vs_backtest"]
+        figures: list[tuple[str, float | None, float | None]] = [
+            ("return_drift_pct", abs(row["return_drift_pct"]), limits.max_return_drift_pct),
+            (
+                "shortfall_vs_backtest_pct",
+                None if shortfall is None else shortfall * 100.0,
+                limits.max_return_drift_pct,
+            ),
+            ("tracking_error_pct", row["tracking_error_pct"], limits.max_tracking_error_pct),
+            (
+                "fill_slippage_bps",
+                None if row["fill_slippage_bps"] is None else abs(row["fill_slippage_bps"]),
+                limits.max_fill_slippage_bps,
+            ),
+            (
+                "intents_mismatched",
+                float(track.missing + track.extra),
+                0.0 if limits.alert_on_intent_mismatch else None,
+            ),
+        ]
+        alerts = []
+        for figure, value, threshold in figures:
+            over = value is not None and threshold is not None and value > threshold
+            if over and figure not in track.above:
+                assert value is not None and threshold is not None
+                alerts.append(DriftAlert(ts, name, figure, value, threshold))
+                track.above.add(figure)
+            elif not over:
+                track.above.discard(figure)
+        return alerts
+
+
+def _pair(figures: tuple[float, float] | None) -> dict[str, float] | None:
+    if figures is None:
+        return None
+    return {"total_return": figures[0], "max_drawdown": figures[1]}
