@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tradeplane.backtest.drift_model import (
@@ -44,7 +44,7 @@ from tradeplane.backtest.drift_model import (
     LiveIntent,
     Shadow,
 )
-from tradeplane.core.model import Bar
+from tradeplane.core.model import Bar, Side
 from tradeplane.core.portfolio import VirtualPortfolio
 from tradeplane.core.session import iso_utc
 
@@ -61,7 +61,11 @@ __all__ = [
 ]
 
 # Execution-quality samples kept per strategy and venue for the percentiles (a bounded window).
-QUALITY_WINDOW = 10_000
+QUALITY_WINDOW = 2_000
+# Per-intent memory (the shadow's fill prices, reference prices) is bounded: an intent older than
+# this many others is done with, and its entry goes first.
+INTENTS_KEPT = 20_000
+SNAPSHOT_VERSION = 1
 
 
 @dataclass(slots=True)
@@ -146,6 +150,41 @@ class _Track:
     extra: int = 0
     above: set[str] = field(default_factory=set)  # figures currently over their threshold
 
+    def snapshot(self) -> dict[str, Any]:
+        plain = {f: getattr(self, f) for f in _TRACK_NUMBERS}
+        w, s = self.tracking, self.slippage
+        return plain | {
+            "tracking": [w.n, w.mean, w.m2],
+            "slippage": [s.total, s.weight],
+            "above": sorted(self.above),
+        }
+
+    @classmethod
+    def restore(cls, snap: dict[str, Any]) -> _Track:
+        track = cls(**{f: snap[f] for f in _TRACK_NUMBERS})
+        n, mean, m2 = snap["tracking"]
+        track.tracking = _Welford(int(n), float(mean), float(m2))
+        track.slippage = _Weighted(*map(float, snap["slippage"]))
+        track.above = set(snap["above"])
+        return track
+
+
+_TRACK_NUMBERS = (
+    "start_equity",
+    "live_equity",
+    "shadow_equity",
+    "peak",
+    "max_drawdown",
+    "day",
+    "day_start_equity",
+    "prev_live",
+    "prev_shadow",
+    "intents_live",
+    "intents_shadow",
+    "missing",
+    "extra",
+)
+
 
 class DriftTracker:
     def __init__(
@@ -225,7 +264,10 @@ class DriftTracker:
                 self.tracks[TOTAL].intents_shadow += 1
                 self._meet(intent.intent_id, intent.strategy, close_ts, shadow=True)
         for fill in step.fills:
-            price = self._shadow_prices.setdefault(fill.intent_id, _Weighted())
+            price = self._shadow_prices.get(fill.intent_id)
+            if price is None:
+                price = self._shadow_prices[fill.intent_id] = _Weighted()
+                _bound(self._shadow_prices)
             price.add(fill.price, fill.quantity)
             for waiting in self._unpriced.pop(fill.intent_id, ()):
                 self._price(waiting)
@@ -241,6 +283,7 @@ class DriftTracker:
         ref = self.last_close.get(intent.symbol)
         if ref is not None:
             self._refs[intent.intent_id] = ref
+            _bound(self._refs)
         if intent.trigger.startswith(BAR_TRIGGER) and intent.strategy in self.tracks:
             self.tracks[intent.strategy].intents_live += 1
             self.tracks[TOTAL].intents_live += 1
@@ -270,6 +313,68 @@ class DriftTracker:
             self.next_row_ts += self.interval_s
         self.now = max(self.now or ts, ts)
         return out
+
+    def replay_shadow(self, bars: Sequence[Bar]) -> None:
+        """Rebuild the shadow after a restart: the bars it had seen, in order, results unused
+        (what they produced is in the snapshot being restored)."""
+        if bars:
+            self.shadow.step(bars)
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything but the shadow (rebuilt from the recorded bars): JSON-serialisable."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "strategies": list(self.names),
+            "started_ts": self.started_ts,
+            "now": self.now,
+            "next_row_ts": self.next_row_ts,
+            "late_bars": self.late_bars,
+            "tracks": {name: track.snapshot() for name, track in self.tracks.items()},
+            "live": {name: p.snapshot() for name, p in self.live.items()},
+            "last_close": dict(self.last_close),
+            "shadow_open": {k: list(v) for k, v in self._shadow_open.items()},
+            "live_open": {k: list(v) for k, v in self._live_open.items()},
+            "shadow_prices": {k: [w.total, w.weight] for k, w in self._shadow_prices.items()},
+            "unpriced": {k: [asdict(f) for f in v] for k, v in self._unpriced.items()},
+            "refs": dict(self._refs),
+            "quality": [
+                [strategy, venue, q.fills, list(q.slippage_bps), list(q.ack_ms), list(q.fill_ms)]
+                for (strategy, venue), q in self._quality.items()
+            ],
+            "raised": [asdict(a) for a in self.raised],
+            "last_row": self.last_row,
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Take a snapshot back (a tracker built with the same strategies, fresh)."""
+        if snap.get("version") != SNAPSHOT_VERSION or snap.get("strategies") != list(self.names):
+            raise ValueError(
+                f"drift snapshot v{snap.get('version')} for {snap.get('strategies')} cannot "
+                f"restore a tracker of {list(self.names)} (v{SNAPSHOT_VERSION})"
+            )
+        self.started_ts, self.now = snap["started_ts"], snap["now"]
+        self.next_row_ts, self.late_bars = snap["next_row_ts"], int(snap["late_bars"])
+        self.tracks = {name: _Track.restore(t) for name, t in snap["tracks"].items()}
+        self.live = {name: VirtualPortfolio.restore(p) for name, p in snap["live"].items()}
+        self.last_close = {k: float(v) for k, v in snap["last_close"].items()}
+        self._shadow_open = {k: (v[0], float(v[1])) for k, v in snap["shadow_open"].items()}
+        self._live_open = {k: (v[0], float(v[1])) for k, v in snap["live_open"].items()}
+        self._shadow_prices = {k: _Weighted(*v) for k, v in snap["shadow_prices"].items()}
+        self._unpriced = {
+            k: [LiveFill(**(f | {"side": Side(f["side"])})) for f in v]
+            for k, v in snap["unpriced"].items()
+        }
+        self._refs = {k: float(v) for k, v in snap["refs"].items()}
+        self._quality = {}
+        for strategy, venue, fills, slippage, ack, fill_ms in snap["quality"]:
+            q = self._quality[(strategy, venue)] = _Quality(fills=int(fills))
+            q.slippage_bps.extend(slippage)
+            q.ack_ms.extend(ack)
+            q.fill_ms.extend(fill_ms)
+        self.raised = [DriftAlert(**a) for a in snap["raised"]]
+        self.last_row = snap["last_row"]
 
     # -- outputs -------------------------------------------------------------------------------
 
@@ -358,7 +463,7 @@ class DriftTracker:
     def _quality_of(self, fill: LiveFill) -> None:
         quality = self._quality.setdefault((fill.strategy, fill.venue), _Quality())
         quality.fills += 1
-        ref = self._refs.get(fill.intent_id)
+        ref = fill.ref_price or self._refs.get(fill.intent_id)
         if ref:
             quality.slippage_bps.append(fill.side.sign * (fill.price - ref) / ref * 1e4)
         if fill.submit_ts is not None:
@@ -464,6 +569,11 @@ class DriftTracker:
             elif not over:
                 track.above.discard(figure)
         return alerts
+
+
+def _bound(entries: dict[str, Any]) -> None:
+    while len(entries) > INTENTS_KEPT:
+        del entries[next(iter(entries))]
 
 
 def _pair(figures: tuple[float, float] | None) -> dict[str, float] | None:

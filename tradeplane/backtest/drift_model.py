@@ -112,6 +112,7 @@ class LiveFill:
     venue: str
     submit_ts: float | None = None
     ack_ts: float | None = None
+    ref_price: float | None = None  # risk's reference price at submit, when journaled
 
 
 @dataclass(frozen=True, slots=True)

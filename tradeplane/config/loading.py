@@ -130,6 +130,10 @@ def parse_config(
             for s in cfg.strategies
         )
         cfg = cfg.model_copy(update={"strategies": strategies})
+        baseline = cfg.drift.baseline if cfg.drift is not None else None
+        if cfg.drift is not None and baseline is not None and not baseline.is_absolute():
+            drift = cfg.drift.model_copy(update={"baseline": (base_dir / baseline).resolve()})
+            cfg = cfg.model_copy(update={"drift": drift})
     return cfg
 
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from tradeplane.config.base import FrozenModel
+from tradeplane.config.drift import DriftConfig
 from tradeplane.config.faults import FaultSpec
 from tradeplane.config.telemetry import TelemetryConfig
 from tradeplane.config.venues import FEED_SILENCE_DEFAULT_S, FeedConfig, IbConfig
@@ -417,6 +418,9 @@ class TradeplaneConfig(FrozenModel):
     """Traces (OTLP to Jaeger) and the Prometheus metrics endpoint."""
     strategies: tuple[StrategyConfig, ...] = ()
     """The strategies of this deployment; at least one."""
+    drift: DriftConfig | None = None
+    """Live drift against a backtest: ``live_drift.csv``, ``live_performance.json`` and
+    ``drift_alert``. Default none (not tracked)."""
     source_path: Path | None = Field(default=None, exclude=True)
     """Where this config was loaded from (set by the loader)."""
     loaded_from_dir: Path | None = Field(default=None, exclude=True)
@@ -457,6 +461,13 @@ class TradeplaneConfig(FrozenModel):
                 f"feed.kind: {self.feed.kind!r} data can drive the sim venue (paper) or shadow "
                 f"mode, not orders at {self.venue.kind!r}"
             )
+        if self.drift is not None:
+            if self.journal.bars != "all":
+                raise ValueError(
+                    'drift: the shadow backtest replays recorded bars: set [journal] bars = "all"'
+                )
+            if "total" in names:
+                raise ValueError("drift: a strategy may not be named 'total' (the drift total row)")
 
         return self
 
@@ -470,6 +481,12 @@ class TradeplaneConfig(FrozenModel):
         # Health ages the last *closed* bar, so a healthy feed goes a whole bar gap without one:
         # the threshold must leave room for a bar half a gap late, or every gap reads silent.
         return max(FEED_SILENCE_DEFAULT_S[self.feed.style], 1.5 * self.bar_gap_s())
+
+    def bar_length_s(self) -> float:
+        """Bar time one bar of this deployment's feed covers (its open to its close)."""
+        if self.feed.kind == "venue" and self.venue.kind == "sim":
+            return float(self.venue.sim.bar_interval_s)
+        return 60.0  # OKX candle1m, Binance kline_1m, IB minutes
 
     def bar_gap_s(self) -> float:
         """Wall-clock seconds between two closed bars of this deployment's feed."""

@@ -337,3 +337,58 @@ def test_performance_written_atomically_as_json_0600(tmp_path: Path) -> None:
         assert key in perf
     assert stat.S_IMODE((tmp_path / PERFORMANCE_JSON).stat().st_mode) == 0o600
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_restored_from_snapshot_with_shadow_replayed_then_rows_as_if_never_stopped() -> None:
+    i = intent("s1", T0 + 3 * BAR_S)
+    shadow_fill = Fill("f0", i.client_order_id, i.intent_id, "s1", "BTC-USDT", Side.BUY, 0.5,
+                       100.0, 0.0, T0 + 5 * BAR_S)  # fmt: skip
+    script = {
+        T0 + 4 * BAR_S: {"intents": [i]},
+        T0 + 5 * BAR_S: {"fills": [shadow_fill], "cash": -50.0, "value": 49.0},
+    }
+
+    def feed(t: DriftTracker, ks: range) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for k in ks:
+            rows += t.add_bars([bar(T0 + k * BAR_S, 100.0 + k % 3)]).rows
+            if k == 5:
+                t.add_live_intent(LiveIntent("s1", "other", "BTC-USDT", i.trigger, 0.0))
+            if k == 8:  # after the restart: priced against a shadow fill from before it
+                t.add_live_fill(
+                    LiveFill(
+                        "s1",
+                        i.intent_id,
+                        "f",
+                        "BTC-USDT",
+                        Side.BUY,
+                        0.5,
+                        101.0,
+                        0.1,
+                        0.0,
+                        "sim",
+                        ref_price=100.0,
+                    )
+                )
+        return rows
+
+    whole = tracker(ScriptedShadow(1000.0, script), thresholds=DriftThresholds(0.01, 1, 1))
+    expected = feed(whole, range(12)) + whole.advance(T0 + 13 * BAR_S).rows
+
+    first = tracker(ScriptedShadow(1000.0, script), thresholds=DriftThresholds(0.01, 1, 1))
+    rows = feed(first, range(7))
+    snap = json.loads(json.dumps(first.snapshot()))  # what the state file holds
+    second = tracker(ScriptedShadow(1000.0, script), thresholds=DriftThresholds(0.01, 1, 1))
+    second.restore(snap)
+    for k in range(7):
+        second.replay_shadow([bar(T0 + k * BAR_S, 100.0 + k % 3)])
+    rows += feed(second, range(7, 12)) + second.advance(T0 + 13 * BAR_S).rows
+    assert rows == expected
+    assert second.performance() == whole.performance()
+
+
+def test_snapshot_of_other_strategies_then_restore_refused() -> None:
+    snap = tracker(ScriptedShadow(1000.0)).snapshot()
+    other = tracker(ScriptedShadow(1000.0), capital={"s2": 1000.0})
+    with pytest.raises(ValueError, match="cannot restore"):
+        other.restore(snap)
