@@ -316,9 +316,21 @@ class DriftTracker:
 
     def replay_shadow(self, bars: Sequence[Bar]) -> None:
         """Rebuild the shadow after a restart: the bars it had seen, in order, results unused
-        (what they produced is in the snapshot being restored)."""
+        (what they produced is in the snapshot being restored). Marks the live books too."""
         if bars:
             self.shadow.step(bars)
+            for bar in bars:
+                self.last_close[bar.symbol] = bar.close
+                for portfolio in self.live.values():
+                    portfolio.mark(bar.symbol, bar.close)
+
+    def start_at(self, first_ts: float, now: float | None) -> None:
+        """Figures count from bar time ``first_ts`` (a history given by ``replay_shadow``);
+        the first row is due at the next interval after ``now``."""
+        self.started_ts = first_ts
+        if now is not None:
+            self.now = now
+            self.next_row_ts = math.floor(now / self.interval_s) * self.interval_s + self.interval_s
 
     # -- persistence ---------------------------------------------------------------------------
 

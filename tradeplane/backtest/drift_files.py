@@ -20,6 +20,7 @@ from typing import Any
 
 from tradeplane.backtest.drift import COLUMNS
 from tradeplane.durable import fsync_dir, fsync_file
+from tradeplane.journal.files import atomic_write
 
 DRIFT_CSV = "live_drift.csv"
 PERFORMANCE_JSON = "live_performance.json"
@@ -70,16 +71,8 @@ class DriftFiles:
         return len(fresh)
 
     def write_performance(self, summary: dict[str, Any]) -> None:
-        tmp = self.json_path.with_name(f".{PERFORMANCE_JSON}.tmp")
         data = json.dumps(summary, indent=2, sort_keys=True, allow_nan=False).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            fsync_file(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.json_path)
-        fsync_dir(self.dir)
+        atomic_write(self.json_path, lambda fd: os.write(fd, data))
 
     def _open(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
