@@ -1,0 +1,223 @@
+"""Parity between a live deployment and a backtest over the bars it recorded (issue 16).
+
+The ordering contract (README "Backtest") makes the same bars give, per strategy, the same
+intents in the same order, live or backtest. This compares the two, intent by intent:
+
+- intents are compared per strategy in the order they were made (live: the order the strategy
+  made them, which its clock stamps; backtest: ``intents.csv``'s order);
+- intents from ``on_start`` / ``on_stop`` derive from the run id, which differs between any two
+  runs: they are reported apart, not compared;
+- the live run may stop before the recorded bars end (a strategy takes a bar after the feed
+  recorded it): backtest intents triggered after the last bar each strategy took live are
+  reported apart too;
+- for every intent both sides made, the fills are compared (quantity, average price, fees)
+  where matching is deterministic: the sim venue's. A fill missing on one side is a difference.
+
+Pure: rows in, a report out. ``cli.parity_cmd`` reads the journal and the backtest's files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+BAR_TRIGGER = "bar:"
+FILL_TRIGGER = "fill:"
+REL_TOLERANCE = 1e-9  # prices and quantities are the same floats computed the same way
+
+
+@dataclass(frozen=True, slots=True)
+class IntentRow:
+    strategy: str
+    intent_id: str
+    trigger: str
+    symbol: str
+    side: str
+    quantity: float
+
+    @property
+    def compared(self) -> bool:
+        return self.trigger.startswith((BAR_TRIGGER, FILL_TRIGGER))
+
+    def bar_time(self) -> datetime | None:
+        """The open time of the bar that triggered it (``bar:<symbol>:<iso>``)."""
+        if not self.trigger.startswith(BAR_TRIGGER):
+            return None
+        return datetime.fromisoformat(self.trigger.split(":", 2)[2])
+
+
+@dataclass(frozen=True, slots=True)
+class FillTotal:
+    """Every fill of one intent, summed."""
+
+    quantity: float
+    avg_price: float
+    fees: float
+
+    @classmethod
+    def of(cls, fills: Iterable[tuple[float, float, float]]) -> FillTotal:
+        """``fills``: (quantity, price, fee) each."""
+        qty = notional = fees = 0.0
+        for q, p, f in fills:
+            qty, notional, fees = qty + q, notional + q * p, fees + f
+        return cls(qty, notional / qty if qty else 0.0, fees)
+
+    def same(self, other: FillTotal) -> bool:
+        return all(
+            math.isclose(a, b, rel_tol=REL_TOLERANCE, abs_tol=1e-12)
+            for a, b in (
+                (self.quantity, other.quantity),
+                (self.avg_price, other.avg_price),
+                (self.fees, other.fees),
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    strategy: str
+    index: int  # position in the strategy's compared intents
+    what: str  # "intent" (ids differ), "missing_live", "missing_backtest", "fills"
+    live: str | None
+    backtest: str | None
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "index": self.index,
+            "what": self.what,
+            "live": self.live,
+            "backtest": self.backtest,
+            "detail": self.detail,
+        }
+
+
+@dataclass(slots=True)
+class StrategyParity:
+    strategy: str
+    live_intents: int = 0
+    backtest_intents: int = 0
+    matched: int = 0
+    fills_compared: int = 0
+    apart_live: int = 0  # on_start / on_stop intents (run id)
+    apart_backtest: int = 0
+    beyond_live: int = 0  # backtest intents after the last bar the strategy took live
+    differences: list[Difference] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "live_intents": self.live_intents,
+            "backtest_intents": self.backtest_intents,
+            "matched": self.matched,
+            "fills_compared": self.fills_compared,
+            "start_stop_intents": {"live": self.apart_live, "backtest": self.apart_backtest},
+            "beyond_live_run": self.beyond_live,
+            "differences": [d.as_dict() for d in self.differences],
+        }
+
+
+@dataclass(slots=True)
+class ParityReport:
+    strategies: dict[str, StrategyParity]
+
+    @property
+    def ok(self) -> bool:
+        return all(not s.differences for s in self.strategies.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "strategies": {name: s.as_dict() for name, s in self.strategies.items()},
+        }
+
+
+def compare(
+    live: Sequence[IntentRow],
+    backtest: Sequence[IntentRow],
+    live_fills: Mapping[str, FillTotal],
+    backtest_fills: Mapping[str, FillTotal],
+    *,
+    live_horizon: Mapping[str, datetime | None] | None = None,
+    max_differences: int = 50,
+) -> ParityReport:
+    """``live_horizon``: per strategy, the open time of the last bar it took live (backtest
+    intents triggered after it are reported apart); ``max_differences`` per strategy."""
+    report = ParityReport({})
+    names = dict.fromkeys([*(r.strategy for r in live), *(r.strategy for r in backtest)])
+    for name in names:
+        par = report.strategies[name] = StrategyParity(name)
+        mine = [r for r in live if r.strategy == name]
+        theirs = [r for r in backtest if r.strategy == name]
+        horizon = (live_horizon or {}).get(name)
+        compared_live = [r for r in mine if r.compared]
+        compared_bt = []
+        for r in theirs:
+            if not r.compared:
+                continue
+            bar = r.bar_time()
+            if horizon is not None and bar is not None and bar > horizon:
+                par.beyond_live += 1
+                continue
+            compared_bt.append(r)
+        par.apart_live = len(mine) - len(compared_live)
+        par.apart_backtest = len(theirs) - len(compared_bt) - par.beyond_live
+        par.live_intents, par.backtest_intents = len(compared_live), len(compared_bt)
+        _walk(par, compared_live, compared_bt, live_fills, backtest_fills, max_differences)
+    return report
+
+
+def _walk(
+    par: StrategyParity,
+    live: Sequence[IntentRow],
+    backtest: Sequence[IntentRow],
+    live_fills: Mapping[str, FillTotal],
+    backtest_fills: Mapping[str, FillTotal],
+    limit: int,
+) -> None:
+    def differ(index: int, what: str, a: IntentRow | None, b: IntentRow | None, d: str) -> None:
+        if len(par.differences) < limit:
+            par.differences.append(
+                Difference(
+                    par.strategy,
+                    index,
+                    what,
+                    None if a is None else a.intent_id,
+                    None if b is None else b.intent_id,
+                    d,
+                )
+            )
+
+    for index in range(max(len(live), len(backtest))):
+        a = live[index] if index < len(live) else None
+        b = backtest[index] if index < len(backtest) else None
+        if a is None:
+            assert b is not None
+            differ(index, "missing_live", None, b, f"backtest made {_say(b)}; live made none")
+            continue
+        if b is None:
+            differ(index, "missing_backtest", a, None, f"live made {_say(a)}; backtest made none")
+            continue
+        if a.intent_id != b.intent_id:
+            differ(index, "intent", a, b, f"live {_say(a)} | backtest {_say(b)}")
+            continue
+        par.matched += 1
+        fa, fb = live_fills.get(a.intent_id), backtest_fills.get(b.intent_id)
+        if fa is None and fb is None:
+            continue
+        par.fills_compared += 1
+        if fa is None or fb is None or not fa.same(fb):
+            differ(index, "fills", a, b, f"live {_fills(fa)} | backtest {_fills(fb)}")
+
+
+def _say(r: IntentRow) -> str:
+    return f"{r.intent_id} ({r.trigger}: {r.side} {r.quantity:g} {r.symbol})"
+
+
+def _fills(f: FillTotal | None) -> str:
+    if f is None:
+        return "no fill"
+    return f"{f.quantity:g} @ {f.avg_price:.10g}, fees {f.fees:.6g}"
