@@ -72,6 +72,7 @@ class HealthFacts:
     market_open: bool = True
     feed_silence_s: float = 30.0
     suspended: tuple[str, ...] = ()
+    drift_alerts: tuple[str, ...] = ()  # "<strategy> <figure>" over its [drift] threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +111,13 @@ def derive_health(f: HealthFacts) -> HealthReading:
         return HealthReading(
             Health.FEED_SILENT, f"last bar {age:.1f}s ago > feed_silence_s {f.feed_silence_s}", age
         )
+    # Drift is not the pipeline's health (it stays ok), but the reason says it.
+    drift = f"; drift alert: {', '.join(f.drift_alerts)}" if f.drift_alerts else ""
     if f.suspended:
         # Still ok: the other strategies trade; the reason says who does not.
-        return HealthReading(Health.OK, f"bars flowing; suspended: {', '.join(f.suspended)}", age)
-    return HealthReading(Health.OK, "bars flowing, all actors up", age)
+        suspended = ", ".join(f.suspended)
+        return HealthReading(Health.OK, f"bars flowing; suspended: {suspended}{drift}", age)
+    return HealthReading(Health.OK, f"bars flowing, all actors up{drift}", age)
 
 
 @dataclass(slots=True)

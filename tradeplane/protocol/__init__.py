@@ -8,6 +8,7 @@ from tradeplane.protocol.events import EventKind, event_kind
 from tradeplane.protocol.roles import (
     NAMESPACE,
     ROLE_BROKER,
+    ROLE_DRIFT,
     ROLE_FEED,
     ROLE_JOURNAL,
     ROLE_RECONCILER,
@@ -27,6 +28,7 @@ from tradeplane.protocol.states import TradingState
 __all__ = [
     "NAMESPACE",
     "ROLE_BROKER",
+    "ROLE_DRIFT",
     "ROLE_FEED",
     "ROLE_JOURNAL",
     "ROLE_RECONCILER",

@@ -63,6 +63,13 @@ class BarSubscriberApi(Protocol):
     async def on_bars(self, envelope: Envelope) -> None: ...
 
 
+class DriftApi(ChildApi, Protocol):
+    """The drift tracker (``[drift]``): live against a shadow backtest and a baseline."""
+
+    async def drift_status(self) -> dict[str, Any]: ...
+    async def flush(self) -> dict[str, Any]: ...
+
+
 class JournalApi(ChildApi, Protocol):
     async def append(
         self,

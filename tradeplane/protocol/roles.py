@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from tradeplane.protocol.api import (
         BrokerApi,
         ChildApi,
+        DriftApi,
         FeedApi,
         JournalApi,
         ReconcilerApi,
@@ -44,6 +45,7 @@ ROLE_FEED: Role[FeedApi] = Role("feed")
 ROLE_RECONCILER: Role[ReconcilerApi] = Role("reconciler")
 ROLE_SUPERVISOR: Role[SupervisorApi] = Role("supervisor")
 ROLE_TELEMETRY: Role[TelemetryApi] = Role("telemetry")
+ROLE_DRIFT: Role[DriftApi] = Role("drift")
 
 
 def child_role(name: str) -> Role[ChildApi]:

@@ -10,6 +10,7 @@ from typing import Any
 from tradeplane.cluster.placement import NodeInfo
 from tradeplane.core.health import Health, HealthFacts, Phase
 from tradeplane.core.watchdog import Lifecycle
+from tradeplane.protocol.roles import ROLE_DRIFT
 from tradeplane.supervisor.core import SupervisorCore
 
 _ADOPTABLE = (Phase.READY.value, Phase.RUNNING.value)
@@ -63,7 +64,15 @@ def health_facts(core: SupervisorCore, now: float, market_open: bool) -> HealthF
         market_open=market_open,
         feed_silence_s=core.feed_silence_s,
         suspended=core.suspended(),
+        drift_alerts=drift_alerts(core),
     )
+
+
+def drift_alerts(core: SupervisorCore) -> tuple[str, ...]:
+    """What the drift tracker reports over its thresholds (its last heartbeat), if it runs."""
+    drift = core.children.get(ROLE_DRIFT)
+    active = drift.last_heartbeat.get("active_alerts", ()) if drift else ()
+    return tuple(f"{a['strategy']} {a['figure']}" for a in active if isinstance(a, dict))
 
 
 @dataclass(frozen=True, slots=True)

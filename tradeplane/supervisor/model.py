@@ -9,7 +9,7 @@ from typing import Any
 from tradeplane.core.health import Phase
 from tradeplane.core.statemachine import TransitionTable
 from tradeplane.core.watchdog import LIFECYCLE, Lifecycle
-from tradeplane.protocol.roles import ROLE_TELEMETRY, is_strategy_role
+from tradeplane.protocol.roles import ROLE_DRIFT, ROLE_TELEMETRY, is_strategy_role
 
 PHASE = TransitionTable[Phase](
     "deployment phase",
@@ -23,7 +23,7 @@ PHASE = TransitionTable[Phase](
     },
 )
 # Actors whose loss never stops trading: out of restarts, they are suspended, not fatal.
-NON_CRITICAL_ROLES = frozenset({ROLE_TELEMETRY})
+NON_CRITICAL_ROLES = frozenset({ROLE_TELEMETRY, ROLE_DRIFT})
 FEED_SILENCE = "feed_silence"  # recovery target: the broker/feed pair
 VENUE_CONNECTION = "venue_connection"  # recovery target: resync after a reconnect
 UNPLACEABLE = "strategy_unplaceable"  # why a strategy no live node can take is suspended

@@ -61,6 +61,17 @@ def test_strategy_suspended_then_still_ok_and_reason_names_it() -> None:
     assert r.health is Health.OK and "strategy/bad" in r.reason
 
 
+def test_drift_alert_then_health_stays_ok_and_reason_names_it() -> None:
+    r = derive_health(facts(drift_alerts=("s1 fill_slippage_bps",)))
+    assert r.health is Health.OK
+    assert r.reason == "bars flowing, all actors up; drift alert: s1 fill_slippage_bps"
+
+
+def test_drift_alert_while_feed_silent_then_silence_is_what_health_says() -> None:
+    r = derive_health(facts(drift_alerts=("s1 x",), last_bar_recv_ts=1.0))
+    assert r.health is Health.FEED_SILENT and "drift" not in r.reason
+
+
 def test_market_closed_then_idle_not_silent() -> None:
     assert derive_health(facts(market_open=False, last_bar_recv_ts=0.0)).health is (
         Health.IDLE_MARKET_CLOSED
