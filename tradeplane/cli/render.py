@@ -148,6 +148,30 @@ def telemetry_line(status: dict[str, Any]) -> Text:
     return text
 
 
+def drift_line(status: dict[str, Any]) -> Text | None:
+    """Live drift against the backtest (``[drift]``), when it is tracked."""
+    drift = status.get("drift")
+    if not drift:
+        return None
+    if not drift.get("last_row"):
+        text = Text("drift: no row yet")
+    else:
+        shortfall = drift.get("shortfall_vs_backtest")
+        text = Text(
+            f"drift at {drift['last_row']}: return {fmt_num(drift.get('return_drift_pct'))} pp"
+            f" vs backtest, tracking error {fmt_num(drift.get('tracking_error_pct'))} %, "
+            f"fills {fmt_num(drift.get('fill_slippage_bps'))} bps"
+            + ("" if shortfall is None else f", shortfall vs baseline {shortfall:+.2%}")
+        )
+    alerts = drift.get("active_alerts") or []
+    if alerts:
+        named = ", ".join(f"{a['strategy']} {a['figure']}" for a in alerts)
+        text.append(f" | ALERT: {named}", style="bold yellow")
+    if drift.get("last_error"):
+        text.append(f" | error: {drift['last_error']}", style="bold red")
+    return text
+
+
 def _mib(rss: Any) -> str:
     return f"{int(rss) / 2**20:.0f} MiB" if rss else "? MiB"
 
@@ -299,6 +323,7 @@ def live_view(status: dict[str, Any]) -> Group:
         orders_line(status),
         feed_line(status),
         telemetry_line(status),
+        *([line] if (line := drift_line(status)) is not None else []),
         strategies_table(status),
         intents_table(status),
         children_table(status),

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from tradeplane.protocol.roles import (
     ROLE_BROKER,
+    ROLE_DRIFT,
     ROLE_FEED,
     ROLE_JOURNAL,
     ROLE_RISK,
@@ -118,6 +119,9 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
         }
         if ROLE_TELEMETRY in children
         else None,
+        "drift": drift_status(children[ROLE_DRIFT].last_heartbeat)
+        if ROLE_DRIFT in children
+        else None,
         "strategies": strategies,
         "standbys": sup.standbys.status(),
         "restarts": list(sup.core.restart_log),
@@ -126,6 +130,25 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
             for h in sup.core.health.history[-10:]
         ],
     }
+
+
+DRIFT_FIELDS = (
+    "last_row",
+    "return_drift_pct",
+    "tracking_error_pct",
+    "fill_slippage_bps",
+    "shortfall_vs_backtest",
+    "active_alerts",
+    "alerts_journaled",
+    "note",
+    "last_error",
+)
+
+
+def drift_status(heartbeat: dict[str, Any]) -> dict[str, Any]:
+    """What the drift tracker last reported (``[drift]``): the total's figures and the alerts
+    over their thresholds now."""
+    return {k: heartbeat.get(k) for k in DRIFT_FIELDS}
 
 
 def recovery_status(sup: Supervisor, now: float) -> dict[str, Any]:

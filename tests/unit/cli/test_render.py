@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.console import Console
 
-from tradeplane.cli.render import standbys_line
+from tradeplane.cli.render import drift_line, standbys_line
 
 
 def shown(status: dict[str, Any]) -> str:
@@ -53,3 +53,31 @@ def test_standbys_line_when_standby_watches_an_older_term_then_flags_it() -> Non
     standby = {"name": "d/supervisor-standby", "watching": False}
     text = shown({"supervisor": {"name": "d/supervisor", "term": 2, "standby": standby}})
     assert "not watching this term" in text
+
+
+def drift_shown(drift: dict[str, Any] | None) -> str:
+    console = Console(width=300, record=True)
+    line = drift_line({"drift": drift})
+    if line is not None:
+        console.print(line)
+    return console.export_text()
+
+
+def test_drift_line_when_not_tracked_then_nothing_shown() -> None:
+    assert drift_shown(None) == ""
+
+
+def test_drift_line_when_alert_active_then_figures_and_the_alert_named() -> None:
+    text = drift_shown(
+        {
+            "last_row": "2026-01-01T00:05:00+00:00",
+            "return_drift_pct": -0.4,
+            "tracking_error_pct": 2.5,
+            "fill_slippage_bps": 7.25,
+            "shortfall_vs_backtest": 0.012,
+            "active_alerts": [{"strategy": "s1", "figure": "fill_slippage_bps"}],
+        }
+    )
+    assert "return -0.40 pp vs backtest" in text and "fills 7.25 bps" in text
+    assert "shortfall vs baseline +1.20%" in text
+    assert "ALERT: s1 fill_slippage_bps" in text
