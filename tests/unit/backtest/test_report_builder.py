@@ -152,6 +152,25 @@ def test_long_run_then_curve_downsampled_keeping_first_last_and_trough() -> None
     assert report.periods_per_year == 525_960.0  # from the calendar when not given
 
 
+def test_finish_midway_then_feeding_goes_on_as_if_never_finished() -> None:
+    # The drift tracker will take snapshots of a running backtest: finish() only reads.
+    rng = np.random.default_rng(5)
+    equity = (100.0 * np.cumprod(1.0 + rng.normal(0.0, 0.01, 300))).tolist()
+    whole = ReportAccumulator(["a"], [100.0], chunk_bars=7)
+    halves = ReportAccumulator(["a"], [100.0], chunk_bars=7)
+    for i, eq in enumerate(equity):
+        whole.add(T0 + 60.0 * i, (eq,), (True,))
+        halves.add(T0 + 60.0 * i, (eq,), (True,))
+        if i == 150:
+            assert finish(halves, 151).strategies["a"].final_equity == eq
+    # Equal but for the rounding of where the chunks were folded.
+    fed, once = finish(halves, 300).strategies["a"], finish(whole, 300).strategies["a"]
+    inexact = {"annualised_volatility", "sharpe", "sortino"}
+    assert fed.model_dump(exclude=inexact) == once.model_dump(exclude=inexact)
+    for name in inexact:
+        assert getattr(fed, name) == pytest.approx(getattr(once, name), rel=1e-12)
+
+
 def test_nan_equity_then_refused_naming_strategy_and_time() -> None:
     acc = ReportAccumulator(["a", "b"], [100.0, 100.0])
     acc.add(T0, (100.0, 100.0), (False, False))

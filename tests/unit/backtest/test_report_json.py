@@ -125,6 +125,15 @@ def test_rewriting_then_the_old_file_is_replaced_whole(tmp_path: Path) -> None:
             "total.equity_curve",
             "strictly increasing",
         ),
+        (
+            lambda d: d["total"].update(
+                equity_curve=[
+                    [f"2026-01-01T00:00:{i // 100:02}.{i % 100:02}Z", 1.0] for i in range(2001)
+                ]
+            ),
+            "total.equity_curve",
+            "at most 2000",
+        ),
         (lambda d: d["bars"].update(first_ts="2026-01-01T00:00:00"), "bars.first_ts", "timezone"),
         (lambda d: d["strategy_code_hashes"].pop("b"), None, "exactly the report's strategies"),
     ],
