@@ -6,6 +6,7 @@ input before any report is made."""
 from __future__ import annotations
 
 import math
+import tracemalloc
 from datetime import UTC, datetime
 
 import numpy as np
@@ -169,6 +170,28 @@ def test_finish_midway_then_feeding_goes_on_as_if_never_finished() -> None:
     assert fed.model_dump(exclude=inexact) == once.model_dump(exclude=inexact)
     for name in inexact:
         assert getattr(fed, name) == pytest.approx(getattr(once, name), rel=1e-12)
+
+
+def test_many_bar_times_then_memory_does_not_grow_with_them() -> None:
+    acc = ReportAccumulator(["a", "b"], [100.0, 100.0], chunk_bars=1000)
+    row = (100.0, 100.0)
+    flags = (True, False)
+
+    def feed(start: int, count: int) -> None:
+        for i in range(start, start + count):
+            acc.add(T0 + 60.0 * i, row, flags)
+
+    tracemalloc.start()
+    try:
+        feed(0, 20_000)
+        after_few = tracemalloc.get_traced_memory()[0]
+        feed(20_000, 100_000)
+        after_many = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    # Five times the bar times, the same memory: one chunk of pending rows and a curve of at most
+    # 2000 points, whatever the run's length (a kept series would be 100,000 x 3 floats).
+    assert after_many - after_few < 64_000
 
 
 def test_nan_equity_then_refused_naming_strategy_and_time() -> None:
