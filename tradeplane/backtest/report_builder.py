@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -51,6 +51,9 @@ from tradeplane.backtest.report_json import (
     utc,
 )
 from tradeplane.core.model import Fill
+
+if TYPE_CHECKING:
+    from tradeplane.config.models import TradeplaneConfig
 
 CHUNK_BARS = 8192
 
@@ -145,6 +148,11 @@ class ReportAccumulator:
         self._series = [_Series(s) for s in starts] + [_Series(sum(starts))]
         self._sampler = _CurveSampler(max(2, max_curve_points - 3), self._width + 1)
         self._activity = [_Activity() for _ in self.names]
+
+    @classmethod
+    def for_config(cls, config: TradeplaneConfig) -> ReportAccumulator:
+        """One for ``config``'s strategies, in config order, each starting at its capital."""
+        return cls([s.name for s in config.strategies], [s.capital for s in config.strategies])
 
     # ---- per bar time (hot path: appends only) ----
 

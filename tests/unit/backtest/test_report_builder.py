@@ -13,9 +13,16 @@ import numpy as np
 import orjson
 import pytest
 
-from tradeplane.backtest.metrics import max_drawdown, sharpe_ratio, simple_returns
+from tradeplane.backtest.metrics import (
+    annualised_volatility,
+    max_drawdown,
+    sharpe_ratio,
+    simple_returns,
+    sortino_ratio,
+)
 from tradeplane.backtest.report_builder import ReportAccumulator
 from tradeplane.backtest.report_json import MAX_CURVE_POINTS, BacktestReport, BarsInfo, utc
+from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.model import Fill, Side
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -87,6 +94,42 @@ def test_hand_computed_case_then_strategy_block_as_worked_out(chunk_bars: int) -
     assert a.denials_by_reason == {"max_order_value": 1}
     assert [eq for _, eq in a.equity_curve] == EQ_A
     assert a.equity_curve[0][0] == utc(T0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_run_in_random_chunks_then_each_block_equals_the_whole_series_figures(
+    seed: int,
+) -> None:
+    rng = np.random.default_rng(seed)
+    n, chunk = int(rng.integers(2, 2500)), int(rng.integers(1, 600))
+    starts = [100.0, 250.0, 40.0]
+    equity = np.array(starts) * np.cumprod(1.0 + rng.normal(0.0, 0.01, (n, 3)), axis=0)
+    held = rng.random((n, 3)) < 0.4
+    ts = T0 + 3600.0 * np.arange(n)
+    acc = ReportAccumulator(["x", "y", "z"], starts, chunk_bars=chunk)
+    for i in range(n):
+        acc.add(float(ts[i]), tuple(equity[i].tolist()), tuple(held[i].tolist()))
+    report = finish(acc, n, ppy=8766.0)
+    columns = [*equity.T, equity.sum(axis=1)]
+    flags = [*held.T, held.any(axis=1)]
+    for block, eq, start, flag in zip(
+        [*report.strategies.values(), report.total],
+        columns,
+        [*starts, sum(starts)],
+        flags,
+        strict=True,
+    ):
+        returns = simple_returns(eq, start)
+        assert returns is not None
+        assert block.sharpe == pytest.approx(sharpe_ratio(returns, 8766.0), rel=1e-9)
+        assert block.sortino == pytest.approx(sortino_ratio(returns, 8766.0), rel=1e-9)
+        assert block.annualised_volatility == pytest.approx(
+            annualised_volatility(returns, 8766.0), rel=1e-9
+        )
+        dd = max_drawdown(ts, eq, start)
+        assert (block.max_drawdown, block.max_drawdown_duration_s) == (dd.depth, dd.duration_s)
+        assert block.exposure == pytest.approx(flag.mean())
+        assert block.final_equity == pytest.approx(eq[-1], rel=1e-15)
 
 
 def test_flat_strategy_then_undefined_ratios_are_null_in_json() -> None:
@@ -237,3 +280,21 @@ def test_bad_strategies_or_starting_equity_then_refused(
 ) -> None:
     with pytest.raises(ValueError):
         ReportAccumulator(names, starts)
+
+
+def test_for_config_then_strategies_in_config_order_starting_at_their_capital() -> None:
+    config = TradeplaneConfig.model_validate(
+        {
+            "deployment": {"name": "demo"},
+            "strategies": [
+                {"name": "slow", "path": "/s.py", "class_name": "S", "capital": 5_000.0},
+                {"name": "fast", "path": "/f.py", "class_name": "F", "capital": 2_000.0},
+            ],
+        }
+    )
+    acc = ReportAccumulator.for_config(config)
+    assert acc.names == ("slow", "fast")
+    acc.add(T0, (5_000.0, 2_000.0), (False, False))
+    report = finish(acc, 1)
+    assert [b.starting_equity for b in report.strategies.values()] == [5_000.0, 2_000.0]
+    assert report.total.starting_equity == 7_000.0
