@@ -169,15 +169,14 @@ class DrawdownTracker:
             self.peak_ts = float(ts[0])
             self.best_peak_ts = self.trough_ts = self.peak_ts
         run_peak = np.maximum.accumulate(np.maximum(equity, self.peak))
-        at_peak = equity >= run_peak
-        last_peak = np.maximum.accumulate(np.where(at_peak, np.arange(k), -1))
+        peaks_at = np.flatnonzero(equity >= run_peak)  # new highs, and returns to the high
         depth = 1.0 - equity / run_peak
         i = int(np.argmax(depth))
-        peaks_at = np.flatnonzero(at_peak)
         if depth[i] > self.depth:
             self.depth = float(depth[i])
-            j = int(last_peak[i])
-            self.best_peak_ts = self.peak_ts if j < 0 else float(ts[j])
+            # The trough's peak: the last bar at the high before it, else the carried-in one.
+            j = int(np.searchsorted(peaks_at, i, side="right")) - 1
+            self.best_peak_ts = self.peak_ts if j < 0 else float(ts[peaks_at[j]])
             self.best_peak = float(run_peak[i])
             self.trough_ts, self.trough = float(ts[i]), float(equity[i])
             later = peaks_at[peaks_at > i]
