@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tradeplane.core.model import Bar, Fill, Intent, Side
 from tradeplane.core.session import iso_utc
+
+if TYPE_CHECKING:
+    from tradeplane.backtest.report_json import BacktestReport
 
 TOTAL = "total"
 BAR_TRIGGER = "bar:"
@@ -75,6 +78,23 @@ class BaselineFigures:
     total_return: float
     max_drawdown: float
     strategies: Mapping[str, tuple[float, float]]  # name -> (total_return, max_drawdown)
+
+    @classmethod
+    def from_report(cls, report: BacktestReport) -> BaselineFigures:
+        """A baseline's figures from its ``backtest_report.json`` (``report_json.load_report``);
+        a strategy whose total return is undefined is left out."""
+        bars = report.bars
+        span = (bars.last_ts - bars.first_ts).total_seconds() + bars.interval_s
+        return cls(
+            span_s=span,
+            total_return=report.total.total_return or 0.0,
+            max_drawdown=report.total.max_drawdown,
+            strategies={
+                name: (block.total_return, block.max_drawdown)
+                for name, block in report.strategies.items()
+                if block.total_return is not None
+            },
+        )
 
     def figures(self, strategy: str) -> tuple[float, float] | None:
         if strategy == TOTAL:

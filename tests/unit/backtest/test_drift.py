@@ -392,3 +392,13 @@ def test_snapshot_of_other_strategies_then_restore_refused() -> None:
     other = tracker(ScriptedShadow(1000.0), capital={"s2": 1000.0})
     with pytest.raises(ValueError, match="cannot restore"):
         other.restore(snap)
+
+
+def test_baseline_from_a_backtest_report_then_span_and_returns_read() -> None:
+    from tests.unit.backtest.test_report_json import a_report
+
+    report = a_report()
+    baseline = BaselineFigures.from_report(report)
+    assert baseline.span_s == 180.0  # three 60-s bars
+    assert baseline.total_return == report.total.total_return
+    assert baseline.figures("a") == pytest.approx((report.strategies["a"].total_return, 0.1))
