@@ -8,6 +8,7 @@ deterministic ids (see ``ids``), so replaying bars after a restart cannot submit
 from __future__ import annotations
 
 import json
+import types
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -119,6 +120,18 @@ class StrategyContext:
 
     def cancel(self, intent_id: str) -> None:
         self._runner.emit_cancel(intent_id)
+
+
+def load_strategy_class(source: str, filename: str, class_name: str) -> type[Strategy]:
+    """Compile a strategy file's source (sent as text, so it runs on any node; a backtest
+    loads it the same way, so both run the same class)."""
+    module = types.ModuleType(f"tradeplane_user_{class_name}")
+    module.__file__ = filename
+    exec(compile(source, filename, "exec"), module.__dict__)
+    cls = module.__dict__.get(class_name)
+    if not isinstance(cls, type) or not issubclass(cls, Strategy):
+        raise StrategyError(f"{filename}: {class_name} is not a tradeplane.Strategy subclass")
+    return cls
 
 
 class StrategyRunner:

@@ -159,7 +159,7 @@ def test_reopen_then_resting_orders_keep_filling_with_continued_fill_numbers(
 
     with SimVenue.open(db, clock=clock, max_participation=0.1) as reopened:
         events = reopened.on_bar(bar(100.0, 101.0, 99.0, 100.0, minute=1, volume=20.0))
-        assert [e.fill.fill_id for e in events if e.fill] == ["SIM-000001-2"]
+        assert [e.fill.fill_id for e in events if e.fill] == ["SIM-big-2"]
         assert reopened.order("big").filled_quantity == pytest.approx(4.0)  # type: ignore[union-attr]
 
 
