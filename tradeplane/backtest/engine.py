@@ -40,7 +40,6 @@ from tradeplane.venues.sim.model import TERMINAL_STATUSES, VenueEvent, VenueOrde
 
 APPROVED = "approved"
 DENIED = "denied"
-_NO_EVENTS: list[VenueEvent] = []
 
 
 class BarClock:
@@ -218,36 +217,28 @@ class BacktestEngine:
         last = self._last_ts
         if last is not None and ts <= last:
             raise ValueError(f"bar time {ts.isoformat()} is not after {last.isoformat()}")
-        for bar in bars:
-            if bar.ts != ts:
-                raise ValueError(f"one step takes one bar time: {bar.ts} in the step of {ts}")
         self._last_ts = ts
         self.clock.set(close)
         result = StepResult(ts, close, len(bars))
         self.steps += 1
         self.bars += len(bars)
-        symbols = self.symbols
-        for bar in bars:
-            if bar.symbol not in symbols:
-                symbols[bar.symbol] = None
 
         # 1. resting orders meet the bars of T
-        matching = self.matching
-        venue_events = _NO_EVENTS
-        for bar in bars:
-            events = matching.on_bar(bar)
-            if events:
-                if venue_events is _NO_EVENTS:
-                    venue_events = []
-                venue_events.extend(events)
+        venue_events = self.matching.on_bars(bars)
 
         # 2. marks, then on_bar per strategy in config order
         risk = self.risk
         first = risk is None
         if risk is None:
             risk = self._start(result)
+        mark, symbols = risk.mark, self.symbols
         for bar in bars:
-            tripped = risk.mark(bar.symbol, bar.close)
+            symbol = bar.symbol
+            if bar.ts != ts:
+                raise ValueError(f"one step takes one bar time: {bar.ts} in the step of {ts}")
+            if symbol not in symbols:
+                symbols[symbol] = None
+            tripped = mark(symbol, bar.close)
             if tripped:
                 self._on_risk_events(tripped, result)
         suspended = self.suspended
@@ -257,17 +248,24 @@ class BacktestEngine:
             for runner in self.runners:
                 self._guarded(runner, result, runner.start)
         for runner in self.runners:
-            if runner.name not in suspended:  # a suspended strategy is not called again
-                self._guarded(runner, result, runner.on_bars, bars)
+            if runner.name in suspended:  # a suspended strategy is not called again
+                continue
+            try:
+                emitted = runner.on_bars(bars)
+            except StrategyError as exc:
+                self._failed(runner, exc, result)
+                continue
+            if emitted.intents or emitted.cancels:
+                self._route(emitted, result)
 
         # 3. the fills of step 1: risk first, then each strategy, in fill order
-        if venue_events is not _NO_EVENTS:
+        if venue_events:
             self._apply(venue_events, result)
         if self._held:
             self.exposed_steps += 1
             for strategy in {strategy for strategy, _ in self._held}:
                 self.totals[strategy].exposed_steps += 1
-        result.equity = tuple((r.portfolio.cash, r.portfolio.market_value) for r in self.runners)
+        result.equity = tuple([(r.portfolio.cash, r.portfolio.market_value) for r in self.runners])
         return result
 
     def finish(self) -> StepResult | None:
@@ -309,18 +307,19 @@ class BacktestEngine:
         try:
             emitted = call(*args)
         except StrategyError as exc:
-            totals = self.totals[runner.name]
-            totals.errors += 1
-            suspended = totals.errors > self._max_failures
-            if suspended:
-                totals.suspended = True
-                self.suspended.add(runner.name)
-            result.failures.append(
-                StrategyFailure(runner.name, str(exc), self.clock.now(), suspended)
-            )
+            self._failed(runner, exc, result)
             return
         if emitted:
             self._route(emitted, result)
+
+    def _failed(self, runner: StrategyRunner, exc: StrategyError, result: StepResult) -> None:
+        totals = self.totals[runner.name]
+        totals.errors += 1
+        suspended = totals.errors > self._max_failures
+        if suspended:
+            totals.suspended = True
+            self.suspended.add(runner.name)
+        result.failures.append(StrategyFailure(runner.name, str(exc), self.clock.now(), suspended))
 
     def _route(self, emitted: Emitted, result: StepResult) -> None:
         for intent in emitted.intents:

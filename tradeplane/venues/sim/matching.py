@@ -9,6 +9,7 @@ than traded twice.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import replace
 
 from tradeplane.core.clock import Clock
@@ -260,6 +261,19 @@ class PaperMatchingEngine:
             if quantity <= 0:
                 continue
             events.append(self._fill(order, quantity, price, liquidity))
+        return events
+
+    def on_bars(self, bars: Iterable[Bar]) -> list[VenueEvent]:
+        """``on_bar`` for each bar in order; a symbol with no working order costs no call."""
+        events: list[VenueEvent] = []
+        working, last_prices, dirty = self._working, self._last_prices, self._dirty_prices
+        for bar in bars:
+            symbol = bar.symbol
+            if symbol in working:
+                events.extend(self.on_bar(bar))
+            else:
+                last_prices[symbol] = bar.close
+                dirty.add(symbol)
         return events
 
     def order(self, client_order_id: str) -> VenueOrderState | None:
