@@ -40,6 +40,7 @@ from tradeplane.backtest.outputs import (
     write_report,
 )
 from tradeplane.config.models import TradeplaneConfig
+from tradeplane.core.errors import OperationalError
 from tradeplane.core.model import Bar
 from tradeplane.core.session import make_calendar
 from tradeplane.core.strategy import load_strategy_class
@@ -52,6 +53,10 @@ BAR_READERS: dict[str, BarReader] = {".csv": read_csv_bars}
 SIM_DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 SIM_DEFAULT_SPAN = timedelta(days=1)
 RUN_ID = "backtest"  # on_start intents derive from it (they differ from a live run's anyway)
+
+
+class StrategyLoadError(OperationalError):
+    """A strategy of the config cannot be loaded or built: which one, and why."""
 
 
 def bar_interval_s(cfg: TradeplaneConfig) -> float:
@@ -73,9 +78,15 @@ def engine_from_config(cfg: TradeplaneConfig, *, run_id: str = RUN_ID) -> Backte
     """The deployment's strategies, risk core and matching rules, as live runs them."""
     specs = []
     for s in cfg.strategies:
-        source = Path(s.path).read_text(encoding="utf-8")
-        cls = load_strategy_class(source, str(s.path), s.class_name)
-        specs.append(StrategySpec(s.name, cls(**s.params), cfg.strategy_symbols(s), s.capital))
+        try:
+            source = Path(s.path).read_text(encoding="utf-8")
+            cls = load_strategy_class(source, str(s.path), s.class_name)
+            strategy = cls(**s.params)
+        except Exception as exc:  # the user's file: whatever it raises, say which and why
+            raise StrategyLoadError(
+                f"strategy {s.name} ({s.path}): {type(exc).__name__}: {exc}"
+            ) from exc
+        specs.append(StrategySpec(s.name, strategy, cfg.strategy_symbols(s), s.capital))
     sim = cfg.venue.sim
     return BacktestEngine(
         deployment=cfg.deployment.name,
