@@ -154,8 +154,13 @@ def merge_by_time(sources: Sequence[Iterable[Bar]]) -> Iterator[Bar]:
     """Bars of several sources in ``ts`` order; within one ``ts``, in the sources' order."""
     if len(sources) == 1:
         return iter(sources[0])
-    keyed = [((bar.ts, rank, bar) for bar in source) for rank, source in enumerate(sources)]
+    keyed = [_keyed(rank, source) for rank, source in enumerate(sources)]
     return (bar for _, _, bar in heapq.merge(*keyed))
+
+
+def _keyed(rank: int, source: Iterable[Bar]) -> Iterator[tuple[datetime, int, Bar]]:
+    for bar in source:
+        yield bar.ts, rank, bar
 
 
 # -- a whole run ---------------------------------------------------------------------------------
