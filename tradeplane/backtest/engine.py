@@ -190,7 +190,6 @@ class BacktestEngine:
         self.exposed_steps = 0  # bar times ending with any strategy holding a position
         self._orders: dict[str, Intent] = {}  # working orders by client order id
         self._last_ts: datetime | None = None
-        self._ts_close: tuple[datetime, float] | None = None
         self.steps = 0
         self.bars = 0
         self.first_ts: datetime | None = None
@@ -208,15 +207,16 @@ class BacktestEngine:
         if not bars:
             raise ValueError("step needs the bars of one bar time, got none")
         ts = bars[0].ts
-        cached = self._ts_close
-        if cached is not None and cached[0] == ts:
-            close = cached[1]
-        else:
-            close = ts.timestamp() + self.interval_s
-            self._ts_close = (ts, close)
         last = self._last_ts
         if last is not None and ts <= last:
             raise ValueError(f"bar time {ts.isoformat()} is not after {last.isoformat()}")
+        symbols = self.symbols
+        for bar in bars:  # checked before anything moves: a refused step changes nothing
+            if bar.ts != ts:
+                raise ValueError(f"one step takes one bar time: {bar.ts} in the step of {ts}")
+            if bar.symbol not in symbols:
+                symbols[bar.symbol] = None
+        close = ts.timestamp() + self.interval_s
         self._last_ts = ts
         self.clock.set(close)
         result = StepResult(ts, close, len(bars))
@@ -231,14 +231,9 @@ class BacktestEngine:
         first = risk is None
         if risk is None:
             risk = self._start(result)
-        mark, symbols = risk.mark, self.symbols
+        mark = risk.mark
         for bar in bars:
-            symbol = bar.symbol
-            if bar.ts != ts:
-                raise ValueError(f"one step takes one bar time: {bar.ts} in the step of {ts}")
-            if symbol not in symbols:
-                symbols[symbol] = None
-            tripped = mark(symbol, bar.close)
+            tripped = mark(bar.symbol, bar.close)
             if tripped:
                 self._on_risk_events(tripped, result)
         suspended = self.suspended
