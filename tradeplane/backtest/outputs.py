@@ -72,11 +72,11 @@ class EquitySeries:
         self.by_strategy = {name: array("d") for name in self.strategies}
         self.total = array("d")
 
-    def add(self, ts: float, equities: Sequence[float]) -> None:
+    def add(self, ts: float, equities: Sequence[float], total: float) -> None:
         self.ts.append(ts)
         for series, value in zip(self.by_strategy.values(), equities, strict=True):
             series.append(value)
-        self.total.append(math.fsum(equities))
+        self.total.append(total)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -127,9 +127,10 @@ class BacktestWriter:
             total_cash += cash
             total_value += value
             rows.append((bar_ts, name, equity, cash, float(value)))
-        rows.append((bar_ts, TOTAL, total_cash + total_value, total_cash, float(total_value)))
+        total = total_cash + total_value
+        rows.append((bar_ts, TOTAL, total, total_cash, float(total_value)))
         self._equity.writerows(rows)
-        self.series.add(step.ts.timestamp(), equities)
+        self.series.add(step.ts.timestamp(), equities, total)
 
     def _write_events(self, step: StepResult) -> None:
         for d in step.decisions:

@@ -86,6 +86,8 @@ def backtest_command(
         source = f"sim:seed={cfg.venue.sim.seed}"
         stream = sim_bars(cfg, first, last)
     else:
+        if not bars.exists():
+            _fail(f"bars file not found: {bars}")
         source = str(bars)
         stream = file_bars(bars, deployment_symbols(cfg), BarFilter(None, first, last))
     total = None

@@ -126,3 +126,12 @@ def test_bad_config_then_exit_2_naming_the_field(tmp_path: Path) -> None:
 def test_bad_time_option_then_exit_2(tmp_path: Path) -> None:
     result = backtest(str(write_config(tmp_path)), "--from", "2026-01-05T00:00:00")
     assert result.exit_code == 2 and "--from" in result.output
+
+
+def test_missing_bars_file_then_exit_2_and_nothing_written(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = backtest(
+        str(write_config(tmp_path)), "--bars", str(tmp_path / "no.csv"), "--out", str(out)
+    )
+    assert result.exit_code == 2 and "not found" in result.output
+    assert not out.exists()
