@@ -183,6 +183,7 @@ def main() -> int:
                 "bench": "backtest_with_outputs",
                 **written,
                 "csv_mib": round(size / 2**20, 1),
+                # ts and one strategy's equity (= the total), 8 bytes each per bar time
                 "equity_series_mib": round(steps * 2 * 8 / 2**20, 1),
                 "loadavg": [round(x, 2) for x in os.getloadavg()],
                 "note": "equity.csv, fills.csv, intents.csv streamed; the report's equity "

@@ -70,13 +70,16 @@ class EquitySeries:
         self.strategies = tuple(strategies)
         self.ts = array("d")
         self.by_strategy = {name: array("d") for name in self.strategies}
-        self.total = array("d")
+        # One strategy: the total is that strategy's equity (the same sum), kept once.
+        self._own_total = len(self.strategies) != 1
+        self.total = array("d") if self._own_total else self.by_strategy[self.strategies[0]]
 
     def add(self, ts: float, equities: Sequence[float], total: float) -> None:
         self.ts.append(ts)
         for series, value in zip(self.by_strategy.values(), equities, strict=True):
             series.append(value)
-        self.total.append(total)
+        if self._own_total:
+            self.total.append(total)
 
     def __len__(self) -> int:
         return len(self.ts)
