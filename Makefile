@@ -48,6 +48,7 @@ bench: $(STAMP) ## Run the benchmarks (several minutes); JSON lines on stdout
 	$(BIN)/python bench/promptness.py
 	$(BIN)/python bench/idle.py
 	$(BIN)/python bench/nodes.py
+	$(BIN)/python bench/backtest.py
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy and the import contracts (layers)
 	$(BIN)/ruff check tradeplane tests bench examples

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import time
-import types
 from collections import deque
 from dataclasses import replace
 from typing import Any
@@ -38,7 +37,7 @@ from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import StrategyError
 from tradeplane.core.lease import SupervisionLease
 from tradeplane.core.model import Bar, Envelope, Fill, Side
-from tradeplane.core.strategy import Emitted, Strategy, StrategyRunner
+from tradeplane.core.strategy import Emitted, StrategyRunner, load_strategy_class
 from tradeplane.journal.records import StateWrite
 from tradeplane.protocol.api import FeedApi, RiskApi
 from tradeplane.protocol.events import EventKind, MessageKind
@@ -46,20 +45,11 @@ from tradeplane.protocol.roles import ROLE_FEED, ROLE_RISK, strategy_role
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.telemetry.context import intent_context
 
+__all__ = ["StrategyActor", "load_strategy_class"]  # the loader lives in core (backtests use it)
+
 log = logging.getLogger("tradeplane.strategy")
 SNAPSHOT_SCOPE = "strategy_snapshot"
 REPLAY_MARGIN_S = 60.0  # clock noise between a snapshot and the intents journaled after it
-
-
-def load_strategy_class(source: str, filename: str, class_name: str) -> type[Strategy]:
-    """Compile a strategy file's source (sent as text, so it runs on any node)."""
-    module = types.ModuleType(f"tradeplane_user_{class_name}")
-    module.__file__ = filename
-    exec(compile(source, filename, "exec"), module.__dict__)
-    cls = module.__dict__.get(class_name)
-    if not isinstance(cls, type) or not issubclass(cls, Strategy):
-        raise StrategyError(f"{filename}: {class_name} is not a tradeplane.Strategy subclass")
-    return cls
 
 
 @ray.remote

@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from tradeplane import __version__
 from tradeplane.cli import output, render
+from tradeplane.cli.backtest_cmd import backtest_command
 from tradeplane.cli.chaos_cmd import chaos_command, fault_command
 from tradeplane.cli.cluster_cmd import cluster_app
 from tradeplane.cli.journal_cmd import journal_app, resolve_state_dir
@@ -38,6 +39,7 @@ app.add_typer(cluster_app, name="cluster", help="Check that every node runs the 
 app.command("chaos")(chaos_command)
 app.command("fault")(fault_command)
 app.command("shadow")(shadow_command)
+app.command("backtest")(backtest_command)
 app.command("parity")(parity_command)
 console, err = output.console, output.err  # both mask secrets (tradeplane.cli.output)
 

@@ -55,6 +55,26 @@ class Bar:
     volume: float
 
     def __post_init__(self) -> None:
+        # The common case first, in a few comparisons (a backtest builds millions of bars):
+        # float prices finite and > 0, volume finite and >= 0, consistent, symbol and an aware
+        # ts. Anything else takes the checks below, which name what is wrong.
+        o, h, lo, c, v = self.open, self.high, self.low, self.close, self.volume
+        if (
+            type(o) is float
+            and type(h) is float
+            and type(lo) is float
+            and type(c) is float
+            and type(v) is float
+            and 0.0 < lo <= o <= h < math.inf
+            and lo <= c <= h
+            and 0.0 <= v < math.inf
+            and self.symbol
+            and self.ts.utcoffset() is not None
+        ):
+            return
+        self._check()
+
+    def _check(self) -> None:
         if not self.symbol:
             raise InvalidMarketData("bar symbol is empty")
         if self.ts.tzinfo is None or self.ts.utcoffset() is None:

@@ -35,6 +35,7 @@ class VirtualPortfolio:
         self.cash = starting_cash
         self.fees = 0.0
         self._books: dict[str, _Book] = {}
+        self._positions: dict[str, Position] = {}  # built from _books, dropped on change
         self._marks: dict[str, float] = {}
         self._fill_ids: set[str] = set()
         self._fill_order: deque[str] = deque()
@@ -55,6 +56,7 @@ class VirtualPortfolio:
             self._fill_ids.discard(self._fill_order.popleft())
 
     def apply(self, symbol: str, signed_qty: float, price: float, fee: float = 0.0) -> None:
+        self._positions.pop(symbol, None)
         book = self._books.setdefault(symbol, _Book())
         self.cash -= signed_qty * price + fee
         self.fees += fee
@@ -82,10 +84,17 @@ class VirtualPortfolio:
         return self._marks.get(symbol)
 
     def position(self, symbol: str) -> Position:
-        book = self._books.get(symbol)
-        if book is None:
-            return Position(symbol, 0.0, 0.0, 0.0)
-        return Position(symbol, book.quantity, book.avg_price, book.realized_pnl)
+        # Strategies ask on every bar; a position changes only on a fill (``apply``), so the
+        # immutable ``Position`` is built once per change, not once per question.
+        position = self._positions.get(symbol)
+        if position is None:
+            book = self._books.get(symbol)
+            if book is None:
+                position = Position(symbol, 0.0, 0.0, 0.0)
+            else:
+                position = Position(symbol, book.quantity, book.avg_price, book.realized_pnl)
+            self._positions[symbol] = position
+        return position
 
     def positions(self, *, include_flat: bool = False) -> dict[str, Position]:
         return {
@@ -99,7 +108,11 @@ class VirtualPortfolio:
 
     @property
     def market_value(self) -> float:
-        return sum(b.quantity * self._price(s, b) for s, b in self._books.items())
+        marks = self._marks
+        total = 0.0
+        for s, b in self._books.items():  # a plain loop: a backtest asks once per bar time
+            total += b.quantity * marks.get(s, b.avg_price)
+        return total
 
     @property
     def gross_exposure(self) -> float:

@@ -98,9 +98,13 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
 
     def mark(self, symbol: str, price: float) -> list[RiskEvent]:
         """A new price; returns rollover / kill-switch events it caused."""
-        events = self.roll_day_if_due()
-        self.book.mark(symbol, price, self.clock.now())
-        return events + self._evaluate()
+        now = self.clock.now()
+        # The common case (nothing pending, the day goes on) allocates nothing: this runs on
+        # every bar, millions of times in a backtest.
+        events = self.roll_day_if_due() if self._pending or now >= self._next_boundary else None
+        self.book.mark(symbol, price, now)
+        evaluated = self._evaluate()
+        return evaluated if not events else events + evaluated
 
     def on_fill(self, fill: Fill) -> list[RiskEvent]:
         events = self.roll_day_if_due()
@@ -331,16 +335,26 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
 
     def _evaluate(self) -> list[RiskEvent]:
         """Update the high-water mark and trip the kill switch when a loss limit is crossed."""
-        equity = self.equity()
+        equity = self.book.equity(self.starting_equity)  # as equity(): this runs on every mark
         if equity is None:
             return []
-        if self._hwm is None or equity > self._hwm:
-            self._hwm = equity
+        hwm = self._hwm
+        if hwm is None or equity > hwm:
+            hwm = self._hwm = equity
             self._bump()
         if self._day_start_equity is None:
             self._day_start_equity = equity
             self._bump()
-        _, loss, drawdown = self._loss_figures()
+        # As _loss_figures, from the equity just computed.
+        loss = self._day_start_equity - equity
+        drawdown = None if hwm <= 0 else max(0.0, (hwm - equity) / hwm * 100.0)
+        max_loss, max_drawdown = self.limits.max_daily_loss, self.limits.max_drawdown_pct
+        if not (
+            self._breached
+            or (max_loss is not None and loss >= max_loss)
+            or (max_drawdown is not None and drawdown is not None and drawdown >= max_drawdown)
+        ):
+            return []  # the common case: within both limits, none breached before
         events: list[RiskEvent] = []
         for name, value, limit, figure in (
             ("max_daily_loss", loss, self.limits.max_daily_loss, "daily_loss"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from tradeplane.core.exposure import increases_exposure, is_flat, reduces_position
+from tradeplane.core.exposure import QTY_EPS, increases_exposure, is_flat, reduces_position
 from tradeplane.core.model import Fill
 
 
@@ -34,11 +34,11 @@ class Book:
     # -- facts ---------------------------------------------------------------------------------
 
     def mark(self, symbol: str, price: float, ts: float) -> None:
-        if not (math.isfinite(price) and price > 0):
+        if not 0.0 < price < math.inf:  # NaN fails too: one comparison on every mark
             raise ValueError(f"mark price for {symbol} must be finite and > 0, got {price}")
         self.prices[symbol] = price
         self.mark_ts[symbol] = ts
-        if symbol not in self._avg_price and not is_flat(self.position(symbol)):
+        if symbol not in self._avg_price and not is_flat(self.positions.get(symbol, 0.0)):
             self._avg_price[symbol] = price  # restored position: entry unknown, start from here
 
     def apply_fill(self, fill: Fill) -> float:
@@ -134,12 +134,16 @@ class Book:
         return out
 
     def equity(self, starting_equity: float) -> float | None:
+        # Evaluated on every mark: the loop of ``held`` inlined (same flatness rule).
         total = starting_equity + self.cash_flow
-        for sym in self.held():
-            price = self.prices.get(sym)
+        prices = self.prices
+        for sym, quantity in self.positions.items():
+            if -QTY_EPS <= quantity <= QTY_EPS:
+                continue
+            price = prices.get(sym)
             if price is None:
                 return None
-            total += self.positions[sym] * price
+            total += quantity * price
         return total
 
     def unmarked(self) -> list[str]:

@@ -8,6 +8,7 @@ deterministic ids (see ``ids``), so replaying bars after a restart cannot submit
 from __future__ import annotations
 
 import json
+import types
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -121,6 +122,18 @@ class StrategyContext:
         self._runner.emit_cancel(intent_id)
 
 
+def load_strategy_class(source: str, filename: str, class_name: str) -> type[Strategy]:
+    """Compile a strategy file's source (sent as text, so it runs on any node; a backtest
+    loads it the same way, so both run the same class)."""
+    module = types.ModuleType(f"tradeplane_user_{class_name}")
+    module.__file__ = filename
+    exec(compile(source, filename, "exec"), module.__dict__)
+    cls = module.__dict__.get(class_name)
+    if not isinstance(cls, type) or not issubclass(cls, Strategy):
+        raise StrategyError(f"{filename}: {class_name} is not a tradeplane.Strategy subclass")
+    return cls
+
+
 class StrategyRunner:
     """Drives one strategy: validates and de-duplicates bars, collects intents, snapshots."""
 
@@ -150,6 +163,8 @@ class StrategyRunner:
         self._recent_set: set[str] = set()
         self._ctx = StrategyContext(self)
         self._trigger: str | None = None
+        self._hook_bar: Bar | None = None  # the bar whose on_bar runs (its trigger is lazy)
+        self._wanted = frozenset(self.symbols)
         self._ordinal = 0
         self._bar_recv_ts: float | None = None
         self._pending = Emitted()
@@ -165,25 +180,61 @@ class StrategyRunner:
         return self._call("on_stop", ids.stop_trigger(self.run_id), None)
 
     def on_bars(self, bars: Iterable[Bar], recv_ts: float | None = None) -> Emitted:
-        """Feed closed bars; a bar not newer than the last one seen for its symbol is dropped."""
+        """Feed closed bars; a bar not newer than the last one seen for its symbol is dropped.
+
+        The hot path of a backtest (millions of bars): what ``_call`` does, inlined, with the
+        bar's trigger string built only when the strategy submits (most bars submit nothing).
+        A raise loses everything this call emitted, as ``_call`` would."""
         out = Emitted()
-        wanted = set(self.symbols)
+        intents = out.intents
+        wanted = self._wanted
+        last_bar_ts = self.last_bar_ts
+        stats = self.stats
+        mark = self.portfolio.mark
+        on_bar = self.strategy.on_bar
+        ctx = self._ctx
         for bar in bars:
-            if bar.symbol not in wanted:
-                self.stats.foreign_bars += 1
+            symbol, ts = bar.symbol, bar.ts
+            if symbol not in wanted:
+                stats.foreign_bars += 1
                 continue
-            last = self.last_bar_ts.get(bar.symbol)
-            if last is not None and bar.ts <= last:
-                if bar.ts == last:
-                    self.stats.duplicate_bars += 1
+            last = last_bar_ts.get(symbol)
+            if last is not None and ts <= last:
+                if ts == last:
+                    stats.duplicate_bars += 1
                 else:
-                    self.stats.out_of_order_bars += 1
+                    stats.out_of_order_bars += 1
                 continue
-            self.last_bar_ts[bar.symbol] = bar.ts
-            self.portfolio.mark(bar.symbol, bar.close)
-            self.stats.bars += 1
-            out.extend(self._call("on_bar", ids.bar_trigger(bar.symbol, bar.ts), bar, recv_ts))
+            last_bar_ts[symbol] = ts
+            mark(symbol, bar.close)
+            stats.bars += 1
+            emitted_before = len(intents)
+            self._hook_bar, self._ordinal, self._bar_recv_ts = bar, 0, recv_ts
+            self._pending = out
+            try:
+                on_bar(bar, ctx)
+            except Exception as exc:
+                stats.errors += 1
+                raise StrategyError(
+                    f"{self.name}.on_bar raised {type(exc).__name__}: {exc}"
+                ) from exc
+            finally:
+                self._hook_bar = self._trigger = None
+            # (``_pending`` may keep pointing at ``out``: outside a hook nothing can add to it)
+            if len(intents) > emitted_before:
+                for intent in intents[emitted_before:]:
+                    self._remember(intent.intent_id)
         return out
+
+    def _current_trigger(self) -> str:
+        """The trigger of the hook running now (a bar's is built on first use)."""
+        trigger = self._trigger
+        if trigger is None:
+            bar = self._hook_bar
+            if bar is None:
+                raise StrategyError("submit() and cancel() are only valid inside a strategy hook")
+            trigger = self._trigger = ids.bar_trigger(bar.symbol, bar.ts)
+        return trigger
 
     def on_fill(self, fill: Fill, journal_seq: int | None = None) -> Emitted:
         """Apply a fill once. ``journal_seq`` (its sequence in the journal) lets a restarted
@@ -221,11 +272,10 @@ class StrategyRunner:
     def emit_intent(
         self, symbol: str, quantity: float, side: Side, limit_price: float | None
     ) -> str:
-        if self._trigger is None:
-            raise StrategyError("submit() is only valid inside a strategy hook")
-        if symbol not in self.symbols:
+        trigger = self._current_trigger()
+        if symbol not in self._wanted:
             raise StrategyError(f"{self.name} may not trade {symbol!r}: not in its symbols")
-        iid = ids.intent_id(self.deployment, self.name, self._trigger, self._ordinal)
+        iid = ids.intent_id(self.deployment, self.name, trigger, self._ordinal)
         self._ordinal += 1
         if iid in self._recent_set:
             self.stats.replayed_intents += 1
@@ -241,7 +291,7 @@ class StrategyRunner:
             order_type=OrderType.MARKET if limit_price is None else OrderType.LIMIT,
             limit_price=None if limit_price is None else float(limit_price),
             ts=self.clock.now(),
-            trigger=self._trigger,
+            trigger=trigger,
             bar_recv_ts=self._bar_recv_ts,
         )
         self._pending.intents.append(intent)
@@ -249,8 +299,7 @@ class StrategyRunner:
         return iid
 
     def emit_cancel(self, intent_id: str) -> None:
-        if self._trigger is None:
-            raise StrategyError("cancel() is only valid inside a strategy hook")
+        self._current_trigger()
         self._pending.cancels.append(
             CancelIntent(intent_id, ids.client_order_id(intent_id), self.name, self.clock.now())
         )

@@ -9,6 +9,7 @@ than traded twice.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import replace
 
 from tradeplane.core.clock import Clock
@@ -83,6 +84,22 @@ class _SymbolBook:
         return self.market_orders > 0 or low <= self.bid_reach or high >= self.ask_reach
 
 
+def fill_id(order: VenueOrderState, earlier: list[VenueFill]) -> str:
+    """The id of ``order``'s next fill: ``SIM-<client order id>-<ordinal>``.
+
+    It depends only on the order itself, never on how many orders other strategies placed
+    before it (as the venue order id does), so a fill's id, and the ids of the intents its
+    ``on_fill`` emits, are the same live and in a backtest. Client order ids are unique per
+    venue (a repeated one is refused), so fill ids are too. An order whose earlier fills carry
+    the old ``<venue order id>-<ordinal>`` ids (a store written before this change) keeps
+    numbering them that way, so its fill ids never change form halfway."""
+    if earlier and order.venue_order_id is not None:
+        old_form = f"{order.venue_order_id}-"
+        if earlier[0].fill_id.startswith(old_form):
+            return f"{old_form}{len(earlier) + 1}"
+    return f"{VENUE_ORDER_PREFIX}{order.client_order_id}-{len(earlier) + 1}"
+
+
 class PaperMatchingEngine:
     def __init__(
         self,
@@ -93,9 +110,13 @@ class PaperMatchingEngine:
         slippage_bps: float = 1.0,
         max_participation: float | None = None,
         keep_events: int | None = None,
+        keep_closed_orders: bool = True,
     ) -> None:
         """``keep_events`` bounds the in-memory event history (None = keep all); a persistent
-        store answers ``events_since`` from disk and keeps none here."""
+        store answers ``events_since`` from disk and keeps none here. ``keep_closed_orders=False``
+        (a backtest) forgets an order and its fills once it is closed, so memory stays flat over
+        millions of bars: its id is then no longer refused as a duplicate (the risk core refuses
+        a repeated intent) and ``export_state`` holds only what is still open."""
         for name, value in (
             ("taker_fee_bps", taker_fee_bps),
             ("maker_fee_bps", maker_fee_bps),
@@ -122,6 +143,7 @@ class PaperMatchingEngine:
         if keep_events is not None and keep_events < 0:
             raise ValueError(f"keep_events must be >= 0 or None, got {keep_events}")
         self._keep_events = keep_events
+        self._keep_closed = keep_closed_orders
         # Contiguous by seq: events_since can index instead of scanning.
         self._events: list[VenueEvent] = []
         self._fill_log: list[VenueFill] = []
@@ -239,6 +261,19 @@ class PaperMatchingEngine:
             if quantity <= 0:
                 continue
             events.append(self._fill(order, quantity, price, liquidity))
+        return events
+
+    def on_bars(self, bars: Iterable[Bar]) -> list[VenueEvent]:
+        """``on_bar`` for each bar in order; a symbol with no working order costs no call."""
+        events: list[VenueEvent] = []
+        working, last_prices, dirty = self._working, self._last_prices, self._dirty_prices
+        for bar in bars:
+            symbol = bar.symbol
+            if symbol in working:
+                events.extend(self.on_bar(bar))
+            else:
+                last_prices[symbol] = bar.close
+                dirty.add(symbol)
         return events
 
     def order(self, client_order_id: str) -> VenueOrderState | None:
@@ -359,7 +394,7 @@ class PaperMatchingEngine:
         fee_rate = self._taker_fee if liquidity == "taker" else self._maker_fee
         fills = self._fills.setdefault(order.client_order_id, [])
         fill = VenueFill(
-            f"{order.venue_order_id}-{len(fills) + 1}",
+            fill_id(order, fills),
             order.client_order_id,
             order.venue_order_id,
             order.symbol,
@@ -371,7 +406,8 @@ class PaperMatchingEngine:
             liquidity,
         )
         fills.append(fill)
-        self._fill_log.append(fill)
+        if self._keep_closed:
+            self._fill_log.append(fill)
         self._store(
             replace(
                 order,
@@ -419,6 +455,10 @@ class PaperMatchingEngine:
             book.remove(order)
             if not book.orders:
                 del self._working[order.symbol]
+        if not self._keep_closed:
+            del self._orders[order.client_order_id]
+            self._fills.pop(order.client_order_id, None)
+            self._touched.pop(order.client_order_id, None)
 
     def _emit(
         self,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -184,9 +185,9 @@ def test_max_participation_then_fills_spread_over_bars_with_partial_status() -> 
     state = eng.order("m1")
     assert state is not None and state.status == "filled" and state.filled_quantity == 25.0
     assert [f.fill_id for f in eng.fills_for("m1")] == [
-        "SIM-000001-1",
-        "SIM-000001-2",
-        "SIM-000001-3",
+        "SIM-m1-1",
+        "SIM-m1-2",
+        "SIM-m1-3",
     ]
     assert state.avg_fill_price == pytest.approx((10 * 100.01 + 10 * 101.0101 + 5 * 102.0102) / 25)
     assert eng.positions()["ACME"].quantity == pytest.approx(25.0)
@@ -516,8 +517,37 @@ def test_export_then_import_into_fresh_engine_then_identical_state_and_seq_conti
     assert copy.last_price("ACME") == 100.0
     next_fill = only(copy.on_bar(bar(100.0, 101.0, 99.0, 100.0, volume=4.0, minute=1)))
     assert next_fill.seq == eng.last_seq + 1
-    assert next_fill.fill is not None and next_fill.fill.fill_id == "SIM-000001-2"
+    assert next_fill.fill is not None and next_fill.fill.fill_id == "SIM-a-2"
     assert only(copy.submit(market("c", Side.BUY, 1.0))).reason == "DUPLICATE_CLIENT_ORDER_ID"
+
+
+def test_fill_id_when_other_orders_came_first_then_unchanged() -> None:
+    alone = engine()
+    alone.submit(market("mine", Side.BUY, 1.0))
+    crowded = engine()
+    for other in ("x", "y", "z"):
+        crowded.submit(market(other, Side.SELL, 1.0))
+    crowded.submit(market("mine", Side.BUY, 1.0))
+    alone.on_bar(bar(100.0, 101.0, 99.0, 100.0))
+    crowded.on_bar(bar(100.0, 101.0, 99.0, 100.0))
+    assert [f.fill_id for f in alone.fills_for("mine")] == ["SIM-mine-1"]
+    assert [f.fill_id for f in crowded.fills_for("mine")] == ["SIM-mine-1"]
+    assert alone.order("mine").venue_order_id != crowded.order("mine").venue_order_id  # type: ignore[union-attr]
+
+
+def test_order_with_old_form_fill_ids_from_a_store_then_keeps_that_form() -> None:
+    eng = engine(max_participation=0.5)
+    eng.submit(market("a", Side.BUY, 10.0))
+    eng.on_bar(bar(100.0, 101.0, 99.0, 100.0, volume=4.0))
+    state = eng.export_state()
+    old = [replace(f, fill_id=f"{f.venue_order_id}-{i}") for i, f in enumerate(state.fills, 1)]
+    copy = engine(max_participation=0.5)
+    copy.import_state(replace(state, fills=old))
+    copy.submit(market("b", Side.BUY, 1.0))
+
+    events = copy.on_bar(bar(100.0, 101.0, 99.0, 100.0, volume=4.0, minute=1))
+
+    assert [e.fill.fill_id for e in events if e.fill] == ["SIM-000001-2", "SIM-b-1"]
 
 
 # ---------------------------------------------------------------------------- property based

@@ -150,6 +150,29 @@ def test_reopen_then_duplicate_client_order_ids_still_rejected_and_counted(
         assert reopened.stats["duplicate_submits"] == duplicates + 4
 
 
+def test_store_with_fill_ids_of_the_old_form_then_read_and_continued_in_that_form(
+    db: Path, clock: ManualClock
+) -> None:
+    with SimVenue.open(db, clock=clock, max_participation=0.1) as venue:
+        venue.submit(market("big", Side.BUY, 5.0))
+        venue.on_bar(bar(100.0, 101.0, 99.0, 100.0, volume=20.0))
+    # A store written before fill ids were derived from the client order id.
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute("UPDATE fills SET fill_id = 'SIM-000001-1'")
+        conn.execute("UPDATE events SET fill_id = 'SIM-000001-1' WHERE fill_id IS NOT NULL")
+    conn.close()
+
+    with SimVenue.open(db, clock=clock, max_participation=0.1) as reopened:
+        assert [f.fill_id for f in reopened.fills_for("big")] == ["SIM-000001-1"]
+        reopened.submit(market("new", Side.BUY, 1.0))
+        events = reopened.on_bar(bar(100.0, 101.0, 99.0, 100.0, minute=1, volume=20.0))
+        assert [e.fill.fill_id for e in events if e.fill] == ["SIM-000001-2", "SIM-new-1"]
+        stored = [e.fill.fill_id for e in reopened.events_since(0) if e.fill]
+        assert stored == ["SIM-000001-1", "SIM-000001-2", "SIM-new-1"]
+
+
 def test_reopen_then_resting_orders_keep_filling_with_continued_fill_numbers(
     db: Path, clock: ManualClock
 ) -> None:
@@ -159,7 +182,7 @@ def test_reopen_then_resting_orders_keep_filling_with_continued_fill_numbers(
 
     with SimVenue.open(db, clock=clock, max_participation=0.1) as reopened:
         events = reopened.on_bar(bar(100.0, 101.0, 99.0, 100.0, minute=1, volume=20.0))
-        assert [e.fill.fill_id for e in events if e.fill] == ["SIM-000001-2"]
+        assert [e.fill.fill_id for e in events if e.fill] == ["SIM-big-2"]
         assert reopened.order("big").filled_quantity == pytest.approx(4.0)  # type: ignore[union-attr]
 
 
