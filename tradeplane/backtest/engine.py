@@ -122,6 +122,7 @@ class StepResult:
     risk_events: list[RiskEvent] = field(default_factory=list)
     failures: list[StrategyFailure] = field(default_factory=list)
     equity: tuple[tuple[float, float], ...] = ()
+    exposed: tuple[bool, ...] = ()  # per strategy in config order: holding a position at T
 
 
 @dataclass(slots=True)
@@ -188,6 +189,7 @@ class BacktestEngine:
         self.suspended: set[str] = set()
         self._held: dict[tuple[str, str], float] = {}  # net quantity by (strategy, symbol)
         self.exposed_steps = 0  # bar times ending with any strategy holding a position
+        self._flat = (False,) * len(self.specs)
         self._orders: dict[str, Intent] = {}  # working orders by client order id
         self._last_ts: datetime | None = None
         self.steps = 0
@@ -258,8 +260,12 @@ class BacktestEngine:
             self._apply(venue_events, result)
         if self._held:
             self.exposed_steps += 1
-            for strategy in {strategy for strategy, _ in self._held}:
+            holding = {strategy for strategy, _ in self._held}
+            for strategy in holding:
                 self.totals[strategy].exposed_steps += 1
+            result.exposed = tuple([r.name in holding for r in self.runners])
+        else:
+            result.exposed = self._flat
         result.equity = tuple([(r.portfolio.cash, r.portfolio.market_value) for r in self.runners])
         return result
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from tradeplane.backtest.bars_file import BarFileError, BarFilter, read_csv_bars
 from tradeplane.backtest.engine import (
@@ -32,11 +34,13 @@ from tradeplane.backtest.engine import (
     StrategySpec,
     group_by_time,
 )
-from tradeplane.backtest.outputs import (
-    BacktestWriter,
-    build_report,
+from tradeplane.backtest.outputs import BacktestWriter
+from tradeplane.backtest.report_builder import ReportAccumulator
+from tradeplane.backtest.report_json import (
+    REPORT_FILE,
+    BarsInfo,
     config_hash,
-    file_hash,
+    strategy_code_hashes,
     write_report,
 )
 from tradeplane.config.models import TradeplaneConfig
@@ -74,12 +78,16 @@ def deployment_symbols(cfg: TradeplaneConfig) -> tuple[str, ...]:
     return tuple(out)
 
 
-def engine_from_config(cfg: TradeplaneConfig, *, run_id: str = RUN_ID) -> BacktestEngine:
-    """The deployment's strategies, risk core and matching rules, as live runs them."""
+def engine_from_config(
+    cfg: TradeplaneConfig, *, run_id: str = RUN_ID, sources: Mapping[str, str] | None = None
+) -> BacktestEngine:
+    """The deployment's strategies, risk core and matching rules, as live runs them.
+    ``sources``: each strategy's file as text by name (an actor on another node has no file
+    there); by default the files are read."""
     specs = []
     for s in cfg.strategies:
         try:
-            source = Path(s.path).read_text(encoding="utf-8")
+            source = sources[s.name] if sources else Path(s.path).read_text(encoding="utf-8")
             cls = load_strategy_class(source, str(s.path), s.class_name)
             strategy = cls(**s.params)
         except Exception as exc:  # the user's file: whatever it raises, say which and why
@@ -218,7 +226,8 @@ def run_backtest(
     """Drive the engine over ``bars``, streaming the CSVs, then write the report."""
     started = time.monotonic()
     engine = engine_from_config(cfg)
-    writer = BacktestWriter(out_dir, [s.name for s in engine.specs])
+    accumulator = ReportAccumulator.for_config(cfg)
+    writer = BacktestWriter(out_dir, [s.name for s in engine.specs], accumulator)
     failures: list[str] = []
     try:
         result: StepResult | None = None
@@ -237,15 +246,24 @@ def run_backtest(
             on_progress(Progress(engine.bars, engine.steps, result.ts))
     finally:
         writer.close()
-    report = build_report(
-        engine=engine,
-        series=writer.series,
-        deployment=cfg.deployment.name,
-        config_sha256=config_hash(cfg),
-        code_hashes={s.name: file_hash(Path(s.path)) for s in cfg.strategies},
+    first, last = engine.first_ts, engine.last_ts
+    if first is None or last is None:
+        raise OperationalError(f"no bars from {source} in the range asked: nothing to backtest")
+    bars_info = BarsInfo(
         source=source,
-        calendar=cfg.session.calendar,
-        generated_at=time.time(),
+        first_ts=first,
+        last_ts=last,
+        count=engine.bars,
+        symbols=tuple(engine.symbols),
+        interval_s=engine.interval_s,
     )
-    write_report(out_dir, report)
+    built = accumulator.finish(
+        deployment=cfg.deployment.name,
+        config_hash=config_hash(cfg),
+        strategy_code_hashes=strategy_code_hashes(cfg),
+        bars=bars_info,
+        calendar=cfg.session.calendar,
+    )
+    write_report(out_dir / REPORT_FILE, built)
+    report = orjson.loads(built.to_json())
     return BacktestRun(out_dir, report, time.monotonic() - started, failures)
