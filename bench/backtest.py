@@ -30,6 +30,7 @@ import psutil
 
 from tradeplane.backtest.engine import BacktestEngine, StrategySpec
 from tradeplane.backtest.outputs import BacktestWriter
+from tradeplane.backtest.report_builder import ReportAccumulator
 from tradeplane.core.model import Bar
 from tradeplane.core.strategy import Strategy, load_strategy_class
 from tradeplane.venues.sim.market import MarketSimulator
@@ -110,7 +111,8 @@ def measure(
 ) -> dict[str, Any]:
     """Run ``steps`` bar times; RSS is read after the first tenth (warm) and at the end."""
     engine = make_engine(strategy)
-    writer = None if out is None else BacktestWriter(out, ["bench"])
+    report = ReportAccumulator(["bench"], [100_000.0])
+    writer = None if out is None else BacktestWriter(out, ["bench"], report)
     warm_at = max(1, steps // 10)
     rss_warm = rss_start = rss_mib()
     gc.collect()
