@@ -33,9 +33,9 @@ from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import InvalidMarketData
 from tradeplane.core.model import Bar, BarBatch, Envelope
 from tradeplane.journal.records import JournalRecord, StateWrite
-from tradeplane.protocol.api import BarSubscriberApi
+from tradeplane.protocol.api import BarSubscriberApi, JournalApi
 from tradeplane.protocol.events import EventKind, MessageKind
-from tradeplane.protocol.roles import ROLE_FEED, Role
+from tradeplane.protocol.roles import ROLE_FEED, ROLE_JOURNAL, Role
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.venues.sim import MarketSimulator
 from tradeplane.venues.sim.faults import FaultBook, FaultKind
@@ -282,26 +282,11 @@ class FeedActor(SupervisedActor):
 
     def _journal_bars(self, bars: list[Bar], recv: float) -> None:
         if self.cfg.journal.bars == "all":
-            records = [
-                event_record(
-                    self.deployment,
-                    EventKind.BAR,
-                    recv,
-                    {
-                        "symbol": b.symbol,
-                        "ts": b.ts.isoformat(),
-                        "open": b.open,
-                        "high": b.high,
-                        "low": b.low,
-                        "close": b.close,
-                        "volume": b.volume,
-                    },
-                    event_id=f"bar/{b.symbol}/{b.ts.isoformat()}",
-                )
-                for b in bars
-            ]
-            self.outbox.journal(records, [])
-            return
+            # Recorded as columnar chunks by the journal actor, on the state node; the journal
+            # itself gets only the summaries below (one event per bar would cost its throughput).
+            self.outbox.send_nowait(
+                ROLE_JOURNAL, JournalApi.record_bars, BarBatch(bars), self.peers.stamps()
+            )
         # Per bar only a count and the last bar; the summary's text is made once per interval.
         counts, last = self._summary_counts, self._summary_last
         for b in bars:
