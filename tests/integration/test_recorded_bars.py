@@ -8,12 +8,14 @@ from __future__ import annotations
 import itertools
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
+import ray
 
 from tests.helpers import eventually
 from tests.integration.conftest import make_config
-from tests.integration.harness import journal_counts, live_status, running, wait_for_kind
+from tests.integration.harness import actor, journal_counts, live_status, running, wait_for_kind
 from tradeplane.backtest.bars_recorded import read_recorded_bars
 from tradeplane.core.model import Bar
 from tradeplane.journal.bar_store import bars_dir, chunks
@@ -29,6 +31,11 @@ def _series(state: Path) -> dict[str, list[Bar]]:
     for bar in read_recorded_bars(state):
         out.setdefault(bar.symbol, []).append(bar)
     return out
+
+
+def _recording(name: str) -> dict[str, Any]:
+    beat = ray.get(actor(name, "journal").heartbeat.remote(), timeout=10)
+    return cast(dict[str, Any], beat["recorded_bars"])
 
 
 def _unbroken(bars: list[Bar], step: timedelta) -> bool:
@@ -63,6 +70,11 @@ def test_journal_sigkilled_mid_chunk_then_lost_open_chunk_refetched_and_series_u
     step = timedelta(seconds=cfg.venue.sim.bar_interval_s)
     with running(cfg) as run:
         eventually(lambda: len(chunks(bars_dir(state))) >= 1, timeout_s=60, what="a chunk")
+        eventually(
+            lambda: _recording(run.name)["bars_open"] >= 100,
+            timeout_s=30,
+            what="100 bars in the open chunk",
+        )
         closed = {s: bars[-1].ts for s, bars in _series(state).items()}
         assert kill_actor(run.name, "journal", "sigkill")["ok"]
 
@@ -78,6 +90,8 @@ def test_journal_sigkilled_mid_chunk_then_lost_open_chunk_refetched_and_series_u
             timeout_s=90,
             what="bars recorded well past the kill",
         )
+        # What the killed journal held open came back from the feed, not from luck.
+        assert _recording(run.name)["refilled_bars"] >= 100
     series = _series(state)
     for symbol, bars in series.items():
         assert bars[0].ts < closed[symbol] < bars[-1].ts

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ from tradeplane.journal.store import JournalStore
 from tradeplane.telemetry.metrics import ActorMetrics
 
 T = TypeVar("T")
+log = logging.getLogger("tradeplane.journal")
 
 
 @dataclass(slots=True)
@@ -242,11 +244,18 @@ class JournalActor(JournalReads, SupervisedActor):
         for name, (doc, unit, read) in readings.items():
             self.metrics.gauge(name, doc, unit, _observe(read))
         # Recorded bars beside the record, on this (the state) node; pyarrow is loaded only here.
+        # A bars directory that cannot be used costs the recording, never the journal: it is
+        # said in the heartbeat and the log, and trading goes on.
         self.bar_recording: Any = None
+        self.bar_recording_error: str | None = None
         if cfg.bars == "all":
             from tradeplane.actors.bar_recording import BarRecording
 
-            self.bar_recording = BarRecording(deployment, self.state_dir, cfg)
+            try:
+                self.bar_recording = BarRecording(deployment, self.state_dir, cfg)
+            except Exception as exc:
+                self.bar_recording_error = f"{type(exc).__name__}: {exc}"
+                log.error("recorded bars disabled: %s", self.bar_recording_error)
 
     async def ready(self) -> dict[str, Any]:
         settle_after_start_up()
@@ -325,7 +334,11 @@ class JournalActor(JournalReads, SupervisedActor):
             "errors": self.core.errors,
             "refused": dict(self.refused),
             "fences": self.fences.as_dict(),
-            "recorded_bars": None if self.bar_recording is None else self.bar_recording.stats(),
+            "recorded_bars": (
+                {"error": self.bar_recording_error}
+                if self.bar_recording is None
+                else self.bar_recording.stats()
+            ),
             "paths": {
                 "db": str(self.core.store.db_path),
                 "jsonl": str(self.core.store.jsonl_path),

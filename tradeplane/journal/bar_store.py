@@ -89,8 +89,14 @@ def last_recorded(directory: Path) -> dict[str, datetime]:
     """The newest recorded open time per symbol, from the chunks' footers (no bars read)."""
     last: dict[str, datetime] = {}
     for chunk in chunks(directory):
-        meta = pq.read_schema(chunk.path).metadata or {}
-        for symbol, iso in json.loads(meta.get(LAST_TS_KEY, b"{}")).items():
+        try:
+            meta = pq.read_schema(chunk.path).metadata or {}
+            found = json.loads(meta.get(LAST_TS_KEY, b"{}"))
+        except (OSError, ValueError, pa.ArrowException):
+            # Damaged after it was closed (the disk): readers refuse it with its name; the
+            # writer goes on after the chunks it can read.
+            continue
+        for symbol, iso in found.items():
             ts = datetime.fromisoformat(iso)
             if symbol not in last or ts > last[symbol]:
                 last[symbol] = ts

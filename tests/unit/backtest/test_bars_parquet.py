@@ -209,3 +209,19 @@ def test_many_row_groups_then_memory_flat(tmp_path: Path) -> None:
     assert count == n
     # Python-side peak: a record batch's worth of rows, not the file (~200k Bars > 40 MB).
     assert peak < 16 * 1024 * 1024
+
+
+def test_timestamp_beyond_year_9999_then_refused_with_its_row(tmp_path: Path) -> None:
+    cols = columns(2)
+    micros = [int(t.timestamp() * 1_000_000) for t in cols["ts"]]
+    micros[1] = 300_000_000_000 * 1_000_000  # year ~11000
+    cols["ts"] = micros
+    error = refused(write(tmp_path, cols, {"ts": pa.timestamp("us", tz="UTC")}))
+    assert error.line == 2
+
+
+def test_good_batches_and_a_bad_one_then_rows_numbered_across_both_paths(tmp_path: Path) -> None:
+    cols = columns(40_000)  # three record batches; the bad row is in the third
+    cols["low"][35_000] = 12.0
+    error = refused(write(tmp_path, cols))
+    assert error.line == 35_001 and "inconsistent" in str(error)

@@ -157,3 +157,10 @@ def test_many_chunks_then_opened_one_at_a_time(tmp_path: Path) -> None:
     first = [next(merged) for _ in range(3)]
     assert keys(first) == [("A", 0), ("A", 1), ("A", 2)] and len(opened) == 2
     assert len(list(merged)) == 37 and len(opened) == 20
+
+
+def test_damaged_chunk_then_writer_still_opens_after_the_readable_ones(tmp_path: Path) -> None:
+    rec = recorder(tmp_path, max_bars=1)
+    rec.add([bar("A", 0), bar("A", 1)], now=0.0)
+    chunks(bars_dir(tmp_path))[1].path.write_bytes(b"not parquet")
+    assert recorder(tmp_path).floor == {"A": T0}
