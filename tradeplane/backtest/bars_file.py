@@ -172,3 +172,12 @@ def read_csv_bars(path: Path, keep: BarFilter | None = None) -> Iterator[Bar]:
             raise BarFileError(path, None, f"not UTF-8 text ({exc.reason})") from None
         except csv.Error as exc:
             raise BarFileError(path, reader.line_num, f"malformed CSV: {exc}") from None
+
+
+def read_bars_file(path: Path, keep: BarFilter | None = None) -> Iterator[Bar]:
+    """A bars file by its extension: ``.parquet`` / ``.pq`` (``bars_parquet``), else CSV."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        from tradeplane.backtest.bars_parquet import read_parquet_bars  # pyarrow: only here
+
+        return read_parquet_bars(path, keep)
+    return read_csv_bars(path, keep)

@@ -48,3 +48,12 @@ def test_failure_mid_fetch_then_no_file_and_no_temp_left(tmp_path: Path) -> None
 def test_unknown_extension_then_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\.parquet"):
         BarWriter(tmp_path / "b.json")
+
+
+def test_read_bars_file_then_reader_chosen_by_extension(tmp_path: Path) -> None:
+    from tradeplane.backtest.bars_file import read_bars_file
+
+    for name in ("b.csv", "b.parquet"):
+        with BarWriter(tmp_path / name) as writer:
+            writer.write(bars(0, 3))
+        assert list(read_bars_file(tmp_path / name)) == bars(0, 3)
