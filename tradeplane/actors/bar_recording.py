@@ -3,11 +3,11 @@ journal: a ``BarRecorder`` on its own thread (a chunk's write and fsync never wa
 up, a journal commit), closed on a timer as well as when full.
 
 After a restart the open chunk of the killed predecessor is gone: on the first bars of each
-symbol the recorder names the stretch missing (``BarRecorder.gaps``) and it is refetched from
-the feed's recent bars (``FeedApi.bars_since``: for the sim venue the venue's own history, for
-OKX / Binance the bars the source fetched over REST). A feed that does not have them all (it
-restarted too, or the gap is longer than ``[supervisor] replay_bars``) leaves a hole; a feed
-that cannot be reached at all is counted in ``stats()["refill_short"]`` and logged.
+symbol the recorder names the stretch missing (``BarRecorder.gaps``) and it is refetched
+through the feed (``FeedApi.history_since``): its recent bars (for the sim venue, the venue's
+own history) and, where the venue has REST history (OKX, Binance), what the feed no longer
+keeps. What neither has (an IB feed that restarted too) stays a hole; a feed that cannot be
+reached at all is counted in ``stats()["refill_short"]`` and logged.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class BarRecording:
             feed = self.peers.remote(ROLE_FEED)
             if feed is not None:
                 try:
-                    bars = list(await feed.call(FeedApi.bars_since, list(gaps), since))
+                    bars = list(await feed.call(FeedApi.history_since, list(gaps), since))
                     break
                 except Exception:
                     self.peers.forget(ROLE_FEED)

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import ray
@@ -37,6 +37,7 @@ from tradeplane.protocol.api import BarSubscriberApi, JournalApi
 from tradeplane.protocol.events import EventKind, MessageKind
 from tradeplane.protocol.roles import ROLE_FEED, ROLE_JOURNAL, Role
 from tradeplane.telemetry.actors import actor_metrics
+from tradeplane.venues.history import missing_after
 from tradeplane.venues.sim import MarketSimulator
 from tradeplane.venues.sim.faults import FaultBook, FaultKind
 from tradeplane.venues.sources import external_source
@@ -46,6 +47,7 @@ SNAPSHOT_EVERY_S = 1.0
 # At most this many of the simulator's ticks in one push when the feed is behind schedule.
 MAX_TICKS_PER_PUSH = 16
 STREAM_STOP_S = 10.0
+HISTORY_STEP = timedelta(minutes=1)  # the 1-minute bars of the venues with REST history
 log = logging.getLogger("tradeplane.feed")
 
 
@@ -321,6 +323,32 @@ class FeedActor(SupervisedActor):
             cutoff = since.get(symbol)
             cut = datetime.fromisoformat(cutoff) if cutoff else None
             out.extend(b for b in self.ring.get(symbol, ()) if cut is None or b.ts > cut)
+        out.sort(key=lambda b: (b.ts, b.symbol))
+        return BarBatch(out)
+
+    async def history_since(self, symbols: list[str], since: dict[str, str]) -> list[Bar]:
+        """Bars after ``since[symbol]`` for the recorded bars a restarted journal lost: the
+        ones kept in memory and, before them, what the venue's REST history has that the feed
+        no longer keeps (OKX, Binance; the simulator's bars are all kept, IB's are not
+        refetched here). Best effort: a venue that does not answer leaves the hole, logged."""
+        out = list(await self.bars_since(symbols, since))
+        fetch = getattr(self.source, "history", None)
+        if fetch is None:
+            return BarBatch(out)
+        now = datetime.now(UTC)
+        for symbol in symbols:
+            cutoff = since.get(symbol)
+            if not cutoff:
+                continue
+            cut = datetime.fromisoformat(cutoff)
+            kept = [b.ts for b in self.ring.get(symbol, ()) if b.ts > cut]
+            stretch = missing_after(cut, kept, now, HISTORY_STEP)
+            if stretch is None:
+                continue
+            try:
+                out.extend(await fetch(symbol, *stretch))
+            except Exception as exc:
+                log.warning("feed: %s history %s..%s not fetched: %s", symbol, *stretch, exc)
         out.sort(key=lambda b: (b.ts, b.symbol))
         return BarBatch(out)
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import aiohttp
 
 from tradeplane.core.errors import OperationalError
+from tradeplane.core.model import Bar
 from tradeplane.core.retry import Backoff
 
 T = TypeVar("T")
@@ -80,3 +82,18 @@ class Paced:
             self.retries += 1
             await self.sleep(max(hint or 0.0, self.backoff.next()))
         raise AssertionError("unreachable")
+
+
+def missing_after(
+    since: datetime, kept: Sequence[datetime], now: datetime, step: timedelta
+) -> tuple[datetime, datetime] | None:
+    """The open times after ``since`` that the bars ``kept`` (oldest first) do not reach back
+    to: ``[since + step, kept[0])``, or up to ``now`` when none are kept; None when nothing is
+    missing before them."""
+    start = since + step
+    end = kept[0] if kept else now
+    return (start, end) if start < end else None
+
+
+async def collect(pages: AsyncIterator[list[Bar]]) -> list[Bar]:
+    return [bar async for page in pages for bar in page]
