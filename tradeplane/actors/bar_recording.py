@@ -33,6 +33,7 @@ T = TypeVar("T")
 log = logging.getLogger("tradeplane.journal.bars")
 REFILL_ATTEMPTS = 20
 REFILL_RETRY_S = 0.5
+RESTART_MARGIN_S = 120.0
 
 
 class BarRecording:
@@ -48,6 +49,9 @@ class BarRecording:
         ).result()
         self.peers = Peers(deployment)
         self.interval_s = cfg.bar_chunk_interval_s
+        # What a killed journal can have lost: its open chunk (at most one interval old) and
+        # what came while it restarted; REST history further back is not this run's to record.
+        self.lookback_s = 2 * cfg.bar_chunk_interval_s + RESTART_MARGIN_S
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.Task[None] | None = None
         self.errors = 0
@@ -86,7 +90,9 @@ class BarRecording:
             feed = self.peers.remote(ROLE_FEED)
             if feed is not None:
                 try:
-                    bars = list(await feed.call(FeedApi.history_since, list(gaps), since))
+                    bars = list(
+                        await feed.call(FeedApi.history_since, list(gaps), since, self.lookback_s)
+                    )
                     break
                 except Exception:
                     self.peers.forget(ROLE_FEED)

@@ -326,11 +326,15 @@ class FeedActor(SupervisedActor):
         out.sort(key=lambda b: (b.ts, b.symbol))
         return BarBatch(out)
 
-    async def history_since(self, symbols: list[str], since: dict[str, str]) -> list[Bar]:
+    async def history_since(
+        self, symbols: list[str], since: dict[str, str], lookback_s: float
+    ) -> list[Bar]:
         """Bars after ``since[symbol]`` for the recorded bars a restarted journal lost: the
         ones kept in memory and, before them, what the venue's REST history has that the feed
         no longer keeps (OKX, Binance; the simulator's bars are all kept, IB's are not
-        refetched here). Best effort: a venue that does not answer leaves the hole, logged."""
+        refetched here), only within the last ``lookback_s``: what the journal can have lost,
+        never bars from before this run that no strategy saw. Best effort: a venue that does
+        not answer leaves the hole, logged."""
         out = list(await self.bars_since(symbols, since))
         fetch = getattr(self.source, "history", None)
         if fetch is None:
@@ -344,6 +348,9 @@ class FeedActor(SupervisedActor):
             kept = [b.ts for b in self.ring.get(symbol, ()) if b.ts > cut]
             stretch = missing_after(cut, kept, now, HISTORY_STEP)
             if stretch is None:
+                continue
+            stretch = (max(stretch[0], now - timedelta(seconds=lookback_s)), stretch[1])
+            if stretch[0] >= stretch[1]:
                 continue
             try:
                 out.extend(await fetch(symbol, *stretch))
