@@ -129,6 +129,7 @@ class BinanceStandin:
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_get("/api/v3/klines", self._klines)
+        app.router.add_get("/api/v3/time", self._time)
         for path in ("/ws", "/ws/{stream}", "/stream"):
             app.router.add_get(path, self._ws)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1)
@@ -226,6 +227,10 @@ class BinanceStandin:
     def klines(self, symbol: str) -> list[list[Any]]:
         """All REST rows for ``symbol``: closed history then the open kline."""
         return [k.row() for k in [*self._closed[symbol], self._open[symbol]]]
+
+    async def _time(self, request: web.Request) -> web.Response:
+        """The stand-in's clock: the open kline is the one forming now."""
+        return web.json_response({"serverTime": self.now_ms})
 
     async def _klines(self, request: web.Request) -> web.Response:
         query = dict(request.query)

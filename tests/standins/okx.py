@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from aiohttp import WSMsgType, web
 
 CANDLES_PATH = "/api/v5/market/candles"
+HISTORY_CANDLES_PATH = "/api/v5/market/history-candles"
 WS_PATH = "/ws/v5/business"
 MINUTE_MS = 60_000
 HISTORY_BARS = 1440
@@ -61,6 +62,7 @@ class OkxStandin:
         start_ms: int = DEFAULT_START_MS,
         seed: int = 0,
         idle_timeout_s: float = 30.0,
+        history_bars: int = HISTORY_BARS,
     ) -> None:
         self.idle_timeout_s = idle_timeout_s
         self._open_ms = start_ms - start_ms % MINUTE_MS
@@ -71,7 +73,7 @@ class OkxStandin:
             rng = self._rngs[sym] = random.Random(f"okx-standin:{seed}:{sym}")
             self._close[sym] = float(_fmt(10 ** rng.uniform(1.0, 4.8)))
             self._rows[sym] = []
-            for i in range(HISTORY_BARS, 0, -1):
+            for i in range(max(history_bars, HISTORY_BARS), 0, -1):
                 self._rows[sym].append(self._next_row(sym, self._open_ms - i * MINUTE_MS))
         self._lock = threading.Lock()
         self._rate_left, self._rate_429 = 0, False
@@ -115,6 +117,7 @@ class OkxStandin:
     async def _start(self) -> int:
         app = web.Application()
         app.router.add_get(CANDLES_PATH, self._candles)
+        app.router.add_get(HISTORY_CANDLES_PATH, self._history_candles)
         app.router.add_get(WS_PATH, self._ws)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -185,6 +188,15 @@ class OkxStandin:
     # ------------------------------------------------------------ REST
 
     async def _candles(self, request: web.Request) -> web.Response:
+        return await self._answer_candles(request, HISTORY_BARS, 300)
+
+    async def _history_candles(self, request: web.Request) -> web.Response:
+        """As ``candles``, over the whole history the stand-in holds, at most 100 a page."""
+        return await self._answer_candles(request, None, 100)
+
+    async def _answer_candles(
+        self, request: web.Request, keep: int | None, max_limit: int
+    ) -> web.Response:
         query = dict(request.query)
         with self._lock:
             self._rest_requests.append(query)
@@ -211,9 +223,10 @@ class OkxStandin:
             return _answer("51000", "Parameter limit, after or before error")
         if limit < 1:
             return _answer("51000", "Parameter limit error")
-        rows = [self._evolving_row(inst), *reversed(self._rows[inst][-HISTORY_BARS:])]
+        held = self._rows[inst] if keep is None else self._rows[inst][-keep:]
+        rows = [self._evolving_row(inst), *reversed(held)]
         lo, hi = before if before is not None else -1, after if after is not None else 1 << 62
-        return _answer("0", "", [r for r in rows if lo < int(r[0]) < hi][: min(limit, 300)])
+        return _answer("0", "", [r for r in rows if lo < int(r[0]) < hi][: min(limit, max_limit)])
 
     # ------------------------------------------------------------ WebSocket
 

@@ -17,6 +17,7 @@ crosses it. ``fill_in_parts(n)`` splits every later fill into n executions. Comm
 from __future__ import annotations
 
 import asyncio
+import calendar
 import concurrent.futures
 import threading
 import time
@@ -57,6 +58,12 @@ class _Session:
     rt_bars: dict[int, str] = field(default_factory=dict)  # reqId -> symbol
     hist_subs: dict[int, tuple[str, bool]] = field(default_factory=dict)  # reqId -> sym, epoch
     hung_up: bool = False  # pacing violated: nothing more is answered
+
+
+def _parse_end(text: str) -> int:
+    """An endDateTime as ib_async sends it: ``yyyymmdd-HH:MM:SS`` (UTC) or with `` UTC``."""
+    text = text.strip().removesuffix(" UTC").replace(" ", "-")
+    return calendar.timegm(time.strptime(text, "%Y%m%d-%H:%M:%S"))
 
 
 class FakeTws:
@@ -650,15 +657,17 @@ class FakeTws:
         s.rt_bars[int(f[2])] = m.parse_contract(f[3:])["symbol"]
 
     def _req_historical(self, s: _Session, f: list[str]) -> None:
-        """1-min bars up to the bar clock's minute, flat at the symbol's price (or 100)."""
+        """1-min bars up to the bar clock's minute (or the request's end, if earlier), flat at
+        the symbol's price (or 100)."""
         req_id, c = int(f[1]), m.parse_contract(f[2:])
         end_text, _size, duration, _rth, _what, fmt_date = f[15:21]
         n, unit = [*duration.split(), "D"][:2] if duration else ("1", "D")
         count = max(1, min(int(n) * _DURATION_S.get(unit, 86_400) // 60, 5000))
         price, epoch = self._prices.get(c["symbol"], 100.0), fmt_date == "2"
-        self._send(
-            s, m.encode_historical_data(req_id, self.bar_clock // 60 * 60, count, price, epoch)
-        )
+        end = now = self.bar_clock // 60 * 60
+        if end_text:  # an explicit end (UTC): bars up to it, none past the bar clock
+            end = min(now, _parse_end(end_text) // 60 * 60)
+        self._send(s, m.encode_historical_data(req_id, end, count, price, epoch))
         if len(f) > 21 and f[21] == "1" and not end_text:  # keepUpToDate
             s.hist_subs[req_id] = (c["symbol"], epoch)
 

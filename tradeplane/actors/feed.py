@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import ray
@@ -33,10 +33,11 @@ from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import InvalidMarketData
 from tradeplane.core.model import Bar, BarBatch, Envelope
 from tradeplane.journal.records import JournalRecord, StateWrite
-from tradeplane.protocol.api import BarSubscriberApi
+from tradeplane.protocol.api import BarSubscriberApi, JournalApi
 from tradeplane.protocol.events import EventKind, MessageKind
-from tradeplane.protocol.roles import ROLE_FEED, Role
+from tradeplane.protocol.roles import ROLE_FEED, ROLE_JOURNAL, Role
 from tradeplane.telemetry.actors import actor_metrics
+from tradeplane.venues.history import missing_after
 from tradeplane.venues.sim import MarketSimulator
 from tradeplane.venues.sim.faults import FaultBook, FaultKind
 from tradeplane.venues.sources import external_source
@@ -46,6 +47,7 @@ SNAPSHOT_EVERY_S = 1.0
 # At most this many of the simulator's ticks in one push when the feed is behind schedule.
 MAX_TICKS_PER_PUSH = 16
 STREAM_STOP_S = 10.0
+HISTORY_STEP = timedelta(minutes=1)  # the 1-minute bars of the venues with REST history
 log = logging.getLogger("tradeplane.feed")
 
 
@@ -282,26 +284,11 @@ class FeedActor(SupervisedActor):
 
     def _journal_bars(self, bars: list[Bar], recv: float) -> None:
         if self.cfg.journal.bars == "all":
-            records = [
-                event_record(
-                    self.deployment,
-                    EventKind.BAR,
-                    recv,
-                    {
-                        "symbol": b.symbol,
-                        "ts": b.ts.isoformat(),
-                        "open": b.open,
-                        "high": b.high,
-                        "low": b.low,
-                        "close": b.close,
-                        "volume": b.volume,
-                    },
-                    event_id=f"bar/{b.symbol}/{b.ts.isoformat()}",
-                )
-                for b in bars
-            ]
-            self.outbox.journal(records, [])
-            return
+            # Recorded as columnar chunks by the journal actor, on the state node; the journal
+            # itself gets only the summaries below (one event per bar would cost its throughput).
+            self.outbox.send_nowait(
+                ROLE_JOURNAL, JournalApi.record_bars, BarBatch(bars), self.peers.stamps()
+            )
         # Per bar only a count and the last bar; the summary's text is made once per interval.
         counts, last = self._summary_counts, self._summary_last
         for b in bars:
@@ -336,6 +323,39 @@ class FeedActor(SupervisedActor):
             cutoff = since.get(symbol)
             cut = datetime.fromisoformat(cutoff) if cutoff else None
             out.extend(b for b in self.ring.get(symbol, ()) if cut is None or b.ts > cut)
+        out.sort(key=lambda b: (b.ts, b.symbol))
+        return BarBatch(out)
+
+    async def history_since(
+        self, symbols: list[str], since: dict[str, str], lookback_s: float
+    ) -> list[Bar]:
+        """Bars after ``since[symbol]`` for the recorded bars a restarted journal lost: the
+        ones kept in memory and, before them, what the venue's REST history has that the feed
+        no longer keeps (OKX, Binance; the simulator's bars are all kept, IB's are not
+        refetched here), only within the last ``lookback_s``: what the journal can have lost,
+        never bars from before this run that no strategy saw. Best effort: a venue that does
+        not answer leaves the hole, logged."""
+        out = list(await self.bars_since(symbols, since))
+        fetch = getattr(self.source, "history", None)
+        if fetch is None:
+            return BarBatch(out)
+        now = datetime.now(UTC)
+        for symbol in symbols:
+            cutoff = since.get(symbol)
+            if not cutoff:
+                continue
+            cut = datetime.fromisoformat(cutoff)
+            kept = [b.ts for b in self.ring.get(symbol, ()) if b.ts > cut]
+            stretch = missing_after(cut, kept, now, HISTORY_STEP)
+            if stretch is None:
+                continue
+            stretch = (max(stretch[0], now - timedelta(seconds=lookback_s)), stretch[1])
+            if stretch[0] >= stretch[1]:
+                continue
+            try:
+                out.extend(await fetch(symbol, *stretch))
+            except Exception as exc:
+                log.warning("feed: %s history %s..%s not fetched: %s", symbol, *stretch, exc)
         out.sort(key=lambda b: (b.ts, b.symbol))
         return BarBatch(out)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from tradeplane.config.models import JournalConfig, TradeplaneConfig
 from tradeplane.config.settings import with_node_credentials
 from tradeplane.core.errors import StaleEpochError
 from tradeplane.core.fencing import FENCE_SCOPE, FenceTable, Stamp
+from tradeplane.core.model import Bar
 from tradeplane.core.redact import REDACTOR, Redactor
 from tradeplane.core.run_record import JournalIdentity
 from tradeplane.journal import queries
@@ -35,6 +37,7 @@ from tradeplane.journal.store import JournalStore
 from tradeplane.telemetry.metrics import ActorMetrics
 
 T = TypeVar("T")
+log = logging.getLogger("tradeplane.journal")
 
 
 @dataclass(slots=True)
@@ -240,6 +243,19 @@ class JournalActor(JournalReads, SupervisedActor):
         }
         for name, (doc, unit, read) in readings.items():
             self.metrics.gauge(name, doc, unit, _observe(read))
+        # Recorded bars beside the record, on this (the state) node; pyarrow is loaded only here.
+        # A bars directory that cannot be used costs the recording, never the journal: it is
+        # said in the heartbeat and the log, and trading goes on.
+        self.bar_recording: Any = None
+        self.bar_recording_error: str | None = None
+        if cfg.bars == "all":
+            from tradeplane.actors.bar_recording import BarRecording
+
+            try:
+                self.bar_recording = BarRecording(deployment, self.state_dir, cfg)
+            except Exception as exc:
+                self.bar_recording_error = f"{type(exc).__name__}: {exc}"
+                log.error("recorded bars disabled: %s", self.bar_recording_error)
 
     async def ready(self) -> dict[str, Any]:
         settle_after_start_up()
@@ -270,6 +286,18 @@ class JournalActor(JournalReads, SupervisedActor):
             records, state = redact_batch(REDACTOR, records, state)
         pending = self.core.submit(records, state)
         return await pending.done
+
+    async def record_bars(self, bars: Sequence[Bar], stamps: Sequence[Stamp] = ()) -> None:
+        """Add the feed's bars to the recorded bars (``[journal] bars = "all"``; else ignored).
+        Not the journal: a bar here costs no commit, and the open chunk may be lost to a crash
+        (refetched after the restart, see ``actors.bar_recording``)."""
+        try:
+            self.fences.check(stamps)
+        except StaleEpochError as exc:
+            self.refused[exc.role] = self.refused.get(exc.role, 0) + 1
+            raise
+        if self.bar_recording is not None:
+            await self.bar_recording.record(bars)
 
     async def fence(self, role: str, epoch: int) -> int:
         """From now on refuse ``role``'s writes stamped below ``epoch`` (in force at once for
@@ -306,6 +334,11 @@ class JournalActor(JournalReads, SupervisedActor):
             "errors": self.core.errors,
             "refused": dict(self.refused),
             "fences": self.fences.as_dict(),
+            "recorded_bars": (
+                {"error": self.bar_recording_error}
+                if self.bar_recording is None
+                else self.bar_recording.stats()
+            ),
             "paths": {
                 "db": str(self.core.store.db_path),
                 "jsonl": str(self.core.store.jsonl_path),
@@ -329,6 +362,8 @@ class JournalActor(JournalReads, SupervisedActor):
         return out
 
     async def close(self) -> int:
+        if self.bar_recording is not None:
+            await self.bar_recording.close()
         await self.core.flush()
         seq = self.core.store.last_seq
         self.core.close()

@@ -42,8 +42,9 @@ COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
 class BarFileError(TradeplaneError):
     """A bars file that cannot be used: which file, which line, and why."""
 
-    def __init__(self, path: Path, line: int | None, reason: str) -> None:
-        where = f"{path}" if line is None else f"{path}, line {line}"
+    def __init__(self, path: Path, line: int | None, reason: str, *, unit: str = "line") -> None:
+        # ``unit``: "line" for a text file, "row" (1 = the first data row) for a Parquet file.
+        where = f"{path}" if line is None else f"{path}, {unit} {line}"
         super().__init__(f"{where}: {reason}")
         self.path, self.line, self.reason = path, line, reason
 
@@ -119,24 +120,37 @@ def _bar(row: dict[str, str]) -> Bar:
     )
 
 
+class SymbolOrder:
+    """Within one symbol, bars in strictly increasing ``ts``; a bar at or before the previous
+    one of its symbol is refused with both line (or row) numbers."""
+
+    def __init__(self, path: Path, unit: str = "line") -> None:
+        self.path, self.unit = path, unit
+        self.last: dict[str, tuple[datetime, int]] = {}
+
+    def check(self, bar: Bar, line: int) -> None:
+        previous = self.last.get(bar.symbol)
+        if previous is not None and bar.ts <= previous[0]:
+            what = "a duplicate of" if bar.ts == previous[0] else "out of order after"
+            raise BarFileError(
+                self.path,
+                line,
+                f"{bar.symbol} bar at {bar.ts.isoformat()} is {what} {self.unit} {previous[1]} "
+                f"({previous[0].isoformat()})",
+                unit=self.unit,
+            )
+        self.last[bar.symbol] = (bar.ts, line)
+
+
 def checked_bars(path: Path, rows: Iterable[dict[str, str]], first_line: int = 2) -> Iterator[Bar]:
     """Every row as a ``Bar``, in file order, each checked (values, then order per symbol)."""
-    last: dict[str, tuple[datetime, int]] = {}
+    order = SymbolOrder(path)
     for line, row in enumerate(rows, start=first_line):
         try:
             bar = _bar(row)
         except (ValueError, InvalidMarketData) as exc:
             raise BarFileError(path, line, str(exc)) from None
-        previous = last.get(bar.symbol)
-        if previous is not None and bar.ts <= previous[0]:
-            what = "a duplicate of" if bar.ts == previous[0] else "out of order after"
-            raise BarFileError(
-                path,
-                line,
-                f"{bar.symbol} bar at {bar.ts.isoformat()} is {what} line {previous[1]} "
-                f"({previous[0].isoformat()})",
-            )
-        last[bar.symbol] = (bar.ts, line)
+        order.check(bar, line)
         yield bar
 
 
@@ -158,3 +172,12 @@ def read_csv_bars(path: Path, keep: BarFilter | None = None) -> Iterator[Bar]:
             raise BarFileError(path, None, f"not UTF-8 text ({exc.reason})") from None
         except csv.Error as exc:
             raise BarFileError(path, reader.line_num, f"malformed CSV: {exc}") from None
+
+
+def read_bars_file(path: Path, keep: BarFilter | None = None) -> Iterator[Bar]:
+    """A bars file by its extension: ``.parquet`` / ``.pq`` (``bars_parquet``), else CSV."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        from tradeplane.backtest.bars_parquet import read_parquet_bars  # pyarrow: only here
+
+        return read_parquet_bars(path, keep)
+    return read_csv_bars(path, keep)

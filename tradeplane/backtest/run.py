@@ -7,10 +7,11 @@ Bar sources (each an ``Iterator[Bar]`` in non-decreasing ``ts``, streamed):
 - the seeded sim market (the offline default): what the sim venue streams for the config's
   ``[venue.sim]`` (symbols, seed, interval, initial prices), from ``--from`` (default
   ``SIM_DEFAULT_START``) to ``--to`` (default one day later);
-- a bars file, by its suffix (``BAR_READERS``): CSV now; Parquet and a deployment's recorded bars
-  register their reader there with the same ``(path, BarFilter) -> Iterator[Bar]`` shape. A file
-  is read once per symbol and the readers are merged by time (``heapq.merge``), so a file grouped
-  by symbol needs no sorting and is never loaded whole.
+- a bars file, by its suffix (``BAR_READERS``): CSV or Parquet. A file is read once per symbol
+  and the readers are merged by time (``heapq.merge``), so a file grouped by symbol needs no
+  sorting and is never loaded whole;
+- a directory: the bars a deployment recorded (``[journal] bars = "all"``), its state dir or the
+  ``bars`` directory in it.
 """
 
 from __future__ import annotations
@@ -48,12 +49,27 @@ from tradeplane.core.errors import OperationalError
 from tradeplane.core.model import Bar
 from tradeplane.core.session import make_calendar
 from tradeplane.core.strategy import load_strategy_class
+from tradeplane.journal.bar_store import BARS_DIR
 from tradeplane.venues.sim.market import MarketSimulator
 
 BarReader = Callable[[Path, BarFilter], Iterator[Bar]]
 # Readers by file suffix. The Parquet reader (``bars_parquet``) and the recorded-bars store add
 # themselves here when merged; a directory (a state dir's recorded bars) is looked up as "/".
-BAR_READERS: dict[str, BarReader] = {".csv": read_csv_bars}
+
+
+def _parquet(path: Path, keep: BarFilter) -> Iterator[Bar]:
+    from tradeplane.backtest.bars_parquet import read_parquet_bars  # pyarrow: only when used
+
+    return read_parquet_bars(path, keep)
+
+
+def _recorded(state_dir: Path, keep: BarFilter) -> Iterator[Bar]:
+    from tradeplane.backtest.bars_recorded import read_recorded_bars  # pyarrow: only when used
+
+    return read_recorded_bars(state_dir, keep)
+
+
+BAR_READERS: dict[str, BarReader] = {".csv": read_csv_bars, ".parquet": _parquet, ".pq": _parquet}
 SIM_DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 SIM_DEFAULT_SPAN = timedelta(days=1)
 RUN_ID = "backtest"  # on_start intents derive from it (they differ from a live run's anyway)
@@ -148,8 +164,14 @@ def sim_bars(cfg: TradeplaneConfig, start: datetime, end: datetime) -> Iterator[
 
 
 def file_bars(path: Path, symbols: Sequence[str], keep: BarFilter) -> Iterator[Bar]:
-    """The bars of ``symbols`` in ``path``, merged by time (one streamed reader per symbol)."""
-    reader = BAR_READERS.get("/" if path.is_dir() else path.suffix.lower())
+    """The bars of ``symbols`` in ``path``, merged by time (one streamed reader per symbol).
+    A directory is a deployment's recorded bars (its state dir, or the ``bars`` dir in it):
+    already one series in time order, within a bar time in the order the feed delivered."""
+    if path.is_dir():
+        inside = path.name == BARS_DIR and not (path / BARS_DIR).is_dir()
+        chosen = frozenset(s for s in symbols if keep.symbols is None or s in keep.symbols)
+        return _recorded(path.parent if inside else path, BarFilter(chosen, keep.start, keep.end))
+    reader = BAR_READERS.get(path.suffix.lower())
     if reader is None:
         known = ", ".join(sorted(BAR_READERS))
         raise BarFileError(path, None, f"no reader for this kind of file (known: {known})")

@@ -16,6 +16,7 @@ from rich.markup import escape
 from tradeplane import __version__
 from tradeplane.cli import output, render
 from tradeplane.cli.backtest_cmd import backtest_command
+from tradeplane.cli.bars_cmd import bars_app
 from tradeplane.cli.chaos_cmd import chaos_command, fault_command
 from tradeplane.cli.cluster_cmd import cluster_app
 from tradeplane.cli.journal_cmd import journal_app, resolve_state_dir
@@ -35,6 +36,7 @@ app = typer.Typer(
 )
 app.add_typer(journal_app, name="journal", help="Verify, tail and export a deployment's journal.")
 app.add_typer(trace_app, name="trace", help="An intent's trace from the journal; export to Jaeger.")
+app.add_typer(bars_app, name="bars", help="Download a venue's bar history into a bars file.")
 app.add_typer(cluster_app, name="cluster", help="Check that every node runs the same versions.")
 app.command("chaos")(chaos_command)
 app.command("fault")(fault_command)

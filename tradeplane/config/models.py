@@ -290,10 +290,19 @@ class JournalConfig(FrozenModel):
     """Extra wait for other writes to share a transaction. Default 0: appends that arrive while
     a commit runs share the next one anyway (group commit), so waiting only adds latency."""
     bars: Literal["all", "summary"] = "summary"
-    """Journal every bar (``all``) or a per-symbol summary every ``bar_summary_interval_s``.
-    Default ``summary``."""
+    """Record every bar (``all``) in ``<state_dir>/bars/`` as closed Parquet chunks (readable by
+    a backtest, see README "Recorded bars"), or not (``summary``). Either way the journal gets a
+    per-symbol summary every ``bar_summary_interval_s``, never one event per bar. Default
+    ``summary``."""
     bar_summary_interval_s: float = Field(default=10.0, gt=0)
-    """Seconds between bar summaries when ``bars = "summary"``. Default 10."""
+    """Seconds between bar summaries in the journal. Default 10."""
+    bar_chunk_max_bars: int = Field(default=10_000, ge=1, le=10_000_000)
+    """With ``bars = "all"``: a chunk holding this many bars is closed (written) at once.
+    Default 10000."""
+    bar_chunk_interval_s: float = Field(default=60.0, gt=0)
+    """With ``bars = "all"``: a chunk is closed at the latest this long after its first bar
+    came, so a crash loses at most this long of bars (refetched after the restart from the
+    feed's recent bars). Default 60."""
 
 
 class SupervisorConfig(FrozenModel):

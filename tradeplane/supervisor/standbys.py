@@ -79,6 +79,8 @@ def warm_modules(cfg: TradeplaneConfig) -> tuple[str, ...]:
     out = ["tradeplane.config.loading", "tradeplane.core.redact"]
     if cfg.venue.kind == "ib":
         out.append("tradeplane.venues.ib.venue")
+    if cfg.journal.bars == "all":  # the journal's recorded bars (pyarrow)
+        out += ["tradeplane.actors.bar_recording", "pyarrow.parquet"]
     if cfg.telemetry.enabled:
         out += [
             "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",

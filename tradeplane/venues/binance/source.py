@@ -17,6 +17,7 @@ from datetime import datetime
 import aiohttp
 
 from tradeplane.config.venues import BinanceFeedConfig
+from tradeplane.core.model import Bar
 from tradeplane.venues.binance.klines import (
     MINUTE_MS,
     BinanceError,
@@ -62,6 +63,19 @@ class BinanceKlineSource:
         self.state = SourceState(extra={"venue": "binance", "transport": "websocket"})
         self.tracker = ClosedKlineTracker()
         self._http: aiohttp.ClientSession | None = None
+
+    async def history(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
+        """Closed klines of ``symbol`` opening in ``[start, end)`` over REST (what the feed no
+        longer keeps, for the recorded bars after a restart)."""
+        from tradeplane.venues.binance.history import MIN_INTERVAL_S, binance_history
+        from tradeplane.venues.history import Paced, collect
+
+        timeout = aiohttp.ClientTimeout(total=self.cfg.request_timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            pages = binance_history(
+                http, self.cfg.rest_url, symbol.upper(), start, end, Paced(MIN_INTERVAL_S)
+            )
+            return await collect(pages)
 
     def resume_after(self, last: dict[str, datetime]) -> None:
         """Bars up to these open times were already delivered (the feed restarted)."""

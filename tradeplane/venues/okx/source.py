@@ -68,6 +68,17 @@ class OkxCandleSource:
         self._ids = itertools.count(1)
         self._http: aiohttp.ClientSession | None = None
 
+    async def history(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
+        """Closed bars of ``symbol`` opening in ``[start, end)`` from OKX's history endpoint
+        (what the feed no longer keeps, for the recorded bars after a restart)."""
+        from tradeplane.venues.history import Paced, collect
+        from tradeplane.venues.okx.history import MIN_INTERVAL_S, okx_history
+
+        timeout = aiohttp.ClientTimeout(total=self.cfg.request_timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            pages = okx_history(http, self.cfg.rest_url, symbol, start, end, Paced(MIN_INTERVAL_S))
+            return await collect(pages)
+
     def resume_after(self, last: dict[str, datetime]) -> None:
         """Bars up to these open times were already delivered (the feed restarted)."""
         for symbol, ts in last.items():
