@@ -18,6 +18,7 @@ from tradeplane.cli import output, render
 from tradeplane.cli.chaos_cmd import chaos_command, fault_command
 from tradeplane.cli.cluster_cmd import cluster_app
 from tradeplane.cli.journal_cmd import journal_app, resolve_state_dir
+from tradeplane.cli.report_cmd import report_command
 from tradeplane.cli.shadow_cmd import shadow_command
 from tradeplane.cli.trace_cmd import trace_app
 from tradeplane.config.loading import ConfigError, load_config
@@ -37,6 +38,7 @@ app.add_typer(cluster_app, name="cluster", help="Check that every node runs the 
 app.command("chaos")(chaos_command)
 app.command("fault")(fault_command)
 app.command("shadow")(shadow_command)
+app.command("report")(report_command)
 console, err = output.console, output.err  # both mask secrets (tradeplane.cli.output)
 
 

@@ -1,0 +1,285 @@
+"""A report's plain data to matplotlib figures, one per section.
+
+``matplotlib.figure.Figure`` directly, never ``pyplot``: no global figure registry, no GUI
+backend, so building a report is safe inside any process. A section without data gets no
+figure but a sentence saying why (``Plot.figure`` is None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from numpy.typing import NDArray
+
+from tradeplane.report.model import ReportData, Series, drawdown
+from tradeplane.telemetry.latency import percentile
+
+WIDTH_IN = 10.0
+MAX_PRICE_PANELS = 6
+HEALTH_COLOURS = {
+    "ok": "#2e9e44",
+    "ready": "#7fb7e6",
+    "starting": "#b0b0b0",
+    "waiting_for_data": "#c9c9c9",
+    "idle_market_closed": "#9ec9e8",
+    "feed_silent": "#f0a030",
+    "broker_disconnected": "#e07b24",
+    "recovering": "#f3c74d",
+    "stopped": "#555555",
+    "failed": "#d62728",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Plot:
+    key: str  # the section's id in the page and the PNG's file name
+    title: str
+    figure: Figure | None
+    note: str = ""  # what the figure shows, or why there is none
+
+
+def plain(text: str) -> str:
+    """A label as literal text: matplotlib reads ``$...$`` as mathematics."""
+    return text.replace("$", r"\$")
+
+
+def _dates(ts: Sequence[float]) -> NDArray[np.float64]:
+    """Epoch seconds as matplotlib's date numbers (days since its epoch), for a date axis."""
+    return np.asarray(date2num([datetime.fromtimestamp(t, UTC) for t in ts]), dtype=np.float64)
+
+
+def _time_axis(ax: Axes) -> None:
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=UTC))
+    ax.grid(True, alpha=0.3)
+
+
+def _figure(height_in: float, rows: int = 1) -> tuple[Figure, list[Axes]]:
+    fig = Figure(figsize=(WIDTH_IN, height_in), layout="constrained")
+    axes = fig.subplots(rows, 1, squeeze=False, sharex=True)
+    return fig, [row[0] for row in axes]
+
+
+def _overlaps(a: Series, b: Series) -> bool:
+    return bool(a.ts and b.ts) and a.ts[0] <= b.ts[-1] and b.ts[0] <= a.ts[-1]
+
+
+def _returns(s: Series) -> Series:
+    base = s.values[0] if s.values else 0.0
+    vals = tuple((v / base - 1.0) * 100.0 for v in s.values) if base else s.values
+    return Series(s.name, s.ts, vals)
+
+
+def _elapsed_h(s: Series) -> list[float]:
+    return [(t - s.ts[0]) / 3600.0 for t in s.ts]
+
+
+def equity_plot(data: ReportData) -> Plot:
+    title = "Equity"
+    if not data.equity:
+        return Plot("equity", title, None, "no equity: nothing was filled or marked")
+    total = data.equity[0]
+    fig, (ax,) = _figure(3.6)
+    if data.baseline is not None and len(data.baseline) and total.values[0]:
+        live, base = _returns(total), _returns(data.baseline)
+        note = f"live total against the baseline backtest ({data.baseline_source}), as return"
+        if _overlaps(total, data.baseline):
+            ax.plot(_dates(live.ts), live.values, label="live", lw=1.6)
+            ax.plot(_dates(base.ts), base.values, label="baseline", lw=1.2, ls="--")
+            _time_axis(ax)
+        else:
+            ax.plot(_elapsed_h(live), live.values, label="live", lw=1.6)
+            ax.plot(_elapsed_h(base), base.values, label="baseline", lw=1.2, ls="--")
+            ax.set_xlabel("hours since each one's start (their times do not overlap)")
+            ax.grid(True, alpha=0.3)
+        ax.set_ylabel("return since start (%)")
+    else:
+        for s in data.equity:
+            ax.plot(_dates(s.ts), s.values, label=plain(s.name), lw=1.6 if s is total else 1.0)
+        _time_axis(ax)
+        ax.set_ylabel("P&L" if data.equity_is_pnl else "equity")
+        note = "total and per strategy" + (
+            "" if data.kind == "backtest" or data.baseline else "; no baseline backtest given"
+        )
+    ax.legend(loc="best", fontsize="small")
+    return Plot("equity", title, fig, note)
+
+
+def drawdown_plot(data: ReportData) -> Plot:
+    title = "Drawdown"
+    if not data.equity:
+        return Plot("drawdown", title, None, "no equity, so no drawdown")
+    fig, (ax,) = _figure(2.6)
+    absolute = data.equity_is_pnl
+    scale = 1.0 if absolute else 100.0
+    curves = [("live" if data.kind == "live" else "total", data.equity[0])]
+    if (
+        data.baseline is not None
+        and len(data.baseline)
+        and _overlaps(data.equity[0], data.baseline)
+    ):
+        curves.append(("baseline", data.baseline))
+    for label, s in curves:
+        dd = drawdown(s, absolute=absolute)
+        ax.fill_between(_dates(dd.ts), [-v * scale for v in dd.values], 0, alpha=0.35, label=label)
+    _time_axis(ax)
+    ax.set_ylabel("below peak" if absolute else "below peak (%)")
+    ax.legend(loc="lower left", fontsize="small")
+    return Plot("drawdown", title, fig, "of the total equity, from its running peak")
+
+
+def drift_plot(data: ReportData) -> Plot:
+    from tradeplane.report.drift_csv import SHOWN
+
+    title = "Drift against the backtest"
+    table = data.drift
+    if table is None:
+        return Plot("drift", title, None, data.drift_note or "no drift data")
+    shown = [c for c in SHOWN if c in table.columns] or [
+        c for c in table.columns if any(v is not None for v in table.columns[c])
+    ]
+    has_equity = "equity" in table.columns
+    fig, axes = _figure(4.4 if has_equity else 2.8, rows=2 if has_equity else 1)
+    when = _dates(table.ts)
+    if has_equity:
+        eq = [float("nan") if v is None else v for v in table.columns["equity"]]
+        axes[0].plot(when, eq, lw=1.4, label="equity")
+        axes[0].set_ylabel("equity")
+        axes[0].grid(True, alpha=0.3)
+    ax = axes[-1]
+    pct = set(SHOWN)
+    for c in shown:
+        scale = 100.0 if c in pct else 1.0
+        vals = [float("nan") if v is None else v * scale for v in table.columns[c]]
+        ax.plot(when, vals, lw=1.2, label=plain(c) + (" (%)" if c in pct else ""))
+    ax.axhline(0.0, color="#888888", lw=0.8)
+    _time_axis(ax)
+    ax.legend(loc="best", fontsize="small")
+    return Plot("drift", title, fig, data.drift_note)
+
+
+def fills_plot(data: ReportData) -> Plot:
+    title = "Fills on price"
+    if not data.prices:
+        return Plot("fills", title, None, "no prices: no bars, bar summaries or fills journaled")
+    counts = {s: 0 for s in data.prices}
+    for f in data.fills:
+        if f.symbol in counts:
+            counts[f.symbol] += 1
+    symbols = sorted(counts, key=lambda s: (-counts[s], s))[:MAX_PRICE_PANELS]
+    fig, axes = _figure(1.2 + 2.0 * len(symbols), rows=len(symbols))
+    for ax, symbol in zip(axes, symbols, strict=True):
+        s = data.prices[symbol]
+        ax.plot(_dates(s.ts), s.values, lw=1.0, color="#4a4a4a", label=plain(symbol))
+        for side, marker, colour in (("buy", "^", "#1a9850"), ("sell", "v", "#d73027")):
+            pts = [f for f in data.fills if f.symbol == symbol and f.side == side]
+            if pts:
+                ax.scatter(
+                    _dates([f.ts for f in pts]),
+                    [f.price for f in pts],
+                    marker=marker,
+                    s=36,
+                    color=colour,
+                    edgecolors="black",
+                    linewidths=0.4,
+                    zorder=3,
+                    label=f"{side} ({len(pts)})",
+                )
+        ax.set_ylabel(plain(symbol))
+        ax.legend(loc="upper left", fontsize="x-small", ncols=3)
+        _time_axis(ax)
+    note = f"price from {data.price_source}; buys ▲, sells ▼"
+    if len(data.prices) > len(symbols):
+        note += f"; {len(symbols)} of {len(data.prices)} symbols (those with the most fills)"
+    return Plot("fills", title, fig, note)
+
+
+def denials_plot(data: ReportData) -> Plot:
+    title = "Denials by reason"
+    if not data.denials:
+        return Plot("denials", title, None, "no denials: risk approved every intent")
+    reasons = list(data.denials)[::-1]  # most frequent on top
+    fig, (ax,) = _figure(1.0 + 0.35 * len(reasons))
+    bars = ax.barh([plain(r) for r in reasons], [data.denials[r] for r in reasons], color="#d9822b")
+    ax.bar_label(bars, padding=3, fontsize="small")
+    ax.set_xlabel("intents denied")
+    ax.grid(True, axis="x", alpha=0.3)
+    return Plot("denials", title, fig, f"{sum(data.denials.values())} denials in all")
+
+
+def health_plot(data: ReportData) -> Plot:
+    title = "Health timeline"
+    if not data.health:
+        why = "a backtest has no health" if data.kind == "backtest" else "no health_changed events"
+        return Plot("health", title, None, f"no health data: {why}")
+    changes = data.health
+    end = max(changes[-1].ts, data.health_until or changes[-1].ts)
+    end = end if end > changes[0].ts else changes[0].ts + 1.0
+    fig, (ax,) = _figure(1.7)
+    seen: dict[str, str] = {}
+    start_day = float(_dates([changes[0].ts])[0])
+    for i, c in enumerate(changes):
+        until = changes[i + 1].ts if i + 1 < len(changes) else end
+        colour = HEALTH_COLOURS.get(c.health, "#8c6bb1")
+        seen.setdefault(c.health, colour)
+        ax.barh(
+            0, (until - c.ts) / 86400.0, left=float(_dates([c.ts])[0]), height=0.6, color=colour
+        )
+    ax.set_yticks([])
+    ax.set_xlim(start_day, float(_dates([end])[0]))
+    _time_axis(ax)
+    handles = [Patch(color=c, label=plain(h)) for h, c in seen.items()]
+    fig.legend(
+        handles=handles, loc="outside lower center", ncols=min(6, len(handles)), fontsize="small"
+    )
+    last = changes[-1]
+    note = f"{len(changes)} changes; now {last.health}" + (
+        f" ({last.reason})" if last.reason else ""
+    )
+    return Plot("health", title, fig, note)
+
+
+def latency_plot(data: ReportData) -> Plot:
+    title = "Tick to order"
+    samples = sorted(data.tick_to_order_ms)
+    if not samples:
+        why = (
+            "a backtest sends no orders"
+            if data.kind == "backtest"
+            else "no order with both its bar's arrival and its send time journaled"
+        )
+        return Plot("tick_to_order", title, None, f"no latency data: {why}")
+    fig, (ax,) = _figure(2.8)
+    ax.hist(samples, bins=min(60, max(10, len(samples) // 5)), color="#5b8fc9", edgecolor="white")
+    for q, style in ((0.5, "-"), (0.95, "--"), (0.99, ":")):
+        v = percentile(samples, q)
+        if v is not None:
+            ax.axvline(v, color="black", ls=style, lw=1.0, label=f"p{round(q * 100)} {v:.1f} ms")
+    ax.set_xlabel("bar arrival to order sent (ms)")
+    ax.set_ylabel("orders")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper right", fontsize="small")
+    return Plot("tick_to_order", title, fig, f"{len(samples)} orders, from the journal")
+
+
+SECTIONS: tuple[Callable[[ReportData], Plot], ...] = (
+    equity_plot,
+    drawdown_plot,
+    drift_plot,
+    fills_plot,
+    denials_plot,
+    health_plot,
+    latency_plot,
+)
+
+
+def build_plots(data: ReportData) -> list[Plot]:
+    return [section(data) for section in SECTIONS]
