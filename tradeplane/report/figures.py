@@ -22,6 +22,7 @@ from tradeplane.report.model import ReportData, Series, drawdown
 from tradeplane.telemetry.latency import percentile
 
 WIDTH_IN = 10.0
+EQUITY_TITLE = "Equity"
 MAX_PRICE_PANELS = 6
 HEALTH_COLOURS = {
     "ok": "#2e9e44",
@@ -83,34 +84,54 @@ def _elapsed_h(s: Series) -> list[float]:
 
 
 def equity_plot(data: ReportData) -> Plot:
-    title = "Equity"
+    title = EQUITY_TITLE
     if not data.equity:
         return Plot("equity", title, None, "no equity: nothing was filled or marked")
-    total = data.equity[0]
-    fig, (ax,) = _figure(3.6)
+    total, parts = data.equity[0], data.equity[1:]
     if data.baseline is not None and len(data.baseline) and total.values[0]:
-        live, base = _returns(total), _returns(data.baseline)
-        note = f"live total against the baseline backtest ({data.baseline_source}), as return"
-        if _overlaps(total, data.baseline):
-            ax.plot(_dates(live.ts), live.values, label="live", lw=1.6)
-            ax.plot(_dates(base.ts), base.values, label="baseline", lw=1.2, ls="--")
-            _time_axis(ax)
-        else:
-            ax.plot(_elapsed_h(live), live.values, label="live", lw=1.6)
-            ax.plot(_elapsed_h(base), base.values, label="baseline", lw=1.2, ls="--")
-            ax.set_xlabel("hours since each one's start (their times do not overlap)")
-            ax.grid(True, alpha=0.3)
-        ax.set_ylabel("return since start (%)")
-    else:
+        return _against_baseline(data, total, data.baseline)
+    if data.equity_is_pnl or not parts:
+        fig, (ax,) = _figure(3.6)
         for s in data.equity:
             ax.plot(_dates(s.ts), s.values, label=plain(s.name), lw=1.6 if s is total else 1.0)
-        _time_axis(ax)
         ax.set_ylabel("P&L" if data.equity_is_pnl else "equity")
-        note = "total and per strategy" + (
-            "" if data.kind == "backtest" or data.baseline else "; no baseline backtest given"
-        )
-    ax.legend(loc="best", fontsize="small")
+        axes = [ax]
+    else:
+        # The total is the sum of the strategies: on one axis their lines would sit flat and
+        # far apart, so the strategies are drawn below it as P&L from their own start.
+        fig, axes = _figure(5.2, rows=2)
+        axes[0].plot(_dates(total.ts), total.values, label=plain(total.name), lw=1.6)
+        axes[0].set_ylabel("equity")
+        for s in parts:
+            start = s.values[0] if s.values else 0.0
+            axes[1].plot(_dates(s.ts), [v - start for v in s.values], label=plain(s.name), lw=1.0)
+        axes[1].axhline(0.0, color="#888888", lw=0.8)
+        axes[1].set_ylabel("P&L per strategy")
+    for ax in axes:
+        _time_axis(ax)
+        ax.legend(loc="best", fontsize="small")
+    note = "total" + (", and per strategy" if parts else "")
+    if data.kind == "live":
+        note += "; no baseline backtest given (--baseline)"
     return Plot("equity", title, fig, note)
+
+
+def _against_baseline(data: ReportData, total: Series, baseline: Series) -> Plot:
+    fig, (ax,) = _figure(3.6)
+    live, base = _returns(total), _returns(baseline)
+    note = f"live total against the baseline backtest ({data.baseline_source}), as return"
+    if _overlaps(total, baseline):
+        ax.plot(_dates(live.ts), live.values, label="live", lw=1.6)
+        ax.plot(_dates(base.ts), base.values, label="baseline", lw=1.2, ls="--")
+        _time_axis(ax)
+    else:
+        ax.plot(_elapsed_h(live), live.values, label="live", lw=1.6)
+        ax.plot(_elapsed_h(base), base.values, label="baseline", lw=1.2, ls="--")
+        ax.set_xlabel("hours since each one's start (their times do not overlap)")
+        ax.grid(True, alpha=0.3)
+    ax.set_ylabel("return since start (%)")
+    ax.legend(loc="best", fontsize="small")
+    return Plot("equity", EQUITY_TITLE, fig, note)
 
 
 def drawdown_plot(data: ReportData) -> Plot:

@@ -7,7 +7,10 @@ so bar open times and fill times would not share an axis with health or drift.
 
 Equity is rebuilt from the fills with the virtual portfolio's own arithmetic (the journal's
 ``positions`` use it too), marked at every journaled close (bars or bar summaries) and fill price.
-Without the strategies' capital (from the config) the curves are P&L from 0.
+Each strategy's capital is the config's when given, else its last snapshot's starting cash; its
+last point is marked at that snapshot's marks, so the curve ends where the strategy's own books
+(and ``tradeplane run``'s summary) do, though bar summaries are up to 10 s old. Without either
+source of capital the curves are P&L from 0.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from tradeplane.telemetry.span_values import event_ts
 
 PAGE = 5000
 TOTAL = "total"
+# ``tradeplane.actors.strategy.SNAPSHOT_SCOPE``; the report may not import actors (they need Ray).
+SNAPSHOT_SCOPE = "strategy_snapshot"
 _FILL_KINDS = (EventKind.ORDER_FILLED, EventKind.ORDER_PARTIALLY_FILLED)
 _KINDS = (
     EventKind.BAR,
@@ -194,6 +199,20 @@ class JournalExtractor:
         self.equity.mark(symbol, price)
         self.equity.record(ts)
 
+    def end_at_snapshots(self, snapshots: Mapping[str, dict[str, Any]]) -> None:
+        """A last point marked at the strategies' own last marks (when taken after the last)."""
+        taken = []
+        for snap in sorted(snapshots.values(), key=lambda s: _num(s.get("taken_ts")) or 0.0):
+            ts = _num(snap.get("taken_ts"))
+            for symbol, price in (snap["portfolio"].get("marks") or {}).items():
+                p = _num(price)
+                if isinstance(symbol, str) and p is not None and p > 0:
+                    self.equity.mark(symbol, p)
+            if ts is not None:
+                taken.append(ts)
+        if taken and (not self.equity.ts or max(taken) > self.equity.ts[-1]):
+            self.equity.record(max(taken))
+
     def result(self, title: str, source: str, last_ts: float | None) -> ReportData:
         data = ReportData(title=title, source=source, kind="live")
         data.equity = self.equity.series()
@@ -223,9 +242,20 @@ def read_journal(
     reader: JournalReader, *, capital: Mapping[str, float] | None = None
 ) -> ReportData:
     """The report's data from a deployment's journal (opened read-only by the caller)."""
-    ex = JournalExtractor(capital)
+    snapshots = {
+        name: snap
+        for name, snap in reader.states(SNAPSHOT_SCOPE).items()
+        if isinstance(snap.get("portfolio"), dict)
+    }
+    known = dict(capital or {})
+    for name, snap in snapshots.items():
+        start = _num(snap["portfolio"].get("starting_cash"))
+        if name not in known and start is not None:
+            known[name] = start
+    ex = JournalExtractor(known)
     for event in journal_events(reader, _KINDS):
         ex.feed(event)
+    ex.end_at_snapshots(snapshots)
     tail = reader.tail(1)
     last_ts = _event_time(tail[0]) if tail else None
     name = reader.deployment or reader.state_dir.name
@@ -233,8 +263,8 @@ def read_journal(
     data.facts = _facts(reader, ex, data, last_ts)
     if data.equity_is_pnl:
         data.notes.append(
-            "The strategies' capital is not in the journal: equity is shown as P&L from 0 "
-            "(give --config to start each curve at the strategy's capital)."
+            "No strategy snapshot in the journal names the strategies' capital: equity is shown "
+            "as P&L from 0 (give --config to start each curve at the strategy's capital)."
         )
     return data
 

@@ -92,3 +92,15 @@ def test_names_with_dollars_and_markup_are_drawn_as_plain_text() -> None:
     for p in build_plots(data):
         if p.figure is not None:
             p.figure.savefig(io.BytesIO(), format="svg")  # mathtext would raise on "$a$_<b>"
+
+
+def test_without_a_baseline_the_total_is_drawn_above_each_strategys_pnl(state: Path) -> None:
+    report = live_report(state, deployment=DEP, capital=CAPITAL)
+    fig = plots_by_key(report.plots)["equity"].figure
+    assert fig is not None
+    top, bottom = fig.axes
+    assert [line.get_label() for line in top.get_lines()] == ["total"]
+    pnl = {str(line.get_label()): line.get_ydata() for line in bottom.get_lines()[:2]}
+    assert set(pnl) == {"s1", "s2"}
+    assert pnl["s1"][0] == 0.0 and abs(pnl["s1"][-1] - 998.0) < 1e-6
+    assert abs(pnl["s2"][-1] + 201.0) < 1e-6

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.report_samples import CAPITAL, DEP, T0, order_records, summary
+from tests.report_samples import CAPITAL, DEP, T0, order_records, summary, write_journal
 from tradeplane.journal.reader import JournalReader
+from tradeplane.journal.records import StateWrite
 from tradeplane.journal.store import JournalStore
-from tradeplane.report.journal_data import PAGE, read_journal
+from tradeplane.report.journal_data import PAGE, SNAPSHOT_SCOPE, read_journal
 from tradeplane.report.model import ReportData
 
 
@@ -131,3 +132,31 @@ def test_reading_leaves_the_journal_files_unchanged(state: Path) -> None:
     before = digests()
     data_of(state)
     assert digests() == before
+
+
+def snapshot(strategy: str, taken: float, capital: float, marks: dict[str, float]) -> StateWrite:
+    portfolio = {"starting_cash": capital, "cash": capital, "fees": 0.0, "books": {}}
+    value = {"strategy": strategy, "taken_ts": taken, "portfolio": {**portfolio, "marks": marks}}
+    return StateWrite(SNAPSHOT_SCOPE, strategy, value, taken)
+
+
+def test_capital_comes_from_the_strategies_snapshots_when_no_config_gives_it(
+    tmp_path: Path,
+) -> None:
+    state = write_journal(tmp_path / "state")
+    with JournalStore.open(state, DEP) as store:
+        snaps = [snapshot("s1", T0 + 100, 100_000.0, {}), snapshot("s2", T0 + 100, 50_000.0, {})]
+        store.commit([], snaps)
+    data = data_of(state, capital=None)
+    assert not data.equity_is_pnl
+    assert data.equity[0].values[-1] == pytest.approx(150_797.0)
+
+
+def test_the_curve_ends_at_the_strategies_own_last_marks(tmp_path: Path) -> None:
+    state = write_journal(tmp_path / "state")
+    with JournalStore.open(state, DEP) as store:
+        # s2 saw BBB at 45 after the last bar summary (which said 40): its books end there.
+        store.commit([], [snapshot("s2", T0 + 105, 50_000.0, {"BBB": 45.0})])
+    total, _, s2 = data_of(state).equity
+    assert total.ts[-1] == T0 + 105
+    assert s2.values[-1] == pytest.approx(49_899.0)
