@@ -24,7 +24,6 @@ REPORT_JSON = "backtest_report.json"
 EQUITY_CSV = "equity.csv"
 FILLS_CSV = "fills.csv"
 TOTAL = "total"
-MAX_FILLS = 5000  # fill marks drawn; more only hide each other
 
 
 @dataclass(slots=True)
@@ -156,9 +155,7 @@ def read_backtest_dir(directory: Path) -> ReportData:
         data.equity = _ordered(read_equity_csv(directory / EQUITY_CSV))
     if (directory / FILLS_CSV).is_file():
         fills = read_fills_csv(directory / FILLS_CSV)
-        if len(fills) > MAX_FILLS:
-            data.notes.append(f"{len(fills)} fills: the first {MAX_FILLS} are marked")
-        data.fills = fills[:MAX_FILLS]
+        data.fills = fills
         by_symbol: dict[str, tuple[list[float], list[float]]] = {}
         for f in fills:
             t, v = by_symbol.setdefault(f.symbol, ([], []))

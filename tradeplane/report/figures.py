@@ -24,6 +24,7 @@ from tradeplane.telemetry.latency import percentile
 WIDTH_IN = 10.0
 EQUITY_TITLE = "Equity"
 MAX_PRICE_PANELS = 6
+MAX_FILL_MARKS = 5000  # the most recent ones; more would only hide each other and swell the page
 HEALTH_COLOURS = {
     "ok": "#2e9e44",
     "ready": "#7fb7e6",
@@ -191,8 +192,9 @@ def fills_plot(data: ReportData) -> Plot:
     title = "Fills on price"
     if not data.prices:
         return Plot("fills", title, None, "no prices: no bars, bar summaries or fills journaled")
+    fills = data.fills[-MAX_FILL_MARKS:]
     counts = {s: 0 for s in data.prices}
-    for f in data.fills:
+    for f in fills:
         if f.symbol in counts:
             counts[f.symbol] += 1
     symbols = sorted(counts, key=lambda s: (-counts[s], s))[:MAX_PRICE_PANELS]
@@ -201,7 +203,7 @@ def fills_plot(data: ReportData) -> Plot:
         s = data.prices[symbol]
         ax.plot(_dates(s.ts), s.values, lw=1.0, color="#4a4a4a", label=plain(symbol))
         for side, marker, colour in (("buy", "^", "#1a9850"), ("sell", "v", "#d73027")):
-            pts = [f for f in data.fills if f.symbol == symbol and f.side == side]
+            pts = [f for f in fills if f.symbol == symbol and f.side == side]
             if pts:
                 ax.scatter(
                     _dates([f.ts for f in pts]),
@@ -218,6 +220,8 @@ def fills_plot(data: ReportData) -> Plot:
         ax.legend(loc="upper left", fontsize="x-small", ncols=3)
         _time_axis(ax)
     note = f"price from {data.price_source}; buys ▲, sells ▼"
+    if len(data.fills) > len(fills):
+        note += f"; the last {len(fills)} of {len(data.fills)} fills"
     if len(data.prices) > len(symbols):
         note += f"; {len(symbols)} of {len(data.prices)} symbols (those with the most fills)"
     return Plot("fills", title, fig, note)

@@ -104,3 +104,17 @@ def test_without_a_baseline_the_total_is_drawn_above_each_strategys_pnl(state: P
     assert set(pnl) == {"s1", "s2"}
     assert pnl["s1"][0] == 0.0 and abs(pnl["s1"][-1] - 998.0) < 1e-6
     assert abs(pnl["s2"][-1] + 201.0) < 1e-6
+
+
+def test_only_the_most_recent_fills_are_marked_and_the_note_says_so() -> None:
+    from tradeplane.report.figures import MAX_FILL_MARKS, fills_plot
+
+    data = ReportData(title="t", source="s", kind="live")
+    n = MAX_FILL_MARKS + 10
+    data.prices = {"X": Series("X", (T0, T0 + n), (1.0, 2.0))}
+    data.fills = [FillMark(T0 + i, "s", "X", "buy", 1.0, 1.5) for i in range(n)]
+    plot = fills_plot(data)
+    assert plot.figure is not None
+    (scatter,) = [c for c in plot.figure.axes[0].collections if isinstance(c, PathCollection)]
+    assert len(scatter.get_offsets()) == MAX_FILL_MARKS
+    assert f"the last {MAX_FILL_MARKS} of {n} fills" in plot.note
