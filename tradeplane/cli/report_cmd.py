@@ -54,7 +54,7 @@ def report_command(
         typer.Option(
             "--baseline",
             help="A backtest_report.json (or its dir) to draw live equity against "
-            "(default: the config's [drift] baseline, if any).",
+            "(default: the config's drift baseline, if any).",
         ),
     ] = None,
     out: Annotated[
@@ -77,6 +77,8 @@ def report_command(
         if backtest is not None:
             if name is not None or state_dir is not None or config is not None:
                 _fail("give either --backtest DIR or a deployment (NAME, --state-dir, --config)")
+            if baseline is not None:
+                _fail("--baseline is for a deployment's report: a backtest is its own baseline")
             report = backtest_report(backtest)
             default_dir = backtest
         else:

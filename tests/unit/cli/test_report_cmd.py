@@ -67,3 +67,23 @@ def test_a_bad_baseline_exits_1_naming_it(tmp_path: Path) -> None:
     result = report("--state-dir", str(state), "--baseline", str(tmp_path / "none.json"))
     assert result.exit_code == 1
     assert "none.json does not exist" in result.output
+
+
+def test_a_baseline_for_a_backtest_report_exits_2(tmp_path: Path) -> None:
+    result = report("--backtest", str(tmp_path), "--baseline", str(tmp_path / "r.json"))
+    assert result.exit_code == 2
+    assert "--baseline is for a deployment's report" in result.output
+
+
+def test_capital_from_the_config_starts_each_curve_at_it(tmp_path: Path) -> None:
+    state = write_journal(tmp_path / "state")
+    config = tmp_path / "demo.toml"
+    config.write_text(
+        '[deployment]\nname = "demo"\nmode = "paper"\n[venue]\nkind = "sim"\n'
+        '[[strategies]]\nname = "s1"\npath = "x.py"\nclass_name = "X"\ncapital = 1000.0\n'
+    )
+    (tmp_path / "x.py").write_text("")
+    out = tmp_path / "r.html"
+    result = report("--config", str(config), "--state-dir", str(state), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "P&amp;L from 0" not in out.read_text()  # capital known: no P&L-only note
