@@ -45,6 +45,7 @@ run: $(STAMP) ## Run the offline demo (sim venue, two strategies, paper) for RUN
 	$(BIN)/tradeplane run config/demo.toml --duration $(RUN_SECONDS)
 
 report: $(STAMP) ## Write the demo's report (after `make run`) and print its path
+	@test -f .tradeplane/demo/journal.db || { echo "no demo journal in .tradeplane/demo yet: run \`make run\` first"; exit 1; }
 	@$(BIN)/tradeplane report demo --config config/demo.toml --out .tradeplane/demo/report.html
 
 test: lint browser ## Lint, then the whole test suite (unit, integration on real Ray, chaos)

@@ -36,13 +36,15 @@ def order_records(
     ids = {"strategy": strategy, "intent_id": iid, "client_order_id": coid}
     fields = {**ids, "symbol": symbol, "side": side, "quantity": qty, "order_type": "market"}
     carried = {"ts": t + 0.001, "trigger": "bar", "bar_recv_ts": t, "order_type": "market"}
+    trace = {"risk_received_ts": t + 0.0015, "approved_ts": t + 0.002}
+    trace["broker_received_ts"] = t + 0.0025
     fill = {"fill_id": f"F-{n}", "symbol": symbol, "side": side, "quantity": qty}
     fill |= {"price": price, "fee": 1.0, "ts": t + 1.0, "liquidity": "taker"}
     return [
         _rec(
             "order_submitting",
             t + 0.003,
-            {**fields, "status": "submitting", "intent": carried},
+            {**fields, "status": "submitting", "intent": carried, "trace": trace},
             f"order_submitting/{coid}",
             **ids,
         ),

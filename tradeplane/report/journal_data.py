@@ -15,6 +15,7 @@ source of capital the curves are P&L from 0.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,9 @@ from tradeplane.report.model import (
 from tradeplane.telemetry.latency import percentile
 from tradeplane.telemetry.span_values import event_ts
 
+STAGES = ("bar to intent", "intent to approved", "approved to broker", "broker to sent")
+"""Tick to order's stages as the journal records them (``telemetry.latency.STAGES`` with the
+journal commit and the halt gate together: ``order_submitting`` does not carry the durable time)."""
 PAGE = 5000
 TOTAL = "total"
 # ``tradeplane.actors.strategy.SNAPSHOT_SCOPE``; the report may not import actors (they need Ray).
@@ -123,8 +127,12 @@ class JournalExtractor:
         self._fill_ids: set[str] = set()
         self.denials: dict[str, int] = {}
         self.health: list[HealthChange] = []
-        self._bar_recv: dict[str, float] = {}
+        # Per order sent: the bar's arrival and the intent, approval and broker times.
+        self._pending: dict[str, tuple[float, float | None, float | None, float | None]] = {}
         self.tick_to_order_ms: list[float] = []
+        # Per order, ms: bar -> intent, intent -> approved, approved -> broker, broker -> sent
+        # (the journal commit and the halt gate): ``STAGES`` below, adding up to the total.
+        self.stages_ms: list[tuple[float, ...]] = []
         self.started: dict[str, Any] = {}
         self.first_ts: float | None = None
         for strategy in capital or {}:
@@ -159,19 +167,35 @@ class JournalExtractor:
                 )
             )
         elif kind == EventKind.ORDER_SUBMITTING:
-            recv = _num((data.get("intent") or {}).get("bar_recv_ts"))
-            coid = event.get("client_order_id")
-            if recv is not None and isinstance(coid, str):
-                self._bar_recv[coid] = recv
+            self._submitting(event, data)
         elif kind == EventKind.ORDER_SUBMITTED:
-            # Tick to order as the broker measures it (telemetry.latency): the bar's arrival to
-            # the order leaving for the venue, both journaled with the order.
-            recv = self._bar_recv.pop(str(event.get("client_order_id")), None)
-            sent = _num(data.get("sent_ts"))
-            if recv is not None and sent is not None:
-                self.tick_to_order_ms.append((sent - recv) * 1000.0)
+            self._submitted(event, data)
         elif kind == EventKind.DEPLOYMENT_STARTED and not self.started:
             self.started = data
+
+    def _submitting(self, event: dict[str, Any], data: dict[str, Any]) -> None:
+        intent, trace = data.get("intent") or {}, data.get("trace") or {}
+        recv = _num(intent.get("bar_recv_ts"))
+        coid = event.get("client_order_id")
+        if recv is not None and isinstance(coid, str):
+            self._pending[coid] = (
+                recv,
+                _num(intent.get("ts")),
+                _num(trace.get("approved_ts")),
+                _num(trace.get("broker_received_ts")),
+            )
+
+    def _submitted(self, event: dict[str, Any], data: dict[str, Any]) -> None:
+        """Tick to order as the broker measures it (``telemetry.latency``): the bar's arrival
+        to the order leaving for the venue, both journaled with the order."""
+        marks = self._pending.pop(str(event.get("client_order_id")), None)
+        sent = _num(data.get("sent_ts"))
+        if marks is None or sent is None:
+            return
+        self.tick_to_order_ms.append((sent - marks[0]) * 1000.0)
+        times = [t for t in (*marks, sent) if t is not None]
+        if len(times) == len(marks) + 1:
+            self.stages_ms.append(tuple((b - a) * 1000.0 for a, b in itertools.pairwise(times)))
 
     def _price(self, ts: float, symbol: Any, close: Any, source: str) -> None:
         price = _num(close)
@@ -204,7 +228,8 @@ class JournalExtractor:
         taken = []
         for snap in sorted(snapshots.values(), key=lambda s: _num(s.get("taken_ts")) or 0.0):
             ts = _num(snap.get("taken_ts"))
-            for symbol, price in (snap["portfolio"].get("marks") or {}).items():
+            marks = snap["portfolio"].get("marks")
+            for symbol, price in (marks if isinstance(marks, dict) else {}).items():
                 p = _num(price)
                 if isinstance(symbol, str) and p is not None and p > 0:
                     self.equity.mark(symbol, p)
@@ -302,6 +327,10 @@ def _facts(
                 f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms (n={len(lat)})",
             )
         )
+    if ex.stages_ms:
+        medians = [percentile(sorted(col), 0.5) or 0.0 for col in zip(*ex.stages_ms, strict=True)]
+        stages = ", ".join(f"{n} {m:.1f} ms" for n, m in zip(STAGES, medians, strict=True))
+        facts.append(("its stages, p50", stages))
     total = data.equity[0] if data.equity else None
     if total is not None and not data.equity_is_pnl:
         ret = total_return(total)

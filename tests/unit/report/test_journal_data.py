@@ -160,3 +160,19 @@ def test_the_curve_ends_at_the_strategies_own_last_marks(tmp_path: Path) -> None
     total, _, s2 = data_of(state).equity
     assert total.ts[-1] == T0 + 105
     assert s2.values[-1] == pytest.approx(49_899.0)
+
+
+def test_tick_to_orders_stages_add_up_to_it(state: Path) -> None:
+    from tradeplane.report.journal_data import STAGES
+
+    with JournalReader.open(state, deployment=DEP) as reader:
+        from tradeplane.report.journal_data import JournalExtractor, journal_events
+
+        ex = JournalExtractor(CAPITAL)
+        for event in journal_events(reader, ("order_submitting", "order_submitted")):
+            ex.feed(event)
+    assert len(ex.stages_ms) == 3 and len(ex.stages_ms[0]) == len(STAGES)
+    assert ex.stages_ms[0] == pytest.approx((1.0, 1.0, 0.5, 1.5), abs=1e-3)
+    assert sum(ex.stages_ms[0]) == pytest.approx(ex.tick_to_order_ms[0], abs=1e-6)
+    facts = dict(data_of(state).facts)
+    assert facts["its stages, p50"].startswith("bar to intent 1.0 ms, intent to approved 1.0 ms")
