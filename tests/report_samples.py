@@ -86,7 +86,7 @@ def summary(t: float, closes: dict[str, float]) -> JournalRecord:
 def write_journal(state_dir: Path) -> Path:
     """A paper run of 100 s: s1 buys AAA at 100 and sells at 110 (+1000 less fees), s2 buys BBB
     at 50 and holds it marked at 40 (-200); s2 is denied twice for one reason, once for another;
-    health starting -> ok -> feed_silent -> ok."""
+    health starting -> ok -> feed_silent -> ok, the feed died once, and the run stopped."""
     started = {"mode": "paper", "venue": "sim", "strategies": ["s1", "s2"], "symbols": ["AAA"]}
     with JournalStore.open(state_dir, DEP) as store:
         store.commit([_rec("deployment_started", T0, started, "started/1")])
@@ -97,10 +97,13 @@ def write_journal(state_dir: Path) -> Path:
         store.commit([denial(3, T0 + 20, "max_position"), denial(4, T0 + 21, "max_position")])
         store.commit([denial(5, T0 + 22, "price_deviation")])
         store.commit([health(T0 + 30, "ok", "feed_silent", "no bar for 12 s")])
+        died = {"role": "feed", "reason": "SIGKILL"}
+        store.commit([_rec("actor_died", T0 + 31, died, "actor_died/1")])
         store.commit([summary(T0 + 40, {"AAA": 105.0, "BBB": 45.0})])
         store.commit([health(T0 + 45, "feed_silent", "ok")])
         store.commit(order_records("s1", 6, T0 + 60, "AAA", "sell", 100.0, 110.0))
         store.commit([summary(T0 + 100, {"AAA": 110.0, "BBB": 40.0})])
+        store.commit([_rec("deployment_stopped", T0 + 100, {"reason": "operator"}, "stopped/1")])
     return state_dir
 
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
 
 from tradeplane.report.model import ReportData, Series, drawdown
@@ -234,10 +236,23 @@ def denials_plot(data: ReportData) -> Plot:
     reasons = list(data.denials)[::-1]  # most frequent on top
     fig, (ax,) = _figure(1.0 + 0.35 * len(reasons))
     bars = ax.barh([plain(r) for r in reasons], [data.denials[r] for r in reasons], color="#d9822b")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.bar_label(bars, padding=3, fontsize="small")
     ax.set_xlabel("intents denied")
     ax.grid(True, axis="x", alpha=0.3)
     return Plot("denials", title, fig, f"{sum(data.denials.values())} denials in all")
+
+
+INCIDENT_MARKERS = {
+    "deployment_started": ("|", "#1f77b4"),
+    "deployment_stopped": ("|", "#555555"),
+    "actor_died": ("x", "#d62728"),
+    "recovery_exhausted": ("X", "#8b0000"),
+    "strategy_suspended": ("s", "#9467bd"),
+    "kill_switch_activated": ("v", "#d62728"),
+    "kill_switch_cleared": ("^", "#2e9e44"),
+    "node_lost": ("D", "#8c564b"),
+}
 
 
 def health_plot(data: ReportData) -> Plot:
@@ -245,30 +260,54 @@ def health_plot(data: ReportData) -> Plot:
     if not data.health:
         why = "a backtest has no health" if data.kind == "backtest" else "no health_changed events"
         return Plot("health", title, None, f"no health data: {why}")
-    changes = data.health
-    end = max(changes[-1].ts, data.health_until or changes[-1].ts)
-    end = end if end > changes[0].ts else changes[0].ts + 1.0
-    fig, (ax,) = _figure(1.7)
-    seen: dict[str, str] = {}
-    start_day = float(_dates([changes[0].ts])[0])
-    for i, c in enumerate(changes):
-        until = changes[i + 1].ts if i + 1 < len(changes) else end
-        colour = HEALTH_COLOURS.get(c.health, "#8c6bb1")
-        seen.setdefault(c.health, colour)
-        ax.barh(
-            0, (until - c.ts) / 86400.0, left=float(_dates([c.ts])[0]), height=0.6, color=colour
+    changes, incidents = data.health, data.incidents
+    start = min([changes[0].ts, *(i.ts for i in incidents)])
+    end = max([changes[-1].ts, data.health_until or start, *(i.ts for i in incidents)])
+    end = end if end > start else start + 1.0
+    fig, (ax,) = _figure(2.3 if incidents else 1.7)
+    handles: list[Artist] = []
+    seen: set[str] = set()
+    spans = [(c.ts, c.health) for c in changes]
+    if changes[0].previous and start < changes[0].ts:
+        spans.insert(0, (start, changes[0].previous))  # what it was before the first change
+    for i, (since, health) in enumerate(spans):
+        until = spans[i + 1][0] if i + 1 < len(spans) else end
+        colour = HEALTH_COLOURS.get(health, "#8c6bb1")
+        left = float(_dates([since])[0])
+        ax.barh(1, (until - since) / 86400.0, left=left, height=0.6, color=colour)
+        if health not in seen:
+            seen.add(health)
+            handles.append(Patch(color=colour, label=plain(health)))
+    by_kind: dict[str, list[float]] = {}
+    for inc in incidents:
+        by_kind.setdefault(inc.kind, []).append(inc.ts)
+    for kind, times in by_kind.items():
+        marker, colour = INCIDENT_MARKERS.get(kind, ("o", "#333333"))
+        handles.append(
+            ax.scatter(
+                _dates(times),
+                [0.0] * len(times),
+                marker=marker,
+                s=60,
+                color=colour,
+                zorder=3,
+                label=f"{plain(kind)} ({len(times)})",
+            )
         )
-    ax.set_yticks([])
-    ax.set_xlim(start_day, float(_dates([end])[0]))
+    ax.set_yticks([1, 0] if incidents else [1], ["health", "events"] if incidents else ["health"])
+    ax.set_ylim(-0.6 if incidents else 0.5, 1.5)
+    pad = (end - start) * 0.01  # so a start or stop at either end stays visible
+    ax.set_xlim(float(_dates([start - pad])[0]), float(_dates([end + pad])[0]))
     _time_axis(ax)
-    handles = [Patch(color=c, label=plain(h)) for h, c in seen.items()]
     fig.legend(
-        handles=handles, loc="outside lower center", ncols=min(6, len(handles)), fontsize="small"
+        handles=handles, loc="outside lower center", ncols=min(5, len(handles)), fontsize="small"
     )
     last = changes[-1]
     note = f"{len(changes)} changes; now {last.health}" + (
         f" ({last.reason})" if last.reason else ""
     )
+    if incidents:
+        note += f"; {len(incidents)} deployment events below the line"
     return Plot("health", title, fig, note)
 
 

@@ -26,6 +26,7 @@ from tradeplane.protocol.events import EventKind
 from tradeplane.report.model import (
     FillMark,
     HealthChange,
+    Incident,
     ReportData,
     Series,
     downsample,
@@ -43,6 +44,16 @@ TOTAL = "total"
 # ``tradeplane.actors.strategy.SNAPSHOT_SCOPE``; the report may not import actors (they need Ray).
 SNAPSHOT_SCOPE = "strategy_snapshot"
 _FILL_KINDS = (EventKind.ORDER_FILLED, EventKind.ORDER_PARTIALLY_FILLED)
+INCIDENT_KINDS = (
+    EventKind.DEPLOYMENT_STARTED,
+    EventKind.DEPLOYMENT_STOPPED,
+    EventKind.ACTOR_DIED,
+    EventKind.RECOVERY_EXHAUSTED,
+    EventKind.STRATEGY_SUSPENDED,
+    EventKind.KILL_SWITCH_ACTIVATED,
+    EventKind.KILL_SWITCH_CLEARED,
+    EventKind.NODE_LOST,
+)
 _KINDS = (
     EventKind.BAR,
     EventKind.BAR_SUMMARY,
@@ -51,7 +62,7 @@ _KINDS = (
     EventKind.HEALTH_CHANGED,
     EventKind.ORDER_SUBMITTING,
     EventKind.ORDER_SUBMITTED,
-    EventKind.DEPLOYMENT_STARTED,
+    *INCIDENT_KINDS,
 )
 
 
@@ -78,6 +89,12 @@ def _event_time(event: dict[str, Any]) -> float | None:
     except (TypeError, ValueError):
         return None
     return ts if ts > 0 else None
+
+
+def _detail(data: dict[str, Any]) -> str:
+    """A short line of what an incident's record says (its role, strategy or reason)."""
+    parts = [str(data[k]) for k in ("role", "strategy", "reason") if data.get(k)]
+    return ": ".join(parts)[:200]
 
 
 class _Equity:
@@ -127,6 +144,7 @@ class JournalExtractor:
         self._fill_ids: set[str] = set()
         self.denials: dict[str, int] = {}
         self.health: list[HealthChange] = []
+        self.incidents: list[Incident] = []
         # Per order sent: the bar's arrival and the intent, approval and broker times.
         self._pending: dict[str, tuple[float, float | None, float | None, float | None]] = {}
         self.tick_to_order_ms: list[float] = []
@@ -170,7 +188,9 @@ class JournalExtractor:
             self._submitting(event, data)
         elif kind == EventKind.ORDER_SUBMITTED:
             self._submitted(event, data)
-        elif kind == EventKind.DEPLOYMENT_STARTED and not self.started:
+        if kind in INCIDENT_KINDS:
+            self.incidents.append(Incident(ts, str(kind), _detail(data)))
+        if kind == EventKind.DEPLOYMENT_STARTED and not self.started:
             self.started = data
 
     def _submitting(self, event: dict[str, Any], data: dict[str, Any]) -> None:
@@ -259,6 +279,7 @@ class JournalExtractor:
         data.denials = dict(sorted(self.denials.items(), key=lambda kv: (-kv[1], kv[0])))
         data.health = self.health
         data.health_until = last_ts
+        data.incidents = self.incidents
         data.tick_to_order_ms = self.tick_to_order_ms
         return data
 

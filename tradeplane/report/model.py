@@ -48,6 +48,15 @@ class HealthChange:
 
 
 @dataclass(frozen=True, slots=True)
+class Incident:
+    """Something an operator looks for beside the health line: a death, a halt, a restart."""
+
+    ts: float
+    kind: str  # the journal's event kind
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class DriftTable:
     """``live_drift.csv`` as columns; a value that is missing or not a number is None."""
 
@@ -70,6 +79,7 @@ class ReportData:
     denials: dict[str, int] = field(default_factory=dict)
     health: list[HealthChange] = field(default_factory=list)
     health_until: float | None = None  # the journal's last event: the last state lasts until it
+    incidents: list[Incident] = field(default_factory=list)
     tick_to_order_ms: list[float] = field(default_factory=list)
     drift: DriftTable | None = None
     drift_note: str = ""

@@ -118,3 +118,13 @@ def test_only_the_most_recent_fills_are_marked_and_the_note_says_so() -> None:
     (scatter,) = [c for c in plot.figure.axes[0].collections if isinstance(c, PathCollection)]
     assert len(scatter.get_offsets()) == MAX_FILL_MARKS
     assert f"the last {MAX_FILL_MARKS} of {n} fills" in plot.note
+
+
+def test_incidents_are_marked_below_the_health_line(state: Path) -> None:
+    report = live_report(state, deployment=DEP, capital=CAPITAL)
+    fig = plots_by_key(report.plots)["health"].figure
+    assert fig is not None
+    labels = sorted(
+        str(c.get_label()) for c in fig.axes[0].collections if isinstance(c, PathCollection)
+    )
+    assert labels == ["actor_died (1)", "deployment_started (1)", "deployment_stopped (1)"]

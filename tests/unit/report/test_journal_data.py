@@ -176,3 +176,12 @@ def test_tick_to_orders_stages_add_up_to_it(state: Path) -> None:
     assert sum(ex.stages_ms[0]) == pytest.approx(ex.tick_to_order_ms[0], abs=1e-6)
     facts = dict(data_of(state).facts)
     assert facts["its stages, p50"].startswith("bar to intent 1.0 ms, intent to approved 1.0 ms")
+
+
+def test_deaths_halts_and_starts_are_kept_as_incidents(state: Path) -> None:
+    incidents = [(i.ts - T0, i.kind, i.detail) for i in data_of(state).incidents]
+    assert incidents == [
+        (0, "deployment_started", ""),
+        (31, "actor_died", "feed: SIGKILL"),
+        (100, "deployment_stopped", "operator"),
+    ]
