@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tradeplane.backtest.bars_file import BarFileError, BarFilter, read_csv_bars
 from tradeplane.core.errors import OperationalError
 from tradeplane.report.drift_csv import parse_time
 from tradeplane.report.model import FillMark, ReportData, Series, downsample, named, total_return
@@ -123,6 +124,33 @@ def read_fills_csv(path: Path) -> list[FillMark]:
     return out
 
 
+def _bar_closes(
+    report: BacktestReport, directory: Path, symbols: frozenset[str], notes: list[str]
+) -> dict[str, Series] | None:
+    """The closes of the symbols traded, from the backtest's bars when they came from a CSV file
+    still at the path the report names (else the fills' own prices are the line). Each close is
+    placed at its bar's close time, when the backtest knew it."""
+    source = report.bars.get("source")
+    if not isinstance(source, str) or not source.lower().endswith(".csv") or not symbols:
+        return None
+    path = next((p for p in (Path(source), directory / source) if p.is_file()), None)
+    if path is None:
+        notes.append(f"the bars file {source} is not there: prices from the fills")
+        return None
+    interval = report.bars.get("interval_s")
+    shift = float(interval) if isinstance(interval, int | float) else 0.0
+    by_symbol: dict[str, tuple[list[float], list[float]]] = {}
+    try:
+        for bar in read_csv_bars(path, BarFilter(symbols=symbols)):
+            t, v = by_symbol.setdefault(bar.symbol, ([], []))
+            t.append(bar.ts.timestamp() + shift)
+            v.append(bar.close)
+    except BarFileError as exc:
+        notes.append(f"prices from the fills: {exc}")
+        return None
+    return {s: named(downsample(t, v), s) for s, (t, v) in sorted(by_symbol.items())} or None
+
+
 def _ordered(curves: dict[str, Series]) -> list[Series]:
     return [curves[n] for n in sorted(curves, key=lambda n: (n != TOTAL, n))]
 
@@ -163,6 +191,9 @@ def read_backtest_dir(directory: Path) -> ReportData:
             v.append(f.price)
         data.prices = {s: named(downsample(t, v), s) for s, (t, v) in sorted(by_symbol.items())}
         data.price_source = "fills"
+        bars = _bar_closes(report, directory, frozenset(by_symbol), data.notes) if report else None
+        if bars:
+            data.prices, data.price_source = bars, "the bars file's closes"
     total = report.total if report else {}
     denials = total.get("denials_by_reason")
     if isinstance(denials, dict):

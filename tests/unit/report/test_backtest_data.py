@@ -88,3 +88,39 @@ def test_the_baseline_is_the_reports_total_curve(tmp_path: Path) -> None:
     curve, source = baseline_total(path)
     assert curve is not None and curve.name == "baseline" and len(curve) == 5
     assert source == str(path)
+
+
+def test_prices_come_from_the_bars_csv_the_report_names(tmp_path: Path) -> None:
+    from tests.report_samples import iso, write_backtest_dir
+
+    bt = write_backtest_dir(tmp_path / "bt")
+    rows = "".join(
+        f"{sym},{iso(T0 + 60 * i)},10,20,9,{10 + i},100\n"
+        for i in range(5)
+        for sym in ("AAA", "ZZZ")
+    )
+    (bt / "bars.csv").write_text("symbol,ts,open,high,low,close,volume\n" + rows)
+    doc = json.loads((bt / "backtest_report.json").read_text())
+    doc["bars"]["source"] = "bars.csv"
+    (bt / "backtest_report.json").write_text(json.dumps(doc))
+    data = read_backtest_dir(bt)
+    assert data.price_source == "the bars file's closes"
+    assert list(data.prices) == ["AAA"]  # only the symbols traded
+    assert data.prices["AAA"].values == (10.0, 11.0, 12.0, 13.0, 14.0)
+    assert data.prices["AAA"].ts[0] == T0 + 60  # at the first bar's close
+
+
+def test_a_bad_or_missing_bars_file_falls_back_to_fill_prices_saying_why(tmp_path: Path) -> None:
+    from tests.report_samples import write_backtest_dir
+
+    bt = write_backtest_dir(tmp_path / "bt")
+    doc = json.loads((bt / "backtest_report.json").read_text())
+    doc["bars"]["source"] = "gone.csv"
+    (bt / "backtest_report.json").write_text(json.dumps(doc))
+    data = read_backtest_dir(bt)
+    assert data.price_source == "fills"
+    assert any("gone.csv is not there" in n for n in data.notes)
+    (bt / "gone.csv").write_text("symbol,ts,open,high,low,close,volume\nAAA,never,1,1,1,1,1\n")
+    data = read_backtest_dir(bt)
+    assert data.price_source == "fills"
+    assert any("line 2" in n for n in data.notes)
