@@ -8,7 +8,7 @@ figure but a sentence saying why (``Plot.figure`` is None).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -20,7 +20,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
 
-from tradeplane.report.model import ReportData, Series, drawdown
+from tradeplane.report.model import Incident, ReportData, Series, drawdown
 from tradeplane.telemetry.latency import percentile
 
 WIDTH_IN = 10.0
@@ -47,11 +47,17 @@ class Plot:
     title: str
     figure: Figure | None
     note: str = ""  # what the figure shows, or why there is none
+    # Hover text of marks, by the gid of their scatter: one line per point, in its order.
+    tooltips: dict[str, list[str]] = field(default_factory=dict)
 
 
 def plain(text: str) -> str:
     """A label as literal text: matplotlib reads ``$...$`` as mathematics."""
     return text.replace("$", r"\$")
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _dates(ts: Sequence[float]) -> NDArray[np.float64]:
@@ -201,12 +207,18 @@ def fills_plot(data: ReportData) -> Plot:
             counts[f.symbol] += 1
     symbols = sorted(counts, key=lambda s: (-counts[s], s))[:MAX_PRICE_PANELS]
     fig, axes = _figure(1.2 + 2.0 * len(symbols), rows=len(symbols))
-    for ax, symbol in zip(axes, symbols, strict=True):
+    tooltips: dict[str, list[str]] = {}
+    for n, (ax, symbol) in enumerate(zip(axes, symbols, strict=True)):
         s = data.prices[symbol]
         ax.plot(_dates(s.ts), s.values, lw=1.0, color="#4a4a4a", label=plain(symbol))
         for side, marker, colour in (("buy", "^", "#1a9850"), ("sell", "v", "#d73027")):
             pts = [f for f in fills if f.symbol == symbol and f.side == side]
             if pts:
+                gid = f"fills-{n}-{side}"
+                tooltips[gid] = [
+                    f"{side} {f.quantity:g} {symbol} at {f.price:g} ({f.strategy}), {_when(f.ts)}"
+                    for f in pts
+                ]
                 ax.scatter(
                     _dates([f.ts for f in pts]),
                     [f.price for f in pts],
@@ -217,6 +229,7 @@ def fills_plot(data: ReportData) -> Plot:
                     linewidths=0.4,
                     zorder=3,
                     label=f"{side} ({len(pts)})",
+                    gid=gid,
                 )
         ax.set_ylabel(plain(symbol))
         ax.legend(loc="upper left", fontsize="x-small", ncols=3)
@@ -226,7 +239,7 @@ def fills_plot(data: ReportData) -> Plot:
         note += f"; the last {len(fills)} of {len(data.fills)} fills"
     if len(data.prices) > len(symbols):
         note += f"; {len(symbols)} of {len(data.prices)} symbols (those with the most fills)"
-    return Plot("fills", title, fig, note)
+    return Plot("fills", title, fig, note, tooltips)
 
 
 def denials_plot(data: ReportData) -> Plot:
@@ -278,20 +291,26 @@ def health_plot(data: ReportData) -> Plot:
         if health not in seen:
             seen.add(health)
             handles.append(Patch(color=colour, label=plain(health)))
-    by_kind: dict[str, list[float]] = {}
+    by_kind: dict[str, list[Incident]] = {}
     for inc in incidents:
-        by_kind.setdefault(inc.kind, []).append(inc.ts)
-    for kind, times in by_kind.items():
+        by_kind.setdefault(inc.kind, []).append(inc)
+    tooltips: dict[str, list[str]] = {}
+    for n, (kind, found) in enumerate(by_kind.items()):
         marker, colour = INCIDENT_MARKERS.get(kind, ("o", "#333333"))
+        gid = f"incidents-{n}"
+        tooltips[gid] = [
+            f"{kind}{': ' + i.detail if i.detail else ''}, {_when(i.ts)}" for i in found
+        ]
         handles.append(
             ax.scatter(
-                _dates(times),
-                [0.0] * len(times),
+                _dates([i.ts for i in found]),
+                [0.0] * len(found),
                 marker=marker,
                 s=60,
                 color=colour,
                 zorder=3,
-                label=f"{plain(kind)} ({len(times)})",
+                label=f"{plain(kind)} ({len(found)})",
+                gid=gid,
             )
         )
     ax.set_yticks([1, 0] if incidents else [1], ["health", "events"] if incidents else ["health"])
@@ -308,7 +327,7 @@ def health_plot(data: ReportData) -> Plot:
     )
     if incidents:
         note += f"; {len(incidents)} deployment events below the line"
-    return Plot("health", title, fig, note)
+    return Plot("health", title, fig, note, tooltips)
 
 
 def latency_plot(data: ReportData) -> Plot:

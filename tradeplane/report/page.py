@@ -11,8 +11,10 @@ from __future__ import annotations
 import html
 import io
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from xml.etree import ElementTree
 
 import matplotlib
 from matplotlib.figure import Figure
@@ -23,6 +25,9 @@ from tradeplane.report.model import ReportData
 
 # No RDF block: it names a date (the page would differ run to run) and namespace URLs.
 _NO_METADATA: dict[str, str | None] = {"Creator": None, "Date": None, "Format": None, "Type": None}
+_SVG_NS = "http://www.w3.org/2000/svg"
+ElementTree.register_namespace("", _SVG_NS)
+ElementTree.register_namespace("xlink", "http://www.w3.org/1999/xlink")
 _ID = re.compile(r'\bid="([^"]+)"')
 _REF = re.compile(r'(url\(#|href="#)([^")]+)')
 
@@ -48,15 +53,31 @@ ul.notes { font-size: 13px; color: #555; }
 """
 
 
-def svg_of(figure: Figure, prefix: str) -> str:
-    """The figure as an inline ``<svg>`` element whose ids all start with ``prefix``."""
+def svg_of(figure: Figure, prefix: str, tooltips: Mapping[str, list[str]] | None = None) -> str:
+    """The figure as an inline ``<svg>`` element whose ids all start with ``prefix``; the marks
+    of each scatter named in ``tooltips`` get its lines as their hover text (``<title>``: the
+    browser shows it, no script needed)."""
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "tradeplane-report"}):
         figure.savefig(buf, format="svg", metadata=_NO_METADATA)
     text = buf.getvalue()
+    if tooltips:
+        text = _with_titles(text, tooltips)
     text = text[text.index("<svg") :]  # the XML declaration and doctype belong to a file
     text = _ID.sub(lambda m: f'id="{prefix}-{m.group(1)}"', text)
     return _REF.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", text)
+
+
+def _with_titles(svg: str, tooltips: Mapping[str, list[str]]) -> str:
+    root = ElementTree.fromstring(svg)
+    for gid, lines in tooltips.items():
+        group = root.find(f".//{{{_SVG_NS}}}g[@id='{gid}']")
+        marks = [] if group is None else group.findall(f".//{{{_SVG_NS}}}use")
+        if len(marks) != len(lines):
+            continue  # not the marks we drew: leave them without hover text
+        for mark, line in zip(marks, lines, strict=True):
+            ElementTree.SubElement(mark, f"{{{_SVG_NS}}}title").text = line
+    return ElementTree.tostring(root, encoding="unicode")
 
 
 def _section(plot: Plot) -> str:
@@ -69,7 +90,8 @@ def _section(plot: Plot) -> str:
         )
     return (
         f'<section id="{plot.key}" data-plot="{plot.key}"><h2>{title}</h2>'
-        f'<figure class="plot" id="plot-{plot.key}">{svg_of(plot.figure, plot.key)}</figure>'
+        f'<figure class="plot" id="plot-{plot.key}">'
+        f"{svg_of(plot.figure, plot.key, plot.tooltips)}</figure>"
         f"{note}</section>"
     )
 

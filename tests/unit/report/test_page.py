@@ -51,3 +51,12 @@ def test_text_from_the_journal_is_escaped() -> None:
     page = render_page(data, [])
     assert "<script>" not in page and "<img" not in page
     assert "&lt;script&gt;" in page and "a &amp; b" in page
+
+
+def test_each_fill_and_incident_mark_has_its_hover_text(state: Path) -> None:
+    page = page_of(state)
+    titles = re.findall(r"<title>([^<]*)</title>", page)
+    assert "buy 100 AAA at 100 (s1), 2023-11-14 22:13:32 UTC" in titles
+    assert "sell 100 AAA at 110 (s1), 2023-11-14 22:14:21 UTC" in titles
+    assert "actor_died: feed: SIGKILL, 2023-11-14 22:13:51 UTC" in titles
+    assert len([t for t in titles if " at " in t]) == 3  # one per fill
