@@ -118,6 +118,12 @@ class _Equity:
             b.mark(symbol, price)
 
     def record(self, ts: float) -> None:
+        if self.ts and ts <= self.ts[-1]:
+            # One point per journal time: the bars of one batch share their arrival time, and
+            # with ``bars = "all"`` a point per bar would grow with the symbols for nothing.
+            for name, b in self.books.items():
+                self.points[name][-1] = b.equity
+            return
         self.ts.append(ts)
         for name, b in self.books.items():
             self.points[name].append(b.equity)

@@ -10,7 +10,7 @@ import pytest
 
 from tests.report_samples import CAPITAL, DEP, T0, order_records, summary, write_journal
 from tradeplane.journal.reader import JournalReader
-from tradeplane.journal.records import StateWrite
+from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.journal.store import JournalStore
 from tradeplane.report.journal_data import PAGE, SNAPSHOT_SCOPE, read_journal
 from tradeplane.report.model import ReportData
@@ -185,3 +185,21 @@ def test_deaths_halts_and_starts_are_kept_as_incidents(state: Path) -> None:
         (31, "actor_died", "feed: SIGKILL"),
         (100, "deployment_stopped", "operator"),
     ]
+
+
+def test_bars_arriving_together_make_one_equity_point_at_their_last_marks(tmp_path: Path) -> None:
+    from tests.report_samples import _rec
+
+    state = tmp_path / "state"
+
+    def bar(symbol: str, close: float, t: float, minute: int) -> JournalRecord:
+        data = {"symbol": symbol, "ts": f"2023-11-14T22:{minute}:00+00:00", "close": close}
+        return _rec("bar", t, data, f"bar/{symbol}/{minute}")
+
+    with JournalStore.open(state, DEP) as store:
+        store.commit(order_records("s1", 1, T0, "AAA", "buy", 10.0, 100.0))
+        batch = [bar("AAA", 101.0, T0 + 60, 13), bar("BBB", 5.0, T0 + 60, 13)]
+        store.commit([*batch, bar("AAA", 102.0, T0 + 60, 14)])
+    total = data_of(state, capital={"s1": 1000.0}).equity[0]
+    assert total.ts.count(T0 + 60) == 1
+    assert total.values[-1] == pytest.approx(1000.0 - 1.0 + 10 * 2.0)
