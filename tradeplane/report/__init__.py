@@ -6,4 +6,11 @@ Split by what each part models: ``model`` (the plain data a report shows), ``jou
 dir to that data), ``drift_csv`` (``live_drift.csv``), ``figures`` (data to matplotlib figures),
 ``page`` (figures to one HTML file with no script and nothing fetched) and ``build`` (the two
 entry points the CLI calls).
+
+Why matplotlib drawing SVG rather than plotly with its JavaScript inlined: one renderer draws
+both the page and ``--png`` (plotly's images need kaleido and a Chrome it downloads, which
+cannot be fetched here), the page holds no script so it cannot fail on one and opens where
+scripts are blocked, and it weighs about 100 kB for the demo rather than plotly.js's 4.5 MB.
+What it gives up is zoom and pan; hover text on fills and deployment events is kept (SVG
+titles, no script).
 """
