@@ -10,7 +10,7 @@ entry points the CLI calls).
 Why matplotlib drawing SVG rather than plotly with its JavaScript inlined: one renderer draws
 both the page and ``--png`` (plotly's images need kaleido and a Chrome it downloads, which
 cannot be fetched here), the page holds no script so it cannot fail on one and opens where
-scripts are blocked, and it weighs about 100 kB for the demo rather than plotly.js's 4.5 MB.
+scripts are blocked, and the demo's page weighs about 110 kB where plotly.js alone is several MB.
 What it gives up is zoom and pan; hover text on fills and deployment events is kept (SVG
 titles, no script).
 """
