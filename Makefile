@@ -13,7 +13,7 @@ export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_worker_niceness := 0
 
-.PHONY: help setup run test test-unit test-integration bench lint fmt clean distclean
+.PHONY: help setup browser run report test test-unit test-integration bench lint fmt clean distclean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,12 +24,31 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv and install tradeplane with its dev tools
+setup: $(STAMP) browser ## Create .venv and install tradeplane with its dev tools
+
+# The report's browser test drives the distribution's chromium (playwright's own browser download
+# cannot be fetched here). Installed only where apt-get runs as root; elsewhere, or if the
+# install fails, the browser test skips and says why: this never fails a target.
+browser: ## Install the distribution's chromium for the report's browser test (root + apt only)
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (apt-get) for the report's browser test"; \
+		( apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ) \
+			>/tmp/tradeplane-chromium-install.log 2>&1 \
+		|| echo "warning: chromium did not install (see /tmp/tradeplane-chromium-install.log): the report's browser test will skip"; \
+	else \
+		echo "note: no chromium, and no apt-get as root to install it: the report's browser test will skip"; \
+	fi
 
 run: $(STAMP) ## Run the offline demo (sim venue, two strategies, paper) for RUN_SECONDS
 	$(BIN)/tradeplane run config/demo.toml --duration $(RUN_SECONDS)
 
-test: lint ## Lint, then the whole test suite (unit, integration on real Ray, chaos)
+report: $(STAMP) ## Write the demo's report (after `make run`) and print its path
+	@test -f .tradeplane/demo/journal.db || { echo "no demo journal in .tradeplane/demo yet: run \`make run\` first"; exit 1; }
+	@$(BIN)/tradeplane report demo --config config/demo.toml --out .tradeplane/demo/report.html
+
+test: lint browser ## Lint, then the whole test suite (unit, integration on real Ray, chaos)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## Run only the pure unit tests (no Ray)

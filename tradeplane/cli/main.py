@@ -21,6 +21,7 @@ from tradeplane.cli.chaos_cmd import chaos_command, fault_command
 from tradeplane.cli.cluster_cmd import cluster_app
 from tradeplane.cli.journal_cmd import journal_app, resolve_state_dir
 from tradeplane.cli.parity_cmd import parity_command
+from tradeplane.cli.report_cmd import report_command
 from tradeplane.cli.shadow_cmd import shadow_command
 from tradeplane.cli.trace_cmd import trace_app
 from tradeplane.config.loading import ConfigError, load_config
@@ -43,6 +44,7 @@ app.command("fault")(fault_command)
 app.command("shadow")(shadow_command)
 app.command("backtest")(backtest_command)
 app.command("parity")(parity_command)
+app.command("report")(report_command)
 console, err = output.console, output.err  # both mask secrets (tradeplane.cli.output)
 
 
