@@ -83,6 +83,10 @@ class BarRecording:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    async def open_chunk(self) -> list[Bar]:
+        """The bars recorded but not yet in a closed chunk (read on the writer's thread)."""
+        return await self._on_thread(self.recorder.open_chunk)
+
     async def _refill(self, gaps: dict[str, datetime]) -> None:
         since = {s: ts.isoformat() for s, ts in gaps.items()}
         bars: list[Bar] | None = None

@@ -287,6 +287,14 @@ class JournalActor(JournalReads, SupervisedActor):
         pending = self.core.submit(records, state)
         return await pending.done
 
+    async def recorded_open_bars(self) -> list[Bar]:
+        """The recorded bars not yet in a closed chunk (``[journal] bars = "all"``): with the
+        closed chunks on disk, everything recorded so far."""
+        if self.bar_recording is None:
+            return []
+        bars: list[Bar] = await self.bar_recording.open_chunk()
+        return bars
+
     async def record_bars(self, bars: Sequence[Bar], stamps: Sequence[Stamp] = ()) -> None:
         """Add the feed's bars to the recorded bars (``[journal] bars = "all"``; else ignored).
         Not the journal: a bar here costs no commit, and the open chunk may be lost to a crash

@@ -139,6 +139,12 @@ class BarRecorder:
     def open_bars(self) -> int:
         return len(self._open)
 
+    def open_chunk(self) -> list[Bar]:
+        """The bars not yet in a closed chunk, in the order a chunk would hold them (for a
+        reader that cannot wait for the roll: the drift tracker)."""
+        rank = self._rank
+        return sorted(self._open.values(), key=lambda b: (b.ts, rank[b.symbol]))
+
     def gaps(self, bars: Sequence[Bar]) -> dict[str, datetime]:
         """For symbols seen for the first time since this writer opened: the last time the
         record holds, when the first bar now comes after it (bars in between were lost, or

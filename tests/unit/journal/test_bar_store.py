@@ -48,6 +48,14 @@ def test_chunk_full_then_closed_file_and_the_rest_stays_open(tmp_path: Path) -> 
     assert keys(list(read_recorded_bars(tmp_path))) == [("A", 0), ("B", 0), ("A", 1), ("B", 1)]
 
 
+def test_open_chunk_then_the_bars_not_yet_closed_in_chunk_order(tmp_path: Path) -> None:
+    rec = recorder(tmp_path, max_bars=4)
+    rec.add(minutes(("B", "A"), 0, 3), now=0.0)  # B first: the order the feed delivered
+    assert keys(rec.open_chunk()) == [("B", 2), ("A", 2)]
+    closed = keys(list(read_recorded_bars(tmp_path)))
+    assert closed + keys(rec.open_chunk()) == keys(minutes(("B", "A"), 0, 3))
+
+
 def test_chunk_older_than_interval_then_closed_on_next_add_or_roll(tmp_path: Path) -> None:
     rec = recorder(tmp_path, max_bars=100, interval_s=10.0)
     assert rec.add([bar("A", 0)], now=0.0) == []
