@@ -1,0 +1,400 @@
+"""The promotion gates over plain data: every reason a promotion fails, and what passes."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from tradeplane.core import promotion
+from tradeplane.core.promotion import (
+    Start,
+    check_clean_starts,
+    check_config_diff,
+    check_drift_alerts,
+    check_kill_switch,
+    check_modes,
+    check_session_mode,
+    check_strategy_code,
+    flatten_config,
+    last_session,
+    starts_from_records,
+)
+from tradeplane.core.reconcile import ReconciliationReport
+from tradeplane.protocol.events import EventKind
+
+
+class Journal:
+    """Journal lines as the reader returns them, in seq order."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+        self._seq = itertools.count(1)
+
+    def add(self, kind: EventKind, **data: Any) -> dict[str, Any]:
+        seq = next(self._seq)
+        line = {"seq": seq, "kind": str(kind), "ts": f"2026-12-01T10:{seq:02d}:00.000000Z"}
+        line["data"] = data
+        self.lines.append(line)
+        return line
+
+    def start(self, run_id: str, *, clean: bool = True, mode: str = "paper") -> None:
+        self.reconciliation(run_id, clean=clean)
+        self.add(EventKind.DEPLOYMENT_STARTED, run_id=run_id, mode=mode)
+
+    def reconciliation(self, run_id: str, *, clean: bool = True) -> None:
+        missing = [] if clean else [{"symbol": "SPY", "expected": 10.0}]
+        report = ReconciliationReport(1.0, clean, missing, [], [], [], [], [], venue="ib")
+        self.add(EventKind.RECONCILIATION, **report.to_dict(), run_id=run_id, action="adopt")
+
+    def stop(self, run_id: str) -> None:
+        self.add(EventKind.DEPLOYMENT_STOPPED, run_id=run_id, reason="operator")
+
+    def session(self, run_id: str, *, clean: bool = True) -> None:
+        self.start(run_id, clean=clean)
+        self.stop(run_id)
+
+    def starts(self) -> list[Start]:
+        return starts_from_records(self.lines)
+
+
+def clean_history(n: int = 3) -> Journal:
+    j = Journal()
+    for i in range(n):
+        j.session(f"run-{i}")
+    return j
+
+
+# --- clean starts ------------------------------------------------------------------------------
+
+
+def test_promote_when_last_starts_reconciled_clean_then_passes() -> None:
+    gate = check_clean_starts(clean_history(3).starts(), 3)
+    assert gate.passed, gate
+    assert [s["run_id"] for s in gate.evidence["starts"]] == ["run-0", "run-1", "run-2"]
+    assert all(s["summary"] == "clean" for s in gate.evidence["starts"])
+
+
+def test_promote_when_fewer_starts_than_required_then_fails() -> None:
+    gate = check_clean_starts(clean_history(2).starts(), 3)
+    assert not gate.passed
+    assert gate.detail == "only 2 start(s) journaled, 3 required"
+
+
+def test_promote_when_one_of_the_last_starts_had_a_reconciliation_mismatch_then_fails() -> None:
+    j = clean_history(2)
+    j.session("run-bad", clean=False)
+    gate = check_clean_starts(j.starts(), 3)
+    assert not gate.passed
+    assert "run run-bad" in gate.detail and "SPY" in gate.detail, gate.detail
+    assert [s["clean"] for s in gate.evidence["starts"]] == [True, True, False]
+
+
+def test_promote_when_a_mismatch_is_older_than_the_last_n_starts_then_passes() -> None:
+    j = Journal()
+    j.session("old", clean=False)
+    for i in range(3):
+        j.session(f"run-{i}")
+    assert check_clean_starts(j.starts(), 3).passed
+
+
+def test_promote_when_a_start_failed_before_reconciling_then_fails() -> None:
+    j = clean_history(2)
+    j.add(EventKind.DEPLOYMENT_FAILED, run_id="run-x", reason="start-up failed: client id in use")
+    gate = check_clean_starts(j.starts(), 3)
+    assert not gate.passed
+    assert "no start-up reconciliation" in gate.detail and "client id in use" in gate.detail
+
+
+def test_promote_when_a_start_was_blocked_by_a_mismatch_then_fails() -> None:
+    j = clean_history(2)
+    j.reconciliation("blocked", clean=False)
+    j.add(EventKind.DEPLOYMENT_FAILED, run_id="blocked", reason="reconciliation mismatch")
+    gate = check_clean_starts(j.starts(), 3)
+    assert not gate.passed and "run blocked" in gate.detail
+
+
+def test_promote_when_a_resync_reconciliation_mid_run_then_only_the_start_up_one_counts() -> None:
+    j = clean_history(2)
+    j.start("run-2")
+    j.reconciliation("run-2", clean=False)  # after a venue reconnect
+    j.stop("run-2")
+    gate = check_clean_starts(j.starts(), 3)
+    assert gate.passed, gate
+
+
+def test_promote_when_a_reconciliation_report_is_unreadable_then_fails() -> None:
+    j = clean_history(2)
+    j.add(EventKind.RECONCILIATION, run_id="odd", clean=True)
+    j.add(EventKind.DEPLOYMENT_STARTED, run_id="odd", mode="paper")
+    gate = check_clean_starts(j.starts(), 3)
+    assert not gate.passed and "unreadable report" in gate.detail
+
+
+def test_starts_ignore_records_without_a_run_id_and_stops_of_unseen_runs() -> None:
+    j = Journal()
+    j.add(EventKind.RECONCILIATION, clean=True)  # no run id: not a start
+    j.stop("never-started")
+    j.session("run-0")
+    assert [s.run_id for s in j.starts()] == ["run-0"]
+
+
+# --- the last session ---------------------------------------------------------------------------
+
+
+def test_promote_when_kill_switch_tripped_in_last_session_then_fails() -> None:
+    j = clean_history(2)
+    j.start("run-2")
+    j.add(EventKind.KILL_SWITCH_ACTIVATED, source="risk", reason="MAX_DAILY_LOSS")
+    j.add(EventKind.KILL_SWITCH_CLEARED, source="operator", reason="reviewed")
+    j.stop("run-2")
+    starts = j.starts()
+    gate = check_kill_switch(j.lines, last_session(starts))
+    assert not gate.passed
+    assert "tripped 1 time(s)" in gate.detail and "MAX_DAILY_LOSS" in gate.detail
+    assert gate.evidence["activations"][0]["source"] == "risk"
+
+
+def test_promote_when_kill_switch_tripped_only_in_an_earlier_session_then_passes() -> None:
+    j = Journal()
+    j.start("run-0")
+    j.add(EventKind.KILL_SWITCH_ACTIVATED, source="risk", reason="MAX_DRAWDOWN")
+    j.stop("run-0")
+    j.add(EventKind.KILL_SWITCH_CLEARED, source="operator", reason="reviewed")  # offline
+    j.session("run-1")
+    gate = check_kill_switch(j.lines, last_session(j.starts()))
+    assert gate.passed, gate
+
+
+def test_promote_when_kill_switch_was_still_active_as_the_last_session_began_then_fails() -> None:
+    j = Journal()
+    j.add(EventKind.KILL_SWITCH_ACTIVATED, source="operator", reason="desk halt")
+    j.session("run-0")
+    gate = check_kill_switch(j.lines, last_session(j.starts()))
+    assert not gate.passed
+    assert "active when the last session began" in gate.detail and "desk halt" in gate.detail
+
+
+def test_promote_when_kill_switch_tripped_after_the_last_session_stopped_then_not_counted() -> None:
+    j = clean_history(1)
+    j.add(EventKind.KILL_SWITCH_ACTIVATED, source="operator", reason="weekend")
+    gate = check_kill_switch(j.lines, last_session(j.starts()))
+    assert gate.passed  # preflight --strict is what refuses an active switch on the live side
+
+
+def test_promote_when_last_session_is_still_running_then_it_runs_to_the_journal_end() -> None:
+    j = clean_history(1)
+    j.start("run-1")
+    j.add(EventKind.KILL_SWITCH_ACTIVATED, source="risk", reason="MAX_DAILY_LOSS")
+    session = last_session(j.starts())
+    assert session is not None and session.run_id == "run-1" and session.last_seq is None
+    assert not check_kill_switch(j.lines, session).passed
+
+
+def test_promote_when_a_crashed_session_has_no_stop_then_it_ends_at_the_next_start() -> None:
+    j = Journal()
+    j.start("crashed")
+    j.session("run-1")
+    starts = j.starts()
+    assert starts[0].last_seq == starts[1].first_seq - 1
+
+
+def test_promote_when_drift_alert_raised_in_last_session_then_fails() -> None:
+    j = clean_history(2)
+    j.start("run-2")
+    j.add(
+        EventKind.DRIFT_ALERT,
+        strategy="index_sma",
+        figure="tracking_error_pct",
+        value=3.2,
+        threshold=2.0,
+    )
+    j.stop("run-2")
+    gate = check_drift_alerts(j.lines, last_session(j.starts()))
+    assert not gate.passed
+    assert "index_sma tracking_error_pct 3.2 past 2.0" in gate.detail
+    assert gate.evidence["alerts"][0]["threshold"] == 2.0
+
+
+def test_promote_when_drift_alert_only_in_an_earlier_session_then_passes() -> None:
+    j = Journal()
+    j.start("run-0")
+    j.add(EventKind.DRIFT_ALERT, strategy="s", figure="x", value=1, threshold=0.5)
+    j.stop("run-0")
+    j.session("run-1")
+    assert check_drift_alerts(j.lines, last_session(j.starts())).passed
+
+
+def test_promote_when_no_paper_session_journaled_then_session_gates_fail() -> None:
+    j = Journal()
+    j.add(EventKind.DEPLOYMENT_FAILED, run_id="r", reason="start-up failed")
+    session = last_session(j.starts())
+    assert session is None
+    assert not check_kill_switch(j.lines, session).passed
+    assert not check_drift_alerts(j.lines, session).passed
+    assert check_session_mode(session) is None
+
+
+def test_promote_when_last_session_ran_in_shadow_then_fails() -> None:
+    j = Journal()
+    j.start("run-0", mode="shadow")
+    j.stop("run-0")
+    gate = check_session_mode(last_session(j.starts()))
+    assert gate is not None and not gate.passed and "'shadow'" in gate.detail
+
+
+# --- the two configs ----------------------------------------------------------------------------
+
+
+def test_promote_when_modes_are_paper_to_live_then_passes() -> None:
+    assert check_modes("paper", "live").passed
+
+
+@pytest.mark.parametrize(
+    ("paper", "live", "said"),
+    [("shadow", "live", "paper config's mode"), ("paper", "paper", "config to promote")],
+)
+def test_promote_when_modes_are_not_paper_to_live_then_fails(
+    paper: str, live: str, said: str
+) -> None:
+    gate = check_modes(paper, live)
+    assert not gate.passed and said in gate.detail
+
+
+def test_promote_when_strategy_code_differs_then_fails() -> None:
+    gate = check_strategy_code({"a": "1" * 64, "b": "2" * 64}, {"a": "1" * 64, "b": "3" * 64})
+    assert not gate.passed and gate.detail == "differs (or unreadable) for b"
+
+
+def test_promote_when_strategy_file_is_unreadable_then_fails() -> None:
+    gate = check_strategy_code({"a": None}, {"a": None})
+    assert not gate.passed
+
+
+def test_promote_when_strategy_code_is_the_same_then_passes() -> None:
+    assert check_strategy_code({"a": "1" * 64}, {"a": "1" * 64}).passed
+
+
+def config(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "deployment": {"name": "paper-ib", "mode": "paper", "state_dir": "/s/paper"},
+        "venue": {"kind": "ib", "ib": {"port": 7497, "live": False, "symbols": ["SPY"]}},
+        "risk": {"max_order_value": 25_000.0},
+        "session": {"calendar": "XNYS"},
+        "telemetry": {"metrics_port": 9467},
+        "strategies": [
+            {
+                "name": "sma",
+                "path": "/x/sma_cross.py",
+                "class_name": "SmaCross",
+                "capital": 50_000.0,
+                "params": {"fast": 10, "slow": 30, "quantity": 20},
+            }
+        ],
+        "promotion": {"clean_starts": 3},
+    }
+    for path, value in changes.items():
+        node = base
+        *head, last = path.split("__")
+        for key in head:
+            node = node[key] if not isinstance(node, list) else node[int(key)]
+        node[last] = value
+    return base
+
+
+ALLOWED = promotion.allowed_patterns(["quantity"])
+
+
+def test_promote_when_only_size_limits_and_venue_differ_then_passes() -> None:
+    live = config(
+        deployment__name="live-ib",
+        deployment__mode="live",
+        deployment__state_dir="/s/live",
+        venue__ib__port=7496,
+        venue__ib__live=True,
+        risk__max_order_value=5_000.0,
+        strategies__0__capital=10_000.0,
+        strategies__0__params__quantity=2,
+        telemetry__metrics_port=9470,
+    )
+    gate = check_config_diff(config(), live, ALLOWED)
+    assert gate.passed, gate
+    paths = [d["path"] for d in gate.evidence["allowed"]]
+    assert "strategies.sma.params.quantity" in paths and "venue.ib.live" in paths
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"strategies__0__params__fast": 5}, "strategies.sma.params.fast"),
+        ({"strategies__0__class_name": "Other"}, "strategies.sma.class_name"),
+        ({"venue__ib__symbols": ["SPY", "QQQ"]}, "venue.ib.symbols"),
+        ({"session__calendar": "24/7"}, "session.calendar"),
+        ({"venue__kind": "sim"}, "venue.kind"),
+    ],
+)
+def test_promote_when_a_system_setting_differs_then_fails_naming_it(
+    change: dict[str, Any], path: str
+) -> None:
+    gate = check_config_diff(config(), config(**change), ALLOWED)
+    assert not gate.passed
+    assert gate.detail.startswith("a system change, not a size change: " + path), gate.detail
+    assert [d["path"] for d in gate.evidence["not_allowed"]] == [path]
+
+
+def test_promote_when_a_param_is_added_then_fails() -> None:
+    live = config()
+    live["strategies"][0]["params"]["stop_loss"] = 0.02
+    gate = check_config_diff(config(), live, ALLOWED)
+    assert not gate.passed
+    assert gate.evidence["not_allowed"][0] == {
+        "path": "strategies.sma.params.stop_loss",
+        "paper": "<unset>",
+        "live": 0.02,
+    }
+
+
+def test_promote_when_a_strategy_is_added_then_fails() -> None:
+    live = config()
+    live["strategies"].append({**live["strategies"][0], "name": "extra"})
+    gate = check_config_diff(config(), live, ALLOWED)
+    assert not gate.passed
+    assert gate.evidence["not_allowed"][0]["path"] == "strategies (names, in order)"
+
+
+def test_promote_when_strategies_are_reordered_then_fails() -> None:
+    two = config()
+    two["strategies"].append({**two["strategies"][0], "name": "b"})
+    swapped = config()
+    swapped["strategies"] = [{**swapped["strategies"][0], "name": "b"}, two["strategies"][0]]
+    gate = check_config_diff(two, swapped, ALLOWED)
+    assert not gate.passed and "names, in order" in gate.detail
+
+
+def test_promote_when_a_param_is_named_a_size_param_then_it_may_differ() -> None:
+    live = config(strategies__0__params__fast=5)
+    assert not check_config_diff(config(), live, ALLOWED).passed
+    assert check_config_diff(config(), live, promotion.allowed_patterns(["fast"])).passed
+
+
+def test_promote_when_a_path_is_in_allowed_differences_then_it_may_differ() -> None:
+    live = config(session__calendar="24/7")
+    allowed = promotion.allowed_patterns(["quantity"], ["session.*"])
+    assert check_config_diff(config(), live, allowed).passed
+
+
+def test_flatten_keys_strategies_by_name_and_keeps_lists_whole() -> None:
+    flat = flatten_config(config())
+    assert flat["strategies.sma.params.quantity"] == 20
+    assert flat["venue.ib.symbols"] == ["SPY"]
+    assert "strategies" not in flat
+
+
+def test_verdict_passes_only_when_every_gate_passed() -> None:
+    ok = promotion.GateResult("a", True, "fine")
+    bad = promotion.GateResult("b", False, "broken")
+    assert promotion.PromotionVerdict("p", "l", (ok,)).passed
+    verdict = promotion.PromotionVerdict("p", "l", (ok, bad))
+    assert not verdict.passed and verdict.failures == ["b: broken"]
+    assert not promotion.PromotionVerdict("p", "l", ()).passed
