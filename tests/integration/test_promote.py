@@ -13,11 +13,18 @@ import pytest
 
 from tests.helpers import eventually
 from tests.integration.conftest import make_config
-from tests.integration.harness import live_status, market_moving, running, strategy
+from tests.integration.harness import (
+    STRATEGIES,
+    live_status,
+    market_moving,
+    running,
+    strategy,
+)
 from tests.standins.tws import FakeTws
 from tradeplane.cli import promote_cmd
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import OperationalError
+from tradeplane.core.promotion import code_hash
 from tradeplane.journal.reader import JournalReader
 from tradeplane.protocol.events import EventKind
 
@@ -81,6 +88,11 @@ def test_promote_beside_running_deployments_reads_and_writes_through_their_journ
             session = next(g for g in verdict.gates if g.name == "kill switch").evidence
             assert "not ended" in session["session"]["ended"]  # the paper session runs on
             assert where["via"] == "state dir"  # the live deployment never ran: its dir
+            # What the paper run traded, as its deployment_started recorded it.
+            [code] = next(g for g in verdict.gates if g.name == "strategy code").evidence[
+                "strategies"
+            ]
+            assert code["ran"] == code_hash(Path(STRATEGIES).read_text(encoding="utf-8"))
         with running(live) as run:
             eventually(  # preflight --strict warns until the metrics endpoint serves
                 lambda: (live_status(run.name).get("telemetry") or {}).get("metrics_endpoint"),

@@ -36,6 +36,7 @@ from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core import promotion
 from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.core.promotion import GateResult, PromotionVerdict
+from tradeplane.core.redact import REDACTOR
 from tradeplane.journal.files import DB_NAME
 from tradeplane.journal.reader import JournalReader
 from tradeplane.journal.store import JournalStore
@@ -56,7 +57,7 @@ def promote_command(
     paper: Annotated[
         Path | None,
         typer.Option(
-            "--paper", help="The paper deployment's config (default: [promotion] paper_config)."
+            "--paper", help="The paper deployment's config (default: promotion.paper_config)."
         ),
     ] = None,
     paper_state_dir: Annotated[
@@ -141,6 +142,7 @@ def evaluate(
         _preflight_gate(live_cfg, attached=attached, state_dir=live_state_dir, now=now),
     ]
     records, problem = _paper_records(paper_cfg, attached=attached, state_dir=paper_state_dir)
+    ran: dict[str, Any] | None = None
     if problem is not None:
         for name in ("clean starts", "kill switch", "drift alerts"):
             gates.append(GateResult(name, False, problem, {}))
@@ -153,7 +155,8 @@ def evaluate(
             gates.append(mode)
         gates.append(promotion.check_kill_switch(records, session))
         gates.append(promotion.check_drift_alerts(records, session))
-    gates.append(promotion.check_strategy_code(code_hashes(paper_cfg), code_hashes(live_cfg)))
+        ran = promotion.session_code_hashes(session)
+    gates.append(promotion.check_strategy_code(code_hashes(paper_cfg), code_hashes(live_cfg), ran))
     allowed = promotion.allowed_patterns(
         live_cfg.promotion.size_params, live_cfg.promotion.allowed_differences
     )
@@ -214,8 +217,15 @@ def _paper_records(
 
 
 def code_hashes(cfg: TradeplaneConfig) -> dict[str, str | None]:
-    """sha256 of each strategy's source file (None: it cannot be read)."""
-    return {s.name: _sha256(s.path) for s in cfg.strategies}
+    """Each strategy's code hash, of its file read as the deployer reads it (None: it cannot
+    be read)."""
+    out: dict[str, str | None] = {}
+    for s in cfg.strategies:
+        try:
+            out[s.name] = promotion.code_hash(Path(s.path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            out[s.name] = None
+    return out
 
 
 def _sha256(path: Path) -> str | None:
@@ -255,7 +265,9 @@ def journal_verdict(
     """Append ``promotion_checked`` to the live deployment's journal through its one writer:
     the running journal actor, else the state dir under the single-writer lock."""
     name = cfg.deployment.name
-    record = event_record(name, EventKind.PROMOTION_CHECKED, time.time(), payload)
+    # Masked here too: the offline path writes without the journal actor, which masks its own.
+    masked = REDACTOR.redact_obj(payload)
+    record = event_record(name, EventKind.PROMOTION_CHECKED, time.time(), masked)
     directory = state_dir or cfg.deployment.resolved_state_dir()
     if attached and state_dir is None:
         remote = running_journal(name)
@@ -340,7 +352,8 @@ def evidence_lines(gate: GateResult) -> list[str]:
         )
     for row in ev.get("strategies", []) if gate.name == "strategy code" else []:
         lines.append(
-            f"{row['strategy']}: paper {_short_hash(row['paper'])}, live {_short_hash(row['live'])}"
+            f"{row['strategy']}: paper config {_short_hash(row['paper'])}, live config "
+            f"{_short_hash(row['live'])}, last paper session ran {_short_hash(row['ran'])}"
         )
     for row in ev.get("not_allowed", []):
         lines.append(f"NOT ALLOWED {row['path']}: {row['paper']!r} -> {row['live']!r}")
@@ -350,4 +363,4 @@ def evidence_lines(gate: GateResult) -> list[str]:
 
 
 def _short_hash(value: str | None) -> str:
-    return "unreadable" if value is None else f"sha256 {value[:12]}"
+    return "none" if value is None else f"sha256 {value[:12]}"

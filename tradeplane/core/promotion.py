@@ -17,7 +17,9 @@ The gates (each a ``GateResult``):
   journal from the first record of the last started run up to its ``deployment_stopped`` or
   ``deployment_failed`` (or the next start, or the end of the journal while it runs). A kill
   switch still active when that session began counts as tripped in it.
-- ``strategy code``: the same source (sha256 of each strategy's file) in both configs.
+- ``strategy code``: the same source (``code_hash`` of each strategy's file) in both configs,
+  and the one the last paper session ran (its ``deployment_started`` records the hashes of the
+  sources the deployer shipped to the strategy actors).
 - ``config``: the configs differ only in size, limits, the venue connection and credentials,
   and the deployment's identity ("a size change, not a system change"); see
   ``ALWAYS_ALLOWED``.
@@ -26,6 +28,7 @@ The gates (each a ``GateResult``):
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -346,24 +349,58 @@ def check_modes(paper_mode: str, live_mode: str) -> GateResult:
     return GateResult("modes", True, "paper -> live", data)
 
 
+def code_hash(source: str) -> str:
+    """A strategy's code hash: sha256 of its source text as the deployer reads and ships it
+    (UTF-8, universal newlines), hex."""
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+
+def session_code_hashes(session: Start | None) -> dict[str, Any] | None:
+    """The strategy code hashes the session's ``deployment_started`` recorded (None: none)."""
+    data = ((session.started or {}).get("data") or {}) if session is not None else {}
+    hashes = data.get("strategy_code_hashes")
+    return dict(hashes) if isinstance(hashes, Mapping) else None
+
+
 def check_strategy_code(
-    paper_hashes: Mapping[str, str | None], live_hashes: Mapping[str, str | None]
+    paper_hashes: Mapping[str, str | None],
+    live_hashes: Mapping[str, str | None],
+    ran: Mapping[str, Any] | None,
 ) -> GateResult:
-    """The same code per strategy: a hash of None is a file that could not be read."""
+    """The same code per strategy in both configs (a hash of None: a file that could not be
+    read) and in the last paper session (``ran``: the hashes its ``deployment_started``
+    recorded). Without those the gate fails: the files alone say nothing of what paper ran."""
     name = "strategy code"
     rows = []
     bad = []
     for strategy in sorted(set(paper_hashes) | set(live_hashes)):
         paper, live = paper_hashes.get(strategy), live_hashes.get(strategy)
-        same = paper is not None and paper == live
-        rows.append({"strategy": strategy, "paper": paper, "live": live, "same": same})
+        traded = None if ran is None else ran.get(strategy)
+        same = paper is not None and paper == live and traded == live
+        rows.append(
+            {"strategy": strategy, "paper": paper, "live": live, "ran": traded, "same": same}
+        )
         if not same:
             bad.append(strategy)
     data = {"strategies": rows}
+    if ran is None:
+        return GateResult(
+            name,
+            False,
+            "the last paper session recorded no strategy code hashes (started by an earlier "
+            "tradeplane, or no session): run a paper session of this code",
+            data,
+        )
     if bad:
-        return GateResult(name, False, f"differs (or unreadable) for {', '.join(bad)}", data)
+        return GateResult(
+            name,
+            False,
+            f"not the same in both configs and the last paper session for {', '.join(bad)}",
+            data,
+        )
+    count = f"{len(rows)} strateg{'y' if len(rows) == 1 else 'ies'}"
     return GateResult(
-        name, True, f"same sha256 for {len(rows)} strateg{'y' if len(rows) == 1 else 'ies'}", data
+        name, True, f"same sha256 in both configs and the last paper session for {count}", data
     )
 
 

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from tests.standins.tws import FakeTws
 from tradeplane.actors.records import event_record, kill_switch_state
 from tradeplane.cli.main import app
+from tradeplane.core.promotion import code_hash
 from tradeplane.core.reconcile import ReconciliationReport
 from tradeplane.journal.reader import JournalReader
 from tradeplane.journal.store import JournalStore
@@ -130,9 +131,20 @@ def reconciliation(run_id: str, *, clean: bool = True) -> dict[str, Any]:
     return {**report.to_dict(), "run_id": run_id, "action": "adopt"}
 
 
-def session(append: Any, run_id: str, *, clean: bool = True, during: Any = None) -> None:
+STRATEGY_HASH = code_hash(STRATEGY.read_text(encoding="utf-8"))
+
+
+def session(
+    append: Any,
+    run_id: str,
+    *,
+    clean: bool = True,
+    during: Any = None,
+    code: str = STRATEGY_HASH,
+) -> None:
     append(EventKind.RECONCILIATION, reconciliation(run_id, clean=clean))
-    append(EventKind.DEPLOYMENT_STARTED, {"run_id": run_id, "mode": "paper", "venue": "ib"})
+    started = {"run_id": run_id, "mode": "paper", "strategy_code_hashes": {"index_sma": code}}
+    append(EventKind.DEPLOYMENT_STARTED, started)
     if during is not None:
         during(append)
     append(EventKind.DEPLOYMENT_STOPPED, {"run_id": run_id, "reason": "operator"})
@@ -212,12 +224,23 @@ def test_promote_when_strategy_code_differs_then_exit_1_naming_the_strategy(
     result = desk.promote()
     assert result.exit_code == 1, result.output
     assert gates(result.output)["strategy code"] == "FAIL"
-    assert "differs (or unreadable) for index_sma" in result.output
+    said = "not the same in both configs and the last paper session for index_sma"
+    assert said in result.output
     assert gates(result.output)["config"] == "PASS"  # the path alone may differ
     assert "NOT PROMOTABLE" in result.output
     [record] = desk.promotion_records()
     assert record["data"]["passed"] is False
-    assert record["data"]["failures"] == ["strategy code: differs (or unreadable) for index_sma"]
+    assert record["data"]["failures"] == [f"strategy code: {said}"]
+
+
+def test_promote_when_the_strategy_file_changed_since_paper_ran_it_then_exit_1(
+    desk: Desk,
+) -> None:
+    desk.journal(lambda append: [session(append, f"run-{i}", code="0" * 64) for i in range(3)])
+    result = desk.promote()
+    assert result.exit_code == 1
+    assert gates(result.output)["strategy code"] == "FAIL"
+    assert "last paper session ran sha256 000000000000" in result.output
 
 
 def test_promote_when_a_strategy_param_other_than_size_differs_then_exit_1(desk: Desk) -> None:

@@ -262,18 +262,52 @@ def test_promote_when_modes_are_not_paper_to_live_then_fails(
     assert not gate.passed and said in gate.detail
 
 
+A, B, C = "a" * 64, "b" * 64, "c" * 64
+
+
 def test_promote_when_strategy_code_differs_then_fails() -> None:
-    gate = check_strategy_code({"a": "1" * 64, "b": "2" * 64}, {"a": "1" * 64, "b": "3" * 64})
-    assert not gate.passed and gate.detail == "differs (or unreadable) for b"
+    gate = check_strategy_code({"s": A, "t": B}, {"s": A, "t": C}, {"s": A, "t": B})
+    assert not gate.passed and gate.detail.endswith("last paper session for t")
+    assert gate.evidence["strategies"][1] == {
+        "strategy": "t",
+        "paper": B,
+        "live": C,
+        "ran": B,
+        "same": False,
+    }
+
+
+def test_promote_when_strategy_code_changed_since_the_paper_session_ran_then_fails() -> None:
+    gate = check_strategy_code({"s": B}, {"s": B}, {"s": A})  # both files edited since
+    assert not gate.passed and gate.detail.endswith("for s")
+
+
+def test_promote_when_the_paper_session_recorded_no_code_hashes_then_fails() -> None:
+    gate = check_strategy_code({"s": A}, {"s": A}, None)
+    assert not gate.passed and "recorded no strategy code hashes" in gate.detail
 
 
 def test_promote_when_strategy_file_is_unreadable_then_fails() -> None:
-    gate = check_strategy_code({"a": None}, {"a": None})
-    assert not gate.passed
+    assert not check_strategy_code({"s": None}, {"s": None}, {"s": None}).passed
 
 
-def test_promote_when_strategy_code_is_the_same_then_passes() -> None:
-    assert check_strategy_code({"a": "1" * 64}, {"a": "1" * 64}).passed
+def test_promote_when_strategy_code_is_the_same_everywhere_then_passes() -> None:
+    assert check_strategy_code({"s": A}, {"s": A}, {"s": A}).passed
+
+
+def test_session_code_hashes_come_from_its_deployment_started() -> None:
+    j = Journal()
+    j.reconciliation("r")
+    j.add(EventKind.DEPLOYMENT_STARTED, run_id="r", mode="paper", strategy_code_hashes={"s": A})
+    assert promotion.session_code_hashes(last_session(j.starts())) == {"s": A}
+    assert promotion.session_code_hashes(last_session(clean_history(1).starts())) is None
+    assert promotion.session_code_hashes(None) is None
+
+
+def test_code_hash_is_sha256_of_the_utf8_source() -> None:
+    import hashlib
+
+    assert promotion.code_hash("x = 1\n") == hashlib.sha256(b"x = 1\n").hexdigest()
 
 
 def config(**changes: Any) -> dict[str, Any]:
