@@ -24,7 +24,7 @@ from tests.standins.tws import FakeTws
 from tradeplane.cli import promote_cmd
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.errors import OperationalError
-from tradeplane.core.promotion import code_hash
+from tradeplane.core.promotion_config import code_hash
 from tradeplane.journal.reader import JournalReader
 from tradeplane.protocol.events import EventKind
 

@@ -33,7 +33,7 @@ from tradeplane.cli.cluster_reads import cluster, locate_stopped, running_journa
 from tradeplane.cli.output import console, err, protect, stdout
 from tradeplane.config.loading import ConfigError, load_config
 from tradeplane.config.models import TradeplaneConfig
-from tradeplane.core import promotion
+from tradeplane.core import promotion, promotion_config
 from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.core.promotion import GateResult, PromotionVerdict
 from tradeplane.core.redact import REDACTOR
@@ -138,7 +138,9 @@ def evaluate(
     """Every gate for ``live_cfg`` promoted from ``paper_cfg``. ``attached``: on a Ray cluster,
     where running deployments are found (and read through their actors)."""
     gates: list[GateResult] = [
-        promotion.check_modes(paper_cfg.deployment.mode.value, live_cfg.deployment.mode.value),
+        promotion_config.check_modes(
+            paper_cfg.deployment.mode.value, live_cfg.deployment.mode.value
+        ),
         _preflight_gate(live_cfg, attached=attached, state_dir=live_state_dir, now=now),
     ]
     records, problem = _paper_records(paper_cfg, attached=attached, state_dir=paper_state_dir)
@@ -156,12 +158,14 @@ def evaluate(
         gates.append(promotion.check_kill_switch(records, session))
         gates.append(promotion.check_drift_alerts(records, session))
         ran = promotion.session_code_hashes(session)
-    gates.append(promotion.check_strategy_code(code_hashes(paper_cfg), code_hashes(live_cfg), ran))
-    allowed = promotion.allowed_patterns(
+    gates.append(
+        promotion_config.check_strategy_code(code_hashes(paper_cfg), code_hashes(live_cfg), ran)
+    )
+    allowed = promotion_config.allowed_patterns(
         live_cfg.promotion.size_params, live_cfg.promotion.allowed_differences
     )
     gates.append(
-        promotion.check_config_diff(
+        promotion_config.check_config_diff(
             paper_cfg.model_dump(mode="json"), live_cfg.model_dump(mode="json"), allowed
         )
     )
@@ -222,7 +226,7 @@ def code_hashes(cfg: TradeplaneConfig) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for s in cfg.strategies:
         try:
-            out[s.name] = promotion.code_hash(Path(s.path).read_text(encoding="utf-8"))
+            out[s.name] = promotion_config.code_hash(Path(s.path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError):
             out[s.name] = None
     return out

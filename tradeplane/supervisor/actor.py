@@ -26,7 +26,7 @@ from tradeplane.cluster.placement import NodeInfo
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.config.settings import with_node_credentials
 from tradeplane.core.errors import OperationalError
-from tradeplane.core.promotion import code_hash
+from tradeplane.core.promotion_config import code_hash
 from tradeplane.core.succession import Start, Term, contend, on_start, should_take_over
 from tradeplane.protocol.api import BrokerApi
 from tradeplane.protocol.roles import ROLE_BROKER, ROLE_SUPERVISOR, actor_name

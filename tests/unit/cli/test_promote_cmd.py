@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from tests.standins.tws import FakeTws
 from tradeplane.actors.records import event_record, kill_switch_state
 from tradeplane.cli.main import app
-from tradeplane.core.promotion import code_hash
+from tradeplane.core.promotion_config import code_hash
 from tradeplane.core.reconcile import ReconciliationReport
 from tradeplane.journal.reader import JournalReader
 from tradeplane.journal.store import JournalStore

@@ -234,7 +234,7 @@ def test_live_ib_example_passes_preflight_strict_against_a_live_account(tmp_path
 
 def test_live_ib_example_is_a_size_change_of_paper_ib() -> None:
     from tradeplane.cli.promote_cmd import code_hashes
-    from tradeplane.core import promotion
+    from tradeplane.core import promotion_config as promotion
 
     live, paper = load(CONFIG_DIR / "live-ib.toml"), load(CONFIG_DIR / "paper-ib.toml")
     assert live.promotion.paper_config == Path("paper-ib.toml")
