@@ -83,6 +83,14 @@ def promote_command(
     live_cfg = _load(config, state_dir)
     paper_path = paper or _paper_from(live_cfg, config)
     paper_cfg = _load(paper_path, paper_state_dir)
+    same_dir = live_cfg.deployment.resolved_state_dir() == paper_cfg.deployment.resolved_state_dir()
+    if live_cfg.deployment.name == paper_cfg.deployment.name or same_dir:
+        # One record for two deployments: the verdict would be journaled into the evidence.
+        _fail(
+            f"{config} and {paper_path} are the same deployment ({live_cfg.deployment.name!r} "
+            f"in {live_cfg.deployment.resolved_state_dir()}): a live deployment needs its own "
+            f"name and state dir"
+        )
     with cluster(address) as attached:
         verdict = evaluate(
             live_cfg,

@@ -371,3 +371,13 @@ def test_promote_to_anything_but_live_then_refused() -> None:
     result = CliRunner().invoke(app, ["promote", "x.toml", "--to", "paper"])
     assert result.exit_code == 2
     assert "only 'live'" in result.output
+
+
+def test_promote_a_config_from_itself_then_refused_and_nothing_journaled(desk: Desk) -> None:
+    desk.journal(three_clean_sessions)
+    paper = str(desk.root / "paper.toml")
+    result = CliRunner().invoke(app, ["promote", paper, "--to", "live", "--paper", paper])
+    assert result.exit_code == 2
+    assert "are the same deployment ('paper-ib'" in result.output
+    with JournalReader.open(desk.paper_state, deployment=PAPER_NAME) as reader:
+        assert reader.events([EventKind.PROMOTION_CHECKED]) == []
