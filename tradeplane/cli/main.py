@@ -21,6 +21,7 @@ from tradeplane.cli.chaos_cmd import chaos_command, fault_command
 from tradeplane.cli.cluster_cmd import cluster_app
 from tradeplane.cli.journal_cmd import journal_app, resolve_state_dir
 from tradeplane.cli.parity_cmd import parity_command
+from tradeplane.cli.promote_cmd import promote_command
 from tradeplane.cli.report_cmd import report_command
 from tradeplane.cli.shadow_cmd import shadow_command
 from tradeplane.cli.trace_cmd import trace_app
@@ -45,6 +46,7 @@ app.command("shadow")(shadow_command)
 app.command("backtest")(backtest_command)
 app.command("parity")(parity_command)
 app.command("report")(report_command)
+app.command("promote")(promote_command)
 console, err = output.console, output.err  # both mask secrets (tradeplane.cli.output)
 
 
@@ -404,13 +406,13 @@ def preflight(
 ) -> None:
     """Is the deployment ready to trade? Read-only; exit 0 only when ready."""
     from tradeplane.cli import operator
-    from tradeplane.cli.preflight import run_preflight
+    from tradeplane.cli.preflight import preflight_state_on_cluster, run_preflight
 
     cfg = _load(config, state_dir)
     running = operator.find_running(cfg.deployment.name, address)
     where: dict[str, Any] = {}
     if state_dir is None:  # the config's state dir may be on another node of the cluster
-        where = _preflight_state_on_cluster(cfg)
+        where = preflight_state_on_cluster(cfg)
     result = run_preflight(
         cfg,
         venue,
@@ -430,29 +432,6 @@ def preflight(
             for reason in result.reasons:
                 console.print(f"  - {reason}")
     raise typer.Exit(0 if result.ready else 1)
-
-
-def _preflight_state_on_cluster(cfg: Any) -> dict[str, Any]:
-    """``run_preflight``'s view of the state dir when the cluster knows better than this disk:
-    read by the running journal on its node, or named on another node for a stopped one."""
-    import ray
-
-    from tradeplane.cli.cluster_reads import locate_stopped, running_journal
-
-    if not ray.is_initialized():
-        return {}
-    name = cfg.deployment.name
-    try:
-        journal = running_journal(name)
-        if journal is not None:
-            return {"state": journal.preflight(), "state_dir": journal.state_dir}
-    except OperationalError as exc:
-        failed = {"name": "journal", "status": "fail", "detail": str(exc)}
-        return {"state": {"checks": [failed]}}
-    where = locate_stopped(name, cfg.deployment.resolved_state_dir())
-    if isinstance(where, str):
-        return {"held_elsewhere": where}
-    return {} if where is None else {"state_dir": where}
 
 
 @app.command("reconcile")

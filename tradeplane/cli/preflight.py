@@ -121,6 +121,29 @@ def run_preflight(
     return PreflightResult(name, venue, strict, checks)
 
 
+def preflight_state_on_cluster(cfg: TradeplaneConfig) -> dict[str, Any]:
+    """``run_preflight``'s view of the state dir when the cluster knows better than this disk:
+    read by the running journal on its node, or named on another node for a stopped one."""
+    import ray
+
+    from tradeplane.cli.cluster_reads import locate_stopped, running_journal
+
+    if not ray.is_initialized():
+        return {}
+    name = cfg.deployment.name
+    try:
+        journal = running_journal(name)
+        if journal is not None:
+            return {"state": journal.preflight(), "state_dir": journal.state_dir}
+    except OperationalError as exc:
+        failed = {"name": "journal", "status": "fail", "detail": str(exc)}
+        return {"state": {"checks": [failed]}}
+    where = locate_stopped(name, cfg.deployment.resolved_state_dir())
+    if isinstance(where, str):
+        return {"held_elsewhere": where}
+    return {} if where is None else {"state_dir": where}
+
+
 def _running_check(running: Any | None) -> Check:
     if running is None:
         return Check("deployment", OK, "not running")

@@ -377,6 +377,26 @@ class SupervisorConfig(FrozenModel):
     logged and journaled and the venue's holdings are adopted. Default false."""
 
 
+class PromotionConfig(FrozenModel):
+    """``tradeplane promote``: what a live config must show of its paper deployment. Read from
+    the config being promoted (the live one); a paper config's own section is not used."""
+
+    paper_config: Path | None = None
+    """The paper deployment this config is promoted from: its config file, relative to this
+    file. Its state dir holds the journal the gates read. ``promote --paper FILE`` overrides it.
+    Default none (then ``--paper`` is required)."""
+    clean_starts: int = Field(default=3, ge=1)
+    """How many of the paper deployment's most recent starts must each have had a clean
+    start-up reconciliation (fewer starts journaled fails too). Default 3."""
+    size_params: tuple[str, ...] = ("quantity",)
+    """Strategy params that are size: they may differ between the paper and the live config
+    (as may each strategy's ``capital``, the ``[risk]`` limits and the venue connection and
+    credentials). Every other param must be equal. Default ``["quantity"]``."""
+    allowed_differences: tuple[str, ...] = ()
+    """More dotted config paths allowed to differ, shell-style wildcards allowed (for example
+    ``"strategies.*.resources.*"`` or ``"telemetry.otlp_endpoint"``). Default none."""
+
+
 class StrategyConfig(FrozenModel):
     name: str
     """Strategy name, unique in the deployment; part of every intent id. Required."""
@@ -430,6 +450,8 @@ class TradeplaneConfig(FrozenModel):
     drift: DriftConfig | None = None
     """Live drift against a backtest: ``live_drift.csv``, ``live_performance.json`` and
     ``drift_alert``. Default none (not tracked)."""
+    promotion: PromotionConfig = PromotionConfig()
+    """What ``tradeplane promote`` requires before this config goes live."""
     source_path: Path | None = Field(default=None, exclude=True)
     """Where this config was loaded from (set by the loader)."""
     loaded_from_dir: Path | None = Field(default=None, exclude=True)

@@ -37,6 +37,19 @@ class EventKind(StrEnum):
     KILL_SWITCH_CLEARED = "kill_switch_cleared"
     RISK_DAY_ROLLED_OVER = "risk_day_rolled_over"
     RECONCILIATION = "reconciliation"
+    DRIFT_ALERT = "drift_alert"
+    """Live performance crossed a ``[drift]`` threshold (raised by the drift tracker). Payload:
+    ``strategy`` (a strategy name, or ``"total"``), ``figure`` (what drifted, named as its
+    threshold is, e.g. ``"return_drift_pct"``, ``"tracking_error_pct"``,
+    ``"fill_slippage_bps"``), ``value`` (the measured figure, in the threshold's unit) and
+    ``threshold`` (the configured limit it crossed). A drift alert in the paper deployment's
+    last session blocks ``tradeplane promote``."""
+    PROMOTION_CHECKED = "promotion_checked"
+    """``tradeplane promote`` judged a live config against its paper deployment; journaled in
+    the live deployment's state dir whatever the verdict. Payload: ``passed``, ``to``
+    (``"live"``), ``live`` and ``paper`` (deployment names), ``live_config`` and
+    ``paper_config`` (paths and sha256 of the files), ``strategy_code_hashes`` and ``checks``
+    (each ``name``, ``passed``, ``detail``, ``evidence``)."""
     # -- strategies
     STRATEGY_ERROR = "strategy_error"
     STRATEGY_SUSPENDED = "strategy_suspended"

@@ -26,6 +26,7 @@ from tradeplane.cluster.placement import NodeInfo
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.config.settings import with_node_credentials
 from tradeplane.core.errors import OperationalError
+from tradeplane.core.promotion_config import code_hash
 from tradeplane.core.succession import Start, Term, contend, on_start, should_take_over
 from tradeplane.protocol.api import BrokerApi
 from tradeplane.protocol.roles import ROLE_BROKER, ROLE_SUPERVISOR, actor_name
@@ -134,6 +135,7 @@ class SupervisorActor(SupervisedActor):
             state_node=state_node,
             state_node_lost=state_node_lost,
         )
+        self.sup.strategy_code_hashes = {n: code_hash(src) for n, src in sources.items()}
         # Served through the telemetry actor's endpoint; made once the supervision is up.
         self.metrics: ActorMetrics | None = None
         self._deploying = False

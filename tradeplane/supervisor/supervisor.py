@@ -146,6 +146,9 @@ class Supervisor:
         self.wake = asyncio.Event()
         self.reading = HealthReading(Health.STARTING, "deploying actors")
         self.started_ts = clock.now()
+        # sha256 of each strategy's source as shipped to its actor (set by the actor shell):
+        # journaled with ``deployment_started``, so ``promote`` knows what code a run traded.
+        self.strategy_code_hashes: dict[str, str] = {}
         self.loop_task: asyncio.Task[Any] | None = None
         self.journal_failures = 0
         self.faults = FaultSchedule(cfg.venue.sim.faults)
@@ -354,6 +357,7 @@ class Supervisor:
             "symbols": list(self.cfg.venue.symbols),
             "risk_limits_disabled": self.cfg.risk.disabled_limits(),
             "session_calendar": self.cfg.session.calendar,
+            "strategy_code_hashes": dict(self.strategy_code_hashes),
             "reconciliation": (self.recoverer.reconciliation or {}).get("summary"),
         }
         # A deployment that cannot journal its start does not start (raises after 30 s).

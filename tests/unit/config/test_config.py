@@ -95,6 +95,7 @@ def test_every_field_has_a_docstring() -> None:
         models.JournalConfig,
         models.SupervisorConfig,
         models.StrategyConfig,
+        models.PromotionConfig,
     ):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no docstring"
@@ -199,9 +200,9 @@ def test_starting_equity_defaults_to_the_strategies_capital() -> None:
 
 
 def test_every_risk_and_session_field_docstring_states_its_default() -> None:
-    from tradeplane.config.models import RiskConfig, SessionConfig
+    from tradeplane.config.models import PromotionConfig, RiskConfig, SessionConfig
 
-    for model in (RiskConfig, SessionConfig):
+    for model in (RiskConfig, SessionConfig, PromotionConfig):
         for name, field in model.model_fields.items():
             assert "Default" in (field.description or ""), f"{model.__name__}.{name}"
 

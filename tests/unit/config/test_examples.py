@@ -43,6 +43,7 @@ EXPECTED = {
     "shadow-okx.toml": Expected(Mode.SHADOW, "sim", "okx", "24/7"),
     "shadow-binance.toml": Expected(Mode.SHADOW, "sim", "binance", "24/7"),
     "paper-ib.toml": Expected(Mode.PAPER, "ib", "venue", "XNYS"),
+    "live-ib.toml": Expected(Mode.LIVE, "ib", "venue", "XNYS"),
     "multi-strategy.toml": Expected(Mode.PAPER, "sim", "venue", "24/7"),
 }
 # How each market-data source spells an instrument: a misspelt one never gets a bar.
@@ -219,3 +220,35 @@ def test_ib_example_passes_preflight_against_the_fake_tws(tmp_path: Path) -> Non
     assert result.ready, result.reasons()
     venue = next(c for c in result.checks if c.name == "venue")
     assert "DU1234567 (paper)" in venue.detail
+
+
+def test_live_ib_example_passes_preflight_strict_against_a_live_account(tmp_path: Path) -> None:
+    with FakeTws(accounts=("U1234567",)) as fake:
+        env = {"IB_PORT": str(fake.port)}
+        cfg = load_config(CONFIG_DIR / "live-ib.toml", state_dir=tmp_path / "state", env=env)
+        result = run_preflight(cfg, "ib", strict=True, now=TUESDAY_16_UTC)
+    assert result.ready, result.reasons
+    venue = next(c for c in result.checks if c.name == "venue")
+    assert "U1234567 (live)" in venue.detail
+
+
+def test_live_ib_example_is_a_size_change_of_paper_ib() -> None:
+    from tradeplane.cli.promote_cmd import code_hashes
+    from tradeplane.core import promotion_config as promotion
+
+    live, paper = load(CONFIG_DIR / "live-ib.toml"), load(CONFIG_DIR / "paper-ib.toml")
+    assert live.promotion.paper_config == Path("paper-ib.toml")
+    allowed = promotion.allowed_patterns(
+        live.promotion.size_params, live.promotion.allowed_differences
+    )
+    diff = promotion.check_config_diff(
+        paper.model_dump(mode="json"), live.model_dump(mode="json"), allowed
+    )
+    assert diff.passed, diff.detail
+    assert {d["path"] for d in diff.evidence["allowed"]} >= {
+        "strategies.index_sma.params.quantity",
+        "strategies.iwm_mean_reversion.params.max_position",
+        "risk.max_daily_loss",
+        "venue.ib.live",
+    }
+    assert code_hashes(paper) == code_hashes(live)
