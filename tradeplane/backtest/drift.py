@@ -30,6 +30,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from tradeplane.backtest.drift_model import (
@@ -198,7 +199,7 @@ class DriftTracker:
         risk_day: Callable[[float], str],
         thresholds: DriftThresholds | None = None,
         baseline: BaselineFigures | None = None,
-        match_lag_s: float = 60.0,
+        match_lag_s: float = 300.0,
     ) -> None:
         """``capital`` in config order (the shadow's equity tuple follows it);
         ``intervals_per_year`` annualises the tracking error of ``interval_s`` returns;
@@ -236,7 +237,12 @@ class DriftTracker:
         self._shadow_open: dict[str, tuple[str, float]] = {}
         self._live_open: dict[str, tuple[str, float]] = {}
         self._shadow_prices: dict[str, _Weighted] = {}  # intent id -> the shadow's fills
-        self._unpriced: dict[str, list[LiveFill]] = {}  # live fills waiting for the shadow's
+        self._shadow_made: dict[str, float] = {}  # intent id -> bar time the shadow made it
+        # Live fills held back so they count at the bar time their shadow counterpart does:
+        # of intents the shadow made and has not filled yet (by intent id, with that time),
+        # and of intents triggered by bars the shadow has not reached yet.
+        self._waiting: dict[str, list[tuple[float, LiveFill]]] = {}  # with the bar time told
+        self._ahead: list[tuple[float, LiveFill]] = []
         self._refs: dict[str, float] = {}  # intent id -> the symbol's last close when made
         self._quality: dict[tuple[str, str], _Quality] = {}
 
@@ -263,14 +269,22 @@ class DriftTracker:
                 self.tracks[intent.strategy].intents_shadow += 1
                 self.tracks[TOTAL].intents_shadow += 1
                 self._meet(intent.intent_id, intent.strategy, close_ts, shadow=True)
+            self._shadow_made[intent.intent_id] = close_ts
+            _bound(self._shadow_made)
         for fill in step.fills:
             price = self._shadow_prices.get(fill.intent_id)
             if price is None:
                 price = self._shadow_prices[fill.intent_id] = _Weighted()
                 _bound(self._shadow_prices)
             price.add(fill.price, fill.quantity)
-            for waiting in self._unpriced.pop(fill.intent_id, ()):
-                self._price(waiting)
+        for fill in step.fills:
+            for _, waiting in self._waiting.pop(fill.intent_id, ()):
+                self._apply_live(waiting)
+        if self._ahead:
+            due = [f for t, f in self._ahead if t <= close_ts]
+            self._ahead = [(t, f) for t, f in self._ahead if t > close_ts]
+            for live in due:
+                self._place_live(live)
         shadow_total = 0.0
         for name, (cash, value) in zip(self.names, step.equity, strict=False):
             self.tracks[name].shadow_equity = cash + value
@@ -287,20 +301,49 @@ class DriftTracker:
         if intent.trigger.startswith(BAR_TRIGGER) and intent.strategy in self.tracks:
             self.tracks[intent.strategy].intents_live += 1
             self.tracks[TOTAL].intents_live += 1
-            self._meet(intent.intent_id, intent.strategy, self.now or 0.0, shadow=False)
+            made = self._trigger_close(intent.trigger)
+            self._meet(intent.intent_id, intent.strategy, made or self.now or 0.0, shadow=False)
 
     def add_live_fill(self, fill: LiveFill) -> None:
-        portfolio = self.live.get(fill.strategy)
-        if portfolio is None:
+        """A live fill counts at the bar time the shadow's fill of the same intent does, so the
+        two sides are compared bar for bar however late the journal tells of it. Without a
+        counterpart (an intent the shadow did not make, or a fill it does not make within
+        ``match_lag_s``) it counts when it comes: that is drift."""
+        if fill.strategy not in self.live:
             return  # a strategy the tracker does not follow (config changed): not ours
+        self._quality_of(fill)
+        self._place_live(fill)
+
+    def _place_live(self, fill: LiveFill) -> None:
+        if fill.intent_id in self._shadow_prices:
+            self._apply_live(fill)
+        elif fill.intent_id in self._shadow_made:
+            told = self.now if self.now is not None else 0.0
+            self._waiting.setdefault(fill.intent_id, []).append((told, fill))
+        else:
+            close = self._trigger_close(fill.trigger)
+            if close is not None and (self.now is None or close > self.now):
+                self._ahead.append((close, fill))  # the shadow has not reached its bar yet
+            else:
+                self._apply_live(fill)
+
+    def _apply_live(self, fill: LiveFill) -> None:
+        portfolio = self.live[fill.strategy]
         portfolio.apply(fill.symbol, fill.side.sign * fill.quantity, fill.price, fill.fee)
         portfolio.mark(fill.symbol, self.last_close.get(fill.symbol, fill.price))
-        self._quality_of(fill)
         if fill.intent_id in self._shadow_prices:
             self._price(fill)
-        else:
-            self._unpriced.setdefault(fill.intent_id, []).append(fill)
         self._refresh_live()
+
+    def _trigger_close(self, trigger: str | None) -> float | None:
+        """The close of the bar that triggered an intent (``bar:<symbol>:<open time>``)."""
+        if not trigger or not trigger.startswith(BAR_TRIGGER):
+            return None
+        try:
+            opened = datetime.fromisoformat(trigger.split(":", 2)[2])
+        except (IndexError, ValueError):
+            return None
+        return opened.timestamp() + self.bar_interval_s
 
     def advance(self, ts: float) -> Advance:
         """Every row due at or before bar time ``ts`` (the end of a replay or of a run: no bar
@@ -349,7 +392,9 @@ class DriftTracker:
             "shadow_open": {k: list(v) for k, v in self._shadow_open.items()},
             "live_open": {k: list(v) for k, v in self._live_open.items()},
             "shadow_prices": {k: [w.total, w.weight] for k, w in self._shadow_prices.items()},
-            "unpriced": {k: [asdict(f) for f in v] for k, v in self._unpriced.items()},
+            "shadow_made": dict(self._shadow_made),
+            "waiting": {k: [[t, asdict(f)] for t, f in v] for k, v in self._waiting.items()},
+            "ahead": [[t, asdict(f)] for t, f in self._ahead],
             "refs": dict(self._refs),
             "quality": [
                 [strategy, venue, q.fills, list(q.slippage_bps), list(q.ack_ms), list(q.fill_ms)]
@@ -374,10 +419,11 @@ class DriftTracker:
         self._shadow_open = {k: (v[0], float(v[1])) for k, v in snap["shadow_open"].items()}
         self._live_open = {k: (v[0], float(v[1])) for k, v in snap["live_open"].items()}
         self._shadow_prices = {k: _Weighted(*v) for k, v in snap["shadow_prices"].items()}
-        self._unpriced = {
-            k: [LiveFill(**(f | {"side": Side(f["side"])})) for f in v]
-            for k, v in snap["unpriced"].items()
+        self._shadow_made = {k: float(v) for k, v in snap["shadow_made"].items()}
+        self._waiting = {
+            k: [(float(t), _live_fill(f)) for t, f in v] for k, v in snap["waiting"].items()
         }
+        self._ahead = [(float(t), _live_fill(f)) for t, f in snap["ahead"]]
         self._refs = {k: float(v) for k, v in snap["refs"].items()}
         self._quality = {}
         for strategy, venue, fills, slippage, ack, fill_ms in snap["quality"]:
@@ -454,8 +500,14 @@ class DriftTracker:
             mine[intent_id] = (strategy, ts)
 
     def _settle_intents(self, ts: float) -> None:
-        """Intents seen on one side only, ``match_lag_s`` past their time, are counted."""
+        """Intents seen on one side only, ``match_lag_s`` past their time, are counted; a live
+        fill that has waited that long for the shadow's fill counts now (the shadow did not
+        fill)."""
         cutoff = ts - self.match_lag_s
+        late = [iid for iid, fills in self._waiting.items() if fills[0][0] <= cutoff]
+        for iid in late:
+            for _, fill in self._waiting.pop(iid):
+                self._apply_live(fill)
         for opened, counter in ((self._shadow_open, "missing"), (self._live_open, "extra")):
             overdue = [iid for iid, (_, t) in opened.items() if t <= cutoff]
             for iid in overdue:
@@ -581,6 +633,10 @@ class DriftTracker:
             elif not over:
                 track.above.discard(figure)
         return alerts
+
+
+def _live_fill(data: dict[str, Any]) -> LiveFill:
+    return LiveFill(**(data | {"side": Side(data["side"])}))
 
 
 def _bound(entries: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ class _Order:
     submit_ts: float | None = None
     ack_ts: float | None = None
     ref_price: float | None = None
+    trigger: str | None = None
 
 
 class JournalInputs:
@@ -72,6 +73,7 @@ class JournalInputs:
                 submit_ts=order.submit_ts,
                 ack_ts=order.ack_ts,
                 ref_price=order.ref_price,
+                trigger=order.trigger,
             )
         if kind == EventKind.ORDER_ACCEPTED.value:
             acked = self._orders.get(coid or "")
@@ -80,7 +82,10 @@ class JournalInputs:
             return None
         if kind == EventKind.ORDER_SUBMITTING.value and coid:
             ref = (data.get("decision") or {}).get("reference_price")
-            self._orders[coid] = _Order(ts, None, None if ref is None else float(ref))
+            carried_trigger = (data.get("intent") or {}).get("trigger")
+            self._orders[coid] = _Order(
+                ts, None, None if ref is None else float(ref), carried_trigger
+            )
             _bound(self._orders)
         carried = data if kind == EventKind.INTENT.value else data.get("intent") or {}
         trigger = carried.get("trigger")

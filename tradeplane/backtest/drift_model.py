@@ -133,6 +133,7 @@ class LiveFill:
     submit_ts: float | None = None
     ack_ts: float | None = None
     ref_price: float | None = None  # risk's reference price at submit, when journaled
+    trigger: str | None = None  # its intent's, when journaled
 
 
 @dataclass(frozen=True, slots=True)

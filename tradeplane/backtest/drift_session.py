@@ -116,6 +116,14 @@ class DriftSession:
             self.save()
         return alerts
 
+    def close_rows(self, ts: float) -> list[DriftAlert]:
+        """The run ends: rows due up to bar time ``ts`` are cut now (no later bar will)."""
+        out = self.tracker.advance(ts)
+        if out.rows:
+            self.files.append(out.rows)
+            self.save()
+        return out.alerts
+
     def save(self) -> None:
         state = {
             "config_hash": self.config_hash,

@@ -35,8 +35,12 @@ class DriftConfig(FrozenModel):
     alert_on_intent_mismatch: bool = True
     """Alert when a bar-triggered intent is made live but not in the shadow backtest, or the
     reverse. Default true."""
-    match_lag_s: float = Field(default=60.0, ge=0)
-    """Bar time an intent may be seen on one side only before it counts as missing or extra.
-    Default 60."""
+    match_lag_s: float = Field(default=300.0, ge=0)
+    """Bar time an intent may be seen on one side only before it counts as missing or extra,
+    and a live fill may wait for the shadow's fill of the same intent before it counts as
+    drift. Default 300."""
+    settle_s: float = Field(default=2.0, ge=0, le=600)
+    """Wall-clock seconds a recorded bar waits before the shadow gets it, so the live fills it
+    made are journaled by then and both sides are compared bar for bar. Default 2."""
     poll_interval_s: float = Field(default=1.0, gt=0, le=60)
     """Wall-clock seconds between two reads of the journal and the recorded bars. Default 1."""

@@ -14,6 +14,7 @@ from tradeplane.config.models import Mode, TradeplaneConfig
 from tradeplane.config.settings import without_credentials
 from tradeplane.protocol.roles import (
     ROLE_BROKER,
+    ROLE_DRIFT,
     ROLE_FEED,
     ROLE_JOURNAL,
     ROLE_RECONCILER,
@@ -63,6 +64,7 @@ ReconcilerActor = LazyActorClass("tradeplane.actors.reconciler", "ReconcilerActo
 RiskActor = LazyActorClass("tradeplane.actors.risk", "RiskActor")
 StrategyActor = LazyActorClass("tradeplane.actors.strategy", "StrategyActor")
 TelemetryActor = LazyActorClass("tradeplane.actors.telemetry", "TelemetryActor")
+DriftActor = LazyActorClass("tradeplane.actors.drift", "DriftActor")
 SimVenueActor = LazyActorClass("tradeplane.actors.venue", "SimVenueActor")
 _CHILD_CLASSES = (
     BrokerActor,
@@ -73,6 +75,7 @@ _CHILD_CLASSES = (
     StrategyActor,
     TelemetryActor,
     SimVenueActor,
+    DriftActor,
 )
 
 
@@ -181,6 +184,17 @@ def child_specs(cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> 
             feed_where,
         )
     )
+    if cfg.drift is not None:
+        # Last: it reads what the others record (the journal's files, the recorded bars) and
+        # nothing waits for it. The strategies' sources go as text, as to the strategies.
+        specs.append(
+            ChildSpec(
+                ROLE_DRIFT,
+                DriftActor,
+                (public, run_id, dict(sources)),
+                child_options(dep, ROLE_DRIFT),
+            )
+        )
     if cfg.telemetry.enabled:
         # Right after the journal (it reads the journal's files: both on the state node), so
         # it sees every line of the run; it is asked for the others' metrics by role.

@@ -81,6 +81,8 @@ def warm_modules(cfg: TradeplaneConfig) -> tuple[str, ...]:
         out.append("tradeplane.venues.ib.venue")
     if cfg.journal.bars == "all":  # the journal's recorded bars (pyarrow)
         out += ["tradeplane.actors.bar_recording", "pyarrow.parquet"]
+    if cfg.drift is not None:  # the shadow backtest and its report figures (numpy)
+        out += ["tradeplane.actors.drift", "tradeplane.backtest.run"]
     if cfg.telemetry.enabled:
         out += [
             "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",

@@ -14,6 +14,7 @@ from tradeplane.protocol.api import (
     A,
     BrokerApi,
     ChildApi,
+    DriftApi,
     FeedApi,
     JournalApi,
     Method,
@@ -26,6 +27,7 @@ from tradeplane.protocol.api import (
 from tradeplane.protocol.events import EventKind
 from tradeplane.protocol.roles import (
     ROLE_BROKER,
+    ROLE_DRIFT,
     ROLE_FEED,
     ROLE_JOURNAL,
     ROLE_RISK,
@@ -85,6 +87,9 @@ class Stopper:
             await self.drain()
             await self._step(errors, 15.0, ROLE_BROKER, BrokerApi.drain)
             await self.drain()
+            if ROLE_DRIFT in self.sup.specs:
+                # Its last round (and any alert it raises) before deployment_stopped.
+                await self._step(errors, 15.0, ROLE_DRIFT, DriftApi.flush)
         summary = await self.sup.status_with_orders()
         self.core.set_phase(Phase.STOPPED)
         await self.sup.observe()

@@ -54,3 +54,15 @@ class Accumulator(Strategy):
 
     def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
         ctx.submit(bar.symbol, float(self.params.get("quantity", 1)), "buy")
+
+
+class Coin(Strategy):
+    """Trades on a coin toss: live and a backtest of it make different intents from the same
+    bars (what drift tracking must notice)."""
+
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
+        import random
+
+        if random.random() < float(self.params.get("p", 0.5)):
+            side = "buy" if ctx.position(bar.symbol).quantity <= 0 else "sell"
+            ctx.submit(bar.symbol, float(self.params.get("quantity", 1)), side)

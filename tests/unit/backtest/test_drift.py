@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -402,3 +402,55 @@ def test_baseline_from_a_backtest_report_then_span_and_returns_read() -> None:
     assert baseline.span_s == 180.0  # three 60-s bars
     assert baseline.total_return == report.total.total_return
     assert baseline.figures("a") == pytest.approx((report.strategies["a"].total_return, 0.1))
+
+
+def shadow_filling(i: Intent, made_at: float, filled_at: float, price: float) -> ScriptedShadow:
+    fill = Fill("sf", i.client_order_id, i.intent_id, "s1", "BTC-USDT", Side.BUY, 1.0, price,
+                0.0, filled_at)  # fmt: skip
+    return ScriptedShadow(
+        1000.0,
+        {
+            made_at: {"intents": [i]},
+            filled_at: {"fills": [fill], "cash": -price, "value": 100.0},
+        },
+    )
+
+
+def live_fill_of(i: Intent, price: float = 100.0) -> LiveFill:
+    return LiveFill("s1", i.intent_id, "lf", "BTC-USDT", Side.BUY, 1.0, price, 0.0, 0.0, "sim",
+                    trigger=i.trigger)  # fmt: skip
+
+
+def test_live_fill_told_before_the_shadow_fills_then_counted_at_the_shadows_bar() -> None:
+    i = intent("s1", T0)
+    t = tracker(shadow_filling(i, T0 + BAR_S, T0 + 3 * BAR_S, 100.0))
+    rows = rows_of(t.add_bars([bar(T0, 100.0)]))
+    t.add_live_fill(live_fill_of(i))  # the journal is ahead of the recorded bars
+    for k in (1, 2, 3):
+        rows += rows_of(t.add_bars([bar(T0 + k * BAR_S, 100.0)]))
+    rows += rows_of(t.advance(T0 + 4 * BAR_S))
+    assert all(r["return_drift_pct"] == 0.0 for r in rows), rows
+    assert rows[-1]["fill_slippage_bps"] == 0.0
+
+
+def test_live_fill_of_an_intent_from_a_bar_the_shadow_has_not_reached_then_held_for_it() -> None:
+    i = intent("s1", T0 + 2 * BAR_S)  # triggered by a bar the tracker has not been given
+    t = tracker(shadow_filling(i, T0 + 3 * BAR_S, T0 + 4 * BAR_S, 100.0))
+    rows = rows_of(t.add_bars([bar(T0, 100.0)]))
+    t.add_live_fill(live_fill_of(i))
+    for k in (1, 2, 3):
+        rows += rows_of(t.add_bars([bar(T0 + k * BAR_S, 100.0)]))
+    rows += rows_of(t.advance(T0 + 5 * BAR_S))
+    assert all(r["return_drift_pct"] == 0.0 for r in rows), rows
+
+
+def test_live_fill_the_shadow_never_fills_then_counted_after_the_lag_as_drift() -> None:
+    i = intent("s1", T0)
+    shadow = ScriptedShadow(1000.0, {T0 + BAR_S: {"intents": [i]}})
+    t = tracker(shadow, match_lag_s=120.0)
+    t.add_bars([bar(T0, 100.0)])
+    t.add_live_fill(live_fill_of(i, price=100.0))
+    t.add_live_fill(replace(live_fill_of(i, price=100.0), fill_id="lf2", fee=5.0))
+    rows = [r for k in range(1, 6) for r in rows_of(t.add_bars([bar(T0 + k * BAR_S, 100.0)]))]
+    drift = [r["return_drift_pct"] for r in rows]
+    assert drift[0] == 0.0 and drift[-1] == pytest.approx(-0.5)  # the 5 fee, once counted

@@ -38,6 +38,7 @@ def test_order_lines_then_one_intent_and_a_fill_with_its_submit_ack_and_referenc
     assert isinstance(intent, LiveIntent) and intent.trigger == INTENT["trigger"]
     assert isinstance(fill, LiveFill)
     assert (fill.side, fill.quantity, fill.price, fill.ref_price) == (Side.BUY, 2.0, 50.5, 50.0)
+    assert fill.trigger == INTENT["trigger"]
     assert fill.ack_ts is not None and fill.submit_ts is not None
     assert fill.ack_ts - fill.submit_ts == 0.5 and fill.ts - fill.submit_ts == 2.0
 
