@@ -27,12 +27,12 @@ No IO here; ``drift_files`` writes.
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from tradeplane.backtest.drift_figures import Quality, Track, Weighted
 from tradeplane.backtest.drift_model import (
     BAR_TRIGGER,
     COLUMNS,
@@ -61,130 +61,10 @@ __all__ = [
     "LiveIntent",
 ]
 
-# Execution-quality samples kept per strategy and venue for the percentiles (a bounded window).
-QUALITY_WINDOW = 2_000
 # Per-intent memory (the shadow's fill prices, reference prices) is bounded: an intent older than
 # this many others is done with, and its entry goes first.
 INTENTS_KEPT = 20_000
 SNAPSHOT_VERSION = 1
-
-
-@dataclass(slots=True)
-class _Welford:
-    n: int = 0
-    mean: float = 0.0
-    m2: float = 0.0
-
-    def add(self, x: float) -> None:
-        self.n += 1
-        delta = x - self.mean
-        self.mean += delta / self.n
-        self.m2 += delta * (x - self.mean)
-
-    def std(self) -> float | None:
-        return math.sqrt(self.m2 / (self.n - 1)) if self.n >= 2 else None
-
-
-@dataclass(slots=True)
-class _Weighted:
-    total: float = 0.0
-    weight: float = 0.0
-
-    def add(self, value: float, weight: float) -> None:
-        self.total += value * weight
-        self.weight += weight
-
-    def mean(self) -> float | None:
-        return self.total / self.weight if self.weight > 0 else None
-
-
-@dataclass(slots=True)
-class _Quality:
-    slippage_bps: deque[float] = field(default_factory=lambda: deque(maxlen=QUALITY_WINDOW))
-    ack_ms: deque[float] = field(default_factory=lambda: deque(maxlen=QUALITY_WINDOW))
-    fill_ms: deque[float] = field(default_factory=lambda: deque(maxlen=QUALITY_WINDOW))
-    fills: int = 0
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "fills": self.fills,
-            "slippage_bps": _spread(self.slippage_bps),
-            "ack_latency_ms": _spread(self.ack_ms),
-            "fill_latency_ms": _spread(self.fill_ms),
-        }
-
-
-def _spread(values: Iterable[float]) -> dict[str, float | None]:
-    ordered = sorted(values)
-    if not ordered:
-        return {"mean": None, "p50": None, "p95": None, "max": None}
-
-    def pick(q: float) -> float:
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-    return {
-        "mean": round(sum(ordered) / len(ordered), 4),
-        "p50": round(pick(0.5), 4),
-        "p95": round(pick(0.95), 4),
-        "max": round(ordered[-1], 4),
-    }
-
-
-@dataclass(slots=True)
-class _Track:
-    """One strategy's (or the total's) figures as rows are cut."""
-
-    start_equity: float
-    live_equity: float
-    shadow_equity: float
-    peak: float
-    max_drawdown: float = 0.0
-    day: str | None = None
-    day_start_equity: float = 0.0
-    prev_live: float = 0.0
-    prev_shadow: float = 0.0
-    tracking: _Welford = field(default_factory=_Welford)
-    slippage: _Weighted = field(default_factory=_Weighted)
-    intents_live: int = 0
-    intents_shadow: int = 0
-    missing: int = 0
-    extra: int = 0
-    above: set[str] = field(default_factory=set)  # figures currently over their threshold
-
-    def snapshot(self) -> dict[str, Any]:
-        plain = {f: getattr(self, f) for f in _TRACK_NUMBERS}
-        w, s = self.tracking, self.slippage
-        return plain | {
-            "tracking": [w.n, w.mean, w.m2],
-            "slippage": [s.total, s.weight],
-            "above": sorted(self.above),
-        }
-
-    @classmethod
-    def restore(cls, snap: dict[str, Any]) -> _Track:
-        track = cls(**{f: snap[f] for f in _TRACK_NUMBERS})
-        n, mean, m2 = snap["tracking"]
-        track.tracking = _Welford(int(n), float(mean), float(m2))
-        track.slippage = _Weighted(*map(float, snap["slippage"]))
-        track.above = set(snap["above"])
-        return track
-
-
-_TRACK_NUMBERS = (
-    "start_equity",
-    "live_equity",
-    "shadow_equity",
-    "peak",
-    "max_drawdown",
-    "day",
-    "day_start_equity",
-    "prev_live",
-    "prev_shadow",
-    "intents_live",
-    "intents_shadow",
-    "missing",
-    "extra",
-)
 
 
 class DriftTracker:
@@ -224,7 +104,7 @@ class DriftTracker:
         self.live = {name: VirtualPortfolio(cash) for name, cash in capital.items()}
         total = float(sum(capital.values()))
         self.tracks = {
-            name: _Track(cash, cash, cash, cash, day_start_equity=cash)
+            name: Track(cash, cash, cash, cash, day_start_equity=cash)
             for name, cash in [*capital.items(), (TOTAL, total)]
         }
         self.started_ts: float | None = None
@@ -236,7 +116,7 @@ class DriftTracker:
         # Bar-triggered intents not yet seen on both sides: id -> (strategy, time).
         self._shadow_open: dict[str, tuple[str, float]] = {}
         self._live_open: dict[str, tuple[str, float]] = {}
-        self._shadow_prices: dict[str, _Weighted] = {}  # intent id -> the shadow's fills
+        self._shadow_prices: dict[str, Weighted] = {}  # intent id -> the shadow's fills
         self._shadow_made: dict[str, float] = {}  # intent id -> bar time the shadow made it
         # Live fills held back so they count at the bar time their shadow counterpart does:
         # of intents the shadow made and has not filled yet (by intent id, with that time),
@@ -244,7 +124,7 @@ class DriftTracker:
         self._waiting: dict[str, list[tuple[float, LiveFill]]] = {}  # with the bar time told
         self._ahead: list[tuple[float, LiveFill]] = []
         self._refs: dict[str, float] = {}  # intent id -> the symbol's last close when made
-        self._quality: dict[tuple[str, str], _Quality] = {}
+        self._quality: dict[tuple[str, str], Quality] = {}
 
     # -- inputs, in non-decreasing time --------------------------------------------------------
 
@@ -274,7 +154,7 @@ class DriftTracker:
         for fill in step.fills:
             price = self._shadow_prices.get(fill.intent_id)
             if price is None:
-                price = self._shadow_prices[fill.intent_id] = _Weighted()
+                price = self._shadow_prices[fill.intent_id] = Weighted()
                 _bound(self._shadow_prices)
             price.add(fill.price, fill.quantity)
         for fill in step.fills:
@@ -413,12 +293,12 @@ class DriftTracker:
             )
         self.started_ts, self.now = snap["started_ts"], snap["now"]
         self.next_row_ts, self.late_bars = snap["next_row_ts"], int(snap["late_bars"])
-        self.tracks = {name: _Track.restore(t) for name, t in snap["tracks"].items()}
+        self.tracks = {name: Track.restore(t) for name, t in snap["tracks"].items()}
         self.live = {name: VirtualPortfolio.restore(p) for name, p in snap["live"].items()}
         self.last_close = {k: float(v) for k, v in snap["last_close"].items()}
         self._shadow_open = {k: (v[0], float(v[1])) for k, v in snap["shadow_open"].items()}
         self._live_open = {k: (v[0], float(v[1])) for k, v in snap["live_open"].items()}
-        self._shadow_prices = {k: _Weighted(*v) for k, v in snap["shadow_prices"].items()}
+        self._shadow_prices = {k: Weighted(*v) for k, v in snap["shadow_prices"].items()}
         self._shadow_made = {k: float(v) for k, v in snap["shadow_made"].items()}
         self._waiting = {
             k: [(float(t), _live_fill(f)) for t, f in v] for k, v in snap["waiting"].items()
@@ -427,7 +307,7 @@ class DriftTracker:
         self._refs = {k: float(v) for k, v in snap["refs"].items()}
         self._quality = {}
         for strategy, venue, fills, slippage, ack, fill_ms in snap["quality"]:
-            q = self._quality[(strategy, venue)] = _Quality(fills=int(fills))
+            q = self._quality[(strategy, venue)] = Quality(fills=int(fills))
             q.slippage_bps.extend(slippage)
             q.ack_ms.extend(ack)
             q.fill_ms.extend(fill_ms)
@@ -525,7 +405,7 @@ class DriftTracker:
             self.tracks[name].slippage.add(bps, fill.quantity)
 
     def _quality_of(self, fill: LiveFill) -> None:
-        quality = self._quality.setdefault((fill.strategy, fill.venue), _Quality())
+        quality = self._quality.setdefault((fill.strategy, fill.venue), Quality())
         quality.fills += 1
         ref = fill.ref_price or self._refs.get(fill.intent_id)
         if ref:
@@ -563,7 +443,7 @@ class DriftTracker:
         self.raised.extend(out.alerts)
         return out
 
-    def _row(self, name: str, track: _Track, ts: float, day: str, elapsed: float) -> dict[str, Any]:
+    def _row(self, name: str, track: Track, ts: float, day: str, elapsed: float) -> dict[str, Any]:
         equity, shadow, start = track.live_equity, track.shadow_equity, track.start_equity
         if track.day != day:
             # A new risk day starts from the equity at the last row of the previous one.
@@ -601,7 +481,7 @@ class DriftTracker:
             "intents_extra": track.extra,
         }
 
-    def _check(self, name: str, track: _Track, row: dict[str, Any], ts: float) -> list[DriftAlert]:
+    def _check(self, name: str, track: Track, row: dict[str, Any], ts: float) -> list[DriftAlert]:
         limits = self.thresholds
         shortfall = row["shortfall_vs_backtest"]
         figures: list[tuple[str, float | None, float | None]] = [
