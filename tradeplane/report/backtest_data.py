@@ -1,10 +1,7 @@
 """A backtest's output dir (``backtest_report.json``, ``equity.csv``, ``fills.csv``) to a report's
 plain data, and a baseline's total equity curve for a live report.
 
-TO BE REPLACED: the reader of ``backtest_report.json`` here (``read_backtest_report``) is this
-package's own, tolerant of missing fields, written while the shared builder and loader
-(``tradeplane.backtest.report_json``, issue 16's metrics part) was being written in parallel.
-Once that loader lands, use it and drop this one; the schema is in the issue's shared decisions.
+``backtest_report.json`` is read by the shared loader (``tradeplane.backtest.report_json``).
 """
 
 from __future__ import annotations
@@ -17,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tradeplane.backtest.bars_file import BarFileError, BarFilter, read_csv_bars
+from tradeplane.backtest.report_json import ReportError, load_report
 from tradeplane.core.errors import OperationalError
 from tradeplane.report.drift_csv import parse_time
 from tradeplane.report.model import FillMark, ReportData, Series, downsample, named, total_return
@@ -57,28 +55,24 @@ def _curve(name: str, raw: Any, problems: list[str]) -> Series | None:
 
 
 def read_backtest_report(path: Path) -> BacktestReport:
-    """``backtest_report.json`` at ``path`` (or in the dir ``path``)."""
+    """``backtest_report.json`` at ``path`` (or in the dir ``path``), read and checked by the
+    shared loader (``backtest.report_json``): a malformed report is refused naming the field."""
     path = Path(path)
     if path.is_dir():
         path = path / REPORT_JSON
+    if not path.is_file():
+        raise OperationalError(f"{path} does not exist")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise OperationalError(f"{path} does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise OperationalError(f"{path} cannot be read as JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("kind", "backtest_report") != "backtest_report":
-        raise OperationalError(f"{path} is not a backtest report (kind {doc.get('kind')!r})")
-
-    def block(v: Any) -> dict[str, Any]:
-        return v if isinstance(v, dict) else {}
-
-    strategies = {str(k): block(v) for k, v in block(doc.get("strategies")).items()}
+        loaded = load_report(path)
+    except ReportError as exc:
+        raise OperationalError(str(exc)) from exc
+    doc = json.loads(loaded.to_json())
+    strategies = {str(k): dict(v) for k, v in doc["strategies"].items()}
     report = BacktestReport(
         path=path,
-        deployment=doc.get("deployment") if isinstance(doc.get("deployment"), str) else None,
-        bars=block(doc.get("bars")),
-        total=block(doc.get("total")),
+        deployment=doc["deployment"],
+        bars=dict(doc["bars"]),
+        total=dict(doc["total"]),
         strategies=strategies,
     )
     for name, b in [(TOTAL, report.total), *strategies.items()]:

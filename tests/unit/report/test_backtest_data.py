@@ -50,21 +50,17 @@ def test_denials_and_figures_come_from_the_total_block(backtest_dir: Path) -> No
     assert facts["max drawdown"] == "0.20%"
 
 
-def test_missing_fields_are_tolerated_and_bad_points_named(tmp_path: Path) -> None:
-    doc = {
-        "kind": "backtest_report",
-        "total": {"equity_curve": [["2024-01-01T00:00:00Z", 1.0], ["soon", 2.0], [3]]},
-    }
+def test_report_missing_a_field_then_refused_naming_it(tmp_path: Path) -> None:
+    doc = backtest_report_doc()
+    del doc["total"]["sharpe"]
     (tmp_path / "backtest_report.json").write_text(json.dumps(doc))
-    report = read_backtest_report(tmp_path)
-    assert report.deployment is None and report.strategies == {}
-    assert report.curves["total"].values == (1.0,)
-    assert len(report.problems) == 2
+    with pytest.raises(OperationalError, match=r"total\.sharpe"):
+        read_backtest_report(tmp_path)
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("{not json", "cannot be read as JSON"), ('{"kind": "other"}', "is not a backtest report")],
+    [("{not json", "not valid JSON"), ('{"kind": "other"}', "kind: expected 'backtest_report'")],
 )
 def test_a_file_that_is_not_a_report_is_an_operational_error(
     tmp_path: Path, content: str, message: str
