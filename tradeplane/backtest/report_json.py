@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from tradeplane.core.errors import TradeplaneError
+from tradeplane.core.promotion_config import code_hash
 from tradeplane.durable import fsync_dir, fsync_file
 
 if TYPE_CHECKING:
@@ -227,8 +228,10 @@ def config_hash(config: TradeplaneConfig) -> str:
 
 
 def strategy_code_hash(path: Path) -> str:
-    """sha256 (hex) of a strategy's source file, byte for byte."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """A strategy's code hash as a deployment records it (``core.promotion_config.code_hash``:
+    sha256 of the source text as the deployer reads and ships it), so a backtest's report,
+    ``deployment_started`` and ``promote`` name the same code by the same hash."""
+    return code_hash(Path(path).read_text(encoding="utf-8"))
 
 
 def strategy_code_hashes(config: TradeplaneConfig) -> dict[str, str]:

@@ -247,3 +247,11 @@ def test_strategy_code_hash_then_sha256_of_the_file(tmp_path: Path) -> None:
     assert strategy_code_hashes(cfg) == {"sma": strategy_code_hash(source)}
     source.write_bytes(b"class Sma: pass\n")
     assert strategy_code_hashes(cfg)["sma"] != hashlib.sha256(b"class Sma: ...\n").hexdigest()
+
+
+def test_code_hash_then_the_one_a_deployment_records_and_promote_compares(tmp_path: Path) -> None:
+    from tradeplane.core.promotion_config import code_hash
+
+    path = tmp_path / "s.py"
+    path.write_bytes(b"class S:\r\n    pass\r\n")  # CRLF: read as the deployer reads it
+    assert strategy_code_hash(path) == code_hash(path.read_text(encoding="utf-8"))
