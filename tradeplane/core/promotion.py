@@ -135,8 +135,10 @@ def starts_from_records(records: Iterable[Mapping[str, Any]]) -> list[Start]:
             if kind in _END_KINDS and kind != EventKind.DEPLOYMENT_FAILED:
                 continue  # a stop of a run this journal does not show starting
             start = by_run[run_id] = Start(run_id, int(line["seq"]), str(line.get("ts")))
-        if kind == EventKind.RECONCILIATION and start.reconciliation is None:
-            start.reconciliation = dict(line)
+        if kind == EventKind.RECONCILIATION:
+            # Only before ``deployment_started``: later ones follow a venue reconnect.
+            if start.reconciliation is None and start.started is None:
+                start.reconciliation = dict(line)
         elif kind == EventKind.DEPLOYMENT_STARTED and start.started is None:
             start.started = dict(line)
         elif kind in _END_KINDS and start.ended is None:
@@ -168,9 +170,10 @@ def check_clean_starts(starts: Sequence[Start], required: int) -> GateResult:
     for start in last:
         row: dict[str, Any] = {"run_id": start.run_id, "ts": start.first_ts}
         if start.reconciliation is None:
-            failed = start.ended if start.ended is not None else None
-            why = (failed.get("data") or {}).get("reason") if failed else None
-            row.update(clean=False, summary=f"no start-up reconciliation (start failed: {why})")
+            ended = start.ended or {}
+            failed = ended.get("kind") == EventKind.DEPLOYMENT_FAILED and start.started is None
+            why = f" (start failed: {(ended.get('data') or {}).get('reason')})" if failed else ""
+            row.update(clean=False, summary=f"no start-up reconciliation{why}")
         else:
             clean, summary = _reconciliation_text(start.reconciliation)
             row.update(

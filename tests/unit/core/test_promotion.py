@@ -118,6 +118,16 @@ def test_promote_when_a_resync_reconciliation_mid_run_then_only_the_start_up_one
     assert gate.passed, gate
 
 
+def test_promote_when_a_start_journaled_no_start_up_reconciliation_then_fails() -> None:
+    j = clean_history(2)
+    j.add(EventKind.DEPLOYMENT_STARTED, run_id="run-2", mode="paper")
+    j.reconciliation("run-2")  # clean, but after the start: a resync's, not the start's
+    j.stop("run-2")
+    gate = check_clean_starts(j.starts(), 3)
+    assert not gate.passed
+    assert gate.evidence["starts"][-1]["summary"] == "no start-up reconciliation"
+
+
 def test_promote_when_a_reconciliation_report_is_unreadable_then_fails() -> None:
     j = clean_history(2)
     j.add(EventKind.RECONCILIATION, run_id="odd", clean=True)
