@@ -67,11 +67,14 @@ def spread(values: Iterable[float]) -> dict[str, float | None]:
     def pick(q: float) -> float:
         return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
+    def shown(value: float) -> float:
+        return round(value, 4) + 0.0  # no -0.0 in the file
+
     return {
-        "mean": round(sum(ordered) / len(ordered), 4),
-        "p50": round(pick(0.5), 4),
-        "p95": round(pick(0.95), 4),
-        "max": round(ordered[-1], 4),
+        "mean": shown(sum(ordered) / len(ordered)),
+        "p50": shown(pick(0.5)),
+        "p95": shown(pick(0.95)),
+        "max": shown(ordered[-1]),
     }
 
 

@@ -16,8 +16,10 @@ from tradeplane.report.model import MAX_POINTS, DriftTable
 
 DRIFT_CSV = "live_drift.csv"
 TIMESTAMP = "timestamp"
+STRATEGY = "strategy"
+TOTAL = "total"
 SHOWN = ("total_return", "drawdown", "shortfall_vs_backtest")
-"""The columns the drift figure plots (the others stay in the file)."""
+"""Fractions, plotted as percent (the tracker's ``*_pct`` and ``*_bps`` columns are in units)."""
 
 
 def parse_time(text: str) -> float | None:
@@ -50,11 +52,14 @@ def read_drift_csv(path: Path) -> tuple[DriftTable | None, str]:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or TIMESTAMP not in reader.fieldnames:
             return None, f"no drift data: {path} has no '{TIMESTAMP}' column"
-        names = [c for c in reader.fieldnames if c != TIMESTAMP]
+        names = [c for c in reader.fieldnames if c not in (TIMESTAMP, STRATEGY)]
+        per_strategy = STRATEGY in reader.fieldnames
         ts: list[float] = []
         cols: dict[str, list[float | None]] = {c: [] for c in names}
         bad = 0
         for row in reader:
+            if per_strategy and row.get(STRATEGY) != TOTAL:
+                continue  # the figure is the deployment's: its total row per snapshot
             t = parse_time(row.get(TIMESTAMP) or "")
             if t is None:
                 bad += 1

@@ -167,32 +167,56 @@ def drawdown_plot(data: ReportData) -> Plot:
 
 
 def drift_plot(data: ReportData) -> Plot:
+    """The tracker's total row per snapshot: live equity against the shadow backtest's, the
+    return drift (and the shortfall against the baseline, when there is one), the fills'
+    slippage against the backtest's. On bar time, which a simulated market runs ahead of."""
     from tradeplane.report.drift_csv import SHOWN
 
     title = "Drift against the backtest"
     table = data.drift
     if table is None:
         return Plot("drift", title, None, data.drift_note or "no drift data")
-    shown = [c for c in SHOWN if c in table.columns] or [
-        c for c in table.columns if any(v is not None for v in table.columns[c])
+    cols = table.columns
+
+    def series(name: str, scale: float = 1.0) -> list[float] | None:
+        values = cols.get(name)
+        if values is None or all(v is None for v in values):
+            return None
+        return [float("nan") if v is None else v * scale for v in values]
+
+    panels: list[list[tuple[str, list[float]]]] = []
+    equity = [(label, v) for label, name in (("live", "equity"), ("backtest", "backtest_equity"))
+              if (v := series(name)) is not None]  # fmt: skip
+    if equity:
+        panels.append(equity)
+    drift = [
+        (label, v)
+        for label, v in (
+            ("return drift vs backtest (pp)", series("return_drift_pct")),
+            ("shortfall vs baseline (pp)", series("shortfall_vs_backtest", 100.0)),
+        )
+        if v is not None
     ]
-    has_equity = "equity" in table.columns
-    fig, axes = _figure(4.4 if has_equity else 2.8, rows=2 if has_equity else 1)
+    if not drift:  # an older tracker's file: its fraction columns, in percent
+        drift = [(f"{plain(c)} (%)", v) for c in SHOWN if (v := series(c, 100.0)) is not None]
+    if drift:
+        panels.append(drift)
+    slippage = series("fill_slippage_bps")
+    if slippage is not None:
+        panels.append([("fill slippage vs backtest (bps)", slippage)])
+    if not panels:
+        return Plot("drift", title, None, "no drift figures in the file yet")
+    fig, axes = _figure(2.4 * len(panels), rows=len(panels))
     when = _dates(table.ts)
-    if has_equity:
-        eq = [float("nan") if v is None else v for v in table.columns["equity"]]
-        axes[0].plot(when, eq, lw=1.4, label="equity")
-        axes[0].set_ylabel("equity")
-        axes[0].grid(True, alpha=0.3)
-    ax = axes[-1]
-    pct = set(SHOWN)
-    for c in shown:
-        scale = 100.0 if c in pct else 1.0
-        vals = [float("nan") if v is None else v * scale for v in table.columns[c]]
-        ax.plot(when, vals, lw=1.2, label=plain(c) + (" (%)" if c in pct else ""))
-    ax.axhline(0.0, color="#888888", lw=0.8)
-    _time_axis(ax)
-    ax.legend(loc="best", fontsize="small")
+    for ax, lines in zip(axes, panels, strict=True):
+        for label, values in lines:
+            ax.plot(when, values, lw=1.3, label=label)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+    for ax in axes[1:]:
+        ax.axhline(0.0, color="#888888", lw=0.8)
+    _time_axis(axes[-1])
+    axes[-1].set_xlabel("bar time (UTC)")
     return Plot("drift", title, fig, data.drift_note)
 
 

@@ -58,3 +58,22 @@ def test_a_long_file_is_thinned_to_the_point_budget_keeping_the_last_row(tmp_pat
     assert table is not None
     assert len(table.ts) <= MAX_POINTS + 1
     assert table.ts[0] == T0 and table.ts[-1] == T0 + n - 1
+
+
+def test_a_tracker_file_with_a_row_per_strategy_then_the_total_rows_are_the_table(
+    tmp_path: Path,
+) -> None:
+    from tradeplane.backtest.drift import COLUMNS
+
+    path = tmp_path / "live_drift.csv"
+    rows = [",".join(COLUMNS)]
+    for minute in (0, 1):
+        for strategy, equity in (("a", 100.0), ("b", 50.0), ("total", 150.0)):
+            cells = {"timestamp": f"2026-01-01T00:0{minute}:00+00:00", "strategy": strategy,
+                     "equity": str(equity + minute), "return_drift_pct": "0.5"}  # fmt: skip
+            rows.append(",".join(cells.get(c, "") for c in COLUMNS))
+    path.write_text("\n".join(rows) + "\n")
+    table, _ = read_drift_csv(path)
+    assert table is not None and len(table.ts) == 2
+    assert table.columns["equity"] == (150.0, 151.0)
+    assert "strategy" not in table.columns
