@@ -37,8 +37,7 @@ def _config_facts(config: Path | None, state_dir: Path | None) -> tuple[dict[str
     except ConfigError as exc:
         _fail(str(exc))
     capital = {s.name: float(s.capital) for s in cfg.strategies}
-    drift = getattr(cfg, "drift", None)  # the drift section arrives with the drift tracker
-    return capital, getattr(drift, "baseline", None)
+    return capital, cfg.drift.baseline if cfg.drift is not None else None
 
 
 def report_command(
