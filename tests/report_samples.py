@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tradeplane.backtest.outputs import FILL_COLUMNS
 from tradeplane.core.ids import client_order_id, intent_id
 from tradeplane.journal.records import JournalRecord
 from tradeplane.journal.store import JournalStore
@@ -190,21 +191,7 @@ def write_backtest_dir(directory: Path, *, with_json: bool = True) -> Path:
                 w.writerow([iso(T0 + 60 * i), name, eq, eq, 0.0])
     with open(directory / "fills.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(
-            [
-                "ts",
-                "strategy",
-                "intent_id",
-                "client_order_id",
-                "fill_id",
-                "symbol",
-                "side",
-                "quantity",
-                "price",
-                "fee",
-                "liquidity",
-            ]
-        )
+        w.writerow(FILL_COLUMNS)
         for i in range(10):
             side = "buy" if i % 2 == 0 else "sell"
             w.writerow(

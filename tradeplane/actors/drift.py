@@ -39,7 +39,6 @@ from tradeplane.backtest.drift_session import DriftSession
 from tradeplane.backtest.report_json import config_hash, load_report
 from tradeplane.backtest.run import engine_from_config
 from tradeplane.config.models import TradeplaneConfig
-from tradeplane.core.errors import OperationalError
 from tradeplane.core.model import Bar
 from tradeplane.core.session import make_calendar
 from tradeplane.journal.bar_store import bars_dir, chunks, read_chunks
@@ -146,14 +145,7 @@ class DriftActor(SupervisedActor):
         return BaselineFigures.from_report(report)
 
     def _open_reader(self) -> JournalReader:
-        deadline = time.monotonic() + 10.0
-        while True:
-            try:
-                return JournalReader.open(self.state_dir, deployment=self.deployment)
-            except OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        return JournalReader.open_when_there(self.state_dir, deployment=self.deployment)
 
     async def flush(self) -> dict[str, Any]:
         """One last round (the deployment stops): everything recorded is in the files."""

@@ -36,7 +36,6 @@ from tradeplane.actors.common import (
 )
 from tradeplane.actors.records import event_record
 from tradeplane.config.models import TradeplaneConfig
-from tradeplane.core.errors import OperationalError
 from tradeplane.core.redact import redact
 from tradeplane.journal.files import atomic_write
 from tradeplane.journal.reader import JournalReader
@@ -150,14 +149,7 @@ class TelemetryActor(SupervisedActor):
         return self._summary()
 
     def _open_reader(self) -> JournalReader:
-        deadline = time.monotonic() + 10.0
-        while True:
-            try:
-                return JournalReader.open(self.state_dir, deployment=self.deployment)
-            except OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        return JournalReader.open_when_there(self.state_dir, deployment=self.deployment)
 
     async def _start_metrics_server(self) -> None:
         configured = self.tcfg.metrics_port

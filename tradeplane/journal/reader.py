@@ -12,6 +12,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -59,6 +60,21 @@ class JournalReader:
             conn.close()
             raise
         return cls(state_dir, conn, meta)
+
+    @classmethod
+    def open_when_there(
+        cls, state_dir: Path, *, deployment: str | None = None, wait_s: float = 10.0
+    ) -> JournalReader:
+        """``open``, tried again for up to ``wait_s`` (blocking): for an actor that reads a
+        journal its sibling is creating or reopening."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                return cls.open(state_dir, deployment=deployment)
+            except OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     @property
     def db_path(self) -> Path:
