@@ -124,10 +124,13 @@ def feed_source(name: str) -> dict[str, Any]:
 
 
 def bars_seen(state_dir: Path, strategy_name: str) -> list[datetime]:
-    """The bar times a strategy that submits on every bar acted on, in order (from the
-    triggers of its journaled intents)."""
+    """The bar times a strategy that submits on every bar acted on, in the order it acted (from
+    the triggers of its journaled intents, by the strategy's own clock: the journal's order of
+    intent rows is not the strategy's, since its intent record goes off the critical path and
+    the broker's order_submitting, which carries the intent, may be journaled first)."""
     with JournalReader.open(state_dir) as j:
         intents = j.intents(strategy=strategy_name)
-    triggers = [i["trigger"] for i in sorted(intents, key=lambda i: i["seq"])]
+    made = sorted(intents, key=lambda i: (float(i["ts"] or 0.0), i["seq"]))
+    triggers = [i["trigger"] for i in made]
     # "bar:<symbol>:<iso time>" (core.ids.bar_trigger); symbols hold no colon.
     return [datetime.fromisoformat(t.split(":", 2)[2]) for t in triggers if t.startswith("bar:")]

@@ -1,8 +1,10 @@
-"""Parity and live drift on a real deployment: a paper deployment on the sim venue records its
-bars; a backtest over them makes the same intents and fills (``tradeplane parity`` exits 0 for
-the deterministic strategies, 1 for a changed one); the drift actor, fed the same bars as they
-are recorded, finds no drift in them and alerts on the strategy that trades on a coin toss, and
-its file has neither a gap nor a duplicate row across a SIGKILL of the drift actor."""
+"""Parity, live drift and the report on a real deployment: a paper deployment on the sim venue
+records its bars; a backtest over them makes the same intents and fills (``tradeplane parity``
+exits 0 for the deterministic strategies, 1 for a changed one); the drift actor, fed the same
+bars as they are recorded, finds no drift in them and alerts on the strategy that trades on a
+coin toss, and its file has neither a gap nor a duplicate row across a SIGKILL of the drift
+actor; ``tradeplane report`` of the run draws every section. (One run for all three: each
+deployment costs the suite seconds.)"""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import csv
 import itertools
 import json
 import os
+import re
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +27,10 @@ from tests.integration.test_telemetry import scrape
 from tradeplane.backtest.drift_files import DRIFT_CSV, PERFORMANCE_JSON
 from tradeplane.cli.main import app
 from tradeplane.config.loading import load_config
+from tradeplane.core.portfolio import VirtualPortfolio
 from tradeplane.journal.reader import JournalReader
+from tradeplane.report.build import live_report
+from tradeplane.report.journal_data import SNAPSHOT_SCOPE
 from tradeplane.supervisor.chaos import kill_actor
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -170,6 +176,26 @@ def test_paper_run_then_backtest_of_its_bars_in_parity_and_drift_tracked_across_
     assert len({(a["strategy"], a["figure"], a["ts"]) for a in alerts}) == len(alerts)
     perf = json.loads((state / PERFORMANCE_JSON).read_text())
     assert perf["execution_quality"]["sma"]["sim"]["fills"] > 0
+
+    # The report of this run draws every section, drift included, and its equity ends where
+    # each strategy's own books do.
+    page, png = tmp_path / "report.html", tmp_path / "png"
+    made = invoke("report", "--state-dir", str(state), "--out", str(page), "--png", str(png))
+    assert made.exit_code == 0, made.output
+    html = page.read_text()
+    for key in ("equity", "drawdown", "drift", "fills", "health", "tick_to_order"):
+        section = re.search(rf'<section id="{key}"[^>]*>(.*?)</section>', html, re.S)
+        assert section is not None and "<svg" in section.group(1), key
+        assert (png / f"{key}.png").is_file(), key
+    report = live_report(state)
+    with JournalReader.open(state) as reader:
+        snapshots = reader.states(SNAPSHOT_SCOPE)
+        assert len(report.data.fills) == len(reader.fills())
+    assert report.data.tick_to_order_ms and not report.data.equity_is_pnl
+    curves = {s.name: s for s in report.data.equity}
+    for name, snap in snapshots.items():
+        books = VirtualPortfolio.restore(snap["portfolio"])
+        assert curves[name].values[-1] == pytest.approx(books.equity, abs=1e-6), name
 
     # Parity: a backtest over the recorded bars, intent by intent.
     out = tmp_path / "bt"

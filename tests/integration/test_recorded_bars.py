@@ -64,8 +64,8 @@ def test_journal_sigkilled_mid_chunk_then_lost_open_chunk_refetched_and_series_u
     tmp_path: Path,
 ) -> None:
     state = tmp_path / "state"
-    # A long interval: the chunk open when the journal dies holds many bars.
-    record = {**RECORD, "bar_chunk_max_bars": 400, "bar_chunk_interval_s": 30.0}
+    # A long interval: the chunk open when the journal dies holds many bars (100 to 240).
+    record = {**RECORD, "bar_chunk_max_bars": 240, "bar_chunk_interval_s": 30.0}
     cfg = make_config(state, journal=record)
     step = timedelta(seconds=cfg.venue.sim.bar_interval_s)
     with running(cfg) as run:
