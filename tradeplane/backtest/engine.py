@@ -36,7 +36,12 @@ from tradeplane.core.session import SessionCalendar
 from tradeplane.core.strategy import Emitted, Strategy, StrategyRunner
 from tradeplane.protocol.events import VenueEventKind
 from tradeplane.venues.sim.matching import PaperMatchingEngine
-from tradeplane.venues.sim.model import TERMINAL_STATUSES, VenueEvent, VenueOrderRequest
+from tradeplane.venues.sim.model import (
+    TERMINAL_STATUSES,
+    VenueEvent,
+    VenueFill,
+    VenueOrderRequest,
+)
 
 APPROVED = "approved"
 DENIED = "denied"
@@ -225,8 +230,10 @@ class BacktestEngine:
         self.steps += 1
         self.bars += len(bars)
 
-        # 1. resting orders meet the bars of T
+        # 1. resting orders meet the bars of T. Each fill's intent is looked up now: step 2 may
+        # cancel a partly filled order (a strategy's cancel, the kill switch) and forget it.
         venue_events = self.matching.on_bars(bars)
+        filled = self._filled_intents(venue_events) if venue_events else None
 
         # 2. marks, then on_bar per strategy in config order
         risk = self.risk
@@ -256,8 +263,8 @@ class BacktestEngine:
                 self._route(emitted, result)
 
         # 3. the fills of step 1: risk first, then each strategy, in fill order
-        if venue_events:
-            self._apply(venue_events, result)
+        if filled:
+            self._apply(filled, result)
         if self._held:
             self.exposed_steps += 1
             holding = {strategy for strategy, _ in self._held}
@@ -373,15 +380,20 @@ class BacktestEngine:
                 assert self.risk is not None
                 self.risk.on_order_closed(coid)
 
-    def _apply(self, events: list[VenueEvent], result: StepResult) -> None:
+    def _filled_intents(self, events: list[VenueEvent]) -> list[tuple[VenueFill, Intent]]:
+        orders = self._orders
+        return [
+            (event.fill, orders[event.client_order_id])
+            for event in events
+            if event.kind == VenueEventKind.ORDER_FILLED and event.fill is not None
+        ]
+
+    def _apply(self, filled: list[tuple[VenueFill, Intent]], result: StepResult) -> None:
         risk = self.risk
         assert risk is not None
         fills: list[Fill] = []
-        for event in events:
-            vf = event.fill
-            if event.kind != VenueEventKind.ORDER_FILLED or vf is None:
-                continue
-            intent = self._orders[event.client_order_id]
+        for vf, intent in filled:
+            coid = vf.client_order_id
             fill = Fill(
                 fill_id=vf.fill_id,
                 client_order_id=vf.client_order_id,
@@ -400,10 +412,10 @@ class BacktestEngine:
             tripped = risk.on_fill(fill)
             if tripped:
                 self._on_risk_events(tripped, result)
-            state = self.matching.order(event.client_order_id)
+            state = self.matching.order(coid)
             if state is None or state.status in TERMINAL_STATUSES:  # closed ones are forgotten
-                self._orders.pop(event.client_order_id, None)
-                risk.on_order_closed(event.client_order_id)
+                self._orders.pop(coid, None)
+                risk.on_order_closed(coid)
         result.fills.extend(fills)
         held = self._held
         for fill in fills:
