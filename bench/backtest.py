@@ -31,7 +31,7 @@ import psutil
 from tradeplane.backtest.engine import BacktestEngine, StrategySpec
 from tradeplane.backtest.outputs import BacktestWriter
 from tradeplane.backtest.report_builder import ReportAccumulator
-from tradeplane.core.model import Bar
+from tradeplane.core.model import Bar, trusted_bar
 from tradeplane.core.strategy import Strategy, load_strategy_class
 from tradeplane.venues.sim.market import MarketSimulator
 
@@ -91,7 +91,7 @@ class ReplayedMarket:
                 c = o * rc
                 h = max(o * rh, o, c)
                 lo = min(o * rl, o, c)
-                group.append(Bar(symbol, ts, o, h, lo, c, volume))
+                group.append(trusted_bar(symbol, ts, o, h, lo, c, volume))
                 prices[i] = c
             yield group
             ts += step
