@@ -195,6 +195,9 @@ class BacktestEngine:
         self._held: dict[tuple[str, str], float] = {}  # net quantity by (strategy, symbol)
         self.exposed_steps = 0  # bar times ending with any strategy holding a position
         self._flat = (False,) * len(self.specs)
+        # (the totals of the strategies holding a position, exposed per strategy), None after a
+        # fill until the next bar time works it out again
+        self._exposure: tuple[list[StrategyTotals], tuple[bool, ...]] | None = None
         self._orders: dict[str, Intent] = {}  # working orders by client order id
         self._last_ts: datetime | None = None
         self.steps = 0
@@ -267,10 +270,15 @@ class BacktestEngine:
             self._apply(filled, result)
         if self._held:
             self.exposed_steps += 1
-            holding = {strategy for strategy, _ in self._held}
-            for strategy in holding:
-                self.totals[strategy].exposed_steps += 1
-            result.exposed = tuple([r.name in holding for r in self.runners])
+            exposure = self._exposure
+            if exposure is None:  # changes only with a fill: worked out again after one
+                holding = [strategy for strategy, _ in self._held]
+                holders = [self.totals[name] for name in dict.fromkeys(holding)]
+                exposed = tuple([r.name in holding for r in self.runners])
+                exposure = self._exposure = (holders, exposed)
+            for holder in exposure[0]:
+                holder.exposed_steps += 1
+            result.exposed = exposure[1]
         else:
             result.exposed = self._flat
         result.equity = tuple([(r.portfolio.cash, r.portfolio.market_value) for r in self.runners])
@@ -418,6 +426,8 @@ class BacktestEngine:
                 risk.on_order_closed(coid)
         result.fills.extend(fills)
         held = self._held
+        if fills:
+            self._exposure = None
         for fill in fills:
             totals = self.totals.get(fill.strategy)
             if totals is not None:
