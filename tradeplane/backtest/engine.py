@@ -33,6 +33,7 @@ from tradeplane.core.model import Bar, CancelIntent, Fill, Intent, OrderDenied
 from tradeplane.core.risk import KillSwitchActivated, RiskEngine, RiskEvent, RiskLimits
 from tradeplane.core.risk_types import KillSwitchPolicy
 from tradeplane.core.session import SessionCalendar
+from tradeplane.core.slot_init import slot_init
 from tradeplane.core.strategy import Emitted, Strategy, StrategyRunner
 from tradeplane.protocol.events import VenueEventKind
 from tradeplane.venues.sim.matching import PaperMatchingEngine
@@ -97,6 +98,7 @@ class RiskSetup:
     starting_equity: float | None = None  # None: the strategies' capital summed
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Decision:
     """An intent and what risk decided (``reason`` is the denial's code, None if approved)."""

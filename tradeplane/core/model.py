@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from tradeplane.core.errors import InvalidMarketData
+from tradeplane.core.slot_init import slot_init
 
 
 class Side(StrEnum):
@@ -191,6 +192,7 @@ def _unpack_bars(
     return out
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Intent:
     """A strategy's wish to trade. Ids are deterministic: see ``tradeplane.core.ids``."""
@@ -221,6 +223,7 @@ class Intent:
             raise ValueError("a market intent takes no limit_price")
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class CancelIntent:
     """A strategy's wish to cancel the order its earlier intent produced."""
@@ -232,6 +235,7 @@ class CancelIntent:
     traceparent: str | None = None
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class SubmitOrder:
     """Command from risk to broker: send this order, at most once per client order id."""
@@ -262,6 +266,7 @@ class CancelOrder:
     ts: float
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class OrderDenied:
     """Event: risk refused an intent. ``reason`` is a standard code, ``figures`` what tripped it."""
@@ -273,6 +278,7 @@ class OrderDenied:
     ts: float = 0.0
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Fill:
     fill_id: str
@@ -301,6 +307,7 @@ class Fill:
         return self.side.sign * self.quantity
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Position:
     """A net position: signed quantity (short < 0), average entry price, realized P&L."""
