@@ -208,8 +208,11 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
     def drain_events(self) -> list[RiskEvent]:
         """Events raised inside ``check`` (rollover, kill switch), oldest first. ``mark``,
         ``on_fill`` and ``roll_day_if_due`` hand them back too, so none is lost."""
-        out = list(self._pending)
-        self._pending.clear()
+        pending = self._pending
+        if not pending:  # the usual case: asked after every decision
+            return []
+        out = list(pending)
+        pending.clear()
         return out
 
     # -- decision ------------------------------------------------------------------------------

@@ -268,7 +268,9 @@ class StrategyRunner:
             raise StrategyError(f"{self.name}.{hook} raised {type(exc).__name__}: {exc}") from exc
         finally:
             self._trigger = None
-        emitted, self._pending = self._pending, Emitted()
+        # ``_pending`` may keep pointing at it: outside a hook nothing can add to it (as in
+        # ``on_bars``), so no fresh one is needed until the next hook.
+        emitted = self._pending
         for intent in emitted.intents:
             self._remember(intent.intent_id)
         return emitted
