@@ -33,10 +33,16 @@ from tradeplane.core.model import Bar, CancelIntent, Fill, Intent, OrderDenied
 from tradeplane.core.risk import KillSwitchActivated, RiskEngine, RiskEvent, RiskLimits
 from tradeplane.core.risk_types import KillSwitchPolicy
 from tradeplane.core.session import SessionCalendar
+from tradeplane.core.slot_init import slot_init
 from tradeplane.core.strategy import Emitted, Strategy, StrategyRunner
 from tradeplane.protocol.events import VenueEventKind
 from tradeplane.venues.sim.matching import PaperMatchingEngine
-from tradeplane.venues.sim.model import TERMINAL_STATUSES, VenueEvent, VenueOrderRequest
+from tradeplane.venues.sim.model import (
+    TERMINAL_STATUSES,
+    VenueEvent,
+    VenueFill,
+    VenueOrderRequest,
+)
 
 APPROVED = "approved"
 DENIED = "denied"
@@ -92,6 +98,7 @@ class RiskSetup:
     starting_equity: float | None = None  # None: the strategies' capital summed
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Decision:
     """An intent and what risk decided (``reason`` is the denial's code, None if approved)."""
@@ -190,6 +197,9 @@ class BacktestEngine:
         self._held: dict[tuple[str, str], float] = {}  # net quantity by (strategy, symbol)
         self.exposed_steps = 0  # bar times ending with any strategy holding a position
         self._flat = (False,) * len(self.specs)
+        # (the totals of the strategies holding a position, exposed per strategy), None after a
+        # fill until the next bar time works it out again
+        self._exposure: tuple[list[StrategyTotals], tuple[bool, ...]] | None = None
         self._orders: dict[str, Intent] = {}  # working orders by client order id
         self._last_ts: datetime | None = None
         self.steps = 0
@@ -225,8 +235,10 @@ class BacktestEngine:
         self.steps += 1
         self.bars += len(bars)
 
-        # 1. resting orders meet the bars of T
+        # 1. resting orders meet the bars of T. Each fill's intent is looked up now: step 2 may
+        # cancel a partly filled order (a strategy's cancel, the kill switch) and forget it.
         venue_events = self.matching.on_bars(bars)
+        filled = self._filled_intents(venue_events) if venue_events else None
 
         # 2. marks, then on_bar per strategy in config order
         risk = self.risk
@@ -256,14 +268,19 @@ class BacktestEngine:
                 self._route(emitted, result)
 
         # 3. the fills of step 1: risk first, then each strategy, in fill order
-        if venue_events:
-            self._apply(venue_events, result)
+        if filled:
+            self._apply(filled, result)
         if self._held:
             self.exposed_steps += 1
-            holding = {strategy for strategy, _ in self._held}
-            for strategy in holding:
-                self.totals[strategy].exposed_steps += 1
-            result.exposed = tuple([r.name in holding for r in self.runners])
+            exposure = self._exposure
+            if exposure is None:  # changes only with a fill: worked out again after one
+                holding = [strategy for strategy, _ in self._held]
+                holders = [self.totals[name] for name in dict.fromkeys(holding)]
+                exposed = tuple([r.name in holding for r in self.runners])
+                exposure = self._exposure = (holders, exposed)
+            for holder in exposure[0]:
+                holder.exposed_steps += 1
+            result.exposed = exposure[1]
         else:
             result.exposed = self._flat
         result.equity = tuple([(r.portfolio.cash, r.portfolio.market_value) for r in self.runners])
@@ -373,15 +390,20 @@ class BacktestEngine:
                 assert self.risk is not None
                 self.risk.on_order_closed(coid)
 
-    def _apply(self, events: list[VenueEvent], result: StepResult) -> None:
+    def _filled_intents(self, events: list[VenueEvent]) -> list[tuple[VenueFill, Intent]]:
+        orders = self._orders
+        return [
+            (event.fill, orders[event.client_order_id])
+            for event in events
+            if event.kind == VenueEventKind.ORDER_FILLED and event.fill is not None
+        ]
+
+    def _apply(self, filled: list[tuple[VenueFill, Intent]], result: StepResult) -> None:
         risk = self.risk
         assert risk is not None
         fills: list[Fill] = []
-        for event in events:
-            vf = event.fill
-            if event.kind != VenueEventKind.ORDER_FILLED or vf is None:
-                continue
-            intent = self._orders[event.client_order_id]
+        for vf, intent in filled:
+            coid = vf.client_order_id
             fill = Fill(
                 fill_id=vf.fill_id,
                 client_order_id=vf.client_order_id,
@@ -400,12 +422,14 @@ class BacktestEngine:
             tripped = risk.on_fill(fill)
             if tripped:
                 self._on_risk_events(tripped, result)
-            state = self.matching.order(event.client_order_id)
+            state = self.matching.order(coid)
             if state is None or state.status in TERMINAL_STATUSES:  # closed ones are forgotten
-                self._orders.pop(event.client_order_id, None)
-                risk.on_order_closed(event.client_order_id)
+                self._orders.pop(coid, None)
+                risk.on_order_closed(coid)
         result.fills.extend(fills)
         held = self._held
+        if fills:
+            self._exposure = None
         for fill in fills:
             totals = self.totals.get(fill.strategy)
             if totals is not None:

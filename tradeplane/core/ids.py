@@ -34,7 +34,17 @@ def intent_id_from_client_order_id(coid: str) -> str | None:
 
 
 def bar_trigger(symbol: str, ts: datetime) -> str:
-    return f"bar:{symbol}:{ts.isoformat()}"
+    global _last_stamp
+    ts_, text = _last_stamp
+    if ts_ is not ts:  # the same object: bars of one bar time share theirs (a backtest's)
+        text = ts.isoformat()
+        _last_stamp = (ts, text)
+    return f"bar:{symbol}:{text}"
+
+
+# The last bar time's ISO form, keyed by identity (an equal time in another offset prints
+# differently). A backtest asks for the same bar time once per intent.
+_last_stamp: tuple[datetime | None, str] = (None, "")
 
 
 def fill_trigger(fill_id: str) -> str:

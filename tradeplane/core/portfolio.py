@@ -77,7 +77,7 @@ class VirtualPortfolio:
             book.quantity = new_q
 
     def mark(self, symbol: str, price: float) -> None:
-        if math.isfinite(price) and price > 0:
+        if 0.0 < price < math.inf:  # finite and > 0 (NaN fails), in one comparison: every bar
             self._marks[symbol] = price
 
     def mark_price(self, symbol: str) -> float | None:

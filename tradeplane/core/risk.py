@@ -18,7 +18,7 @@ from collections import deque
 from typing import Any
 
 from tradeplane.core.clock import Clock
-from tradeplane.core.exposure import is_flat
+from tradeplane.core.exposure import QTY_EPS, is_flat
 from tradeplane.core.model import Fill, Intent, OrderDenied, SubmitOrder
 from tradeplane.core.risk_book import Book, Working
 from tradeplane.core.risk_checks import DupKey, PreTradeChecks, dup_key
@@ -90,6 +90,7 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
         self._breached: set[str] = set()  # loss limits beyond their limit at the last evaluation
         self._pending: list[RiskEvent] = []
         self._version = 0
+        self._evaluated_at = -1  # the version at the last evaluation (see ``mark``)
         self._state_restored = False
         self._cash_flow_from_journal = False
         self._pending.extend(self._evaluate())
@@ -102,7 +103,15 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
         # The common case (nothing pending, the day goes on) allocates nothing: this runs on
         # every bar, millions of times in a backtest.
         events = self.roll_day_if_due() if self._pending or now >= self._next_boundary else None
-        self.book.mark(symbol, price, now)
+        book = self.book
+        book.mark(symbol, price, now)
+        if self._evaluated_at == self._version:
+            # Nothing the evaluation reads has changed since the last one (every such change
+            # bumps the version; marks evaluate), and a symbol not held adds nothing to equity:
+            # the evaluation would find the same equity and raise nothing. Skipping it is exact.
+            quantity = book.positions.get(symbol, 0.0)
+            if -QTY_EPS <= quantity <= QTY_EPS:  # as ``Book.equity`` skips a flat position
+                return events or []
         evaluated = self._evaluate()
         return evaluated if not events else events + evaluated
 
@@ -199,8 +208,11 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
     def drain_events(self) -> list[RiskEvent]:
         """Events raised inside ``check`` (rollover, kill switch), oldest first. ``mark``,
         ``on_fill`` and ``roll_day_if_due`` hand them back too, so none is lost."""
-        out = list(self._pending)
-        self._pending.clear()
+        pending = self._pending
+        if not pending:  # the usual case: asked after every decision
+            return []
+        out = list(pending)
+        pending.clear()
         return out
 
     # -- decision ------------------------------------------------------------------------------
@@ -337,6 +349,7 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
         """Update the high-water mark and trip the kill switch when a loss limit is crossed."""
         equity = self.book.equity(self.starting_equity)  # as equity(): this runs on every mark
         if equity is None:
+            self._evaluated_at = self._version
             return []
         hwm = self._hwm
         if hwm is None or equity > hwm:
@@ -354,6 +367,7 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
             or (max_loss is not None and loss >= max_loss)
             or (max_drawdown is not None and drawdown is not None and drawdown >= max_drawdown)
         ):
+            self._evaluated_at = self._version
             return []  # the common case: within both limits, none breached before
         events: list[RiskEvent] = []
         for name, value, limit, figure in (
@@ -371,6 +385,7 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
                 else:
                     figures["day_start_equity"] = self._day_start_equity
                 events += self.activate_kill_switch(name, "risk", figures)
+        self._evaluated_at = self._version
         return events
 
     # -- risk day ------------------------------------------------------------------------------

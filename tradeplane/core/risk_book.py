@@ -38,7 +38,10 @@ class Book:
             raise ValueError(f"mark price for {symbol} must be finite and > 0, got {price}")
         self.prices[symbol] = price
         self.mark_ts[symbol] = ts
-        if symbol not in self._avg_price and not is_flat(self.positions.get(symbol, 0.0)):
+        # (is_flat inlined: this runs on every bar of a backtest)
+        if symbol not in self._avg_price and not (
+            -QTY_EPS <= self.positions.get(symbol, 0.0) <= QTY_EPS
+        ):
             self._avg_price[symbol] = price  # restored position: entry unknown, start from here
 
     def apply_fill(self, fill: Fill) -> float:

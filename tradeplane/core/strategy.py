@@ -28,6 +28,9 @@ SNAPSHOT_VERSION = 2
 REMEMBERED_INTENTS = 20_000
 
 
+_SIDES: dict[str, Side] = {side.value: side for side in Side}  # a Side hashes as its value
+
+
 class Strategy:
     """Subclass this. Every hook is optional; ``ctx`` is a ``StrategyContext``."""
 
@@ -116,7 +119,10 @@ class StrategyContext:
         limit_price: float | None = None,
     ) -> str:
         """Ask to trade; returns the intent id (the client order id is derived from it)."""
-        return self._runner.emit_intent(symbol, quantity, Side(side), limit_price)
+        # A dict lookup for the usual "buy"/"sell" (or a Side): the Enum call costs several
+        # times more; anything else still goes through it (and is refused as it was).
+        known = _SIDES.get(side) if isinstance(side, str) else None
+        return self._runner.emit_intent(symbol, quantity, known or Side(side), limit_price)
 
     def cancel(self, intent_id: str) -> None:
         self._runner.emit_cancel(intent_id)
@@ -193,6 +199,7 @@ class StrategyRunner:
         mark = self.portfolio.mark
         on_bar = self.strategy.on_bar
         ctx = self._ctx
+        self._pending, self._bar_recv_ts = out, recv_ts  # a hook cannot change them
         for bar in bars:
             symbol, ts = bar.symbol, bar.ts
             if symbol not in wanted:
@@ -209,8 +216,7 @@ class StrategyRunner:
             mark(symbol, bar.close)
             stats.bars += 1
             emitted_before = len(intents)
-            self._hook_bar, self._ordinal, self._bar_recv_ts = bar, 0, recv_ts
-            self._pending = out
+            self._hook_bar, self._ordinal = bar, 0
             try:
                 on_bar(bar, ctx)
             except Exception as exc:
@@ -262,7 +268,9 @@ class StrategyRunner:
             raise StrategyError(f"{self.name}.{hook} raised {type(exc).__name__}: {exc}") from exc
         finally:
             self._trigger = None
-        emitted, self._pending = self._pending, Emitted()
+        # ``_pending`` may keep pointing at it: outside a hook nothing can add to it (as in
+        # ``on_bars``), so no fresh one is needed until the next hook.
+        emitted = self._pending
         for intent in emitted.intents:
             self._remember(intent.intent_id)
         return emitted

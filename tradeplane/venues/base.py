@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from tradeplane.core.model import OrderType, Side
 from tradeplane.core.reconcile import Holdings, LiveOrder
+from tradeplane.core.slot_init import slot_init
 
 if TYPE_CHECKING:
     from tradeplane.core.model import Bar
@@ -20,6 +21,7 @@ WORKING_STATUSES = frozenset({"accepted", "partially_filled"})
 TERMINAL_STATUSES = frozenset({"filled", "cancelled", "rejected", "expired"})
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class VenueOrderRequest:
     client_order_id: str
@@ -36,10 +38,15 @@ class VenueOrderRequest:
     def __post_init__(self) -> None:
         # Enum fields are a programming contract (a typo is a bug, not a venue reject); numbers
         # are validated by the engine and rejected the way a real venue would.
-        object.__setattr__(self, "side", Side(self.side))
-        object.__setattr__(self, "order_type", OrderType(self.order_type))
+        # (Already the enum, the usual case: the Enum call would cost more than the rest of
+        # the construction.)
+        if type(self.side) is not Side:
+            object.__setattr__(self, "side", Side(self.side))
+        if type(self.order_type) is not OrderType:
+            object.__setattr__(self, "order_type", OrderType(self.order_type))
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class VenueFill:
     fill_id: str
@@ -58,6 +65,7 @@ class VenueFill:
         return self.side.sign * self.quantity
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class VenueOrderState:
     client_order_id: str
@@ -84,6 +92,7 @@ class VenueOrderState:
         return max(0.0, self.quantity - self.filled_quantity)
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class VenueEvent:
     seq: int
@@ -104,6 +113,7 @@ class OrderLookup:
     """The answering venue's incarnation, when the venue has them (``final_lookups``)."""
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class VenuePosition:
     symbol: str

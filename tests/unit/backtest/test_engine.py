@@ -120,6 +120,55 @@ def test_max_participation_then_order_fills_in_parts_over_bars() -> None:
     assert eng.totals["s"].fills == 3 and eng.totals["s"].orders == 1
 
 
+class CancelsAfterFirstBar(Strategy):
+    """Buys at minute 0, cancels what is left of that order at minute 1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.intent: str | None = None
+        self.fills: list[Fill] = []
+
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
+        minute = int((bar.ts - T0) / MINUTE)
+        if minute == 0:
+            self.intent = ctx.submit("AAA", 25.0, "buy")
+        elif minute == 1 and self.intent is not None:
+            ctx.cancel(self.intent)
+
+    def on_fill(self, fill: Fill, ctx: StrategyContext) -> None:
+        self.fills.append(fill)
+
+
+def test_partly_filled_order_cancelled_by_on_bar_of_that_bar_time_then_its_fill_still_applied() -> (
+    None
+):
+    s = CancelsAfterFirstBar()
+    eng = engine(("s", s), matching=MatchingRules(max_participation=0.1))
+
+    steps = run(eng, [bar(0), *(bar(m, volume=100.0) for m in (1, 2))])
+
+    assert [[f.quantity for f in st.fills] for st in steps] == [[], [10.0], []]
+    assert [f.quantity for f in s.fills] == [10.0]
+    assert eng.matching.open_orders() == []
+    assert eng.risk is not None and eng.risk.position("AAA") == 10.0
+
+
+def test_kill_switch_cancels_a_partly_filled_order_then_its_fill_of_that_bar_still_applied() -> (
+    None
+):
+    s = Scripted({0: [("AAA", 25.0, "buy")]})
+    limits = RiskLimits(max_daily_loss=50.0, deny_when_market_closed=False)
+    eng = engine(("s", s), matching=MatchingRules(max_participation=0.1), limits=limits)
+    crash = bar(2, o=100.0, h=100.0, lo=89.0, c=90.0, volume=100.0)
+
+    steps = run(eng, [bar(0), bar(1, volume=100.0), crash, bar(3, volume=100.0)])
+
+    # the mark of minute 2 trips the switch (cancelling the rest) before its fill is applied
+    assert [e.reason for e in steps[2].risk_events] == ["max_daily_loss"]
+    assert [f.quantity for f in s.fills] == [10.0, 10.0]
+    assert eng.matching.open_orders() == []
+
+
 def test_risk_denial_then_counted_by_reason_and_no_order_reaches_the_venue() -> None:
     s = Scripted({0: [("AAA", 50.0, "buy"), ("AAA", 5.0, "buy")]})
     limits = RiskLimits(max_order_quantity=10.0, deny_when_market_closed=False)

@@ -44,6 +44,26 @@ def test_equity_rows_per_strategy_then_a_total_row(tmp_path: Path) -> None:
     assert rows == [("a", 105.0), ("b", 100.0), ("total", 205.0)]
 
 
+def test_equity_rows_then_byte_for_byte_what_the_csv_module_writes(tmp_path: Path) -> None:
+    names = ["plain", 'odd, "quoted" name', "int_cash"]
+    writer = BacktestWriter(tmp_path, names, ReportAccumulator(names, [100.0, 100.0, 100.0]))
+    equity = ((0.1 + 0.2, 1e-7), (1e22, -3.5), (100, 0))  # float reprs, an int
+    writer.write(StepResult(T0, T0.timestamp() + 60, 3, equity=equity))
+    writer.close()
+    expected = tmp_path / "expected.csv"
+    with expected.open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(EQUITY_COLUMNS)
+        ts = T0.isoformat()
+        for name, (cash, value) in zip(names, equity, strict=True):
+            w.writerow((ts, name, cash + value, cash, float(value)))
+        cash = sum(c for c, _ in equity)
+        value = sum(float(v) for _, v in equity)
+        w.writerow((ts, "total", cash + value, cash, value))
+
+    assert (tmp_path / "equity.csv").read_bytes() == expected.read_bytes()
+
+
 def intent(strategy: str, n: int) -> Intent:
     iid = ids.intent_id("d", strategy, f"bar:AAA:{n}", 0)
     return Intent(

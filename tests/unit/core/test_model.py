@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from tradeplane.core.errors import InvalidMarketData
-from tradeplane.core.model import Bar, BarBatch, Fill, Intent, OrderType, Side
+from tradeplane.core.model import Bar, BarBatch, Fill, Intent, OrderType, Side, trusted_bar
 
 TS = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
 
@@ -117,3 +117,21 @@ def test_bar_batch_when_pickled_then_a_plain_list_of_the_same_bars_in_order() ->
 
 def test_bar_batch_when_empty_then_pickles_to_an_empty_list() -> None:
     assert pickle.loads(pickle.dumps(BarBatch())) == []
+
+
+def test_trusted_bar_then_equal_to_the_checked_bar_and_still_frozen() -> None:
+    ts = datetime(2026, 1, 5, tzinfo=UTC)
+    bar = trusted_bar("AAA", ts, 100.0, 101.0, 99.0, 100.5, 10.0)
+    assert type(bar) is Bar
+    assert bar == Bar("AAA", ts, 100.0, 101.0, 99.0, 100.5, 10.0)
+    assert hash(bar) == hash(Bar("AAA", ts, 100.0, 101.0, 99.0, 100.5, 10.0))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        bar.close = 1.0  # type: ignore[misc]
+
+
+def test_bar_built_by_keyword_then_checked_as_before() -> None:
+    ts = datetime(2026, 1, 5, tzinfo=UTC)
+    bar = Bar(symbol="AAA", ts=ts, open=1.0, high=2.0, low=0.5, close=1.5, volume=0.0)
+    assert (bar.open, bar.volume) == (1.0, 0.0)
+    with pytest.raises(InvalidMarketData, match="inconsistent"):
+        Bar(symbol="AAA", ts=ts, open=1.0, high=0.9, low=0.5, close=0.8, volume=1.0)
