@@ -1,7 +1,8 @@
 """Recorded bars on a real deployment: a paper deployment on the sim venue with ``[journal]
-bars = "all"`` leaves bars a backtest reads back (``read_recorded_bars``), one unbroken series per
-symbol even when the writing actor (the journal, on the state node) is SIGKILLed mid-chunk: the
-open chunk it lost is refetched from the feed after the restart."""
+bars = "all"`` leaves bars a backtest reads back (``read_recorded_bars``), in time order, one
+unbroken series per symbol even when the writing actor (the journal, on the state node) is
+SIGKILLed mid-chunk: the open chunk it lost is refetched from the feed after the restart. (One
+deployment for both: the drift/parity test reads recorded bars of a run without a kill.)"""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import ray
 
 from tests.helpers import eventually
 from tests.integration.conftest import make_config
-from tests.integration.harness import actor, journal_counts, live_status, running, wait_for_kind
+from tests.integration.harness import actor, journal_counts, live_status, running
 from tradeplane.backtest.bars_recorded import read_recorded_bars
 from tradeplane.core.model import Bar
 from tradeplane.journal.bar_store import bars_dir, chunks
@@ -40,24 +41,6 @@ def _recording(name: str) -> dict[str, Any]:
 
 def _unbroken(bars: list[Bar], step: timedelta) -> bool:
     return all(b.ts - a.ts == step for a, b in itertools.pairwise(bars))
-
-
-def test_paper_sim_with_bars_all_then_recorded_bars_read_back_in_order(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    cfg = make_config(state, journal=RECORD)
-    step = timedelta(seconds=cfg.venue.sim.bar_interval_s)
-    with running(cfg):
-        wait_for_kind(state, "order_filled", 3)
-        eventually(lambda: len(chunks(bars_dir(state))) >= 2, timeout_s=30, what="2 chunks")
-    series = _series(state)
-    assert set(series) == {"AAA", "BBB"}
-    for bars in series.values():
-        assert len(bars) >= 10 and _unbroken(bars, step)
-    ts = [b.ts for b in read_recorded_bars(state)]
-    assert ts == sorted(ts)
-    # The journal holds summaries, never one event per bar.
-    counts = journal_counts(state)
-    assert counts.get("bar", 0) == 0 and counts.get("bar_summary", 0) >= 1
 
 
 def test_journal_sigkilled_mid_chunk_then_lost_open_chunk_refetched_and_series_unbroken(
@@ -93,6 +76,12 @@ def test_journal_sigkilled_mid_chunk_then_lost_open_chunk_refetched_and_series_u
         # What the killed journal held open came back from the feed, not from luck.
         assert _recording(run.name)["refilled_bars"] >= 100
     series = _series(state)
+    assert set(series) == {"AAA", "BBB"}
     for symbol, bars in series.items():
         assert bars[0].ts < closed[symbol] < bars[-1].ts
         assert _unbroken(bars, step), f"{symbol}: a gap or a duplicate in the recorded bars"
+    ts = [b.ts for b in read_recorded_bars(state)]
+    assert ts == sorted(ts)
+    # The journal holds summaries, never one event per bar.
+    counts = journal_counts(state)
+    assert counts.get("bar", 0) == 0 and counts.get("bar_summary", 0) >= 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -14,19 +14,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tradeplane.backtest.bars_file import BarFileError, BarFilter, parse_ts
-from tradeplane.backtest.run import (
-    BacktestRun,
-    StrategyLoadError,
-    bar_interval_s,
-    deployment_symbols,
-    file_bars,
-    run_backtest,
-    sim_bars,
-    sim_window,
-)
-from tradeplane.backtest.run import Progress as RunProgress
 from tradeplane.cli import output
 from tradeplane.config.loading import ConfigError, load_config
+
+if TYPE_CHECKING:
+    from tradeplane.backtest.run import BacktestRun
+    from tradeplane.backtest.run import Progress as RunProgress
 
 console, err = output.console, output.err
 
@@ -53,7 +46,11 @@ def backtest_command(
     config: Annotated[Path, typer.Argument(help="Deployment config (TOML).")],
     bars: Annotated[
         Path | None,
-        typer.Option("--bars", help="Bars file (CSV; see README). Default: the seeded sim market."),
+        typer.Option(
+            "--bars",
+            help="Bars: a CSV or Parquet file, or a deployment's state dir (its recorded bars). "
+            "Default: the seeded sim market.",
+        ),
     ] = None,
     start: Annotated[
         str | None, typer.Option("--from", help="First bar time (UTC; ISO, date or epoch s).")
@@ -71,6 +68,8 @@ def backtest_command(
 ) -> None:
     """Backtest CONFIG's strategies over BARS (or the sim market): equity.csv, fills.csv,
     intents.csv and backtest_report.json in OUT."""
+    from tradeplane.backtest import run  # the engine and numpy: only when a backtest runs
+
     first, last = parse_time(start, "--from"), parse_time(end, "--to")
     if first is not None and last is not None and last <= first:
         _fail(f"--to {last.isoformat()} is not after --from {first.isoformat()}")
@@ -80,16 +79,16 @@ def backtest_command(
         _fail(str(exc))
     output.protect(cfg)
     out_dir = out or Path("backtests") / cfg.deployment.name
-    interval = bar_interval_s(cfg)
+    interval = run.bar_interval_s(cfg)
     if bars is None:
-        first, last = sim_window(cfg, first, last)
+        first, last = run.sim_window(cfg, first, last)
         source = f"sim:seed={cfg.venue.sim.seed}"
-        stream = sim_bars(cfg, first, last)
+        stream = run.sim_bars(cfg, first, last)
     else:
         if not bars.exists():
             _fail(f"bars file not found: {bars}")
         source = str(bars)
-        stream = file_bars(bars, deployment_symbols(cfg), BarFilter(None, first, last))
+        stream = run.file_bars(bars, run.deployment_symbols(cfg), BarFilter(None, first, last))
     total = None
     if first is not None and last is not None:
         total = max(1, int((last.timestamp() - first.timestamp()) // interval))
@@ -97,7 +96,7 @@ def backtest_command(
         result = _run(cfg, stream, source, out_dir, total, show=not as_json)
     except BarFileError as exc:
         _fail(f"bad bars file: {exc}")
-    except StrategyLoadError as exc:
+    except run.StrategyLoadError as exc:
         _fail(f"cannot load the strategies: {exc}")
     except OSError as exc:
         _fail(f"cannot write {out_dir}: {exc}")
@@ -110,7 +109,7 @@ def backtest_command(
         console.print(_table(summary))
     if summary["bars"]["count"] == 0:
         _fail(
-            f"no bars: {source} has none for {', '.join(deployment_symbols(cfg))} in the range",
+            f"no bars: {source} has none for {', '.join(run.deployment_symbols(cfg))} in the range",
             2,
         )
 
@@ -118,8 +117,10 @@ def backtest_command(
 def _run(
     cfg: Any, stream: Any, source: str, out_dir: Path, total: int | None, *, show: bool
 ) -> BacktestRun:
+    from tradeplane.backtest import run
+
     if not (show and console.is_terminal):
-        return run_backtest(cfg, bars=stream, source=source, out_dir=out_dir)
+        return run.run_backtest(cfg, bars=stream, source=source, out_dir=out_dir)
     columns = [
         TextColumn("[bold]backtest[/] {task.fields[ts]}"),
         BarColumn(),
@@ -132,7 +133,7 @@ def _run(
         def on_progress(p: RunProgress) -> None:
             progress.update(task, completed=p.steps, ts=p.ts.isoformat())
 
-        return run_backtest(
+        return run.run_backtest(
             cfg, bars=stream, source=source, out_dir=out_dir, on_progress=on_progress
         )
 

@@ -18,16 +18,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import aiohttp
 import typer
 
 from tradeplane.backtest.bars_file import parse_ts
 from tradeplane.cli.output import err, stdout
 from tradeplane.core.model import Bar
-from tradeplane.venues.history import HistoryError, Paced
 
 if TYPE_CHECKING:
     from tradeplane.backtest.bars_out import BarWriter
+    from tradeplane.venues.history import Paced
 
 bars_app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -108,6 +107,9 @@ async def _pages(
     ib: IbEndpoint | None,
     min_interval_s: float | None,
 ) -> AsyncIterator[tuple[AsyncIterator[list[Bar]], Paced]]:
+    # The venues' HTTP and IB clients are imported here: only when a venue is asked.
+    from tradeplane.venues.history import HistoryError, Paced
+
     if venue is Venue.IB:
         import ib_async
 
@@ -131,6 +133,8 @@ async def _pages(
             client.disconnect()
         return
     history, default_interval_s = _fetcher(venue)
+    import aiohttp
+
     paced = Paced(default_interval_s if min_interval_s is None else min_interval_s)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     async with aiohttp.ClientSession(timeout=timeout) as http:
@@ -179,6 +183,8 @@ def fetch_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--out") from None
     ib = IbEndpoint(ib_host, ib_port, ib_client_id)
+    from tradeplane.venues.history import HistoryError
+
     try:
         summary = asyncio.run(fetch(venue, symbol, first, last, out, rest_url, ib=ib))
     except HistoryError as exc:
