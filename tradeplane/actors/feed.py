@@ -37,7 +37,6 @@ from tradeplane.protocol.api import BarSubscriberApi, JournalApi
 from tradeplane.protocol.events import EventKind, MessageKind
 from tradeplane.protocol.roles import ROLE_FEED, ROLE_JOURNAL, Role
 from tradeplane.telemetry.actors import actor_metrics
-from tradeplane.venues.history import missing_after
 from tradeplane.venues.sim import MarketSimulator
 from tradeplane.venues.sim.faults import FaultBook, FaultKind
 from tradeplane.venues.sources import external_source
@@ -335,6 +334,8 @@ class FeedActor(SupervisedActor):
         refetched here), only within the last ``lookback_s``: what the journal can have lost,
         never bars from before this run that no strategy saw. Best effort: a venue that does
         not answer leaves the hole, logged."""
+        from tradeplane.venues.history import missing_after  # aiohttp: not on the feed's start
+
         out = list(await self.bars_since(symbols, since))
         fetch = getattr(self.source, "history", None)
         if fetch is None:
