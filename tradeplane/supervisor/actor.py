@@ -47,10 +47,10 @@ class NotActing(OperationalError):
     """An operator call reached a supervisor instance that stands by."""
 
 
-def _warm() -> None:
+def _warm(cfg: TradeplaneConfig) -> None:
     import tradeplane.telemetry.actors  # noqa: F401  (the metrics SDK, for start_metrics)
 
-    preload()
+    preload(cfg)
 
 
 def standby_process(pid: int | None) -> dict[str, Any]:
@@ -180,7 +180,7 @@ class SupervisorActor(SupervisedActor):
     async def _stand_by(self) -> None:
         """Watch the acting instance; take over the moment it dies (or stand by the next one)."""
         # What a re-attached supervisor imports after its first tick is imported now instead.
-        spawn(self._tasks, asyncio.to_thread(_warm))
+        spawn(self._tasks, asyncio.to_thread(_warm, self.sup.cfg))
         while True:
             latest = self.terms.latest()
             if latest is None:

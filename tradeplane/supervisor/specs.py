@@ -75,14 +75,17 @@ _CHILD_CLASSES = (
     StrategyActor,
     TelemetryActor,
     SimVenueActor,
-    DriftActor,
 )
 
 
-def preload() -> None:
-    """Import every child's actor class now (a restart then creates its child at once)."""
+def preload(cfg: TradeplaneConfig | None = None) -> None:
+    """Import every child's actor class now (a restart then creates its child at once). The
+    drift actor's (the backtest engine, numpy) only for a deployment that tracks drift: the
+    import competes with the deployment's own start for the state node's CPU."""
     for cls in _CHILD_CLASSES:
         cls.resolve()
+    if cfg is not None and cfg.drift is not None:
+        DriftActor.resolve()
 
 
 @dataclass(frozen=True)
