@@ -13,7 +13,7 @@ export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_worker_niceness := 0
 
-.PHONY: help setup browser run report test test-unit test-integration bench lint fmt clean distclean
+.PHONY: backtest help setup browser run report test test-unit test-integration bench lint fmt clean distclean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +43,9 @@ browser: ## Install the distribution's chromium for the report's browser test (r
 
 run: $(STAMP) ## Run the offline demo (sim venue, two strategies, paper) for RUN_SECONDS
 	$(BIN)/tradeplane run config/demo.toml --duration $(RUN_SECONDS)
+
+backtest: $(STAMP) ## Backtest the demo's strategies over a day of the sim market into backtests/demo
+	$(BIN)/tradeplane backtest config/demo.toml --out backtests/demo
 
 report: $(STAMP) ## Write the demo's report (after `make run`) and print its path
 	@test -f .tradeplane/demo/journal.db || { echo "no demo journal in .tradeplane/demo yet: run \`make run\` first"; exit 1; }
@@ -80,7 +83,7 @@ fmt: $(STAMP) ## Format and auto-fix
 	$(BIN)/ruff check --fix tradeplane tests bench examples
 
 clean: ## Remove state dirs, caches and build output (keeps .venv)
-	rm -rf .tradeplane .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	rm -rf .tradeplane backtests .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
 distclean: clean ## Also remove .venv
