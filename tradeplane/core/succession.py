@@ -72,11 +72,13 @@ def next_number(latest: Term | None) -> int:
     return 1 if latest is None else latest.number + 1
 
 
-def should_take_over(watched: Term, latest: Term | None) -> bool:
+def should_take_over(watched: Term, latest: Term | None, run_phase: str | None = None) -> bool:
     """The instance a standby watched (the holder of term ``watched``) has died: take over only
     if no later term was claimed since (else another instance acts by now, its restart
-    included, and the standby watches that one instead)."""
-    return latest == watched
+    included, and the standby watches that one instead), and never a run that was stopped
+    (``run_phase``, its run record's): the acting instance goes last at a stop, and a standby
+    taking over then would outlive ``down`` and answer ``status`` for a run that is over."""
+    return latest == watched and run_phase != "stopped"
 
 
 def superseded(my_term: int | None, store: TermStore) -> bool:

@@ -197,7 +197,11 @@ class SupervisorActor(SupervisedActor):
                     await self._watch(holder, latest.number)
                 except Exception as exc:
                     died = exc
-            if not should_take_over(latest, self.terms.latest()) or not self._claim(latest):
+            phase = self._run_phase()
+            if phase == "stopped":
+                log.info("supervisor %s: the run is stopped, nothing to take over", self.name)
+                return
+            if not should_take_over(latest, self.terms.latest(), phase) or not self._claim(latest):
                 # Another instance acts now: watch that one (a moment later, so that an instance
                 # still coming up is not asked in a tight loop).
                 await asyncio.sleep(NO_TERM_RETRY_S)
@@ -215,6 +219,16 @@ class SupervisorActor(SupervisedActor):
                     ray.kill(holder, no_restart=False)
             await self._maybe_reattach()
             return
+
+    def _run_phase(self) -> str | None:
+        """This run's phase as its run record says (None when it cannot be read)."""
+        try:
+            record = self.sup.adapter.read_run()
+        except Exception:
+            return None
+        if record is None or record.run_id != self.sup.run_id:
+            return None
+        return record.phase
 
     async def _watch(self, holder: Any, term: int) -> None:
         """Returns when ``holder`` does not act in ``term``; raises once it is dead. Both

@@ -93,6 +93,9 @@ class Stopper:
         summary = await self.sup.status_with_orders()
         self.core.set_phase(Phase.STOPPED)
         await self.sup.observe()
+        # The run record says so now, not at a next tick that will not come: the standby reads
+        # it and does not take over from the acting instance when that one goes at the end.
+        self.sup.placer.publish_run()
         summary.update(
             phase=self.core.phase.value,
             health=self.sup.reading.health.value,

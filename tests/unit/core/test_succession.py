@@ -65,6 +65,12 @@ def test_watched_holder_died_while_its_term_is_still_latest_then_take_over():
     assert should_take_over(Term(1, FIRST), Term(1, FIRST))
 
 
+def test_watched_holder_died_after_the_run_was_stopped_then_no_take_over():
+    # The acting instance goes last at a stop: a standby taking over would outlive `down`.
+    assert not should_take_over(Term(1, FIRST), Term(1, FIRST), run_phase="stopped")
+    assert should_take_over(Term(1, FIRST), Term(1, FIRST), run_phase="failed")
+
+
 def test_watched_died_but_a_later_term_is_claimed_then_no_take_over():
     # Its own restart won the next term: the standby watches it again.
     assert not should_take_over(Term(1, FIRST), Term(2, FIRST))
