@@ -15,6 +15,7 @@ import ray
 from tests.helpers import eventually
 from tests.integration.conftest import HERE
 from tradeplane.config.models import TradeplaneConfig
+from tradeplane.core import ids
 from tradeplane.journal.reader import JournalReader
 from tradeplane.supervisor import deployment
 
@@ -132,5 +133,4 @@ def bars_seen(state_dir: Path, strategy_name: str) -> list[datetime]:
         intents = j.intents(strategy=strategy_name)
     made = sorted(intents, key=lambda i: (float(i["ts"] or 0.0), i["seq"]))
     triggers = [i["trigger"] for i in made]
-    # "bar:<symbol>:<iso time>" (core.ids.bar_trigger); symbols hold no colon.
-    return [datetime.fromisoformat(t.split(":", 2)[2]) for t in triggers if t.startswith("bar:")]
+    return [t for t in map(ids.bar_trigger_time, triggers) if t is not None]

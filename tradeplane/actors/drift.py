@@ -17,10 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from functools import partial
-from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from tradeplane.backtest.drift_files import DriftFiles
 from tradeplane.backtest.drift_journal import DRIFT_KINDS, JournalInputs
 from tradeplane.backtest.drift_model import BaselineFigures, DriftAlert
 from tradeplane.backtest.drift_session import DriftSession
+from tradeplane.backtest.engine import group_by_time
 from tradeplane.backtest.report_json import config_hash, load_report
 from tradeplane.backtest.run import engine_from_config
 from tradeplane.config.models import TradeplaneConfig
@@ -51,12 +51,6 @@ from tradeplane.telemetry.metrics import ActorMetrics
 log = logging.getLogger("tradeplane.drift")
 READ_PAGE = 5000
 YEAR_S = 365.25 * 86_400.0
-
-
-def bar_groups(bars: Iterable[Bar]) -> Iterator[list[Bar]]:
-    """Bars in time order as one list per bar time."""
-    for _, group in groupby(bars, key=lambda b: b.ts):
-        yield list(group)
 
 
 @ray.remote
@@ -125,14 +119,14 @@ class DriftActor(SupervisedActor):
                 state,
                 (
                     g
-                    for g in bar_groups(recorded)
+                    for g in group_by_time(recorded)
                     if g[0].ts.timestamp() + tracker.bar_interval_s <= upto
                 ),
             )
         else:
             assert self.reader is not None
             lines = self.reader.events(DRIFT_KINDS)
-            session.catch_up(bar_groups(self._recorded()), lines, self.reader.last_seq)
+            session.catch_up(group_by_time(self._recorded()), lines, self.reader.last_seq)
         if session.note:
             log.warning("drift: %s", session.note)
         return session
@@ -206,7 +200,7 @@ class DriftActor(SupervisedActor):
                 self._held.append(bar)  # and every later one, so bar times stay in order
         held = {b.ts for b in self._held}
         self._first_seen = {t: v for t, v in self._first_seen.items() if t in held}
-        alerts = self.session.round(list(bar_groups(ready)), lines)
+        alerts = self.session.round(list(group_by_time(ready)), lines)
         if final and self.session.bar_ts is not None:
             alerts += self.session.close_rows(self.session.bar_ts)
         return alerts

@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
-from datetime import datetime
 from typing import Any
 
 from tradeplane.backtest.drift_figures import Quality, Track, Weighted
@@ -45,6 +44,7 @@ from tradeplane.backtest.drift_model import (
     LiveIntent,
     Shadow,
 )
+from tradeplane.core import ids
 from tradeplane.core.model import Bar, Side
 from tradeplane.core.portfolio import VirtualPortfolio
 from tradeplane.core.session import iso_utc
@@ -217,11 +217,8 @@ class DriftTracker:
 
     def _trigger_close(self, trigger: str | None) -> float | None:
         """The close of the bar that triggered an intent (``bar:<symbol>:<open time>``)."""
-        if not trigger or not trigger.startswith(BAR_TRIGGER):
-            return None
-        try:
-            opened = datetime.fromisoformat(trigger.split(":", 2)[2])
-        except (IndexError, ValueError):
+        opened = ids.bar_trigger_time(trigger)
+        if opened is None:
             return None
         return opened.timestamp() + self.bar_interval_s
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tradeplane.core import ids
+
 BAR_TRIGGER = "bar:"
 FILL_TRIGGER = "fill:"
 REL_TOLERANCE = 1e-9  # prices and quantities are the same floats computed the same way
@@ -44,9 +46,7 @@ class IntentRow:
 
     def bar_time(self) -> datetime | None:
         """The open time of the bar that triggered it (``bar:<symbol>:<iso>``)."""
-        if not self.trigger.startswith(BAR_TRIGGER):
-            return None
-        return datetime.fromisoformat(self.trigger.split(":", 2)[2])
+        return ids.bar_trigger_time(self.trigger)
 
 
 @dataclass(frozen=True, slots=True)

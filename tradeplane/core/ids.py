@@ -47,6 +47,17 @@ def bar_trigger(symbol: str, ts: datetime) -> str:
 _last_stamp: tuple[datetime | None, str] = (None, "")
 
 
+def bar_trigger_time(trigger: str | None) -> datetime | None:
+    """The open time of the bar in a ``bar_trigger`` (``bar:<symbol>:<iso>``); None for any
+    other trigger or one that does not parse."""
+    if not trigger or not trigger.startswith("bar:"):
+        return None
+    try:
+        return datetime.fromisoformat(trigger.split(":", 2)[2])
+    except (IndexError, ValueError):
+        return None
+
+
 def fill_trigger(fill_id: str) -> str:
     return f"fill:{fill_id}"
 

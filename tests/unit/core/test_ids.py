@@ -30,3 +30,11 @@ def test_client_order_id_is_derived_and_reversible() -> None:
     assert coid.isalnum() and len(coid) <= 32
     assert ids.intent_id_from_client_order_id(coid) == iid
     assert ids.intent_id_from_client_order_id("manual-order") is None
+
+
+def test_bar_trigger_time_then_the_open_time_back_and_none_for_other_triggers() -> None:
+    ts = datetime(2026, 1, 2, 14, 30, tzinfo=UTC)
+    assert ids.bar_trigger_time(ids.bar_trigger("BTC-USDT", ts)) == ts
+    assert ids.bar_trigger_time(ids.start_trigger("run-1")) is None
+    assert ids.bar_trigger_time("bar:AAA:not a time") is None
+    assert ids.bar_trigger_time(None) is None
