@@ -40,7 +40,7 @@ from tradeplane.core.model import Bar, Envelope, Fill, Side
 from tradeplane.core.strategy import Emitted, StrategyRunner, load_strategy_class
 from tradeplane.journal.records import StateWrite
 from tradeplane.protocol.api import FeedApi, RiskApi
-from tradeplane.protocol.events import EventKind, MessageKind
+from tradeplane.protocol.events import STRATEGY_SNAPSHOT_SCOPE, EventKind, MessageKind
 from tradeplane.protocol.roles import ROLE_FEED, ROLE_RISK, strategy_role
 from tradeplane.telemetry.actors import actor_metrics
 from tradeplane.telemetry.context import intent_context
@@ -48,7 +48,7 @@ from tradeplane.telemetry.context import intent_context
 __all__ = ["StrategyActor", "load_strategy_class"]  # the loader lives in core (backtests use it)
 
 log = logging.getLogger("tradeplane.strategy")
-SNAPSHOT_SCOPE = "strategy_snapshot"
+SNAPSHOT_SCOPE = STRATEGY_SNAPSHOT_SCOPE
 REPLAY_MARGIN_S = 60.0  # clock noise between a snapshot and the intents journaled after it
 
 

@@ -43,6 +43,7 @@ from tradeplane.backtest.drift_model import (
     LiveFill,
     LiveIntent,
     Shadow,
+    trim_oldest,
 )
 from tradeplane.core import ids
 from tradeplane.core.model import Bar, Side
@@ -150,12 +151,12 @@ class DriftTracker:
                 self.tracks[TOTAL].intents_shadow += 1
                 self._meet(intent.intent_id, intent.strategy, close_ts, shadow=True)
             self._shadow_made[intent.intent_id] = close_ts
-            _bound(self._shadow_made)
+            trim_oldest(self._shadow_made, INTENTS_KEPT)
         for fill in step.fills:
             price = self._shadow_prices.get(fill.intent_id)
             if price is None:
                 price = self._shadow_prices[fill.intent_id] = Weighted()
-                _bound(self._shadow_prices)
+                trim_oldest(self._shadow_prices, INTENTS_KEPT)
             price.add(fill.price, fill.quantity)
         for fill in step.fills:
             for _, waiting in self._waiting.pop(fill.intent_id, ()):
@@ -177,7 +178,7 @@ class DriftTracker:
         ref = self.last_close.get(intent.symbol)
         if ref is not None:
             self._refs[intent.intent_id] = ref
-            _bound(self._refs)
+            trim_oldest(self._refs, INTENTS_KEPT)
         if intent.trigger.startswith(BAR_TRIGGER) and intent.strategy in self.tracks:
             self.tracks[intent.strategy].intents_live += 1
             self.tracks[TOTAL].intents_live += 1
@@ -514,11 +515,6 @@ class DriftTracker:
 
 def _live_fill(data: dict[str, Any]) -> LiveFill:
     return LiveFill(**(data | {"side": Side(data["side"])}))
-
-
-def _bound(entries: dict[str, Any]) -> None:
-    while len(entries) > INTENTS_KEPT:
-        del entries[next(iter(entries))]
 
 
 def _pair(figures: tuple[float, float] | None) -> dict[str, float] | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tradeplane.backtest.drift_model import LiveFill, LiveIntent
+from tradeplane.backtest.drift_model import LiveFill, LiveIntent, trim_oldest
 from tradeplane.core.model import Side
 from tradeplane.protocol.events import EventKind
 
@@ -86,14 +86,14 @@ class JournalInputs:
             self._orders[coid] = _Order(
                 ts, None, None if ref is None else float(ref), carried_trigger
             )
-            _bound(self._orders)
+            trim_oldest(self._orders, ORDERS_KEPT)
         carried = data if kind == EventKind.INTENT.value else data.get("intent") or {}
         trigger = carried.get("trigger")
         intent_id = line.get("intent_id")
         if not trigger or not intent_id or intent_id in self._intents:
             return None
         self._intents[intent_id] = None
-        _bound(self._intents)
+        trim_oldest(self._intents, ORDERS_KEPT)
         return LiveIntent(
             strategy=str(line["strategy"]),
             intent_id=str(intent_id),
@@ -101,8 +101,3 @@ class JournalInputs:
             trigger=str(trigger),
             ts=float(carried.get("ts") or ts),
         )
-
-
-def _bound(entries: dict[str, Any]) -> None:
-    while len(entries) > ORDERS_KEPT:
-        del entries[next(iter(entries))]

@@ -170,3 +170,9 @@ class Advance:
     def extend(self, other: Advance) -> None:
         self.rows.extend(other.rows)
         self.alerts.extend(other.alerts)
+
+
+def trim_oldest(entries: dict[str, Any], kept: int) -> None:
+    """Drop the oldest entries (insertion order) beyond ``kept``: bounded per-intent memory."""
+    while len(entries) > kept:
+        del entries[next(iter(entries))]

@@ -12,9 +12,7 @@ from pathlib import Path
 from tradeplane.backtest.parity import FillTotal, IntentRow
 from tradeplane.core.errors import OperationalError
 from tradeplane.journal.reader import JournalReader
-
-# Where a strategy's snapshot lives in the journal's state table (the strategy actor's scope).
-STRATEGY_SNAPSHOT_SCOPE = "strategy_snapshot"
+from tradeplane.protocol.events import STRATEGY_SNAPSHOT_SCOPE
 
 
 @dataclass(slots=True)

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# The journal's state scope of each strategy's snapshot (keyed by strategy name): written by the
+# strategy actor, read back by it after a restart and by parity and the report.
+STRATEGY_SNAPSHOT_SCOPE = "strategy_snapshot"
+
 
 class EventKind(StrEnum):
     # -- intents and risk decisions

@@ -22,7 +22,7 @@ from typing import Any
 
 from tradeplane.core.portfolio import VirtualPortfolio
 from tradeplane.journal.reader import JournalReader
-from tradeplane.protocol.events import EventKind
+from tradeplane.protocol.events import STRATEGY_SNAPSHOT_SCOPE, EventKind
 from tradeplane.report.model import (
     FillMark,
     HealthChange,
@@ -41,8 +41,7 @@ STAGES = ("bar to intent", "intent to approved", "approved to broker", "broker t
 journal commit and the halt gate together: ``order_submitting`` does not carry the durable time)."""
 PAGE = 5000
 TOTAL = "total"
-# ``tradeplane.actors.strategy.SNAPSHOT_SCOPE``; the report may not import actors (they need Ray).
-SNAPSHOT_SCOPE = "strategy_snapshot"
+SNAPSHOT_SCOPE = STRATEGY_SNAPSHOT_SCOPE
 _FILL_KINDS = (EventKind.ORDER_FILLED, EventKind.ORDER_PARTIALLY_FILLED)
 INCIDENT_KINDS = (
     EventKind.DEPLOYMENT_STARTED,
