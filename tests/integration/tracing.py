@@ -45,8 +45,20 @@ def expected_from_journal(state_dir: Path) -> Expected:
             assert ctx is not None, f"intent {ev['intent_id']} journaled without trace context"
             out.intents[ctx.trace_id] = ev
             by_coid[ev["client_order_id"]] = ctx.trace_id
-        for ev in j.events(kinds=["order_denied"]):
-            out.denied[by_coid[ev["client_order_id"]]] = ev["data"]["reason"]
+        # The strategy's intent record is journaled off the critical path, so a SIGKILLed
+        # strategy can lose it; the decision's record (risk's denial, the broker's durable
+        # submit) carries the intent and its root trace context, and the exporter builds the
+        # root span from that. The expectation must do the same.
+        for ev in j.events(kinds=["order_denied", "order_submitting"]):
+            coid = ev["client_order_id"]
+            if coid not in by_coid:
+                carried = ev["data"].get("intent") or {}
+                ctx = parse_traceparent(carried.get("traceparent"))
+                assert ctx is not None, f"{ev['kind']} {coid} carries no intent trace context"
+                out.intents[ctx.trace_id] = ev
+                by_coid[coid] = ctx.trace_id
+            if ev["kind"] == "order_denied":
+                out.denied[by_coid[coid]] = ev["data"]["reason"]
         for f in j.fills():
             out.fills.setdefault(by_coid[f["client_order_id"]], set()).add(f["fill_id"])
     return out
