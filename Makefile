@@ -8,6 +8,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_SECONDS ?= 60
 PYTEST_ARGS ?=
+# make test's pytest processes (pytest-xdist). The Ray suites stay together on one of them, in
+# order, on one Ray (tests/conftest.py schedules them so); the pure tests run on the others.
+# TEST_WORKERS=0: everything in one process.
+TEST_WORKERS ?= 2
 
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export RAY_USAGE_STATS_ENABLED := 0
@@ -52,7 +56,7 @@ report: $(STAMP) ## Write the demo's report (after `make run`) and print its pat
 	@$(BIN)/tradeplane report demo --config config/demo.toml --out .tradeplane/demo/report.html
 
 test: lint browser ## Lint, then the whole test suite (unit, integration on real Ray, chaos)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## Run only the pure unit tests (no Ray)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

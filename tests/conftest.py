@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -16,9 +17,36 @@ settings.register_profile("explore", derandomize=False, print_blob=True)
 settings.load_profile("repeatable")
 
 
+# The suites that run on Ray: one pytest process runs them all, in order, on one Ray instance.
+RAY_SUITES = ("integration", "chaos", "multinode")
+
+
+def runs_on_ray(nodeid: str) -> bool:
+    parts = nodeid.split("/")
+    return len(parts) > 1 and parts[0] == "tests" and parts[1] in RAY_SUITES
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Multi-node tests last: they replace the shared single-node Ray with a cluster."""
     items.sort(key=lambda item: "multinode" in item.nodeid.split("/"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``make test`` runs ``pytest -n 2 --dist loadscope``: every Ray test in one work unit, so
+    one worker runs them in collection order on its own Ray, while the other takes the pure
+    tests module by module. Two Ray suites side by side on a 2-core machine starve each other's
+    actors, and the multi-node tests would shut a Ray down under the other worker's tests.
+    (pytest-xdist's own ``loadgroup`` cannot do it: its group marks are lost under pytest 9.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class RaySuitesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "ray" if runs_on_ray(nodeid) else nodeid.split("::", 1)[0]
+
+    return RaySuitesTogether(config, log)
 
 
 @pytest.fixture(scope="session")
