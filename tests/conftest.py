@@ -19,6 +19,9 @@ settings.load_profile("repeatable")
 
 # The suites that run on Ray: one pytest process runs them all, in order, on one Ray instance.
 RAY_SUITES = ("integration", "chaos", "multinode")
+# Under xdist, the worker running the pure tests runs at this niceness (see pytest_runtest_setup).
+PURE_TESTS_NICENESS = 10
+_niced = False
 
 
 def runs_on_ray(nodeid: str) -> bool:
@@ -47,6 +50,18 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return "ray" if runs_on_ray(nodeid) else nodeid.split("::", 1)[0]
 
     return RaySuitesTogether(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """An xdist worker running the pure tests yields the CPU to the Ray suites beside it: their
+    actors are watched by the clock (heartbeats, feed silence, recovery deadlines), the pure
+    tests only wait a little longer."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and not runs_on_ray(item.nodeid):
+        global _niced
+        if not _niced:
+            os.nice(PURE_TESTS_NICENESS)
+            _niced = True
 
 
 @pytest.fixture(scope="session")
