@@ -3,6 +3,7 @@ suites; the hypothesis profile every suite runs with."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -17,16 +18,27 @@ settings.register_profile("explore", derandomize=False, print_blob=True)
 settings.load_profile("repeatable")
 
 
-# The suites that run on Ray: one pytest process runs them all, in order, on one Ray instance.
-RAY_SUITES = ("integration", "chaos", "multinode")
-# Under xdist, the worker running the pure tests runs at this niceness (see pytest_runtest_setup).
+# The suites that run on the session's shared Ray: one pytest process runs them all, in order.
+RAY_SUITES = ("integration", "chaos")
+# Tests that start a Ray cluster of their own (``ray start``, ``ray.cluster_utils.Cluster``): under
+# xdist they run on the other process, beside the shared Ray's suites, not after them.
+OWN_CLUSTER = (
+    "tests/multinode/",
+    "tests/integration/test_cluster_cli.py",
+    "tests/integration/test_ray_cluster_auth.py",
+)
+# Under xdist, the pure tests run at this niceness (see pytest_runtest_setup).
 PURE_TESTS_NICENESS = 10
-_niced = False
 
 
-def runs_on_ray(nodeid: str) -> bool:
+def on_shared_ray(nodeid: str) -> bool:
     parts = nodeid.split("/")
-    return len(parts) > 1 and parts[0] == "tests" and parts[1] in RAY_SUITES
+    in_suite = len(parts) > 1 and parts[0] == "tests" and parts[1] in RAY_SUITES
+    return in_suite and not on_own_cluster(nodeid)
+
+
+def on_own_cluster(nodeid: str) -> bool:
+    return nodeid.startswith(OWN_CLUSTER)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -36,32 +48,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``make test`` runs ``pytest -n 2 --dist loadscope``: every Ray test in one work unit, so
-    one worker runs them in collection order on its own Ray, while the other takes the pure
-    tests module by module. Two Ray suites side by side on a 2-core machine starve each other's
-    actors, and the multi-node tests would shut a Ray down under the other worker's tests.
-    (pytest-xdist's own ``loadgroup`` cannot do it: its group marks are lost under pytest 9.)"""
+    """``make test`` runs ``pytest -n 2 --dist loadscope``: every test on the shared Ray in one
+    work unit, so one worker runs them in collection order on its own Ray, while the other takes
+    the pure tests module by module, then the tests that bring their own cluster. Two shared-Ray
+    suites side by side on a 2-core machine starve each other's actors. (pytest-xdist's own
+    ``loadgroup`` cannot do it: its group marks are lost under pytest 9.)"""
     if config.getvalue("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class RaySuitesTogether(LoadScopeScheduling):
+    class SharedRayTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "ray" if runs_on_ray(nodeid) else nodeid.split("::", 1)[0]
+            return "shared-ray" if on_shared_ray(nodeid) else nodeid.split("::", 1)[0]
 
-    return RaySuitesTogether(config, log)
+    return SharedRayTogether(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """An xdist worker running the pure tests yields the CPU to the Ray suites beside it: their
-    actors are watched by the clock (heartbeats, feed silence, recovery deadlines), the pure
-    tests only wait a little longer."""
-    if os.environ.get("PYTEST_XDIST_WORKER") and not runs_on_ray(item.nodeid):
-        global _niced
-        if not _niced:
-            os.nice(PURE_TESTS_NICENESS)
-            _niced = True
+    """Under xdist, the pure tests yield the CPU to the Ray tests beside them: Ray actors are
+    watched by the clock (heartbeats, feed silence, node health checks), the pure tests only
+    wait a little longer. A test with a cluster of its own gets the normal priority back (its
+    processes inherit it) where the OS lets us."""
+    if not os.environ.get("PYTEST_XDIST_WORKER") or on_shared_ray(item.nodeid):
+        return
+    wanted = 0 if on_own_cluster(item.nodeid) else PURE_TESTS_NICENESS
+    if os.getpriority(os.PRIO_PROCESS, 0) != wanted:
+        with contextlib.suppress(PermissionError):  # only root may lower it again
+            os.setpriority(os.PRIO_PROCESS, 0, wanted)
 
 
 @pytest.fixture(scope="session")
