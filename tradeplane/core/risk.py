@@ -358,10 +358,15 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
         if self._day_start_equity is None:
             self._day_start_equity = equity
             self._bump()
+        max_loss, max_drawdown = self.limits.max_daily_loss, self.limits.max_drawdown_pct
+        if max_loss is None and max_drawdown is None and not self._breached:
+            # No loss limit to judge (and none breached before): the figures below would be
+            # computed only to be compared with nothing. A held symbol's every mark comes here.
+            self._evaluated_at = self._version
+            return []
         # As _loss_figures, from the equity just computed.
         loss = self._day_start_equity - equity
         drawdown = None if hwm <= 0 else max(0.0, (hwm - equity) / hwm * 100.0)
-        max_loss, max_drawdown = self.limits.max_daily_loss, self.limits.max_drawdown_pct
         if not (
             self._breached
             or (max_loss is not None and loss >= max_loss)
