@@ -294,8 +294,11 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
         self.book.add_working(coid, intent.symbol, signed)
         self._approvals.append(now)
         self._orders_today += 1
-        self._duplicates[dup_key(intent)] = now
-        self._prune_duplicates(now)
+        if self._duplicates or self.limits.duplicate_order_window_s is not None:
+            self._duplicates[dup_key(intent)] = now
+            self._prune_duplicates(now)
+        # else: without a window the key would be pruned at once (``now - now >= 0``), leaving
+        # the map empty as it was: nothing to do.
         if len(self._recent_ids) == self._recent_ids.maxlen:
             self._recent_id_set.discard(self._recent_ids[0])
         self._recent_ids.append(coid)
