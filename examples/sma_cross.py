@@ -1,7 +1,12 @@
 """Moving-average crossover: long when the fast average is above the slow one, flat otherwise.
 
-Its windows live in ``ctx.state`` so a restarted strategy resumes with the same averages.
+Its windows live in ``ctx.state`` so a restarted strategy resumes with the same averages. The
+parameters are read once, when the strategy is built; each bar costs a few dict lookups and two
+sums over at most ``slow`` closes (summed afresh, not kept as running sums, whose rounding would
+drift from the averages' over a long run).
 """
+
+from typing import Any
 
 from tradeplane import Bar, Fill, Strategy, StrategyContext
 
@@ -9,29 +14,48 @@ PATIENCE_BARS = 5  # an order neither filled nor seen again within this many bar
 
 
 class SmaCross(Strategy):
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.fast_n = int(params.get("fast", 5))
+        self.slow_n = int(params.get("slow", 20))
+        self.quantity = float(params.get("quantity", 10))
+
     def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
-        fast_n = int(self.params.get("fast", 5))
-        slow_n = int(self.params.get("slow", 20))
-        quantity = float(self.params.get("quantity", 10))
-        closes = ctx.state.setdefault("closes", {}).setdefault(bar.symbol, [])
+        state = ctx.state  # one dict per call: a restore replaces it
+        symbol = bar.symbol
+        slow_n = self.slow_n
+        windows = state.get("closes")
+        if windows is None:
+            windows = state["closes"] = {}
+        closes = windows.get(symbol)
+        if closes is None:
+            closes = windows[symbol] = []
         closes.append(bar.close)
-        del closes[:-slow_n]
-        pending = ctx.state.setdefault("pending", {})
-        waiting = pending.get(bar.symbol)
-        if waiting:
-            waiting[1] += 1
-            if waiting[1] <= PATIENCE_BARS:
-                return  # let the last order fill before deciding again
-            del pending[bar.symbol]
+        if len(closes) > slow_n:
+            del closes[:-slow_n]
+        pending = state.get("pending")
+        if pending is None:
+            pending = state["pending"] = {}
+        elif pending:
+            waiting = pending.get(symbol)
+            if waiting:
+                waiting[1] += 1
+                if waiting[1] <= PATIENCE_BARS:
+                    return  # let the last order fill before deciding again
+                del pending[symbol]
         if len(closes) < slow_n:
             return
+        fast_n = self.fast_n
         fast = sum(closes[-fast_n:]) / fast_n
         slow = sum(closes) / slow_n
-        held = ctx.position(bar.symbol).quantity
-        if fast > slow and held <= 0:
-            pending[bar.symbol] = [ctx.submit(bar.symbol, quantity - held, "buy"), 0]
-        elif fast < slow and held > 0:
-            pending[bar.symbol] = [ctx.submit(bar.symbol, held, "sell"), 0]
+        if fast > slow:
+            held = ctx.position(symbol).quantity
+            if held <= 0:
+                pending[symbol] = [ctx.submit(symbol, self.quantity - held, "buy"), 0]
+        elif fast < slow:
+            held = ctx.position(symbol).quantity
+            if held > 0:
+                pending[symbol] = [ctx.submit(symbol, held, "sell"), 0]
 
     def on_fill(self, fill: Fill, ctx: StrategyContext) -> None:
         pending = ctx.state.setdefault("pending", {})

@@ -294,8 +294,11 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
         self.book.add_working(coid, intent.symbol, signed)
         self._approvals.append(now)
         self._orders_today += 1
-        self._duplicates[dup_key(intent)] = now
-        self._prune_duplicates(now)
+        if self._duplicates or self.limits.duplicate_order_window_s is not None:
+            self._duplicates[dup_key(intent)] = now
+            self._prune_duplicates(now)
+        # else: without a window the key would be pruned at once (``now - now >= 0``), leaving
+        # the map empty as it was: nothing to do.
         if len(self._recent_ids) == self._recent_ids.maxlen:
             self._recent_id_set.discard(self._recent_ids[0])
         self._recent_ids.append(coid)
@@ -358,10 +361,15 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
         if self._day_start_equity is None:
             self._day_start_equity = equity
             self._bump()
+        max_loss, max_drawdown = self.limits.max_daily_loss, self.limits.max_drawdown_pct
+        if max_loss is None and max_drawdown is None and not self._breached:
+            # No loss limit to judge (and none breached before): the figures below would be
+            # computed only to be compared with nothing. A held symbol's every mark comes here.
+            self._evaluated_at = self._version
+            return []
         # As _loss_figures, from the equity just computed.
         loss = self._day_start_equity - equity
         drawdown = None if hwm <= 0 else max(0.0, (hwm - equity) / hwm * 100.0)
-        max_loss, max_drawdown = self.limits.max_daily_loss, self.limits.max_drawdown_pct
         if not (
             self._breached
             or (max_loss is not None and loss >= max_loss)

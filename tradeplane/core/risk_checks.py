@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
+from tradeplane.core.exposure import increases_exposure
 from tradeplane.core.model import Intent, OrderDenied, OrderType
 from tradeplane.core.risk_book import Book
 from tradeplane.core.risk_types import DenyReason, Figures, RiskLimits, TradingState
@@ -214,9 +215,10 @@ class PreTradeChecks:
 
     def _check_position(self, intent: Intent, price: float, signed: float) -> OrderDenied | None:
         """Worst case: every working order on the same side fills."""
-        if not self.book.increases(intent.symbol, signed):
+        # (``book.increases`` would work out the same exposure: once, for both questions)
+        before, after = self.book.exposure_before_after(intent.symbol, signed)
+        if not increases_exposure(before, signed):
             return None
-        _, after = self.book.exposure_before_after(intent.symbol, signed)
         pos = self.book.position(intent.symbol)
         qty_limit = self.limits.max_position_quantity
         if qty_limit is not None and abs(after) > qty_limit:
@@ -239,9 +241,11 @@ class PreTradeChecks:
 
     def _check_gross(self, intent: Intent, price: float, signed: float) -> OrderDenied | None:
         limit = self.limits.max_gross_exposure
-        if limit is None or not self.book.increases(intent.symbol, signed):
+        if limit is None:
             return None
-        _, after = self.book.exposure_before_after(intent.symbol, signed)
+        before, after = self.book.exposure_before_after(intent.symbol, signed)
+        if not increases_exposure(before, signed):
+            return None
         pos = self.book.position(intent.symbol)
         other_side = abs(pos + self.book.working_quantity(intent.symbol, side=-signed))
         gross = max(abs(after), other_side) * price

@@ -1,6 +1,7 @@
 """Pre-trade limits: one test per limit and reason code, denied with its figures and approved
 just under the limit."""
 
+import dataclasses
 import itertools
 
 import pytest
@@ -279,6 +280,26 @@ def test_duplicate_window_is_side_quantity_and_strategy_aware() -> None:
     approved(e.check(intent(Side.BUY, qty=3)))
     approved(e.check(intent(Side.BUY, qty=2, strategy="other")))
     approved(e.check(intent(Side.BUY, qty=2, limit=99.0)))
+
+
+def test_no_duplicate_window_then_same_order_approved_and_none_remembered() -> None:
+    e = engine()
+    approved(e.check(intent(qty=2)))
+    approved(e.check(intent(qty=2)))
+    assert e.export_state()["duplicates"] == []
+
+
+def test_duplicate_window_switched_off_then_next_approval_forgets_remembered_orders() -> None:
+    clock = ManualClock()
+    e = engine(clock, duplicate_order_window_s=5)
+    approved(e.check(intent(qty=2)))
+    e.limits = dataclasses.replace(e.limits, duplicate_order_window_s=None)
+    clock.advance(1.0)
+    approved(e.check(intent(qty=3)))
+    e.limits = dataclasses.replace(e.limits, duplicate_order_window_s=5)
+    clock.advance(1.0)
+
+    approved(e.check(intent(qty=2)))  # within 5 s of the first, which was forgotten
 
 
 def test_same_client_order_id_twice_then_denied_duplicate_intent() -> None:

@@ -378,3 +378,21 @@ def test_approval_when_flat_then_not_reducing() -> None:
     e.mark("AAA", 100.0)
     d = e.check(intent(Side.SELL, qty=1))
     assert isinstance(d, SubmitOrder) and not d.reduces_position
+
+
+def test_no_loss_limit_then_marks_still_track_high_water_mark_and_day_start_equity() -> None:
+    # Without a loss limit the evaluation on each mark stops before the loss figures (nothing
+    # to compare them with): the high-water mark and the day's start equity still follow it.
+    e = engine()
+    long_100_at_100(e)
+    version = e.state_version
+
+    e.mark("AAA", 110.0)
+    e.mark("AAA", 105.0)
+
+    summary = e.summary()
+    assert summary["high_water_mark"] == 11_000.0
+    assert summary["equity"] == 10_500.0
+    assert summary["daily_pnl"] == 500.0
+    assert summary["drawdown_pct"] == pytest.approx(100.0 * 500.0 / 11_000.0)
+    assert e.state_version == version + 1  # the new high-water mark, as before
