@@ -27,8 +27,10 @@ OWN_CLUSTER = (
     "tests/integration/test_cluster_cli.py",
     "tests/integration/test_ray_cluster_auth.py",
 )
-# Under xdist, the pure tests run at this niceness (see pytest_runtest_setup).
+# Under xdist, the pure tests run at this niceness, the tests with a cluster of their own at the
+# second (see pytest_runtest_setup).
 PURE_TESTS_NICENESS = 10
+OWN_CLUSTER_NICENESS = 5
 
 
 def on_shared_ray(nodeid: str) -> bool:
@@ -66,15 +68,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Under xdist, the pure tests yield the CPU to the Ray tests beside them: Ray actors are
-    watched by the clock (heartbeats, feed silence, node health checks), the pure tests only
-    wait a little longer. A test with a cluster of its own gets the normal priority back (its
-    processes inherit it) where the OS lets us."""
+    """Under xdist, the tests beside the shared Ray's suites (which are the run's critical path)
+    yield the CPU to them. The pure tests yield most: they only wait a little longer. A test
+    with a cluster of its own yields less (its processes inherit the niceness): its nodes answer
+    Ray's health checks on a clock too. Only root may lower a niceness again."""
     if not os.environ.get("PYTEST_XDIST_WORKER") or on_shared_ray(item.nodeid):
         return
-    wanted = 0 if on_own_cluster(item.nodeid) else PURE_TESTS_NICENESS
+    wanted = OWN_CLUSTER_NICENESS if on_own_cluster(item.nodeid) else PURE_TESTS_NICENESS
     if os.getpriority(os.PRIO_PROCESS, 0) != wanted:
-        with contextlib.suppress(PermissionError):  # only root may lower it again
+        with contextlib.suppress(PermissionError):
             os.setpriority(os.PRIO_PROCESS, 0, wanted)
 
 
