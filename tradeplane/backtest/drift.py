@@ -33,7 +33,6 @@ from typing import Any
 
 from tradeplane.backtest.drift_figures import Quality, Track, Weighted
 from tradeplane.backtest.drift_model import (
-    BAR_TRIGGER,
     COLUMNS,
     TOTAL,
     Advance,
@@ -46,6 +45,7 @@ from tradeplane.backtest.drift_model import (
     trim_oldest,
 )
 from tradeplane.core import ids
+from tradeplane.core.ids import BAR_TRIGGER
 from tradeplane.core.model import Bar, Side
 from tradeplane.core.portfolio import VirtualPortfolio
 from tradeplane.core.session import iso_utc

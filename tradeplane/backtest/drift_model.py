@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from tradeplane.backtest.report_json import BacktestReport
 
 TOTAL = "total"
-BAR_TRIGGER = "bar:"
 
 COLUMNS = (
     "timestamp",

@@ -25,9 +25,8 @@ from datetime import datetime
 from typing import Any
 
 from tradeplane.core import ids
+from tradeplane.core.ids import BAR_TRIGGER, FILL_TRIGGER
 
-BAR_TRIGGER = "bar:"
-FILL_TRIGGER = "fill:"
 REL_TOLERANCE = 1e-9  # prices and quantities are the same floats computed the same way
 
 

@@ -33,13 +33,18 @@ def intent_id_from_client_order_id(coid: str) -> str | None:
     return None
 
 
+# How a trigger starts: what made a strategy emit (a bar or a fill; start and stop are per run).
+BAR_TRIGGER = "bar:"
+FILL_TRIGGER = "fill:"
+
+
 def bar_trigger(symbol: str, ts: datetime) -> str:
     global _last_stamp
     ts_, text = _last_stamp
     if ts_ is not ts:  # the same object: bars of one bar time share theirs (a backtest's)
         text = ts.isoformat()
         _last_stamp = (ts, text)
-    return f"bar:{symbol}:{text}"
+    return f"{BAR_TRIGGER}{symbol}:{text}"
 
 
 # The last bar time's ISO form, keyed by identity (an equal time in another offset prints
@@ -50,7 +55,7 @@ _last_stamp: tuple[datetime | None, str] = (None, "")
 def bar_trigger_time(trigger: str | None) -> datetime | None:
     """The open time of the bar in a ``bar_trigger`` (``bar:<symbol>:<iso>``); None for any
     other trigger or one that does not parse."""
-    if not trigger or not trigger.startswith("bar:"):
+    if not trigger or not trigger.startswith(BAR_TRIGGER):
         return None
     try:
         return datetime.fromisoformat(trigger.split(":", 2)[2])
@@ -59,7 +64,7 @@ def bar_trigger_time(trigger: str | None) -> datetime | None:
 
 
 def fill_trigger(fill_id: str) -> str:
-    return f"fill:{fill_id}"
+    return f"{FILL_TRIGGER}{fill_id}"
 
 
 def start_trigger(run_id: str) -> str:
