@@ -29,8 +29,8 @@ from tradeplane.cli.main import app
 from tradeplane.config.loading import load_config
 from tradeplane.core.portfolio import VirtualPortfolio
 from tradeplane.journal.reader import JournalReader
+from tradeplane.protocol.events import STRATEGY_SNAPSHOT_SCOPE
 from tradeplane.report.build import live_report
-from tradeplane.report.journal_data import SNAPSHOT_SCOPE
 from tradeplane.supervisor.chaos import kill_actor
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -189,7 +189,7 @@ def test_paper_run_then_backtest_of_its_bars_in_parity_and_drift_tracked_across_
         assert (png / f"{key}.png").is_file(), key
     report = live_report(state)
     with JournalReader.open(state) as reader:
-        snapshots = reader.states(SNAPSHOT_SCOPE)
+        snapshots = reader.states(STRATEGY_SNAPSHOT_SCOPE)
         assert len(report.data.fills) == len(reader.fills())
     assert report.data.tick_to_order_ms and not report.data.equity_is_pnl
     curves = {s.name: s for s in report.data.equity}

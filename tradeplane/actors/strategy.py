@@ -48,7 +48,6 @@ from tradeplane.telemetry.context import intent_context
 __all__ = ["StrategyActor", "load_strategy_class"]  # the loader lives in core (backtests use it)
 
 log = logging.getLogger("tradeplane.strategy")
-SNAPSHOT_SCOPE = STRATEGY_SNAPSHOT_SCOPE
 REPLAY_MARGIN_S = 60.0  # clock noise between a snapshot and the intents journaled after it
 
 
@@ -100,7 +99,7 @@ class StrategyActor(SupervisedActor):
         if self._ready.is_set():
             return self._summary()
         name = self.scfg.name
-        snap = await query_journal(self.peers, "get_state", scope=SNAPSHOT_SCOPE, key=name)
+        snap = await query_journal(self.peers, "get_state", scope=STRATEGY_SNAPSHOT_SCOPE, key=name)
         if snap:
             self.runner.restore(snap)
         # Intents emitted after the snapshot are in the journal (they were written with or
@@ -280,7 +279,7 @@ class StrategyActor(SupervisedActor):
         if out or force_snapshot or now - self._last_snapshot >= self.scfg.snapshot_interval_s:
             try:
                 state.append(
-                    StateWrite(SNAPSHOT_SCOPE, self.scfg.name, self.runner.snapshot(), now)
+                    StateWrite(STRATEGY_SNAPSHOT_SCOPE, self.scfg.name, self.runner.snapshot(), now)
                 )
                 self._last_snapshot = now
             except StrategyError as exc:

@@ -41,7 +41,6 @@ STAGES = ("bar to intent", "intent to approved", "approved to broker", "broker t
 journal commit and the halt gate together: ``order_submitting`` does not carry the durable time)."""
 PAGE = 5000
 TOTAL = "total"
-SNAPSHOT_SCOPE = STRATEGY_SNAPSHOT_SCOPE
 _FILL_KINDS = (EventKind.ORDER_FILLED, EventKind.ORDER_PARTIALLY_FILLED)
 INCIDENT_KINDS = (
     EventKind.DEPLOYMENT_STARTED,
@@ -295,7 +294,7 @@ def read_journal(
     """The report's data from a deployment's journal (opened read-only by the caller)."""
     snapshots = {
         name: snap
-        for name, snap in reader.states(SNAPSHOT_SCOPE).items()
+        for name, snap in reader.states(STRATEGY_SNAPSHOT_SCOPE).items()
         if isinstance(snap.get("portfolio"), dict)
     }
     known = dict(capital or {})

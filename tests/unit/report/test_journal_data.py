@@ -12,7 +12,8 @@ from tests.report_samples import CAPITAL, DEP, T0, order_records, summary, write
 from tradeplane.journal.reader import JournalReader
 from tradeplane.journal.records import JournalRecord, StateWrite
 from tradeplane.journal.store import JournalStore
-from tradeplane.report.journal_data import PAGE, SNAPSHOT_SCOPE, read_journal
+from tradeplane.protocol.events import STRATEGY_SNAPSHOT_SCOPE
+from tradeplane.report.journal_data import PAGE, read_journal
 from tradeplane.report.model import ReportData
 
 
@@ -137,7 +138,7 @@ def test_reading_leaves_the_journal_files_unchanged(state: Path) -> None:
 def snapshot(strategy: str, taken: float, capital: float, marks: dict[str, float]) -> StateWrite:
     portfolio = {"starting_cash": capital, "cash": capital, "fees": 0.0, "books": {}}
     value = {"strategy": strategy, "taken_ts": taken, "portfolio": {**portfolio, "marks": marks}}
-    return StateWrite(SNAPSHOT_SCOPE, strategy, value, taken)
+    return StateWrite(STRATEGY_SNAPSHOT_SCOPE, strategy, value, taken)
 
 
 def test_capital_comes_from_the_strategies_snapshots_when_no_config_gives_it(
