@@ -198,10 +198,10 @@ class SupervisorActor(SupervisedActor):
                 except Exception as exc:
                     died = exc
             phase = self._run_phase()
-            if phase == "stopped":
-                log.info("supervisor %s: the run is stopped, nothing to take over", self.name)
-                return
             if not should_take_over(latest, self.terms.latest(), phase) or not self._claim(latest):
+                if phase == "stopped":  # (why should_take_over said no) nothing left to watch
+                    log.info("supervisor %s: the run is stopped, nothing to take over", self.name)
+                    return
                 # Another instance acts now: watch that one (a moment later, so that an instance
                 # still coming up is not asked in a tight loop).
                 await asyncio.sleep(NO_TERM_RETRY_S)
