@@ -8,9 +8,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_SECONDS ?= 60
 PYTEST_ARGS ?=
-# make test's pytest processes (pytest-xdist). The Ray suites stay together on one of them, in
-# order, on one Ray (tests/conftest.py schedules them so); the pure tests run on the others.
-# TEST_WORKERS=0: everything in one process.
+# make test's pytest processes (pytest-xdist). The tests on the shared Ray stay together on one,
+# in order (tests/conftest.py schedules them so); the pure tests and those that start a Ray
+# cluster of their own run on the other. TEST_WORKERS=0: everything in one process.
 TEST_WORKERS ?= 2
 
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
