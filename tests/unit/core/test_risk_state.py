@@ -225,6 +225,28 @@ def test_cleared_while_beyond_loss_limit_then_restart_does_not_trip_again_until_
     assert [type(ev).__name__ for ev in again.mark("AAA", 40.0)] == ["KillSwitchActivated"]
 
 
+def test_breach_restored_under_a_config_without_loss_limits_then_forgotten_at_the_next_mark() -> (
+    None
+):
+    # A mark without loss limits skips the loss figures, but not while a breach is remembered:
+    # the full evaluation forgets it (no limit is beyond anything), as it did before the skip.
+    clock = ManualClock(START)
+    e = new_engine(clock)
+    e.mark("AAA", 100.0)
+    e.on_fill(Fill("f1", "c1", "i", "s", "AAA", Side.BUY, 100, 100.0, 0.0, 0.0))
+    e.mark("AAA", 40.0)  # beyond max_daily_loss: remembered as breached
+    saved = json.loads(json.dumps(e.export_state()))
+    assert saved["breached_limits"] == ["max_daily_loss"]
+
+    unlimited = RiskEngine(
+        RiskLimits(max_orders_per_minute=3), clock=clock, starting_equity=10_000.0
+    )
+    unlimited.restore({"AAA": 100.0}, {}, cash_flow=-10_000.0)
+    unlimited.restore_state(saved)
+    assert unlimited.mark("AAA", 41.0) == []
+    assert unlimited.export_state()["breached_limits"] == []
+
+
 def test_breached_limits_with_unknown_name_then_restore_refused_naming_the_field() -> None:
     saved = new_engine(ManualClock(START)).export_state()
     saved["breached_limits"] = ["max_everything"]
