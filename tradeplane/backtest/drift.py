@@ -124,6 +124,9 @@ class DriftTracker:
         # and of intents triggered by bars the shadow has not reached yet.
         self._waiting: dict[str, list[tuple[float, LiveFill]]] = {}  # with the bar time told
         self._ahead: list[tuple[float, LiveFill]] = []
+        # Live bar-triggered intents not counted yet: a row counts those made by its bar time,
+        # however early the journal told of them. (made, strategy), in arrival order.
+        self._intents_ahead: list[tuple[float, str]] = []
         self._refs: dict[str, float] = {}  # intent id -> the symbol's last close when made
         self._quality: dict[tuple[str, str], Quality] = {}
 
@@ -180,10 +183,10 @@ class DriftTracker:
             self._refs[intent.intent_id] = ref
             trim_oldest(self._refs, INTENTS_KEPT)
         if intent.trigger.startswith(BAR_TRIGGER) and intent.strategy in self.tracks:
-            self.tracks[intent.strategy].intents_live += 1
-            self.tracks[TOTAL].intents_live += 1
             made = self._trigger_close(intent.trigger)
-            self._meet(intent.intent_id, intent.strategy, made or self.now or 0.0, shadow=False)
+            made = made if made is not None else (self.now or 0.0)
+            self._intents_ahead.append((made, intent.strategy))
+            self._meet(intent.intent_id, intent.strategy, made, shadow=False)
 
     def add_live_fill(self, fill: LiveFill) -> None:
         """A live fill counts at the bar time the shadow's fill of the same intent does, so the
@@ -273,6 +276,7 @@ class DriftTracker:
             "shadow_made": dict(self._shadow_made),
             "waiting": {k: [[t, asdict(f)] for t, f in v] for k, v in self._waiting.items()},
             "ahead": [[t, asdict(f)] for t, f in self._ahead],
+            "intents_ahead": [list(pair) for pair in self._intents_ahead],
             "refs": dict(self._refs),
             "quality": [
                 [strategy, venue, q.fills, list(q.slippage_bps), list(q.ack_ms), list(q.fill_ms)]
@@ -302,6 +306,7 @@ class DriftTracker:
             k: [(float(t), _live_fill(f)) for t, f in v] for k, v in snap["waiting"].items()
         }
         self._ahead = [(float(t), _live_fill(f)) for t, f in snap["ahead"]]
+        self._intents_ahead = [(float(t), str(n)) for t, n in snap.get("intents_ahead", [])]
         self._refs = {k: float(v) for k, v in snap["refs"].items()}
         self._quality = {}
         for strategy, venue, fills, slippage, ack, fill_ms in snap["quality"]:
@@ -377,6 +382,15 @@ class DriftTracker:
         if theirs.pop(intent_id, None) is None:
             mine[intent_id] = (strategy, ts)
 
+    def _count_live_intents(self, ts: float) -> None:
+        if not self._intents_ahead:
+            return
+        due = [name for made, name in self._intents_ahead if made <= ts]
+        self._intents_ahead = [(made, name) for made, name in self._intents_ahead if made > ts]
+        for name in due:
+            self.tracks[name].intents_live += 1
+            self.tracks[TOTAL].intents_live += 1
+
     def _settle_intents(self, ts: float) -> None:
         """Intents seen on one side only, ``match_lag_s`` past their time, are counted; a live
         fill that has waited that long for the shadow's fill counts now (the shadow did not
@@ -427,6 +441,7 @@ class DriftTracker:
         self.tracks[TOTAL].live_equity = total
 
     def _cut(self, ts: float) -> Advance:
+        self._count_live_intents(ts)
         self._settle_intents(ts)
         out = Advance()
         # A row closes the interval ending at ``ts``: one stamped at the day's roll (00:00 on a

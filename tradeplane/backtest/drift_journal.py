@@ -1,7 +1,12 @@
 """Journal lines as the drift tracker's live inputs: intents (from the strategy's record, or the
 copy the broker's ``order_submitting`` or risk's ``order_denied`` carries, since the strategy's
 record is journaled off the critical path and may be lost), and fills with their order's submit
-and acknowledgement times and risk's reference price at submit. Pure: lines in, inputs out."""
+and acknowledgement times and risk's reference price at submit. Pure: lines in, inputs out.
+
+What it remembers of earlier lines (each order's submit, ack, reference price and trigger; the
+intents already given) is part of the drift state: after a restart the tracker reads on from the
+saved journal seq, and a fill whose order was journaled before it must still be placed at its
+bar, with its latencies, and an intent told again (the broker's copy) counted once."""
 
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ DRIFT_KINDS = (
 )
 _FILLS = (EventKind.ORDER_PARTIALLY_FILLED.value, EventKind.ORDER_FILLED.value)
 ORDERS_KEPT = 20_000  # orders remembered for their submit and ack times
+SNAPSHOT_VERSION = 1
 
 
 @dataclass(slots=True)
@@ -59,6 +65,8 @@ class JournalInputs:
         if kind in _FILLS:
             fill = data["fill"]
             order = self._orders.get(coid or "", _Order())
+            if kind == EventKind.ORDER_FILLED.value:
+                self._orders.pop(coid or "", None)  # its last fill: nothing more will ask
             return LiveFill(
                 strategy=str(line["strategy"]),
                 intent_id=str(line["intent_id"]),
@@ -101,3 +109,36 @@ class JournalInputs:
             trigger=str(trigger),
             ts=float(carried.get("ts") or ts),
         )
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """What earlier lines told (JSON-serialisable), oldest first as kept."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "orders": {
+                coid: [o.submit_ts, o.ack_ts, o.ref_price, o.trigger]
+                for coid, o in self._orders.items()
+            },
+            "intents": list(self._intents),
+            "malformed": self.malformed,
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        if snap.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"journal inputs snapshot v{snap.get('version')} is not v1")
+        self._orders = {
+            str(coid): _Order(
+                _number(submit_ts),
+                _number(ack_ts),
+                _number(ref),
+                None if trig is None else str(trig),
+            )
+            for coid, (submit_ts, ack_ts, ref, trig) in snap["orders"].items()
+        }
+        self._intents = dict.fromkeys(str(i) for i in snap["intents"])
+        self.malformed = int(snap.get("malformed", 0))
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)

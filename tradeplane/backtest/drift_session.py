@@ -2,8 +2,9 @@
 
 A round takes what arrived since the last one, the recorded bars first and then the journal's
 lines, so a fill reaches the tracker after the bar that made it. After a round that cut rows the
-rows are appended, then ``drift_state.json`` (the tracker without its shadow, the journal seq and
-the bar time read up to) and ``live_performance.json`` are replaced atomically. A restart loads
+rows are appended, then ``drift_state.json`` (the tracker without its shadow, what the journal's
+earlier lines told of orders and intents, the journal seq and the bar time read up to) and
+``live_performance.json`` are replaced atomically. A restart loads
 the state, rebuilds the shadow from the recorded bars up to the saved bar time and goes on from
 the saved journal seq: the rows it cuts again are already in the file and are not written twice.
 
@@ -63,6 +64,13 @@ class DriftSession:
     def resume(self, state: dict[str, Any], bar_groups: Iterable[Sequence[Bar]]) -> None:
         """Take ``state`` back; ``bar_groups``: the recorded bars up to its bar time, in order."""
         self.tracker.restore(state["tracker"])
+        if "inputs" in state:
+            self.inputs.restore(state["inputs"])
+        else:  # written by a version that did not keep them: the rest of the state still holds
+            self.note = (
+                f"{STATE_FILE} has no journal inputs (an older version): fills of orders "
+                "journaled before it count when they come"
+            )
         for group in bar_groups:
             self.tracker.replay_shadow(group)
         self.seq, self.bar_ts = int(state["seq"]), state["bar_ts"]
@@ -130,6 +138,7 @@ class DriftSession:
             "seq": self.seq,
             "bar_ts": self.bar_ts,
             "tracker": self.tracker.snapshot(),
+            "inputs": self.inputs.snapshot(),
         }
         data = json.dumps(state, allow_nan=False).encode()
         atomic_write(self.state_path, lambda fd: os.write(fd, data))

@@ -169,6 +169,25 @@ def test_live_intent_matching_shadow_then_neither_missing_nor_extra() -> None:
     assert (row["intents_missing"], row["intents_extra"], row["intents_live"]) == (0, 0, 1)
 
 
+def test_live_intent_told_before_its_bar_then_counted_in_the_row_of_its_bar_time() -> None:
+    """The journal runs ahead of the shadow (bars settle first): a row counts the live intents
+    made by its bar time, as it counts the shadow's, so it does not depend on when it was cut."""
+    i = intent("s1", T0 + 2 * BAR_S)  # made at the close of the third bar
+    t = tracker(ScriptedShadow(1000.0, {T0 + 3 * BAR_S: {"intents": [i]}}))
+    t.add_bars([bar(T0, 100.0)])
+    t.add_live_intent(LiveIntent("s1", i.intent_id, "BTC-USDT", i.trigger, T0 + 3 * BAR_S))
+    rows = [r for k in (1, 2, 3) for r in rows_of(t.add_bars([bar(T0 + k * BAR_S, 100.0)]))]
+    rows += rows_of(t.advance(T0 + 4 * BAR_S))
+    counted = [(r["timestamp"][11:16], r["intents_live"], r["intents_backtest"]) for r in rows]
+    assert counted == [("00:01", 0, 0), ("00:02", 0, 0), ("00:03", 1, 1), ("00:04", 1, 1)]
+    restored = tracker(ScriptedShadow(1000.0))  # and an intent not yet counted survives a restart
+    early = tracker(ScriptedShadow(1000.0))
+    early.add_bars([bar(T0, 100.0)])
+    early.add_live_intent(LiveIntent("s1", i.intent_id, "BTC-USDT", i.trigger, T0 + 3 * BAR_S))
+    restored.restore(json.loads(json.dumps(early.snapshot())))
+    assert rows_of(restored.advance(T0 + 3 * BAR_S))[-1]["intents_live"] == 1
+
+
 def test_same_inputs_batched_differently_or_replayed_then_same_rows() -> None:
     def inputs(t: DriftTracker, advance_every: int) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []

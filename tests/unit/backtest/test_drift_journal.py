@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import pytest
 
 from tradeplane.backtest.drift_journal import JournalInputs
 from tradeplane.backtest.drift_model import LiveFill, LiveIntent
@@ -72,3 +75,37 @@ def test_malformed_line_then_counted_and_the_rest_read() -> None:
         )
     )
     assert inputs.malformed == 1 and len(got) == 1
+
+
+def test_snapshot_restored_then_a_later_fill_has_its_order_and_a_told_again_intent_is_not() -> None:
+    before = JournalInputs("sim")
+    list(
+        before.read(
+            [
+                line("intent", "2026-01-01T00:01:40Z", INTENT),
+                line("order_submitting", "2026-01-01T00:01:41Z", SUBMITTING),
+                line("order_accepted", "2026-01-01T00:01:41.5Z", {"symbol": "AAA"}),
+            ]
+        )
+    )
+    after = JournalInputs("sim")  # a restart: reads on from the saved journal seq
+    after.restore(json.loads(json.dumps(before.snapshot())))
+    partial = FILL | {"fill": FILL["fill"] | {"quantity": 1.0}}
+    got = list(
+        after.read(
+            [
+                line("order_denied", "2026-01-01T00:01:42Z", {"symbol": "AAA", "intent": INTENT}),
+                line("order_partially_filled", "2026-01-01T00:01:43Z", partial),
+                line("order_filled", "2026-01-01T00:01:44Z", FILL),
+            ]
+        )
+    )
+    assert all(isinstance(f, LiveFill) for f in got) and len(got) == 2
+    assert all(f.trigger == INTENT["trigger"] and f.ref_price == 50.0 for f in got)
+    assert [f.ts - f.submit_ts for f in got if f.submit_ts is not None] == [2.0, 3.0]
+    assert after.snapshot()["orders"] == {}  # its last fill came: nothing more will ask
+
+
+def test_snapshot_of_another_version_then_refused() -> None:
+    with pytest.raises(ValueError, match="v2"):
+        JournalInputs("sim").restore({"version": 2, "orders": {}, "intents": []})

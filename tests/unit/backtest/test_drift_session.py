@@ -8,10 +8,12 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from tests.unit.backtest.test_drift import BAR_S, T0, ScriptedShadow, bar, tracker
+from tests.unit.backtest.test_drift import BAR_S, T0, ScriptedShadow, bar, intent, tracker
 from tradeplane.backtest.drift_files import DRIFT_CSV, PERFORMANCE_JSON, DriftFiles
 from tradeplane.backtest.drift_journal import JournalInputs
 from tradeplane.backtest.drift_session import STATE_FILE, DriftSession
+from tradeplane.core import ids
+from tradeplane.core.model import Fill, Side
 
 
 def session(state_dir: Path, config_hash: str = "h1") -> DriftSession:
@@ -91,3 +93,75 @@ def test_first_start_on_a_history_then_cumulative_figures_and_rows_from_now(
     assert len(rows) == 1 and rows[0].startswith("2026-01-01T00:11:00")
     assert s.tracker.last_row["s1"]["equity"] == 1010.0  # bought at 90, marked at 100
     assert s.seq == 42
+
+
+def order_line(seq: int, kind: str, iid: str, trigger: str, ts: str, **data: Any) -> dict[str, Any]:
+    return {
+        "seq": seq, "kind": kind, "ts": ts, "strategy": "s1", "intent_id": iid,
+        "client_order_id": ids.client_order_id(iid),
+        "data": {"symbol": "BTC-USDT", "trigger": trigger, "ts": T0} | data,
+    }  # fmt: skip
+
+
+def test_restart_between_an_order_and_its_fill_then_the_fill_still_waits_for_its_bar(
+    tmp_path: Path,
+) -> None:
+    """The live side runs ahead of the shadow (bars settle before the shadow gets them): an
+    order journaled before the last save and filled after a restart must still be matched to
+    its bar, with its submit and ack times, and an intent seen before and after it once."""
+    a = intent("s1", T0 + 2 * BAR_S)  # submitted before the save, filled after the restart
+    b = intent("s1", T0 + 3 * BAR_S)  # its intent record before the save, its order after
+    fill_a = Fill("fa", a.client_order_id, a.intent_id, "s1", "BTC-USDT", Side.BUY, 1.0, 103.0,
+                  0.0, T0 + 4 * BAR_S)  # fmt: skip
+    script = {
+        T0 + 3 * BAR_S: {"intents": [a]},
+        T0 + 4 * BAR_S: {"intents": [b], "fills": [fill_a], "cash": -103.0, "value": 103.0},
+        T0 + 5 * BAR_S: {"value": 104.0},
+        T0 + 6 * BAR_S: {"value": 105.0},
+    }
+    submit_a = order_line(
+        1, "order_submitting", a.intent_id, a.trigger, "2026-01-01T00:02:01Z",
+        intent={"trigger": a.trigger, "ts": T0 + 3 * BAR_S},
+        decision={"reference_price": 102.0},
+    )  # fmt: skip
+    accept_a = order_line(2, "order_accepted", a.intent_id, a.trigger, "2026-01-01T00:02:01.5Z")
+    intent_b = order_line(3, "intent", b.intent_id, b.trigger, "2026-01-01T00:02:02Z")
+    submit_b = order_line(
+        4, "order_submitting", b.intent_id, b.trigger, "2026-01-01T00:02:03Z",
+        intent={"trigger": b.trigger, "ts": T0 + 4 * BAR_S},
+    )  # fmt: skip
+    filled_a = order_line(
+        5, "order_filled", a.intent_id, a.trigger, "2026-01-01T00:02:04Z",
+        fill={"fill_id": "F-a", "symbol": "BTC-USDT", "side": "buy", "quantity": 1.0,
+              "price": 103.0, "fee": 0.0},
+    )  # fmt: skip
+    before = [([bar(T0, 100.0)], []), ([bar(T0 + BAR_S, 101.0)], [submit_a, accept_a, intent_b])]
+    after = [
+        ([], [submit_b, filled_a]),
+        *[([bar(T0 + k * BAR_S, 100.0 + k)], []) for k in (2, 3, 4, 5, 6)],
+    ]
+
+    def scripted(state_dir: Path) -> DriftSession:
+        shadow = ScriptedShadow(1000.0, script)
+        return DriftSession(tracker(shadow), DriftFiles(state_dir), JournalInputs("sim"), "h1")
+
+    whole = scripted(tmp_path / "whole")
+    for groups, lines in [*before, *after]:
+        whole.round([g for g in [groups] if g], lines)
+    first = scripted(tmp_path / "restarted")
+    for groups, lines in before:
+        first.round([groups], lines)
+    again = scripted(tmp_path / "restarted")  # the drift actor restarted after the save
+    state = again.saved()
+    assert state is not None and state["seq"] == 3
+    again.resume(state, [[bar(T0, 100.0)], [bar(T0 + BAR_S, 101.0)]])
+    for groups, lines in after:
+        again.round([g for g in [groups] if g], lines)
+
+    written = (tmp_path / "restarted" / DRIFT_CSV).read_text()
+    assert written == (tmp_path / "whole" / DRIFT_CSV).read_text()
+    last = again.tracker.last_row["s1"]
+    assert last["equity"] == last["backtest_equity"] == 1002.0  # bought at 103, marked at 105
+    assert last["intents_live"] == 2 and last["intents_backtest"] == 2
+    quality = again.tracker.performance()["execution_quality"]["s1"]["sim"]
+    assert quality["fills"] == 1 and quality["ack_latency_ms"]["mean"] == 500.0
