@@ -1,10 +1,11 @@
 """Parity, live drift and the report on a real deployment: a paper deployment on the sim venue
 records its bars; a backtest over them makes the same intents and fills (``tradeplane parity``
-exits 0 for the deterministic strategies, 1 for a changed one); the drift actor, fed the same
-bars as they are recorded, finds no drift in them and alerts on the strategy that trades on a
-coin toss, and its file has neither a gap nor a duplicate row across a SIGKILL of the drift
-actor; ``tradeplane report`` of the run draws every section. (One run for all three: each
-deployment costs the suite seconds.)"""
+finds no difference for the deterministic strategies but a late fill, named as one, and a fill
+difference for a changed one); the drift actor, fed the same bars as they are recorded, finds
+no drift in them but a late fill's slippage and alerts on the strategy that trades on a coin
+toss, and its file has neither a gap nor a duplicate row across a SIGKILL of the drift actor;
+``tradeplane report`` of the run draws every section. (One run for all three: each deployment
+costs the suite seconds.)"""
 
 from __future__ import annotations
 
@@ -164,15 +165,40 @@ def test_paper_run_then_backtest_of_its_bars_in_parity_and_drift_tracked_across_
         stamps = [datetime.fromisoformat(r["timestamp"]).timestamp() for r in rows[name]]
         steps = {b - a for a, b in itertools.pairwise(stamps)}
         assert steps == {SNAPSHOT_S}, f"{name}: rows not one per {SNAPSHOT_S}s: {sorted(steps)}"
-    # The deterministic strategies do what their shadow does, fill for fill.
+    # Parity: a backtest over the recorded bars, intent by intent. The deterministic
+    # strategies make the same intents. Their fills are the same unless an order reached the
+    # sim venue after the bar it was meant for had opened (a pipeline slower than the
+    # accelerated bar pace, as a loaded machine makes it): the venue fills it on a later bar,
+    # and parity names that a late fill, from the recorded bars. Nothing else may differ.
+    out = tmp_path / "bt"
+    done = invoke("backtest", str(config), "--bars", str(state), "--out", str(out), "--json")
+    assert done.exit_code == 0, done.output
+    same = invoke("parity", "--state-dir", str(state), "--baseline", str(out), "--json")
+    parity = json.loads(same.output)
+    assert same.exit_code == 1  # the coin is not in parity, by design
+    late: dict[str, int] = {}
+    for name in ("sma", "flip"):
+        par = parity["strategies"][name]
+        assert par["matched"] >= 3 and par["fills_compared"] >= 3, par
+        assert par["live_intents"] == par["backtest_intents"] == par["matched"], par
+        assert all(d["what"] == "late_fill" for d in par["differences"]), par
+        late[name] = len(par["differences"])
+    assert parity["strategies"]["coin"]["differences"]
+
+    # Drift: a deterministic strategy does what its shadow does, fill for fill; a late fill
+    # shows as slippage against the shadow's fill (execution drift, what drift is for).
     for name in ("sma", "flip"):
         last = rows[name][-1]
-        assert float(last["return_drift_pct"]) == pytest.approx(0.0, abs=1e-9), last
         assert int(last["intents_missing"]) == 0 and int(last["intents_extra"]) == 0, last
+        if late[name]:
+            assert last["fill_slippage_bps"] not in ("", "0.0"), (late, last)
+            continue
+        assert float(last["return_drift_pct"]) == pytest.approx(0.0, abs=1e-9), last
         assert last["fill_slippage_bps"] in ("", "0.0"), last
     with JournalReader.open(state) as j:
         alerts = [e["data"] for e in j.events(kinds=["drift_alert"])]
-    assert alerts and {a["strategy"] for a in alerts} <= {"coin", "total"}, alerts
+    drifting = {"coin", "total"} | {name for name, n in late.items() if n}
+    assert alerts and {a["strategy"] for a in alerts} <= drifting, (late, alerts)
     assert len({(a["strategy"], a["figure"], a["ts"]) for a in alerts}) == len(alerts)
     perf = json.loads((state / PERFORMANCE_JSON).read_text())
     assert perf["execution_quality"]["sma"]["sim"]["fills"] > 0
@@ -197,19 +223,6 @@ def test_paper_run_then_backtest_of_its_bars_in_parity_and_drift_tracked_across_
         books = VirtualPortfolio.restore(snap["portfolio"])
         assert curves[name].values[-1] == pytest.approx(books.equity, abs=1e-6), name
 
-    # Parity: a backtest over the recorded bars, intent by intent.
-    out = tmp_path / "bt"
-    done = invoke("backtest", str(config), "--bars", str(state), "--out", str(out), "--json")
-    assert done.exit_code == 0, done.output
-    same = invoke("parity", "--state-dir", str(state), "--baseline", str(out), "--json")
-    report = json.loads(same.output)
-    assert same.exit_code == 1  # the coin is not in parity, by design
-    for name in ("sma", "flip"):
-        par = report["strategies"][name]
-        assert par["differences"] == [] and par["matched"] >= 3, par
-        assert par["fills_compared"] >= 3, par
-    assert report["strategies"]["coin"]["differences"]
-
     # A deliberately changed strategy (another size) fails parity, fill by fill.
     changed_cfg = write_config(
         tmp_path / "changed.toml", state, name=cfg.deployment.name, coin=False, sma_quantity=11
@@ -220,4 +233,4 @@ def test_paper_run_then_backtest_of_its_bars_in_parity_and_drift_tracked_across_
     differ = invoke("parity", "--state-dir", str(state), "--baseline", str(changed))
     assert differ.exit_code == 1
     assert "DIFFERENT sma" in differ.output and "#0 fills: live 10 @" in differ.output
-    assert "same flip" in differ.output
+    assert ("same flip" in differ.output) == (late["flip"] == 0), (late, differ.output)

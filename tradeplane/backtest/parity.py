@@ -12,6 +12,11 @@ intents in the same order, live or backtest. This compares the two, intent by in
   reported apart too;
 - for every intent both sides made, the fills are compared (quantity, average price, fees)
   where matching is deterministic: the sim venue's. A fill missing on one side is a difference.
+  The sim venue fills an order on the first bar after it *arrives*: an order that reached it
+  after the next bar had opened (a pipeline slower than the bar pace, as an accelerated sim makes
+  likely) fills a bar or more later than the backtest's. Given the recorded bars, such a
+  difference is named ``late_fill`` with the number of bars: still a difference (the live fill
+  is what it is), but one of latency, not of logic.
 
 Pure: rows in, a report out. ``cli.parity_cmd`` reads the journal and the backtest's files.
 """
@@ -19,7 +24,7 @@ Pure: rows in, a report out. ``cli.parity_cmd`` reads the journal and the backte
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,6 +33,9 @@ from tradeplane.core import ids
 from tradeplane.core.ids import BAR_TRIGGER, FILL_TRIGGER
 
 REL_TOLERANCE = 1e-9  # prices and quantities are the same floats computed the same way
+LATE_BARS_SEARCHED = 50  # how far past the backtest's fill bar a late live fill is looked for
+# The opens of a symbol's recorded bars after a time, oldest first: (open time, open).
+OpensAfter = Callable[[str, datetime], Sequence[tuple[datetime, float]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +87,7 @@ class FillTotal:
 class Difference:
     strategy: str
     index: int  # position in the strategy's compared intents
-    what: str  # "intent" (ids differ), "missing_live", "missing_backtest", "fills"
+    what: str  # "intent" (ids differ), "missing_live", "missing_backtest", "fills", "late_fill"
     live: str | None
     backtest: str | None
     detail: str
@@ -142,9 +150,11 @@ def compare(
     *,
     live_horizon: Mapping[str, datetime | None] | None = None,
     max_differences: int = 50,
+    opens_after: OpensAfter | None = None,
 ) -> ParityReport:
     """``live_horizon``: per strategy, the open time of the last bar it took live (backtest
-    intents triggered after it are reported apart); ``max_differences`` per strategy."""
+    intents triggered after it are reported apart); ``max_differences`` per strategy;
+    ``opens_after``: the recorded bars' opens, to tell a late fill apart."""
     report = ParityReport({})
     names = dict.fromkeys([*(r.strategy for r in live), *(r.strategy for r in backtest)])
     for name in names:
@@ -165,7 +175,15 @@ def compare(
         par.apart_live = len(mine) - len(compared_live)
         par.apart_backtest = len(theirs) - len(compared_bt) - par.beyond_live
         par.live_intents, par.backtest_intents = len(compared_live), len(compared_bt)
-        _walk(par, compared_live, compared_bt, live_fills, backtest_fills, max_differences)
+        _walk(
+            par,
+            compared_live,
+            compared_bt,
+            live_fills,
+            backtest_fills,
+            max_differences,
+            opens_after,
+        )
     return report
 
 
@@ -176,6 +194,7 @@ def _walk(
     live_fills: Mapping[str, FillTotal],
     backtest_fills: Mapping[str, FillTotal],
     limit: int,
+    opens_after: OpensAfter | None,
 ) -> None:
     def differ(index: int, what: str, a: IntentRow | None, b: IntentRow | None, d: str) -> None:
         if len(par.differences) < limit:
@@ -209,7 +228,52 @@ def _walk(
             continue
         par.fills_compared += 1
         if fa is None or fb is None or not fa.same(fb):
-            differ(index, "fills", a, b, f"live {_fills(fa)} | backtest {_fills(fb)}")
+            both = f"live {_fills(fa)} | backtest {_fills(fb)}"
+            late = _late(a, fa, fb, opens_after)
+            if late is None:
+                differ(index, "fills", a, b, both)
+            else:
+                differ(
+                    index,
+                    "late_fill",
+                    a,
+                    b,
+                    f"live filled {late} bar(s) after the backtest (the order reached the venue "
+                    f"after the bar it was meant for had opened): {both}",
+                )
+
+
+def late_by(
+    opens: Sequence[tuple[datetime, float]], live: FillTotal, backtest: FillTotal
+) -> int | None:
+    """Bars by which ``live`` came after ``backtest``, both one order's whole fill, when it is
+    the same fill on a later bar: the backtest filled at the first of ``opens`` (the bars after
+    the trigger) times the matching's factor (slippage), the live side at a later open times the
+    same factor, with fees in proportion. None when the fills differ in any other way."""
+    if not opens or opens[0][1] <= 0 or backtest.avg_price <= 0:
+        return None
+    if not math.isclose(live.quantity, backtest.quantity, rel_tol=REL_TOLERANCE):
+        return None
+    factor = backtest.avg_price / opens[0][1]
+    for k, (_, price) in enumerate(opens[1 : LATE_BARS_SEARCHED + 1], start=1):
+        if math.isclose(live.avg_price, price * factor, rel_tol=REL_TOLERANCE):
+            fees_match = math.isclose(
+                live.fees * backtest.avg_price,
+                backtest.fees * live.avg_price,
+                rel_tol=REL_TOLERANCE,
+                abs_tol=1e-12,
+            )
+            return k if fees_match else None
+    return None
+
+
+def _late(
+    row: IntentRow, live: FillTotal | None, backtest: FillTotal | None, opens: OpensAfter | None
+) -> int | None:
+    trigger = row.bar_time()
+    if opens is None or live is None or backtest is None or trigger is None:
+        return None
+    return late_by(opens(row.symbol, trigger), live, backtest)
 
 
 def _say(r: IntentRow) -> str:

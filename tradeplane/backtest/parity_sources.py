@@ -3,14 +3,18 @@ backtest's output directory (``intents.csv``, ``fills.csv``)."""
 
 from __future__ import annotations
 
+import bisect
 import csv
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from tradeplane.backtest.parity import FillTotal, IntentRow
+from tradeplane.backtest.bars_file import BarFilter
+from tradeplane.backtest.bars_parquet import read_parquet_bars
+from tradeplane.backtest.parity import LATE_BARS_SEARCHED, FillTotal, IntentRow
 from tradeplane.core.errors import OperationalError
+from tradeplane.journal.bar_store import bars_dir, read_chunks
 from tradeplane.journal.reader import JournalReader
 from tradeplane.protocol.events import STRATEGY_SNAPSHOT_SCOPE
 
@@ -83,3 +87,36 @@ def backtest_side(out_dir: Path) -> Side:
                 (float(r["quantity"]), float(r["price"]), float(r["fee"] or 0.0))
             )
     return Side(intents, {k: FillTotal.of(v) for k, v in by_intent.items()}, {})
+
+
+class RecordedOpens:
+    """The recorded bars' opens per symbol (``<state_dir>/bars``), read once on first use: what
+    ``parity.compare`` needs to tell a late fill apart. Without recorded bars, none; with bars
+    that cannot be read, none either, and ``unreadable`` says why (the check goes on)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self._opens: dict[str, tuple[list[datetime], list[float]]] | None = None
+        self.unreadable: str | None = None
+
+    def __call__(self, symbol: str, after: datetime) -> list[tuple[datetime, float]]:
+        if self._opens is None:
+            try:
+                self._opens = self._read()
+            except (OSError, ValueError) as exc:
+                self._opens, self.unreadable = {}, f"{type(exc).__name__}: {exc}"[:300]
+        times, opens = self._opens.get(symbol, ([], []))
+        start = bisect.bisect_right(times, after)
+        stop = start + LATE_BARS_SEARCHED + 1
+        return list(zip(times[start:stop], opens[start:stop], strict=True))
+
+    def _read(self) -> dict[str, tuple[list[datetime], list[float]]]:
+        out: dict[str, tuple[list[datetime], list[float]]] = {}
+        directory = bars_dir(self.state_dir)
+        if not directory.is_dir():
+            return out
+        for bar in read_chunks(directory, lambda path: read_parquet_bars(path, BarFilter())):
+            times, opens = out.setdefault(bar.symbol, ([], []))
+            times.append(bar.ts)  # read_chunks yields non-decreasing times, each once
+            opens.append(bar.open)
+        return out

@@ -12,9 +12,9 @@ import typer
 from rich.markup import escape
 
 from tradeplane.backtest.parity import ParityReport, compare
-from tradeplane.backtest.parity_sources import backtest_side, live_side
+from tradeplane.backtest.parity_sources import RecordedOpens, backtest_side, live_side
 from tradeplane.cli.journal_cmd import _fail, resolve_state_dir
-from tradeplane.cli.output import console, stdout
+from tradeplane.cli.output import console, err, stdout
 from tradeplane.core.errors import TradeplaneError
 
 
@@ -36,9 +36,18 @@ def parity_command(
         backtest = backtest_side(baseline)
     except (TradeplaneError, OSError, ValueError, KeyError) as exc:
         _fail(f"{type(exc).__name__}: {exc}")
+    opens = RecordedOpens(directory)
     report = compare(
-        live.intents, backtest.intents, live.fills, backtest.fills, live_horizon=live.horizon
+        live.intents,
+        backtest.intents,
+        live.fills,
+        backtest.fills,
+        live_horizon=live.horizon,
+        opens_after=opens,
     )
+    if opens.unreadable:
+        reason = escape(opens.unreadable)
+        err.print(f"note: recorded bars unreadable ({reason}): late fills are not told apart")
     if as_json:
         stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
     else:

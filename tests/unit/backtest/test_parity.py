@@ -4,6 +4,7 @@ start intents apart, the live run's horizon, and fills where matching is determi
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from tradeplane.backtest.parity import FillTotal, IntentRow, compare
 
@@ -63,3 +64,37 @@ def test_backtest_intents_after_the_live_runs_last_bar_then_apart_not_missing() 
     horizon = {"s1": datetime(2026, 1, 1, 0, 2, tzinfo=UTC)}
     report = compare(live, backtest, {}, {}, live_horizon=horizon)
     assert report.ok and report.strategies["s1"].beyond_live == 1
+
+
+def opens_of(*prices: float) -> Any:
+    """The recorded opens of AAA: one bar a minute from 00:00."""
+    bars = [(datetime(2026, 1, 1, 0, m, tzinfo=UTC), p) for m, p in enumerate(prices)]
+    return lambda symbol, after: [(t, p) for t, p in bars if symbol == "AAA" and t > after]
+
+
+def test_live_fill_at_a_later_bars_open_then_named_a_late_fill_with_its_bars() -> None:
+    """The sim venue fills on the first bar after the order arrives: an order that reached it a
+    bar late filled at that bar's open times the same slippage, fees in proportion."""
+    rows = [row("s1", "a", 1)]  # triggered by the 00:01 bar: the backtest fills at 00:02's open
+    slip, fee = 1.0001, 0.0005
+    backtest = {"a": FillTotal.of([(10.0, 50.0 * slip, 10 * 50.0 * slip * fee)])}
+    late = {"a": FillTotal.of([(10.0, 50.2 * slip, 10 * 50.2 * slip * fee)])}
+    opens = opens_of(49.0, 49.5, 50.0, 50.1, 50.2, 50.3)
+    report = compare(rows, rows, late, backtest, opens_after=opens)
+    (diff,) = report.strategies["s1"].differences
+    assert diff.what == "late_fill" and "live filled 2 bar(s) after the backtest" in diff.detail
+    assert not report.ok  # still a difference: the live fill is what it is
+    # Not a late fill: another price, another quantity, fees out of proportion, no bars.
+    for other in (
+        FillTotal.of([(10.0, 50.15 * slip, 10 * 50.15 * slip * fee)]),
+        FillTotal.of([(9.0, 50.2 * slip, 9 * 50.2 * slip * fee)]),
+        FillTotal.of([(10.0, 50.2 * slip, 10 * 50.0 * slip * fee)]),
+    ):
+        (diff,) = (
+            compare(rows, rows, {"a": other}, backtest, opens_after=opens)
+            .strategies["s1"]
+            .differences
+        )
+        assert diff.what == "fills", other
+    (diff,) = compare(rows, rows, late, backtest).strategies["s1"].differences
+    assert diff.what == "fills"
