@@ -34,7 +34,7 @@ from tradeplane.backtest.drift import DriftThresholds, DriftTracker
 from tradeplane.backtest.drift_files import DriftFiles
 from tradeplane.backtest.drift_journal import DRIFT_KINDS, JournalInputs
 from tradeplane.backtest.drift_model import BaselineFigures, DriftAlert
-from tradeplane.backtest.drift_session import DriftSession
+from tradeplane.backtest.drift_session import DriftSession, open_session
 from tradeplane.backtest.engine import group_by_time
 from tradeplane.backtest.report_json import config_hash, load_report
 from tradeplane.backtest.run import engine_from_config
@@ -88,7 +88,16 @@ class DriftActor(SupervisedActor):
         return self._summary()
 
     def _open(self) -> DriftSession:
-        self.reader = self._open_reader()
+        self.reader = reader = self._open_reader()
+        session = open_session(
+            self._session, self._recorded, lambda: (reader.events(DRIFT_KINDS), reader.last_seq)
+        )
+        if session.note:
+            log.warning("drift: %s", session.note)
+        return session
+
+    def _session(self) -> DriftSession:
+        """A fresh tracker and session: the shadow built from the config, nothing fed yet."""
         cfg, dcfg = self.cfg, self.dcfg
         calendar = make_calendar(cfg.session.calendar)
         shadow = engine_from_config(cfg, sources=self.sources)
@@ -108,28 +117,9 @@ class DriftActor(SupervisedActor):
             baseline=self._baseline(),
             match_lag_s=dcfg.match_lag_s,
         )
-        session = DriftSession(
+        return DriftSession(
             tracker, DriftFiles(self.state_dir), JournalInputs(cfg.venue.kind), config_hash(cfg)
         )
-        state = session.saved()
-        if state is not None:
-            upto = state["bar_ts"]
-            recorded = self._recorded() if upto is not None else iter(())
-            session.resume(
-                state,
-                (
-                    g
-                    for g in group_by_time(recorded)
-                    if g[0].ts.timestamp() + tracker.bar_interval_s <= upto
-                ),
-            )
-        else:
-            assert self.reader is not None
-            lines = self.reader.events(DRIFT_KINDS)
-            session.catch_up(group_by_time(self._recorded()), lines, self.reader.last_seq)
-        if session.note:
-            log.warning("drift: %s", session.note)
-        return session
 
     def _baseline(self) -> BaselineFigures | None:
         path = self.dcfg.baseline

@@ -44,11 +44,11 @@ from tradeplane.backtest.drift_model import (
     Shadow,
     trim_oldest,
 )
+from tradeplane.backtest.drift_rows import crossings, cut_row
 from tradeplane.core import ids
 from tradeplane.core.ids import BAR_TRIGGER
 from tradeplane.core.model import Bar, Side
 from tradeplane.core.portfolio import VirtualPortfolio
-from tradeplane.core.session import iso_utc
 
 __all__ = [
     "COLUMNS",
@@ -449,83 +449,12 @@ class DriftTracker:
         day = self.risk_day(ts - 1e-3)
         elapsed = ts - (self.started_ts if self.started_ts is not None else ts)
         for name, track in self.tracks.items():
-            row = self._row(name, track, ts, day, elapsed)
+            row = cut_row(name, track, ts, day, elapsed, self.baseline, self.annualise)
             self.last_row[name] = row
             out.rows.append(row)
-            out.alerts.extend(self._check(name, track, row, ts))
+            out.alerts.extend(crossings(name, track, row, ts, self.thresholds))
         self.raised.extend(out.alerts)
         return out
-
-    def _row(self, name: str, track: Track, ts: float, day: str, elapsed: float) -> dict[str, Any]:
-        equity, shadow, start = track.live_equity, track.shadow_equity, track.start_equity
-        if track.day != day:
-            # A new risk day starts from the equity at the last row of the previous one.
-            track.day_start_equity = track.prev_live if track.day is not None else start
-            track.day = day
-        if track.prev_live > 0 and track.prev_shadow > 0:
-            track.tracking.add((equity / track.prev_live) - (shadow / track.prev_shadow))
-        track.prev_live, track.prev_shadow = equity, shadow
-        track.peak = max(track.peak, equity)
-        drawdown = 1.0 - equity / track.peak if track.peak > 0 else 0.0
-        track.max_drawdown = max(track.max_drawdown, drawdown)
-        total_return = equity / start - 1.0
-        backtest_return = shadow / start - 1.0
-        expected = None if self.baseline is None else self.baseline.expected_return(name, elapsed)
-        shortfall = 0.0 if expected is None else expected - total_return
-        std = track.tracking.std()
-        slippage = track.slippage.mean()
-        return {
-            "timestamp": iso_utc(ts),
-            "strategy": name,
-            "equity": round(equity, 6),
-            "daily_pnl": round(equity - track.day_start_equity, 6),
-            "total_return": round(total_return, 8),
-            "drawdown": round(drawdown, 8),
-            "shortfall_vs_backtest": None if expected is None else round(shortfall, 8),
-            "expected_return": None if expected is None else round(expected, 8),
-            "backtest_equity": round(shadow, 6),
-            "backtest_return": round(backtest_return, 8),
-            "return_drift_pct": round((total_return - backtest_return) * 100.0, 6),
-            "tracking_error_pct": None if std is None else round(std * self.annualise * 100, 6),
-            "fill_slippage_bps": None if slippage is None else round(slippage, 4),
-            "intents_live": track.intents_live,
-            "intents_backtest": track.intents_shadow,
-            "intents_missing": track.missing,
-            "intents_extra": track.extra,
-        }
-
-    def _check(self, name: str, track: Track, row: dict[str, Any], ts: float) -> list[DriftAlert]:
-        limits = self.thresholds
-        shortfall = row["shortfall_vs_backtest"]
-        figures: list[tuple[str, float | None, float | None]] = [
-            ("return_drift_pct", abs(row["return_drift_pct"]), limits.max_return_drift_pct),
-            (
-                "shortfall_vs_backtest_pct",
-                None if shortfall is None else shortfall * 100.0,
-                limits.max_return_drift_pct,
-            ),
-            ("tracking_error_pct", row["tracking_error_pct"], limits.max_tracking_error_pct),
-            (
-                "fill_slippage_bps",
-                None if row["fill_slippage_bps"] is None else abs(row["fill_slippage_bps"]),
-                limits.max_fill_slippage_bps,
-            ),
-            (
-                "intents_mismatched",
-                float(track.missing + track.extra),
-                0.0 if limits.alert_on_intent_mismatch else None,
-            ),
-        ]
-        alerts = []
-        for figure, value, threshold in figures:
-            over = value is not None and threshold is not None and value > threshold
-            if over and figure not in track.above:
-                assert value is not None and threshold is not None
-                alerts.append(DriftAlert(ts, name, figure, value, threshold))
-                track.above.add(figure)
-            elif not over:
-                track.above.discard(figure)
-        return alerts
 
 
 def _live_fill(data: dict[str, Any]) -> LiveFill:

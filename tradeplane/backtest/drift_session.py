@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from tradeplane.backtest.drift import DriftTracker
 from tradeplane.backtest.drift_files import DriftFiles
 from tradeplane.backtest.drift_journal import JournalInputs
 from tradeplane.backtest.drift_model import DriftAlert, LiveFill
+from tradeplane.backtest.engine import group_by_time
 from tradeplane.core.model import Bar
 from tradeplane.journal.files import atomic_write
 
@@ -143,3 +144,33 @@ class DriftSession:
         data = json.dumps(state, allow_nan=False).encode()
         atomic_write(self.state_path, lambda fd: os.write(fd, data))
         self.files.write_performance(self.tracker.performance())
+
+
+def open_session(
+    make: Callable[[], DriftSession],
+    recorded: Callable[[], Iterator[Bar]],
+    journal: Callable[[], tuple[list[dict[str, Any]], int]],
+) -> DriftSession:
+    """A drift actor's start: the saved state resumed (the shadow rebuilt from the ``recorded``
+    bars up to its bar time), or, without one it can use, a fresh session (``make``) given the
+    whole history (``recorded`` bars, ``journal`` lines and the seq read up to). A state this
+    version cannot take back (hand-edited, or of another shape) is said in ``note`` and tracking
+    starts again, rather than the actor never starting."""
+    session = make()
+    state = session.saved()
+    if state is not None:
+        try:
+            upto = state["bar_ts"]
+            interval = session.tracker.bar_interval_s
+            bars = recorded() if upto is not None else iter(())
+            session.resume(
+                state, (g for g in group_by_time(bars) if g[0].ts.timestamp() + interval <= upto)
+            )
+            return session
+        except (KeyError, TypeError, ValueError) as exc:
+            session = make()
+            session.note = f"{STATE_FILE} unusable ({type(exc).__name__}: {exc}"[:300]
+            session.note += "): tracking starts again"
+    lines, seq = journal()
+    session.catch_up(group_by_time(recorded()), lines, seq)
+    return session

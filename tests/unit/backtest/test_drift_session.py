@@ -11,7 +11,7 @@ from typing import Any
 from tests.unit.backtest.test_drift import BAR_S, T0, ScriptedShadow, bar, intent, tracker
 from tradeplane.backtest.drift_files import DRIFT_CSV, PERFORMANCE_JSON, DriftFiles
 from tradeplane.backtest.drift_journal import JournalInputs
-from tradeplane.backtest.drift_session import STATE_FILE, DriftSession
+from tradeplane.backtest.drift_session import STATE_FILE, DriftSession, open_session
 from tradeplane.core import ids
 from tradeplane.core.model import Fill, Side
 
@@ -165,3 +165,21 @@ def test_restart_between_an_order_and_its_fill_then_the_fill_still_waits_for_its
     assert last["intents_live"] == 2 and last["intents_backtest"] == 2
     quality = again.tracker.performance()["execution_quality"]["s1"]["sim"]
     assert quality["fills"] == 1 and quality["ack_latency_ms"]["mean"] == 500.0
+
+
+def test_open_with_a_usable_state_then_resumed_and_with_a_misshapen_one_then_started_again(
+    tmp_path: Path,
+) -> None:
+    history = [bar(T0 + k * BAR_S, 100.0 + k) for k in range(8)]
+    rounds(session(tmp_path), range(8))
+    journal = ([fill_line(1, 101.0), fill_line(5, 105.0)], 5)
+    resumed = open_session(lambda: session(tmp_path), lambda: iter(history), lambda: journal)
+    assert resumed.resumed and resumed.note is None and resumed.seq == 5
+
+    state = json.loads((tmp_path / STATE_FILE).read_text())
+    del state["tracker"]["tracks"]  # valid JSON of this configuration, but not a state it takes
+    (tmp_path / STATE_FILE).write_text(json.dumps(state))
+    again = open_session(lambda: session(tmp_path), lambda: iter(history), lambda: journal)
+    assert not again.resumed and again.seq == 5
+    assert again.note is not None and "unusable (KeyError" in again.note
+    assert again.tracker.live["s1"].equity == 1000.0 + (107 - 101) + (107 - 105)  # both fills
