@@ -50,6 +50,8 @@ from tradeplane.telemetry.metrics import ActorMetrics
 
 log = logging.getLogger("tradeplane.drift")
 READ_PAGE = 5000
+OPEN_RETRY_S = 5.0  # a failed opening is retried, doubling up to the max
+OPEN_RETRY_MAX_S = 300.0
 YEAR_S = 365.25 * 86_400.0
 
 
@@ -72,7 +74,8 @@ class DriftActor(SupervisedActor):
         self._chunks_read: set[str] = set()
         self._held: list[Bar] = []  # bars not settled yet, given at a later round
         self._first_seen: dict[datetime, float] = {}  # a held bar time -> when first seen
-        self._ready = asyncio.Event()
+        self._ready = asyncio.Event()  # opened: the session exists and rounds run
+        self._opening: asyncio.Task[None] | None = None
         self._round_lock = asyncio.Lock()
         self.last_error: str | None = None
         self.alerts_journaled = 0
@@ -80,12 +83,29 @@ class DriftActor(SupervisedActor):
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def ready(self) -> dict[str, Any]:
-        if not self._ready.is_set():
-            self.session = await asyncio.to_thread(self._open)
+        """Answers at once. Opening replays the recorded bars through the shadow, which takes
+        time in proportion to the history (about 10 s per million bars): it goes on in the
+        background, so a long history holds neither the deployment's start nor a restart past
+        ``startup_timeout_s``. Until it is done the heartbeat says ``opening``."""
+        if self._opening is None:
             self._gauges()
-            spawn_task(self.tasks, self._loop())
-            self._ready.set()
+            self._opening = spawn_task(self.tasks, self._start())
         return self._summary()
+
+    async def _start(self) -> None:
+        delay = OPEN_RETRY_S
+        while True:
+            try:
+                self.session = await asyncio.to_thread(self._open)
+                break
+            except Exception as exc:  # a file the operator must fix, or a transient read error
+                self.last_error = f"opening: {type(exc).__name__}: {exc}"[:300]
+                log.exception("drift: opening failed; retried in %.0f s", delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, OPEN_RETRY_MAX_S)
+        self.last_error = None
+        self._ready.set()
+        spawn_task(self.tasks, self._loop())
 
     def _open(self) -> DriftSession:
         self.reader = reader = self._open_reader()
@@ -132,9 +152,10 @@ class DriftActor(SupervisedActor):
         return JournalReader.open_when_there(self.state_dir, deployment=self.deployment)
 
     async def flush(self) -> dict[str, Any]:
-        """One last round (the deployment stops): everything recorded is in the files."""
-        await self._ready.wait()
-        await self._round(final=True)
+        """One last round (the deployment stops): everything recorded is in the files. Still
+        opening, there is nothing to flush: the next start opens again from the saved state."""
+        if self._ready.is_set():
+            await self._round(final=True)
         return self._summary()
 
     async def close(self) -> None:
@@ -283,6 +304,7 @@ class DriftActor(SupervisedActor):
         session = self.session
         total = session.tracker.last_row.get("total", {}) if session else {}
         return {
+            "opening": not self._ready.is_set(),
             "rounds": session.rounds if session else 0,
             "resumed": session.resumed if session else False,
             "note": session.note if session else None,

@@ -153,7 +153,9 @@ def drift_line(status: dict[str, Any]) -> Text | None:
     drift = status.get("drift")
     if not drift:
         return None
-    if not drift.get("last_row"):
+    if drift.get("opening"):
+        text = Text("drift: opening (the shadow replays the recorded bars)")
+    elif not drift.get("last_row"):
         text = Text("drift: no row yet")
     else:
         shortfall = drift.get("shortfall_vs_backtest")

@@ -133,6 +133,7 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
 
 
 DRIFT_FIELDS = (
+    "opening",
     "last_row",
     "return_drift_pct",
     "tracking_error_pct",

@@ -67,6 +67,11 @@ def test_drift_line_when_not_tracked_then_nothing_shown() -> None:
     assert drift_shown(None) == ""
 
 
+def test_drift_line_while_the_tracker_opens_then_it_says_so_not_no_row() -> None:
+    text = drift_shown({"opening": True, "last_row": None, "active_alerts": []})
+    assert "drift: opening (the shadow replays the recorded bars)" in text
+
+
 def test_drift_line_when_alert_active_then_figures_and_the_alert_named() -> None:
     text = drift_shown(
         {
