@@ -14,8 +14,10 @@ from typer.testing import CliRunner
 
 from tests.unit.journal.factories import DEPLOYMENT, T0, denied, intent, rec, trade
 from tests.unit.journal.test_run_figures import lines
+from tradeplane.actors import journal_reads
 from tradeplane.cli import output, status_view
 from tradeplane.cli.main import app
+from tradeplane.journal.reader import JournalReader
 from tradeplane.journal.run_figures import run_figures
 from tradeplane.journal.store import JournalStore
 
@@ -133,3 +135,13 @@ def test_running_status_when_heartbeats_disagree_then_journal_figures_shown_in_b
     assert "orders: filled 1, fills 1, denied 1 (MAX_ORDER_VALUE 1)" in text
     assert "tick-to-order p50 1.00ms" in text
     assert "equity 1,000.00" in text and "5.00" not in text.split("strategies")[0]
+
+
+def test_journal_figures_when_read_in_small_pages_then_same_as_in_one(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with JournalReader.open(state) as reader:
+        whole = journal_reads.journal_figures(reader)
+        monkeypatch.setattr(journal_reads, "READ_PAGE", 7)
+        assert journal_reads.journal_figures(reader) == whole
+        assert whole["denied"] == 48 and whole["fills"] == 3

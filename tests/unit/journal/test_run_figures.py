@@ -240,3 +240,26 @@ def test_figures_agree_with_the_journals_own_projections(tmp_path: Path) -> None
             assert mine["realized_pnl"] == pytest.approx(pos["realized_pnl"])
             assert mine["fees"] == pytest.approx(pos["fees"])
             assert mine["fills"] == pos["fills"]
+
+
+class EveningCalendar:
+    """A risk day that rolls at 21:00 UTC (as an exchange's session close would)."""
+
+    name = "evening"
+
+    def risk_day(self, ts: float) -> str:
+        return datetime.fromtimestamp(ts + 3 * 3600, UTC).date().isoformat()
+
+    def next_boundary(self, ts: float) -> float:
+        day = datetime.fromisoformat(self.risk_day(ts)).replace(tzinfo=UTC)
+        return day.timestamp() + 21 * 3600
+
+
+def test_day_figures_when_calendar_rolls_in_the_evening_then_its_risk_day_counts() -> None:
+    records = [started({"s1": 1000.0}, ts=_day(2, 20), calendar="evening")]
+    records += [denied(1, "MAX_ORDER_VALUE")]  # 20:00: day 2
+    late = denied(2, "MAX_ORDER_VALUE")
+    records += [late.__class__(**{**_fields(late), "ts": _day(2, 22)})]  # 22:00: day 3 already
+    f = run_figures(lines(records), calendar_for=lambda name: EveningCalendar())
+    assert f["day"]["risk_day"] == "2026-03-03" and f["day"]["calendar"] == "evening"
+    assert f["day"]["denied"] == 1 and f["denied"] == 2
