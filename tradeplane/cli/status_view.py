@@ -54,7 +54,7 @@ def strategies_table(figures: dict[str, Any]) -> Table:
         first = True
         for symbol, pos in positions.items():
             t.add_row(
-                name if first else "",
+                (name or "(no strategy)") if first else "",
                 symbol,
                 fmt_num(pos.get("quantity")),
                 fmt_num(pos.get("avg_price")),

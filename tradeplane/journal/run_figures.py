@@ -54,6 +54,8 @@ FIGURE_KINDS: tuple[str, ...] = (
 )
 """The kinds the figures read: a reader fetches only these."""
 
+UNATTRIBUTED = ""
+"""The strategy name of fills whose order names none."""
 _STATUS_OF: dict[str, str] = {str(k): k.removeprefix("order_") for k in ORDER_STATUS_KINDS}
 _INTENT_CARRIERS = (EventKind.INTENT, EventKind.ORDER_DENIED, EventKind.ORDER_SUBMITTING)
 
@@ -226,7 +228,10 @@ class RunFigures:
     def _strategy(self, name: str) -> _Strategy:
         s = self.strategies.get(name)
         if s is None:
-            s = self.strategies[name] = _Strategy(self.capital.get(name))
+            # Fills no strategy placed (an order the venue reported, adopted at start-up) have
+            # no capital of their own: their P&L counts in the deployment's equity as it is.
+            capital = self.capital.get(name, 0.0 if name == UNATTRIBUTED else None)
+            s = self.strategies[name] = _Strategy(capital)
             for symbol, price in self.marks.items():
                 s.book.mark(symbol, price)
         return s

@@ -263,3 +263,13 @@ def test_day_figures_when_calendar_rolls_in_the_evening_then_its_risk_day_counts
     f = run_figures(lines(records), calendar_for=lambda name: EveningCalendar())
     assert f["day"]["risk_day"] == "2026-03-03" and f["day"]["calendar"] == "evening"
     assert f["day"]["denied"] == 1 and f["denied"] == 2
+
+
+def test_fill_without_strategy_when_capital_known_then_counted_in_total_equity() -> None:
+    records = [started({"s1": 1000.0}), *trade(1, "buy", 1.0, 100.0, strategy="s1")]
+    adopted = filled(9, "x9", 1.0, 50.0, cumulative=1.0, avg=50.0, order_status="filled", fee=0.0)
+    records += [adopted.__class__(**{**_fields(adopted), "strategy": None})]
+    records += [bars({"BTC-USDT": 60.0})]
+    f = run_figures(lines(records))
+    assert f["strategies"][""]["total_pnl"] == pytest.approx(10.0)
+    assert f["total"]["equity"] == pytest.approx(1000.0 - 40.0 + 10.0)
