@@ -106,8 +106,10 @@ def orders_line(figures: dict[str, Any], live: dict[str, Any] | None = None) -> 
     return Text("orders: " + ", ".join(parts))
 
 
-def risk_line(figures: dict[str, Any]) -> Text:
-    """Trading state and kill switch, equity and the risk day's figures."""
+def risk_line(figures: dict[str, Any], live_risk: dict[str, Any] | None = None) -> Text:
+    """Trading state and kill switch, equity and the risk day's figures; running, the risk
+    engine's drawdown (from its high-water mark on every bar's mark, which the journal does not
+    hold) and when its day rolls."""
     kill = figures.get("kill_switch") or {}
     state = str(figures.get("trading_state") or "active")
     text = Text("risk: ")
@@ -123,6 +125,11 @@ def risk_line(figures: dict[str, Any]) -> Text:
         f", orders {day.get('orders', 0)}, fills {day.get('fills', 0)}"
         f", denied {day.get('denied', 0)}"
     )
+    if live_risk:
+        text.append(
+            f" | risk engine: drawdown {fmt_num(live_risk.get('drawdown_pct'))}%"
+            f", day rolls {live_risk.get('next_boundary') or '-'}"
+        )
     return text
 
 
@@ -130,7 +137,7 @@ def running_view(live: dict[str, Any], figures: dict[str, Any]) -> Group:
     """A running deployment: its heartbeats' freshness around the journal's figures."""
     return Group(
         header(live),
-        risk_line(figures),
+        risk_line(figures, (live.get("risk") or {}).get("risk")),
         orders_line(figures, live),
         feed_line(live),
         telemetry_line(live),

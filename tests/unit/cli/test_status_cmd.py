@@ -114,7 +114,10 @@ def test_running_status_when_heartbeats_disagree_then_journal_figures_shown_in_b
         "last_bar_age_s": 1.5,
         "orders": {"filled": 7},
         "broker": {"tick_to_order_ms": {"p50": 1.0, "p99": 2.0}},
-        "risk": {"denied": {}, "risk": {"equity": 5.0, "daily_pnl": 9.0, "approved": 3}},
+        "risk": {
+            "denied": {},
+            "risk": {"equity": 5.0, "daily_pnl": 9.0, "approved": 3, "drawdown_pct": 0.25},
+        },
         "strategies": {
             "s1": {"pnl": {"equity": 1.0}, "positions": {}, "stats": {"intents": 0, "bars": 9}}
         },
@@ -134,6 +137,7 @@ def test_running_status_when_heartbeats_disagree_then_journal_figures_shown_in_b
     text = console.export_text()
     assert "orders: filled 1, fills 1, denied 1 (MAX_ORDER_VALUE 1)" in text
     assert "tick-to-order p50 1.00ms" in text
+    assert "risk engine: drawdown 0.25%" in text  # what only the live risk engine knows
     assert "equity 1,000.00" in text and "5.00" not in text.split("strategies")[0]
 
 
