@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from tradeplane.actors.records import (
     KILL_SWITCH_KEY,
     RECONCILIATION_KEY,
@@ -27,10 +29,11 @@ from tradeplane.actors.records import (
     RISK_STATE_KEY,
 )
 from tradeplane.core.errors import OperationalError
-from tradeplane.core.exposure import is_flat
 from tradeplane.journal.files import DB_NAME, JSONL_NAME
 from tradeplane.journal.reader import JournalReader, verify_journal
 from tradeplane.journal.records import VerifyResult
+from tradeplane.journal.run_figures import FIGURE_KINDS, RunFigures
+from tradeplane.protocol.events import STRATEGY_SNAPSHOT_SCOPE
 
 T = TypeVar("T")
 
@@ -49,19 +52,26 @@ _SETTLE_STABLE = 2  # checks without growth before a short file is taken as it i
 
 
 def status_snapshot(reader: JournalReader, *, tail: int = 10) -> dict[str, Any]:
-    """A deployment's record as ``tradeplane status`` shows it: run, health, orders, risk,
-    positions by strategy, the last reconciliation and the journal's last lines."""
-    positions = reader.positions()
-    strategies: dict[str, Any] = {}
-    for (strategy, symbol), pos in positions.items():
-        entry = strategies.setdefault(strategy, {"positions": {}, "pnl": {}, "stats": {}})
-        if not is_flat(float(pos.get("quantity", 0.0))):
-            entry["positions"][symbol] = pos
+    """A deployment's record as ``tradeplane status`` shows it: run, health, the run's figures
+    from its journal (``journal.run_figures``: orders, denials, intents, fills, positions, P&L,
+    the day's figures, the kill switch), the persisted risk state, the last reconciliation and
+    the journal's last lines. ``strategies`` and ``orders`` hold the same figures in the shape
+    status always had (positions flat again included, with what they realized)."""
+    figures = journal_figures(reader)
+    strategies = {
+        name: {
+            "positions": s["positions"],
+            "pnl": {k: s[k] for k in _PNL_KEYS},
+            "stats": {k: s[k] for k in ("intents", "orders", "fills", "denied")},
+        }
+        for name, s in figures["strategies"].items()
+    }
     return {
         "state_dir": str(reader.state_dir),
         "run": reader.get_state("supervisor", "run") or {},
         "health": reader.get_state("health", "deployment") or {},
-        "orders": reader.order_counts_by_status(),
+        "figures": figures,
+        "orders": figures["orders"],
         "open_orders": reader.orders(open_only=True),
         "strategies": strategies,
         "risk_state": reader.get_state(RISK_SCOPE, RISK_STATE_KEY) or {},
@@ -70,6 +80,34 @@ def status_snapshot(reader: JournalReader, *, tail: int = 10) -> dict[str, Any]:
         "tail": reader.tail(tail),
         "last_seq": reader.meta().get("last_seq"),
     }
+
+
+_PNL_KEYS = ("capital", "equity", "realized_pnl", "unrealized_pnl", "fees", "total_pnl")
+
+
+def journal_figures(reader: JournalReader) -> dict[str, Any]:
+    """``run_figures`` over the journal's lines of the kinds it reads, a page at a time. A
+    journal from before ``deployment_started`` named each strategy's capital gives it through
+    the strategies' last snapshots (their books' starting cash)."""
+    capital: dict[str, float] = {}
+    for name, snap in reader.states(STRATEGY_SNAPSHOT_SCOPE).items():
+        portfolio = snap.get("portfolio")
+        start = portfolio.get("starting_cash") if isinstance(portfolio, dict) else None
+        if isinstance(start, int | float) and not isinstance(start, bool):
+            capital[name] = float(start)
+    fold = RunFigures(capital=capital)
+    # As ``reader.events`` reads, parsed with orjson: this reads every order, fill and intent
+    # of the run on each ``status``, and the parse is most of its cost.
+    kinds = ",".join("?" * len(FIGURE_KINDS))
+    sql = f"SELECT seq, line FROM events WHERE seq > ? AND kind IN ({kinds}) ORDER BY seq LIMIT ?"
+    since = 0
+    while True:
+        rows = reader.conn.execute(sql, (since, *FIGURE_KINDS, READ_PAGE)).fetchall()
+        for _, line in rows:
+            fold.feed(orjson.loads(line))
+        if len(rows) < READ_PAGE:
+            return fold.figures()
+        since = int(rows[-1][0])
 
 
 # --- verify -----------------------------------------------------------------------------------

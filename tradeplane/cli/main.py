@@ -208,6 +208,7 @@ def status(
     tail: Annotated[int, typer.Option("--tail", help="Journal lines to show.")] = 10,
 ) -> None:
     """Show a deployment: live from its supervisor, or from its state dir when stopped."""
+    from tradeplane.cli import status_view
     from tradeplane.cli.offline import offline_status
 
     live: dict[str, Any] | None = None
@@ -225,21 +226,22 @@ def status(
         if live is None:
             _fail(str(exc), 1)
         snapshot = {"error": str(exc)}
+    figures = snapshot.get("figures")
+    if live is not None and figures is not None:
+        live = status_view.with_journal_figures(live, figures)
     result = {"live": live, "state": snapshot}
     if as_json:
         output.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
         return
     if live is not None:
-        console.print(render.live_view(live))
-    else:
-        console.print(f"[bold]{name}[/] is not running; from {directory}:")
-        console.print(
-            f"last phase: {snapshot.get('run', {}).get('phase', '-')}, "
-            f"health: {snapshot.get('health', {}).get('health', '-')}"
+        # Without the journal's figures (its read failed: said below) the heartbeats' alone.
+        view = (
+            render.live_view(live) if figures is None else status_view.running_view(live, figures)
         )
-        console.print(render.persisted_risk_text(snapshot))
-        console.print(render.strategies_table({"strategies": snapshot.get("strategies", {})}))
-        console.print(render.orders_line({"orders": snapshot.get("orders", {})}))
+        console.print(view)
+    else:
+        for part in status_view.stopped_view(name, str(directory), snapshot):
+            console.print(part)
     if "error" not in snapshot:
         console.print(render.reconciliation_text(snapshot.get("reconciliation")))
         console.print(render.open_orders_table(snapshot.get("open_orders", [])))

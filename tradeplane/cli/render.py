@@ -248,23 +248,6 @@ def risk_line(summary: dict[str, Any] | None) -> Text:
     return text
 
 
-def persisted_risk_text(snapshot: dict[str, Any]) -> Text:
-    """The risk state as last written to the journal (deployment stopped)."""
-    state = snapshot.get("risk_state") or {}
-    kill = snapshot.get("kill_switch") or {}
-    text = Text("risk (persisted): ")
-    trading = str(state.get("trading_state", "active"))
-    text.append(trading.upper(), style="bold green" if trading == "active" else "bold red")
-    if kill.get("active"):
-        text.append(f" KILL SWITCH ({kill.get('source')}: {kill.get('reason')})", style="bold red")
-    text.append(
-        f" | risk day {state.get('risk_day', '-')}, orders today {state.get('orders_today', 0)}"
-        f", day start equity {fmt_num(state.get('day_start_equity'))}"
-        f", high-water mark {fmt_num(state.get('high_water_mark'))}"
-    )
-    return text
-
-
 def reconciliation_text(rec: dict[str, Any] | None) -> Text:
     if not rec:
         return Text("reconciliation: none yet")

@@ -354,6 +354,8 @@ class Supervisor:
             "mode": self.cfg.deployment.mode.value,
             "venue": self.cfg.venue.kind,
             "strategies": [s.name for s in self.cfg.strategies],
+            # Each strategy's starting cash: ``status`` marks its equity from the journal alone.
+            "capital": {s.name: s.capital for s in self.cfg.strategies},
             "symbols": list(self.cfg.venue.symbols),
             "risk_limits_disabled": self.cfg.risk.disabled_limits(),
             "session_calendar": self.cfg.session.calendar,

@@ -66,3 +66,15 @@ class Coin(Strategy):
         if random.random() < float(self.params.get("p", 0.5)):
             side = "buy" if ctx.position(bar.symbol).quantity <= 0 else "sell"
             ctx.submit(bar.symbol, float(self.params.get("quantity", 1)), side)
+
+
+class Scripted(Strategy):
+    """Submits ``sides[k]`` (market, ``quantity``) on its k-th bar of each symbol, then only
+    watches: ``["buy", "sell"]`` is one round trip back to flat, ``["sell"]`` a short."""
+
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
+        sides = list(self.params.get("sides", []))
+        n = ctx.state.setdefault("n", {})
+        k = n[bar.symbol] = n.get(bar.symbol, 0) + 1
+        if k <= len(sides):
+            ctx.submit(bar.symbol, float(self.params.get("quantity", 1)), sides[k - 1])
