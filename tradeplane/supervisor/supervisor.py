@@ -191,7 +191,25 @@ class Supervisor:
             "1",
             lambda: [(float(len(self.core.down())), {})],
         )
+        metrics.gauge(
+            "recovery_exhausted",
+            "1 while trading is halted because recovery gave up on the target",
+            "1",
+            self._exhausted_gauge,
+        )
+        metrics.gauge(
+            "journal_lost",
+            "1 once the deployment's journal is gone or replaced (trading halted)",
+            "1",
+            lambda: [(1.0 if self.identity.lost is not None else 0.0, {})],
+        )
         return metrics
+
+    def _exhausted_gauge(self) -> list[tuple[float, dict[str, str]]]:
+        halt = self.core.halt
+        if halt is None or halt.cause != "recovery_exhausted":
+            return [(0.0, {})]
+        return [(1.0, {"target": halt.target})]
 
     # -- the core's steps ----------------------------------------------------------------------
 
