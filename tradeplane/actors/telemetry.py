@@ -175,6 +175,12 @@ class TelemetryActor(SupervisedActor):
         self.alerts = sender
         spawn(self.tasks, sender.run())
 
+    async def alert_now(self, line: dict[str, Any]) -> None:
+        """An operator event the journal may never hold (``journal_lost``, from the
+        supervisor): to the webhook at once, under its event id."""
+        if self.alerts is not None:
+            self.alerts.tell(line)
+
     def _open_reader(self) -> JournalReader:
         return JournalReader.open_when_there(self.state_dir, deployment=self.deployment)
 

@@ -25,7 +25,7 @@ from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.core.health import Health, HealthReading, Phase
 from tradeplane.core.session import make_calendar
 from tradeplane.core.watchdog import Lifecycle, RecoveryPolicy
-from tradeplane.journal.records import JournalRecord, StateWrite
+from tradeplane.journal.records import JournalRecord, StateWrite, iso_utc
 from tradeplane.protocol.api import (
     BrokerApi,
     ChildApi,
@@ -33,6 +33,7 @@ from tradeplane.protocol.api import (
     FeedApi,
     JournalApi,
     RiskApi,
+    TelemetryApi,
 )
 from tradeplane.protocol.events import EventKind
 from tradeplane.protocol.roles import (
@@ -40,6 +41,7 @@ from tradeplane.protocol.roles import (
     ROLE_FEED,
     ROLE_JOURNAL,
     ROLE_RISK,
+    ROLE_TELEMETRY,
     ROLE_VENUE,
     Role,
     child_role,
@@ -309,7 +311,20 @@ class Supervisor:
         self, kind: EventKind, data: dict[str, Any], state: list[StateWrite] | None = None
     ) -> None:
         """Queued: kept and resent by the adapter until the journal acknowledges it."""
-        self.adapter.append([self.record(kind, data)], state or [])
+        record = self.record(kind, data)
+        self.adapter.append([record], state or [])
+        if kind is EventKind.JOURNAL_LOST:
+            # The journal may never come back to say it: the alert webhook (if any) is told
+            # directly, under the record's event id, so the journaled copy is not sent again.
+            line = {
+                "event_id": record.event_id,
+                "kind": record.kind.value,
+                "deployment": record.deployment,
+                "data": record.data,
+                "ts": iso_utc(record.ts),
+                "seq": None,
+            }
+            self.adapter.send(ROLE_TELEMETRY, TelemetryApi.alert_now, line)
 
     async def journal_durably(
         self, kind: EventKind, data: dict[str, Any], state: list[StateWrite] | None = None

@@ -99,6 +99,11 @@ class Delivery:
     backoff: Backoff
     cursor: int = 0
     queue: deque[Alert] = field(default_factory=deque)
+    urgent: deque[Alert] = field(default_factory=deque)
+    """Alerts told directly, not read from the journal (``journal_lost``: the journal may never
+    come back to hold it); tried before the queue, not part of the cursor."""
+    told: set[str] = field(default_factory=set)
+    """Keys of the urgent alerts: the journaled copy, if it comes, is not sent again."""
     next_try: float = 0.0
     tries: int = 0
     delivered: int = 0
@@ -123,15 +128,26 @@ class Delivery:
                 continue
             self.seen = seq
             alert = alert_of(line)
-            if alert is None:
+            if alert is None or alert.key in self.told:
                 continue
             if len(self.queue) >= self.max_queue:
                 self.queue.popleft()
-                self._new_head()
+                if not self.urgent:  # the dropped one was the head: the next starts afresh
+                    self._new_head()
                 dropped += 1
             self.queue.append(alert)
         self.dropped += dropped
         return dropped
+
+    def tell(self, line: Mapping[str, Any]) -> bool:
+        """Queue the alert of a line that is not (yet) in the journal, ahead of the others;
+        False when it makes none or was told already."""
+        alert = alert_of(line)
+        if alert is None or alert.key in self.told:
+            return False
+        self.told.add(alert.key)
+        self.urgent.append(alert)
+        return True
 
     def resume_at(self) -> int:
         """The seq a restarted sender reads on from: before the oldest alert not delivered."""
@@ -139,13 +155,19 @@ class Delivery:
 
     def due(self, now: float) -> Alert | None:
         """The alert to try now (the oldest), or None: nothing queued, or its next try is later."""
-        if not self.queue or now < self.next_try:
+        head = self._head()
+        if head is None or now < self.next_try:
             return None
-        return self.queue[0]
+        return head
+
+    def _head(self) -> Alert | None:
+        if self.urgent:
+            return self.urgent[0]
+        return self.queue[0] if self.queue else None
 
     def wait_s(self, now: float) -> float | None:
         """Seconds until the next try is due; None with nothing queued."""
-        return None if not self.queue else max(0.0, self.next_try - now)
+        return None if self._head() is None else max(0.0, self.next_try - now)
 
     def sent(self, alert: Alert) -> None:
         """The receiver took ``alert`` (2xx)."""
@@ -170,9 +192,10 @@ class Delivery:
         return wait
 
     def _pop(self, alert: Alert) -> bool:
-        if not self.queue or self.queue[0] is not alert:
+        queue = self.urgent if self.urgent and self.urgent[0] is alert else self.queue
+        if not queue or queue[0] is not alert:
             return False  # dropped meanwhile (the queue overflowed during the POST)
-        self.queue.popleft()
+        queue.popleft()
         self._new_head()
         return True
 
@@ -182,7 +205,7 @@ class Delivery:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "queued": len(self.queue),
+            "queued": len(self.queue) + len(self.urgent),
             "delivered": self.delivered,
             "dropped": self.dropped,
             "rejected": self.rejected,

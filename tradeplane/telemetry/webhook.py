@@ -96,7 +96,7 @@ class WebhookSender:
                 "alerts_queued",
                 "Alert webhook events waiting for the receiver",
                 "1",
-                lambda: [(float(len(self.delivery.queue)), {})],
+                lambda: [(float(self.delivery.summary()["queued"]), {})],
             )
 
     # -- queueing ------------------------------------------------------------------------------
@@ -116,6 +116,11 @@ class WebhookSender:
         if len(self.delivery.queue) != before or dropped:
             self._wake.set()
         self.save_cursor()
+
+    def tell(self, line: Mapping[str, Any]) -> None:
+        """An event not read from the journal (``journal_lost``): sent ahead of the queue."""
+        if self.delivery.tell(line):
+            self._wake.set()
 
     # -- sending -------------------------------------------------------------------------------
 

@@ -135,3 +135,16 @@ def test_head_dropped_while_its_post_ran_then_the_answer_moves_nothing() -> None
     d.offer([kill(2)])  # overflows: kill(1) dropped meanwhile
     d.sent(head)
     assert [a.seq for a in d.queue] == [2] and d.delivered == 0
+
+
+def test_told_directly_then_sent_first_outside_the_cursor_and_its_journaled_copy_skipped() -> None:
+    d = delivery(cursor=0)
+    d.offer([kill(1)])
+    lost = {**line(0, "journal_lost", {"reason": "gone"}), "seq": None, "event_id": "ev-lost"}
+    assert d.tell(lost) and not d.tell(lost)
+    head = d.due(0.0)
+    assert head is not None and head.key == "ev-lost"
+    d.sent(head)
+    assert d.resume_at() == 0  # kill(1) still to send
+    d.offer([{**lost, "seq": 2}])  # the journal came back and holds it
+    assert [a.key for a in d.queue] == ["ev-1"]

@@ -245,3 +245,20 @@ def test_run_loop_then_sends_what_is_offered_and_sleeps_when_nothing_is(
 
     asyncio.run(scenario())
     assert receiver.keys() == ["ev-1", "ev-4", "ev-5"]
+
+
+def test_journal_lost_told_directly_then_posted_ahead_of_the_journals_alerts(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    lost = {**line(0, "journal_lost", {"reason": "gone"}), "seq": None, "event_id": "ev-lost"}
+
+    async def scenario() -> None:
+        s = sender(receiver.url(), tmp_path, Clock())
+        s.offer(JOURNAL)
+        s.tell(lost)
+        assert await drain(s) == ["sent"] * 4
+        await s.close()
+
+    asyncio.run(scenario())
+    assert receiver.keys() == ["ev-lost", "ev-1", "ev-4", "ev-5"]
+    assert receiver.posts[0][1]["alert"] == "journal_lost"
