@@ -69,6 +69,7 @@ READ_PAGE = 2000
 IDLE_READ_MAX_S = 2.0
 DROP_WARNING_INTERVAL_S = 30.0
 SCRAPE_TIMEOUT_S = 1.0
+ALERTS_FLUSH_S = 3.0  # of a stop's flush: what a down webhook receiver may hold it up
 
 
 def idle_wait_s(interval_s: float, quiet_rounds: int) -> float:
@@ -240,6 +241,8 @@ class TelemetryActor(SupervisedActor):
         await self._ready.wait()
         deadline = time.monotonic() + timeout_s
         await self._read_all()
+        if self.alerts is not None:  # the last events (health failed, say) before it stops
+            await self.alerts.settle(min(ALERTS_FLUSH_S, timeout_s))
         while self.shipper is not None and len(self.shipper) and time.monotonic() < deadline:
             result = await asyncio.to_thread(self.shipper.ship_once)
             self._after_ship()

@@ -199,6 +199,14 @@ class WebhookSender:
                 log.exception("alerts: sending failed")
                 await asyncio.sleep(1.0)
 
+    async def settle(self, timeout_s: float) -> None:
+        """Give the running sender (``run``) up to ``timeout_s`` to deliver what is queued; what
+        is left stays queued (and in the cursor) for the next start."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while self.delivery.summary()["queued"]:
+                    await asyncio.sleep(0.05)
+
     async def close(self) -> None:
         self.save_cursor()
         session, self._session = self._session, None

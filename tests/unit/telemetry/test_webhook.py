@@ -262,3 +262,21 @@ def test_journal_lost_told_directly_then_posted_ahead_of_the_journals_alerts(
     asyncio.run(scenario())
     assert receiver.keys() == ["ev-lost", "ev-1", "ev-4", "ev-5"]
     assert receiver.posts[0][1]["alert"] == "journal_lost"
+
+
+def test_settle_before_a_stop_then_what_is_queued_delivered_and_a_down_receiver_keeps_it(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    async def scenario(url: str, timeout_s: float) -> int:
+        s = sender(url, tmp_path, Clock())
+        task = asyncio.create_task(s.run())
+        s.offer(JOURNAL)
+        await s.settle(timeout_s)
+        task.cancel()
+        await s.close()
+        return int(s.delivery.summary()["queued"])
+
+    assert asyncio.run(scenario(receiver.url(), 10.0)) == 0
+    assert receiver.keys() == ["ev-1", "ev-4", "ev-5"]
+    down = Receiver()  # never started
+    assert asyncio.run(scenario(down.url(), 0.3)) == 3
