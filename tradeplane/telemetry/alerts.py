@@ -105,7 +105,6 @@ class Delivery:
     told: set[str] = field(default_factory=set)
     """Keys of the urgent alerts: the journaled copy, if it comes, is not sent again."""
     next_try: float = 0.0
-    tries: int = 0
     delivered: int = 0
     dropped: int = 0
     rejected: int = 0
@@ -185,7 +184,6 @@ class Delivery:
         """A try failed in a way a retry may fix: the same alert again after the backoff's
         next wait (returned). Order is kept: nothing behind it goes first."""
         self.failures += 1
-        self.tries += 1
         self.last_error = error
         wait = self.backoff.next()
         self.next_try = now + wait
@@ -201,7 +199,7 @@ class Delivery:
 
     def _new_head(self) -> None:
         self.backoff.reset()
-        self.next_try, self.tries = 0.0, 0
+        self.next_try = 0.0
 
     def summary(self) -> dict[str, Any]:
         return {
