@@ -17,7 +17,7 @@ export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_worker_niceness := 0
 
-.PHONY: backtest help setup browser run report test test-unit test-integration bench lint fmt clean distclean
+.PHONY: backtest help setup browser promtool run report test test-unit test-integration bench lint fmt clean distclean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-setup: $(STAMP) browser ## Create .venv and install tradeplane with its dev tools
+setup: $(STAMP) browser promtool ## Create .venv and install tradeplane with its dev tools
 
 # The report's browser test drives the distribution's chromium (playwright's own browser download
 # cannot be fetched here). Installed only where apt-get runs as root; elsewhere, or if the
@@ -45,6 +45,20 @@ browser: ## Install the distribution's chromium for the report's browser test (r
 		echo "note: no chromium, and no apt-get as root to install it: the report's browser test will skip"; \
 	fi
 
+# The alert rules' test (ops/prometheus) runs the distribution's promtool (package prometheus).
+# Installed the same way as chromium above: root + apt-get only, else the test skips and says why.
+promtool: ## Install the distribution's promtool for the alert rules' test (root + apt only)
+	@if command -v promtool >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing prometheus (apt-get) for promtool, the alert rules' test"; \
+		( apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus ) \
+			>/tmp/tradeplane-promtool-install.log 2>&1 \
+		|| echo "warning: promtool did not install (see /tmp/tradeplane-promtool-install.log): the alert rules' test will skip"; \
+	else \
+		echo "note: no promtool, and no apt-get as root to install it: the alert rules' test will skip"; \
+	fi
+
 run: $(STAMP) ## Run the offline demo (sim venue, two strategies, paper) for RUN_SECONDS
 	$(BIN)/tradeplane run config/demo.toml --duration $(RUN_SECONDS)
 
@@ -55,7 +69,7 @@ report: $(STAMP) ## Write the demo's report (after `make run`) and print its pat
 	@test -f .tradeplane/demo/journal.db || { echo "no demo journal in .tradeplane/demo yet: run \`make run\` first"; exit 1; }
 	@$(BIN)/tradeplane report demo --config config/demo.toml --out .tradeplane/demo/report.html
 
-test: lint browser ## Lint, then the whole test suite (unit, integration on real Ray, chaos)
+test: lint browser promtool ## Lint, then the whole test suite (unit, integration on real Ray, chaos)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## Run only the pure unit tests (no Ray)

@@ -155,6 +155,13 @@ def test_paper_run_then_backtest_of_its_bars_in_parity_and_drift_tracked_across_
             started = j.events(kinds=["telemetry_started"])
         gauges = scrape(str(started[-1]["data"]["metrics"]))
         assert max(v for _, v in gauges["tradeplane_drift_alerts_active"]) >= 1
+        # One series per alert, named by strategy and figure (the alert rule's labels).
+        coin = [
+            v
+            for labels, v in gauges["tradeplane_drift_alert"]
+            if (labels.get("strategy"), labels.get("figure")) == ("coin", "intents_mismatched")
+        ]
+        assert coin == [1.0]
 
         killed = kill_actor(run.name, "drift")
         assert killed["ok"], killed

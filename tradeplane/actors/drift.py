@@ -287,6 +287,14 @@ class DriftActor(SupervisedActor):
             "1",
             lambda: [(float(len(self._active())), {})],
         )
+        self.metrics.gauge(
+            "drift_alert",
+            "1 for each strategy's drift figure over its [drift] threshold now",
+            "1",
+            lambda: [
+                (1.0, {"strategy": a["strategy"], "figure": a["figure"]}) for a in self._active()
+            ],
+        )
 
     def _figure(self, figure: str) -> list[tuple[float, dict[str, str]]]:
         if self.session is None:

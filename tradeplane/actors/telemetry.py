@@ -8,6 +8,12 @@ crash it resumes there, so no finished span is lost (a few may be sent twice). N
 trading path waits for it; a down collector costs only queued (then dropped, counted and
 journaled) spans.
 
+With ``[alerts] webhook_url`` set it also POSTs the operator events it reads (kill switch
+tripped, health failed or feed silent, recovery exhausted, journal lost, drift alert, spans
+dropped) to the webhook (``telemetry.webhook``): this actor already reads every journal line off
+the trading path, on the journal's node, and keeps its place in the state dir, which is all an
+at-least-once sender needs; no trading actor waits for it.
+
 The Prometheus endpoint serves the journal-derived counters kept here (intents, orders by status,
 denials by reason, fills, recovery attempts: equal to the journal by construction, whatever
 restarted) and the live metrics each actor keeps in-process (``metrics_snapshot``).
@@ -55,6 +61,7 @@ from tradeplane.telemetry.spans import SpanBuilder
 
 if TYPE_CHECKING:
     from tradeplane.telemetry.prometheus import MetricsServer
+    from tradeplane.telemetry.webhook import WebhookSender
 
 log = logging.getLogger("tradeplane.telemetry")
 CURSOR_FILE = "telemetry_cursor.json"
@@ -62,6 +69,7 @@ READ_PAGE = 2000
 IDLE_READ_MAX_S = 2.0
 DROP_WARNING_INTERVAL_S = 30.0
 SCRAPE_TIMEOUT_S = 1.0
+ALERTS_FLUSH_S = 3.0  # of a stop's flush: what a down webhook receiver may hold it up
 
 
 def idle_wait_s(interval_s: float, quiet_rounds: int) -> float:
@@ -113,6 +121,7 @@ class TelemetryActor(SupervisedActor):
         self._dropped_reported = 0
         self._last_drop_warning = 0.0
         self.last_export_error: str | None = None
+        self.alerts: WebhookSender | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -141,12 +150,37 @@ class TelemetryActor(SupervisedActor):
             )
             self._counted_to = seeded_to
             self.cursor = self._load_cursor(default=seeded_to)
+            await self._start_alerts(seeded_to)
             self._save_cursor()  # from now on a restart resumes here, never at the journal's end
             self.builder = SpanBuilder(lookup=self._lookup, run_id=self.run_id)
             await self._start_metrics_server()
             spawn(self.tasks, self._loop())
             self._ready.set()
         return self._summary()
+
+    async def _start_alerts(self, journal_end: int) -> None:
+        """The webhook sender, resumed where it stopped: the alerts journaled since are queued
+        (one query by kind), then the pages ``_read_all`` reads feed it."""
+        if self.cfg.alerts.url() is None:
+            return
+        from tradeplane.telemetry.alerts import ALERT_KINDS
+        from tradeplane.telemetry.webhook import WebhookSender, load_cursor
+
+        assert self.reader is not None
+        start = await asyncio.to_thread(load_cursor, self.state_dir, journal_end)
+        sender = WebhookSender(
+            self.cfg.alerts, state_dir=self.state_dir, start_seq=start, metrics=self.metrics
+        )
+        missed = await asyncio.to_thread(self.reader.events, list(ALERT_KINDS), start)
+        sender.offer(missed)
+        self.alerts = sender
+        spawn(self.tasks, sender.run())
+
+    async def alert_now(self, line: dict[str, Any]) -> None:
+        """An operator event the journal may never hold (``journal_lost``, from the
+        supervisor): to the webhook at once, under its event id."""
+        if self.alerts is not None:
+            self.alerts.tell(line)
 
     def _open_reader(self) -> JournalReader:
         return JournalReader.open_when_there(self.state_dir, deployment=self.deployment)
@@ -207,6 +241,8 @@ class TelemetryActor(SupervisedActor):
         await self._ready.wait()
         deadline = time.monotonic() + timeout_s
         await self._read_all()
+        if self.alerts is not None:  # the last events (health failed, say) before it stops
+            await self.alerts.settle(min(ALERTS_FLUSH_S, timeout_s))
         while self.shipper is not None and len(self.shipper) and time.monotonic() < deadline:
             result = await asyncio.to_thread(self.shipper.ship_once)
             self._after_ship()
@@ -220,6 +256,8 @@ class TelemetryActor(SupervisedActor):
             t.cancel()
         if self.server is not None:
             await self.server.stop()
+        if self.alerts is not None:
+            await self.alerts.close()
         if self.shipper is not None:
             await asyncio.to_thread(self.shipper.shutdown)
         if self.reader is not None:
@@ -275,6 +313,8 @@ class TelemetryActor(SupervisedActor):
                 if not page:
                     break
                 self.counters.count(e for e in page if int(e["seq"]) > self._counted_to)
+                if self.alerts is not None:
+                    self.alerts.offer(page)
                 self._counted_to = max(self._counted_to, int(page[-1]["seq"]))
                 if self.shipper is not None:
                     self.shipper.add(self.builder.feed(page))
@@ -400,6 +440,7 @@ class TelemetryActor(SupervisedActor):
             if shipper and shipper.last_error
             else None,
             "skipped_events": self.builder.skipped if self.builder else 0,
+            "alerts": self.alerts.summary() if self.alerts is not None else None,
         }
 
     async def heartbeat(self) -> dict[str, Any]:

@@ -145,6 +145,15 @@ def telemetry_line(status: dict[str, Any]) -> Text:
         )
         if tel.get("last_export_error") and tel.get("queued_spans"):
             text.append(f" (collector: {tel['last_export_error']})", style="bold yellow")
+    alerts = tel.get("alerts")
+    if alerts:
+        text.append(
+            f" | alerts to {alerts.get('webhook')}: delivered {alerts.get('delivered') or 0:,}"
+            f", queued {alerts.get('queued') or 0:,}, dropped {alerts.get('dropped') or 0:,}"
+            f", refused {alerts.get('rejected') or 0:,}"
+        )
+        if alerts.get("last_error") and alerts.get("queued"):
+            text.append(f" (receiver: {alerts['last_error']})", style="bold yellow")
     return text
 
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from tradeplane.config.alerts import AlertsConfig
 from tradeplane.config.base import FrozenModel
 from tradeplane.config.drift import DriftConfig
 from tradeplane.config.faults import FaultSpec
@@ -452,6 +453,8 @@ class TradeplaneConfig(FrozenModel):
     ``drift_alert``. Default none (not tracked)."""
     promotion: PromotionConfig = PromotionConfig()
     """What ``tradeplane promote`` requires before this config goes live."""
+    alerts: AlertsConfig = AlertsConfig()
+    """Where operator events are POSTed (``webhook_url``). Default: no webhook."""
     source_path: Path | None = Field(default=None, exclude=True)
     """Where this config was loaded from (set by the loader)."""
     loaded_from_dir: Path | None = Field(default=None, exclude=True)

@@ -77,7 +77,7 @@ def journal_lost(core: SupervisorCore, reason: str, journal_role: str = "journal
     if core.halt is not None:
         return []
     core.failure = reason
-    core.halt = Halt(journal_role, reason)
+    core.halt = Halt(journal_role, reason, cause="journal_lost")
     core.queue.clear()
     return [
         SetTradingState(TradingState.HALTED, dict(HALTED, reason="journal_lost")),

@@ -73,6 +73,8 @@ class Halt:
 
     target: str
     reason: str
+    cause: str = "recovery_exhausted"
+    """What made the supervisor give up: ``recovery_exhausted`` or ``journal_lost``."""
     failures: int = 0
     confirmed: bool = False
     given_up: str | None = None

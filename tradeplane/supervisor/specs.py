@@ -132,6 +132,11 @@ def child_specs(cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> 
     own node (``config.settings.node_credentials``)."""
     dep = cfg.deployment.name
     public = without_credentials(cfg)
+    # The alert webhook's URL may hold a token: only the telemetry actor, which sends, gets it.
+    sends_alerts = public
+    public = public.model_copy(
+        update={"alerts": public.alerts.model_copy(update={"webhook_url": None})}
+    )
     cfg = public
     state_dir = str(cfg.deployment.resolved_state_dir())
     specs = [
@@ -198,7 +203,7 @@ def child_specs(cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> 
                 child_options(dep, ROLE_DRIFT),
             )
         )
-    if cfg.telemetry.enabled:
+    if cfg.telemetry.enabled or sends_alerts.alerts.url() is not None:
         # Right after the journal (it reads the journal's files: both on the state node), so
         # it sees every line of the run; it is asked for the others' metrics by role.
         roles = [s.role for s in specs] + [ROLE_TELEMETRY, ROLE_SUPERVISOR]
@@ -207,7 +212,7 @@ def child_specs(cfg: TradeplaneConfig, run_id: str, sources: dict[str, str]) -> 
             ChildSpec(
                 ROLE_TELEMETRY,
                 TelemetryActor,
-                (public, run_id, roles),
+                (sends_alerts, run_id, roles),
                 child_options(dep, ROLE_TELEMETRY),
             ),
         )

@@ -115,6 +115,7 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
                 "dropped_spans",
                 "export_failures",
                 "last_export_error",
+                "alerts",
             )
         }
         if ROLE_TELEMETRY in children

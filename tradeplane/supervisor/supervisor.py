@@ -25,7 +25,7 @@ from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.core.health import Health, HealthReading, Phase
 from tradeplane.core.session import make_calendar
 from tradeplane.core.watchdog import Lifecycle, RecoveryPolicy
-from tradeplane.journal.records import JournalRecord, StateWrite
+from tradeplane.journal.records import JournalRecord, StateWrite, iso_utc
 from tradeplane.protocol.api import (
     BrokerApi,
     ChildApi,
@@ -33,6 +33,7 @@ from tradeplane.protocol.api import (
     FeedApi,
     JournalApi,
     RiskApi,
+    TelemetryApi,
 )
 from tradeplane.protocol.events import EventKind
 from tradeplane.protocol.roles import (
@@ -40,6 +41,7 @@ from tradeplane.protocol.roles import (
     ROLE_FEED,
     ROLE_JOURNAL,
     ROLE_RISK,
+    ROLE_TELEMETRY,
     ROLE_VENUE,
     Role,
     child_role,
@@ -191,7 +193,25 @@ class Supervisor:
             "1",
             lambda: [(float(len(self.core.down())), {})],
         )
+        metrics.gauge(
+            "recovery_exhausted",
+            "1 while trading is halted because recovery gave up on the target",
+            "1",
+            self._exhausted_gauge,
+        )
+        metrics.gauge(
+            "journal_lost",
+            "1 once the deployment's journal is gone or replaced (trading halted)",
+            "1",
+            lambda: [(1.0 if self.identity.lost is not None else 0.0, {})],
+        )
         return metrics
+
+    def _exhausted_gauge(self) -> list[tuple[float, dict[str, str]]]:
+        halt = self.core.halt
+        if halt is None or halt.cause != "recovery_exhausted":
+            return [(0.0, {})]
+        return [(1.0, {"target": halt.target})]
 
     # -- the core's steps ----------------------------------------------------------------------
 
@@ -291,7 +311,20 @@ class Supervisor:
         self, kind: EventKind, data: dict[str, Any], state: list[StateWrite] | None = None
     ) -> None:
         """Queued: kept and resent by the adapter until the journal acknowledges it."""
-        self.adapter.append([self.record(kind, data)], state or [])
+        record = self.record(kind, data)
+        self.adapter.append([record], state or [])
+        if kind is EventKind.JOURNAL_LOST:
+            # The journal may never come back to say it: the alert webhook (if any) is told
+            # directly, under the record's event id, so the journaled copy is not sent again.
+            line = {
+                "event_id": record.event_id,
+                "kind": record.kind.value,
+                "deployment": record.deployment,
+                "data": record.data,
+                "ts": iso_utc(record.ts),
+                "seq": None,
+            }
+            self.adapter.send(ROLE_TELEMETRY, TelemetryApi.alert_now, line)
 
     async def journal_durably(
         self, kind: EventKind, data: dict[str, Any], state: list[StateWrite] | None = None

@@ -131,6 +131,9 @@ class JournalCounters:
             "failures": metrics.counter("telemetry_export_failures", "Failed export calls"),
         }
         self._span_totals = {"exported": 0, "dropped": 0, "failures": 0}
+        for counter in self._spans.values():
+            # Served at 0 from the start: an alert on their increase sees the first drop.
+            counter.add(0)
 
     def _labels(self, c: JournalCounter, kind: str, values: Iterable[Any]) -> dict[str, str]:
         labels = {name: _label(v) for name, v in zip(c.labels, values, strict=True)}

@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.console import Console
 
-from tradeplane.cli.render import drift_line, standbys_line
+from tradeplane.cli.render import drift_line, standbys_line, telemetry_line
 
 
 def shown(status: dict[str, Any]) -> str:
@@ -86,3 +86,26 @@ def test_drift_line_when_alert_active_then_figures_and_the_alert_named() -> None
     assert "return -0.40 pp vs backtest" in text and "fills 7.25 bps" in text
     assert "shortfall vs baseline +1.20%" in text
     assert "ALERT: s1 fill_slippage_bps" in text
+
+
+def test_telemetry_line_when_alert_webhook_then_masked_url_and_delivery_shown() -> None:
+    tel = {
+        "metrics_endpoint": "http://127.0.0.1:9464/metrics",
+        "traces_exporter": "none",
+        "alerts": {
+            "webhook": "https://hooks.example.com/***",
+            "delivered": 3,
+            "queued": 2,
+            "dropped": 0,
+            "rejected": 1,
+            "last_error": "HTTP 503",
+        },
+    }
+    text = telemetry_line({"telemetry": tel}).plain
+    assert "alerts to https://hooks.example.com/***: delivered 3, queued 2, dropped 0" in text
+    assert "refused 1 (receiver: HTTP 503)" in text
+
+
+def test_telemetry_line_when_no_webhook_then_no_alerts_part() -> None:
+    text = telemetry_line({"telemetry": {"traces_exporter": "none", "alerts": None}}).plain
+    assert "alerts" not in text

@@ -147,3 +147,35 @@ def test_stop_after_journal_lost_then_nothing_waits_on_the_lost_journal() -> Non
         assert sup.core.phase is Phase.STOPPED
 
     run(scenario)
+
+
+def _gauge(sup: Supervisor, name: str) -> list[tuple[float, dict[str, str]]]:
+    points = [p for p in sup.start_metrics().snapshot() if p.name == name]
+    return [(float(p.value or 0.0), p.label_dict()) for p in points]
+
+
+def test_journal_lost_then_the_journal_lost_gauge_reads_one_and_recovery_exhausted_zero() -> None:
+    async def scenario() -> None:
+        sup, adapter, _ = await running()
+        assert [v for v, _ in _gauge(sup, "journal_lost")] == [0.0]
+        adapter.beats["journal"] = {"genesis": "h" * 64, "last_seq": 50}
+        await sup.tick()
+        await settle()
+        assert [v for v, _ in _gauge(sup, "journal_lost")] == [1.0]
+        assert [v for v, _ in _gauge(sup, "recovery_exhausted")] == [0.0]
+
+    run(scenario)
+
+
+def test_journal_lost_then_the_alert_webhook_told_directly_under_the_records_event_id() -> None:
+    async def scenario() -> None:
+        sup, adapter, _ = await running()
+        adapter.beats["journal"] = {"genesis": "h" * 64, "last_seq": 50}
+        await sup.tick()
+        await settle()
+        [(_, _, (line,))] = [s for s in adapter.sent if s[1] == "alert_now"]
+        [journaled] = [r for r in adapter.records if r["kind"] == "journal_lost"]
+        assert line["event_id"] == journaled["event_id"] and line["kind"] == "journal_lost"
+        assert line["deployment"] == "t" and "genesis changed" in line["data"]["reason"]
+
+    run(scenario)

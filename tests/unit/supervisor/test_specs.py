@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from pydantic import SecretStr
+
 from tests.unit.supervisor.fakes import config
+from tradeplane.config.models import TradeplaneConfig
 from tradeplane.supervisor import specs
 
 
@@ -36,3 +39,35 @@ def test_every_child_class_then_a_standby_can_build_it_from_its_path() -> None:
     for spec in specs.child_specs(config(), "run-1", {"a": ""}):
         path = specs.class_path_of(spec.actor_class)
         assert load_class(path) is plain_class(spec.actor_class.resolve()), spec.role
+
+
+def test_alert_webhook_then_only_the_telemetry_actor_gets_its_url() -> None:
+    url = "https://hooks.example.com/T0ken-abc"
+    cfg = config().model_copy(
+        update={"alerts": config().alerts.model_copy(update={"webhook_url": SecretStr(url)})}
+    )
+    built = specs.child_specs(cfg, "run-1", {"a": ""})
+    given = {
+        s.role: arg.alerts.url()
+        for s in built
+        for arg in s.args
+        if isinstance(arg, TradeplaneConfig)
+    }
+    assert given.pop("telemetry") == url
+    assert given and set(given.values()) == {None}
+
+
+def test_alert_webhook_with_metrics_and_traces_off_then_a_telemetry_actor_still_sends() -> None:
+    cfg = TradeplaneConfig.model_validate(
+        {
+            "deployment": {"name": "t"},
+            "strategies": [{"name": "a", "path": "x.py", "class_name": "A"}],
+            "telemetry": {"traces_exporter": "none"},
+            "alerts": {"webhook_url": "http://127.0.0.1:9/hook"},
+        }
+    )
+    cfg = cfg.model_copy(
+        update={"telemetry": cfg.telemetry.model_copy(update={"metrics_port": None})}
+    )
+    assert not cfg.telemetry.enabled
+    assert "telemetry" in [s.role for s in specs.child_specs(cfg, "run-1", {"a": ""})]

@@ -111,6 +111,26 @@ def test_restarts_exhausted_then_halted_fail_closed_and_health_failed() -> None:
     run(scenario)
 
 
+def test_restarts_exhausted_then_recovery_exhausted_gauge_names_the_target() -> None:
+    async def scenario() -> None:
+        sup, adapter, _ = await running(max_recovery_attempts=1)
+
+        def exhausted() -> list[tuple[float, dict[str, str]]]:
+            points = sup.start_metrics().snapshot()
+            return [
+                (float(p.value or 0.0), p.label_dict())
+                for p in points
+                if p.name == "recovery_exhausted"
+            ]
+
+        assert [v for v, _ in exhausted()] == [0.0]
+        await exhaust_risk(sup, adapter)
+        [(value, labels)] = exhausted()
+        assert value == 1.0 and labels["target"] == "risk"
+
+    run(scenario)
+
+
 def test_exhausted_then_broker_halted_before_the_exhaustion_is_journaled_durably() -> None:
     async def scenario() -> None:
         sup, adapter, _ = await running(max_recovery_attempts=1)

@@ -248,3 +248,11 @@ def test_span_totals_when_reported_twice_then_counters_grow_by_the_difference(
     assert values["telemetry_spans_exported"] == 25
     assert values["telemetry_spans_dropped"] == 3
     assert values["telemetry_export_failures"] == 1
+
+
+def test_span_counters_when_nothing_dropped_yet_then_served_at_zero(metrics: ActorMetrics) -> None:
+    JournalCounters(metrics)
+
+    values = {p.name: p.value for p in metrics.snapshot() if p.name.startswith("telemetry_")}
+    assert values["telemetry_spans_dropped"] == 0
+    assert values["telemetry_spans_exported"] == 0
