@@ -45,18 +45,23 @@ browser: ## Install the distribution's chromium for the report's browser test (r
 		echo "note: no chromium, and no apt-get as root to install it: the report's browser test will skip"; \
 	fi
 
-# The alert rules' test (ops/prometheus) runs the distribution's promtool (package prometheus).
-# Installed the same way as chromium above: root + apt-get only, else the test skips and says why.
-promtool: ## Install the distribution's promtool for the alert rules' test (root + apt only)
-	@if command -v promtool >/dev/null 2>&1; then \
+# The alert rules' test (ops/prometheus) runs promtool, taken from the distribution's prometheus
+# package: the .deb is downloaded and only its promtool (a static binary) unpacked into .venv/bin.
+# Installing the package would also install and, under systemd, start a Prometheus server on
+# 0.0.0.0:9090. Needs apt's package lists (refreshed as root); elsewhere the test skips.
+promtool: $(STAMP) ## Put the distribution's promtool in .venv/bin for the alert rules' test
+	@if command -v promtool >/dev/null 2>&1 || [ -x $(BIN)/promtool ]; then \
 		:; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing prometheus (apt-get) for promtool, the alert rules' test"; \
-		( apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus ) \
+	elif command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then \
+		echo "unpacking promtool from the distribution's prometheus package into $(BIN)"; \
+		d=$$(mktemp -d) && ( cd $$d \
+			&& { apt-get download prometheus || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get download prometheus; }; } \
+			&& dpkg-deb -x prometheus_*.deb x && install -m 0755 x/usr/bin/promtool $(CURDIR)/$(BIN)/promtool ) \
 			>/tmp/tradeplane-promtool-install.log 2>&1 \
-		|| echo "warning: promtool did not install (see /tmp/tradeplane-promtool-install.log): the alert rules' test will skip"; \
+		|| echo "warning: promtool not unpacked (see /tmp/tradeplane-promtool-install.log): the alert rules' test will skip"; \
+		rm -rf $$d; \
 	else \
-		echo "note: no promtool, and no apt-get as root to install it: the alert rules' test will skip"; \
+		echo "note: no promtool, and no apt-get to fetch it: the alert rules' test will skip"; \
 	fi
 
 run: $(STAMP) ## Run the offline demo (sim venue, two strategies, paper) for RUN_SECONDS

@@ -1,7 +1,7 @@
 """ops/prometheus/alerts.yml: valid rules (``promtool check rules``), each alert firing and not
 firing as ops/prometheus/alerts_test.yml says (``promtool test rules``), and every metric it
-names one tradeplane registers. promtool is the distribution's ``prometheus`` package (``make
-promtool`` installs it where apt-get runs as root); without it the promtool tests skip."""
+names one tradeplane registers. promtool comes from the distribution's ``prometheus`` package
+(``make promtool`` unpacks it into .venv/bin); without it the promtool tests skip."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,11 +31,16 @@ WANTED_ALERTS = {
 
 
 def promtool() -> str:
-    found = os.environ.get("TRADEPLANE_PROMTOOL") or shutil.which("promtool")
+    beside = Path(sys.executable).parent / "promtool"  # where `make promtool` unpacks it
+    found = (
+        os.environ.get("TRADEPLANE_PROMTOOL")
+        or shutil.which("promtool")
+        or (str(beside) if beside.is_file() else None)
+    )
     if found is None:
         pytest.skip(
-            "no promtool on PATH (`make promtool` installs the distribution's prometheus "
-            "package where apt-get runs as root; or set TRADEPLANE_PROMTOOL)"
+            "no promtool on PATH or in .venv/bin (`make promtool` unpacks it from the "
+            "distribution's prometheus package; or set TRADEPLANE_PROMTOOL)"
         )
     return found
 
