@@ -26,7 +26,9 @@ class SystemClock:
 
 
 class ManualClock:
-    """A clock that moves only when told; both readings advance together."""
+    """A clock that moves only when told: ``advance`` moves both readings together (time
+    passing); ``step_wall`` moves the wall clock alone, either way (NTP or an operator setting
+    the clock), as a real host's clock can, while the monotonic reading does not move."""
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self._now = start
@@ -43,6 +45,10 @@ class ManualClock:
             raise ValueError("a clock cannot go backwards")
         self._now += seconds
         self._mono += seconds
+
+    def step_wall(self, seconds: float) -> None:
+        """The wall clock jumps by ``seconds`` (negative: back); no time passes."""
+        self._now += seconds
 
 
 def utc_from_ts(ts: float) -> datetime:
