@@ -110,7 +110,8 @@ class BrokerActor(SupervisedActor):
         )
         self.trading_state = TradingState.ACTIVE
         # Nothing leaves once the supervisor has been away for lease_s (see core.lease).
-        self.lease = SupervisionLease(cfg.supervisor.lease_s, time.time())
+        # On the monotonic clock: a wall step must neither lapse it nor keep it alive.
+        self.lease = SupervisionLease(cfg.supervisor.lease_s, time.monotonic())
         self.blocked_unsupervised = 0
         self.kill_switch: dict[str, Any] | None = None
         self.blocked_by_kill_switch = 0
@@ -150,7 +151,7 @@ class BrokerActor(SupervisedActor):
             spawn(self.tasks, watch_lease(self.lease, ROLE_BROKER))
             settle_after_start_up()
             self._ready.set()
-        self.lease.renew(time.time())
+        self.lease.renew(time.monotonic())
         return {"open_orders": len(self.core.orders.open_orders()), "cursor": self.cursor}
 
     async def _restore(self) -> None:
@@ -261,7 +262,7 @@ class BrokerActor(SupervisedActor):
     def _held_back(self, cmd: SubmitOrder) -> str | None:
         """Why an order approved earlier and still queued here may not leave now, or None
         (the rule: ``core.halt_gate``)."""
-        now = time.time()
+        now = time.monotonic()
         held = held_back(
             cmd,
             self.trading_state,
