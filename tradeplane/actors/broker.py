@@ -227,7 +227,9 @@ class BrokerActor(SupervisedActor):
             if blocked is not None:
                 await self._journal_events([self.core.close_unconfirmed(coid, blocked)])
                 return True
-            sent = time.time()
+            # Tick to order spans processes (the feed's receipt, the strategy's intent, risk's
+            # approval): wall times by nature. The venue call is this process's own: monotonic.
+            sent, sent_mono = time.time(), time.monotonic()
             self.tick_to_order.record(cmd, entered, durable, sent)
             req = VenueOrderRequest(
                 client_order_id=coid,
@@ -242,7 +244,7 @@ class BrokerActor(SupervisedActor):
             self._orders_sent.add(1)
             try:
                 await self.venue.submit(req)
-                self.tick_to_order.record_venue_call(sent, time.time())
+                self.tick_to_order.record_venue_call(sent_mono, time.monotonic())
             except TransientError as exc:
                 self._venue_failed(exc)
                 await self._journal_events([self.core.unknown(coid, f"SUBMIT_UNCONFIRMED: {exc}")])
