@@ -51,5 +51,26 @@ class ManualClock:
         self._now += seconds
 
 
+WALL_STEP_S = 1.0
+
+
+class WallStepWatch:
+    """Notices the wall clock stepping (NTP, an operator): between two looks the wall reading
+    moved more than ``tolerance_s`` away from the monotonic one. Compared look to look, so a
+    clock being slewed (at most 0.5 ms per second) is never taken for a step."""
+
+    def __init__(self, tolerance_s: float = WALL_STEP_S) -> None:
+        self.tolerance_s = tolerance_s
+        self._offset: float | None = None
+
+    def look(self, wall: float, monotonic: float) -> float | None:
+        """The step (seconds, negative: back) since the last look, or None."""
+        offset, last = wall - monotonic, self._offset
+        self._offset = offset
+        if last is None or abs(offset - last) < self.tolerance_s:
+            return None
+        return offset - last
+
+
 def utc_from_ts(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)

@@ -21,6 +21,7 @@ from tradeplane.actors.records import event_record
 from tradeplane.cluster.placement import NodeInfo
 from tradeplane.config.faults import FaultSchedule, fault_target
 from tradeplane.config.models import TradeplaneConfig
+from tradeplane.core.clock import WallStepWatch
 from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.core.health import Health, HealthReading, Phase
 from tradeplane.core.session import make_calendar
@@ -147,6 +148,7 @@ class Supervisor:
         self.reading = HealthReading(Health.STARTING, "deploying actors")
         self.started_ts = clock.now()
         self.started_mono = clock.monotonic()  # uptime
+        self.wall_watch = WallStepWatch()
         # sha256 of each strategy's source as shipped to its actor (set by the actor shell):
         # journaled with ``deployment_started``, so ``promote`` knows what code a run traded.
         self.strategy_code_hashes: dict[str, str] = {}
@@ -510,6 +512,7 @@ class Supervisor:
 
     async def tick(self) -> None:
         now = self.clock.monotonic()
+        self._note_wall_step(now)
         running = [r for r, c in self.core.children.items() if c.state is Lifecycle.RUNNING]
         timeout = min(self.cfg.supervisor.heartbeat_timeout_s, 2.0)
         results = await asyncio.gather(
@@ -538,6 +541,14 @@ class Supervisor:
         if self.first_tick_ts is None:
             self.first_tick_ts = self.clock.now()
         self.ticked.set()
+
+    def _note_wall_step(self, mono: float) -> None:
+        """Nothing the supervisor decides rests on the wall clock's pace, but the record's
+        timestamps jump with it: the operator is told it stepped (and by how much)."""
+        step = self.wall_watch.look(self.clock.now(), mono)
+        if step is not None:
+            log.warning("the wall clock stepped by %+.3fs (NTP? is it in sync?)", step)
+            self.journal(EventKind.WALL_CLOCK_STEPPED, {"step_s": round(step, 3)})
 
     async def observe(self) -> None:
         now = self.clock.now()

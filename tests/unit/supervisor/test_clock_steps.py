@@ -218,3 +218,17 @@ def test_restart_recorded_with_the_wall_time_it_began_and_its_monotonic_duration
         assert restart["ts"] == began and restart["took_s"] >= 0.0
 
     run(scenario)
+
+
+def test_wall_clock_steps_back_an_hour_then_the_step_is_journaled_for_the_operator() -> None:
+    async def scenario() -> None:
+        sup, adapter, clock = await running()
+        await clock.advance(sup.tick_interval())
+        assert adapter.events("wall_clock_stepped") == []
+        clock.step_wall(-HOUR)
+        await clock.advance(sup.tick_interval())  # the next tick sees it
+        await eventually(lambda: adapter.events("wall_clock_stepped") != [], "journaled")
+        [event] = adapter.events("wall_clock_stepped")
+        assert event["step_s"] == -HOUR
+
+    run(scenario)
