@@ -69,7 +69,7 @@ class BarRecording:
 
         def add() -> dict[str, datetime]:
             gaps = rec.gaps(bars)
-            rec.add(bars, time.time())
+            rec.add(bars, time.monotonic())
             return gaps
 
         try:
@@ -108,14 +108,14 @@ class BarRecording:
             return
         rec = self.recorder
         before = rec.bars_dropped
-        await self._on_thread(lambda: rec.add(bars, time.time(), refill=True))
+        await self._on_thread(lambda: rec.add(bars, time.monotonic(), refill=True))
         self.refilled_bars += len(bars) - (rec.bars_dropped - before)
 
     async def _close_when_due(self) -> None:
         rec = self.recorder
         while True:
             await asyncio.sleep(min(1.0, self.interval_s / 4))
-            if rec.due(time.time()):
+            if rec.due(time.monotonic()):
                 try:
                     await self._on_thread(rec.roll)
                 except Exception:

@@ -110,7 +110,8 @@ class BrokerActor(SupervisedActor):
         )
         self.trading_state = TradingState.ACTIVE
         # Nothing leaves once the supervisor has been away for lease_s (see core.lease).
-        self.lease = SupervisionLease(cfg.supervisor.lease_s, time.time())
+        # On the monotonic clock: a wall step must neither lapse it nor keep it alive.
+        self.lease = SupervisionLease(cfg.supervisor.lease_s, time.monotonic())
         self.blocked_unsupervised = 0
         self.kill_switch: dict[str, Any] | None = None
         self.blocked_by_kill_switch = 0
@@ -150,7 +151,7 @@ class BrokerActor(SupervisedActor):
             spawn(self.tasks, watch_lease(self.lease, ROLE_BROKER))
             settle_after_start_up()
             self._ready.set()
-        self.lease.renew(time.time())
+        self.lease.renew(time.monotonic())
         return {"open_orders": len(self.core.orders.open_orders()), "cursor": self.cursor}
 
     async def _restore(self) -> None:
@@ -226,7 +227,9 @@ class BrokerActor(SupervisedActor):
             if blocked is not None:
                 await self._journal_events([self.core.close_unconfirmed(coid, blocked)])
                 return True
-            sent = time.time()
+            # Tick to order spans processes (the feed's receipt, the strategy's intent, risk's
+            # approval): wall times by nature. The venue call is this process's own: monotonic.
+            sent, sent_mono = time.time(), time.monotonic()
             self.tick_to_order.record(cmd, entered, durable, sent)
             req = VenueOrderRequest(
                 client_order_id=coid,
@@ -241,7 +244,7 @@ class BrokerActor(SupervisedActor):
             self._orders_sent.add(1)
             try:
                 await self.venue.submit(req)
-                self.tick_to_order.record_venue_call(sent, time.time())
+                self.tick_to_order.record_venue_call(sent_mono, time.monotonic())
             except TransientError as exc:
                 self._venue_failed(exc)
                 await self._journal_events([self.core.unknown(coid, f"SUBMIT_UNCONFIRMED: {exc}")])
@@ -261,7 +264,7 @@ class BrokerActor(SupervisedActor):
     def _held_back(self, cmd: SubmitOrder) -> str | None:
         """Why an order approved earlier and still queued here may not leave now, or None
         (the rule: ``core.halt_gate``)."""
-        now = time.time()
+        now = time.monotonic()
         held = held_back(
             cmd,
             self.trading_state,

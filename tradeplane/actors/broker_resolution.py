@@ -29,6 +29,7 @@ class Resolver:
         venue_failed: Callable[[Exception], None],
         journal_events: Callable[[list[OrderEvent | None]], Awaitable[None]],
         now: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """``in_submit``: the broker's set of orders whose submit call is still running (left
         alone: their own call settles them)."""
@@ -39,6 +40,11 @@ class Resolver:
         self.venue_failed = venue_failed
         self.journal_events = journal_events
         self.now = now
+        self.monotonic = monotonic
+        # Per open order: its ``updated_ts`` when first looked at, how old that was then (the
+        # wall clock's: it may have been written by an earlier incarnation), and the monotonic
+        # reading then; from there on it ages on the monotonic clock (``unanswered_for``).
+        self._first_look: dict[str, tuple[float, float, float]] = {}
         # The venue incarnation each open order's submit was addressed to (recorded by the
         # broker before it journals ``order_submitting``; forgotten once the order is closed).
         self.submitted_to: dict[str, int] = {}
@@ -72,7 +78,7 @@ class Resolver:
             seen = answer.state
             action = settle(
                 at_venue=seen is not None,
-                unanswered_for_s=self.now() - order.updated_ts,
+                unanswered_for_s=self.unanswered_for(coid, order.updated_ts),
                 grace_s=self.grace_s,
                 submitted_to=self.submitted_to.get(coid),
                 answered_by=answer.incarnation,
@@ -94,6 +100,20 @@ class Resolver:
         """These orders are closed: no question about them is left to settle."""
         for coid in coids:
             self.submitted_to.pop(coid, None)
+            self._first_look.pop(coid, None)
+
+    def unanswered_for(self, coid: str, updated_ts: float) -> float:
+        """How long the order has gone unanswered. The grace it is judged by is what keeps a
+        submit still on its way from being declared lost, so a wall-clock step must not age it
+        at once (nor, stepped back, hold it for an hour): its wall age is read once, when first
+        looked at (clamped at 0: a time in the future is no age), and it ages on the monotonic
+        clock from there."""
+        mono = self.monotonic()
+        look = self._first_look.get(coid)
+        if look is None or look[0] != updated_ts:
+            look = (updated_ts, max(0.0, self.now() - updated_ts), mono)
+            self._first_look[coid] = look
+        return look[1] + (mono - look[2])
 
     def _resolved(self, coid: str, outcome: str, was: str) -> None:
         if coid not in self._reported:

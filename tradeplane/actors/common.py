@@ -501,18 +501,18 @@ async def watch_lease(lease: SupervisionLease, role: str) -> None:
     log = logging.getLogger("tradeplane.lease")
     while True:
         await asyncio.sleep(max(0.05, lease.lapse_s / 4))
-        if lease.check(time.time()):
+        if lease.check(time.monotonic()):
             log.error(
                 "%s: no call from the supervisor for %.0fs (its node, the state node, or Ray's "
                 "control plane lost?): acting on nothing until it is back",
                 role,
-                lease.silent_s(time.time()),
+                lease.silent_s(time.monotonic()),
             )
 
 
 def renew_lease(lease: SupervisionLease, role: str) -> dict[str, Any]:
     """The supervisor called: renew, say so if it had been away, and report the lease."""
-    now = time.time()
+    now = time.monotonic()
     away = lease.renew(now)
     if away is not None:
         logging.getLogger("tradeplane.lease").warning(

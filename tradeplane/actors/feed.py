@@ -83,9 +83,13 @@ class FeedActor(SupervisedActor):
         self._stream: asyncio.Task[Any] | None = None
         self._first_pass = asyncio.Event()
         self.streaming = False
+        # Wall times for the record and status; the ages the supervisor judges silence by are
+        # measured on this process's monotonic clock (a wall step must not fake or hide one).
         self.started_ts: float | None = None
+        self.started_mono: float | None = None
         self.last_bar_recv_ts: float | None = None
-        self.last_recv_by_symbol: dict[str, float] = {}
+        self.last_bar_recv_mono: float | None = None
+        self.last_recv_by_symbol: dict[str, float] = {}  # monotonic
         self.bars = 0
         self.metrics = actor_metrics(cfg, "feed")
         self._bars_received = self.metrics.counter("bars_received", "Bars published, by symbol")
@@ -95,15 +99,16 @@ class FeedActor(SupervisedActor):
             "Seconds since the last bar of each symbol arrived",
             "s",
             lambda: [
-                (time.time() - ts, {"symbol": s}) for s, ts in self.last_recv_by_symbol.items()
+                (time.monotonic() - t, {"symbol": s}) for s, t in self.last_recv_by_symbol.items()
             ],
         )
         self.rejected_bars = 0
         self.rejected_messages = 0
         self._last_bar_ts: dict[str, str] = {}
         self.lagging_ticks = 0
-        self._last_snapshot = 0.0
-        self._summary_due = 0.0
+        # Throttles, on the monotonic clock (a wall step back must not hold them off).
+        self._last_snapshot = float("-inf")
+        self._summary_due = float("-inf")
         self._summary_counts: dict[str, int] = {}  # bars per symbol since the last summary
         self._summary_last: dict[str, Bar] = {}
         # In memory only: restarting the feed is how the supervisor recovers from silence.
@@ -149,7 +154,7 @@ class FeedActor(SupervisedActor):
     async def start_streaming(self) -> bool:
         if self._stream is None or self._stream.done():
             self.streaming = True
-            self.started_ts = time.time()
+            self.started_ts, self.started_mono = time.time(), time.monotonic()
             self._first_pass.clear()
             run = self._run() if self.source is None else self._run_source()
             self._stream = spawn(self.tasks, run)
@@ -255,13 +260,14 @@ class FeedActor(SupervisedActor):
         good = bars if checked else self._checked(bars, recv)
         if not good:
             return
+        recv_mono = time.monotonic()
         self.bars += len(good)
-        self.last_bar_recv_ts = recv
+        self.last_bar_recv_ts, self.last_bar_recv_mono = recv, recv_mono
         per_symbol: dict[str, int] = {}
         ring, last_recv = self.ring, self.last_recv_by_symbol
         for bar in good:
             ring[bar.symbol].append(bar)
-            last_recv[bar.symbol] = recv
+            last_recv[bar.symbol] = recv_mono
             per_symbol[bar.symbol] = per_symbol.get(bar.symbol, 0) + 1
         for symbol, n in per_symbol.items():  # one metric update per symbol, not per bar
             self._bars_received.add(n, {"symbol": symbol})
@@ -293,8 +299,8 @@ class FeedActor(SupervisedActor):
         for b in bars:
             counts[b.symbol] = counts.get(b.symbol, 0) + 1
             last[b.symbol] = b
-        if recv >= self._summary_due:
-            self._summary_due = recv + self.cfg.journal.bar_summary_interval_s
+        if (mono := time.monotonic()) >= self._summary_due:
+            self._summary_due = mono + self.cfg.journal.bar_summary_interval_s
             summary = {
                 s: {"bars": n, "last_ts": last[s].ts.isoformat(), "close": last[s].close}
                 for s, n in counts.items()
@@ -306,10 +312,10 @@ class FeedActor(SupervisedActor):
             self._summary_counts, self._summary_last = {}, {}
 
     def _journal_snapshot(self, force: bool = False) -> None:
-        now = time.time()
-        if self.sim is None or (not force and now - self._last_snapshot < SNAPSHOT_EVERY_S):
+        now, mono = time.time(), time.monotonic()
+        if self.sim is None or (not force and mono - self._last_snapshot < SNAPSHOT_EVERY_S):
             return
-        self._last_snapshot = now
+        self._last_snapshot = mono
         self.outbox.journal(
             [],
             [StateWrite(FEED_SCOPE, SIM_KEY, self.sim.snapshot(), now)],
@@ -361,6 +367,7 @@ class FeedActor(SupervisedActor):
         return BarBatch(out)
 
     async def heartbeat(self) -> dict[str, Any]:
+        mono = time.monotonic()
         return {
             "role": ROLE_FEED,
             "ts": time.time(),
@@ -368,6 +375,10 @@ class FeedActor(SupervisedActor):
             "streaming": self.streaming,
             "started_ts": self.started_ts,
             "last_bar_recv_ts": self.last_bar_recv_ts,
+            "last_bar_age_s": None
+            if self.last_bar_recv_mono is None
+            else mono - self.last_bar_recv_mono,
+            "streaming_for_s": None if self.started_mono is None else mono - self.started_mono,
             "bars": self.bars,
             "rejected_bars": self.rejected_bars,
             "lagging_ticks": self.lagging_ticks,

@@ -89,7 +89,8 @@ class StrategyActor(SupervisedActor):
         self._bars_seen = self.metrics.counter("strategy_bars", "Bars a strategy received")
         self._labels = {"strategy": strategy_cfg.name}
         # On a node of its own, a strategy may outlive the state node: then it emits nothing.
-        self.lease = SupervisionLease(cfg.supervisor.lease_s, time.time())
+        # On the monotonic clock: a wall step must neither lapse it nor keep it alive.
+        self.lease = SupervisionLease(cfg.supervisor.lease_s, time.monotonic())
         self.unsupervised_intents = 0
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -119,7 +120,7 @@ class StrategyActor(SupervisedActor):
         await self._emit(out, force_snapshot=True)
         settle_after_start_up()
         self._ready.set()
-        self.lease.renew(time.time())
+        self.lease.renew(time.monotonic())
         spawn(self._tasks, watch_lease(self.lease, self.role))
         await self._replay_missed_bars()
         return self._summary()
@@ -216,8 +217,7 @@ class StrategyActor(SupervisedActor):
             os._exit(1)  # exit_actor raises to unwind; should it return, leave anyway
 
     async def _emit(self, out: Emitted, *, force_snapshot: bool = False) -> None:
-        now = time.time()
-        if self.lease.lapsed(now):
+        if self.lease.lapsed(time.monotonic()):
             # Nobody is there to decide, journal or send them: dropped, counted, said in the
             # heartbeat. The strategy's state resumes from its last snapshot when a new
             # deployment (after `up`) replaces this actor.
@@ -231,6 +231,7 @@ class StrategyActor(SupervisedActor):
             )
             for i in out.intents
         ]
+        now = time.time()
         if not out:
             self._journal_emitted(out, now, force_snapshot)
             return
@@ -314,7 +315,7 @@ class StrategyActor(SupervisedActor):
         }
 
     async def heartbeat(self) -> dict[str, Any]:
-        lapsed = self.lease.lapsed(time.time())
+        lapsed = self.lease.lapsed(time.monotonic())
         lease = renew_lease(self.lease, self.role)
         return {
             "lease": lease | {"lapsed": lapsed, "dropped_intents": self.unsupervised_intents},

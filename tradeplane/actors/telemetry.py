@@ -119,7 +119,7 @@ class TelemetryActor(SupervisedActor):
         self._ready = asyncio.Event()
         self._reading = asyncio.Lock()
         self._dropped_reported = 0
-        self._last_drop_warning = 0.0
+        self._last_drop_warning = float("-inf")  # monotonic: a throttle within this process
         self.last_export_error: str | None = None
         self.alerts: WebhookSender | None = None
 
@@ -337,7 +337,7 @@ class TelemetryActor(SupervisedActor):
         """A counted, journaled warning per outage (at most one every 30 s)."""
         assert self.shipper is not None
         fresh = self.shipper.dropped - self._dropped_reported
-        now = time.time()
+        now = time.monotonic()
         if fresh <= 0 or now - self._last_drop_warning < DROP_WARNING_INTERVAL_S:
             return
         self._dropped_reported = self.shipper.dropped

@@ -53,6 +53,7 @@ def kill_node(deployment: str, seed: int, timeout_s: float = 30.0) -> dict[str, 
     returns {node_id, node_ip, roles, raylet_pid, ts, ok, error}."""
     nodes, hosted = candidates(deployment)
     result: dict[str, Any] = {"ts": time.time(), "ok": False, "error": None, "roles": []}
+    began = time.monotonic()
     busy = [n for n in nodes if n.node_id in hosted] or nodes
     if not busy:
         result["error"] = "no worker node other than the state node and the head"
@@ -76,5 +77,5 @@ def kill_node(deployment: str, seed: int, timeout_s: float = 30.0) -> dict[str, 
         time.sleep(0.2)
     else:
         result["error"] = result["error"] or f"node still alive after {timeout_s:g}s"
-    result["dead_after_s"] = round(time.time() - result["ts"], 2)
+    result["dead_after_s"] = round(time.monotonic() - began, 2)
     return result

@@ -67,6 +67,11 @@ class HealthFacts:
     feed_started: bool = False
     last_bar_recv_ts: float | None = None
     feed_started_ts: float | None = None
+    # Measured on monotonic clocks (the feed's own, plus the supervisor's since it heard from
+    # the feed): preferred over the wall timestamps above, which a wall-clock step, or clocks
+    # out of sync across nodes, would skew.
+    last_bar_age_s: float | None = None
+    streaming_for_s: float | None = None
     broker_connected: bool = True
     broker_resyncing: bool = False
     market_open: bool = True
@@ -82,8 +87,22 @@ class HealthReading:
     last_bar_age_s: float | None = None
 
 
+def _bar_age(f: HealthFacts) -> float | None:
+    if f.last_bar_age_s is not None:
+        return max(0.0, f.last_bar_age_s)
+    # Only a wall-clock age is known (a feed that reports none): cross-process, so it needs the
+    # clocks in sync; a negative one (a clock stepped back, or skew) reads as just now.
+    return None if f.last_bar_recv_ts is None else max(0.0, f.now - f.last_bar_recv_ts)
+
+
+def _streaming_for(f: HealthFacts) -> float:
+    if f.streaming_for_s is not None:
+        return f.streaming_for_s
+    return 0.0 if f.feed_started_ts is None else f.now - f.feed_started_ts
+
+
 def derive_health(f: HealthFacts) -> HealthReading:
-    age = None if f.last_bar_recv_ts is None else max(0.0, f.now - f.last_bar_recv_ts)
+    age = _bar_age(f)
     if f.phase is Phase.FAILED:
         return HealthReading(Health.FAILED, "deployment failed", age)
     if f.phase is Phase.STOPPED:
@@ -103,7 +122,7 @@ def derive_health(f: HealthFacts) -> HealthReading:
     if not f.market_open:
         return HealthReading(Health.IDLE_MARKET_CLOSED, "market closed", age)
     if age is None:
-        waited = 0.0 if f.feed_started_ts is None else f.now - f.feed_started_ts
+        waited = _streaming_for(f)
         if waited > f.feed_silence_s:
             return HealthReading(Health.FEED_SILENT, f"no bar since feed start {waited:.1f}s ago")
         return HealthReading(Health.WAITING_FOR_DATA, "feed started, no bar yet")

@@ -2,7 +2,11 @@
 whose lease has lapsed knows nobody watches it any more (the supervisor's node, the state node,
 is lost, or Ray's control plane is and the supervisor with it) and stops acting on its own: a
 strategy emits nothing, the broker lets no order out. It says so once, and again when the
-supervisor is back."""
+supervisor is back.
+
+Its times are a monotonic clock's (the child's own): the lease is a duration within one process,
+so a wall-clock step neither lapses it (holding orders back for nothing) nor keeps a lapsed one
+alive (an hour's step back would hide a lost supervisor for an hour)."""
 
 from __future__ import annotations
 

@@ -82,6 +82,9 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
         self._daily_realized = 0.0
         self._orders_today = 0
         self._hwm: float | None = None
+        # The pace windows are kept on the monotonic clock (durations within this process: a wall
+        # step must neither forget them nor hold them for an hour); ``export_state`` and the
+        # restores convert to and from the wall times the record keeps.
         self._approvals: deque[float] = deque()  # approval times within the rate window
         self._duplicates: dict[DupKey, float] = {}  # order key -> last approval time
         self._rejections: deque[float] = deque()  # venue rejection times within their window
@@ -104,7 +107,7 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
         # every bar, millions of times in a backtest.
         events = self.roll_day_if_due() if self._pending or now >= self._next_boundary else None
         book = self.book
-        book.mark(symbol, price, now)
+        book.mark(symbol, price, self.clock.monotonic())
         if self._evaluated_at == self._version:
             # Nothing the evaluation reads has changed since the last one (every such change
             # bumps the version; marks evaluate), and a symbol not held adds nothing to equity:
@@ -127,7 +130,7 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
 
     def on_venue_rejection(self, client_order_id: str) -> list[RiskEvent]:
         """A venue rejected an order: ``max_venue_rejections`` in the window trips the switch."""
-        now = self.clock.now()
+        now = self.clock.monotonic()
         window = self.policy.venue_rejection_window_s
         self._rejections.append(now)
         while self._rejections and self._rejections[0] <= now - window:
@@ -219,11 +222,13 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
 
     def expire(self, intent: Intent, age_s: float, max_age_s: float) -> OrderDenied:
         """An intent found undecided after a restart, too old to send: denied, so it ends with
-        a journaled decision instead of none."""
+        a journaled decision instead of none. A negative age: dated in the future (the clocks
+        disagree), so how old it is is unknown."""
+        old = f"{age_s:.1f}s old" if age_s >= 0 else f"dated {-age_s:.1f}s in the future"
         return self._deny(
             intent,
             DenyReason.INTENT_EXPIRED,
-            f"intent found undecided after a restart, {age_s:.1f}s old "
+            f"intent found undecided after a restart, {old} "
             f"(recovered_intent_max_age_s {max_age_s:g})",
             {"age_s": round(age_s, 3), "max_age_s": max_age_s},
         )
@@ -285,18 +290,18 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
         return denial
 
     def _approve(self, intent: Intent, price: float) -> SubmitOrder:
-        now = self.clock.now()
+        now, mono = self.clock.now(), self.clock.monotonic()
         coid = intent.client_order_id
         signed = float(intent.side.sign * intent.quantity)
         # Judged on the worst-case exposure before this order joins it, so two queued sells that
         # together would flip a long are not both "reducing" when the kill switch trips later.
         reduces = self.book.reduces(intent.symbol, signed)
         self.book.add_working(coid, intent.symbol, signed)
-        self._approvals.append(now)
+        self._approvals.append(mono)
         self._orders_today += 1
         if self._duplicates or self.limits.duplicate_order_window_s is not None:
-            self._duplicates[dup_key(intent)] = now
-            self._prune_duplicates(now)
+            self._duplicates[dup_key(intent)] = mono
+            self._prune_duplicates(mono)
         # else: without a window the key would be pruned at once (``now - now >= 0``), leaving
         # the map empty as it was: nothing to do.
         if len(self._recent_ids) == self._recent_ids.maxlen:
@@ -401,10 +406,18 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
     def roll_day_if_due(self) -> list[RiskEvent]:
         """Reset the daily counters when the clock has passed the risk day's boundary.
 
-        Also hands back events still pending from ``check`` (as ``drain_events`` does)."""
+        Also hands back events still pending from ``check`` (as ``drain_events`` does).
+
+        The risk day is the wall clock's by nature (the calendar's). A day only ever rolls
+        forward: after a step back across a boundary (this day began, then the clock went back
+        into the one before), reaching that earlier boundary again finds no later day, so the
+        day goes on (not rolled twice, nor back) until the clock passes its own end."""
         events = self.drain_events()
         now = self.clock.now()
         if now < self._next_boundary:
+            return events
+        if self.calendar.risk_day(now) <= self._risk_day:  # ISO dates: ordered as strings
+            self._next_boundary = self.calendar.next_boundary(now)
             return events
         previous = self._risk_day
         equity, loss, _ = self._loss_figures()

@@ -25,7 +25,7 @@ class Book:
     def __init__(self) -> None:
         self.positions: dict[str, float] = {}  # net signed quantity over all strategies
         self.prices: dict[str, float] = {}
-        self.mark_ts: dict[str, float] = {}  # clock time of each symbol's last mark
+        self.mark_ts: dict[str, float] = {}  # monotonic reading at each symbol's last mark
         self.working: dict[str, Working] = {}  # client order id -> remaining signed quantity
         self.cash_flow = 0.0
         self._avg_price: dict[str, float] = {}  # average entry of the net position

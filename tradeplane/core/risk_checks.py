@@ -160,10 +160,12 @@ class PreTradeChecks:
         limit = self.limits.max_data_staleness_s
         if limit is None:
             return None
-        mark_ts = self.book.mark_ts[intent.symbol]
-        age = self.clock.now() - mark_ts
+        # How long ago this process saw the price (the book keeps the monotonic reading): a wall
+        # step must neither deny every order nor let a stale price pass for an hour.
+        age = self.clock.monotonic() - self.book.mark_ts[intent.symbol]
         if age <= limit:
             return None
+        mark_ts = self.clock.now() - age
         return self._deny(
             intent,
             DenyReason.STALE_DATA,
@@ -330,7 +332,7 @@ class PreTradeChecks:
             self._approvals.popleft()
 
     def _check_rate(self, intent: Intent) -> OrderDenied | None:
-        now = self.clock.now()
+        now = self.clock.monotonic()
         self._prune_approvals(now)
         for window, span_s, limit in (
             ("per_second", 1.0, self.limits.max_orders_per_second),
@@ -352,14 +354,14 @@ class PreTradeChecks:
         window = self.limits.duplicate_order_window_s
         if window is None:
             return None
-        now = self.clock.now()
+        now = self.clock.monotonic()
         previous = self._duplicates.get(dup_key(intent))
         if previous is None or now - previous >= window:
             return None
+        age = now - previous
         return self._deny(
             intent,
             DenyReason.DUPLICATE_ORDER,
-            f"the same order was approved {now - previous:.1f}s ago,"
-            f" duplicate_order_window_s {window}",
-            {"age_s": now - previous, "window_s": window, "previous_ts": previous},
+            f"the same order was approved {age:.1f}s ago, duplicate_order_window_s {window}",
+            {"age_s": age, "window_s": window, "previous_ts": self.clock.now() - age},
         )

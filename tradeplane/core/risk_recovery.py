@@ -27,6 +27,11 @@ from tradeplane.core.reconcile import net_positions
 from tradeplane.core.risk import RiskEngine, RiskEvent
 
 ORPHAN_LOOKBACK_S = 2 * 86_400.0
+ORPHAN_FUTURE_TOLERANCE_S = 5.0
+"""An orphan's age is the wall clock's across processes (and nodes: the strategy stamped it).
+Synced clocks disagree by far less than this; an intent dated further in the future (this
+clock stepped back since, or the strategy's node ahead) has no age to trust: expired, not
+sent as if it were fresh."""
 """How far back a restarted risk looks for intents left without a decision."""
 ORDER_HISTORY_S = 2 * 86_400.0
 """How far back the journal's orders re-seed the rate windows and today's order count."""
@@ -144,6 +149,7 @@ class RiskRecovery:
         if intent is None or intent.intent_id in decided:
             return None
         age = self.clock.now() - intent.ts
-        if age <= self.max_age_s and not intent.trigger.startswith(FLATTEN_TRIGGER_PREFIX):
+        fresh = -ORPHAN_FUTURE_TOLERANCE_S <= age <= self.max_age_s
+        if fresh and not intent.trigger.startswith(FLATTEN_TRIGGER_PREFIX):
             return CheckOrphan(intent)
         return ExpireOrphan(self.engine.expire(intent, age, self.max_age_s))

@@ -6,6 +6,7 @@ the risk actor (fail closed) instead of silently resetting daily loss or the kil
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -276,11 +277,14 @@ class PersistentRiskState:
         raise NotImplementedError
 
     def export_state(self) -> dict[str, Any]:
-        """JSON-safe state for the journal; ``restore_state`` takes it back."""
-        now = self.clock.now()
-        self._prune_approvals(now)
-        self._prune_duplicates(now)
+        """JSON-safe state for the journal; ``restore_state`` takes it back. The pace windows,
+        kept on the monotonic clock, are written as wall times (a restarted process has another
+        monotonic clock)."""
+        mono = self.clock.monotonic()
+        self._prune_approvals(mono)
+        self._prune_duplicates(mono)
         window = self.policy.venue_rejection_window_s
+        wall = self.clock.now() - mono  # + a monotonic reading: its wall time
         return state_to_dict(
             RiskSnapshot(
                 trading_state=self.state,
@@ -291,9 +295,9 @@ class PersistentRiskState:
                 daily_realized_pnl=self._daily_realized,
                 high_water_mark=self._hwm,
                 cash_flow=self.book.cash_flow,
-                approvals=tuple(self._approvals),
-                duplicates=tuple(self._duplicates.items()),
-                venue_rejections=tuple(t for t in self._rejections if t > now - window),
+                approvals=tuple(wall + t for t in self._approvals),
+                duplicates=tuple((k, wall + t) for k, t in self._duplicates.items()),
+                venue_rejections=tuple(wall + t for t in self._rejections if t > mono - window),
                 breached=tuple(sorted(self._breached)),
             )
         )
@@ -313,13 +317,18 @@ class PersistentRiskState:
         self._hwm = snap.high_water_mark
         if not self._cash_flow_from_journal:  # the journal's fills are the record
             self.book.cash_flow = snap.cash_flow
-        self._approvals = deque(sorted(t for t in snap.approvals if t > now - RATE_WINDOW_S))
+        ages = _Ages(now, self.clock.monotonic())
+        self._approvals = deque(sorted(ages.within(snap.approvals, RATE_WINDOW_S)))
         window = self.limits.duplicate_order_window_s or 0.0
-        self._duplicates = {k: ts for k, ts in snap.duplicates if now - ts < window}
+        self._duplicates = {k: ages.mono(ts) for k, ts in snap.duplicates if ages.age(ts) < window}
         rej_window = self.policy.venue_rejection_window_s
-        self._rejections = deque(t for t in snap.venue_rejections if t > now - rej_window)
+        self._rejections = deque(sorted(ages.within(snap.venue_rejections, rej_window)))
         self._state_restored = True
         self._start_day(now)
+        if snap.risk_day > self._risk_day:
+            # The clock is behind the record (stepped back across a boundary since it was
+            # saved): the saved day goes on, never rolled back (``roll_day_if_due``).
+            self._risk_day = snap.risk_day
         # A new day's loss starts from zero; drawdown carries over.
         self._breached = set(snap.breached) - (
             set() if snap.risk_day == self._risk_day else {"max_daily_loss"}
@@ -338,16 +347,46 @@ class PersistentRiskState:
 
     def restore_order_history(self, approved_ts: list[float]) -> None:
         """Merge approval times recovered from the journal into the rate windows and today's
-        count. Idempotent: union of timestamps, max of counts."""
+        count. Idempotent: union of timestamps (the same wall time taken onto the monotonic
+        clock twice differs by the jitter between the two clocks' readings: within a
+        microsecond it is the same approval), max of counts."""
         times = set()
         for i, t in enumerate(approved_ts):
             if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
                 raise ValueError(f"approved_ts[{i}] must be a finite number, got {t!r}")
             times.add(float(t))
-        now = self.clock.now()
-        merged = sorted(set(self._approvals) | {t for t in times if t > now - RATE_WINDOW_S})
+        ages = _Ages(self.clock.now(), self.clock.monotonic())
+        known = sorted(self._approvals)
+        merged = sorted(
+            [*known, *(t for t in ages.within(times, RATE_WINDOW_S) if not _near(known, t))]
+        )
         today = sum(1 for t in times if self.calendar.risk_day(t) == self._risk_day)
         if merged != list(self._approvals) or today > self._orders_today:
             self._approvals = deque(merged)
             self._orders_today = max(self._orders_today, today)
             self._bump()
+
+
+def _near(ordered: list[float], t: float, tolerance_s: float = 1e-6) -> bool:
+    i = bisect.bisect_left(ordered, t - tolerance_s)
+    return i < len(ordered) and ordered[i] <= t + tolerance_s
+
+
+@dataclass(frozen=True, slots=True)
+class _Ages:
+    """Wall times from the record (a pace window's) judged now and taken onto the monotonic
+    clock the windows are kept on. A time in the future (the wall clock stepped back since, or
+    another node's clock ahead) is taken as just now: it counts in its window for the window's
+    length, never for as long as the clock is behind."""
+
+    wall: float
+    monotonic: float
+
+    def age(self, ts: float) -> float:
+        return max(0.0, self.wall - ts)
+
+    def mono(self, ts: float) -> float:
+        return self.monotonic - self.age(ts)
+
+    def within(self, times: Any, window_s: float) -> list[float]:
+        return [self.mono(t) for t in times if self.age(t) < window_s]

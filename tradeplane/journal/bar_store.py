@@ -16,7 +16,8 @@ the first bars of each symbol after an open, from which time the record is missi
 added for that stretch (``add``) fill it. Readers merge chunks by time and drop a bar already
 yielded for its symbol and time, so chunks that overlap (a refill) read as one clean series.
 
-Pure apart from the files: no clock (callers pass ``now``), no threads; one writer per state dir
+Pure apart from the files: no clock (callers pass ``now``, a monotonic reading: only a chunk's
+age is measured), no threads; one writer per state dir
 (the journal actor, on the state node).
 """
 

@@ -78,6 +78,7 @@ class EventKind(StrEnum):
     STATE_NODE_LOST = "state_node_lost"
     HEAD_UNREACHABLE = "head_unreachable"
     HEAD_REACHABLE = "head_reachable"
+    WALL_CLOCK_STEPPED = "wall_clock_stepped"
     FAULT_INJECTED = "fault_injected"
     FAULTS_CLEARED = "faults_cleared"
     # -- telemetry

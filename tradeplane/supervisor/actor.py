@@ -174,6 +174,7 @@ class SupervisorActor(SupervisedActor):
         # From now on the CLI, the benches and chaos find this instance.
         set_current(self.sup.deployment, ROLE_SUPERVISOR, self.name)
         self.sup.started_ts = self.sup.clock.now()
+        self.sup.started_mono = self.sup.clock.monotonic()
         log.info("supervisor %s acts in term %d", self.name, term)
         return True
 

@@ -57,10 +57,13 @@ class RecoveryFinished:
     attempt: int
     cause: str
     started_ts: float
+    """The supervisor's monotonic reading when it began (``took_s`` is measured from it)."""
     error: str | None = None
     phases: dict[str, float] = field(default_factory=dict)
     unplaceable: bool = False
     """No live node could take a role (its resources or labels): waiting will not help."""
+    started_wall: float | None = None
+    """The wall time it began, for the record (``status``'s restarts)."""
 
 
 @dataclass(frozen=True, slots=True)

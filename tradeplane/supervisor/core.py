@@ -6,6 +6,11 @@ a recovery's result, a stop request, the broker's answer to a halt) through ``st
 current time and carries out the commands it returns; no Ray and no IO here, so every rule is
 unit-testable.
 
+Time: ``now`` throughout is the supervisor's *monotonic* reading. Everything the core keeps of
+time is a duration within this process (heartbeat timeouts, recovery backoff, the restart
+budget's window, how long a recovery took), so a wall-clock step can neither fire nor hold back
+any of them. What is recorded with a wall time gets it from the shell.
+
 Recoveries are queued and carried out one at a time, dependencies first (journal before venue
 before broker before risk before strategies before feed): a broker restarted before its journal
 would only wait for it. A strategy has its own restart budget; when it is spent the strategy is
@@ -127,7 +132,7 @@ class SupervisorCore:
 
     def on_heartbeat(self, role: str, beat: dict[str, Any], now: float) -> None:
         child = self.children[role]
-        child.last_heartbeat, child.last_heartbeat_ts, child.hung_since = beat, now, None
+        child.last_heartbeat, child.last_heartbeat_mono, child.hung_since = beat, now, None
 
     def on_heartbeat_missed(self, role: str, now: float) -> bool:
         """True when the child has not answered for ``heartbeat_timeout_s``: treat it as hung."""
@@ -385,7 +390,7 @@ class SupervisorCore:
         took = now - done.started_ts
         self.restart_log.append(
             {"target": done.target, "roles": list(done.roles), "cause": done.cause}
-            | {"ts": done.started_ts, "took_s": took}
+            | {"ts": done.started_wall, "took_s": took}
         )
         del self.restart_log[:-50]
         cmds = []

@@ -47,14 +47,25 @@ def is_steady(core: SupervisorCore, health: Health) -> bool:
     )
 
 
-def health_facts(core: SupervisorCore, now: float, market_open: bool) -> HealthFacts:
+def health_facts(
+    core: SupervisorCore, now: float, market_open: bool, mono: float | None = None
+) -> HealthFacts:
+    """``now`` the wall clock (the calendar, the record), ``mono`` the supervisor's monotonic
+    reading (the core's time). The feed's ages come on its own monotonic clock, as of its last
+    heartbeat; the supervisor adds what passed on its own since it received it, so no wall
+    clock (stepped, or out of sync across nodes) enters feed silence. A feed that stops
+    answering ages on: its silence is still seen."""
     feed = core.children.get(core.feed_role)
     broker = core.children.get(core.broker_role)
     fb = feed.last_heartbeat if feed else {}
     bb = broker.last_heartbeat if broker else {}
+    heard = feed.last_heartbeat_mono if feed else None
+    since_beat = None if mono is None or heard is None else max(0.0, mono - heard)
     return HealthFacts(
         phase=core.phase,
         now=now,
+        last_bar_age_s=_aged(fb.get("last_bar_age_s"), since_beat),
+        streaming_for_s=_aged(fb.get("streaming_for_s"), since_beat),
         children_down=core.down() if core.phase is not Phase.STARTING else (),
         feed_started=bool(fb.get("streaming")),
         last_bar_recv_ts=fb.get("last_bar_recv_ts"),
@@ -66,6 +77,12 @@ def health_facts(core: SupervisorCore, now: float, market_open: bool) -> HealthF
         suspended=core.suspended(),
         drift_alerts=drift_alerts(core),
     )
+
+
+def _aged(age: Any, since_beat: float | None) -> float | None:
+    if since_beat is None or not isinstance(age, int | float) or isinstance(age, bool):
+        return None
+    return max(0.0, float(age)) + since_beat
 
 
 def drift_alerts(core: SupervisorCore) -> tuple[str, ...]:

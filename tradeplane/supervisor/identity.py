@@ -130,7 +130,7 @@ class Identity:
     def publish(self, *, force: bool = False) -> None:
         """The identity and the last epoch into the run record (at most once a second unless
         forced; a failure is logged: the supervisor's memory still holds them)."""
-        now = self.sup.clock.now()
+        now = self.sup.clock.monotonic()
         current = (self.expected, self.epochs.last, self.lost)
         if current == self._published or (not force and now - self._published_ts < PUBLISH_EVERY_S):
             return

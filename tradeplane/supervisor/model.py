@@ -37,7 +37,8 @@ class Child:
     state: Lifecycle = Lifecycle.CREATING
     restarts: int = 0
     last_heartbeat: dict[str, Any] = field(default_factory=dict)
-    last_heartbeat_ts: float | None = None
+    # Both on the supervisor's monotonic clock (the core's time): durations, never shown as times.
+    last_heartbeat_mono: float | None = None
     last_error: str | None = None
     hung_since: float | None = None
 
@@ -56,7 +57,8 @@ class Child:
 
 @dataclass(frozen=True, slots=True)
 class Recovery:
-    """One queued recovery: restart ``roles`` (in order) at ``due_ts``."""
+    """One queued recovery: restart ``roles`` (in order) at ``due_ts`` (the supervisor's
+    monotonic clock)."""
 
     target: str
     roles: tuple[str, ...]

@@ -39,10 +39,12 @@ class Placer:
         self.placement: dict[str, str] = {}  # role -> node id of its current actor
         self.node_ips: dict[str, str] = {state_node.node_id: state_node.ip}
         self.lost_nodes: dict[str, dict[str, Any]] = {}  # node id -> what was lost with it
-        self.departed: dict[str, dict[str, float]] = {}  # node id -> role -> when it left
+        # node id -> role -> when it left (the supervisor's monotonic clock)
+        self.departed: dict[str, dict[str, float]] = {}
         self.published: dict[str, Any] | None = None
-        self.read_ts = float("-inf")  # when the node table was last read
+        self.read_ts = float("-inf")  # when the node table was last read (monotonic)
         self.head_lost_since: float | None = None
+        self.head_lost_mono = 0.0
 
     async def node_for(self, spec: ChildSpec) -> str | None:
         """The node ``spec``'s actor must be created on (None: Ray spreads it over the eligible
@@ -78,7 +80,7 @@ class Placer:
             if before is not None and before != node:
                 # Its actor may have died with its node before Ray declared the node dead: the
                 # node's loss, when it comes, still names it.
-                self.departed.setdefault(before, {})[role] = self.sup.clock.now()
+                self.departed.setdefault(before, {})[role] = self.sup.clock.monotonic()
             self.placement[role] = node
 
     async def watch_nodes(self, *, force: bool = False) -> None:
@@ -86,7 +88,7 @@ class Placer:
         roles' deaths arrive through their death watches and go through the policy. Read at
         most every ``NODE_TABLE_INTERVAL_S`` from the tick (Ray itself takes seconds to declare
         a node dead), at once when a child died."""
-        now = self.sup.clock.now()
+        now = self.sup.clock.monotonic()  # intervals here; the records take the wall clock
         if not force and now - self.read_ts < NODE_TABLE_INTERVAL_S:
             return
         self.read_ts = now
@@ -96,7 +98,7 @@ class Placer:
             await self._control_plane_away(exc)
             return
         if self.head_lost_since is not None:
-            away = round(now - self.head_lost_since, 1)
+            away = round(now - self.head_lost_mono, 1)
             self.head_lost_since = None
             log.warning("Ray's control plane (the head) answers again after %.1fs", away)
             self.sup.journal(EventKind.HEAD_REACHABLE, {"away_s": away})
@@ -132,7 +134,8 @@ class Placer:
         ends every worker if the head stays away, and then the broker's lease stops trading."""
         if self.head_lost_since is not None:
             return
-        self.head_lost_since = self.sup.clock.now()
+        self.head_lost_since = self.sup.clock.now()  # shown in status
+        self.head_lost_mono = self.sup.clock.monotonic()  # how long it was away
         error = f"{type(exc).__name__}: {exc}"[:300]
         log.error("Ray's control plane (the head) does not answer: %s", error)
         self.sup.journal(EventKind.HEAD_UNREACHABLE, {"error": error})

@@ -66,7 +66,7 @@ class Recoverer:
         """Carries out queued recoveries, dependencies first: one at a time, except strategies
         due together (a lost node's), which are restarted side by side."""
         while self.core.active:
-            recoveries, wait_s = self.core.next_recoveries(self.clock.now())
+            recoveries, wait_s = self.core.next_recoveries(self.clock.monotonic())
             if not recoveries or wait_s > 0:
                 # Woken early by a new failure, which may outrank the one we were waiting for.
                 self.wake.clear()
@@ -88,7 +88,7 @@ class Recoverer:
         self.core.begin(rec)
         self.journal_attempt(rec.target, rec.roles, rec.attempt, rec.max_attempts, rec.cause)
         await self.sup.observe()
-        started = self.clock.now()
+        started, started_wall = self.clock.monotonic(), self.clock.now()
         phases: dict[str, float] = {}
         error: str | None = None
         unplaceable = False
@@ -97,12 +97,12 @@ class Recoverer:
                 # Cancel the death watch first: a planned kill is not another failure.
                 self.sup.unwatch(role)
                 await self.adapter.kill(role)
-            phases["kill_s"] = round(self.clock.now() - started, 3)
+            phases["kill_s"] = round(self.clock.monotonic() - started, 3)
             for role in rec.roles:
-                begun = self.clock.now()
+                begun = self.clock.monotonic()
                 timeout = self.sup.cfg.supervisor.startup_timeout_s
                 parts = await self.sup.start_child(role, timeout, restart=True)
-                phases[f"{role}_ready_s"] = round(self.clock.now() - begun, 3)
+                phases[f"{role}_ready_s"] = round(self.clock.monotonic() - begun, 3)
                 # Where that went: fencing the old one, promoting a standby (absent: created
                 # afresh), the new actor's own ``ready``.
                 phases |= {f"{role}_{part}": value for part, value in parts.items()}
@@ -118,7 +118,15 @@ class Recoverer:
             error = str(exc)
         kept = phases if error is None else {}
         done = RecoveryFinished(
-            rec.target, rec.roles, rec.attempt, rec.cause, started, error, kept, unplaceable
+            rec.target,
+            rec.roles,
+            rec.attempt,
+            rec.cause,
+            started,
+            error,
+            kept,
+            unplaceable,
+            started_wall=started_wall,
         )
         await self.sup.handle(done)
         self.sup.wake.set()
@@ -220,7 +228,7 @@ class Recoverer:
             decision.max_attempts,
             "venue connection lost and back: reconcile before trading resumes",
         )
-        started = self.clock.now()
+        started = self.clock.monotonic()
         try:
             result = await self.reconcile_once(timeout)
         except Exception as exc:

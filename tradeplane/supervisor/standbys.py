@@ -234,7 +234,7 @@ class Standbys:
         """Their processes' memory and CPU time, for status: asked at most every
         ``INFO_EVERY_S`` (status may be polled often; an idle standby is left idle), and a
         standby that does not answer keeps its last figures."""
-        now = self.sup.clock.now()
+        now = self.sup.clock.monotonic()
         if now - self._info_ts < INFO_EVERY_S:
             return
         self._info_ts = now

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def build_status(sup: Supervisor) -> dict[str, Any]:
-    now = sup.clock.now()
+    now = sup.clock.monotonic()  # every figure here is a duration; times shown are recorded ones
     children = sup.core.children
     feed = children[ROLE_FEED].last_heartbeat if ROLE_FEED in children else {}
     strategies = {
@@ -43,7 +43,7 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
         "health": sup.reading.health.value,
         "reason": sup.core.failure or sup.reading.reason,
         "last_bar_age_s": sup.reading.last_bar_age_s,
-        "uptime_s": now - sup.started_ts,
+        "uptime_s": now - sup.started_mono,
         # Set by an instance that Ray restarted: when it re-attached and first ticked after.
         "reattached": None
         if sup.reattached_ts is None
@@ -58,8 +58,8 @@ def build_status(sup: Supervisor) -> dict[str, Any]:
                 "restarts": c.restarts,
                 "attempts": sup.core.attempts(role, now),
                 "heartbeat_age_s": None
-                if c.last_heartbeat_ts is None
-                else now - c.last_heartbeat_ts,
+                if c.last_heartbeat_mono is None
+                else now - c.last_heartbeat_mono,
                 "last_error": c.last_error,
             }
             for role, c in children.items()

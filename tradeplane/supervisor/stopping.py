@@ -135,8 +135,8 @@ class Stopper:
 
     async def drain(self, timeout_s: float = 10.0) -> None:
         """Wait until every child has delivered what it holds (outboxes empty)."""
-        deadline = self.clock.now() + timeout_s
-        while self.clock.now() < deadline:
+        deadline = self.clock.monotonic() + timeout_s
+        while self.clock.monotonic() < deadline:
             busy = False
             for role in self.sup.specs:
                 if role == ROLE_JOURNAL:
@@ -162,8 +162,8 @@ class Stopper:
 
     async def settle(self, timeout_s: float) -> None:
         """Wait (bounded) until the supervisor's own sends are acknowledged."""
-        deadline = self.clock.now() + timeout_s
-        while self.adapter.inflight() and self.clock.now() < deadline:
+        deadline = self.clock.monotonic() + timeout_s
+        while self.adapter.inflight() and self.clock.monotonic() < deadline:
             await self.clock.sleep(0.02)
 
     async def kill_all(self) -> list[str]:

@@ -21,6 +21,7 @@ from tradeplane.actors.records import event_record
 from tradeplane.cluster.placement import NodeInfo
 from tradeplane.config.faults import FaultSchedule, fault_target
 from tradeplane.config.models import TradeplaneConfig
+from tradeplane.core.clock import WallStepWatch
 from tradeplane.core.errors import OperationalError, root_cause
 from tradeplane.core.health import Health, HealthReading, Phase
 from tradeplane.core.session import make_calendar
@@ -148,13 +149,15 @@ class Supervisor:
         self.wake = asyncio.Event()
         self.reading = HealthReading(Health.STARTING, "deploying actors")
         self.started_ts = clock.now()
+        self.started_mono = clock.monotonic()  # uptime
+        self.wall_watch = WallStepWatch()
         # sha256 of each strategy's source as shipped to its actor (set by the actor shell):
         # journaled with ``deployment_started``, so ``promote`` knows what code a run traded.
         self.strategy_code_hashes: dict[str, str] = {}
         self.loop_task: asyncio.Task[Any] | None = None
         self.journal_failures = 0
         self.faults = FaultSchedule(cfg.venue.sim.faults)
-        self.feed_started_ts: float | None = None
+        self.feed_started_mono: float | None = None  # scheduled sim faults count from it
         self.identity = Identity(self)
         self.recoverer = Recoverer(self)
         self.standbys = Standbys(self)
@@ -216,7 +219,7 @@ class Supervisor:
     # -- the core's steps ----------------------------------------------------------------------
 
     async def handle(self, obs: Observation) -> None:
-        await self.execute(self.core.step(obs, self.clock.now()))
+        await self.execute(self.core.step(obs, self.clock.monotonic()))
 
     async def execute(self, commands: list[Command]) -> None:
         for cmd in commands:
@@ -422,7 +425,7 @@ class Supervisor:
         ``ready``; returns how long each part took (for the recovery's record)."""
         spec = self.specs[role]
         took: dict[str, float] = {}
-        begun = self.clock.now()
+        begun = self.clock.monotonic()
         if restart and self.core.phase in (Phase.STOPPING, Phase.STOPPED):
             # A restart under way when the stop came: the stop has killed (or will kill) every
             # child by name, and a new one must not outlive it.
@@ -434,12 +437,12 @@ class Supervisor:
             init = ident.init_args(role, restart)
             # The previous incarnation is dead (the restart killed it and waited) and fenced
             # below ``epoch``: a standby may take its place.
-            took["fence_s"] = self.clock.now() - begun
+            took["fence_s"] = self.clock.monotonic() - begun
             promotion = "none"
             if restart:
                 promotion = await self.standbys.promote(spec, node_id, epoch, init, timeout_s)
             if promotion == "promoted":
-                took["promote_s"] = self.clock.now() - begun - took["fence_s"]
+                took["promote_s"] = self.clock.monotonic() - begun - took["fence_s"]
             else:
                 if promotion == "failed":
                     # Whatever the failed promotion began is fenced below this incarnation.
@@ -447,7 +450,7 @@ class Supervisor:
                 self.adapter.create(spec, node_id, epoch=epoch, **init)
         else:
             await ident.fence(role, ident.child_epochs[role], timeout_s)
-        asked = self.clock.now()
+        asked = self.clock.monotonic()
         try:
             answer = await self.adapter.call(timeout_s, child_role(role), ChildApi.ready)
         except (ChildGone, TimeoutError) as exc:
@@ -462,7 +465,7 @@ class Supervisor:
         if role == ROLE_JOURNAL and (lost := ident.journal_ready(answer)) is not None:
             await self.kill(ROLE_JOURNAL)
             raise JournalLost(f"journal_lost: {lost}")
-        took["ready_s"] = self.clock.now() - asked
+        took["ready_s"] = self.clock.monotonic() - asked
         if restart:
             self.core.restarted(role)
         else:
@@ -474,7 +477,7 @@ class Supervisor:
     async def start_feed(self) -> dict[str, Any]:
         await self.adapter.call(10.0, ROLE_FEED, FeedApi.start_streaming)
         self.core.set_phase(Phase.RUNNING)
-        self.feed_started_ts = self.clock.now()
+        self.feed_started_mono = self.clock.monotonic()
         self.journal(EventKind.FEED_STARTED, {}, [self.run_state()])
         await self.observe()
         return self.status()
@@ -543,7 +546,8 @@ class Supervisor:
                 log.exception("supervisor tick failed")
 
     async def tick(self) -> None:
-        now = self.clock.now()
+        now = self.clock.monotonic()
+        self._note_wall_step(now)
         running = [r for r, c in self.core.children.items() if c.state is Lifecycle.RUNNING]
         timeout = min(self.cfg.supervisor.heartbeat_timeout_s, 2.0)
         results = await asyncio.gather(
@@ -560,8 +564,8 @@ class Supervisor:
                 await self.handle(HeartbeatMissed(role))
         await self.placer.watch_nodes()
         await self.handle(TickEnded())
-        if self.feed_started_ts is not None and self.core.phase is Phase.RUNNING:
-            for spec in self.faults.due(now - self.feed_started_ts):
+        if self.feed_started_mono is not None and self.core.phase is Phase.RUNNING:
+            for spec in self.faults.due(now - self.feed_started_mono):
                 try:
                     await self.inject_fault(spec.kind, spec.duration_s, spec.model_dump())
                 except Exception:
@@ -573,16 +577,24 @@ class Supervisor:
             self.first_tick_ts = self.clock.now()
         self.ticked.set()
 
+    def _note_wall_step(self, mono: float) -> None:
+        """Nothing the supervisor decides rests on the wall clock's pace, but the record's
+        timestamps jump with it: the operator is told it stepped (and by how much)."""
+        step = self.wall_watch.look(self.clock.now(), mono)
+        if step is not None:
+            log.warning("the wall clock stepped by %+.3fs (NTP? is it in sync?)", step)
+            self.journal(EventKind.WALL_CLOCK_STEPPED, {"step_s": round(step, 3)})
+
     async def observe(self) -> None:
         now = self.clock.now()
-        facts = health_facts(self.core, now, self.calendar.is_open(now))
+        facts = health_facts(self.core, now, self.calendar.is_open(now), self.clock.monotonic())
         self.reading, change = self.core.observe_health(facts)
         await self.handle(HealthRead(self.reading, change))
 
     # -- operator commands ---------------------------------------------------------------------
 
     async def stop(self, reason: str = "operator") -> dict[str, Any]:
-        commands = self.core.step(StopRequested(reason), self.clock.now())
+        commands = self.core.step(StopRequested(reason), self.clock.monotonic())
         if not commands:  # stopped already
             return self.status()
         await self.execute(commands)

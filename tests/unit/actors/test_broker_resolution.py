@@ -61,6 +61,7 @@ def resolver(venue: FakeVenue, clock: ManualClock) -> tuple[Resolver, list[Any],
         venue_failed=failures.append,
         journal_events=journal,
         now=clock.now,
+        monotonic=clock.monotonic,
     )
     return r, journaled, failures
 
@@ -136,3 +137,25 @@ def test_closed_orders_forgotten_then_no_incarnation_kept_for_them() -> None:
     r.submitted_to.update({"tpa": 7, "tpb": 7})
     r.forget(["tpa"])
     assert r.submitted_to == {"tpb": 7}
+
+
+def test_wall_clock_steps_forward_an_hour_then_a_submit_still_on_its_way_not_declared_lost() -> (
+    None
+):
+    clock = ManualClock()
+    r, journaled, _ = resolver(FakeVenue(), clock)
+    clock.advance(1.0)
+    assert sorted(asyncio.run(r.resolve_once())) == ["tpa", "tpb"]
+    clock.step_wall(3600.0)
+    assert sorted(asyncio.run(r.resolve_once())) == ["tpa", "tpb"] and journaled == []
+    clock.advance(4.0)  # the grace (5 s) has now passed
+    assert asyncio.run(r.resolve_once()) == [] and len(journaled) == 2
+
+
+def test_wall_clock_steps_back_an_hour_then_unanswered_orders_closed_after_the_grace() -> None:
+    clock = ManualClock()
+    r, journaled, _ = resolver(FakeVenue(), clock)
+    clock.step_wall(-3600.0)  # the orders are dated an hour in the future
+    assert sorted(asyncio.run(r.resolve_once())) == ["tpa", "tpb"]
+    clock.advance(5.0)
+    assert asyncio.run(r.resolve_once()) == [] and len(journaled) == 2

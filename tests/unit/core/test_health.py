@@ -103,3 +103,27 @@ def test_stopped_then_ok_is_an_illegal_transition() -> None:
     t.observe(HealthReading(Health.STOPPED, "s"), 1.0)
     with pytest.raises(IllegalTransition):
         t.observe(HealthReading(Health.OK, "o"), 2.0)
+
+
+def test_feed_silence_judged_by_the_monotonic_age_not_by_a_wall_timestamp_from_the_future() -> None:
+    """The feed's node clock an hour ahead (or this one stepped back): its timestamp reads as
+    fresh, the age it measured on its monotonic clock says silent."""
+    r = derive_health(facts(last_bar_recv_ts=1000.0 + 3600, last_bar_age_s=40.0))
+    assert r.health is Health.FEED_SILENT and r.last_bar_age_s == 40.0
+
+
+def test_feed_flowing_by_the_monotonic_age_then_ok_whatever_the_wall_timestamp_says() -> None:
+    r = derive_health(facts(last_bar_recv_ts=1000.0 - 3600, last_bar_age_s=1.0))
+    assert r.health is Health.OK and r.last_bar_age_s == 1.0
+
+
+def test_no_bar_yet_then_silence_counted_from_the_monotonic_streaming_time() -> None:
+    no_bar = {"last_bar_recv_ts": None, "feed_started_ts": 1000.0 + 3600}
+    assert derive_health(facts(**no_bar, streaming_for_s=40.0)).health is Health.FEED_SILENT
+    no_bar["feed_started_ts"] = 1000.0 - 3600
+    assert derive_health(facts(**no_bar, streaming_for_s=1.0)).health is Health.WAITING_FOR_DATA
+
+
+def test_wall_age_only_and_negative_then_read_as_just_now_never_below_zero() -> None:
+    r = derive_health(facts(last_bar_recv_ts=1000.0 + 3600))
+    assert r.last_bar_age_s == 0.0

@@ -11,6 +11,7 @@ from tradeplane.core.errors import OperationalError
 from tradeplane.core.model import Intent, OrderType, Side
 from tradeplane.core.risk import DenyReason, RiskEngine, RiskLimits, TradingState
 from tradeplane.core.risk_recovery import (
+    ORPHAN_FUTURE_TOLERANCE_S,
     ORPHAN_LOOKBACK_S,
     CheckOrphan,
     ExpireOrphan,
@@ -83,6 +84,23 @@ def test_orphan_age_is_judged_by_the_injected_clock_when_decided() -> None:
     assert isinstance(r.decide_orphan(orphan, set()), CheckOrphan)
     clock.advance(MAX_AGE_S + 1)
     assert isinstance(r.decide_orphan(orphan, set()), ExpireOrphan)
+
+
+def test_orphan_dated_an_hour_in_the_future_after_a_wall_step_back_then_expired_not_fresh() -> None:
+    clock = ManualClock()
+    r = recovery(clock)
+    orphan = intent(clock.now())
+    clock.step_wall(-3600.0)  # the restart finds it "-3600 s old": no age to trust
+    decision = r.decide_orphan(orphan, set())
+    assert isinstance(decision, ExpireOrphan)
+    assert "in the future" in decision.denial.message
+
+
+def test_orphan_dated_a_little_in_the_future_by_clock_skew_then_checked_as_usual() -> None:
+    clock = ManualClock()
+    r = recovery(clock)
+    orphan = intent(clock.now() + ORPHAN_FUTURE_TOLERANCE_S)
+    assert isinstance(r.decide_orphan(orphan, set()), CheckOrphan)
 
 
 def test_orphan_flatten_when_recent_then_expired_never_resent() -> None:

@@ -36,19 +36,30 @@ async def eventually(probe: Callable[[], Any], what: str = "", rounds: int = 20_
 
 
 class FakeClock:
+    """Wall and monotonic readings that move together with ``advance`` (time passing);
+    ``step_wall`` jumps the wall clock alone, either way, as NTP or an operator can. Sleeps and
+    waits run on the monotonic reading, as asyncio's do."""
+
     def __init__(self, now: float = 1_700_000_000.0) -> None:
         self.t = now
+        self.mono = 0.0
         self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
 
     def now(self) -> float:
         return self.t
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def step_wall(self, seconds: float) -> None:
+        self.t += seconds
 
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sleepers.append((self.t + seconds, future))
+        self._sleepers.append((self.mono + seconds, future))
         await future
 
     async def wait(self, event: asyncio.Event, timeout_s: float | None) -> bool:
@@ -67,8 +78,9 @@ class FakeClock:
     async def advance(self, seconds: float) -> None:
         await settle()  # whoever is about to wait starts waiting before time moves
         self.t += seconds
+        self.mono += seconds
         for deadline, future in self._sleepers:
-            if deadline <= self.t and not future.done():
+            if deadline <= self.mono and not future.done():
                 future.set_result(None)
         self._sleepers = [(d, f) for d, f in self._sleepers if not f.done()]
         await settle()
@@ -117,6 +129,9 @@ class FakeAdapter:
         self.create_failures: dict[str, int] = {}
         self.abandoned: set[str] = set()
         self.beats: dict[str, dict[str, Any]] = {}
+        self.feed_bar_interval_s = 0.0
+        self.feed_bar: tuple[float, float] | None = None  # the last bar's (monotonic, wall)
+        self.feed_silent = False
         self.node_table: list[NodeInfo] = [NodeInfo(STATE_NODE, "10.0.0.1", alive=True)]
         self.created_on: dict[str, str | None] = {}
         self.lands_on: dict[str, str] = {}  # where Ray put a spread actor
@@ -261,7 +276,7 @@ class FakeAdapter:
         if (role, method) == ("journal", "ready"):
             return dict(self.journal_ready)
         if method == "heartbeat":
-            beat = {"feed": {"streaming": True, "last_bar_recv_ts": self.clock.now()}}.get(
+            beat = {"feed": self._feed_beat()}.get(
                 role, {"connected": True} if role == "broker" else {}
             )
             return beat | self.beats.get(role, {})
@@ -278,6 +293,28 @@ class FakeAdapter:
         if method == "node_id":
             return self.created_on.get(role) or self.lands_on.get(role) or STATE_NODE
         return {}
+
+    def silence_feed(self) -> None:
+        """The fake feed's bars stop: the last one stays the one it last received."""
+        self._feed_beat()
+        self.feed_silent = True
+
+    def _feed_beat(self) -> dict[str, Any]:
+        """A feed on this host: a bar arrives every ``feed_bar_interval_s`` (seen when it is
+        asked; 0: one each time) until ``silence_feed``. It records the wall time a bar came
+        (a later wall step does not change it) and measures ages on the monotonic clock, as
+        the real one does."""
+        mono = self.clock.monotonic()
+        due = self.feed_bar is None or mono - self.feed_bar[0] >= self.feed_bar_interval_s
+        if due and not self.feed_silent:
+            self.feed_bar = (mono, self.clock.now())
+        assert self.feed_bar is not None
+        return {
+            "streaming": True,
+            "last_bar_recv_ts": self.feed_bar[1],
+            "last_bar_age_s": mono - self.feed_bar[0],
+            "streaming_for_s": mono,
+        }
 
     def _query(self, args: tuple[Any, ...]) -> Any:
         name = args[0]

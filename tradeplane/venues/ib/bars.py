@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -65,12 +66,19 @@ class IbBarSource:
         # it: one cut short (a cancelled run, a failing sink) goes again, never skipped.
         self._outbound: deque[list[Bar] | Rejected | _Gap] = deque()
         self._posted = asyncio.Event()
-        self._tws_offset = timedelta(0)  # TWS's clock minus ours, as last asked
+        # TWS's clock as last asked, and our monotonic reading then: TWS's time now is that
+        # plus what passed on the monotonic clock, so a step of this host's wall clock does
+        # not move it (minutes closed early, or held an hour: a silent feed). Until asked: ours.
+        self._tws_synced: tuple[datetime, float] | None = None
         self._subscriptions: list[Any] = []
 
     def _tws_now(self) -> datetime:
         """TWS's clock: ours corrected by the last answer, and never behind its newest bar."""
-        now = datetime.now(UTC) + self._tws_offset
+        if self._tws_synced is None:
+            now = datetime.now(UTC)
+        else:
+            at, mono = self._tws_synced
+            now = at + timedelta(seconds=time.monotonic() - mono)
         bars = self.minutes.market_time
         return now if bars is None else max(now, bars)
 
@@ -94,7 +102,7 @@ class IbBarSource:
 
     async def _sync_clock(self) -> datetime:
         now: datetime = await self.ib.reqCurrentTimeAsync()
-        self._tws_offset = now - datetime.now(UTC)
+        self._tws_synced = (now, time.monotonic())
         return now
 
     def resume_after(self, last: dict[str, datetime]) -> None:
