@@ -289,7 +289,13 @@ def _place(tmp: Path, target: Path) -> None:
     if target.exists() and any(target.iterdir()):
         old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.replaced-"))
         os.rename(target, old / target.name)
-    os.rename(tmp, target)
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        if old is not None:  # the earlier backup goes back where it was
+            os.rename(old / target.name, target)
+            os.rmdir(old)
+        raise
     fsync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import stat
 import threading
@@ -376,3 +377,23 @@ def test_a_running_sim_venues_book_is_skipped_with_the_reason(
     assert "in use by a running deployment" in reasons["venue/sim.db"]
     assert "empty book" in reasons["venue/sim.db"]
     assert not (tmp_path / "b" / "venue").exists()
+
+
+def test_a_replacement_that_cannot_be_renamed_into_place_puts_the_earlier_backup_back(
+    stopped: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "b"
+    backup(stopped, target)
+    before = _tables(target)
+    real_rename = os.rename
+
+    def rename(src: object, dst: object) -> None:
+        if str(src).startswith(str(tmp_path / ".b.partial-")):
+            raise OSError(28, "No space left on device")
+        real_rename(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OperationalError, match="No space left on device"):
+        backup(stopped, target, force=True)
+    assert _tables(target) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
