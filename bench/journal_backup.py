@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.journal import DEPLOYMENT, Source, build, emit, pct  # noqa: E402
-from tradeplane.journal.backup import backup  # noqa: E402
+from tradeplane.journal.backup import STEP_PAUSE_S, backup  # noqa: E402
 from tradeplane.journal.records import JournalRecord  # noqa: E402
 from tradeplane.journal.store import JournalStore  # noqa: E402
 
@@ -144,7 +144,7 @@ def with_writer(state_dir: Path, root: Path, src: Source, args: argparse.Namespa
     alone_from = time.time()
     time.sleep(args.floor_s)
     backup_from = time.time()
-    result = backup(state_dir, root / "during", deployment=DEPLOYMENT)
+    result = backup(state_dir, root / "during", deployment=DEPLOYMENT, pause_s=args.pause_ms / 1000)
     backup_to = time.time()
     time.sleep(0.5)
     stop.set()
@@ -159,6 +159,7 @@ def with_writer(state_dir: Path, root: Path, src: Source, args: argparse.Namespa
             "bench": "backup_writer",
             "batch": args.batch,
             "every_ms": args.every_ms,
+            "pause_ms": args.pause_ms,
             "backup_seconds": round(result.elapsed_s, 2),
             "backup_lines": result.last_seq,
             "backup_lines_per_s": round(result.last_seq / result.elapsed_s),
@@ -180,6 +181,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--every-ms", type=float, default=20.0)
     parser.add_argument("--floor-s", type=float, default=10.0)
+    parser.add_argument(
+        "--pause-ms", type=float, default=STEP_PAUSE_S * 1000, help="between backup steps"
+    )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="tradeplane-bench-backup-"))
     try:

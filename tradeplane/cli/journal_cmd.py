@@ -449,7 +449,8 @@ def backup(
     try:
         result = backup_state_dir(directory, to, deployment=deployment, force=force)
     except OperationalError as exc:
-        _fail(str(exc), 1)
+        hint = "" if directory.is_dir() else " (run the backup on the node that holds it)"
+        _fail(f"{exc}{hint}", 1)
     if as_json:
         stdout.write(json.dumps(result.as_dict(), sort_keys=True) + "\n")
         stdout.flush()

@@ -185,9 +185,17 @@ def _copy_db(
             src.execute("BEGIN")  # the read transaction every step of the backup reads from
             meta = dict(src.execute("SELECT key, value FROM meta").fetchall())
             dst = sqlite3.connect(dst_path, isolation_level=None)
+            # A small page cache: the copied pages reach the file step by step, and each step
+            # is synced before the pause (``_step``), so the copy never leaves a backlog of dirty
+            # pages for the kernel to write back at once, which would stall the writer's fsyncs.
+            dst.execute("PRAGMA cache_size = 64")
+            sync_fd = os.open(dst_path, os.O_RDONLY)
             try:
-                src.backup(dst, pages=step_pages, progress=lambda *_: sleep(pause_s))
+                src.backup(
+                    dst, pages=step_pages, progress=lambda *_: _step(sync_fd, pause_s, sleep)
+                )
             finally:
+                os.close(sync_fd)
                 dst.close()  # the last connection: its WAL is folded in and removed
         except sqlite3.Error as exc:
             raise OperationalError(f"{reader.db_path}: online backup failed: {exc}") from exc
@@ -200,6 +208,11 @@ def _copy_db(
     finally:
         os.close(fd)
     return meta
+
+
+def _step(fd: int, pause_s: float, sleep: Callable[[float], None]) -> None:
+    fsync_file(fd)
+    sleep(pause_s)
 
 
 def _settle_jsonl(tmp: Path, last_seq: int, last_hash: str) -> int:

@@ -75,6 +75,15 @@ def test_backup_of_a_state_dir_without_a_journal_exits_1(tmp_path: Path) -> None
     assert not (tmp_path / "b").exists()
 
 
+def test_backup_of_a_state_dir_not_on_this_machine_says_where_to_run_it(tmp_path: Path) -> None:
+    result = journal(
+        "backup", "--state-dir", str(tmp_path / "nowhere"), "--to", str(tmp_path / "b")
+    )
+
+    assert result.exit_code == 1
+    assert "run the backup on the node that holds it" in result.output
+
+
 def test_backup_needs_a_target(state: Path) -> None:
     result = journal("backup", "--state-dir", str(state))
     assert result.exit_code == 2
