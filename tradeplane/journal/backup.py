@@ -97,7 +97,14 @@ def backup(
     _check_target(state_dir, target, force)
     venue_check = check_venue or snapshot.check_not_in_use
     target.parent.mkdir(mode=files.DIR_MODE, parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
+    # Opened first, so a state dir that holds no journal (of this deployment) is refused before
+    # anything is copied; its snapshot is taken only after the files that must be older.
+    reader = JournalReader.open(state_dir, deployment=deployment)
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
+    except BaseException:
+        reader.close()
+        raise
     try:
         os.chmod(tmp, files.DIR_MODE)
         copied: list[Copied] = []
@@ -107,7 +114,8 @@ def backup(
         jsonl_src = state_dir / files.JSONL_NAME
         if jsonl_src.is_file():
             backup_files.copy_prefix(jsonl_src, tmp / files.JSONL_NAME)
-        meta = _copy_db(state_dir, tmp, deployment, step_pages, pause_s, sleep)
+        with reader:
+            meta = _copy_db(reader, tmp, step_pages, pause_s, sleep)
         last_seq = int(meta["last_seq"])
         from_jsonl = _settle_jsonl(tmp, last_seq, meta["last_hash"])
         copied[:0] = [
@@ -135,6 +143,7 @@ def backup(
         fsync_dir(tmp)
         _place(tmp, target)
     except BaseException as exc:
+        reader.close()
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):
             raise OperationalError(f"backup of {state_dir} to {target} failed: {exc}") from exc
@@ -169,9 +178,8 @@ def _check_target(state_dir: Path, target: Path, force: bool) -> None:
 
 
 def _copy_db(
-    state_dir: Path,
+    reader: JournalReader,
     tmp: Path,
-    deployment: str | None,
     step_pages: int,
     pause_s: float,
     sleep: Callable[[float], None],
@@ -179,29 +187,26 @@ def _copy_db(
     """The online backup of ``journal.db`` from one snapshot; returns the snapshot's ``meta``."""
     dst_path = tmp / files.DB_NAME
     os.close(files.open_private(dst_path, os.O_RDWR | os.O_CREAT | os.O_EXCL))
-    with JournalReader.open(state_dir, deployment=deployment) as reader:
-        src = reader.conn
+    src = reader.conn
+    try:
+        src.execute("BEGIN")  # the read transaction every step of the backup reads from
+        meta = dict(src.execute("SELECT key, value FROM meta").fetchall())
+        dst = sqlite3.connect(dst_path, isolation_level=None)
+        # A small page cache: the copied pages reach the file step by step, and each step
+        # is synced before the pause (``_step``), so the copy never leaves a backlog of dirty
+        # pages for the kernel to write back at once, which would stall the writer's fsyncs.
+        dst.execute("PRAGMA cache_size = 64")
+        sync_fd = os.open(dst_path, os.O_RDONLY)
         try:
-            src.execute("BEGIN")  # the read transaction every step of the backup reads from
-            meta = dict(src.execute("SELECT key, value FROM meta").fetchall())
-            dst = sqlite3.connect(dst_path, isolation_level=None)
-            # A small page cache: the copied pages reach the file step by step, and each step
-            # is synced before the pause (``_step``), so the copy never leaves a backlog of dirty
-            # pages for the kernel to write back at once, which would stall the writer's fsyncs.
-            dst.execute("PRAGMA cache_size = 64")
-            sync_fd = os.open(dst_path, os.O_RDONLY)
-            try:
-                src.backup(
-                    dst, pages=step_pages, progress=lambda *_: _step(sync_fd, pause_s, sleep)
-                )
-            finally:
-                os.close(sync_fd)
-                dst.close()  # the last connection: its WAL is folded in and removed
-        except sqlite3.Error as exc:
-            raise OperationalError(f"{reader.db_path}: online backup failed: {exc}") from exc
+            src.backup(dst, pages=step_pages, progress=lambda *_: _step(sync_fd, pause_s, sleep))
         finally:
-            if src.in_transaction:
-                src.execute("ROLLBACK")
+            os.close(sync_fd)
+            dst.close()  # the last connection: its WAL is folded in and removed
+    except sqlite3.Error as exc:
+        raise OperationalError(f"{reader.db_path}: online backup failed: {exc}") from exc
+    finally:
+        if src.in_transaction:
+            src.execute("ROLLBACK")
     fd = os.open(dst_path, os.O_RDONLY)
     try:
         fsync_file(fd)

@@ -152,9 +152,10 @@ def test_a_target_in_the_state_dir_is_refused(stopped: Path, where: str) -> None
 
 
 def test_another_deployments_journal_is_refused(stopped: Path, tmp_path: Path) -> None:
+    (stopped / "drift_state.json").write_text("{}")
     with pytest.raises(OperationalError, match="belongs to deployment"):
         backup(stopped, tmp_path / "b", deployment="other")
-    assert not (tmp_path / "b").exists()
+    assert list(tmp_path.iterdir()) == [stopped]  # nothing left behind
 
 
 def test_a_failure_mid_copy_leaves_no_backup_under_the_target_name(
