@@ -6,6 +6,8 @@ import json
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -283,13 +285,13 @@ def test_a_backup_taken_while_the_journal_is_written_is_a_consistent_prefix(
 
     def step(_: float) -> None:  # each step waits for the writer to commit again meanwhile
         now = writer.batches
-        eventually(lambda: writer.batches > now, what="a commit during the backup")
+        eventually(lambda: writer.batches > now, interval_s=0.005, what="a commit meanwhile")
         seen_during.append(writer.store.last_seq)
 
-    result = backup(state_dir, target, deployment=DEPLOYMENT, step_pages=4, sleep=step)
+    result = backup(state_dir, target, deployment=DEPLOYMENT, step_pages=16, sleep=step)
     writer.finish()
 
-    assert len(seen_during) >= 3 and seen_during[-1] > result.last_seq > 0
+    assert len(seen_during) >= 3 and seen_during[-1] > result.last_seq > 0, seen_during
     # The backup opens through the normal open path (recovery) with nothing to repair.
     with JournalStore.open(target, DEPLOYMENT) as reopened:
         assert (reopened.last_seq, reopened.last_hash) == (result.last_seq, result.last_hash)
@@ -398,3 +400,31 @@ def test_a_replacement_that_cannot_be_renamed_into_place_puts_the_earlier_backup
         backup(stopped, target, force=True)
     assert _tables(target) == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_backup_process_sigkilled_mid_copy_leaves_no_backup_and_the_next_one_succeeds(
+    stopped: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "b"
+    started = tmp_path / "started"
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from tradeplane.journal.backup import backup\n"
+        "def hang(_):\n"
+        f"    Path({str(started)!r}).touch()\n"
+        "    time.sleep(60)\n"
+        f"backup(Path({str(stopped)!r}), Path({str(target)!r}), step_pages=1, sleep=hang)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        eventually(started.exists, what="the backup's first step")
+    finally:
+        proc.kill()
+        proc.wait()
+
+    assert not target.exists()
+    partial = [p.name for p in tmp_path.iterdir() if p.name.startswith(".b.partial-")]
+    assert len(partial) == 1  # never a backup; the runbook says it can be deleted
+    assert backup(stopped, target).last_seq == 12
+    assert "OK hash chain intact to seq 12" in _verify_cli(target)
