@@ -1,4 +1,4 @@
-"""``tradeplane journal verify|tail|export``: a deployment's journal, read-only.
+"""``tradeplane journal verify|tail|export|backup``: a deployment's journal, read-only.
 
 Every command opens the SQLite record read-only and reads ``journal.jsonl`` without locks, so it
 works the same on a stopped deployment and beside a running one, and never blocks its writer.
@@ -35,6 +35,7 @@ from tradeplane.cli.output import console, err, protect, stdout
 from tradeplane.config.loading import ConfigError, load_config
 from tradeplane.core.errors import OperationalError
 from tradeplane.core.redact import REDACTOR
+from tradeplane.journal.backup import backup as backup_state_dir
 from tradeplane.journal.reader import JournalReader
 
 journal_app = typer.Typer(
@@ -413,3 +414,60 @@ def export(
         soft_wrap=True,
         highlight=False,
     )
+
+
+# --- backup ---------------------------------------------------------------------------------
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{size:,.1f} GiB"
+
+
+@journal_app.command()
+def backup(
+    to: Annotated[
+        Path, typer.Option("--to", help="New or empty directory to hold the backup (0700).")
+    ],
+    name: NameArg = None,
+    state_dir: StateDirOpt = None,
+    config: ConfigOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an earlier backup in --to.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Copy the journal (and what a restore needs) consistently, also while it is written.
+
+    Run it on the node that holds the state dir. The copy is a state dir: see ops/runbook.md
+    ("Backup and restore")."""
+    directory, deployment = resolve_state_dir(name, state_dir, config)
+    try:
+        result = backup_state_dir(directory, to, deployment=deployment, force=force)
+    except OperationalError as exc:
+        hint = "" if directory.is_dir() else " (run the backup on the node that holds it)"
+        _fail(f"{exc}{hint}", 1)
+    if as_json:
+        stdout.write(json.dumps(result.as_dict(), sort_keys=True) + "\n")
+        stdout.flush()
+        return
+    seqs = f"seq 1..{result.last_seq:,}" if result.last_seq else "no events"
+    console.print(
+        f"backed up {escape(result.deployment)} ({seqs}, {_size(result.total_bytes)}) to "
+        f"{escape(str(to))} in {result.elapsed_s:.2f}s",
+        soft_wrap=True,
+        highlight=False,
+    )
+    for c in result.copied:
+        note = f"  ({escape(c.note)})" if c.note else ""
+        console.print(
+            f"  copied   {escape(c.name):<24} {_size(c.bytes):>12}{note}", highlight=False
+        )
+    for s in result.skipped:
+        console.print(
+            f"  skipped  {escape(s.name):<24} {escape(s.reason)}", soft_wrap=True, highlight=False
+        )

@@ -71,6 +71,12 @@ def read_sim_holdings(db_path: Path) -> Holdings:
     return holdings_from_venue(positions, orders)
 
 
+def check_not_in_use(db_path: Path) -> None:
+    """Raise ``OperationalError`` when a running venue holds the database at ``db_path`` (it
+    holds it exclusively for its whole life, so nothing else can read it consistently)."""
+    _refuse_if_in_use(Path(db_path))
+
+
 def _refuse_if_in_use(path: Path) -> None:
     try:
         conn = sqlite3.connect(_uri(path, "mode=ro"), uri=True, isolation_level=None, timeout=0)
