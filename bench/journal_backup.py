@@ -27,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.journal import DEPLOYMENT, Source, build, emit, pct  # noqa: E402
-from tradeplane.journal.backup import STEP_PAUSE_S, backup  # noqa: E402
+from tradeplane.journal.backup import STEP_PAUSE_S  # noqa: E402
+from tradeplane.journal.backup import backup as journal_backup  # noqa: E402
 from tradeplane.journal.records import JournalRecord  # noqa: E402
 from tradeplane.journal.store import JournalStore  # noqa: E402
+from tradeplane.venues.sim.snapshot import check_not_in_use  # noqa: E402
+
+backup = partial(journal_backup, check_venue=check_not_in_use)
 
 # No target in the issue; what a restore runbook can promise on this hardware.
 TARGETS = {"backup_lines_per_s": 100_000.0, "p99_commit_rise": 2.0}

@@ -37,6 +37,7 @@ from tradeplane.core.errors import OperationalError
 from tradeplane.core.redact import REDACTOR
 from tradeplane.journal.backup import backup as backup_state_dir
 from tradeplane.journal.reader import JournalReader
+from tradeplane.venues.sim import snapshot as sim_snapshot
 
 journal_app = typer.Typer(
     help="Verify, tail and export a deployment's journal (read-only; safe while it runs).",
@@ -447,7 +448,13 @@ def backup(
     ("Backup and restore")."""
     directory, deployment = resolve_state_dir(name, state_dir, config)
     try:
-        result = backup_state_dir(directory, to, deployment=deployment, force=force)
+        result = backup_state_dir(
+            directory,
+            to,
+            deployment=deployment,
+            force=force,
+            check_venue=sim_snapshot.check_not_in_use,
+        )
     except OperationalError as exc:
         hint = "" if directory.is_dir() else " (run the backup on the node that holds it)"
         _fail(f"{exc}{hint}", 1)

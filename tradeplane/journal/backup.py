@@ -44,7 +44,6 @@ from tradeplane.durable import fsync_dir, fsync_file
 from tradeplane.journal import backup_files, files, recovery
 from tradeplane.journal.backup_files import Copied, Skipped
 from tradeplane.journal.reader import JournalReader
-from tradeplane.venues.sim import snapshot
 
 MANIFEST_NAME = "backup_manifest.json"
 MANIFEST_FORMAT = "tradeplane-backup"
@@ -79,15 +78,17 @@ def backup(
     state_dir: Path,
     target: Path,
     *,
+    check_venue: Callable[[Path], None],
     deployment: str | None = None,
     force: bool = False,
     step_pages: int = STEP_PAGES,
     pause_s: float = STEP_PAUSE_S,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-    check_venue: Callable[[Path], None] | None = None,
 ) -> BackupResult:
     """Back ``state_dir`` (the journal of ``deployment``, if given) up into ``target``.
+    ``check_venue`` raises ``OperationalError`` for a simulated venue's book a running venue
+    holds (the venue's own check: the journal imports no venue).
 
     ``target`` must not exist or be empty; ``force`` replaces an earlier backup there (never
     a directory that holds anything else). Raises ``OperationalError`` saying what failed;
@@ -95,7 +96,7 @@ def backup(
     started = clock()
     state_dir, target = Path(state_dir), Path(target)
     _check_target(state_dir, target, force)
-    venue_check = check_venue or snapshot.check_not_in_use
+    venue_check = check_venue
     target.parent.mkdir(mode=files.DIR_MODE, parents=True, exist_ok=True)
     # Opened first, so a state dir that holds no journal (of this deployment) is refused before
     # anything is copied; its snapshot is taken only after the files that must be older.

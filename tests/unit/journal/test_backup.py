@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,14 @@ from tests.unit.journal.factories import DEPLOYMENT, notes, trade
 from tradeplane.cli.main import app
 from tradeplane.core.clock import ManualClock
 from tradeplane.core.errors import OperationalError
-from tradeplane.journal.backup import MANIFEST_NAME, backup
+from tradeplane.journal.backup import MANIFEST_NAME
+from tradeplane.journal.backup import backup as journal_backup
 from tradeplane.journal.reader import verify_journal
 from tradeplane.journal.store import JournalStore
+from tradeplane.venues.sim import snapshot
 from tradeplane.venues.sim.venue import SimVenue
+
+backup = partial(journal_backup, check_venue=snapshot.check_not_in_use)
 
 EVENT_COLUMNS = "seq, event_id, kind, ts, deployment, strategy, intent_id, client_order_id, line"
 
@@ -411,10 +416,12 @@ def test_a_backup_process_sigkilled_mid_copy_leaves_no_backup_and_the_next_one_s
         "import sys, time\n"
         "from pathlib import Path\n"
         "from tradeplane.journal.backup import backup\n"
+        "from tradeplane.venues.sim.snapshot import check_not_in_use\n"
         "def hang(_):\n"
         f"    Path({str(started)!r}).touch()\n"
         "    time.sleep(60)\n"
-        f"backup(Path({str(stopped)!r}), Path({str(target)!r}), step_pages=1, sleep=hang)\n"
+        f"backup(Path({str(stopped)!r}), Path({str(target)!r}), step_pages=1, sleep=hang, "
+        "check_venue=check_not_in_use)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script])
     try:
