@@ -149,3 +149,20 @@ def test_journal_figures_when_read_in_small_pages_then_same_as_in_one(
         monkeypatch.setattr(journal_reads, "READ_PAGE", 7)
         assert journal_reads.journal_figures(reader) == whole
         assert whole["denied"] == 48 and whole["fills"] == 3
+
+
+def test_figures_cache_when_the_journal_grows_between_reads_then_same_as_a_whole_read(
+    state: Path,
+) -> None:
+    """The journal actor's figures carry on from the last read: only what came since is
+    read, and the result is what reading the whole journal gives."""
+    cache = journal_reads.FiguresCache()
+    with JournalReader.open(state) as reader:
+        before = cache.read(reader)
+    with JournalStore.open(state, DEPLOYMENT) as store:
+        store.commit([denied(300 + n, "MAX_ORDER_VALUE", strategy="shorty") for n in range(3)])
+        store.commit(trade(301, "buy", 5.0, 39.0, strategy="shorty", symbol="BBB", fee=0.25))
+    with JournalReader.open(state) as reader:
+        after = cache.read(reader)
+        assert after == journal_reads.journal_figures(reader) != before
+    assert after["denied"] == before["denied"] + 3 and after["fills"] == before["fills"] + 1
