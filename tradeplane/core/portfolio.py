@@ -18,6 +18,7 @@ from tradeplane.core.model import Fill, Position
 # Fill ids remembered to drop a fill delivered twice in quick succession. Older duplicates are
 # stopped upstream (the strategy's journal-seq watermark), so the memory stays bounded.
 REMEMBERED_FILL_IDS = 4096
+_INF = math.inf  # (a global: ``math.inf`` is a lookup in a module on every mark)
 
 
 @dataclass(slots=True)
@@ -57,7 +58,9 @@ class VirtualPortfolio:
 
     def apply(self, symbol: str, signed_qty: float, price: float, fee: float = 0.0) -> None:
         self._positions.pop(symbol, None)
-        book = self._books.setdefault(symbol, _Book())
+        book = self._books.get(symbol)
+        if book is None:  # (not ``setdefault``: that would build a _Book on every fill)
+            book = self._books[symbol] = _Book()
         self.cash -= signed_qty * price + fee
         self.fees += fee
         q = book.quantity
@@ -77,7 +80,7 @@ class VirtualPortfolio:
             book.quantity = new_q
 
     def mark(self, symbol: str, price: float) -> None:
-        if 0.0 < price < math.inf:  # finite and > 0 (NaN fails), in one comparison: every bar
+        if 0.0 < price < _INF:  # finite and > 0 (NaN fails), in one comparison: every bar
             self._marks[symbol] = price
 
     def mark_price(self, symbol: str) -> float | None:

@@ -119,10 +119,16 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
         return evaluated if not events else events + evaluated
 
     def on_fill(self, fill: Fill) -> list[RiskEvent]:
-        events = self.roll_day_if_due()
+        # (as in ``mark``: with nothing pending and the day going on there is nothing to roll)
+        events = (
+            self.roll_day_if_due()
+            if self._pending or self.clock.now() >= self._next_boundary
+            else None
+        )
         self._daily_realized += self.book.apply_fill(fill)
         self._bump()
-        return events + self._evaluate()
+        evaluated = self._evaluate()
+        return evaluated if not events else events + evaluated
 
     def on_order_closed(self, client_order_id: str) -> None:
         """The order reached a terminal state: it no longer counts as working exposure."""
@@ -236,7 +242,10 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
     def check(self, intent: Intent, *, flatten: bool = False) -> SubmitOrder | OrderDenied:
         """Approve or deny. ``flatten`` marks the engine's own flatten order: it passes in any
         trading state as long as it only reduces the position, with only the price check."""
-        self._pending.extend(self.roll_day_if_due())
+        if self.clock.now() >= self._next_boundary:
+            # (Before the boundary ``roll_day_if_due`` would only hand back what is pending,
+            # to be put back at once: nothing to do.)
+            self._pending.extend(self.roll_day_if_due())
         if self._reconciling:
             return self._deny(
                 intent,
@@ -310,9 +319,8 @@ class RiskEngine(PreTradeChecks, PersistentRiskState):
         self._recent_id_set.add(coid)
         self.approved += 1
         self._bump()
-        return SubmitOrder(
-            intent=intent, approved_ts=now, reference_price=price, reduces_position=reduces
-        )
+        # (positional: intent, approved_ts, reference_price, reduces_position)
+        return SubmitOrder(intent, now, price, reduces)
 
     def _prune_duplicates(self, now: float) -> None:
         window = self.limits.duplicate_order_window_s or 0.0

@@ -327,3 +327,16 @@ def test_on_start_runs_at_the_first_bar_time_after_its_marks() -> None:
     assert decision.decision == APPROVED
     assert decision.intent.trigger == ids.start_trigger("run-1")
     assert len(steps[1].fills) == 1
+
+
+def test_equity_of_several_strategies_then_one_pair_each_in_config_order() -> None:
+    eng = engine(
+        ("a", Scripted({0: [("AAA", 2.0, "buy")]})),
+        ("b", Scripted({0: [("AAA", 1.0, "buy")]})),
+        matching=MatchingRules(0, 0, 0),
+    )
+
+    steps = run(eng, [bar(0), bar(1, c=100.0), bar(2, o=100.0, h=111.0, c=110.0)])
+
+    assert steps[2].equity == ((100_000.0 - 200.0, 220.0), (100_000.0 - 100.0, 110.0))
+    assert steps[0].equity == ((100_000.0, 0.0), (100_000.0, 0.0))

@@ -88,6 +88,17 @@ def test_fill_signed_quantity_follows_side() -> None:
     assert f.signed_quantity == -2.0
 
 
+def test_fill_signed_quantity_when_buy_then_positive() -> None:
+    f = Fill("f", "c", "i", "s", "AAA", Side.BUY, 2.0, 10.0, 0.1, 0.0)
+    assert f.signed_quantity == 2.0
+
+
+def test_fill_signed_quantity_when_side_is_not_a_side_then_raises() -> None:
+    f = Fill("f", "c", "i", "s", "AAA", "buy", 2.0, 10.0, 0.1, 0.0)  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        _ = f.signed_quantity
+
+
 def test_bar_when_pickled_then_equal_and_frozen() -> None:
     bar = Bar("BTC-USDT", datetime(2024, 1, 1, tzinfo=UTC), 100.0, 101.0, 99.0, 100.5, 3.0)
 

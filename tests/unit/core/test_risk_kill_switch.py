@@ -322,6 +322,27 @@ def test_check_rolls_the_day_and_the_event_is_drained() -> None:
     assert e.summary()["orders_today"] == 1
 
 
+def test_fill_after_the_day_boundary_rolls_the_day_and_returns_the_event() -> None:
+    clock = ManualClock(ts("2026-11-20T23:59:00"))
+    e = engine(clock)
+    e.mark("AAA", 100.0)
+    assert e.on_fill(fill(Side.BUY, 1.0, 100.0)) == []
+    clock.advance(120)
+    [ev] = e.on_fill(fill(Side.BUY, 1.0, 100.0))
+    assert isinstance(ev, RiskDayRolledOver) and ev.day == "2026-11-21"
+    assert e.on_fill(fill(Side.BUY, 1.0, 100.0)) == []
+
+
+def test_fill_hands_back_an_event_still_pending_from_check() -> None:
+    clock = ManualClock(ts("2026-11-20T23:59:00"))
+    e = engine(clock)
+    e.mark("AAA", 100.0)
+    clock.advance(120)
+    assert reason(e.check(intent())) == "approved"  # rolls the day: the event waits
+    assert [type(x) for x in e.on_fill(fill(Side.BUY, 1.0, 100.0))] == [RiskDayRolledOver]
+    assert e.drain_events() == []
+
+
 def test_xnys_risk_day_rolls_at_session_close_including_early_close_and_holiday() -> None:
     clock = ManualClock(ts("2026-11-25T20:59:00"))  # Wednesday before Thanksgiving
     e = engine(clock, calendar="XNYS")

@@ -127,6 +127,24 @@ def test_submit_symbol_not_configured_then_strategy_error() -> None:
         runner(Wrong()).on_bars(bars("AAA", 1))
 
 
+def test_position_asked_before_a_fill_then_the_fill_shows_after_it() -> None:
+    seen: list[float] = []
+
+    class Asker(Strategy):
+        def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
+            seen.append(ctx.position("AAA").quantity)
+
+        def on_fill(self, fill: Fill, ctx: StrategyContext) -> None:
+            seen.append(ctx.position("AAA").quantity)
+
+    r = runner(Asker())
+    r.on_bars(bars("AAA", 1))
+    r.on_fill(Fill("f1", "c", "i", "s", "AAA", Side.BUY, 2, 10.0, 0.1, 0.0))
+    r.on_bars(bars("AAA", 1, start=1))
+    r.on_fill(Fill("f2", "c", "i", "s", "AAA", Side.SELL, 0.5, 10.0, 0.1, 0.0))
+    assert seen == [0.0, 2.0, 2.0, 1.5]
+
+
 def test_fill_updates_positions_cash_and_calls_on_fill_once() -> None:
     calls: list[str] = []
 
