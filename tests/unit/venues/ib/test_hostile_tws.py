@@ -1,0 +1,356 @@
+"""Hostile input at scale, TWS: ib_async's decoder swallows its own errors and leaves a field it
+could not read at its default (``""``, ``0``, ``0.0``, the epoch, TWS's unset markers), so what
+reaches our adapter are decoded objects with defaulted or hostile fields. Generated ones go to
+the adapter's handlers (order status, execution with commission, open order state, position).
+
+The adapter never acts on a defaulted field: an order status or an execution whose fields are
+not all usable appends no event (no status change, no fill) and is rejected with a reason that
+names the message kind and a field that is wrong; a position or order state with one raises
+``IbMessageUnusable`` (ours, a ``TransientError``: asked again, never guessed) naming it.
+Nothing else escapes. And no registered credential reaches ib_async's own loggers.
+
+Profile and case counts: tests/fuzz.py (``TRADEPLANE_FUZZ_PROFILE=soak`` for 10,000 each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import ib_async
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.fuzz import fuzz_settings, run_cases
+from tradeplane.config.venues import IbConfig
+from tradeplane.core.redact import REDACTOR, register_secrets
+from tradeplane.venues.ib.checks import UNSET_DOUBLE, UNSET_INTEGER, IbMessageUnusable
+from tradeplane.venues.ib.core import IB_STATUS
+from tradeplane.venues.ib.session import IB_ASYNC_LOGGERS
+from tradeplane.venues.ib.venue import IbVenueClient
+
+# Each field: values we may act on, and values that must stop us (defaults and garbage).
+BAD_NUMBER: list[Any] = [0.0, -1.0, math.nan, math.inf, -math.inf, UNSET_DOUBLE, None, "10", True]
+BAD_ID: list[Any] = [0, -1, UNSET_INTEGER, None, "12", 1.5]
+BAD_TEXT: list[Any] = ["", " ", None, 7]
+FIELDS: dict[str, tuple[list[Any], list[Any]]] = {
+    "execId": (["0001.01", "e-2"], BAD_TEXT),
+    "side": (["BOT", "SLD"], ["", "BUY", "S", None, "bot"]),
+    "shares": ([1.0, 10.0, 0.5, 300], BAD_NUMBER),
+    "price": ([500.0, 0.01, 12345.5], BAD_NUMBER),
+    "permId": ([1234567, 1], BAD_ID),
+    "orderId": ([42, 7], BAD_ID),
+    "time": (
+        [datetime(2026, 12, 4, 15, 30, tzinfo=UTC)],
+        [datetime(1970, 1, 1, tzinfo=UTC), None, "20261204 15:30:00", datetime(2026, 12, 4)],
+    ),
+    "symbol": (["SPY", "AAPL"], BAD_TEXT),
+    "commission": ([0.0, 1.25, 0.35], [-1.0, math.nan, math.inf, UNSET_DOUBLE, None, "1"]),
+    "status": (list(IB_STATUS), ["", None, 3]),
+    "action": (["BUY", "SELL", "buy"], ["", "HOLD", None, 1]),
+    "totalQuantity": ([10.0, 1.0], BAD_NUMBER),
+}
+# The word a rejection of a bad field must contain (lower case).
+WORDS = {
+    "execId": "execid",
+    "side": "side",
+    "shares": "shares",
+    "price": "price",
+    "permId": "permid",
+    "orderId": "permid",  # "permId and orderId missing": only when both are
+    "time": "time",
+    "symbol": "symbol",
+    "commission": "commission",
+    "status": "status",
+    "action": "action",
+    "totalQuantity": "totalquantity",
+}
+
+
+def field_values(names: list[str]) -> st.SearchStrategy[dict[str, tuple[Any, bool]]]:
+    """For each field, (value, usable)."""
+
+    def one(name: str) -> st.SearchStrategy[tuple[Any, bool]]:
+        good, bad = FIELDS[name]
+        return st.one_of(
+            st.sampled_from(good).map(lambda v: (v, True)),
+            st.sampled_from(bad).map(lambda v: (v, False)),
+        )
+
+    return st.fixed_dictionaries({n: one(n) for n in names})
+
+
+def bad_fields(values: dict[str, tuple[Any, bool]]) -> set[str]:
+    bad = {n for n, (_, ok) in values.items() if not ok}
+    if {"permId", "orderId"} <= bad:
+        return bad  # no id at all
+    return bad - {"permId", "orderId"}  # one of the two is enough
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield loop
+    loop.close()
+
+
+def new_client() -> IbVenueClient:
+    return IbVenueClient(IbConfig(host="127.0.0.1", port=4002, client_id=9))
+
+
+def make_fill(v: dict[str, Any], coid: str = "tpAAA") -> Any:
+    ex = ib_async.Execution(orderRef=coid)
+    for name in ("execId", "side", "shares", "price", "permId", "orderId", "time"):
+        setattr(ex, name, v[name])
+    report = ib_async.CommissionReport(execId=v["execId"] or "pending")
+    report.commission = v["commission"]
+    contract = ib_async.Stock(v["symbol"], "SMART", "USD")
+    return ib_async.Fill(contract, ex, report, datetime.now(UTC))
+
+
+def make_trade(v: dict[str, Any], coid: str = "tpAAA") -> Any:
+    order = ib_async.MarketOrder(v.get("action", "BUY"), v.get("totalQuantity", 10.0))
+    order.orderRef, order.permId, order.orderId = coid, v["permId"], v["orderId"]
+    status = ib_async.OrderStatus(status=v["status"])
+    contract = ib_async.Stock(v.get("symbol", "SPY"), "SMART", "USD")
+    return ib_async.Trade(contract, order, status, [], [])
+
+
+def assert_rejected_naming(client: IbVenueClient, kind: str, bad: set[str]) -> None:
+    ((reason, raw),) = client.take_rejected()
+    assert reason.startswith(kind), reason
+    assert any(WORDS[n] in reason.lower() for n in bad), (reason, bad)
+    assert isinstance(raw, str) and len(raw) <= 300
+
+
+def test_fuzz_tws_executions_then_a_fill_only_from_usable_fields_else_rejected() -> None:
+    counter = [0]
+    names = ["execId", "side", "shares", "price", "permId", "orderId", "time", "symbol",
+             "commission"]  # fmt: skip
+
+    @fuzz_settings()
+    @given(field_values(names))
+    def case(values: dict[str, tuple[Any, bool]]) -> None:
+        counter[0] += 1
+        client = new_client()
+        v = {n: value for n, (value, _) in values.items()}
+        bad = bad_fields(values)
+        client._emit_fill(make_fill(v))
+        events = list(client._events)
+        if not v["execId"] or not isinstance(v["execId"], str):
+            # No execId: not a fill we can name or de-duplicate; never acted on.
+            assert events == []
+            return
+        if bad:
+            assert events == [], (bad, events)
+            assert_rejected_naming(client, "execDetails", bad)
+            return
+        (ev,) = events
+        fill = ev.fill
+        assert fill is not None and ev.kind == "order_filled"
+        assert fill.quantity == v["shares"] and fill.price == v["price"]
+        assert fill.side.value == {"BOT": "buy", "SLD": "sell"}[v["side"]]
+        assert fill.fee == v["commission"] and fill.symbol == v["symbol"]
+        assert fill.ts == v["time"].timestamp() and fill.venue_order_id not in ("", "0")
+        assert client.take_rejected() == []
+
+    run_cases(case, counter)
+
+
+def test_fuzz_tws_order_statuses_then_a_status_event_only_from_usable_fields() -> None:
+    counter = [0]
+
+    @fuzz_settings()
+    @given(field_values(["status", "permId", "orderId"]), st.booleans())
+    def case(values: dict[str, tuple[Any, bool]], refused: bool) -> None:
+        counter[0] += 1
+        client = new_client()
+        v = {n: value for n, (value, _) in values.items()}
+        bad = bad_fields(values)
+        trade = make_trade(v)
+        if refused:  # an order TWS refused: its error in the trade's log
+            trade.log.append(ib_async.TradeLogEntry(datetime.now(UTC), "", "no margin", 201))
+        client._on_status(trade)
+        events = list(client._events)
+        if bad:
+            assert events == []
+            assert_rejected_naming(client, "orderStatus", bad)
+            return
+        assert client.take_rejected() == []
+        for ev in events:
+            assert ev.client_order_id == "tpAAA" and ev.venue_order_id not in (None, "", "0")
+            assert ev.kind in ("order_accepted", "order_cancelled", "order_rejected")
+
+    run_cases(case, counter)
+
+
+def test_fuzz_tws_open_orders_and_positions_then_states_only_from_usable_fields(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    counter = [0]
+    names = ["status", "permId", "orderId", "action", "totalQuantity", "symbol", "price"]
+
+    @fuzz_settings()
+    @given(field_values(names))
+    def case(values: dict[str, tuple[Any, bool]]) -> None:
+        counter[0] += 1
+        client = new_client()
+        v = {n: value for n, (value, _) in values.items()}
+        trade = make_trade(v)
+        position = ib_async.Position("DU1", trade.contract, v["totalQuantity"], v["price"])
+        client.ib.isConnected = lambda: True
+        client.session.link.connected()
+        client.ib.openTrades = lambda: [trade]
+
+        async def positions() -> list[Any]:
+            return [position]
+
+        client.ib.reqPositionsAsync = positions
+        bad_order = bad_fields(values) - {"price"}
+        if isinstance(v["status"], str):
+            bad_order.discard("status")  # an unknown state is "unknown": asked again
+        try:
+            (state,) = loop.run_until_complete(client.open_orders())
+        except IbMessageUnusable as exc:
+            assert bad_order, exc
+            assert any(WORDS[n] in str(exc).lower() for n in bad_order), (exc, bad_order)
+        else:
+            assert not bad_order, bad_order
+            assert state.quantity == v["totalQuantity"] and state.symbol == v["symbol"]
+        bad_position = bad_fields({n: values[n] for n in ("symbol", "totalQuantity", "price")})
+        bad_position -= {"totalQuantity", "price"} - _not_finite(v["totalQuantity"], v["price"])
+        try:
+            got = loop.run_until_complete(client.positions())
+        except IbMessageUnusable as exc:
+            assert bad_position, exc
+        else:
+            assert not bad_position, bad_position
+            for p in got.values():
+                assert math.isfinite(p.quantity) and math.isfinite(p.avg_price)
+
+    run_cases(case, counter)
+
+
+def _not_finite(quantity: Any, avg_cost: Any) -> set[str]:
+    """A position may be 0 or short and its cost 0: only a non-number is bad there."""
+
+    def bad(x: Any) -> bool:
+        ok = isinstance(x, int | float) and not isinstance(x, bool)
+        return not ok or not math.isfinite(x) or x == UNSET_DOUBLE
+
+    return {n for n, x in (("totalQuantity", quantity), ("price", avg_cost)) if bad(x)}
+
+
+# -- explicit examples (the defaults ib_async fills in) -------------------------------------
+
+
+def test_execution_decoded_without_side_then_not_a_sell_but_rejected() -> None:
+    client = new_client()
+    v = {n: FIELDS[n][0][0] for n in FIELDS}
+    v["side"] = ""  # ib_async's default; this used to read as a sell
+    client._emit_fill(make_fill(v))
+    assert list(client._events) == []
+    ((reason, _),) = client.take_rejected()
+    assert reason == "execDetails tpAAA 0001.01: side '' is neither BOT nor SLD"
+
+
+def test_execution_decoded_without_time_then_not_a_fill_at_the_epoch_but_rejected() -> None:
+    client = new_client()
+    v = {n: FIELDS[n][0][0] for n in FIELDS}
+    v["time"] = datetime(1970, 1, 1, tzinfo=UTC)  # ib_async's default
+    client._emit_fill(make_fill(v))
+    assert list(client._events) == []
+    ((reason, _),) = client.take_rejected()
+    assert reason == "execDetails tpAAA 0001.01: time missing"
+
+
+def test_execution_with_unset_commission_then_rejected_not_a_fee_of_1e308() -> None:
+    client = new_client()
+    v = {n: FIELDS[n][0][0] for n in FIELDS}
+    v["commission"] = UNSET_DOUBLE
+    client._emit_fill(make_fill(v))
+    assert list(client._events) == []
+    assert "commission" in client.take_rejected()[0][0]
+
+
+def test_order_status_without_any_id_then_rejected_not_an_order_named_0() -> None:
+    client = new_client()
+    client._on_status(make_trade({"status": "Submitted", "permId": 0, "orderId": 0}))
+    assert list(client._events) == []
+    assert client.take_rejected()[0][0] == "orderStatus tpAAA: permId and orderId missing"
+
+
+def test_order_status_decoded_without_status_then_rejected() -> None:
+    client = new_client()
+    client._on_status(make_trade({"status": "", "permId": 5, "orderId": 5}))
+    assert client.take_rejected()[0][0] == "orderStatus tpAAA: status missing"
+
+
+def test_position_without_a_number_then_unusable_not_flat(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    client = new_client()
+    client.ib.isConnected = lambda: True
+    client.session.link.connected()
+    contract = ib_async.Stock("SPY", "SMART", "USD")
+
+    async def positions() -> list[Any]:
+        return [ib_async.Position("DU1", contract, math.nan, 500.0)]
+
+    client.ib.reqPositionsAsync = positions
+    with pytest.raises(IbMessageUnusable, match="position SPY: position missing"):
+        loop.run_until_complete(client.positions())
+
+
+# -- no credential in ib_async's log --------------------------------------------------------
+
+
+class Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture()
+def secret() -> Iterator[str]:
+    value = "okx-secret-7f3a9c1e2b"
+    register_secrets([value])
+    yield value
+    REDACTOR.clear()
+
+
+def test_frame_carrying_a_credential_then_ib_async_logs_it_masked(secret: str) -> None:
+    client = new_client()  # installs the filter on ib_async's loggers
+    capture = Capture()
+    loggers = [logging.getLogger(n) for n in IB_ASYNC_LOGGERS]
+    saved = [(lg, lg.level, lg.propagate) for lg in loggers]
+    for lg in loggers:  # a handler on ib_async's own logger, as logToConsole-like setups do
+        lg.addHandler(capture)
+        lg.setLevel(logging.DEBUG)
+        lg.propagate = False
+    try:
+        decoder = client.ib.client.decoder
+        decoder.serverVersion = 178
+        # A frame ib_async cannot decode: it logs the fields and the traceback.
+        decoder.interpret(["3", "1", f"Filled {secret}", "x"])
+        # An error text from TWS quoting the value: the wrapper logs it.
+        client.ib.wrapper.error(-1, 2104, f"farm ok {secret}", "")
+        # A status for an unknown order: logged with its ids.
+        decoder.interpret(["11", "-1", "1", "0", secret])
+    finally:
+        for lg, level, propagate in saved:
+            lg.removeHandler(capture)
+            lg.setLevel(level)
+            lg.propagate = propagate
+    assert capture.lines, "ib_async logged nothing: the test proves nothing"
+    assert not any(secret in line for line in capture.lines), capture.lines
+    assert any("***" in line for line in capture.lines)
