@@ -104,6 +104,14 @@ def new_client() -> IbVenueClient:
     return IbVenueClient(IbConfig(host="127.0.0.1", port=4002, client_id=9))
 
 
+def fresh(client: IbVenueClient) -> IbVenueClient:
+    """``client`` as new (one ib_async.IB per test, not per case: building one is slow)."""
+    client._events.clear()
+    client._emitted.clear()
+    client.take_rejected()
+    return client
+
+
 def make_fill(v: dict[str, Any], coid: str = "tpAAA") -> Any:
     ex = ib_async.Execution(orderRef=coid)
     for name in ("execId", "side", "shares", "price", "permId", "orderId", "time"):
@@ -131,6 +139,7 @@ def assert_rejected_naming(client: IbVenueClient, kind: str, bad: set[str]) -> N
 
 def test_fuzz_tws_executions_then_a_fill_only_from_usable_fields_else_rejected() -> None:
     counter = [0]
+    shared = new_client()
     names = ["execId", "side", "shares", "price", "permId", "orderId", "time", "symbol",
              "commission"]  # fmt: skip
 
@@ -138,7 +147,7 @@ def test_fuzz_tws_executions_then_a_fill_only_from_usable_fields_else_rejected()
     @given(field_values(names))
     def case(values: dict[str, tuple[Any, bool]]) -> None:
         counter[0] += 1
-        client = new_client()
+        client = fresh(shared)
         v = {n: value for n, (value, _) in values.items()}
         bad = bad_fields(values)
         client._emit_fill(make_fill(v))
@@ -165,12 +174,13 @@ def test_fuzz_tws_executions_then_a_fill_only_from_usable_fields_else_rejected()
 
 def test_fuzz_tws_order_statuses_then_a_status_event_only_from_usable_fields() -> None:
     counter = [0]
+    shared = new_client()
 
     @fuzz_settings()
     @given(field_values(["status", "permId", "orderId"]), st.booleans())
     def case(values: dict[str, tuple[Any, bool]], refused: bool) -> None:
         counter[0] += 1
-        client = new_client()
+        client = fresh(shared)
         v = {n: value for n, (value, _) in values.items()}
         bad = bad_fields(values)
         trade = make_trade(v)
@@ -195,17 +205,19 @@ def test_fuzz_tws_open_orders_and_positions_then_states_only_from_usable_fields(
 ) -> None:
     counter = [0]
     names = ["status", "permId", "orderId", "action", "totalQuantity", "symbol", "price"]
+    shared = new_client()
 
     @fuzz_settings()
     @given(field_values(names))
     def case(values: dict[str, tuple[Any, bool]]) -> None:
         counter[0] += 1
-        client = new_client()
+        client = fresh(shared)
         v = {n: value for n, (value, _) in values.items()}
         trade = make_trade(v)
         position = ib_async.Position("DU1", trade.contract, v["totalQuantity"], v["price"])
         client.ib.isConnected = lambda: True
-        client.session.link.connected()
+        if not client.session.link.may_send:
+            client.session.link.connected()
         client.ib.openTrades = lambda: [trade]
 
         async def positions() -> list[Any]:
