@@ -100,6 +100,7 @@ def test_fuzz_cli_arguments_then_parsed_or_refused_naming_the_parameter() -> Non
             assert message.strip(), (name, argv)
             named = names_of(cmd) | {a for a in argv if a} | {"unexpected extra argument"}
             named |= {a[:2] for a in argv if a.startswith("-")}  # "-29": the short option -2
+            named |= {n.encode("unicode_escape").decode() for n in named}  # shown escaped
             assert any(n in message for n in named), (name, argv, message)
         except typer.Exit as exc:
             assert exc.exit_code == 0, (name, argv)  # only help (no_args_is_help) exits here

@@ -179,7 +179,8 @@ def test_fuzz_okx_rest_answers_then_a_batch_or_an_okx_error() -> None:
 # -- Binance ------------------------------------------------------------------------------------
 
 BN_K_WORDS = {
-    "t": {"open time", "open/close time"},
+    # t and T must make one minute: a mismatch names both ("close time .. opened at ..").
+    "t": {"open time", "open/close time", "opened at"},
     "T": {"close time", "open/close time"},
     "s": {"k.s"},
     "i": {"interval"},

@@ -38,23 +38,42 @@ from tradeplane.venues.ib.venue import IbVenueClient
 BAD_NUMBER: list[Any] = [0.0, -1.0, math.nan, math.inf, -math.inf, UNSET_DOUBLE, None, "10", True]
 BAD_ID: list[Any] = [0, -1, UNSET_INTEGER, None, "12", 1.5]
 BAD_TEXT: list[Any] = ["", " ", None, 7]
-FIELDS: dict[str, tuple[list[Any], list[Any]]] = {
-    "execId": (["0001.01", "e-2"], BAD_TEXT),
-    "side": (["BOT", "SLD"], ["", "BUY", "S", None, "bot"]),
-    "shares": ([1.0, 10.0, 0.5, 300], BAD_NUMBER),
-    "price": ([500.0, 0.01, 12345.5], BAD_NUMBER),
-    "permId": ([1234567, 1], BAD_ID),
-    "orderId": ([42, 7], BAD_ID),
+positive = st.floats(min_value=1e-6, max_value=1e9)
+not_positive = st.floats(max_value=0.0) | st.sampled_from(BAD_NUMBER)
+an_id = st.integers(1, UNSET_INTEGER - 1)
+not_an_id = st.one_of(
+    st.integers(max_value=0), st.integers(min_value=UNSET_INTEGER), st.sampled_from(BAD_ID)
+)
+a_time = st.datetimes(datetime(1971, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC))
+a_text = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12).filter(str.strip)
+FIELDS: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
+    "execId": (a_text, st.sampled_from(BAD_TEXT)),
+    "side": (st.sampled_from(["BOT", "SLD"]), st.sampled_from(["", "BUY", "S", None, "bot"])),
+    "shares": (positive, not_positive),
+    "price": (positive, not_positive),
+    "permId": (an_id, not_an_id),
+    "orderId": (an_id, not_an_id),
     "time": (
-        [datetime(2026, 12, 4, 15, 30, tzinfo=UTC)],
-        [datetime(1970, 1, 1, tzinfo=UTC), None, "20261204 15:30:00", datetime(2026, 12, 4)],
+        a_time,
+        st.sampled_from(
+            [datetime(1970, 1, 1, tzinfo=UTC), None, "20261204 15:30:00", datetime(2026, 12, 4)]
+        ),
     ),
-    "symbol": (["SPY", "AAPL"], BAD_TEXT),
-    "commission": ([0.0, 1.25, 0.35], [-1.0, math.nan, math.inf, UNSET_DOUBLE, None, "1"]),
-    "status": (list(IB_STATUS), ["", None, 3]),
-    "action": (["BUY", "SELL", "buy"], ["", "HOLD", None, 1]),
-    "totalQuantity": ([10.0, 1.0], BAD_NUMBER),
+    "symbol": (a_text, st.sampled_from(BAD_TEXT)),
+    "commission": (
+        st.floats(min_value=0.0, max_value=1e6),
+        st.floats(max_value=-1e-9) | st.sampled_from([math.nan, math.inf, UNSET_DOUBLE, None, "1"]),
+    ),
+    # A status we do not know is no default: it maps to "unknown" (asked again).
+    "status": (st.sampled_from(list(IB_STATUS)) | a_text, st.sampled_from(["", None, 3])),
+    "action": (st.sampled_from(["BUY", "SELL", "buy"]), st.sampled_from(["", "HOLD", None, 1])),
+    "totalQuantity": (positive, not_positive),
 }
+EXAMPLE = {
+    "execId": "0001.01", "side": "BOT", "shares": 1.0, "price": 500.0, "permId": 1234567,
+    "orderId": 42, "time": datetime(2026, 12, 4, 15, 30, tzinfo=UTC), "symbol": "SPY",
+    "commission": 0.0, "status": "Submitted", "action": "BUY", "totalQuantity": 10.0,
+}  # fmt: skip
 # The word a rejection of a bad field must contain (lower case).
 WORDS = {
     "execId": "execid",
@@ -77,10 +96,7 @@ def field_values(names: list[str]) -> st.SearchStrategy[dict[str, tuple[Any, boo
 
     def one(name: str) -> st.SearchStrategy[tuple[Any, bool]]:
         good, bad = FIELDS[name]
-        return st.one_of(
-            st.sampled_from(good).map(lambda v: (v, True)),
-            st.sampled_from(bad).map(lambda v: (v, False)),
-        )
+        return st.one_of(good.map(lambda v: (v, True)), bad.map(lambda v: (v, False)))
 
     return st.fixed_dictionaries({n: one(n) for n in names})
 
@@ -264,7 +280,7 @@ def _not_finite(quantity: Any, avg_cost: Any) -> set[str]:
 
 def test_execution_decoded_without_side_then_not_a_sell_but_rejected() -> None:
     client = new_client()
-    v = {n: FIELDS[n][0][0] for n in FIELDS}
+    v = dict(EXAMPLE)
     v["side"] = ""  # ib_async's default; this used to read as a sell
     client._emit_fill(make_fill(v))
     assert list(client._events) == []
@@ -274,7 +290,7 @@ def test_execution_decoded_without_side_then_not_a_sell_but_rejected() -> None:
 
 def test_execution_decoded_without_time_then_not_a_fill_at_the_epoch_but_rejected() -> None:
     client = new_client()
-    v = {n: FIELDS[n][0][0] for n in FIELDS}
+    v = dict(EXAMPLE)
     v["time"] = datetime(1970, 1, 1, tzinfo=UTC)  # ib_async's default
     client._emit_fill(make_fill(v))
     assert list(client._events) == []
@@ -284,7 +300,7 @@ def test_execution_decoded_without_time_then_not_a_fill_at_the_epoch_but_rejecte
 
 def test_execution_with_unset_commission_then_rejected_not_a_fee_of_1e308() -> None:
     client = new_client()
-    v = {n: FIELDS[n][0][0] for n in FIELDS}
+    v = dict(EXAMPLE)
     v["commission"] = UNSET_DOUBLE
     client._emit_fill(make_fill(v))
     assert list(client._events) == []
