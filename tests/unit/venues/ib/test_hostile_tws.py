@@ -1,7 +1,10 @@
 """Hostile input at scale, TWS: ib_async's decoder swallows its own errors and leaves a field it
 could not read at its default (``""``, ``0``, ``0.0``, the epoch, TWS's unset markers), so what
 reaches our adapter are decoded objects with defaulted or hostile fields. Generated ones go to
-the adapter's handlers (order status, execution with commission, open order state, position).
+the adapter's handlers (order status, execution with commission, open order state, position);
+and execDetails/commissionReport frames with fields broken or cut off go through ib_async's own
+decoder and wrapper into the adapter (an exception out of our handlers, which ib_async would
+swallow and log, fails the test).
 
 The adapter never acts on a defaulted field: an order status or an execution whose fields are
 not all usable appends no event (no status change, no fill) and is rejected with a reason that
@@ -382,3 +385,108 @@ def test_frame_carrying_a_credential_then_ib_async_logs_it_masked(secret: str) -
     assert capture.lines, "ib_async logged nothing: the test proves nothing"
     assert not any(secret in line for line in capture.lines), capture.lines
     assert any("***" in line for line in capture.lines)
+
+
+# -- frames through ib_async's decoder -------------------------------------------------------
+
+FRAME_VALUES = [
+    "", " ", "nan", "NaN", "inf", "-1", "0", "abc", "1.7976931348623157E308", "2147483647",
+    "99999999999999999999", "1e999", "20261204 15:30:00 UTC", "BOT", "SLD", "tpAAA", "\x00",
+]  # fmt: skip
+
+
+SIDE_FIELD = 18  # of execDetails (server version 178)
+
+
+class Errors(logging.Handler):
+    """Records that carry an exception (what ib_async and eventkit log when a handler raised)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.tracebacks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[2] is not None:
+            import traceback
+
+            self.tracebacks.append("".join(traceback.format_exception(*record.exc_info)))
+
+
+def good_frames() -> tuple[list[str], list[str]]:
+    from tests.standins.tws_messages import (
+        WireExecution,
+        encode_commission,
+        encode_exec_details,
+        stamp,
+        stock_contract,
+    )
+
+    ex = WireExecution(
+        exec_id="0001.01", order_id=5, client_id=9, perm_id=777, contract=stock_contract("SPY"),
+        time=stamp(1_796_000_000), account="DU1", exchange="ISLAND", side="BOT", shares=10,
+        price=500.0, cum_qty=10, avg_price=500.0, order_ref="tpAAA", commission=1.0,
+        currency="USD", realized_pnl=None,
+    )  # fmt: skip
+    return encode_exec_details(-1, ex, 178), encode_commission(ex)
+
+
+def test_fuzz_tws_execution_frames_through_the_decoder_then_no_fill_from_a_default() -> None:
+    from tradeplane.core.venue_events import check_venue_event
+
+    counter = [0]
+    client = new_client()
+    wrapper, decoder = client.ib.wrapper, client.ib.client.decoder
+    decoder.serverVersion = 178
+    exec_frame, comm_frame = good_frames()
+    errors = Errors()
+    loggers = [logging.getLogger(n) for n in (*IB_ASYNC_LOGGERS, "eventkit.event")]
+    saved = [(lg, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(errors)
+        lg.propagate = False  # ib_async logs every bad frame: keep the test's output readable
+
+    @fuzz_settings()
+    @given(
+        st.lists(st.tuples(st.booleans(), st.integers(1, 40), st.sampled_from(FRAME_VALUES)),
+                 max_size=3),
+        st.integers(0, 6),
+    )  # fmt: skip
+    def case(edits: list[tuple[bool, int, str]], cut: int) -> None:
+        counter[0] += 1
+        fresh(client)
+        wrapper.fills.clear()
+        order = ib_async.MarketOrder("BUY", 10)
+        order.orderRef, order.permId, order.orderId, order.clientId = "tpAAA", 777, 5, 9
+        trade = ib_async.Trade(
+            ib_async.Stock("SPY", "SMART", "USD"), order, ib_async.OrderStatus(5, "Submitted")
+        )
+        wrapper.trades[wrapper.orderKey(9, 5, 777)] = trade
+        wrapper.permId2Trade[777] = trade
+        frames = [list(exec_frame), list(comm_frame)]
+        for in_comm, index, value in edits:
+            fields = frames[in_comm]
+            fields[index % (len(fields) - 1) + 1] = value  # never the message id
+        if cut:
+            frames[cut % 2] = frames[cut % 2][:-cut]
+        for fields in frames:
+            decoder.interpret(fields)
+        if not edits and not cut:  # the good frames: one fill, or the test proves nothing
+            assert [e.kind for e in client._events] == ["order_filled"]
+        ours = [t for t in errors.tracebacks if "tradeplane" in t]
+        assert not ours, ours[0]  # an exception out of our handlers, swallowed by ib_async
+        for ev in client._events:
+            assert check_venue_event(ev) is None, ev
+            fill = ev.fill
+            assert fill is not None and fill.fee < 1e300 and fill.ts > 86_400
+            side_token = frames[0][SIDE_FIELD] if len(frames[0]) > SIDE_FIELD else ""
+            assert side_token in ("BOT", "SLD"), f"a fill from side {side_token!r}"
+            assert fill.side.value == {"BOT": "buy", "SLD": "sell"}[side_token]
+        for reason, _ in client.take_rejected():
+            assert reason.startswith("execDetails"), reason
+
+    try:
+        run_cases(case, counter)
+    finally:
+        for lg, propagate in saved:
+            lg.removeHandler(errors)
+            lg.propagate = propagate
