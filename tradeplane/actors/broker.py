@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from typing import Any
@@ -33,10 +34,10 @@ from tradeplane.actors.gc_tuning import settle_after_start_up
 from tradeplane.actors.records import (
     KILL_SWITCH_KEY,
     RISK_SCOPE,
-    event_record,
     order_record,
     submitting_record,
 )
+from tradeplane.actors.rejections import BoundedRejections
 from tradeplane.actors.venue import LocalVenueClient, RayVenueClient, open_sim_venue
 from tradeplane.config.models import Mode, TradeplaneConfig
 from tradeplane.config.settings import with_node_credentials
@@ -60,6 +61,11 @@ from tradeplane.venues.base import VenueClient, VenueOrderRequest
 from tradeplane.venues.sim.snapshot import sim_venue_db
 
 CURSOR_SCOPE, CURSOR_KEY = "broker", "venue_cursor"
+
+
+def _rejection_data(source: str, reason: str, ev: object) -> dict[str, Any]:
+    return {"source": source, "reason": reason, "message": describe_raw(ev)}
+
 
 log = logging.getLogger("tradeplane.broker")
 
@@ -123,6 +129,8 @@ class BrokerActor(SupervisedActor):
         self._venue_replaced = asyncio.Event()
         self.blocked_by_resync = 0
         self.rejected_messages = 0
+        # A venue sending garbage must not grow the journal without bound.
+        self.rejections = BoundedRejections(self.deployment, cfg.journal)
         self.metrics = actor_metrics(cfg, "broker")
         self.tick_to_order = TickToOrder(self.metrics)
         self._orders_sent = self.metrics.counter("orders_sent", "Orders sent to the venue")
@@ -403,20 +411,22 @@ class BrokerActor(SupervisedActor):
         well-formed ones pass unchanged, so one bad message neither stops nor loses the stream."""
         good = []
         bad: list[JournalRecord] = []
+        source = self.cfg.venue.kind
         for ev in events:
             reason = check_venue_event(ev)
             if reason is None:
                 good.append(ev)
                 continue
             self.rejected_messages += 1
-            bad.append(
-                event_record(
-                    self.deployment,
-                    EventKind.VENUE_MESSAGE_REJECTED,
-                    time.time(),
-                    {"reason": reason, "message": describe_raw(ev)},
-                )
-            )
+            # Described only if journaled: in a flood each one costs a count, not a repr.
+            describe = functools.partial(_rejection_data, source, reason, ev)
+            bad.extend(self.rejections.rejected(source, reason, describe))
+        # Messages the venue adapter itself refused to act on (IB: defaulted fields).
+        take_rejected = getattr(self.venue, "take_rejected", None)
+        for reason, raw in take_rejected() if take_rejected is not None else ():
+            self.rejected_messages += 1
+            data = {"source": source, "reason": reason, "message": raw}
+            bad.extend(self.rejections.rejected(source, reason, data))
         if bad:
             await call_journal(self.peers, bad)
         return good
@@ -492,6 +502,9 @@ class BrokerActor(SupervisedActor):
     # -- observation ---------------------------------------------------------------------------
 
     async def heartbeat(self) -> dict[str, Any]:
+        summaries = self.rejections.due()  # a flood that stopped is summarised all the same
+        if summaries:
+            self.outbox.journal(summaries, [])
         lease = renew_lease(self.lease, ROLE_BROKER)
         return {
             "lease": lease | {"blocked": self.blocked_unsupervised},
@@ -515,6 +528,7 @@ class BrokerActor(SupervisedActor):
             "resyncing": self.resyncing,
             "blocked_by_resync": self.blocked_by_resync,
             "rejected_venue_messages": self.rejected_messages,
+            "rejected_venue_messages_not_journaled": self.rejections.suppressed,
             "tick_to_order_ms": self.tick_to_order.summary(),
             "outbox": self.outbox.stats(),
             "credentials": self.credentials.summary(),

@@ -28,6 +28,7 @@ from tradeplane.actors.common import (
     spawn,
 )
 from tradeplane.actors.records import event_record
+from tradeplane.actors.rejections import BoundedRejections
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.clock import SystemClock
 from tradeplane.core.errors import InvalidMarketData
@@ -104,6 +105,8 @@ class FeedActor(SupervisedActor):
         )
         self.rejected_bars = 0
         self.rejected_messages = 0
+        # A venue sending garbage must not grow the journal without bound.
+        self.rejections = BoundedRejections(self.deployment, cfg.journal)
         self._last_bar_ts: dict[str, str] = {}
         self.lagging_ticks = 0
         # Throttles, on the monotonic clock (a wall step back must not hold them off).
@@ -177,6 +180,7 @@ class FeedActor(SupervisedActor):
                     "feed: the source did not stop within %ss of its cancellation", STREAM_STOP_S
                 )
         self._journal_snapshot(force=True)
+        self._journal_rejection_summaries(final=True)
         return {"bars": self.bars}
 
     async def _run(self) -> None:
@@ -229,13 +233,16 @@ class FeedActor(SupervisedActor):
 
     def on_source_rejected(self, reason: str, raw: str) -> None:
         self.rejected_messages += 1
-        record = event_record(
-            self.deployment,
-            EventKind.VENUE_MESSAGE_REJECTED,
-            time.time(),
-            {"source": self.cfg.feed.kind, "reason": reason, "message": raw},
-        )
-        self.outbox.journal([record], [])
+        source = self.cfg.feed.kind
+        data = {"source": source, "reason": reason, "message": raw}
+        records = self.rejections.rejected(source, reason, data)
+        if records:
+            self.outbox.journal(records, [])
+
+    def _journal_rejection_summaries(self, *, final: bool = False) -> None:
+        records = self.rejections.final() if final else self.rejections.due()
+        if records:
+            self.outbox.journal(records, [])
 
     def _checked(self, bars: list[Bar], recv: float) -> list[Bar]:
         """The bars that pass the check again at the edge (bars from any source); each one
@@ -368,6 +375,7 @@ class FeedActor(SupervisedActor):
 
     async def heartbeat(self) -> dict[str, Any]:
         mono = time.monotonic()
+        self._journal_rejection_summaries()  # a flood that stopped is summarised all the same
         return {
             "role": ROLE_FEED,
             "ts": time.time(),
@@ -388,6 +396,7 @@ class FeedActor(SupervisedActor):
             "faults": self.faults.describe(),
             "source": None if self.source is None else self.source.state.as_dict(),
             "rejected_messages": self.rejected_messages,
+            "rejected_messages_not_journaled": self.rejections.suppressed,
         }
 
 

@@ -75,14 +75,20 @@ def parse_ts(text: str) -> datetime:
     except ValueError:
         seconds = math.nan
     if math.isfinite(seconds):
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"ts {text[:40]!r} is out of range") from None
     try:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"ts {text!r} is neither ISO-8601 nor epoch seconds") from None
+        raise ValueError(f"ts {text[:40]!r} is neither ISO-8601 nor epoch seconds") from None
     if ts.tzinfo is None or ts.utcoffset() is None:
-        raise ValueError(f"ts {text!r} has no time zone (write it in UTC, with Z)")
-    return ts.astimezone(UTC)
+        raise ValueError(f"ts {text[:40]!r} has no time zone (write it in UTC, with Z)")
+    try:
+        return ts.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01 at +05:00: before the first UTC instant
+        raise ValueError(f"ts {text[:40]!r} is out of range") from None
 
 
 def _number(row: dict[str, str], column: str) -> float:

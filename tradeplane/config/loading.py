@@ -110,9 +110,17 @@ def _format_errors(exc: ValidationError, source: str) -> str:
     value (pydantic's own ``str(exc)`` prints inputs, which may be secrets)."""
     lines = [f"invalid config {source}:"]
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {loc}: {err['msg']}")
+        loc = ".".join(_printable(str(p)) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {loc}: {_printable(err['msg'])}")
     return "\n".join(lines)
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters and line breaks escaped: a key from the file (any
+    TOML string) must not break the one-line-per-problem message or forge another line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def parse_config(

@@ -304,6 +304,13 @@ class JournalConfig(FrozenModel):
     """With ``bars = "all"``: a chunk is closed at the latest this long after its first bar
     came, so a crash loses at most this long of bars (refetched after the restart from the
     feed's recent bars). Default 60."""
+    venue_rejections_per_window: int = Field(default=10, ge=0, le=10_000)
+    """Rejected venue messages (``venue_message_rejected``) journaled one by one per source in
+    each ``venue_rejection_window_s``; past it they are counted, and one
+    ``venue_messages_suppressed`` record per window gives the count by reason. Bounds what a
+    venue sending garbage adds to the journal. Default 10."""
+    venue_rejection_window_s: float = Field(default=60.0, gt=0, le=86_400)
+    """The window of ``venue_rejections_per_window``, in seconds. Default 60."""
 
 
 class SupervisorConfig(FrozenModel):

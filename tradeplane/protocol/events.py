@@ -36,6 +36,11 @@ class EventKind(StrEnum):
     BAR_REJECTED = "bar_rejected"
     BAR_SUMMARY = "bar_summary"
     VENUE_MESSAGE_REJECTED = "venue_message_rejected"
+    VENUE_MESSAGES_SUPPRESSED = "venue_messages_suppressed"
+    """Rejected venue messages counted but not journaled one by one (past
+    ``journal.venue_rejections_per_window`` in one ``journal.venue_rejection_window_s``).
+    Payload: ``source``, ``window_s``, ``journaled`` (journaled one by one in that window),
+    ``suppressed`` (counted only) and ``reasons`` (suppressed ones by reason)."""
     # -- the safety layer
     KILL_SWITCH_ACTIVATED = "kill_switch_activated"
     KILL_SWITCH_CLEARED = "kill_switch_cleared"

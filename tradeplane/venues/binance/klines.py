@@ -231,6 +231,8 @@ def _ws_message(text: str) -> WsMessage:
         raise _Bad(f"invalid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise _Bad("message is not a JSON object")
+    if ("stream" in doc) != ("data" in doc):
+        raise _Bad(f"combined-stream wrapper lacks {'data' if 'stream' in doc else 'stream'}")
     if "stream" in doc and "data" in doc:
         stream, doc = doc["stream"], doc["data"]
         if not isinstance(stream, str) or not isinstance(doc, dict):

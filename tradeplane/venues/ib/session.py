@@ -19,9 +19,32 @@ import ib_async
 
 from tradeplane.config.venues import IbConfig
 from tradeplane.core.errors import OperationalError, TransientError
+from tradeplane.core.redact import RedactingFilter
 from tradeplane.venues.ib.core import CLIENT_ID_IN_USE, Link, LinkState
 
 log = logging.getLogger("tradeplane.venues.ib")
+# Every logger ib_async writes to. Its decoder logs a frame it cannot handle whole (fields and
+# traceback), its wrapper logs orders and errors as TWS sent them: text from the wire.
+IB_ASYNC_LOGGERS = (
+    "ib_async",
+    "ib_async.client",
+    "ib_async.Decoder",
+    "ib_async.ib",
+    "ib_async.wrapper",
+    "ib_async.IBC",
+    "ib_async.Watchdog",
+    "ib_async.flexreport",
+)
+_IB_LOG_FILTER = RedactingFilter()
+
+
+def redact_ib_async_logs() -> None:
+    """Mask registered secrets in every record ib_async logs, at its own loggers: so even a
+    handler added to them later (``ib_async.util.logToConsole``, a file) gets none. Idempotent."""
+    for name in IB_ASYNC_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(_IB_LOG_FILTER)
 
 
 class IbClientIdInUse(OperationalError):
@@ -45,6 +68,7 @@ class IbSession:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg = cfg
+        redact_ib_async_logs()
         self.ib: Any = ib_factory()
         self.link = LinkState()
         # Pacing is ib_async's client throttle: it counts every message written to the socket

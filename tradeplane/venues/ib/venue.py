@@ -35,11 +35,23 @@ from tradeplane.venues.base import (
     VenueOrderState,
     VenuePosition,
 )
+from tradeplane.venues.ib.checks import (
+    ACTIONS,
+    SIDES,
+    IbMessageUnusable,
+    describe,
+    execution_problem,
+    order_state_problem,
+    position_problem,
+    status_problem,
+    venue_order_id,
+)
 from tradeplane.venues.ib.core import ORDER_ERRORS_BENIGN, Link, account_figures, map_status
 from tradeplane.venues.ib.session import IbSession
 
 log = logging.getLogger("tradeplane.venues.ib")
 EVENT_MEMORY = 20_000
+REJECTED_MEMORY = 1_000  # unusable messages kept for the broker to journal (bounded)
 EXTERNAL_PREFIX = "ib-perm-"  # an order without our orderRef, named by IB's permanent id
 _STATUS_EVENT = {
     "accepted": VenueEventKind.ORDER_ACCEPTED,
@@ -57,6 +69,9 @@ class IbVenueClient:
         self._changed = asyncio.Event()
         self._contracts: dict[str, Any] = {}
         self._emitted: set[tuple[str, str]] = set()  # (coid, kind or fill id) already streamed
+        # Messages not acted on, with why: the broker journals them (rate-bounded).
+        self._rejected: deque[tuple[str, str]] = deque(maxlen=REJECTED_MEMORY)
+        self.rejected_messages = 0
         self.ib.orderStatusEvent += self._on_status
         self.ib.commissionReportEvent += self._on_commission
 
@@ -178,7 +193,7 @@ class IbVenueClient:
     async def order(self, client_order_id: str) -> VenueOrderState | None:
         self._check_link("order")
         trade = self._trade(client_order_id)
-        return None if trade is None else _state(trade)
+        return None if trade is None else self._checked_state(trade)
 
     async def lookup(self, client_order_id: str) -> OrderLookup:
         return OrderLookup(await self.order(client_order_id))
@@ -187,7 +202,14 @@ class IbVenueClient:
         self._check_link("open orders")
         # Every open order of the account, ours or not: reconciliation must see one placed by
         # hand or by another program (it has no orderRef; it goes by IB's permanent id).
-        return [_state(t) for t in self.ib.openTrades()]
+        return [self._checked_state(t) for t in self.ib.openTrades()]
+
+    def _checked_state(self, trade: Any) -> VenueOrderState:
+        problem = order_state_problem(trade)
+        if problem is not None:
+            self._reject(problem, trade)
+            raise IbMessageUnusable(f"IB: {problem}")
+        return _state(trade)
 
     async def positions(self) -> dict[str, VenuePosition]:
         self._check_link("positions")
@@ -195,6 +217,10 @@ class IbVenueClient:
         for p in await self.ib.reqPositionsAsync():
             if self.session.account and p.account != self.session.account:
                 continue
+            problem = position_problem(p)
+            if problem is not None:  # a position left out would read as flat: ask again
+                self._reject(problem, p)
+                raise IbMessageUnusable(f"IB: {problem}")
             if p.position:
                 out[p.contract.symbol] = VenuePosition(
                     p.contract.symbol, float(p.position), float(p.avgCost)
@@ -240,19 +266,43 @@ class IbVenueClient:
         self._events.append(VenueEvent(seq=self._seq, ts=time.time(), **fields))
         self._changed.set()
 
+    def _reject(self, reason: str, obj: Any) -> None:
+        self.rejected_messages += 1
+        self._rejected.append((reason, describe(obj)))
+        self._changed.set()
+
+    def take_rejected(self) -> list[tuple[str, str]]:
+        """The messages not acted on since the last call, as (reason, description)."""
+        out = list(self._rejected)
+        self._rejected.clear()
+        return out
+
     def _on_status(self, trade: Any) -> None:
-        coid = trade.order.orderRef
-        if not coid:
+        order = getattr(trade, "order", None)
+        if not getattr(order, "orderRef", None):
             return  # not ours (placed by another client or by hand)
+        problem = status_problem(trade)
+        if problem is not None:
+            self._reject(problem, trade)
+            return
+        coid = trade.order.orderRef
         status = map_status(trade.orderStatus.status).value
         kind = _STATUS_EVENT.get(status)
         reason = None
         # ib_async reports an order TWS refused (error 201 and the like) as Cancelled with the
         # error in its log; an answer to our own cancel is error 202.
-        refusal = [e for e in trade.log if e.errorCode and e.errorCode not in ORDER_ERRORS_BENIGN]
+        refusal = [
+            e
+            for e in trade.log
+            if getattr(e, "errorCode", 0) and e.errorCode not in ORDER_ERRORS_BENIGN
+        ]
         if status == "rejected" or (status == "cancelled" and refusal):
             kind = VenueEventKind.ORDER_REJECTED
-            messages = [e.message for e in (refusal or trade.log) if e.message]
+            messages = [
+                e.message
+                for e in (refusal or trade.log)
+                if isinstance(getattr(e, "message", None), str) and e.message
+            ]
             reason = messages[-1] if messages else "rejected by IB"
         if kind is None or (coid, kind) in self._emitted:
             return
@@ -260,7 +310,7 @@ class IbVenueClient:
         self._append(
             kind=kind,
             client_order_id=coid,
-            venue_order_id=str(trade.order.permId or trade.order.orderId),
+            venue_order_id=venue_order_id(trade.order) or venue_order_id(trade.orderStatus),
             reason=reason,
         )
 
@@ -268,29 +318,34 @@ class IbVenueClient:
         self._emit_fill(fill)
 
     def _emit_fill(self, fill: Any) -> None:
-        ex = fill.execution
+        ex: Any = getattr(fill, "execution", None)
         coid = getattr(ex, "orderRef", "") or ""
-        if not coid or (coid, ex.execId) in self._emitted:
-            return
-        report = fill.commissionReport
-        if report is None or not report.execId:
+        exec_id = getattr(ex, "execId", "")
+        if not coid or (coid, exec_id) in self._emitted:
+            return  # not ours, or streamed already
+        report: Any = getattr(fill, "commissionReport", None)
+        if report is None or not getattr(report, "execId", ""):
             return  # its commission comes next; the fill goes out with it
-        self._emitted.add((coid, ex.execId))
-        side = Side.BUY if ex.side.upper().startswith("B") else Side.SELL
+        problem = execution_problem(fill)
+        if problem is not None:
+            self._reject(problem, fill)
+            return
+        self._emitted.add((coid, exec_id))
+        vid = venue_order_id(ex) or ""  # never empty: execution_problem checked it
         self._append(
             kind=VenueEventKind.ORDER_FILLED,
             client_order_id=coid,
-            venue_order_id=str(ex.permId or ex.orderId),
+            venue_order_id=vid,
             fill=VenueFill(
-                fill_id=ex.execId,
+                fill_id=exec_id,
                 client_order_id=coid,
-                venue_order_id=str(ex.permId or ex.orderId),
+                venue_order_id=vid,
                 symbol=fill.contract.symbol,
-                side=side,
+                side=Side.BUY if SIDES[ex.side] == "buy" else Side.SELL,
                 quantity=float(ex.shares),
                 price=float(ex.price),
-                fee=float(report.commission or 0.0),
-                ts=ex.time.timestamp() if ex.time else time.time(),
+                fee=float(report.commission),
+                ts=ex.time.timestamp(),
                 liquidity="taker",
             ),
         )
@@ -303,7 +358,7 @@ def _state(trade: Any) -> VenueOrderState:
         client_order_id=o.orderRef or f"{EXTERNAL_PREFIX}{o.permId or o.orderId}",
         venue_order_id=str(o.permId or o.orderId),
         symbol=trade.contract.symbol,
-        side=Side.BUY if o.action.upper() == "BUY" else Side.SELL,
+        side=Side.BUY if ACTIONS[o.action.upper()] == "buy" else Side.SELL,
         quantity=float(o.totalQuantity),
         order_type=OrderType.LIMIT if o.orderType == "LMT" else OrderType.MARKET,
         limit_price=float(o.lmtPrice) if o.orderType == "LMT" else None,

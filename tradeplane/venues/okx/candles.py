@@ -42,7 +42,8 @@ _MAX_TS_MS = 253_402_300_740_000
 _TS_RE = re.compile(r"[0-9]{1,15}")
 # Plain decimals only: rejects "nan", "inf", "1_0", " 1", "0x1" that float() would accept.
 _NUM_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
-_ROW_LEN = 9
+_ROW_FIELDS = ("ts", "open", "high", "low", "close", "vol", "volCcy", "volCcyQuote", "confirm")
+_ROW_LEN = len(_ROW_FIELDS)
 
 
 class OkxError(Exception):
@@ -195,7 +196,7 @@ def _parse_row(symbol: str, row: object) -> tuple[Bar, bool] | str:
         return f"row has {len(row)} fields, expected {_ROW_LEN}"
     for index, item in enumerate(row):
         if not isinstance(item, str):
-            return f"field {index} is not a string but {type(item).__name__}"
+            return f"{_ROW_FIELDS[index]} (field {index}) is not a string but {type(item).__name__}"
     ts_s, o_s, h_s, l_s, c_s, vol_s, _vol_ccy, _vol_quote, confirm = row
     if not _TS_RE.fullmatch(ts_s):
         return f"ts {ts_s[:40]!r} is not an integer of milliseconds"

@@ -491,3 +491,16 @@ def test_property_junk_ws_messages_never_raise_and_never_yield_an_invalid_bar(
         assert (msg.bar is not None) == msg.closed
         if msg.bar is not None:
             _assert_valid(msg.bar)
+
+
+@pytest.mark.parametrize(
+    ("doc", "missing"),
+    [({"data": kline_event()}, "stream"), ({"stream": "btcusdt@kline_1m"}, "data")],
+)
+def test_combined_stream_wrapper_half_missing_then_malformed_naming_the_part(
+    doc: dict[str, Any], missing: str
+) -> None:
+    # Found by the hostile-input fuzzing: it was read as a kline event "e=None".
+    msg = parse_ws_message(json.dumps(doc))
+    assert isinstance(msg, Malformed)
+    assert msg.reason == f"combined-stream wrapper lacks {missing}"

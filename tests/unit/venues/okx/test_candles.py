@@ -134,8 +134,8 @@ BAD_ROWS: list[tuple[object, str]] = [
     ("not a row", "not a list"),
     (row(T0)[:8], "8 fields"),
     ([*row(T0), "extra"], "10 fields"),
-    ([T0, "1", "1", "1", "1", "1", "1", "1", "1"], "field 0 is not a string"),
-    (row(T0, o=None), "field 1 is not a string"),  # type: ignore[arg-type]
+    ([T0, "1", "1", "1", "1", "1", "1", "1", "1"], "ts (field 0) is not a string"),
+    (row(T0, o=None), "open (field 1) is not a string"),  # type: ignore[arg-type]
     (["1717200000000.0", *row(T0)[1:]], "ts"),
     (["-60000", *row(T0)[1:]], "ts"),
     (["abc", *row(T0)[1:]], "ts"),
@@ -489,3 +489,11 @@ def test_property_any_rest_answer_yields_a_batch_or_an_okx_error(
         assert 200 <= status < 300
         for b in batch.bars:
             assert_valid_bar(b)
+
+
+def test_row_field_of_the_wrong_type_then_the_rejection_names_the_field() -> None:
+    # Found by the hostile-input fuzzing: the reason said "field 2", not which field that is.
+    bad = row(T0)
+    bad[2] = ["1", "2"]  # type: ignore[call-overload]
+    (rejected,) = parse_ws_message(push(bad)).batch.rejected  # type: ignore[union-attr]
+    assert rejected.reason == "high (field 2) is not a string but list"
