@@ -2,7 +2,13 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The distribution's CPython 3.11 when it can make a venv (Debian builds it with PGO and LTO:
+# measured 16-20 % faster than a plain source build on the backtest bench, 4 % on the suite),
+# else python3.11 or python3 on PATH. `make setup PYTHON=...` picks another.
+FOUND_PYTHON := $(shell for p in /usr/bin/python3.11 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import ensurepip, venv' >/dev/null 2>&1 \
+	&& { command -v $$p; break; }; done)
+PYTHON ?= $(or $(FOUND_PYTHON),python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
