@@ -96,6 +96,7 @@ bench: $(STAMP) ## Run the benchmarks (several minutes); JSON lines on stdout
 	$(BIN)/python bench/recovery.py
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/venues.py
+	$(BIN)/python bench/garbage_flood.py
 	$(BIN)/python bench/promptness.py
 	$(BIN)/python bench/idle.py
 	$(BIN)/python bench/nodes.py
