@@ -22,8 +22,6 @@ restarted) and the live metrics each actor keeps in-process (``metrics_snapshot`
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import os
 import time
@@ -43,7 +41,7 @@ from tradeplane.actors.common import (
 from tradeplane.actors.records import event_record
 from tradeplane.config.models import TradeplaneConfig
 from tradeplane.core.redact import redact
-from tradeplane.journal.files import atomic_write
+from tradeplane.journal.cursors import TELEMETRY_CURSOR, read_cursor, write_cursor
 from tradeplane.journal.reader import JournalReader
 from tradeplane.protocol.api import ChildApi
 from tradeplane.protocol.events import EventKind
@@ -64,7 +62,6 @@ if TYPE_CHECKING:
     from tradeplane.telemetry.webhook import WebhookSender
 
 log = logging.getLogger("tradeplane.telemetry")
-CURSOR_FILE = "telemetry_cursor.json"
 READ_PAGE = 2000
 IDLE_READ_MAX_S = 2.0
 DROP_WARNING_INTERVAL_S = 30.0
@@ -357,18 +354,10 @@ class TelemetryActor(SupervisedActor):
     # -- cursor --------------------------------------------------------------------------------
 
     def _cursor_path(self) -> Path:
-        return self.state_dir / CURSOR_FILE
+        return self.state_dir / TELEMETRY_CURSOR
 
     def _load_cursor(self, default: int) -> int:
-        try:
-            value = json.loads(self._cursor_path().read_text(encoding="utf-8"))
-            seq = int(value["seq"])
-        except FileNotFoundError:
-            return default  # first start: spans from now on, no back-fill of older runs
-        except (ValueError, KeyError, TypeError, OSError) as exc:
-            log.warning("%s unreadable (%s): exporting from the journal's end", CURSOR_FILE, exc)
-            return default
-        return max(0, min(seq, default))
+        return read_cursor(self._cursor_path(), default, what="spans exported")
 
     def _save_cursor(self) -> None:
         """Resume point: just before the oldest span still queued, else what was read."""
@@ -379,9 +368,7 @@ class TelemetryActor(SupervisedActor):
         if seq == self._saved_seq:
             return
         self._saved_seq = seq
-        body = json.dumps({"seq": seq, "ts": time.time()}).encode()
-        with contextlib.suppress(OSError):
-            atomic_write(self._cursor_path(), lambda fd: os.write(fd, body), fsync=False)
+        write_cursor(self._cursor_path(), seq)
 
     # -- metrics -------------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ the backup refers to a journal line the backup does not hold):
 * ``drift_state.json`` then ``live_drift.csv`` (complete rows only) and
   ``live_performance.json``: the drift tracker resumes from its state, and re-cuts rows past it
   without writing them twice (``drift_session``); without them it starts again on the history.
-* ``telemetry_cursor.json``: where the span exporter resumes (clamped to the journal's end).
+* ``telemetry_cursor.json`` and ``alerts_cursor.json``: where the span exporter and the alert
+  webhook resume (clamped to the journal's end).
 * ``bars/``: the closed chunks of the recorded bars (a chunk is renamed into place complete,
   never changed after); the open chunk is in memory only, and the feed refetches what it missed.
 * ``venue/sim.db`` and ``shadow/venue.db``: the simulated venue's book, only while no venue has it
@@ -32,9 +33,9 @@ from pathlib import Path
 from tradeplane.core.errors import OperationalError
 from tradeplane.durable import fsync_dir, fsync_file
 from tradeplane.journal import bar_store, files
+from tradeplane.journal.cursors import CURSOR_FILES
 
 DRIFT_FILES = ("drift_state.json", "live_drift.csv", "live_performance.json")
-TELEMETRY_CURSOR = "telemetry_cursor.json"
 VENUE_DBS = ("venue/sim.db", "shadow/venue.db")
 NEVER_COPIED = {
     ".env": "credentials are never copied: provision them on the machine you restore to",
@@ -98,7 +99,7 @@ def _private_dir(path: Path) -> None:
 def copy_side_files(state_dir: Path, tmp: Path, copied: list[Copied]) -> None:
     """Drift files, the telemetry cursor and the recorded bars, in the order a restore reads
     them against each other (the drift state before the rows and bars it was cut from)."""
-    for name in (*DRIFT_FILES, TELEMETRY_CURSOR):
+    for name in (*DRIFT_FILES, *CURSOR_FILES):
         with contextlib.suppress(FileNotFoundError):
             size = copy_prefix(state_dir / name, tmp / name, whole_lines=name.endswith(".csv"))
             copied.append(Copied(name, size))

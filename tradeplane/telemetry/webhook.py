@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from tradeplane.config.alerts import AlertsConfig, display_url, url_secrets
 from tradeplane.core.redact import redact, register_secrets
 from tradeplane.core.retry import Backoff
-from tradeplane.journal.files import atomic_write
+from tradeplane.journal.cursors import ALERTS_CURSOR, read_cursor, write_cursor
 from tradeplane.telemetry.alerts import Alert, Delivery
 
 if TYPE_CHECKING:
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
     from tradeplane.telemetry.metrics import ActorMetrics
 
 log = logging.getLogger("tradeplane.alerts")
-CURSOR_FILE = "alerts_cursor.json"
 USER_AGENT = "tradeplane-alerts/1"
 # Statuses a retry may fix; any other 4xx refuses the event for good (retrying would only
 # block the alerts behind it).
@@ -46,14 +44,7 @@ def load_cursor(state_dir: Path, default: int) -> int:
     """The seq to resume from (``alerts_cursor.json``); ``default`` on a first start (alerts
     from now on, none of older runs) or when the file is unreadable; never past ``default``,
     the journal's end."""
-    try:
-        seq = int(json.loads((state_dir / CURSOR_FILE).read_text(encoding="utf-8"))["seq"])
-    except FileNotFoundError:
-        return default
-    except (ValueError, KeyError, TypeError, OSError) as exc:
-        log.warning("%s unreadable (%s): alerts from the journal's end", CURSOR_FILE, exc)
-        return default
-    return max(0, min(seq, default))
+    return read_cursor(state_dir / ALERTS_CURSOR, default, what="alerts")
 
 
 class WebhookSender:
@@ -220,9 +211,7 @@ class WebhookSender:
         if self.state_dir is None or seq == self._saved:
             return
         self._saved = seq
-        body = json.dumps({"seq": seq, "ts": time.time()}).encode()
-        with contextlib.suppress(OSError):
-            atomic_write(self.state_dir / CURSOR_FILE, lambda fd: os.write(fd, body), fsync=False)
+        write_cursor(self.state_dir / ALERTS_CURSOR, seq)
 
     def _count(self, outcome: str, n: int = 1) -> None:
         if self._counters is not None:

@@ -313,12 +313,13 @@ def test_a_backup_taken_while_the_journal_is_written_is_a_consistent_prefix(
 # --- the other files of a state dir -----------------------------------------------------------
 
 
-def test_drift_files_telemetry_cursor_and_closed_bar_chunks_are_copied(
+def test_drift_files_cursors_and_closed_bar_chunks_are_copied(
     stopped: Path, tmp_path: Path
 ) -> None:
     (stopped / "drift_state.json").write_text('{"seq": 5}')
     (stopped / "live_drift.csv").write_text("ts,equity\n1,2\n3,4\n5,")  # a row being appended
     (stopped / "telemetry_cursor.json").write_text('{"seq": 4}')
+    (stopped / "alerts_cursor.json").write_text('{"seq": 3}')
     bars = stopped / "bars"
     bars.mkdir()
     (bars / "chunk-000001700000000-00000001.parquet").write_bytes(b"PAR1 closed")
@@ -330,6 +331,7 @@ def test_drift_files_telemetry_cursor_and_closed_bar_chunks_are_copied(
     assert (target / "drift_state.json").read_text() == '{"seq": 5}'
     assert (target / "live_drift.csv").read_text() == "ts,equity\n1,2\n3,4\n"
     assert (target / "telemetry_cursor.json").read_text() == '{"seq": 4}'
+    assert (target / "alerts_cursor.json").read_text() == '{"seq": 3}'  # undelivered alerts
     assert sorted(p.name for p in (target / "bars").iterdir()) == [
         "chunk-000001700000000-00000001.parquet"
     ]
