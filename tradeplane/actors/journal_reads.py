@@ -33,7 +33,7 @@ from tradeplane.core.errors import OperationalError
 from tradeplane.journal.files import DB_NAME, JSONL_NAME
 from tradeplane.journal.reader import JournalReader, verify_journal
 from tradeplane.journal.records import VerifyResult
-from tradeplane.journal.run_figures import FIGURE_KINDS, RunFigures
+from tradeplane.journal.run_figures import FIGURE_KINDS, RunFigures, status_strategy
 from tradeplane.protocol.events import STRATEGY_SNAPSHOT_SCOPE
 
 T = TypeVar("T")
@@ -62,14 +62,7 @@ def status_snapshot(
     status always had (positions flat again included, with what they realized). ``cache``: the
     journal actor's fold, carried on from where the last ``status`` left it."""
     figures = journal_figures(reader) if cache is None else cache.read(reader)
-    strategies = {
-        name: {
-            "positions": s["positions"],
-            "pnl": {k: s[k] for k in _PNL_KEYS},
-            "stats": {k: s[k] for k in ("intents", "orders", "fills", "denied")},
-        }
-        for name, s in figures["strategies"].items()
-    }
+    strategies = {name: status_strategy(s) for name, s in figures["strategies"].items()}
     return {
         "state_dir": str(reader.state_dir),
         "run": reader.get_state("supervisor", "run") or {},
@@ -84,9 +77,6 @@ def status_snapshot(
         "tail": reader.tail(tail),
         "last_seq": reader.meta().get("last_seq"),
     }
-
-
-_PNL_KEYS = ("capital", "equity", "realized_pnl", "unrealized_pnl", "fees", "total_pnl")
 
 
 def journal_figures(reader: JournalReader) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from tradeplane.cli.render import (
     standbys_line,
     telemetry_line,
 )
+from tradeplane.journal.run_figures import status_strategy
 
 _COLUMNS = (
     "strategy",
@@ -193,13 +194,10 @@ def with_journal_figures(live: dict[str, Any], figures: dict[str, Any]) -> dict[
     strategies = out.setdefault("strategies", {}) or {}
     out["strategies"] = strategies
     for name, s in (figures.get("strategies") or {}).items():
+        shaped = status_strategy(copy.deepcopy(s))
         beat = strategies.setdefault(name, {})
-        beat["positions"] = copy.deepcopy(s.get("positions") or {})
-        beat["pnl"] = {
-            k: s.get(k)
-            for k in ("capital", "equity", "realized_pnl", "unrealized_pnl", "fees", "total_pnl")
-        }
+        beat["positions"], beat["pnl"] = shaped["positions"], shaped["pnl"]
         stats = beat.setdefault("stats", {}) or {}
         beat["stats"] = stats
-        stats.update({k: s.get(k) for k in ("intents", "orders", "fills", "denied")})
+        stats.update(shaped["stats"])
     return out

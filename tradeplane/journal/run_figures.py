@@ -401,6 +401,20 @@ class RunFigures:
         }
 
 
+PNL_KEYS = ("capital", "equity", "realized_pnl", "unrealized_pnl", "fees", "total_pnl")
+STAT_KEYS = ("intents", "orders", "fills", "denied")
+
+
+def status_strategy(figures: Mapping[str, Any]) -> dict[str, Any]:
+    """One strategy's figures in the shape ``status`` always gave a strategy (its heartbeat's):
+    ``positions``, ``pnl`` and ``stats``."""
+    return {
+        "positions": figures["positions"],
+        "pnl": {k: figures[k] for k in PNL_KEYS},
+        "stats": {k: figures[k] for k in STAT_KEYS},
+    }
+
+
 def run_figures(
     lines: Iterable[Mapping[str, Any]],
     *,
